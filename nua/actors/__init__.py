@@ -1,0 +1,1 @@
+"""The actor tree: the supervisor and the actors it keeps running."""

@@ -1,0 +1,293 @@
+"""An Erlang/OTP-style supervisor on pykka.
+
+Children are declared as data (:class:`ChildSpec`) in a list that fixes their start
+order. The supervisor starts them one by one, confirming each is running before the
+next; watches for their exits (every :class:`SupervisedActor` reports its own);
+restarts them according to their restart type and the supervisor's strategy; and
+gives up when restarts come faster than its :class:`Intensity` allows, stopping
+every child in reverse order and failing itself so that its own supervisor (or, at
+the root, the daemon) hears of it. Every wait on a child is bounded by a timeout.
+"""
+
+from __future__ import annotations
+
+import enum
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, NoReturn
+
+import pykka
+
+from nua.actors._supervised import ChildContext, SupervisedActor, describe
+from nua.actors.directory import Directory
+from nua.actors.messages import ChildInfo, Exited, Ping, WhichChildren
+
+
+class Restart(enum.StrEnum):
+    """When a child that ended is started again (OTP's restart types)."""
+
+    PERMANENT = "permanent"  # always
+    TRANSIENT = "transient"  # only if it failed
+    TEMPORARY = "temporary"  # never
+
+
+class Strategy(enum.StrEnum):
+    """Which children are restarted along with the one that ended."""
+
+    ONE_FOR_ONE = "one_for_one"  # only that child
+    ONE_FOR_ALL = "one_for_all"  # every child
+    REST_FOR_ONE = "rest_for_one"  # that child and those started after it
+
+
+@dataclass(frozen=True)
+class ChildSpec:
+    """How to start one child and what to do when it ends."""
+
+    id: str
+    start: Callable[[ChildContext], pykka.ActorRef[Any]]
+    restart: Restart = Restart.PERMANENT
+    shutdown_s: float = 5.0
+    start_timeout_s: float = 5.0
+
+
+@dataclass(frozen=True)
+class Intensity:
+    """More than ``max_restarts`` restarts within ``max_seconds`` ends the supervisor."""
+
+    max_restarts: int = 3
+    max_seconds: float = 5.0
+
+
+class StartFailedError(RuntimeError):
+    """A child did not come up; the children started before it have been stopped."""
+
+    def __init__(self, child_id: str, reason: str) -> None:
+        super().__init__(f"child {child_id!r} failed to start: {reason}")
+        self.child_id = child_id
+        self.reason = reason
+
+
+class EscalationError(RuntimeError):
+    """Restart intensity was exceeded; the supervisor stopped its children and fails."""
+
+
+@dataclass
+class _Child:
+    spec: ChildSpec
+    ref: pykka.ActorRef[Any] | None = None
+    generation: int = 0
+    state: str = "stopped"
+    restarts: int = 0
+    started_at: str | None = None
+    last_error: str | None = None
+    # Ended and not to be restarted (a temporary child, or a transient one that stopped normally).
+    down: bool = False
+
+
+def _now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+class Supervisor(SupervisedActor):
+    """Starts, watches and restarts its children; a valid child of another supervisor."""
+
+    def __init__(
+        self,
+        context: ChildContext,
+        children: Sequence[ChildSpec],
+        *,
+        strategy: Strategy = Strategy.ONE_FOR_ONE,
+        intensity: Intensity | None = None,
+        directory: Directory | None = None,
+    ) -> None:
+        super().__init__(context)
+        ids = [spec.id for spec in children]
+        if len(set(ids)) != len(ids):
+            msg = f"child ids must be unique, got {ids}"
+            raise ValueError(msg)
+        self._children = [_Child(spec) for spec in children]
+        self._by_id = {child.spec.id: child for child in self._children}
+        self.strategy = strategy
+        self.intensity = intensity or Intensity()
+        self.directory = directory or Directory()
+        self._restart_times: deque[float] = deque()
+        # Written by children's threads, read by ours after their ActorDeadError.
+        self._exit_errors: dict[tuple[str, int], str | None] = {}
+
+    # -- lifecycle --------------------------------------------------------------
+
+    def on_start(self) -> None:
+        self.log.info("supervisor_starting", children=[c.spec.id for c in self._children], strategy=self.strategy)
+        self._start_in_order(self._children)
+
+    def on_stop(self) -> None:
+        self._stop_in_reverse(self._children)
+        self.log.info("supervisor_stopped")
+
+    def on_failure(self, *_exc_info: object) -> None:
+        self._stop_in_reverse(self._children)
+
+    def on_receive(self, message: Any) -> Any:
+        match message:
+            case Exited():
+                self._child_exited(message)
+                return None
+            case WhichChildren():
+                return self.which_children()
+            case _:
+                return super().on_receive(message)
+
+    # -- introspection ------------------------------------------------------------
+
+    def which_children(self) -> tuple[ChildInfo, ...]:
+        """Each child's id, state, restart count, start time and last error, nested supervisors included."""
+        return tuple(self._info(child) for child in self._children)
+
+    def _info(self, child: _Child) -> ChildInfo:
+        grandchildren: tuple[ChildInfo, ...] = ()
+        if child.ref is not None and issubclass(child.ref.actor_class, Supervisor):
+            try:
+                grandchildren = child.ref.ask(WhichChildren(), block=True, timeout=child.spec.start_timeout_s)
+            except (pykka.Timeout, pykka.ActorDeadError):
+                grandchildren = ()
+        return ChildInfo(
+            id=child.spec.id,
+            state=child.state,
+            restarts=child.restarts,
+            started_at=child.started_at,
+            last_error=child.last_error,
+            children=grandchildren,
+        )
+
+    # -- starting and stopping ----------------------------------------------------------
+
+    def _listener(self, exited: Exited) -> None:
+        # Runs in the child's thread.
+        self._exit_errors[(exited.child_id, exited.generation)] = exited.error
+        self.actor_ref.tell(exited)
+
+    def _start_in_order(self, children: Sequence[_Child]) -> None:
+        """Start ``children`` in order; on a failure stop those this call started and raise."""
+        started: list[_Child] = []
+        for child in children:
+            try:
+                self._start_child(child)
+            except StartFailedError:
+                self._stop_in_reverse(started)
+                raise
+            started.append(child)
+
+    def _start_child(self, child: _Child) -> None:
+        spec = child.spec
+        child.generation += 1
+        child.state = "starting"
+        context = ChildContext(spec.id, child.generation, self._listener)
+        try:
+            ref = spec.start(context)
+        except Exception as exc:  # noqa: BLE001 - whatever the start function raised is the reason
+            self._start_failed(child, describe(exc) or "start function failed")
+        try:
+            ref.ask(Ping(), timeout=spec.start_timeout_s)
+        except pykka.ActorDeadError:
+            reason = self._exit_errors.pop((spec.id, child.generation), None) or "stopped while starting"
+            self._start_failed(child, reason)
+        except pykka.Timeout:
+            ref.stop(block=False)
+            self._start_failed(child, f"not running within {spec.start_timeout_s} s")
+        child.down = False
+        child.ref = ref
+        child.state = "running"
+        child.started_at = _now_iso()
+        self.directory.register(spec.id, ref)
+        self.log.info("child_started", child=spec.id, generation=child.generation)
+
+    def _start_failed(self, child: _Child, reason: str) -> NoReturn:
+        child.state = "failed"
+        child.last_error = reason
+        self.log.error("child_start_failed", child=child.spec.id, reason=reason)
+        raise StartFailedError(child.spec.id, reason)
+
+    def _stop_in_reverse(self, children: Sequence[_Child]) -> None:
+        for child in reversed(children):
+            self._stop_child(child)
+
+    def _stop_child(self, child: _Child) -> None:
+        ref, child.ref = child.ref, None
+        if ref is None:
+            return
+        child.state = "stopping"
+        self.directory.unregister(child.spec.id, ref)
+        try:
+            ref.stop(block=True, timeout=child.spec.shutdown_s)
+        except pykka.Timeout:
+            # Threads cannot be killed: log it, forget it, let the process exit anyway.
+            self.log.error("child_abandoned", child=child.spec.id, timeout_s=child.spec.shutdown_s)
+        child.state = "stopped"
+        self._exit_errors.pop((child.spec.id, child.generation), None)
+
+    # -- exits and restarts -------------------------------------------------------------
+
+    def _child_exited(self, exited: Exited) -> None:
+        child = self._by_id.get(exited.child_id)
+        self._exit_errors.pop((exited.child_id, exited.generation), None)
+        if child is None or exited.generation != child.generation or child.state != "running":
+            return  # an incarnation we replaced or stopped ourselves
+        if child.ref is not None:
+            self.directory.unregister(child.spec.id, child.ref)
+        child.ref = None
+        child.state = "failed" if exited.error else "stopped"
+        if exited.error:
+            child.last_error = exited.error
+        self.log.warning("child_exited", child=child.spec.id, error=exited.error)
+        restart = child.spec.restart
+        if restart is Restart.TEMPORARY or (restart is Restart.TRANSIENT and exited.error is None):
+            child.down = True
+            return
+        self._restart(child, exited.error or "stopped")
+
+    def _restart(self, child: _Child, reason: str) -> None:
+        while True:
+            self._count_restart(child, reason)
+            group = self._restart_group(child)
+            for other in reversed(group):
+                if other is not child:
+                    self._stop_child(other)
+            try:
+                self._start_in_order(group)
+            except StartFailedError as exc:
+                child, reason = self._by_id[exc.child_id], exc.reason
+                continue
+            for member in group:
+                member.restarts += 1
+            return
+
+    def _restart_group(self, child: _Child) -> list[_Child]:
+        """The crashed child plus those the strategy restarts with it, in start order."""
+        if self.strategy is Strategy.ONE_FOR_ONE:
+            return [child]
+        index = self._children.index(child) if self.strategy is Strategy.REST_FOR_ONE else 0
+        return [c for c in self._children[index:] if not c.down]
+
+    def _count_restart(self, child: _Child, reason: str) -> None:
+        now = time.monotonic()
+        self._restart_times.append(now)
+        while self._restart_times and now - self._restart_times[0] > self.intensity.max_seconds:
+            self._restart_times.popleft()
+        if len(self._restart_times) <= self.intensity.max_restarts:
+            return
+        self.log.error(
+            "restart_intensity_reached",
+            child=child.spec.id,
+            reason=reason,
+            max_restarts=self.intensity.max_restarts,
+            max_seconds=self.intensity.max_seconds,
+        )
+        self._stop_in_reverse(self._children)
+        msg = (
+            f"more than {self.intensity.max_restarts} restarts in {self.intensity.max_seconds} s;"
+            f" last: {child.spec.id}: {reason}"
+        )
+        raise EscalationError(msg)

@@ -1,0 +1,283 @@
+"""Settings: packaged defaults < a config file < ``NUA_<SECTION>_<KEY>`` variables.
+
+The defaults live in ``params.toml`` (shipped inside the package) and are also the
+schema: the dataclasses below name every key and its type, and a test checks that
+both agree. Every mistake an operator can make (an unknown key, a wrong type, an
+unreadable file) becomes a :class:`SettingsError` naming the key and where it came
+from, never a traceback.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import typing
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import toml
+
+ENV_PREFIX = "NUA_"
+CONFIG_ENV = "NUA_CONFIG"
+
+
+class SettingsError(Exception):
+    """A setting is unknown, of the wrong type, or its file cannot be read."""
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    pid_file: str
+    exit_flag: str
+    log_file: str
+    log_level: str
+    start_zmq_server: bool
+    stop_timeout_s: float
+
+
+@dataclass(frozen=True)
+class ZmqSettings:
+    address: str
+    port: int
+    endpoint: str
+
+    @property
+    def bind_endpoint(self) -> str:
+        """The ZeroMQ endpoint the gateway binds and clients connect to."""
+        return self.endpoint or f"tcp://{self.address}:{self.port}"
+
+
+@dataclass(frozen=True)
+class DbSettings:
+    backend: str
+    url: str
+    sqlite_synchronous: str
+    max_batch: int
+
+
+@dataclass(frozen=True)
+class SecuritySettings:
+    scrypt_n: int
+    scrypt_r: int
+    scrypt_p: int
+
+
+@dataclass(frozen=True)
+class SupervisorSettings:
+    max_restarts: int
+    max_seconds: float
+    shutdown_timeout_s: float
+
+
+@dataclass(frozen=True)
+class RpcSettings:
+    plugins: list[str]
+    call_timeout_s: float
+    max_message_bytes: int
+    max_in_flight: int
+
+
+@dataclass(frozen=True)
+class DebugSettings:
+    allow_fault_injection: bool
+    tracebacks: bool
+
+
+@dataclass(frozen=True)
+class Settings:
+    server: ServerSettings
+    zmq: ZmqSettings
+    db: DbSettings
+    security: SecuritySettings
+    supervisor: SupervisorSettings
+    rpc: RpcSettings
+    debug: DebugSettings
+    # Where the overrides came from, for messages and for SIGHUP's re-read.
+    config_file: Path | None = field(default=None, compare=False)
+
+
+_SECTIONS: dict[str, type[Any]] = {
+    f.name: typing.get_type_hints(Settings)[f.name]
+    for f in dataclasses.fields(Settings)
+    if f.name != "config_file"
+}
+_VALIDATORS: dict[tuple[str, str], tuple[frozenset[str], str]] = {
+    ("server", "log_level"): (frozenset({"debug", "info", "warning", "error"}), "a log level"),
+    ("db", "sqlite_synchronous"): (frozenset({"OFF", "NORMAL", "FULL", "EXTRA"}), "a synchronous mode"),
+}
+
+
+def _section_types(section: str) -> dict[str, Any]:
+    return typing.get_type_hints(_SECTIONS[section])
+
+
+def _check_value(section: str, key: str, value: Any, source: str) -> Any:
+    expected = _section_types(section)[key]
+    name = f"[{section}] {key}"
+    if expected is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    origin = typing.get_origin(expected)
+    if origin is list:
+        (item,) = typing.get_args(expected)
+        ok = isinstance(value, list) and all(isinstance(v, item) for v in value)
+        wanted = f"a list of {item.__name__}"
+    elif expected is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+        wanted = "an integer"
+    else:
+        ok = isinstance(value, expected)
+        wanted = {bool: "true or false", float: "a number", str: "a string"}.get(expected, str(expected))
+    if not ok:
+        msg = f"{source}: {name} must be {wanted}, got {value!r}"
+        raise SettingsError(msg)
+    if (section, key) in _VALIDATORS:
+        allowed, what = _VALIDATORS[(section, key)]
+        if value not in allowed:
+            msg = f"{source}: {name} must be {what} ({', '.join(sorted(allowed))}), got {value!r}"
+            raise SettingsError(msg)
+    return value
+
+
+def _parse_env_value(section: str, key: str, raw: str, source: str) -> Any:
+    expected = _section_types(section)[key]
+    if expected is str:
+        return raw
+    if expected is bool:
+        lowered = raw.strip().lower()
+        if lowered in {"1", "true", "yes", "on"}:
+            return True
+        if lowered in {"0", "false", "no", "off"}:
+            return False
+        msg = f"{source}: [{section}] {key} must be true or false, got {raw!r}"
+        raise SettingsError(msg)
+    if typing.get_origin(expected) is list:
+        return [item.strip() for item in raw.split(",") if item.strip()]
+    try:
+        return expected(raw)
+    except ValueError:
+        kind = "an integer" if expected is int else "a number"
+        msg = f"{source}: [{section}] {key} must be {kind}, got {raw!r}"
+        raise SettingsError(msg) from None
+
+
+def _merge(into: dict[str, dict[str, Any]], overrides: dict[str, Any], source: str) -> None:
+    for section, values in overrides.items():
+        if section not in _SECTIONS:
+            msg = f"{source}: unknown section [{section}] (known: {', '.join(_SECTIONS)})"
+            raise SettingsError(msg)
+        if not isinstance(values, dict):
+            msg = f"{source}: [{section}] must be a table"
+            raise SettingsError(msg)
+        for key, value in values.items():
+            if key not in _section_types(section):
+                msg = f"{source}: unknown key [{section}] {key}"
+                raise SettingsError(msg)
+            into[section][key] = _check_value(section, key, value, source)
+
+
+def _read_toml(text: str, source: str) -> dict[str, Any]:
+    try:
+        return dict(toml.loads(text))
+    except toml.TomlDecodeError as exc:
+        msg = f"{source}: not valid TOML: {exc}"
+        raise SettingsError(msg) from None
+
+
+def _read_file(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        msg = f"{path}: cannot read config file: {exc}"
+        raise SettingsError(msg) from None
+    return _read_toml(text, str(path))
+
+
+def defaults_text() -> str:
+    """The packaged ``params.toml``, the documented defaults."""
+    return resources.files("nua").joinpath("params.toml").read_text(encoding="utf-8")
+
+
+def _private_dirs() -> dict[str, str]:
+    """Per-user directories: the daemon never writes to a shared, world-writable path."""
+    if os.geteuid() == 0:
+        return {"runtime_dir": "/run/nua", "state_dir": "/var/lib/nua", "log_dir": "/var/log/nua"}
+    runtime = os.environ.get("XDG_RUNTIME_DIR")
+    runtime_dir = f"{runtime}/nua" if runtime else f"/tmp/nua-{os.getuid()}"  # noqa: S108 - made 0700 and owner-checked
+    state_home = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return {"runtime_dir": runtime_dir, "state_dir": f"{state_home}/nua", "log_dir": f"{state_home}/nua"}
+
+
+def _expand(values: dict[str, dict[str, Any]]) -> None:
+    dirs = _private_dirs()
+    for section in values.values():
+        for key, value in section.items():
+            if isinstance(value, str) and "{" in value:
+                section[key] = value.format_map(_KeepUnknown(dirs))
+
+
+class _KeepUnknown(dict[str, str]):
+    def __missing__(self, key: str) -> str:
+        return "{" + key + "}"
+
+
+def load(config_file: str | Path | None = None, environ: typing.Mapping[str, str] | None = None) -> Settings:
+    """Build the settings from the defaults, ``config_file`` (or ``$NUA_CONFIG``) and the environment."""
+    env = os.environ if environ is None else environ
+    values: dict[str, dict[str, Any]] = {s: {} for s in _SECTIONS}
+    _merge(values, _read_toml(defaults_text(), "params.toml (defaults)"), "params.toml (defaults)")
+    missing = [f"[{s}] {k}" for s in _SECTIONS for k in _section_types(s) if k not in values[s]]
+    if missing:
+        msg = f"params.toml (defaults): missing {', '.join(missing)}"
+        raise SettingsError(msg)
+
+    path_text = str(config_file) if config_file is not None else env.get(CONFIG_ENV, "")
+    path = Path(path_text).expanduser() if path_text else None
+    if path is not None:
+        _merge(values, _read_file(path), str(path))
+
+    for name, raw in env.items():
+        if not name.startswith(ENV_PREFIX) or name == CONFIG_ENV:
+            continue
+        section, _, key = name[len(ENV_PREFIX) :].lower().partition("_")
+        if section not in _SECTIONS:
+            continue  # other NUA_* variables (NUA_TEST_PG_URL, ...) are not settings
+        if key not in _section_types(section):
+            msg = f"environment: unknown setting {name} (no key [{section}] {key})"
+            raise SettingsError(msg)
+        source = f"environment {name}"
+        values[section][key] = _check_value(section, key, _parse_env_value(section, key, raw, source), source)
+
+    _expand(values)
+    sections = {s: cls(**values[s]) for s, cls in _SECTIONS.items()}
+    return Settings(**sections, config_file=path)
+
+
+def private_dir(path: str | Path) -> Path:
+    """Create ``path`` as a 0700 directory owned by us, refusing one that someone else controls."""
+    directory = Path(path)
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    info = directory.stat()
+    if info.st_uid != os.geteuid():
+        msg = f"{directory} belongs to uid {info.st_uid}, not to us: refusing to use it"
+        raise SettingsError(msg)
+    if info.st_mode & 0o022:
+        directory.chmod(0o700)
+    return directory
+
+
+__all__ = [
+    "CONFIG_ENV",
+    "DbSettings",
+    "DebugSettings",
+    "RpcSettings",
+    "SecuritySettings",
+    "ServerSettings",
+    "Settings",
+    "SettingsError",
+    "SupervisorSettings",
+    "ZmqSettings",
+    "load",
+    "private_dir",
+]
