@@ -9,7 +9,6 @@ with ``ActorDeadError``, so whoever sees that error can already read the reason.
 from __future__ import annotations
 
 import sys
-import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
@@ -88,11 +87,7 @@ class SupervisedActor(pykka.ThreadingActor):
         # Replaces pykka's handler to log through structlog with the actor's id
         # and to remember the cause for the exit report.
         self._failure = exception_value
-        self.log.error(
-            "actor_failed",
-            error=describe(exception_value),
-            traceback="".join(traceback.format_exception(exception_type, exception_value, tb)),
-        )
+        self.log.error("actor_failed", error=describe(exception_value), exc_info=(exception_type, exception_value, tb))
         pykka.ActorRegistry.unregister(self.actor_ref)
         self.actor_stopped.set()
 

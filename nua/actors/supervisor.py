@@ -11,6 +11,7 @@ the root, the daemon) hears of it. Every wait on a child is bounded by a timeout
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import time
 from collections import deque
@@ -167,7 +168,8 @@ class Supervisor(SupervisedActor):
     def _listener(self, exited: Exited) -> None:
         # Runs in the child's thread.
         self._exit_errors[(exited.child_id, exited.generation)] = exited.error
-        self.actor_ref.tell(exited)
+        with contextlib.suppress(pykka.ActorDeadError):  # we are stopping and stopped it ourselves
+            self.actor_ref.tell(exited)
 
     def _start_in_order(self, children: Sequence[_Child]) -> None:
         """Start ``children`` in order; on a failure stop those this call started and raise."""
