@@ -1,0 +1,70 @@
+"""Logs: JSON lines in the file, bound actor ids, and pykka's own failures routed in."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pykka
+import pytest
+
+from nua import log
+from nua.actors._supervised import ChildContext, SupervisedActor
+from nua.actors.messages import Crash, Exited
+
+
+@pytest.fixture
+def log_file(tmp_path: Path) -> Iterator[Path]:
+    path = tmp_path / "logs" / "nua.log"
+    log.configure("info", log_file=path)
+    yield path
+    log.configure("info")
+
+
+def records(path: Path) -> list[dict[str, Any]]:
+    for handler in logging.getLogger().handlers:
+        handler.flush()
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def test_structlog_lines_are_json_with_their_bound_fields(log_file: Path) -> None:
+    log.get("nua.test", actor="gateway").info("bound", clients=3)
+    (record,) = records(log_file)
+    assert record["event"] == "bound"
+    assert record["actor"] == "gateway"
+    assert record["clients"] == 3
+    assert record["level"] == "info"
+    assert "timestamp" in record
+
+
+def test_an_actor_dying_in_a_tell_is_logged_with_its_id(log_file: Path) -> None:
+    exits: list[Exited] = []
+    ref = SupervisedActor.start(ChildContext("worker", 1, exits.append))
+    ref.tell(Crash("boom"))
+    ref.stop(block=True, timeout=5)  # answered by the dead actor's teardown, after its exit report
+    (failure,) = [r for r in records(log_file) if r["event"] == "actor_failed"]
+    assert failure["actor"] == "worker"
+    assert failure["error"] == "InjectedFaultError: boom"
+    assert "Traceback" in failure["exception"]
+    assert exits == [Exited("worker", 1, "InjectedFaultError: boom")]
+
+
+def test_pykka_own_logger_is_routed_to_the_file(log_file: Path) -> None:
+    class Plain(pykka.ThreadingActor):
+        def on_receive(self, message: Any) -> Any:
+            raise ValueError(message)
+
+    ref = Plain.start()
+    ref.tell("not a plain actor's day")
+    ref.stop(block=True, timeout=5)
+    assert any(r["logger"] == "pykka" and "Unhandled exception" in r["event"] for r in records(log_file))
+
+
+def test_set_level_filters_at_once(log_file: Path) -> None:
+    log.set_level("warning")
+    log.get("nua.test").info("hidden")
+    log.get("nua.test").warning("shown")
+    assert [r["event"] for r in records(log_file)] == ["shown"]
