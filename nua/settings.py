@@ -199,18 +199,18 @@ def defaults_text() -> str:
     return resources.files("nua").joinpath("params.toml").read_text(encoding="utf-8")
 
 
-def _private_dirs() -> dict[str, str]:
+def _private_dirs(env: typing.Mapping[str, str]) -> dict[str, str]:
     """Per-user directories: the daemon never writes to a shared, world-writable path."""
     if os.geteuid() == 0:
         return {"runtime_dir": "/run/nua", "state_dir": "/var/lib/nua", "log_dir": "/var/log/nua"}
-    runtime = os.environ.get("XDG_RUNTIME_DIR")
+    runtime = env.get("XDG_RUNTIME_DIR")
     runtime_dir = f"{runtime}/nua" if runtime else f"/tmp/nua-{os.getuid()}"  # noqa: S108 - made 0700 and owner-checked
-    state_home = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    state_home = env.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
     return {"runtime_dir": runtime_dir, "state_dir": f"{state_home}/nua", "log_dir": f"{state_home}/nua"}
 
 
-def _expand(values: dict[str, dict[str, Any]]) -> None:
-    dirs = _private_dirs()
+def _expand(values: dict[str, dict[str, Any]], env: typing.Mapping[str, str]) -> None:
+    dirs = _private_dirs(env)
     for section in values.values():
         for key, value in section.items():
             if isinstance(value, str) and "{" in value:
@@ -249,7 +249,7 @@ def load(config_file: str | Path | None = None, environ: typing.Mapping[str, str
         source = f"environment {name}"
         values[section][key] = _check_value(section, key, _parse_env_value(section, key, raw, source), source)
 
-    _expand(values)
+    _expand(values, env)
     sections = {s: cls(**values[s]) for s, cls in _SECTIONS.items()}
     return Settings(**sections, config_file=path)
 

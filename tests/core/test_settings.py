@@ -41,8 +41,7 @@ def test_defaults_keep_the_original_names_and_values() -> None:
 def test_default_paths_are_private_to_the_user(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setattr(settings.os, "geteuid", lambda: 1000)
     env = {"XDG_RUNTIME_DIR": str(tmp_path / "run"), "XDG_STATE_HOME": str(tmp_path / "state")}
-    monkeypatch.setattr(settings.os, "environ", env)
-    loaded = settings.load(environ={})
+    loaded = settings.load(environ=env)
     assert loaded.server.pid_file == f"{tmp_path}/run/nua/nua-orchestrator.pid"
     assert loaded.server.log_file == f"{tmp_path}/state/nua/nua-orchestrator.log"
     assert loaded.db.url == f"sqlite:///{tmp_path}/state/nua/nua.db"
