@@ -1,0 +1,202 @@
+"""The commands the DB writer executes: small frozen dataclasses, one per operation.
+
+A command is trusted data: build it with :mod:`nua.model.prepare`, which
+validates what a client sent and hashes passwords in the caller's thread, so that
+the writer's serial section is database work only. Ask the writer with
+``directory.lookup("db_writer").ask(command, block=False)``; the future resolves
+once the transaction holding the command is durable, with a JSON-ready value (see
+each class) or a :class:`nua.model.errors.ModelError`.
+"""
+
+from __future__ import annotations
+
+import typing
+from dataclasses import dataclass
+from typing import Any, Literal
+
+# Columns of ``users`` that UpdateUser may change; "password_hash" takes a hash from nua.model.password.
+UserField = Literal["username", "email", "role", "display_name", "password_hash"]
+
+
+# -- users ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AddUser:
+    """Insert a user. Replies with the user's dict.
+
+    ``id`` ``None``, negative or already taken means the next free id (the
+    largest id plus one). Fails with ConflictError naming ``username`` or ``email``.
+    """
+
+    username: str
+    email: str
+    password_hash: str
+    id: int | None = None
+    role: str = "user"
+    display_name: str = ""
+
+
+@dataclass(frozen=True)
+class GetUser:
+    """Replies with the user's dict; NotFoundError when there is none."""
+
+    id: int
+
+
+@dataclass(frozen=True)
+class ListUsers:
+    """Replies with a list of user dicts ordered by id.
+
+    ``all`` or no filter at all lists every user; otherwise a user is listed when
+    its id is in ``ids``, its username in ``names`` or its email in ``mails``.
+    """
+
+    all: bool = False
+    ids: tuple[int, ...] = ()
+    names: tuple[str, ...] = ()
+    mails: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class CountUsers:
+    """Replies with the number of users."""
+
+
+@dataclass(frozen=True)
+class UpdateUser:
+    """Set one field of one user; replies with the updated user's dict.
+
+    NotFoundError for an unknown id, ConflictError for a taken username or email.
+    """
+
+    id: int
+    field: UserField
+    value: str
+
+
+@dataclass(frozen=True)
+class DeleteUsers:
+    """Delete the users with these ids; replies with how many existed and were deleted."""
+
+    ids: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class DeleteAllUsers:
+    """Delete every user; replies with how many were deleted."""
+
+
+# -- groups -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AddGroup:
+    """Create a group; replies with its dict. ConflictError when the name is taken."""
+
+    name: str
+    source: str = ""
+
+
+@dataclass(frozen=True)
+class ListGroups:
+    """Replies with every group's dict, ordered by name, each with its member count."""
+
+
+@dataclass(frozen=True)
+class DeleteGroup:
+    """Delete a group (its memberships go with it); replies with 1, or 0 when there was none."""
+
+    name: str
+
+
+@dataclass(frozen=True)
+class AddGroupMembers:
+    """Add users to a group; replies with how many memberships were new.
+
+    NotFoundError for an unknown group or user id (then nothing is added).
+    """
+
+    group: str
+    user_ids: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class RemoveGroupMembers:
+    """Remove users from a group; replies with how many memberships were removed."""
+
+    group: str
+    user_ids: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class GroupMembers:
+    """Replies with the member users' dicts ordered by id; NotFoundError for an unknown group."""
+
+    group: str
+
+
+# -- settings ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GetSetting:
+    """Replies with the setting's dict (``key``, ``value``, ``updated_at``); NotFoundError when absent."""
+
+    key: str
+
+
+@dataclass(frozen=True)
+class SetSetting:
+    """Create or replace a setting; replies with its dict. ``value`` is any JSON value."""
+
+    key: str
+    value: Any
+
+
+@dataclass(frozen=True)
+class ListSettings:
+    """Replies with every setting's dict, ordered by key."""
+
+
+Command = (
+    AddUser
+    | GetUser
+    | ListUsers
+    | CountUsers
+    | UpdateUser
+    | DeleteUsers
+    | DeleteAllUsers
+    | AddGroup
+    | ListGroups
+    | DeleteGroup
+    | AddGroupMembers
+    | RemoveGroupMembers
+    | GroupMembers
+    | GetSetting
+    | SetSetting
+    | ListSettings
+)
+COMMAND_TYPES: tuple[type[Any], ...] = typing.get_args(Command)
+
+__all__ = [
+    "COMMAND_TYPES",
+    "AddGroup",
+    "AddGroupMembers",
+    "AddUser",
+    "Command",
+    "CountUsers",
+    "DeleteAllUsers",
+    "DeleteGroup",
+    "DeleteUsers",
+    "GetSetting",
+    "GetUser",
+    "GroupMembers",
+    "ListGroups",
+    "ListSettings",
+    "ListUsers",
+    "RemoveGroupMembers",
+    "SetSetting",
+    "UpdateUser",
+    "UserField",
+]
