@@ -1,0 +1,100 @@
+"""``nua-orchestrator``: start, stop, restart and query the daemon.
+
+Exit codes follow the LSB init-script conventions: 0 success, 1 failure, 2 bad
+usage, 6 not configured (the settings are wrong); ``status`` exits 0 running, 1
+dead with a pid file left, 3 not running, 4 unknown.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import nua
+from nua.daemon import control
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="nua-orchestrator",
+        description="Run and control the nua orchestrator daemon.",
+        epilog=(
+            "Settings come from the packaged params.toml, then the --config file (or $NUA_CONFIG),"
+            " then NUA_<SECTION>_<KEY> environment variables."
+        ),
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {nua.__version__}")
+    parser.add_argument("--config", metavar="PATH", help="settings file (TOML) overriding the defaults")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    start = commands.add_parser("start", help="start the daemon; returns once it serves")
+    start.add_argument(
+        "--foreground", action="store_true", help="run in this process, logging to the console (systemd, containers)"
+    )
+    commands.add_parser("run", help="the same as start --foreground")
+    commands.add_parser("stop", help="stop the daemon gracefully; returns once it is gone")
+    commands.add_parser("restart", help="stop the daemon, then start a new one")
+    status = commands.add_parser("status", help="whether the daemon runs, and its actor tree (LSB exit codes)")
+    status.add_argument("--json", action="store_true", help="one JSON object, for scripts")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    match args.command:
+        case "start":
+            return control.start(args.config, foreground=args.foreground)
+        case "run":
+            return control.start(args.config, foreground=True)
+        case "stop":
+            return control.stop(args.config)
+        case "restart":
+            return control.restart(args.config)
+        case _:
+            report = control.status(args.config)
+            if args.json:
+                print(json.dumps(report, indent=2, sort_keys=True))  # noqa: T201
+            else:
+                print(format_status(report))  # noqa: T201
+            return int(report["code"])
+
+
+def format_status(report: dict[str, Any]) -> str:
+    """The status report for humans: a summary, then the actor tree."""
+    lines = [f"nua-orchestrator: {report['message']}"]
+    labels = (
+        ("pid", "pid"),
+        ("uptime_s", "uptime"),
+        ("endpoint", "endpoint"),
+        ("db_url", "database"),
+        ("log_file", "log file"),
+        ("methods", "rpc methods"),
+    )
+    if report.get("running"):
+        for key, label in labels:
+            value = report.get(key)
+            if key == "uptime_s" and isinstance(value, int | float):
+                value = f"{value:.0f} s"
+            if value is not None:
+                lines.append(f"  {label + ':':<13}{value}")
+    tree = report.get("tree")
+    if isinstance(tree, dict):
+        lines.append("  actors:")
+        lines.extend(_tree_lines(tree, depth=2))
+    return "\n".join(lines)
+
+
+def _tree_lines(node: dict[str, Any], depth: int) -> list[str]:
+    text = f"{'  ' * depth}{node.get('id')}: {node.get('state')}, restarts {node.get('restarts')}"
+    if node.get("last_error"):
+        text += f", last error: {node['last_error']}"
+    lines = [text]
+    for child in node.get("children") or ():
+        lines.extend(_tree_lines(child, depth + 1))
+    return lines
+
+
+if __name__ == "__main__":
+    sys.exit(main())

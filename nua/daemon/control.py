@@ -1,0 +1,299 @@
+"""``start``, ``stop``, ``restart`` and ``status``: what an operator runs, as functions.
+
+Each returns the exit code the ``nua-orchestrator`` command exits with (``status``
+returns a dict carrying it) and prints one line saying what happened. They find
+the daemon through the pid file's lock, never through the file's mere existence.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import select
+import signal
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from nua import settings
+from nua.daemon import pidfile
+from nua.daemon.endpoint import ipc_path, is_free
+
+# LSB init-script exit codes.
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_NOT_CONFIGURED = 6
+STATUS_RUNNING = 0
+STATUS_DEAD_PID_FILE = 1
+STATUS_NOT_RUNNING = 3
+STATUS_UNKNOWN = 4
+
+NAME = "nua-orchestrator"
+# `status` must never hang on a stuck daemon.
+STATUS_RPC_TIMEOUT_S = 2.0
+# After SIGKILL the kernel needs a moment to reap; beyond this something is badly wrong.
+KILL_WAIT_S = 5.0
+# How long the original process waits for a daemonised one to say it is ready.
+READY_TIMEOUT_S = 120.0
+
+
+def _say(message: str) -> None:
+    print(f"{NAME}: {message}", flush=True)  # noqa: T201 - the commands' output
+
+
+def _complain(message: str) -> None:
+    print(f"{NAME}: {message}", file=sys.stderr, flush=True)  # noqa: T201
+
+
+def _load(config: str | Path | None) -> settings.Settings | None:
+    try:
+        return settings.load(config)
+    except settings.SettingsError as exc:
+        _complain(str(exc))
+        return None
+
+
+# -- start -----------------------------------------------------------------------------
+
+
+def start(config: str | Path | None = None, *, foreground: bool = False) -> int:
+    """Start the daemon; return when it is ready (or has failed), or run it here with ``foreground``."""
+    loaded = _load(config)
+    if loaded is None:
+        return EXIT_NOT_CONFIGURED
+    state = pidfile.inspect(Path(loaded.server.pid_file))
+    if state.locked:
+        _say(f"already running (pid {state.pid})")
+        return EXIT_OK
+    try:
+        settings.private_dir(Path(loaded.server.pid_file).parent)
+    except (OSError, settings.SettingsError) as exc:
+        _complain(f"cannot prepare the runtime directory: {exc}")
+        return EXIT_FAILED
+
+    # Imported here: `status` and `stop` need none of the actor machinery.
+    from nua.daemon import daemonize, runner  # noqa: PLC0415
+
+    if foreground:
+        return runner.run(loaded, foreground=True)
+    outcome = daemonize.daemonize(READY_TIMEOUT_S)
+    if isinstance(outcome, daemonize.Readiness):
+        # The daemon: it must never return into the caller's code (a script that
+        # called nua.start() would carry on twice).
+        code = runner.run(loaded, foreground=False, readiness=outcome)
+        os._exit(code)
+    return _report_start(outcome, loaded)
+
+
+def _report_start(report: Any, loaded: settings.Settings) -> int:
+    from nua.daemon.daemonize import Outcome  # noqa: PLC0415
+
+    match report.outcome:
+        case Outcome.READY:
+            _say(f"started (pid {report.pid}, endpoint {loaded.zmq.bind_endpoint}, log {loaded.server.log_file})")
+            return EXIT_OK
+        case Outcome.RUNNING:
+            _say(f"already running (pid {report.pid})")
+            return EXIT_OK
+        case _:
+            _complain(f"failed to start: {report.reason}. See the log: {loaded.server.log_file}")
+            return EXIT_FAILED
+
+
+# -- stop ------------------------------------------------------------------------------
+
+
+def stop(config: str | Path | None = None) -> int:
+    """Stop the daemon gracefully, forcefully if it will not; return when it is gone."""
+    loaded = _load(config)
+    if loaded is None:
+        return EXIT_NOT_CONFIGURED
+    path = Path(loaded.server.pid_file)
+    state = pidfile.inspect(path)
+    if not state.locked:
+        if state.exists and pidfile.remove_stale(path):
+            _say(f"not running (removed a stale pid file naming pid {state.pid})")
+        else:
+            _say("not running")
+        return EXIT_OK
+    if state.pid is None:
+        _complain(f"a process holds the lock of {path} but the file names no pid; stop it by hand")
+        return EXIT_FAILED
+    if not _stop_process(state.pid, loaded.server.stop_timeout_s):
+        _complain(f"pid {state.pid} survived SIGKILL")
+        return EXIT_FAILED
+    _clean_after(loaded, path)
+    if not _wait_endpoint_free(loaded.zmq.bind_endpoint, KILL_WAIT_S):
+        _complain(f"stopped pid {state.pid}, but {loaded.zmq.bind_endpoint} is still in use by another process")
+        return EXIT_FAILED
+    _say(f"stopped (pid {state.pid})")
+    return EXIT_OK
+
+
+def _stop_process(pid: int, timeout_s: float) -> bool:
+    """SIGTERM, wait; SIGTERM again (the daemon stops waiting for its actors), wait; SIGKILL."""
+    for signum, wait_s in ((signal.SIGTERM, timeout_s), (signal.SIGTERM, timeout_s / 2), (signal.SIGKILL, KILL_WAIT_S)):
+        try:
+            os.kill(pid, signum)
+        except ProcessLookupError:
+            return True
+        if wait_gone(pid, wait_s):
+            return True
+        _complain(f"pid {pid} still running {wait_s:.1f} s after {signum.name}")
+    return False
+
+
+def wait_gone(pid: int, timeout_s: float) -> bool:
+    """Wait until process ``pid`` has exited (not merely been signalled); ``True`` if it has."""
+    try:
+        pidfd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return True
+    except OSError:  # no pidfd (old kernel): psutil polls instead
+        try:
+            psutil.Process(pid).wait(timeout_s)
+        except psutil.NoSuchProcess:
+            return True
+        except psutil.TimeoutExpired:
+            return False
+        return True
+    try:
+        # A pidfd becomes readable when the process exits: no polling.
+        readable, _, _ = select.select([pidfd], [], [], timeout_s)
+        return bool(readable)
+    finally:
+        os.close(pidfd)
+
+
+def _clean_after(loaded: settings.Settings, path: Path) -> None:
+    """Remove what a killed daemon could not: its pid file and socket file, if no one owns them."""
+    pidfile.remove_stale(path)
+    socket_file = ipc_path(loaded.zmq.bind_endpoint)
+    if socket_file is not None and socket_file.is_socket() and is_free(loaded.zmq.bind_endpoint):
+        with contextlib.suppress(FileNotFoundError):
+            socket_file.unlink()
+
+
+def _wait_endpoint_free(endpoint: str, timeout_s: float) -> bool:
+    # The kernel closes a dead process's sockets before its pidfd turns
+    # readable, so this normally succeeds at once; it only waits (briefly,
+    # bounded) for another process that took the endpoint meanwhile.
+    deadline = time.monotonic() + timeout_s
+    while not is_free(endpoint):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+# -- restart ---------------------------------------------------------------------------
+
+
+def restart(config: str | Path | None = None) -> int:
+    """Stop the daemon, wait until its process is gone, then start a new one."""
+    code = stop(config)
+    if code != EXIT_OK:
+        return code
+    return start(config)
+
+
+# -- status ----------------------------------------------------------------------------
+
+
+def status(config: str | Path | None = None) -> dict[str, Any]:
+    """The daemon's state as a dict; ``code`` is the LSB status exit code.
+
+    ``state`` is ``running``, ``dead`` (a pid file is left but no process holds
+    its lock), ``stopped`` or ``unknown``. When running, the daemon's own account
+    (``sys_status``: pid, uptime, endpoint, database URL, log file, method count,
+    actor tree) is merged in; it is asked with a short timeout so that a stuck
+    daemon cannot make this hang.
+    """
+    try:
+        loaded = settings.load(config)
+    except settings.SettingsError as exc:
+        return {"code": STATUS_UNKNOWN, "state": "unknown", "running": False, "message": str(exc)}
+    path = Path(loaded.server.pid_file)
+    base: dict[str, Any] = {
+        "pid_file": str(path),
+        "endpoint": loaded.zmq.bind_endpoint,
+        "log_file": loaded.server.log_file,
+    }
+    try:
+        state = pidfile.inspect(path)
+    except OSError as exc:
+        return {**base, "code": STATUS_UNKNOWN, "state": "unknown", "running": False, "message": str(exc)}
+    if state.locked:
+        return {**base, **_running_status(loaded, state.pid)}
+    if state.exists:
+        message = f"not running, but {path} is left (pid {state.pid})"
+        return {**base, "code": STATUS_DEAD_PID_FILE, "state": "dead", "running": False, "pid": state.pid,
+                "message": message}  # fmt: skip
+    return {**base, "code": STATUS_NOT_RUNNING, "state": "stopped", "running": False, "message": "not running"}
+
+
+def _running_status(loaded: settings.Settings, pid: int | None) -> dict[str, Any]:
+    info: dict[str, Any] = {"pid": pid, "uptime_s": _uptime(pid), "running": True}
+    if not loaded.server.start_zmq_server:
+        message = f"running (pid {pid}); RPC is disabled ([server] start_zmq_server = false)"
+        return {**info, "code": STATUS_RUNNING, "state": "running", "message": message}
+    try:
+        reply = query(loaded.zmq.bind_endpoint, "sys_status", timeout_s=STATUS_RPC_TIMEOUT_S)
+    except QueryError as exc:
+        message = f"pid {pid} holds the lock but does not answer on {loaded.zmq.bind_endpoint}: {exc}"
+        return {**info, "code": STATUS_UNKNOWN, "state": "unknown", "message": message}
+    info.update(reply if isinstance(reply, dict) else {"sys_status": reply})
+    return {**info, "code": STATUS_RUNNING, "state": "running", "message": f"running (pid {info['pid']})"}
+
+
+def _uptime(pid: int | None) -> float | None:
+    if pid is None:
+        return None
+    try:
+        return round(time.time() - psutil.Process(pid).create_time(), 3)
+    except psutil.Error:
+        return None
+
+
+class QueryError(RuntimeError):
+    """The daemon did not answer a JSON-RPC call in time, or answered with an error."""
+
+
+def query(endpoint: str, method: str, *params: Any, timeout_s: float) -> Any:
+    """One JSON-RPC call on a DEALER socket that never waits past ``timeout_s``.
+
+    Not a REQ socket: after a timeout a REQ socket is stuck, and this must give up
+    cleanly. ``zmq`` is imported here so that commands not needing it stay light.
+    """
+    import zmq  # noqa: PLC0415
+
+    request_id = uuid.uuid4().hex
+    payload = json.dumps({"jsonrpc": "2.0", "method": method, "params": list(params), "id": request_id})
+    sock: zmq.Socket[bytes] = zmq.Context.instance().socket(zmq.DEALER)
+    try:
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.connect(endpoint)
+        # An empty delimiter frame makes the call look like a REQ socket's to the ROUTER.
+        sock.send_multipart([b"", payload.encode("utf-8")])
+        deadline = time.monotonic() + timeout_s
+        while (remaining := deadline - time.monotonic()) > 0:
+            if not sock.poll(int(remaining * 1000)):
+                break
+            try:
+                reply = json.loads(sock.recv_multipart()[-1])
+            except ValueError:
+                continue
+            if not isinstance(reply, dict) or reply.get("id") != request_id:
+                continue
+            if "error" in reply:
+                error = reply["error"]
+                raise QueryError(f"{method} failed: {error.get('message')} (code {error.get('code')})")
+            return reply.get("result")
+        raise QueryError(f"no reply within {timeout_s:.1f} s")
+    finally:
+        sock.close()

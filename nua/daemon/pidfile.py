@@ -1,0 +1,222 @@
+"""The pid file and the lock that decides whether a daemon runs.
+
+The file holds the daemon's pid and is kept under an exclusive ``flock`` for the
+daemon's whole life. The lock, not the file's existence, says whether a daemon
+runs: the kernel drops it when the process dies, even after ``kill -9``, so a file
+left behind is recognised as stale (whether its pid is dead or reused by another
+process) and replaced without help.
+
+``flock`` rather than POSIX ``lockf``: a POSIX lock is released when the process
+closes *any* descriptor of the file, so reading the pid file (as the sentinel
+does) would silently drop it.
+
+The file is written atomically: a complete temporary file, already locked, is
+linked or renamed into place, so nobody ever reads a half-written pid. Replacing a
+stale file happens while holding the lock of the file replaced, and after checking
+that the path still names it, so two starters racing over the same stale file end
+with exactly one winner.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+TEMP_SUFFIX = ".tmp"
+
+
+class AlreadyRunningError(RuntimeError):
+    """Another process holds the pid file's lock."""
+
+    def __init__(self, path: Path, pid: int | None) -> None:
+        owner = f"pid {pid}" if pid is not None else "a process whose pid could not be read"
+        super().__init__(f"already running ({owner}, pid file {path})")
+        self.path = path
+        self.pid = pid
+
+
+@dataclass(frozen=True)
+class PidFileState:
+    """What a look at the pid file found, without changing anything."""
+
+    exists: bool
+    locked: bool  # a live process holds the lock: a daemon runs
+    pid: int | None  # the pid written in the file, if readable
+
+
+def read_pid(path: Path) -> int | None:
+    """The pid written in ``path``, or ``None`` if it is missing or not a pid."""
+    try:
+        text = path.read_text(encoding="ascii")
+    except (OSError, UnicodeDecodeError):
+        return None
+    text = text.strip()
+    return int(text) if text.isdigit() and int(text) > 0 else None
+
+
+def _try_lock(fd: int, *, shared: bool = False) -> bool:
+    try:
+        fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
+    except OSError as exc:
+        if exc.errno in {errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES}:
+            return False
+        raise
+    return True
+
+
+def inspect(path: Path) -> PidFileState:
+    """Whether ``path`` exists, is locked by a live daemon, and which pid it names."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return PidFileState(exists=False, locked=False, pid=None)
+    try:
+        # A shared lock is enough to learn whether an exclusive one is held, and
+        # two inspectors never block each other.
+        locked = not _try_lock(fd, shared=True)
+    finally:
+        os.close(fd)  # also releases our shared lock
+    return PidFileState(exists=True, locked=locked, pid=read_pid(path))
+
+
+def _same_file(fd: int, path: Path) -> bool:
+    try:
+        on_disk = path.stat()
+    except FileNotFoundError:
+        return False
+    mine = os.fstat(fd)
+    return (mine.st_dev, mine.st_ino) == (on_disk.st_dev, on_disk.st_ino)
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class PidFile:
+    """The daemon's pid file, locked from :meth:`acquire` until :meth:`release` or process exit."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._fd: int | None = None
+
+    @property
+    def held(self) -> bool:
+        return self._fd is not None
+
+    def acquire(self, pid: int | None = None) -> None:
+        """Write ``pid`` (ours by default) to the file and hold its lock.
+
+        Raises :class:`AlreadyRunningError` if a live process holds the lock. A
+        stale file (its owner died) is replaced.
+        """
+        if self._fd is not None:
+            return
+        pid = os.getpid() if pid is None else pid
+        temp, fd = self._write_locked_temp(pid)
+        try:
+            self._install(temp)
+        except BaseException:
+            os.close(fd)
+            with contextlib.suppress(FileNotFoundError):
+                temp.unlink()
+            raise
+        self._fd = fd
+        _fsync_dir(self.path.parent)
+
+    def _write_locked_temp(self, pid: int) -> tuple[Path, int]:
+        temp = self.path.with_name(f".{self.path.name}.{os.getpid()}{TEMP_SUFFIX}")
+        fd = os.open(temp, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)  # a new inode nobody else knows: never blocks
+            os.write(fd, f"{pid}\n".encode("ascii"))
+            os.fsync(fd)
+        except BaseException:
+            os.close(fd)
+            raise
+        return temp, fd
+
+    def _install(self, temp: Path) -> None:
+        """Put the (locked) temporary file in place of the pid file."""
+        while True:
+            try:
+                os.link(temp, self.path)  # atomic create-if-absent
+            except FileExistsError:
+                if self._replace_stale(temp):
+                    return
+                continue  # the file changed under us: look again
+            temp.unlink()
+            return
+
+    def _replace_stale(self, temp: Path) -> bool:
+        """Rename ``temp`` over a stale pid file; ``False`` if the path changed meanwhile."""
+        try:
+            old = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return False
+        try:
+            if not _try_lock(old):
+                raise AlreadyRunningError(self.path, read_pid(self.path))
+            # Someone may have replaced the file between our open and our lock:
+            # only the file the path still names may be replaced.
+            if not _same_file(old, self.path):
+                return False
+            temp.rename(self.path)
+            return True
+        finally:
+            os.close(old)
+
+    def release(self) -> None:
+        """Remove the pid file if it is still ours, then drop the lock."""
+        fd, self._fd = self._fd, None
+        if fd is None:
+            return
+        try:
+            if _same_file(fd, self.path) and read_pid(self.path) == os.getpid():
+                self.path.unlink()
+        except FileNotFoundError:
+            pass
+        finally:
+            os.close(fd)
+
+
+def remove_stale(path: Path) -> bool:
+    """Remove ``path`` if no live process holds its lock; ``True`` if it was removed."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return False
+    try:
+        if not _try_lock(fd) or not _same_file(fd, path):
+            return False
+        path.unlink()
+        return True
+    finally:
+        os.close(fd)
+
+
+def stale_temp_files(path: Path) -> list[Path]:
+    """Temporary pid files left by a starter that died between writing and installing."""
+    return [
+        candidate
+        for candidate in path.parent.glob(f".{path.name}.*{TEMP_SUFFIX}")
+        if candidate.is_file() and not _is_locked(candidate)
+    ]
+
+
+def _is_locked(path: Path) -> bool:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return False
+    try:
+        return not _try_lock(fd, shared=True)
+    finally:
+        os.close(fd)

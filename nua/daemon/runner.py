@@ -1,0 +1,327 @@
+"""The daemon process: hold the pid lock, run the actor tree, react to signals, clean up.
+
+The main thread does nothing but wait for events on a pipe. Signals reach it there
+through :func:`signal.set_wakeup_fd` (the C-level handler writes the signal number,
+so no Python code runs in signal context and no lock can be taken twice), and the
+actor threads post their events (a shutdown request from the sentinel, the root
+supervisor's exit) to the same pipe. An actor thread never ends the process
+itself: ``sys.exit()`` there would only stop every actor.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import enum
+import logging
+import os
+import queue
+import signal
+import sys
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import pykka
+import pykka.debug
+
+from nua import log, settings
+from nua.actors.directory import Directory
+from nua.actors.messages import Exited, Ping
+from nua.daemon import notify, tree
+from nua.daemon.daemonize import Readiness
+from nua.daemon.endpoint import ipc_path
+from nua.daemon.pidfile import AlreadyRunningError, PidFile
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+
+_SHUTDOWN_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+_HANDLED_SIGNALS = (*_SHUTDOWN_SIGNALS, signal.SIGHUP, signal.SIGUSR1)
+_POSTED = 0  # never a signal number: "look at the posted events"
+
+
+class _Kind(enum.Enum):
+    SHUTDOWN = "shutdown"  # a graceful stop was requested (sentinel)
+    ROOT_EXITED = "root_exited"  # the root supervisor ended
+
+
+@dataclass(frozen=True)
+class _Event:
+    kind: _Kind
+    reason: str | None
+
+
+class _ForcedExitError(Exception):
+    """A second SIGTERM or SIGINT while shutting down: stop waiting for the actors."""
+
+
+class _Wakeup:
+    """One pipe the main thread blocks on, written by signals and by actor threads."""
+
+    def __init__(self) -> None:
+        self._read, self._write = os.pipe()
+        os.set_blocking(self._write, False)  # set_wakeup_fd requires it
+        self._events: queue.SimpleQueue[_Event] = queue.SimpleQueue()
+        self._previous_fd: int | None = None
+        # An abandoned actor may still post after we closed the pipe: its
+        # descriptor number could by then name another file.
+        self._closed = False
+        self._closing = threading.Lock()
+
+    def install(self) -> None:
+        self._previous_fd = signal.set_wakeup_fd(self._write, warn_on_full_buffer=False)
+        for signum in _HANDLED_SIGNALS:
+            # The C handler wakes us through the pipe; the Python one has nothing to do.
+            signal.signal(signum, _ignore)
+
+    def uninstall(self) -> None:
+        for signum in _HANDLED_SIGNALS:
+            signal.signal(signum, signal.SIG_DFL)
+        signal.set_wakeup_fd(-1 if self._previous_fd is None else self._previous_fd)
+        with self._closing:
+            self._closed = True
+            os.close(self._read)
+            os.close(self._write)
+
+    def post(self, event: _Event) -> None:
+        """Called from any thread."""
+        self._events.put(event)
+        with self._closing:
+            if self._closed:
+                return
+            with contextlib.suppress(BlockingIOError):  # a full pipe wakes the reader anyway
+                os.write(self._write, bytes([_POSTED]))
+
+    def wait(self) -> list[int | _Event]:
+        """Block until something happens; the signals received and events posted, in order."""
+        data = os.read(self._read, 512)
+        happened: list[int | _Event] = []
+        for byte in data:
+            if byte != _POSTED:
+                happened.append(byte)
+                continue
+            with contextlib.suppress(queue.Empty):
+                while True:
+                    happened.append(self._events.get_nowait())
+        return happened
+
+
+def _ignore(_signum: int, _frame: FrameType | None) -> None:
+    return
+
+
+def _force_exit(_signum: int, _frame: FrameType | None) -> None:
+    raise _ForcedExitError
+
+
+class Daemon:
+    """One run of the daemon in this process, from taking the lock to releasing it."""
+
+    def __init__(self, config: settings.Settings, *, foreground: bool, readiness: Readiness | None = None) -> None:
+        self.settings = config
+        self.foreground = foreground
+        self.readiness = readiness or Readiness(None)
+        self.pid_file = PidFile(config.server.pid_file)
+        self.directory = Directory()
+        self.wakeup = _Wakeup()
+        self.log = log.get("nua.daemon")  # rebound once the logs are configured
+        self.root: pykka.ActorRef[Any] | None = None
+        self._specs: list[Any] = []
+        self._root_error: str | None = None
+
+    # -- the whole life ------------------------------------------------------------
+
+    def run(self) -> int:
+        """Run until asked to stop; the process's exit code."""
+        self._configure_logs()
+        try:
+            settings.private_dir(self.pid_file.path.parent)
+            self.pid_file.acquire()
+        except AlreadyRunningError as exc:
+            self.log.warning("already_running", pid=exc.pid, pid_file=str(exc.path))
+            self.readiness.already_running(exc.pid)
+            return EXIT_OK
+        except (OSError, settings.SettingsError) as exc:
+            return self._start_failed(f"cannot take the pid file {self.pid_file.path}: {exc}")
+        try:
+            self.wakeup.install()
+            try:
+                return self._serve()
+            finally:
+                self.wakeup.uninstall()
+        finally:
+            self._remove_runtime_files()
+            self.pid_file.release()
+            self.log.info("daemon_exited")
+
+    def _configure_logs(self) -> None:
+        server = self.settings.server
+        log.configure(server.log_level, log_file=None if self.foreground else server.log_file)
+        self.log = log.get("nua.daemon", pid=os.getpid())
+
+    def _serve(self) -> int:
+        if not self._start_tree():
+            return EXIT_FAILED
+        self._ready()
+        code = self._loop()
+        return self._shutdown(code)
+
+    # -- start -----------------------------------------------------------------------
+
+    def _start_tree(self) -> bool:
+        self.log.info(
+            "daemon_starting",
+            endpoint=self.settings.zmq.bind_endpoint,
+            db_url=_hide_password(self.settings.db.url),
+            config_file=str(self.settings.config_file) if self.settings.config_file else None,
+        )
+        self.root, self._specs = tree.start(
+            self.settings,
+            self.directory,
+            request_shutdown=self._request_shutdown,
+            on_exit=self._root_exited,
+        )
+        budget = tree.start_budget_s(self._specs)
+        try:
+            self.root.ask(Ping(), timeout=budget)
+        except pykka.ActorDeadError:
+            self._start_failed(self._root_error or "the root supervisor stopped while starting")
+            return False
+        except pykka.Timeout:
+            self.root.stop(block=True, timeout=tree.stop_budget_s(self._specs))
+            self._start_failed(f"the actor tree did not start within {budget:.0f} s")
+            return False
+        return True
+
+    def _start_failed(self, reason: str) -> int:
+        self.log.error("daemon_start_failed", reason=reason)
+        self.readiness.failed(reason)
+        return EXIT_FAILED
+
+    def _ready(self) -> None:
+        self.log.info("daemon_ready", endpoint=self.settings.zmq.bind_endpoint, children=self.directory.names())
+        self.readiness.ready()
+        if notify.notify("READY=1"):
+            self.log.debug("notified_systemd", state="READY=1")
+
+    # -- running ---------------------------------------------------------------------
+
+    def _request_shutdown(self, reason: str) -> None:
+        # Runs in the sentinel's thread.
+        self.wakeup.post(_Event(_Kind.SHUTDOWN, reason))
+
+    def _root_exited(self, exited: Exited) -> None:
+        # Runs in the root's thread, before its pending asks fail.
+        self._root_error = exited.error
+        self.wakeup.post(_Event(_Kind.ROOT_EXITED, exited.error))
+
+    def _loop(self) -> int:
+        """Handle events until one ends the daemon; the exit code it calls for."""
+        while True:
+            for event in self.wakeup.wait():
+                code = self._handle(event)
+                if code is not None:
+                    return code
+
+    def _handle(self, event: int | _Event) -> int | None:
+        match event:
+            case signal.SIGTERM | signal.SIGINT:
+                self.log.info("shutdown_requested", reason=f"signal {signal.Signals(event).name}")
+                return EXIT_OK
+            case signal.SIGHUP:
+                self._reload()
+            case signal.SIGUSR1:
+                pykka.debug.log_thread_tracebacks()
+            case _Event(kind=_Kind.SHUTDOWN, reason=reason):
+                self.log.info("shutdown_requested", reason=reason)
+                return EXIT_OK
+            case _Event(kind=_Kind.ROOT_EXITED, reason=reason):
+                self.root = None
+                if reason is None:
+                    self.log.warning("root_stopped", reason="the root supervisor stopped on its own")
+                    return EXIT_OK
+                # Escalation: the root already stopped its children in reverse order.
+                self.log.error("daemon_escalation", reason=reason)
+                return EXIT_FAILED
+        return None
+
+    def _reload(self) -> None:
+        """Re-read the settings file; apply what can change while running, log the rest."""
+        source = str(self.settings.config_file) if self.settings.config_file else "defaults and environment"
+        try:
+            fresh = settings.load(self.settings.config_file)
+        except settings.SettingsError as exc:
+            self.log.error("reload_failed", source=source, error=str(exc))
+            return
+        level = fresh.server.log_level
+        log.set_level(level)
+        applied = dataclasses.replace(self.settings.server, log_level=level)
+        self.settings = dataclasses.replace(self.settings, server=applied)
+        not_applied = _differences(self.settings, fresh)
+        if not_applied:
+            self.log.warning("reload_not_applied", keys=not_applied, reason="these take effect at the next restart")
+        self.log.info("settings_reloaded", source=source, log_level=level)
+
+    # -- stop ------------------------------------------------------------------------
+
+    def _shutdown(self, code: int) -> int:
+        if notify.notify("STOPPING=1"):
+            self.log.debug("notified_systemd", state="STOPPING=1")
+        root, self.root = self.root, None
+        if root is None:
+            return code
+        self.log.info("daemon_stopping")
+        for signum in _SHUTDOWN_SIGNALS:
+            signal.signal(signum, _force_exit)
+        budget = tree.stop_budget_s(self._specs)
+        try:
+            root.stop(block=True, timeout=budget)
+        except pykka.Timeout:
+            self.log.error("shutdown_timed_out", timeout_s=budget)
+            return EXIT_FAILED
+        except _ForcedExitError:
+            self.log.error("shutdown_forced", reason="signal received again while stopping")
+            return EXIT_FAILED
+        return code if self._root_error is None else EXIT_FAILED
+
+    def _remove_runtime_files(self) -> None:
+        # Still under our pid lock: no other daemon can be using these. The exit
+        # flag, if it ended us, has been consumed.
+        socket_file = ipc_path(self.settings.zmq.bind_endpoint)
+        if socket_file is not None and socket_file.is_socket():
+            socket_file.unlink(missing_ok=True)
+        Path(self.settings.server.exit_flag).unlink(missing_ok=True)
+
+
+def _differences(current: settings.Settings, fresh: settings.Settings) -> list[str]:
+    """The ``[section] key`` names whose values differ."""
+    changed: list[str] = []
+    for section in dataclasses.fields(current):
+        if section.name == "config_file":
+            continue
+        old, new = getattr(current, section.name), getattr(fresh, section.name)
+        changed.extend(
+            f"[{section.name}] {field.name}"
+            for field in dataclasses.fields(old)
+            if getattr(old, field.name) != getattr(new, field.name)
+        )
+    return changed
+
+
+def _hide_password(url: str) -> str:
+    scheme, sep, rest = url.partition("://")
+    credentials, at, host = rest.rpartition("@")
+    if not sep or not at or ":" not in credentials:
+        return url
+    return f"{scheme}://{credentials.split(':', 1)[0]}:***@{host}"
+
+
+def run(config: settings.Settings, *, foreground: bool, readiness: Readiness | None = None) -> int:
+    """Run the daemon in this process until it stops; its exit code."""
+    code = Daemon(config, foreground=foreground, readiness=readiness).run()
+    logging.shutdown()
+    sys.stdout.flush()
+    return code

@@ -1,0 +1,75 @@
+"""The daemon's actor tree, declared as data.
+
+One root supervisor, registered in the :class:`Directory` as ``"root"``, with its
+children in start order: the sentinel first (it cleans stale files and must be
+watching before anything serves), then the DB writer (the gateway forwards to it),
+then the gateway last (when it has bound its endpoint, the daemon serves). They
+stop in the reverse order: the gateway stops taking calls before the DB writer
+commits or fails what it holds. ``one_for_one``: the children do not depend on
+each other's state, each reaches the others by name through the directory.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pykka
+
+from nua.actors._supervised import ChildContext, ExitListener
+from nua.actors.directory import Directory
+from nua.actors.sentinel import Sentinel, ShutdownListener
+from nua.actors.supervisor import ChildSpec, Intensity, Restart, Strategy, Supervisor
+from nua.settings import Settings
+
+ROOT_ID = "root"
+
+# Opening the database (and creating or upgrading its schema) may take longer
+# than an actor's usual start.
+DB_WRITER_START_TIMEOUT_S = 30.0
+
+
+def child_specs(settings: Settings, directory: Directory, request_shutdown: ShutdownListener) -> list[ChildSpec]:  # noqa: ARG001 - the gateway will take it
+    """The root's children, in start order."""
+    shutdown_s = settings.supervisor.shutdown_timeout_s
+
+    def spec(child_id: str, start: Callable[[ChildContext], pykka.ActorRef[Any]], **extra: Any) -> ChildSpec:
+        return ChildSpec(child_id, start=start, restart=Restart.PERMANENT, shutdown_s=shutdown_s, **extra)
+
+    return [
+        spec("sentinel", lambda ctx: Sentinel.start(ctx, settings, request_shutdown)),
+    ]
+
+
+def start(
+    settings: Settings,
+    directory: Directory,
+    *,
+    request_shutdown: ShutdownListener,
+    on_exit: ExitListener,
+) -> tuple[pykka.ActorRef[Any], list[ChildSpec]]:
+    """Start the root supervisor; it starts its children in its own thread.
+
+    Returns at once: an ``ask`` of :class:`~nua.actors.messages.Ping` to the root
+    answers only once every child is running (or fails, if one could not start).
+    """
+    specs = child_specs(settings, directory, request_shutdown)
+    root = Supervisor.start(
+        ChildContext(ROOT_ID, 1, on_exit),
+        specs,
+        strategy=Strategy.ONE_FOR_ONE,
+        intensity=Intensity(settings.supervisor.max_restarts, settings.supervisor.max_seconds),
+        directory=directory,
+    )
+    directory.register(ROOT_ID, root)
+    return root, specs
+
+
+def start_budget_s(specs: list[ChildSpec]) -> float:
+    """How long the whole tree may take to start: each child's timeout, in turn."""
+    return sum(spec.start_timeout_s for spec in specs) + 1.0
+
+
+def stop_budget_s(specs: list[ChildSpec]) -> float:
+    """How long the whole tree may take to stop: each child's shutdown timeout, in turn."""
+    return sum(spec.shutdown_s for spec in specs) + 1.0
