@@ -1,0 +1,66 @@
+"""The engine for ``[db] url``, with the SQLite connection settings the DB writer relies on.
+
+SQLite: WAL (readers never block the writer), ``synchronous`` from the settings
+(FULL: a commit survives power loss), foreign keys enforced, a busy timeout. Those
+last three are per connection, so they are set on every new connection. The
+stdlib driver's own transaction handling is switched off and SQLAlchemy emits
+``BEGIN`` itself, the documented recipe that makes SAVEPOINTs (one per command of
+a batch) and transactional DDL (schema upgrades) work.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import Connection, Engine
+
+from nua.settings import DbSettings
+
+BUSY_TIMEOUT_MS = 5000
+
+
+def is_sqlite(url: str | sa.URL) -> bool:
+    return sa.make_url(url).get_backend_name() == "sqlite"
+
+
+def create(db: DbSettings, **engine_args: Any) -> Engine:
+    """An engine for ``db.url``; for a SQLite file, its directory is created private (0700)."""
+    url = sa.make_url(db.url)
+    if url.get_backend_name() != "sqlite":
+        return sa.create_engine(url, pool_pre_ping=True, **engine_args)
+    database = url.database or ""
+    if database and database != ":memory:" and not database.startswith("file:"):
+        Path(database).expanduser().parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    engine = sa.create_engine(url, **engine_args)
+    _configure_sqlite(engine, db.sqlite_synchronous)
+    return engine
+
+
+def _configure_sqlite(engine: Engine, synchronous: str) -> None:
+    # The settings admit only OFF, NORMAL, FULL or EXTRA; check again since it is spliced into SQL.
+    if synchronous not in {"OFF", "NORMAL", "FULL", "EXTRA"}:
+        msg = f"unknown SQLite synchronous mode {synchronous!r}"
+        raise ValueError(msg)
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute(f"PRAGMA synchronous={synchronous}")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        # IMMEDIATE takes the write lock up front: no deadlock upgrading a read lock later.
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+__all__ = ["BUSY_TIMEOUT_MS", "create", "is_sqlite"]

@@ -1,0 +1,290 @@
+"""How each command changes or reads the database, on a Connection inside the caller's transaction.
+
+SQLAlchemy Core, not the ORM: the DB writer applies every command through here
+and the ORM's per-unit-of-work bookkeeping would be most of its CPU time. The ORM
+classes remain the schema. Uniqueness is checked by a query before each write:
+the writer is the database's only writer, so the check cannot race, and it tells
+*which* field conflicts on every backend (PostgreSQL gives no usable answer once a
+statement has failed and aborted the transaction).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any, TypeVar
+
+from sqlalchemy import ColumnElement, delete, func, insert, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
+
+from nua.model import commands as cmd
+from nua.model.base import utcnow
+from nua.model.errors import ConflictError, NotFoundError
+from nua.model.group import group_dict, group_members, user_groups
+from nua.model.setting import setting_dict, settings_table
+from nua.model.user import PUBLIC_COLUMNS, user_dict, users
+
+# Bound parameters per IN list: far below every backend's limit (SQLite's is 32,766, older ones 999).
+_CHUNK = 500
+
+C = TypeVar("C")
+
+
+def _chunks(values: Sequence[C]) -> Iterator[Sequence[C]]:
+    for start in range(0, len(values), _CHUNK):
+        yield values[start : start + _CHUNK]
+
+
+def _unique(values: Iterable[C]) -> list[C]:
+    return list(dict.fromkeys(values))
+
+
+# -- users --------------------------------------------------------------------------------
+
+
+def _check_user_unique(conn: Connection, username: str | None, email: str | None, except_id: int | None) -> None:
+    for field, column, value in (("username", users.c.username, username), ("email", users.c.email, email)):
+        if value is None:
+            continue
+        query = select(users.c.id).where(column == value)
+        if except_id is not None:
+            query = query.where(users.c.id != except_id)
+        if conn.execute(query.limit(1)).first() is not None:
+            raise ConflictError("user", field, value)
+
+
+def _next_user_id(conn: Connection) -> int:
+    highest: int | None = conn.execute(select(func.max(users.c.id))).scalar()
+    return 1 if highest is None else highest + 1
+
+
+def add_user(conn: Connection, command: cmd.AddUser) -> dict[str, Any]:
+    _check_user_unique(conn, command.username, command.email, None)
+    user_id = command.id
+    if user_id is None or user_id < 0 or conn.execute(select(users.c.id).where(users.c.id == user_id)).first():
+        user_id = _next_user_id(conn)
+    now = utcnow()
+    row = {
+        "id": user_id,
+        "username": command.username,
+        "email": command.email,
+        "password_hash": command.password_hash,
+        "role": command.role,
+        "display_name": command.display_name,
+        "created_at": now,
+        "updated_at": now,
+    }
+    conn.execute(insert(users), row)
+    return user_dict(row)
+
+
+def _user_row(conn: Connection, user_id: int) -> dict[str, Any]:
+    found = conn.execute(select(*PUBLIC_COLUMNS).where(users.c.id == user_id)).mappings().first()
+    if found is None:
+        raise NotFoundError("user", id=user_id)
+    return dict(found)
+
+
+def get_user(conn: Connection, command: cmd.GetUser) -> dict[str, Any]:
+    return user_dict(_user_row(conn, command.id))
+
+
+def list_users(conn: Connection, command: cmd.ListUsers) -> list[dict[str, Any]]:
+    query = select(*PUBLIC_COLUMNS).order_by(users.c.id)
+    if not command.all and (command.ids or command.names or command.mails):
+        clauses: list[ColumnElement[bool]] = []
+        if command.ids:
+            clauses.append(users.c.id.in_(_unique(command.ids)))
+        if command.names:
+            clauses.append(users.c.username.in_(_unique(command.names)))
+        if command.mails:
+            clauses.append(users.c.email.in_(_unique(command.mails)))
+        query = query.where(or_(*clauses))
+    return [user_dict(row) for row in conn.execute(query).mappings()]
+
+
+def count_users(conn: Connection, _command: cmd.CountUsers) -> int:
+    return int(conn.execute(select(func.count()).select_from(users)).scalar_one())
+
+
+def update_user(conn: Connection, command: cmd.UpdateUser) -> dict[str, Any]:
+    row = _user_row(conn, command.id)
+    if command.field in ("username", "email"):
+        username = command.value if command.field == "username" else None
+        email = command.value if command.field == "email" else None
+        _check_user_unique(conn, username, email, command.id)
+    now = utcnow()
+    changes = {command.field: command.value, "updated_at": now}
+    conn.execute(update(users).where(users.c.id == command.id).values(changes))
+    if command.field != "password_hash":
+        row[command.field] = command.value
+    row["updated_at"] = now
+    return user_dict(row)
+
+
+def delete_users(conn: Connection, command: cmd.DeleteUsers) -> int:
+    deleted = 0
+    for chunk in _chunks(_unique(command.ids)):
+        deleted += conn.execute(delete(users).where(users.c.id.in_(chunk))).rowcount
+    return deleted
+
+
+def delete_all_users(conn: Connection, _command: cmd.DeleteAllUsers) -> int:
+    return int(conn.execute(delete(users)).rowcount)
+
+
+# -- groups -------------------------------------------------------------------------------
+
+
+def _group_id(conn: Connection, name: str) -> int:
+    found: int | None = conn.execute(select(user_groups.c.id).where(user_groups.c.name == name)).scalar()
+    if found is None:
+        raise NotFoundError("group", name=name)
+    return found
+
+
+def add_group(conn: Connection, command: cmd.AddGroup) -> dict[str, Any]:
+    if conn.execute(select(user_groups.c.id).where(user_groups.c.name == command.name)).first() is not None:
+        raise ConflictError("group", "name", command.name)
+    row: dict[str, Any] = {"name": command.name, "source": command.source, "created_at": utcnow()}
+    key = conn.execute(insert(user_groups), row).inserted_primary_key
+    if key is None:
+        msg = "the database returned no id for the new group"
+        raise RuntimeError(msg)
+    row["id"] = key[0]
+    return group_dict(row, members=0)
+
+
+def list_groups(conn: Connection, _command: cmd.ListGroups) -> list[dict[str, Any]]:
+    members = func.count(group_members.c.user_id).label("members")
+    query = (
+        select(user_groups, members)
+        .outerjoin(group_members, group_members.c.group_id == user_groups.c.id)
+        .group_by(*user_groups.c)
+        .order_by(user_groups.c.name)
+    )
+    return [group_dict(row, members=row["members"]) for row in conn.execute(query).mappings()]
+
+
+def delete_group(conn: Connection, command: cmd.DeleteGroup) -> int:
+    return int(conn.execute(delete(user_groups).where(user_groups.c.name == command.name)).rowcount)
+
+
+def add_group_members(conn: Connection, command: cmd.AddGroupMembers) -> int:
+    group_id = _group_id(conn, command.group)
+    wanted = _unique(command.user_ids)
+    existing_users: set[int] = set()
+    already: set[int] = set()
+    for chunk in _chunks(wanted):
+        existing_users.update(conn.execute(select(users.c.id).where(users.c.id.in_(chunk))).scalars())
+        already.update(
+            conn.execute(
+                select(group_members.c.user_id).where(
+                    group_members.c.group_id == group_id, group_members.c.user_id.in_(chunk)
+                )
+            ).scalars()
+        )
+    missing = [user_id for user_id in wanted if user_id not in existing_users]
+    if missing:
+        raise NotFoundError("user", id=missing[0])
+    new = [{"group_id": group_id, "user_id": user_id} for user_id in wanted if user_id not in already]
+    if new:
+        conn.execute(insert(group_members), new)
+    return len(new)
+
+
+def remove_group_members(conn: Connection, command: cmd.RemoveGroupMembers) -> int:
+    group_id = _group_id(conn, command.group)
+    removed = 0
+    for chunk in _chunks(_unique(command.user_ids)):
+        removed += conn.execute(
+            delete(group_members).where(group_members.c.group_id == group_id, group_members.c.user_id.in_(chunk))
+        ).rowcount
+    return removed
+
+
+def list_group_members(conn: Connection, command: cmd.GroupMembers) -> list[dict[str, Any]]:
+    group_id = _group_id(conn, command.group)
+    query = (
+        select(*PUBLIC_COLUMNS)
+        .join(group_members, group_members.c.user_id == users.c.id)
+        .where(group_members.c.group_id == group_id)
+        .order_by(users.c.id)
+    )
+    return [user_dict(row) for row in conn.execute(query).mappings()]
+
+
+# -- settings -----------------------------------------------------------------------------
+
+
+def get_setting(conn: Connection, command: cmd.GetSetting) -> dict[str, Any]:
+    found = conn.execute(select(settings_table).where(settings_table.c.key == command.key)).mappings().first()
+    if found is None:
+        raise NotFoundError("setting", key=command.key)
+    return setting_dict(found)
+
+
+def set_setting(conn: Connection, command: cmd.SetSetting) -> dict[str, Any]:
+    row = {"key": command.key, "value": command.value, "updated_at": utcnow()}
+    dialect = conn.dialect.name
+    if dialect in ("sqlite", "postgresql"):
+        # One statement instead of a read and a write: this is the hot path of the benchmark.
+        upsert = (sqlite.insert if dialect == "sqlite" else postgresql.insert)(settings_table)
+        conn.execute(
+            upsert.on_conflict_do_update(
+                index_elements=[settings_table.c.key],
+                set_={"value": upsert.excluded.value, "updated_at": upsert.excluded.updated_at},
+            ),
+            row,
+        )
+    else:
+        changed = conn.execute(
+            update(settings_table)
+            .where(settings_table.c.key == command.key)
+            .values(value=command.value, updated_at=row["updated_at"])
+        ).rowcount
+        if not changed:
+            conn.execute(insert(settings_table), row)
+    return setting_dict(row)
+
+
+def list_settings(conn: Connection, _command: cmd.ListSettings) -> list[dict[str, Any]]:
+    query = select(settings_table).order_by(settings_table.c.key)
+    return [setting_dict(row) for row in conn.execute(query).mappings()]
+
+
+# -- dispatch -----------------------------------------------------------------------------
+
+Handler = Callable[[Connection, Any], Any]
+
+HANDLERS: dict[type[Any], Handler] = {
+    cmd.AddUser: add_user,
+    cmd.GetUser: get_user,
+    cmd.ListUsers: list_users,
+    cmd.CountUsers: count_users,
+    cmd.UpdateUser: update_user,
+    cmd.DeleteUsers: delete_users,
+    cmd.DeleteAllUsers: delete_all_users,
+    cmd.AddGroup: add_group,
+    cmd.ListGroups: list_groups,
+    cmd.DeleteGroup: delete_group,
+    cmd.AddGroupMembers: add_group_members,
+    cmd.RemoveGroupMembers: remove_group_members,
+    cmd.GroupMembers: list_group_members,
+    cmd.GetSetting: get_setting,
+    cmd.SetSetting: set_setting,
+    cmd.ListSettings: list_settings,
+}
+
+# Commands that only read: they need no savepoint of their own.
+READ_ONLY: frozenset[type[Any]] = frozenset(
+    {cmd.GetUser, cmd.ListUsers, cmd.CountUsers, cmd.ListGroups, cmd.GroupMembers, cmd.GetSetting, cmd.ListSettings}
+)
+
+
+def execute(conn: Connection, command: cmd.Command) -> Any:
+    """Apply ``command`` on ``conn`` (inside a transaction) and return its JSON-ready reply."""
+    return HANDLERS[type(command)](conn, command)
+
+
+__all__ = ["HANDLERS", "READ_ONLY", "execute"]
