@@ -1,0 +1,243 @@
+"""``nua-orchestrator start|run|stop|restart|status`` on real daemon processes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import psutil
+import pytest
+from conftest import REPO, WAIT_S, DaemonEnv, is_alive, wait_until
+
+from nua.daemon import endpoint
+
+
+def test_start_status_stop_daemonised(daemon: DaemonEnv) -> None:
+    code, report = daemon.status()
+    assert (code, report["state"]) == (3, "stopped")
+
+    pid = daemon.start()
+    process = psutil.Process(pid)
+    assert process.ppid() != os.getpid(), "the daemon must not stay our child"
+    assert os.getsid(pid) == pid != os.getsid(0), "double fork: a session of its own, not its leader's child"
+    assert process.cwd() == "/"
+    umask = next(line for line in Path(f"/proc/{pid}/status").read_text().splitlines() if line.startswith("Umask"))
+    assert umask.split()[1] == "0027"
+    for fd in (0, 1, 2):
+        assert str(Path(f"/proc/{pid}/fd/{fd}").readlink()) == os.devnull
+    assert daemon.socket.is_socket(), "ready means the endpoint is bound"
+    assert (daemon.run_dir.stat().st_mode & 0o777) == 0o700
+
+    code, report = daemon.status()
+    assert code == 0, report
+    assert report["pid"] == pid
+    assert report["endpoint"] == daemon.endpoint
+    assert report["uptime_s"] >= 0
+    tree = report["tree"]
+    assert tree["id"] == "root"
+    assert [child["id"] for child in tree["children"]] == ["sentinel", "db_writer", "gateway"]
+    for node in (tree, *tree["children"]):
+        assert node["state"] == "running"
+        assert node["restarts"] == 0
+        assert {"started_at", "last_error", "children"} <= node.keys()
+
+    text = daemon.cli("status")
+    assert text.returncode == 0
+    assert f"pid {pid}" in text.stdout
+    assert "gateway: running, restarts 0" in text.stdout
+
+    stopped = daemon.cli("stop")
+    assert stopped.returncode == 0, stopped.stderr
+    assert f"stopped (pid {pid})" in stopped.stdout
+    assert not is_alive(pid), "stop returns once the process is gone"
+    assert not daemon.pid_file.exists()
+    assert not daemon.socket.exists()
+    assert endpoint.is_free(daemon.endpoint)
+    assert (daemon.status()[0]) == 3
+
+
+def test_foreground_with_systemd_notify(daemon: DaemonEnv, tmp_path: Path) -> None:
+    notify_path = tmp_path / "notify.sock"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as notify_socket:
+        notify_socket.bind(str(notify_path))
+        notify_socket.settimeout(WAIT_S)
+        process = daemon.spawn("start", "--foreground", env=daemon.env(NOTIFY_SOCKET=str(notify_path)))
+        assert notify_socket.recv(256) == b"READY=1"
+        assert daemon.pid() == process.pid
+        assert daemon.socket.is_socket()
+        code, report = daemon.status()
+        assert code == 0, report
+        assert report["pid"] == process.pid
+
+        process.send_signal(signal.SIGTERM)
+        assert notify_socket.recv(256) == b"STOPPING=1"
+        _, stderr = process.communicate(timeout=WAIT_S)
+    assert process.returncode == 0, stderr
+    assert "daemon_ready" in stderr, "the foreground daemon logs to the console"
+    assert not daemon.pid_file.exists()
+    assert not daemon.socket.exists()
+
+
+def test_run_is_start_foreground_and_stops_on_sigint(daemon: DaemonEnv) -> None:
+    process = daemon.spawn("run")
+    wait_until(lambda: daemon.socket.is_socket() and daemon.pid() == process.pid, what="the daemon to serve")
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=WAIT_S)
+    assert process.returncode == 0, stderr
+    assert "signal SIGINT" in stderr
+    assert not daemon.pid_file.exists()
+
+
+def test_second_start_says_already_running(daemon: DaemonEnv) -> None:
+    pid = daemon.start()
+    again = daemon.cli("start")
+    assert again.returncode == 0
+    assert f"already running (pid {pid})" in again.stdout
+    foreground = daemon.cli("run")
+    assert foreground.returncode == 0
+    assert f"already running (pid {pid})" in foreground.stdout
+    assert daemon.pid() == pid
+
+
+def test_concurrent_starts_yield_exactly_one_daemon(daemon: DaemonEnv) -> None:
+    starters = [daemon.spawn("start") for _ in range(4)]
+    outputs = [starter.communicate(timeout=60) for starter in starters]
+    assert [starter.returncode for starter in starters] == [0, 0, 0, 0], outputs
+    daemon.remember_daemon()
+    pid = daemon.pid()
+    assert pid is not None
+    assert sum("started (pid" in out for out, _ in outputs) == 1, outputs
+    assert all(f"pid {pid}" in out for out, _ in outputs), outputs
+    daemons = [
+        p.pid
+        for p in psutil.process_iter(["cmdline"])
+        if str(daemon.config) in " ".join(p.info["cmdline"] or ()) and p.status() != psutil.STATUS_ZOMBIE
+    ]
+    assert daemons == [pid]
+
+
+def test_stale_pid_file_after_kill_9_is_replaced(daemon: DaemonEnv) -> None:
+    old = daemon.start()
+    os.kill(old, signal.SIGKILL)
+    daemon.wait_gone(old)
+    assert daemon.pid_file.exists()
+
+    code, report = daemon.status()
+    assert (code, report["state"], report["pid"]) == (1, "dead", old)
+
+    new = daemon.start()
+    assert new != old
+    assert daemon.status()[0] == 0
+
+
+def test_pid_reused_by_an_unrelated_process_is_not_a_daemon(daemon: DaemonEnv) -> None:
+    # A live process that is not a nua daemon (and holds no lock) now has the pid.
+    unrelated = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE)
+    daemon.popens.append(unrelated)  # type: ignore[arg-type]
+    daemon.run_dir.mkdir(mode=0o700, exist_ok=True)
+    daemon.pid_file.write_text(f"{unrelated.pid}\n")
+
+    code, report = daemon.status()
+    assert (code, report["state"]) == (1, "dead")
+    stopped = daemon.cli("stop")
+    assert stopped.returncode == 0
+    assert "not running" in stopped.stdout
+    assert is_alive(unrelated.pid), "stop must never signal a pid it does not own"
+
+    daemon.pid_file.write_text(f"{unrelated.pid}\n")
+    pid = daemon.start()
+    assert pid != unrelated.pid
+    assert is_alive(unrelated.pid)
+
+
+def test_stop_when_not_running(daemon: DaemonEnv) -> None:
+    result = daemon.cli("stop")
+    assert result.returncode == 0
+    assert "not running" in result.stdout
+
+
+def test_restart_starts_the_new_daemon_after_the_old_one_exited(daemon: DaemonEnv) -> None:
+    old = daemon.start()
+    result = daemon.cli("restart")
+    assert result.returncode == 0, result.stderr
+    new = daemon.pid()
+    assert new is not None
+    assert new != old
+    assert not is_alive(old)
+    events = [(e.get("event"), e.get("pid")) for e in daemon.log_events()]
+    assert events.index(("daemon_exited", old)) < events.index(("daemon_starting", new))
+    assert daemon.status()[0] == 0
+
+
+def test_module_level_restart_and_stop(daemon: DaemonEnv) -> None:
+    env = daemon.env(NUA_CONFIG=str(daemon.config))
+    code = "import sys, nua; sys.exit(nua.restart())"
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=False)
+    daemon.remember_daemon()
+    assert result.returncode == 0, result.stderr
+    assert "not running" in result.stdout
+    assert "started" in result.stdout
+    assert result.stdout.count("started") == 1, "the daemon must not return into the caller's script"
+    pid = daemon.pid()
+    assert pid is not None
+    assert is_alive(pid)
+
+    code = "import json, nua; print(json.dumps(nua.status()))"
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=False)
+    assert '"running": true' in result.stdout
+
+    result = subprocess.run([sys.executable, "-c", "import nua; nua.stop()"], env=env, check=False)
+    assert result.returncode == 0
+    assert not is_alive(pid)
+
+
+def test_failed_start_reports_the_reason_and_the_log(daemon: DaemonEnv) -> None:
+    # Something else listens on the endpoint the daemon must bind.
+    busy = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    busy.bind(("127.0.0.1", 0))
+    busy.listen()
+    port = busy.getsockname()[1]
+    try:
+        daemon.write_config(zmq={"endpoint": f"tcp://127.0.0.1:{port}"})
+        result = daemon.cli("start")
+    finally:
+        busy.close()
+    assert result.returncode == 1
+    assert "failed to start" in result.stderr
+    assert str(daemon.log_file) in result.stderr
+    assert "gateway" in result.stderr
+    assert not daemon.pid_file.exists()
+
+
+def test_bad_config_is_reported_without_a_traceback(daemon: DaemonEnv) -> None:
+    daemon.config.write_text("[server]\nno_such_key = 1\n")
+    result = daemon.cli("start")
+    assert result.returncode == 6
+    assert "no_such_key" in result.stderr
+    assert "Traceback" not in result.stderr
+    status = daemon.cli("status")
+    assert status.returncode == 4
+
+
+def test_help_and_version() -> None:
+    for args, expected in ((["--help"], "restart"), (["--version"], "nua-orchestrator 0.1.0")):
+        result = subprocess.run(
+            [str(REPO / "bin" / "nua-orchestrator"), *args], capture_output=True, text=True, check=False
+        )
+        assert result.returncode == 0
+        assert expected in result.stdout
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_shutdown_signals_stop_children_in_reverse_order(daemon: DaemonEnv, signum: int) -> None:
+    pid = daemon.start()
+    os.kill(pid, signum)
+    daemon.wait_gone(pid)
+    assert not daemon.pid_file.exists()
+    assert not daemon.socket.exists()
+    stopped = [e for e in daemon.log_events() if e.get("event") in {"gateway_stopped", "db_writer_stopped"}]
+    assert [e["event"] for e in stopped] == ["gateway_stopped", "db_writer_stopped"]

@@ -1,0 +1,172 @@
+"""The sentinel, actor-level and in a real daemon: pid file removed or rewritten, exit flag."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pykka
+import pytest
+from conftest import DaemonEnv
+
+from nua import settings
+from nua.actors._supervised import ChildContext
+from nua.actors.messages import Crash, Exited, Ping
+from nua.actors.sentinel import Check, Sentinel
+
+WAIT_S = 5.0
+
+
+class Requests:
+    """Collects the sentinel's shutdown requests."""
+
+    def __init__(self) -> None:
+        self.reasons: list[str] = []
+        self.arrived = threading.Event()
+
+    def __call__(self, reason: str) -> None:
+        self.reasons.append(reason)
+        self.arrived.set()
+
+
+@pytest.fixture
+def files(tmp_path: Path) -> settings.Settings:
+    environ = {
+        "NUA_SERVER_PID_FILE": str(tmp_path / "nua.pid"),
+        "NUA_SERVER_EXIT_FLAG": str(tmp_path / "nua.exit"),
+        "NUA_ZMQ_ENDPOINT": f"ipc://{tmp_path}/nua.sock",
+    }
+    return settings.load(environ=environ)
+
+
+@pytest.fixture
+def start_sentinel() -> Iterator[Callable[..., tuple[pykka.ActorRef[Sentinel], Requests]]]:
+    refs: list[pykka.ActorRef[Sentinel]] = []
+
+    def start(config: settings.Settings, generation: int = 1) -> tuple[pykka.ActorRef[Sentinel], Requests]:
+        requests = Requests()
+        ref = Sentinel.start(ChildContext("sentinel", generation, lambda _exited: None), config, requests)
+        refs.append(ref)
+        assert ref.ask(Ping(), timeout=WAIT_S) is True
+        return ref, requests
+
+    yield start
+    for ref in refs:
+        if ref.is_alive():
+            ref.stop(timeout=WAIT_S)
+
+
+def write_pid(config: settings.Settings, pid: int) -> Path:
+    path = Path(config.server.pid_file)
+    path.write_text(f"{pid}\n")
+    return path
+
+
+def test_quiet_while_the_pid_file_is_ours(files: settings.Settings, start_sentinel) -> None:
+    write_pid(files, os.getpid())
+    ref, requests = start_sentinel(files)
+    assert not requests.arrived.wait(0.6), "no request while nothing changed (two looks at least)"
+    assert ref.is_alive()
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (lambda path: path.unlink(), "was removed"),
+        (lambda path: path.write_text("1\n"), "rewritten with pid 1"),
+        (lambda path: path.write_text("garbage"), "not a pid"),
+        (lambda path: path.with_name("nua.exit").touch(), "exit flag"),
+    ],
+    ids=["removed", "rewritten", "garbage", "exit-flag"],
+)
+def test_requests_shutdown_within_a_second(files: settings.Settings, start_sentinel, change, expected) -> None:
+    path = write_pid(files, os.getpid())
+    ref, requests = start_sentinel(files)
+    changed_at = time.monotonic()
+    change(path)
+    assert requests.arrived.wait(WAIT_S)
+    assert time.monotonic() - changed_at < 1.0, "the issue asks for a shutdown within a second"
+    assert expected in requests.reasons[0]
+    ref.ask(Check(), timeout=WAIT_S)
+    ref.ask(Check(), timeout=WAIT_S)
+    assert len(requests.reasons) == 1, "one request, however many looks follow"
+
+
+def test_first_start_cleans_stale_runtime_files(files: settings.Settings, start_sentinel) -> None:
+
+    write_pid(files, os.getpid())
+    exit_flag = Path(files.server.exit_flag)
+    exit_flag.touch()
+    stale_temp = Path(files.server.pid_file).with_name(".nua.pid.99999.tmp")
+    stale_temp.write_text("99999\n")
+    socket_file = Path(files.zmq.bind_endpoint.removeprefix("ipc://"))
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.bind(str(socket_file))  # closed without unlinking: a crash leftover
+    _, requests = start_sentinel(files)
+    assert not exit_flag.exists()
+    assert not stale_temp.exists()
+    assert not socket_file.exists()
+    assert not requests.reasons
+
+
+def test_a_restarted_sentinel_obeys_an_exit_flag(files: settings.Settings, start_sentinel) -> None:
+    write_pid(files, os.getpid())
+    Path(files.server.exit_flag).touch()
+    _, requests = start_sentinel(files, generation=2)
+    assert requests.arrived.wait(WAIT_S)
+    assert "exit flag" in requests.reasons[0]
+
+
+def test_crash_reports_exit_and_stops_the_ticker(files: settings.Settings) -> None:
+    write_pid(files, os.getpid())
+    exits: list[Exited] = []
+    exited = threading.Event()
+
+    def on_exit(exit_report: Exited) -> None:
+        exits.append(exit_report)
+        exited.set()
+
+    before = threading.active_count()
+    ref = Sentinel.start(ChildContext("sentinel", 1, on_exit), files, Requests())
+    ref.ask(Ping(), timeout=WAIT_S)
+    ref.tell(Crash("test"))
+    assert exited.wait(WAIT_S)
+    assert exits[0].error is not None
+    assert "test" in exits[0].error
+    deadline = time.monotonic() + WAIT_S
+    while threading.active_count() > before and time.monotonic() < deadline:
+        time.sleep(0.01)  # threads have no join-by-count; bounded
+    assert threading.active_count() == before
+
+
+# -- in a real daemon ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        (lambda env: env.pid_file.unlink(), "was removed"),
+        (lambda env: env.pid_file.write_text("1\n"), "rewritten with pid 1"),
+        (lambda env: env.exit_flag.touch(), "exit flag"),
+    ],
+    ids=["pid-file-removed", "pid-file-rewritten", "exit-flag"],
+)
+def test_daemon_shuts_down_gracefully(daemon: DaemonEnv, change, reason: str) -> None:
+    pid = daemon.start()
+    changed_at = time.monotonic()
+    change(daemon)
+    daemon.wait_gone(pid)
+    assert time.monotonic() - changed_at < 3.0  # within a second of noticing, plus process exit
+    record = daemon.wait_for_log("shutdown_requested", pid=pid)
+    assert reason in record["reason"]
+    assert daemon.wait_for_log("daemon_exited", pid=pid)
+    assert not daemon.exit_flag.exists()
+    assert not daemon.socket.exists()
+    if "rewritten" in reason:
+        assert daemon.pid_file.read_text() == "1\n", "a pid file naming another process is not ours to remove"
+    else:
+        assert not daemon.pid_file.exists()
