@@ -17,6 +17,7 @@ from typing import Any
 import pykka
 
 from nua.actors._supervised import ChildContext, ExitListener
+from nua.actors.db_writer import DbWriter
 from nua.actors.directory import Directory
 from nua.actors.sentinel import Sentinel, ShutdownListener
 from nua.actors.supervisor import ChildSpec, Intensity, Restart, Strategy, Supervisor
@@ -38,6 +39,11 @@ def child_specs(settings: Settings, directory: Directory, request_shutdown: Shut
 
     return [
         spec("sentinel", lambda ctx: Sentinel.start(ctx, settings, request_shutdown)),
+        spec(
+            "db_writer",
+            lambda ctx: DbWriter.start(ctx, settings),
+            start_timeout_s=DB_WRITER_START_TIMEOUT_S,
+        ),
     ]
 
 
