@@ -60,6 +60,15 @@ class _Inbox(queue.Queue[Any]):
         return envelope
 
 
+@dataclass(frozen=True)
+class WriterStats:
+    """Asks the writer how it has batched so far; answered with a dict of counters.
+
+    ``batches`` transactions applied, ``commands`` in them, ``largest_batch``: the
+    benchmark and the tests read the effect of group commit here.
+    """
+
+
 @dataclass
 class _Pending:
     """One message of a batch and where its reply goes (``None`` when it was told)."""
@@ -100,6 +109,7 @@ class DbWriter(SupervisedActor):
         self._engine: Engine | None = None
         self._conn: Connection | None = None
         self._inbox = cast("_Inbox", self.actor_inbox)
+        self._stats = {"batches": 0, "commands": 0, "largest_batch": 0}
 
     @staticmethod
     def _create_actor_inbox() -> queue.Queue[Any]:
@@ -140,6 +150,8 @@ class DbWriter(SupervisedActor):
     # -- messages ---------------------------------------------------------------------------
 
     def on_receive(self, message: Any) -> Any:
+        if isinstance(message, WriterStats):
+            return dict(self._stats)
         if not isinstance(message, COMMAND_TYPES):
             return super().on_receive(message)
         head = self._inbox.current
@@ -174,6 +186,9 @@ class DbWriter(SupervisedActor):
     # -- batches ----------------------------------------------------------------------------
 
     def _run(self, batch: list[_Pending]) -> None:
+        self._stats["batches"] += 1
+        self._stats["commands"] += len(batch)
+        self._stats["largest_batch"] = max(self._stats["largest_batch"], len(batch))
         try:
             outcomes = self._apply(batch)
         except _BatchAbortedError as aborted:

@@ -1,0 +1,204 @@
+"""Group commit: batches, one failure failing alone, a crash mid-batch, a stop behind queued work, load."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+import pykka
+import pytest
+from dbkit import ExitLog, Gate, GatedWriter, Writers, make_settings
+
+from nua.actors._supervised import ChildContext, InjectedFaultError
+from nua.actors.db_writer import WriterStats
+from nua.actors.directory import Directory
+from nua.actors.messages import Crash
+from nua.actors.supervisor import ChildSpec, Intensity, Supervisor
+from nua.model import commands as cmd
+from nua.model import prepare
+from nua.model.errors import ConflictError, InternalError, ModelError, NotFoundError
+from nua.settings import Settings
+
+
+def user(settings: Settings, name: str) -> cmd.AddUser:
+    return prepare.user_add({"username": name, "email": f"{name}@example.org", "password": "pw"}, settings.security)
+
+
+def outcome(future: pykka.Future[Any]) -> Any:
+    """The future's value, or the type of the error it raised."""
+    try:
+        return future.get(timeout=10)
+    except Exception as exc:
+        return type(exc)
+
+
+def test_queued_commands_share_one_transaction_and_fail_alone(writers: Writers, settings: Settings) -> None:
+    gate = Gate()
+    writer = writers.start(gate, actor=GatedWriter)
+    head = writer.ask(user(settings, "head"), block=False)
+    gate.wait_entered()
+    queued = [
+        writer.ask(user(settings, "a"), block=False),
+        writer.ask(user(settings, "a"), block=False),  # duplicate: fails alone
+        writer.ask(cmd.GetUser(999), block=False),  # a failing read
+        writer.ask(user(settings, "b"), block=False),
+        writer.ask(cmd.SetSetting("broken", object()), block=False),  # unexpected error inside one command
+        writer.ask(cmd.ListUsers(names=("a", "b")), block=False),  # sees the writes queued before it
+        writer.ask(cmd.CountUsers(), block=False),
+    ]
+    gate.released.set()
+
+    assert outcome(head)["username"] == "head"
+    results = [outcome(future) for future in queued]
+    assert results[0]["username"] == "a"
+    assert results[1:3] == [ConflictError, NotFoundError]
+    assert results[3]["username"] == "b"
+    assert results[4] is InternalError
+    assert [found["username"] for found in results[5]] == ["a", "b"]
+    assert results[6] == 3
+    assert writer.ask(WriterStats()) == {"batches": 2, "commands": 1 + len(queued), "largest_batch": len(queued)}
+    assert writer.ask(cmd.CountUsers()) == 3
+
+
+def test_max_batch_bounds_each_transaction(tmp_path: Path, db_url: str) -> None:
+    settings = make_settings(db_url, tmp_path, NUA_DB_MAX_BATCH="2")
+    writers = Writers(settings)
+    try:
+        gate = Gate()
+        writer = writers.start(gate, actor=GatedWriter)
+        head = writer.ask(cmd.CountUsers(), block=False)
+        gate.wait_entered()
+        futures = [writer.ask(user(settings, f"u{index}"), block=False) for index in range(5)]
+        gate.released.set()
+
+        assert outcome(head) == 0
+        assert [outcome(future)["id"] for future in futures] == [1, 2, 3, 4, 5]
+        assert writer.ask(WriterStats()) == {"batches": 4, "commands": 6, "largest_batch": 2}
+    finally:
+        writers.stop_all()
+
+
+def test_a_stop_behind_queued_commands_lets_them_commit(writers: Writers, settings: Settings) -> None:
+    gate = Gate()
+    writer = writers.start(gate, actor=GatedWriter)
+    head = writer.ask(user(settings, "head"), block=False)
+    gate.wait_entered()
+    before_stop = [writer.ask(user(settings, f"q{index}"), block=False) for index in range(5)]
+    stopped = writer.ask(pykka.messages._ActorStop(), block=False)  # what ref.stop() queues
+    gate.released.set()
+
+    assert outcome(head)["id"] == 1
+    assert [outcome(future)["id"] for future in before_stop] == [2, 3, 4, 5, 6]
+    stopped.get(timeout=10)
+    assert not writer.is_alive()
+
+    reopened = writers.start()
+    assert reopened.ask(cmd.CountUsers()) == 6
+
+
+def test_told_crash_mid_batch_fails_the_batch_and_the_supervisor_restarts_the_writer(
+    settings: Settings,
+) -> None:
+    gate = Gate()
+    directory = Directory()
+    root_exits = ExitLog()
+    spec = ChildSpec("db_writer", start=lambda ctx: GatedWriter.start(ctx, settings, gate), shutdown_s=10)
+    root = Supervisor.start(
+        ChildContext("root", 1, root_exits),
+        [spec],
+        intensity=Intensity(max_restarts=3, max_seconds=10),
+        directory=directory,
+    )
+    try:
+        first = directory.wait_for("db_writer", timeout=10)
+        acknowledged = first.ask(user(settings, "committed"), block=False)
+        gate.wait_entered()
+        doomed = [first.ask(user(settings, f"lost{index}"), block=False) for index in range(3)]
+        first.tell(Crash("mid-batch"))
+        after = first.ask(user(settings, "after"), block=False)  # same batch, behind the crash
+        gate.released.set()
+
+        assert outcome(acknowledged)["username"] == "committed"
+        assert [outcome(future) for future in doomed] == [InternalError] * 3
+        assert outcome(after) is InternalError
+
+        second = directory.wait_for("db_writer", timeout=10, not_ref=first)
+        assert not first.is_alive()
+        assert [found["username"] for found in second.ask(cmd.ListUsers())] == ["committed"]
+        assert second.ask(user(settings, "lost0"))["username"] == "lost0"  # the writer works again
+    finally:
+        root.stop(block=True, timeout=10)
+
+
+def test_asked_crash_mid_batch_fails_the_batch_but_keeps_the_writer(writers: Writers, settings: Settings) -> None:
+    gate = Gate()
+    writer = writers.start(gate, actor=GatedWriter)
+    head = writer.ask(cmd.CountUsers(), block=False)
+    gate.wait_entered()
+    doomed = writer.ask(user(settings, "x"), block=False)
+    crash = writer.ask(Crash("asked"), block=False)
+    gate.released.set()
+
+    assert outcome(head) == 0
+    assert outcome(doomed) is InternalError
+    assert outcome(crash) is InjectedFaultError
+    assert writer.ask(cmd.CountUsers()) == 0
+    assert writer.is_alive()
+
+
+def test_concurrent_adds_with_duplicates_count_exactly(writer: pykka.ActorRef[Any], settings: Settings) -> None:
+    threads, per_thread, shared_every = 8, 500, 10
+    accepted: list[str] = []
+    rejected: list[str] = []
+    other_errors: list[BaseException] = []
+    lock = threading.Lock()
+    start = threading.Barrier(threads)
+
+    def run(thread: int) -> None:
+        start.wait()
+        for index in range(per_thread):
+            # Every tenth name is tried by all threads at once: exactly one may win.
+            name = f"shared{index}" if index % shared_every == 0 else f"t{thread}n{index}"
+            try:
+                writer.ask(user(settings, name), timeout=60)
+            except ConflictError:
+                with lock:
+                    rejected.append(name)
+            except (ModelError, pykka.Timeout) as exc:
+                with lock:
+                    other_errors.append(exc)
+            else:
+                with lock:
+                    accepted.append(name)
+
+    workers = [threading.Thread(target=run, args=(thread,)) for thread in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=120)
+
+    shared = per_thread // shared_every
+    assert other_errors == []
+    assert len(accepted) == threads * (per_thread - shared) + shared
+    assert len(set(accepted)) == len(accepted)
+    assert len(rejected) == (threads - 1) * shared
+    assert set(rejected) == {f"shared{index}" for index in range(0, per_thread, shared_every)}
+    assert writer.ask(cmd.CountUsers()) == len(accepted)
+    listed = writer.ask(cmd.ListUsers())
+    assert sorted(found["username"] for found in listed) == sorted(accepted)
+    assert [found["id"] for found in listed] == list(range(1, len(accepted) + 1))
+    stats = writer.ask(WriterStats())
+    assert stats["batches"] < stats["commands"]  # group commit happened
+
+
+@pytest.mark.parametrize("told", [False, True])
+def test_crash_outside_a_batch_keeps_the_base_semantics(writers: Writers, told: bool) -> None:
+    writer = writers.start()
+    if told:
+        writer.tell(Crash("alone"))
+        assert writers.exits[-1].wait().error == "InjectedFaultError: alone"
+    else:
+        with pytest.raises(InjectedFaultError):
+            writer.ask(Crash("alone"))
+        assert writer.ask(cmd.CountUsers()) == 0
