@@ -224,19 +224,27 @@ def get_setting(conn: Connection, command: cmd.GetSetting) -> dict[str, Any]:
     return setting_dict(found)
 
 
+def _upsert_setting(dialect: str) -> Any:
+    """One statement instead of a read and a write, where the backend has one (built once: it is hot)."""
+    statement = _UPSERTS.get(dialect)
+    if statement is None and dialect in ("sqlite", "postgresql"):
+        insert_ = (sqlite.insert if dialect == "sqlite" else postgresql.insert)(settings_table)
+        statement = insert_.on_conflict_do_update(
+            index_elements=[settings_table.c.key],
+            set_={"value": insert_.excluded.value, "updated_at": insert_.excluded.updated_at},
+        )
+        _UPSERTS[dialect] = statement
+    return statement
+
+
+_UPSERTS: dict[str, Any] = {}
+
+
 def set_setting(conn: Connection, command: cmd.SetSetting) -> dict[str, Any]:
     row = {"key": command.key, "value": command.value, "updated_at": utcnow()}
-    dialect = conn.dialect.name
-    if dialect in ("sqlite", "postgresql"):
-        # One statement instead of a read and a write: this is the hot path of the benchmark.
-        upsert = (sqlite.insert if dialect == "sqlite" else postgresql.insert)(settings_table)
-        conn.execute(
-            upsert.on_conflict_do_update(
-                index_elements=[settings_table.c.key],
-                set_={"value": upsert.excluded.value, "updated_at": upsert.excluded.updated_at},
-            ),
-            row,
-        )
+    upsert = _upsert_setting(conn.dialect.name)
+    if upsert is not None:
+        conn.execute(upsert, row)
     else:
         changed = conn.execute(
             update(settings_table)
