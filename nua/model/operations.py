@@ -21,6 +21,7 @@ from nua.model import commands as cmd
 from nua.model.base import utcnow
 from nua.model.errors import ConflictError, NotFoundError
 from nua.model.group import group_dict, group_members, user_groups
+from nua.model.prepared import Prepared
 from nua.model.setting import setting_dict, settings_table
 from nua.model.user import PUBLIC_COLUMNS, user_dict, users
 
@@ -42,16 +43,16 @@ def _unique(values: Iterable[C]) -> list[C]:
 # -- users --------------------------------------------------------------------------------
 
 
-# The statements of a user add, built once: it is the hot path of the benchmark and
-# SQLAlchemy then reuses their compiled form without building a new statement each time.
-_SAME_NAME_OR_MAIL = (
+# The statements of a user add, a hot path: compiled once, run on the driver (see nua.model.prepared).
+_USER_ROW_KEYS = ("id", "username", "email", "password_hash", "role", "display_name", "created_at", "updated_at")
+_SAME_NAME_OR_MAIL = Prepared(
     select(users.c.username, users.c.email)
     .where(or_(users.c.username == bindparam("username"), users.c.email == bindparam("email")))
     .limit(1)
 )
-_ID_TAKEN = select(users.c.id).where(users.c.id == bindparam("id"))
-_HIGHEST_ID = select(func.max(users.c.id))
-_INSERT_USER = insert(users)
+_ID_TAKEN = Prepared(select(users.c.id).where(users.c.id == bindparam("id")))
+_HIGHEST_ID = Prepared(select(func.max(users.c.id)))
+_INSERT_USER = Prepared(insert(users), column_keys=_USER_ROW_KEYS)
 
 
 def _check_user_unique(conn: Connection, username: str | None, email: str | None, except_id: int | None) -> None:
@@ -67,14 +68,14 @@ def _check_user_unique(conn: Connection, username: str | None, email: str | None
 
 
 def add_user(conn: Connection, command: cmd.AddUser) -> dict[str, Any]:
-    clash = conn.execute(_SAME_NAME_OR_MAIL, {"username": command.username, "email": command.email}).first()
+    clash = _SAME_NAME_OR_MAIL.first(conn, {"username": command.username, "email": command.email})
     if clash is not None:
-        field = "username" if clash.username == command.username else "email"
+        field = "username" if clash[0] == command.username else "email"
         raise ConflictError("user", field, getattr(command, field))
     user_id = command.id
-    if user_id is None or user_id < 0 or conn.execute(_ID_TAKEN, {"id": user_id}).first() is not None:
-        highest: int | None = conn.execute(_HIGHEST_ID).scalar()
-        user_id = 1 if highest is None else highest + 1
+    if user_id is None or user_id < 0 or _ID_TAKEN.first(conn, {"id": user_id}) is not None:
+        highest = _HIGHEST_ID.first(conn)
+        user_id = 1 if highest is None or highest[0] is None else int(highest[0]) + 1
     now = utcnow()
     row = {
         "id": user_id,
@@ -86,7 +87,7 @@ def add_user(conn: Connection, command: cmd.AddUser) -> dict[str, Any]:
         "created_at": now,
         "updated_at": now,
     }
-    conn.execute(_INSERT_USER, row)
+    _INSERT_USER.execute(conn, row)
     return user_dict(row)
 
 
@@ -236,27 +237,30 @@ def get_setting(conn: Connection, command: cmd.GetSetting) -> dict[str, Any]:
     return setting_dict(found)
 
 
-def _upsert_setting(dialect: str) -> Any:
-    """One statement instead of a read and a write, where the backend has one (built once: it is hot)."""
+def _upsert_setting(dialect: str) -> Prepared | None:
+    """One statement instead of a read and a write, where the backend has one; the hot path of a setting write."""
     statement = _UPSERTS.get(dialect)
     if statement is None and dialect in ("sqlite", "postgresql"):
         insert_ = (sqlite.insert if dialect == "sqlite" else postgresql.insert)(settings_table)
-        statement = insert_.on_conflict_do_update(
-            index_elements=[settings_table.c.key],
-            set_={"value": insert_.excluded.value, "updated_at": insert_.excluded.updated_at},
+        statement = Prepared(
+            insert_.on_conflict_do_update(
+                index_elements=[settings_table.c.key],
+                set_={"value": insert_.excluded.value, "updated_at": insert_.excluded.updated_at},
+            ),
+            column_keys=("key", "value", "updated_at"),
         )
         _UPSERTS[dialect] = statement
     return statement
 
 
-_UPSERTS: dict[str, Any] = {}
+_UPSERTS: dict[str, Prepared] = {}
 
 
 def set_setting(conn: Connection, command: cmd.SetSetting) -> dict[str, Any]:
     row = {"key": command.key, "value": command.value, "updated_at": utcnow()}
     upsert = _upsert_setting(conn.dialect.name)
     if upsert is not None:
-        conn.execute(upsert, row)
+        upsert.execute(conn, row)
     else:
         changed = conn.execute(
             update(settings_table)

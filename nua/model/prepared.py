@@ -1,0 +1,99 @@
+"""Hot statements compiled once per dialect and run straight on the driver's cursor.
+
+The DB writer's serial section is the daemon's write throughput. Going through
+``Connection.execute`` costs each statement a cache-key computation, an execution
+context, events and a result object: about four times what the driver itself
+spends on a small INSERT. For the few statements on the hot paths (a setting
+write, a user add) this module keeps SQLAlchemy's compiler, its dialect-specific
+SQL and its type conversions (``bind_processor``: JSON, timestamps), and skips the
+rest. It runs on the same driver connection, inside the transaction the writer
+opened through SQLAlchemy, so savepoints, commit and rollback behave as for any
+other statement.
+
+Results are the driver's raw rows, without result processing: use it only for
+statements that return nothing or plain integers and strings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.engine import Connection, Dialect
+from sqlalchemy.sql.base import Executable
+from sqlalchemy.sql.compiler import SQLCompiler
+
+_NO_PARAMS: Mapping[str, Any] = {}
+
+
+@dataclass(frozen=True)
+class _Compiled:
+    sql: str
+    compiled: SQLCompiler
+    # Parameter names in placeholder order for positional paramstyles (qmark...), else None.
+    order: tuple[str, ...] | None
+    processors: Mapping[str, Callable[[Any], Any]]
+
+    def parameters(self, values: Mapping[str, Any]) -> Sequence[Any] | Mapping[str, Any]:
+        bound = self.compiled.construct_params(dict(values), _check=False)
+        for name, process in self.processors.items():
+            if name in bound:
+                bound[name] = process(bound[name])
+        if self.order is None:
+            return bound
+        return tuple(bound[name] for name in self.order)
+
+
+class Prepared:
+    """A Core statement, compiled on first use for each dialect it meets.
+
+    ``column_keys`` names the parameters an INSERT or UPDATE is executed with (as
+    ``Connection.execute(statement, {...})`` would infer from the dict).
+    """
+
+    def __init__(self, statement: Executable, column_keys: Sequence[str] | None = None) -> None:
+        self.statement = statement
+        self.column_keys = list(column_keys) if column_keys is not None else None
+        self._by_dialect: dict[str, _Compiled] = {}
+
+    def _compiled(self, dialect: Dialect) -> _Compiled:
+        found = self._by_dialect.get(dialect.name)
+        if found is None:
+            compiled = self.statement.compile(dialect=dialect, column_keys=self.column_keys)  # type: ignore[attr-defined]
+            if not isinstance(compiled, SQLCompiler):  # pragma: no cover - DDL is not a hot statement
+                msg = f"cannot prepare {type(self.statement).__name__}"
+                raise TypeError(msg)
+            processors: dict[str, Callable[[Any], Any]] = {}
+            for bind, name in compiled.bind_names.items():
+                process = bind.type.dialect_impl(dialect).bind_processor(dialect)
+                if process is not None:
+                    processors[name] = process
+            order = tuple(compiled.positiontup) if dialect.positional and compiled.positiontup is not None else None
+            found = _Compiled(compiled.string, compiled, order, processors)
+            self._by_dialect[dialect.name] = found
+        return found
+
+    def execute(self, conn: Connection, values: Mapping[str, Any] = _NO_PARAMS) -> int:
+        """Run the statement; return the driver's rowcount."""
+        compiled = self._compiled(conn.dialect)
+        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cursor.execute(compiled.sql, compiled.parameters(values))
+            return int(cursor.rowcount)
+        finally:
+            cursor.close()
+
+    def first(self, conn: Connection, values: Mapping[str, Any] = _NO_PARAMS) -> tuple[Any, ...] | None:
+        """Run a query; return its first row as the driver gives it, or None."""
+        compiled = self._compiled(conn.dialect)
+        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cursor.execute(compiled.sql, compiled.parameters(values))
+            row = cursor.fetchone()
+        finally:
+            cursor.close()
+        return None if row is None else tuple(row)
+
+
+__all__ = ["Prepared"]
