@@ -1,0 +1,47 @@
+"""``group_``: user groups and their members, kept by the DB writer."""
+
+from __future__ import annotations
+
+import builtins
+
+from nua.actors._future import NotifyingFuture
+from nua.model import commands, prepare
+from nua.rpc.registry import MethodGroup, public
+
+WRITER = "db_writer"
+
+
+class GroupMethods(MethodGroup):
+    """Create, list and delete groups; add, remove and list their members."""
+
+    prefix = "group_"
+
+    @public
+    def add(self, name: str, source: str = "") -> NotifyingFuture:
+        """Create the group ``name``; return its dict."""
+        return self.services.ask(WRITER, prepare.group_add(name, source))
+
+    @public
+    def list(self) -> NotifyingFuture:
+        """Every group ordered by name, each with its member count."""
+        return self.services.ask(WRITER, commands.ListGroups())
+
+    @public
+    def delete(self, name: str) -> NotifyingFuture:
+        """Delete the group ``name``; return 1, or 0 when there was none."""
+        return self.services.ask(WRITER, prepare.group_delete(name))
+
+    @public
+    def add_members(self, group: str, user_ids: builtins.list[int]) -> NotifyingFuture:
+        """Add users to ``group``; return how many memberships are new."""
+        return self.services.ask(WRITER, prepare.group_add_members(group, user_ids))
+
+    @public
+    def remove_members(self, group: str, user_ids: builtins.list[int]) -> NotifyingFuture:
+        """Remove users from ``group``; return how many memberships were removed."""
+        return self.services.ask(WRITER, prepare.group_remove_members(group, user_ids))
+
+    @public
+    def members(self, group: str) -> NotifyingFuture:
+        """The members of ``group`` ordered by id."""
+        return self.services.ask(WRITER, prepare.group_members(group))

@@ -1,0 +1,99 @@
+"""``sys_``: the daemon's own state, and fault injection for tests."""
+
+from __future__ import annotations
+
+import os
+import time
+from datetime import UTC, datetime
+from typing import Any, cast
+
+import psutil
+import pykka
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from nua.actors.messages import ChildInfo, Crash, WhichChildren
+from nua.rpc.errors import NotFoundError, UnavailableError
+from nua.rpc.registry import MethodGroup, public
+from nua.rpc.services import Services
+
+ROOT = "root"
+# The tree is only a part of the status: a busy root must not make it hang.
+TREE_TIMEOUT_S = 2.0
+
+
+def _safe_url(url: str) -> str:
+    """The database URL without its password."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return url
+
+
+class SysMethods(MethodGroup):
+    """The daemon's status."""
+
+    prefix = "sys_"
+
+    @public(offload=True)
+    def status(self) -> dict[str, Any]:
+        """Pid, uptime, endpoint, database URL, log file, method count and the actor tree."""
+        process = psutil.Process()
+        started = process.create_time()
+        settings = self.services.settings
+        return {
+            "pid": os.getpid(),
+            "uptime_s": round(time.time() - started, 3),
+            "endpoint": self.services.endpoint,
+            "db_url": _safe_url(settings.db.url),
+            "log_file": settings.server.log_file,
+            "methods": len(self.services.registry),
+            "tree": self._tree(datetime.fromtimestamp(started, UTC).isoformat(timespec="milliseconds")),
+        }
+
+    def _tree(self, started_at: str) -> dict[str, Any]:
+        root = self.services.directory.lookup(ROOT)
+        node: dict[str, Any] = {
+            "id": ROOT,
+            "state": "running",
+            "restarts": 0,
+            "started_at": started_at,
+            "last_error": None,
+            "children": [],
+        }
+        if root is None:
+            return {**node, "state": "unknown", "last_error": "no root supervisor registered"}
+        try:
+            children = cast("tuple[ChildInfo, ...]", root.ask(WhichChildren(), timeout=TREE_TIMEOUT_S))
+        except pykka.Timeout:
+            return {**node, "state": "busy", "last_error": f"no answer within {TREE_TIMEOUT_S} s"}
+        except pykka.ActorDeadError:
+            return {**node, "state": "stopped"}
+        return {**node, "children": [child.as_dict() for child in children]}
+
+
+class FaultMethods(MethodGroup):
+    """``sys_fault``: served only with ``[debug] allow_fault_injection = true``."""
+
+    prefix = "sys_"
+
+    @classmethod
+    def enabled(cls, services: Services) -> bool:
+        return services.settings.debug.allow_fault_injection
+
+    @public
+    def fault(self, actor_id: str) -> str:
+        """Make the actor ``actor_id`` crash from inside, so that its supervisor restarts it.
+
+        The reply goes out first: for the gateway itself, the crash is handled by
+        its actor thread while this reply is already on its way.
+        """
+        ref = self.services.directory.lookup(actor_id)
+        if ref is None:
+            known = self.services.directory.names()
+            raise NotFoundError(f"no actor {actor_id!r} (known: {', '.join(known)})", {"actor": actor_id})
+        try:
+            ref.tell(Crash(f"sys_fault({actor_id!r})"))
+        except pykka.ActorDeadError:
+            raise UnavailableError(f"{actor_id} is already stopping", {"actor": actor_id}) from None
+        return f"crash injected into {actor_id}"

@@ -1,0 +1,24 @@
+"""``test_``: arithmetic to check that the daemon answers (and how errors look)."""
+
+from __future__ import annotations
+
+from nua.rpc.errors import DivisionByZeroError
+from nua.rpc.registry import MethodGroup, public
+
+
+class TestMethods(MethodGroup):
+    """Trivial methods run inline in the gateway's I/O thread."""
+
+    prefix = "test_"
+
+    @public
+    def add(self, a: float, b: float) -> float:
+        """Return ``a + b``."""
+        return a + b
+
+    @public
+    def divide(self, a: float, b: float) -> float:
+        """Return ``a / b``; a zero ``b`` is a ``division_by_zero`` error (-32006)."""
+        if b == 0:
+            raise DivisionByZeroError("division by zero", {"param": "b", "a": a, "b": b})
+        return a / b

@@ -1,0 +1,65 @@
+"""``user_``: the platform's users, kept by the DB writer.
+
+Arguments are checked and passwords hashed here, in the caller's thread (the
+gateway's pool for the methods that hash), so that the writer's serial section
+is database work only. Every method returns the writer's future: the reply goes
+out once the change is durable.
+"""
+
+from __future__ import annotations
+
+import builtins
+from typing import Any
+
+from nua.actors._future import NotifyingFuture
+from nua.model import commands, prepare
+from nua.rpc.registry import MethodGroup, public
+
+WRITER = "db_writer"
+
+
+class UserMethods(MethodGroup):
+    """Add, list, count, update and delete users."""
+
+    prefix = "user_"
+
+    @public(offload=True)
+    def add(self, user_data: dict[str, Any]) -> NotifyingFuture:
+        """Add a user from ``{username, email, password[, id, role, display_name]}``; return its dict.
+
+        An ``id`` that is missing, negative or taken means the next free id; a
+        ``salt`` key is accepted and ignored (each hash makes its own).
+        """
+        command = prepare.user_add(user_data, self.services.settings.security)
+        return self.services.ask(WRITER, command)
+
+    @public
+    def count(self) -> NotifyingFuture:
+        """The number of users."""
+        return self.services.ask(WRITER, commands.CountUsers())
+
+    @public
+    def get(self, id: int) -> NotifyingFuture:  # noqa: A002 - the original API's parameter name
+        """The user with this id."""
+        return self.services.ask(WRITER, prepare.user_get(id))
+
+    @public
+    def list(self, request: dict[str, Any] | None = None) -> NotifyingFuture:
+        """Users ordered by id; ``request`` filters by ``ids``, ``names``, ``mails`` (none, or ``all``: every user)."""
+        return self.services.ask(WRITER, prepare.user_list(request))
+
+    @public(offload=True)
+    def update(self, id: int, key: str, value: Any) -> NotifyingFuture:  # noqa: A002 - the original API's name
+        """Set ``key`` (username, email, role, display_name or password) of user ``id``; return its dict."""
+        command = prepare.user_update(id, key, value, self.services.settings.security)
+        return self.services.ask(WRITER, command)
+
+    @public
+    def delete(self, ids: builtins.list[int]) -> NotifyingFuture:
+        """Delete the users with these ids; return how many were deleted."""
+        return self.services.ask(WRITER, prepare.user_delete(ids))
+
+    @public
+    def delete_all(self) -> NotifyingFuture:
+        """Delete every user; return how many were deleted."""
+        return self.services.ask(WRITER, commands.DeleteAllUsers())

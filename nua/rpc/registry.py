@@ -1,0 +1,395 @@
+"""The method registry: ``@public`` methods of groups, each group a class with a name prefix.
+
+A method's RPC name is its group's prefix plus its Python name (``test_`` +
+``add``). Its signature is the contract: the gateway checks each call's params
+against it (count, names, and the JSON types its annotations name) and answers
+-32602 before running anything. ``@public`` only marks a function, never wraps
+it, so that the signature seen here is the one written.
+
+Groups come from :mod:`nua.rpc.methods` (built in), from the modules named in
+``[rpc] plugins`` and from installed packages exposing the entry point group
+``nua.rpc``; a plugin that fails to load is logged and skipped.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import types
+import typing
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from importlib import metadata
+from typing import Any, ClassVar, Literal, TypeVar, overload
+
+import structlog
+
+from nua.rpc.errors import InvalidParamsError
+
+if typing.TYPE_CHECKING:
+    from nua.rpc.services import Services
+
+ENTRY_POINT_GROUP = "nua.rpc"
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclass(frozen=True)
+class _Public:
+    offload: bool
+
+
+@overload
+def public(function: F) -> F: ...
+@overload
+def public(*, offload: bool = False) -> Callable[[F], F]: ...
+def public(function: F | None = None, *, offload: bool = False) -> F | Callable[[F], F]:
+    """Mark a method of a :class:`MethodGroup` as callable over RPC.
+
+    A method runs in the gateway's I/O thread and must be quick: it returns a
+    JSON value, or the future of an ``ask`` to the actor that does the work. With
+    ``offload=True`` it runs in a small thread pool instead, for work that is slow
+    but releases the GIL (hashing a password) before it asks an actor.
+    """
+
+    def mark(func: F) -> F:
+        func.__nua_public__ = _Public(offload)  # type: ignore[attr-defined]
+        return func
+
+    return mark(function) if function is not None else mark
+
+
+class MethodGroup:
+    """A set of RPC methods sharing the name prefix ``prefix``.
+
+    Subclasses set ``prefix`` and mark their methods with :func:`public`; they
+    reach the rest of the daemon through ``self.services``.
+    """
+
+    prefix: ClassVar[str] = ""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+
+    @classmethod
+    def enabled(cls, services: Services) -> bool:  # noqa: ARG003 - subclasses decide from the settings
+        """Whether this group is served at all (``sys_fault`` only with fault injection on)."""
+        return True
+
+
+# -- parameter checks -------------------------------------------------------------------
+
+TypeCheck = Callable[[Any], bool]
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+_SIMPLE: dict[Any, tuple[TypeCheck, str]] = {
+    int: (_is_int, "an integer"),
+    float: (_is_number, "a number"),
+    str: (lambda v: isinstance(v, str), "a string"),
+    bool: (lambda v: isinstance(v, bool), "a boolean"),
+    list: (lambda v: isinstance(v, list), "an array"),
+    tuple: (lambda v: isinstance(v, list), "an array"),
+    Sequence: (lambda v: isinstance(v, list), "an array"),
+    dict: (lambda v: isinstance(v, dict), "an object"),
+    Mapping: (lambda v: isinstance(v, dict), "an object"),
+    type(None): (lambda v: v is None, "null"),
+    None: (lambda v: v is None, "null"),
+}
+
+
+def _type_check(annotation: Any) -> tuple[TypeCheck, str] | None:  # noqa: PLR0911 - one return per kind of annotation
+    """A check of a JSON value against ``annotation``, or ``None`` when anything goes."""
+    if annotation is Any or annotation is inspect.Parameter.empty:
+        return None
+    if annotation in _SIMPLE:
+        return _SIMPLE[annotation]
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        checks = [_type_check(arg) for arg in typing.get_args(annotation)]
+        if any(check is None for check in checks):
+            return None
+        known = [check for check in checks if check is not None]
+        return (lambda v: any(check(v) for check, _ in known), " or ".join(name for _, name in known))
+    if origin is Literal:
+        allowed = typing.get_args(annotation)
+        return (lambda v: v in allowed and type(v) in {type(a) for a in allowed}, f"one of {list(allowed)}")
+    if origin is not None and origin in _SIMPLE:
+        return _SIMPLE[origin]
+    return None  # an annotation with no JSON counterpart: the method checks for itself
+
+
+@dataclass(frozen=True)
+class _Param:
+    name: str
+    positional: bool
+    required: bool
+    check: tuple[TypeCheck, str] | None
+
+
+class ParamCheck:
+    """Checks a call's ``args`` or ``kwargs`` against a signature, raising -32602 with what is wrong."""
+
+    def __init__(self, method: str, signature: inspect.Signature, hints: Mapping[str, Any]) -> None:
+        self.method = method
+        self.params: list[_Param] = []
+        self.var_positional = False
+        self.var_keyword = False
+        kinds = inspect.Parameter
+        for param in signature.parameters.values():
+            if param.kind is kinds.VAR_POSITIONAL:
+                self.var_positional = True
+            elif param.kind is kinds.VAR_KEYWORD:
+                self.var_keyword = True
+            else:
+                self.params.append(
+                    _Param(
+                        name=param.name,
+                        positional=param.kind in (kinds.POSITIONAL_ONLY, kinds.POSITIONAL_OR_KEYWORD),
+                        required=param.default is kinds.empty,
+                        check=_type_check(hints.get(param.name, param.annotation)),
+                    )
+                )
+        self.positional = [p for p in self.params if p.positional]
+        self.by_name = {p.name: p for p in self.params}
+
+    def __call__(self, args: Sequence[Any], kwargs: Mapping[str, Any]) -> None:
+        if len(args) > len(self.positional) and not self.var_positional:
+            self._fail(
+                f"{self.method} takes {self._count()} positional argument(s), got {len(args)}",
+                expected=len(self.positional),
+                got=len(args),
+            )
+        given: dict[str, Any] = {p.name: value for p, value in zip(self.positional, args, strict=False)}
+        for name, value in kwargs.items():
+            if name not in self.by_name:
+                if self.var_keyword:
+                    continue
+                known = ", ".join(p.name for p in self.params) or "none"
+                self._fail(f"{self.method} has no parameter {name!r} (parameters: {known})", param=name)
+            given[name] = value
+        for param in self.params:
+            if param.name not in given:
+                if param.required:
+                    self._fail(f"{self.method} is missing argument {param.name!r}", param=param.name)
+                continue
+            if param.check is not None and not param.check[0](given[param.name]):
+                self._fail(
+                    f"{self.method}: argument {param.name!r} must be {param.check[1]}",
+                    param=param.name,
+                    expected=param.check[1],
+                )
+
+    def _count(self) -> str:
+        required = sum(1 for p in self.positional if p.required)
+        total = len(self.positional)
+        return str(total) if required == total else f"{required} to {total}"
+
+    @staticmethod
+    def _fail(message: str, **data: Any) -> typing.NoReturn:
+        raise InvalidParamsError(message, data)
+
+
+# -- methods and the registry -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Method:
+    """One callable RPC method: its name, bound function, parameter check and doc."""
+
+    name: str
+    function: Callable[..., Any]
+    offload: bool
+    signature: inspect.Signature
+    check: ParamCheck
+    doc: str
+
+    def describe(self) -> dict[str, Any]:
+        """What ``rpc_describe`` answers: the signature, each parameter and the doc."""
+        params = []
+        for param in self.signature.parameters.values():
+            entry: dict[str, Any] = {"name": param.name, "kind": param.kind.name.lower()}
+            if param.annotation is not inspect.Parameter.empty:
+                entry["type"] = _annotation_text(param.annotation)
+            entry["required"] = param.default is inspect.Parameter.empty and param.kind not in (
+                inspect.Parameter.VAR_POSITIONAL,
+                inspect.Parameter.VAR_KEYWORD,
+            )
+            if param.default is not inspect.Parameter.empty:
+                entry["default"] = param.default if _is_json_scalar(param.default) else repr(param.default)
+            params.append(entry)
+        return {"name": self.name, "signature": f"{self.name}{self.signature}", "params": params, "doc": self.doc}
+
+
+def _annotation_text(annotation: Any) -> str:
+    if isinstance(annotation, type):
+        return annotation.__name__
+    return str(annotation).replace("typing.", "")
+
+
+def _is_json_scalar(value: Any) -> bool:
+    return value is None or isinstance(value, str | int | float | bool)
+
+
+class DuplicateMethodError(ValueError):
+    """Two groups define the same RPC name."""
+
+
+def methods_of(group: MethodGroup) -> list[Method]:
+    """The :func:`public` methods of ``group``, named with its prefix."""
+    found = []
+    for attr, raw in inspect.getmembers(type(group), inspect.isfunction):
+        marker = getattr(raw, "__nua_public__", None)
+        if not isinstance(marker, _Public):
+            continue
+        name = f"{group.prefix}{attr}"
+        bound = getattr(group, attr)
+        signature = inspect.signature(bound)
+        hints = typing.get_type_hints(raw)
+        found.append(
+            Method(
+                name=name,
+                function=bound,
+                offload=marker.offload,
+                signature=signature.replace(return_annotation=hints.get("return", signature.return_annotation)),
+                check=ParamCheck(name, signature, hints),
+                doc=inspect.cleandoc(raw.__doc__ or ""),
+            )
+        )
+    return found
+
+
+class Registry:
+    """RPC name -> :class:`Method`, filled once at the gateway's start."""
+
+    def __init__(self) -> None:
+        self._methods: dict[str, Method] = {}
+
+    def add_group(self, group: MethodGroup) -> list[str]:
+        """Add every public method of ``group``; all or nothing when a name is taken."""
+        methods = methods_of(group)
+        taken = [m.name for m in methods if m.name in self._methods]
+        if taken:
+            msg = f"{type(group).__name__}: method(s) already registered: {', '.join(taken)}"
+            raise DuplicateMethodError(msg)
+        for method in methods:
+            self._methods[method.name] = method
+        return [m.name for m in methods]
+
+    def get(self, name: str) -> Method | None:
+        return self._methods.get(name)
+
+    def names(self) -> list[str]:
+        return sorted(self._methods)
+
+    def __len__(self) -> int:
+        return len(self._methods)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._methods
+
+
+# -- loading ---------------------------------------------------------------------------------
+
+
+def groups_in(obj: Any) -> list[type[MethodGroup]]:
+    """The method groups a plugin offers: a group class, a list of them, or a module's own."""
+    if isinstance(obj, type) and issubclass(obj, MethodGroup):
+        return [obj]
+    if isinstance(obj, list | tuple):
+        return [g for item in obj for g in groups_in(item)]
+    if isinstance(obj, types.ModuleType):
+        return [
+            value
+            for value in vars(obj).values()
+            if isinstance(value, type)
+            and issubclass(value, MethodGroup)
+            and value is not MethodGroup
+            and value.__module__ == obj.__name__
+        ]
+    msg = f"{obj!r} is neither a MethodGroup subclass nor a module holding some"
+    raise TypeError(msg)
+
+
+def add_groups(registry: Registry, groups: Iterable[type[MethodGroup]], services: Services) -> list[str]:
+    """Instantiate and add each enabled group; return the names added."""
+    added: list[str] = []
+    for cls in groups:
+        if cls.enabled(services):
+            added += registry.add_group(cls(services))
+    return added
+
+
+def _plugin_sources(plugins: Sequence[str], use_entry_points: bool) -> list[tuple[str, Callable[[], Any]]]:
+    sources: list[tuple[str, Callable[[], Any]]] = [
+        (name, lambda name=name: importlib.import_module(name))  # type: ignore[misc]
+        for name in plugins
+    ]
+    if use_entry_points:
+        found = metadata.entry_points(group=ENTRY_POINT_GROUP)
+        sources += [(f"entry point {ep.name} ({ep.value})", ep.load) for ep in found]
+    return sources
+
+
+def load_plugins(
+    registry: Registry,
+    services: Services,
+    plugins: Sequence[str],
+    *,
+    use_entry_points: bool = True,
+    log: structlog.stdlib.BoundLogger | None = None,
+) -> dict[str, str]:
+    """Load each plugin into ``registry``; a broken one is logged and skipped.
+
+    Returns ``{plugin: error}`` for those skipped. A plugin is all or nothing: if
+    one of its groups fails, none of its methods stay registered.
+    """
+    logger = log or structlog.stdlib.get_logger("nua.rpc.registry")
+    failed: dict[str, str] = {}
+    for source, load in _plugin_sources(plugins, use_entry_points):
+        before = set(registry.names())
+        try:
+            added = add_groups(registry, groups_in(load()), services)
+        except Exception as exc:  # noqa: BLE001 - any failure of a plugin is that plugin's, never the daemon's
+            for name in set(registry.names()) - before:
+                registry._methods.pop(name)  # noqa: SLF001 - undoing our own partial add
+            failed[source] = f"{type(exc).__name__}: {exc}"
+            logger.error("rpc_plugin_skipped", plugin=source, error=failed[source])
+            continue
+        logger.info("rpc_plugin_loaded", plugin=source, methods=added)
+    return failed
+
+
+def build(
+    services: Services, *, use_entry_points: bool = True, log: structlog.stdlib.BoundLogger | None = None
+) -> Registry:
+    """The registry of a gateway: the built-in groups, then the plugins."""
+    from nua.rpc.methods import BUILTIN_GROUPS  # noqa: PLC0415 - the methods import the registry
+
+    registry = services.registry
+    add_groups(registry, BUILTIN_GROUPS, services)
+    load_plugins(registry, services, services.settings.rpc.plugins, use_entry_points=use_entry_points, log=log)
+    return registry
+
+
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "DuplicateMethodError",
+    "Method",
+    "MethodGroup",
+    "ParamCheck",
+    "Registry",
+    "add_groups",
+    "build",
+    "groups_in",
+    "load_plugins",
+    "methods_of",
+    "public",
+]

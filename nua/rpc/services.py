@@ -1,0 +1,71 @@
+"""What RPC methods may use: the settings, the actor directory and a safe ``ask``.
+
+Methods never hold an actor reference: they name the actor and :meth:`Services.ask`
+resolves the name each time, so that a restarted actor is reached under the same
+name, and an actor that is restarting yields an "unavailable, retry" error at
+once instead of a call that hangs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pykka
+
+from nua.actors._future import NotifyingFuture
+from nua.actors.directory import Directory
+from nua.rpc.errors import UnavailableError
+from nua.rpc.registry import Registry
+from nua.settings import Settings
+
+
+@dataclass
+class Services:
+    """Shared by every method group of one gateway."""
+
+    settings: Settings
+    directory: Directory
+    registry: Registry = field(default_factory=Registry)
+    # The endpoint actually bound (a tcp port 0 resolved), set by the gateway.
+    endpoint: str = ""
+
+    def ask(self, actor: str, message: Any) -> NotifyingFuture:
+        """Ask the actor registered as ``actor``; the future resolves with its reply.
+
+        Raises :class:`UnavailableError` when no such actor is running right now.
+        """
+        ref = self.directory.lookup(actor)
+        if ref is None:
+            raise UnavailableError(f"{actor} is not running (restarting?); retry", {"actor": actor})
+        try:
+            future = ref.ask(message, block=False)
+        except pykka.ActorDeadError:
+            raise UnavailableError(f"{actor} stopped (restarting?); retry", {"actor": actor}) from None
+        if not isinstance(future, NotifyingFuture):
+            msg = f"{actor} is not a nua actor: its replies cannot notify"
+            raise TypeError(msg)
+        return future
+
+
+def then(future: NotifyingFuture, transform: Callable[[Any], Any]) -> NotifyingFuture:
+    """A future resolved with ``transform(value)`` once ``future`` resolves (errors pass through).
+
+    ``transform`` runs in the thread that resolves ``future``: keep it trivial.
+    """
+    result = NotifyingFuture()
+
+    def forward(done: NotifyingFuture) -> None:
+        try:
+            value = transform(done.get(timeout=0))
+        except Exception:  # noqa: BLE001 - the error is the result, handed on as is
+            result.set_exception()
+        else:
+            result.set(value)
+
+    future.add_done_callback(forward)
+    return result
+
+
+__all__ = ["Services", "then"]
