@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from importlib import metadata
 from typing import Any, ClassVar, Literal, TypeVar, overload
 
+import pykka
 import structlog
 
 from nua.rpc.errors import InvalidParamsError
@@ -242,6 +243,15 @@ class DuplicateMethodError(ValueError):
     """Two groups define the same RPC name."""
 
 
+def _resolved(signature: inspect.Signature, hints: Mapping[str, Any]) -> inspect.Signature:
+    """``signature`` with its string annotations resolved; a future's return type means "a value later"."""
+    params = [p.replace(annotation=hints.get(p.name, p.annotation)) for p in signature.parameters.values()]
+    returns = hints.get("return", signature.return_annotation)
+    if isinstance(returns, type) and issubclass(returns, pykka.Future):
+        returns = inspect.Signature.empty
+    return signature.replace(parameters=params, return_annotation=returns)
+
+
 def methods_of(group: MethodGroup) -> list[Method]:
     """The :func:`public` methods of ``group``, named with its prefix."""
     found = []
@@ -251,14 +261,14 @@ def methods_of(group: MethodGroup) -> list[Method]:
             continue
         name = f"{group.prefix}{attr}"
         bound = getattr(group, attr)
-        signature = inspect.signature(bound)
         hints = typing.get_type_hints(raw)
+        signature = _resolved(inspect.signature(bound), hints)
         found.append(
             Method(
                 name=name,
                 function=bound,
                 offload=marker.offload,
-                signature=signature.replace(return_annotation=hints.get("return", signature.return_annotation)),
+                signature=signature,
                 check=ParamCheck(name, signature, hints),
                 doc=inspect.cleandoc(raw.__doc__ or ""),
             )

@@ -1,0 +1,398 @@
+"""``nua``: the command line client of the orchestrator daemon.
+
+Every command is one JSON-RPC call (or a few) through :class:`nua.rpc.client.Client`.
+Human tables by default, ``--json`` for scripts. Exit codes: 0 success, 1 the
+daemon answered with an error, 2 a usage error, 3 the daemon is unreachable;
+each failure prints one line saying what to do.
+
+It starts fast: only ``json``, ``zmq`` and the standard library are imported on
+the way to a call (no tinyrpc, SQLAlchemy, structlog or pykka), and the endpoint
+is found from the same settings as the daemon's without loading more than needed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any, NoReturn, TextIO
+
+from nua.rpc.client import Client, DaemonUnreachableError, ProtocolError
+from nua.rpc.errors import RpcError, error_code
+
+EXIT_OK = 0
+EXIT_RPC_ERROR = 1
+EXIT_USAGE = 2
+EXIT_UNREACHABLE = 3
+
+
+class UsageError(Exception):
+    """A command line that cannot be run as given (exit 2)."""
+
+
+# -- output -------------------------------------------------------------------------------
+
+USER_COLUMNS = ("id", "username", "email", "role", "display_name", "created_at")
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False)
+
+
+def table(rows: Sequence[dict[str, Any]], columns: Sequence[str] | None = None) -> str:
+    """Rows of dicts as aligned columns (every key of the rows when ``columns`` is not given)."""
+    if not rows:
+        return "(none)"
+    if columns is None:
+        columns = list(dict.fromkeys(key for row in rows for key in row))
+    cells = [[_cell(row.get(col)) for col in columns] for row in rows]
+    widths = [max(len(col), *(len(line[i]) for line in cells)) for i, col in enumerate(columns)]
+    lines = ["  ".join(col.ljust(w) for col, w in zip(columns, widths, strict=True)).rstrip()]
+    lines += ["  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip() for line in cells]
+    return "\n".join(lines)
+
+
+def human(value: Any) -> str:
+    """A result for a human: a table for rows, ``key: value`` lines for an object."""
+    if isinstance(value, list) and value and all(isinstance(item, dict) for item in value):
+        return table(value)
+    if isinstance(value, list):
+        return "\n".join(_cell(item) for item in value) if value else "(none)"
+    if isinstance(value, dict):
+        width = max((len(str(key)) for key in value), default=0)
+        return "\n".join(f"{key!s:<{width}}  {_cell(item)}" for key, item in value.items())
+    return _cell(value)
+
+
+def tree_lines(node: dict[str, Any], depth: int = 0) -> list[str]:
+    """The actor tree, one indented line per actor."""
+    line = f"{'  ' * depth}{node.get('id')}  {node.get('state')}  restarts={node.get('restarts')}"
+    if node.get("last_error"):
+        line += f"  last_error={node['last_error']}"
+    lines = [line]
+    for child in node.get("children") or []:
+        lines += tree_lines(child, depth + 1)
+    return lines
+
+
+def show_status(status: dict[str, Any]) -> str:
+    head = {key: status.get(key) for key in ("pid", "uptime_s", "endpoint", "db_url", "log_file", "methods")}
+    tree = status.get("tree")
+    text = human(head)
+    if isinstance(tree, dict):
+        text += "\ntree\n" + "\n".join("  " + line for line in tree_lines(tree))
+    return text
+
+
+def show_describe(info: dict[str, Any]) -> str:
+    lines = [str(info.get("signature", info.get("name")))]
+    if info.get("doc"):
+        lines += ["", str(info["doc"])]
+    return "\n".join(lines)
+
+
+# -- reading secrets and values -----------------------------------------------------------
+
+
+def read_password(args: argparse.Namespace, stdin: TextIO) -> str:
+    """The password from stdin (``--password-stdin``) or a prompt: never from the command line."""
+    if args.password_stdin:
+        password = stdin.readline().rstrip("\r\n")
+    else:
+        if not stdin.isatty():
+            msg = "no terminal to prompt for the password: pipe it with --password-stdin"
+            raise UsageError(msg)
+        import getpass  # noqa: PLC0415 - only commands that need a password pay for it
+
+        password = getpass.getpass("Password: ")
+        if getpass.getpass("Repeat password: ") != password:
+            msg = "the passwords differ; try again"
+            raise UsageError(msg)
+    if not password:
+        msg = "the password is empty"
+        raise UsageError(msg)
+    return password
+
+
+def json_value(text: str) -> Any:
+    """A command line value: JSON when it parses as JSON, else the text itself."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def ids(values: Sequence[str]) -> list[int]:
+    try:
+        return [int(value) for value in values]
+    except ValueError:
+        msg = f"ids must be integers, got {' '.join(values)}"
+        raise UsageError(msg) from None
+
+
+# -- commands ---------------------------------------------------------------------------------
+
+Run = Callable[[Client, argparse.Namespace, TextIO], tuple[Any, Callable[[Any], str]]]
+Params = Callable[[argparse.Namespace], list[Any]]
+
+
+def _user_add(client: Client, args: argparse.Namespace, stdin: TextIO) -> tuple[Any, Callable[[Any], str]]:
+    data: dict[str, Any] = {"username": args.username, "email": args.email, "password": read_password(args, stdin)}
+    if args.role is not None:
+        data["role"] = args.role
+    if args.display_name is not None:
+        data["display_name"] = args.display_name
+    if args.id is not None:
+        data["id"] = args.id
+    return client.call("user_add", data), lambda user: table([user], USER_COLUMNS)
+
+
+def _user_list(client: Client, args: argparse.Namespace, _stdin: TextIO) -> tuple[Any, Callable[[Any], str]]:
+    request: dict[str, Any] = {}
+    if args.ids:
+        request["ids"] = ids(args.ids)
+    if args.names:
+        request["names"] = args.names
+    if args.mails:
+        request["mails"] = args.mails
+    users = client.call("user_list", request) if request else client.call("user_list")
+    return users, lambda rows: table(rows, USER_COLUMNS)
+
+
+def _user_update(client: Client, args: argparse.Namespace, stdin: TextIO) -> tuple[Any, Callable[[Any], str]]:
+    if args.key == "password":
+        if args.value is not None:
+            msg = "never put a password on the command line: omit VALUE to be prompted, or use --password-stdin"
+            raise UsageError(msg)
+        value: Any = read_password(args, stdin)
+    elif args.value is None:
+        msg = f"user update {args.key} needs a VALUE"
+        raise UsageError(msg)
+    else:
+        value = args.value
+    return client.call("user_update", args.id, args.key, value), lambda user: table([user], USER_COLUMNS)
+
+
+def _user_delete_all(client: Client, args: argparse.Namespace, _stdin: TextIO) -> tuple[Any, Callable[[Any], str]]:
+    if not args.yes:
+        msg = "user delete-all deletes every user: add --yes to confirm"
+        raise UsageError(msg)
+    return client.call("user_delete_all"), lambda n: f"{n} user(s) deleted"
+
+
+def _call(client: Client, args: argparse.Namespace, _stdin: TextIO) -> tuple[Any, Callable[[Any], str]]:
+    params: Any = []
+    if args.params is not None:
+        try:
+            params = json.loads(args.params)
+        except ValueError as exc:
+            msg = f"PARAMS_JSON is not JSON: {exc}"
+            raise UsageError(msg) from None
+        if not isinstance(params, list | dict):
+            params = [params]
+    result = client.call(args.method, **params) if isinstance(params, dict) else client.call(args.method, *params)
+    return result, human
+
+
+def _simple(method: str, *fields: str, params: Params | None = None, show: Callable[[Any], str] = human) -> Run:
+    """A command that is one call; its params are the named arguments, or what ``params`` makes of them."""
+
+    def run(client: Client, args: argparse.Namespace, _stdin: TextIO) -> tuple[Any, Callable[[Any], str]]:
+        values = params(args) if params is not None else [getattr(args, name) for name in fields]
+        return client.call(method, *values), show
+
+    return run
+
+
+def _common_options() -> argparse.ArgumentParser:
+    # On every subcommand too (``nua user list --json``); SUPPRESS keeps the top level's value.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--endpoint", default=argparse.SUPPRESS, help="daemon endpoint (default: from the settings)")
+    common.add_argument("--config", default=argparse.SUPPRESS, help="settings file (default: $NUA_CONFIG)")
+    common.add_argument("--timeout", type=float, default=argparse.SUPPRESS, help="seconds to wait (default 10)")
+    common.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print JSON for scripts")
+    return common
+
+
+class _Commands:
+    """Builds the subcommands of one command group (``nua user ...``)."""
+
+    def __init__(self, top: Any, name: str, help_text: str, common: argparse.ArgumentParser) -> None:
+        self.common = common
+        if name:
+            self.subs = top.add_parser(name, help=help_text).add_subparsers(
+                dest="action", metavar="ACTION", required=True
+            )
+        else:
+            self.subs = top
+
+    def add(self, name: str, run: Run, help_text: str, *arguments: tuple[str, dict[str, Any]]) -> None:
+        sub: argparse.ArgumentParser = self.subs.add_parser(name, help=help_text, parents=[self.common])
+        sub.set_defaults(run=run)
+        for flag, options in arguments:
+            sub.add_argument(flag, **options)
+
+
+def _arg(flag: str, **options: Any) -> tuple[str, dict[str, Any]]:
+    return flag, options
+
+
+PASSWORD_STDIN = _arg("--password-stdin", action="store_true", help="read the password from stdin (one line)")
+IDS = _arg("ids", nargs="+", metavar="ID")
+
+
+def _users(top: Any, common: argparse.ArgumentParser) -> None:
+    users = _Commands(top, "user", "manage users", common)
+    users.add(
+        "add", _user_add, "add a user (the password is prompted for)",
+        _arg("username"), _arg("email"), _arg("--role"), _arg("--display-name"), _arg("--id", type=int),
+        PASSWORD_STDIN,
+    )  # fmt: skip
+    users.add(
+        "list", _user_list, "list users",
+        _arg("--ids", nargs="+", metavar="ID"), _arg("--names", nargs="+", metavar="NAME"),
+        _arg("--mails", nargs="+", metavar="EMAIL"),
+    )  # fmt: skip
+    users.add("count", _simple("user_count"), "count users")
+    users.add(
+        "update", _user_update, "set one field of a user (a password is prompted for)",
+        _arg("id", type=int), _arg("key", choices=["username", "email", "role", "display_name", "password"]),
+        _arg("value", nargs="?"), PASSWORD_STDIN,
+    )  # fmt: skip
+    deleted = _simple("user_delete", params=lambda a: [ids(a.ids)], show=lambda n: f"{n} user(s) deleted")
+    users.add("delete", deleted, "delete users by id", IDS)
+    users.add("delete-all", _user_delete_all, "delete every user", _arg("--yes", action="store_true", help="confirm"))
+
+
+def _groups(top: Any, common: argparse.ArgumentParser) -> None:
+    groups = _Commands(top, "group", "manage groups", common)
+    create = _simple("group_add", "name", "source")
+    groups.add("add", create, "create a group", _arg("name"), _arg("--source", default=""))
+    groups.add("list", _simple("group_list"), "list groups")
+    groups.add("delete", _simple("group_delete", "name"), "delete a group", _arg("name"))
+    members = _simple("group_members", "group", show=lambda rows: table(rows, USER_COLUMNS))
+    groups.add("members", members, "list a group's members", _arg("group"))
+    for name, method in (("add-members", "group_add_members"), ("remove-members", "group_remove_members")):
+        run = _simple(method, params=lambda a: [a.group, ids(a.ids)])
+        groups.add(name, run, f"{name.replace('-', ' ')} of a group", _arg("group"), IDS)
+
+
+def _settings(top: Any, common: argparse.ArgumentParser) -> None:
+    settings = _Commands(top, "setting", "manage settings stored in the daemon", common)
+    settings.add("get", _simple("setting_get", "key"), "show a setting", _arg("key"))
+    store = _simple("setting_set", params=lambda a: [a.key, json_value(a.value)])
+    settings.add("set", store, "set a setting", _arg("key"), _arg("value", help="a JSON value, or else a string"))
+    settings.add("list", _simple("setting_list"), "list settings")
+
+
+def _daemon(top: Any, common: argparse.ArgumentParser) -> None:
+    daemon = _Commands(top, "", "", common)
+    daemon.add("methods", _simple("rpc_methods"), "list the daemon's RPC methods")
+    daemon.add("describe", _simple("rpc_describe", "method", show=show_describe), "describe a method", _arg("method"))
+    daemon.add(
+        "call", _call, "call any method: nua call test_add '[1, 2]'",
+        _arg("method"), _arg("params", nargs="?", metavar="PARAMS_JSON", help="a JSON array or object"),
+    )  # fmt: skip
+    daemon.add("status", _simple("sys_status", show=show_status), "the daemon's status and actor tree")
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = _common_options()
+    parser = argparse.ArgumentParser(prog="nua", description="Talk to the nua orchestrator daemon.", parents=[common])
+    parser.set_defaults(endpoint=None, config=None, timeout=10.0, json=False)
+    top = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for add in (_users, _groups, _settings, _daemon):
+        add(top, common)
+    return parser
+
+
+# -- the endpoint -------------------------------------------------------------------------------
+
+
+def resolve_endpoint(args: argparse.Namespace) -> str:
+    """``--endpoint``, else the daemon's own setting from ``--config``/``NUA_CONFIG`` and ``NUA_*``."""
+    if args.endpoint:
+        return str(args.endpoint)
+    from nua import settings  # noqa: PLC0415 - only when the endpoint is not given
+
+    try:
+        return settings.load(args.config).zmq.bind_endpoint
+    except settings.SettingsError as exc:
+        raise UsageError(str(exc)) from None
+
+
+# -- main -----------------------------------------------------------------------------------------
+
+
+def _fail(message: str, code: int, stderr: TextIO) -> int:
+    print(f"nua: {message}", file=stderr)
+    return code
+
+
+def _rpc_error_line(exc: RpcError) -> str:
+    line = f"{exc.kind} ({error_code(exc)}): {exc.message}"
+    if isinstance(exc.data, dict):
+        useful = {k: v for k, v in exc.data.items() if k != "traceback"}
+        if useful:
+            line += " [" + ", ".join(f"{k}={v}" for k, v in useful.items()) + "]"
+    hints = {
+        "busy": "; retry in a moment",
+        "unavailable": "; retry in a moment",
+        "timeout": "; the daemon is slow: retry, or raise --timeout",
+        "method_not_found": "; see `nua methods`",
+        "invalid_params": "; see `nua describe METHOD`",
+        "internal_error": "; see the daemon's log file",
+    }
+    return line + hints.get(exc.kind, "")
+
+
+def main(  # noqa: PLR0911 - one exit per outcome
+    argv: Sequence[str] | None = None,
+    *,
+    stdin: TextIO | None = None,
+    stdout: TextIO | None = None,
+    stderr: TextIO | None = None,
+) -> int:
+    """Run one ``nua`` command; return its exit code."""
+    stdin, stdout, stderr = stdin or sys.stdin, stdout or sys.stdout, stderr or sys.stderr
+    parser = _parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse already printed the usage line
+        return EXIT_USAGE if exc.code not in (0, None) else EXIT_OK
+    try:
+        endpoint = resolve_endpoint(args)
+        with Client(endpoint, timeout=args.timeout) as client:
+            result, show = args.run(client, args, stdin)
+    except UsageError as exc:
+        return _fail(f"{exc} (see nua --help)", EXIT_USAGE, stderr)
+    except RpcError as exc:
+        return _fail(_rpc_error_line(exc), EXIT_RPC_ERROR, stderr)
+    except DaemonUnreachableError as exc:
+        return _fail(str(exc), EXIT_UNREACHABLE, stderr)
+    except ProtocolError as exc:
+        return _fail(f"{exc}; is {args.endpoint or 'the endpoint'} a nua daemon?", EXIT_UNREACHABLE, stderr)
+    except KeyboardInterrupt:
+        return _fail("interrupted", 130, stderr)
+    if args.json:
+        print(json.dumps(result, indent=2, ensure_ascii=False), file=stdout)
+    else:
+        print(show(result), file=stdout)
+    return EXIT_OK
+
+
+def _exit() -> NoReturn:
+    code = main()
+    sys.stdout.flush()
+    # Skip interpreter teardown (and ZeroMQ's context termination): the reply is in.
+    os._exit(code)
+
+
+if __name__ == "__main__":
+    _exit()

@@ -1,0 +1,209 @@
+"""A JSON-RPC 2.0 client for nua's gateway, on a ZeroMQ DEALER socket.
+
+Not REQ: a REQ socket that timed out is stuck (its next send fails) and waits
+for a reply to a notification that never comes. A DEALER sends whenever it
+likes and this client matches replies to calls by ``id``, dropping late replies
+to calls that already timed out. The socket reconnects by itself when the
+daemon restarts.
+
+Errors come back as the exceptions of :mod:`nua.rpc.errors` (``code``,
+``message``, ``data``). A daemon that does not answer gives, within the
+timeout, :class:`DaemonUnreachableError` saying how to start it.
+
+Imports only ``json`` and ``zmq``: the CLI starts fast. One client per thread
+(a ZeroMQ socket belongs to one thread).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any, Self
+
+import zmq
+
+from nua.rpc.errors import RpcError, from_reply
+
+START_HINT = "start it with `nua-orchestrator start` (or check --endpoint / NUA_ZMQ_PORT / NUA_CONFIG)"
+# How soon a dropped connection is retried (ZeroMQ's default is 100 ms).
+RECONNECT_IVL_MS = 20
+RECONNECT_IVL_MAX_MS = 1000
+
+
+class DaemonUnreachableError(ConnectionError):
+    """No reply from the daemon within the timeout: it is not running, or not on this endpoint."""
+
+    def __init__(self, endpoint: str, timeout: float, *, connected: bool) -> None:
+        if connected:
+            what = f"the daemon at {endpoint} did not answer within {timeout:g} s"
+        else:
+            what = f"no daemon is running at {endpoint} (no connection within {timeout:g} s)"
+        super().__init__(f"{what}; {START_HINT}")
+        self.endpoint = endpoint
+        self.timeout = timeout
+        self.connected = connected
+
+
+class ProtocolError(RuntimeError):
+    """The reply was not valid JSON-RPC 2.0."""
+
+
+@dataclass(frozen=True)
+class Call:
+    """One member of a batch: ``params`` is a list (positional) or a dict (named)."""
+
+    method: str
+    params: Sequence[Any] | dict[str, Any] = field(default_factory=list)
+    notify: bool = False
+
+
+class Client:
+    """Calls methods of the daemon at ``endpoint``, each within ``timeout`` seconds."""
+
+    def __init__(self, endpoint: str, timeout: float = 10.0, *, context: zmq.Context[Any] | None = None) -> None:
+        self.endpoint = endpoint
+        self.timeout = timeout
+        self._context = context or zmq.Context.instance()
+        self._socket: zmq.Socket[Any] = self._context.socket(zmq.DEALER)
+        self._socket.setsockopt(zmq.LINGER, 0)
+        # Queue messages only on a live connection, so that a send to a daemon
+        # that is not there times out instead of waiting forever.
+        self._socket.setsockopt(zmq.IMMEDIATE, 1)
+        self._socket.setsockopt(zmq.RECONNECT_IVL, RECONNECT_IVL_MS)
+        self._socket.setsockopt(zmq.RECONNECT_IVL_MAX, RECONNECT_IVL_MAX_MS)
+        self._socket.connect(endpoint)
+        # Ids unique to this client and process: a late reply never matches a newer call.
+        self._ids = itertools.count(1)
+        self._prefix = f"{os.getpid():x}-{id(self):x}-"
+
+    # -- public API ---------------------------------------------------------------------
+
+    def call(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        """Call ``method`` with positional or named arguments; return its result or raise its error."""
+        if args and kwargs:
+            msg = "JSON-RPC takes positional or named params, not both"
+            raise TypeError(msg)
+        request_id = self._next_id()
+        request: dict[str, Any] = {"jsonrpc": "2.0", "method": method, "id": request_id}
+        if args or kwargs:
+            request["params"] = list(args) if args else kwargs
+        reply = self._roundtrip(_dumps(request), {request_id})
+        return _result(reply)
+
+    def notify(self, method: str, *args: Any, **kwargs: Any) -> None:
+        """Send a notification: no reply, no error, no wait beyond handing it to the socket."""
+        request: dict[str, Any] = {"jsonrpc": "2.0", "method": method}
+        if args or kwargs:
+            request["params"] = list(args) if args else kwargs
+        self._send(_dumps(request), time.monotonic() + self.timeout)
+
+    def batch(self, calls: Sequence[Call]) -> list[Any]:
+        """Send ``calls`` as one batch; return, for each non-notification, its result or its error instance.
+
+        Errors are returned, not raised, so that one failed member does not hide
+        the others' results. Results keep the order of ``calls``.
+        """
+        members: list[dict[str, Any]] = []
+        ids: list[str] = []
+        for one in calls:
+            member: dict[str, Any] = {"jsonrpc": "2.0", "method": one.method, "params": one.params}
+            if not one.notify:
+                member["id"] = self._next_id()
+                ids.append(member["id"])
+            members.append(member)
+        if not members:
+            msg = "a batch needs at least one call"
+            raise ValueError(msg)
+        if not ids:
+            self._send(_dumps(members), time.monotonic() + self.timeout)
+            return []
+        reply = self._roundtrip(_dumps(members), set(ids))
+        if not isinstance(reply, list):
+            # A whole-batch error (the server could not read it) applies to every call.
+            error = _error_of(reply)
+            return [error for _ in ids]
+        by_id = {item.get("id"): item for item in reply if isinstance(item, dict)}
+        results: list[Any] = []
+        for request_id in ids:
+            item = by_id.get(request_id)
+            if item is None:
+                results.append(ProtocolError(f"no reply for batch member {request_id}"))
+            elif "error" in item:
+                results.append(from_reply(item["error"]))
+            else:
+                results.append(item.get("result"))
+        return results
+
+    def close(self) -> None:
+        self._socket.close(linger=0)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    # -- wire -----------------------------------------------------------------------------
+
+    def _next_id(self) -> str:
+        return f"{self._prefix}{next(self._ids)}"
+
+    def _send(self, payload: bytes, deadline: float) -> None:
+        remaining = deadline - time.monotonic()
+        if not self._socket.poll(max(0, int(remaining * 1000)), zmq.POLLOUT):
+            raise DaemonUnreachableError(self.endpoint, self.timeout, connected=False)
+        self._socket.send(payload, zmq.NOBLOCK)
+
+    def _roundtrip(self, payload: bytes, ids: set[str]) -> Any:
+        deadline = time.monotonic() + self.timeout
+        self._send(payload, deadline)
+        while (remaining := deadline - time.monotonic()) > 0:
+            if not self._socket.poll(max(1, int(remaining * 1000)), zmq.POLLIN):
+                break
+            frames = self._socket.recv_multipart(zmq.NOBLOCK)
+            try:
+                reply = json.loads(frames[-1])
+            except ValueError as exc:
+                msg = f"the daemon sent a reply that is not JSON: {exc}"
+                raise ProtocolError(msg) from None
+            if _matches(reply, ids):
+                return reply
+            # A late reply to a call that timed out before: dropped.
+        raise DaemonUnreachableError(self.endpoint, self.timeout, connected=True)
+
+
+def _dumps(obj: Any) -> bytes:
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def _matches(reply: Any, ids: set[str]) -> bool:
+    if isinstance(reply, dict):
+        # An error about the message as a whole (parse error, too large) has id null.
+        return reply.get("id") in ids or (reply.get("id") is None and "error" in reply)
+    if isinstance(reply, list):
+        return any(isinstance(item, dict) and item.get("id") in ids for item in reply)
+    return False
+
+
+def _error_of(reply: Any) -> RpcError | ProtocolError:
+    if isinstance(reply, dict) and "error" in reply:
+        return from_reply(reply["error"])
+    return ProtocolError(f"not a JSON-RPC reply: {reply!r}"[:300])
+
+
+def _result(reply: Any) -> Any:
+    if not isinstance(reply, dict) or ("result" not in reply and "error" not in reply):
+        raise ProtocolError(f"not a JSON-RPC reply: {reply!r}"[:300])
+    if "error" in reply:
+        raise from_reply(reply["error"])
+    return reply["result"]
+
+
+__all__ = ["START_HINT", "Call", "Client", "DaemonUnreachableError", "ProtocolError"]
