@@ -23,6 +23,7 @@ import contextlib
 import errno
 import fcntl
 import os
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -132,8 +133,9 @@ class PidFile:
         _fsync_dir(self.path.parent)
 
     def _write_locked_temp(self, pid: int) -> tuple[Path, int]:
-        temp = self.path.with_name(f".{self.path.name}.{os.getpid()}{TEMP_SUFFIX}")
-        fd = os.open(temp, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+        # Unique per attempt, created exclusively: racing starters never share one.
+        temp = self.path.with_name(f".{self.path.name}.{os.getpid()}.{secrets.token_hex(4)}{TEMP_SUFFIX}")
+        fd = os.open(temp, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)  # a new inode nobody else knows: never blocks
             os.write(fd, f"{pid}\n".encode("ascii"))
