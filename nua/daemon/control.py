@@ -8,13 +8,11 @@ the daemon through the pid file's lock, never through the file's mere existence.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import select
 import signal
 import sys
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -265,35 +263,16 @@ class QueryError(RuntimeError):
 
 
 def query(endpoint: str, method: str, *params: Any, timeout_s: float) -> Any:
-    """One JSON-RPC call on a DEALER socket that never waits past ``timeout_s``.
+    """One JSON-RPC call that never waits past ``timeout_s``.
 
-    Not a REQ socket: after a timeout a REQ socket is stuck, and this must give up
-    cleanly. ``zmq`` is imported here so that commands not needing it stay light.
+    The RPC client is imported here so that the commands that do not need it
+    (``start``, ``stop``) do not load ZeroMQ.
     """
-    import zmq  # noqa: PLC0415
+    from nua.rpc.client import Client, DaemonUnreachableError, ProtocolError  # noqa: PLC0415
+    from nua.rpc.errors import RpcError  # noqa: PLC0415
 
-    request_id = uuid.uuid4().hex
-    payload = json.dumps({"jsonrpc": "2.0", "method": method, "params": list(params), "id": request_id})
-    sock: zmq.Socket[bytes] = zmq.Context.instance().socket(zmq.DEALER)
     try:
-        sock.setsockopt(zmq.LINGER, 0)
-        sock.connect(endpoint)
-        # An empty delimiter frame makes the call look like a REQ socket's to the ROUTER.
-        sock.send_multipart([b"", payload.encode("utf-8")])
-        deadline = time.monotonic() + timeout_s
-        while (remaining := deadline - time.monotonic()) > 0:
-            if not sock.poll(int(remaining * 1000)):
-                break
-            try:
-                reply = json.loads(sock.recv_multipart()[-1])
-            except ValueError:
-                continue
-            if not isinstance(reply, dict) or reply.get("id") != request_id:
-                continue
-            if "error" in reply:
-                error = reply["error"]
-                raise QueryError(f"{method} failed: {error.get('message')} (code {error.get('code')})")
-            return reply.get("result")
-        raise QueryError(f"no reply within {timeout_s:.1f} s")
-    finally:
-        sock.close()
+        with Client(endpoint, timeout=timeout_s) as client:
+            return client.call(method, *params)
+    except (DaemonUnreachableError, ProtocolError, RpcError) as exc:
+        raise QueryError(str(exc)) from exc

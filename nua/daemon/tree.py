@@ -19,6 +19,7 @@ import pykka
 from nua.actors._supervised import ChildContext, ExitListener
 from nua.actors.db_writer import DbWriter
 from nua.actors.directory import Directory
+from nua.actors.gateway import Gateway
 from nua.actors.sentinel import Sentinel, ShutdownListener
 from nua.actors.supervisor import ChildSpec, Intensity, Restart, Strategy, Supervisor
 from nua.settings import Settings
@@ -30,21 +31,20 @@ ROOT_ID = "root"
 DB_WRITER_START_TIMEOUT_S = 30.0
 
 
-def child_specs(settings: Settings, directory: Directory, request_shutdown: ShutdownListener) -> list[ChildSpec]:  # noqa: ARG001 - the gateway will take it
-    """The root's children, in start order."""
+def child_specs(settings: Settings, directory: Directory, request_shutdown: ShutdownListener) -> list[ChildSpec]:
+    """The root's children, in start order (no gateway with ``[server] start_zmq_server = false``)."""
     shutdown_s = settings.supervisor.shutdown_timeout_s
 
     def spec(child_id: str, start: Callable[[ChildContext], pykka.ActorRef[Any]], **extra: Any) -> ChildSpec:
         return ChildSpec(child_id, start=start, restart=Restart.PERMANENT, shutdown_s=shutdown_s, **extra)
 
-    return [
+    specs = [
         spec("sentinel", lambda ctx: Sentinel.start(ctx, settings, request_shutdown)),
-        spec(
-            "db_writer",
-            lambda ctx: DbWriter.start(ctx, settings),
-            start_timeout_s=DB_WRITER_START_TIMEOUT_S,
-        ),
+        spec("db_writer", lambda ctx: DbWriter.start(ctx, settings), start_timeout_s=DB_WRITER_START_TIMEOUT_S),
     ]
+    if settings.server.start_zmq_server:
+        specs.append(spec("gateway", lambda ctx: Gateway.start(ctx, settings, directory)))
+    return specs
 
 
 def start(
