@@ -1,0 +1,155 @@
+"""Inputs from clients become commands or InvalidErrors naming the field; passwords become salted hashes."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from nua.model import commands as cmd
+from nua.model import prepare
+from nua.model.errors import ConflictError, InvalidError, ModelError, NotFoundError
+from nua.model.password import hash_password, verify_password
+from nua.settings import SecuritySettings
+
+FAST = SecuritySettings(scrypt_n=16, scrypt_r=1, scrypt_p=1)
+GOOD = {"username": "alice", "email": "alice@example.org", "password": "s3cret"}
+
+
+def invalid(call: Any, *args: Any) -> InvalidError:
+    with pytest.raises(InvalidError) as caught:
+        call(*args)
+    return caught.value
+
+
+def test_user_add_fills_defaults_hashes_and_ignores_salt() -> None:
+    command = prepare.user_add({**GOOD, "salt": "ignored", "id": 7}, FAST)
+
+    assert isinstance(command, cmd.AddUser)
+    assert (command.username, command.email, command.id, command.role, command.display_name) == (
+        "alice",
+        "alice@example.org",
+        7,
+        "user",
+        "",
+    )
+    assert "s3cret" not in command.password_hash
+    assert verify_password("s3cret", command.password_hash)
+
+
+@pytest.mark.parametrize(
+    ("data", "field"),
+    [
+        ({**GOOD, "colour": "red"}, "colour"),
+        ({"email": "a@b", "password": "p"}, "username"),
+        ({"username": "a", "password": "p"}, "email"),
+        ({"username": "a", "email": "a@b"}, "password"),
+        ({**GOOD, "username": 5}, "username"),
+        ({**GOOD, "username": ""}, "username"),
+        ({**GOOD, "username": "two words"}, "username"),
+        ({**GOOD, "username": "x" * 255}, "username"),
+        ({**GOOD, "email": "not-an-address"}, "email"),
+        ({**GOOD, "password": ""}, "password"),
+        ({**GOOD, "password": None}, "password"),
+        ({**GOOD, "id": "3"}, "id"),
+        ({**GOOD, "id": True}, "id"),
+        ({**GOOD, "id": 2**60}, "id"),
+        ({**GOOD, "role": "bad role"}, "role"),
+        ({**GOOD, "display_name": "tab\there"}, "display_name"),
+    ],
+)
+def test_user_add_rejects_with_the_field_named(data: dict[str, Any], field: str) -> None:
+    error = invalid(prepare.user_add, data, FAST)
+    assert error.field == field
+    assert error.kind == "invalid"
+    json.dumps(error.data)  # JSON-ready for the RPC layer
+
+
+def test_user_add_needs_an_object() -> None:
+    assert invalid(prepare.user_add, ["alice"], FAST).field == "user_data"
+
+
+def test_a_bad_password_is_never_echoed() -> None:
+    error = invalid(prepare.user_add, {**GOOD, "password": ["s3cret-list"]}, FAST)
+    assert "s3cret" not in json.dumps(error.data)
+    assert "s3cret" not in str(error)
+
+
+def test_user_update_keys_and_password_rehash() -> None:
+    command = prepare.user_update(3, "password", "n3w", FAST)
+    assert command.field == "password_hash"
+    assert verify_password("n3w", command.value)
+    assert prepare.user_update(3, "display_name", "Al", FAST) == cmd.UpdateUser(3, "display_name", "Al")
+    assert invalid(prepare.user_update, 3, "password_hash", "x", FAST).field == "key"
+    assert invalid(prepare.user_update, 3, "id", 4, FAST).field == "key"
+    assert invalid(prepare.user_update, "3", "role", "admin", FAST).field == "id"
+    assert invalid(prepare.user_update, 3, "email", "nope", FAST).field == "email"
+
+
+def test_user_list_request() -> None:
+    assert prepare.user_list(None) == cmd.ListUsers()
+    assert prepare.user_list({"ids": [1, 2], "names": ["a"], "mails": [], "all": False}) == cmd.ListUsers(
+        ids=(1, 2), names=("a",)
+    )
+    assert invalid(prepare.user_list, {"emails": ["a@b"]}).field == "emails"
+    assert invalid(prepare.user_list, {"ids": "1,2"}).field == "ids"
+    assert invalid(prepare.user_list, {"ids": [1.5]}).field == "ids"
+    assert invalid(prepare.user_list, {"names": [1]}).field == "names"
+    assert invalid(prepare.user_list, {"all": "yes"}).field == "all"
+    assert invalid(prepare.user_list, [1]).field == "request"
+
+
+def test_user_delete_ids() -> None:
+    assert prepare.user_delete([3, 1]) == cmd.DeleteUsers((3, 1))
+    assert invalid(prepare.user_delete, 3).field == "ids"
+    assert invalid(prepare.user_delete, [None]).field == "ids"
+
+
+def test_settings_and_groups() -> None:
+    assert prepare.setting_set("a.b", [1, {"c": None}]) == cmd.SetSetting("a.b", [1, {"c": None}])
+    assert invalid(prepare.setting_set, "", 1).field == "key"
+    assert invalid(prepare.setting_set, "k", math.nan).field == "value"
+    assert invalid(prepare.setting_set, "k", {"x": object()}).field == "value"
+    assert invalid(prepare.setting_get, 5).field == "key"
+    assert prepare.group_add("ops", "ldap") == cmd.AddGroup("ops", "ldap")
+    assert invalid(prepare.group_add, "two words").field == "name"
+    assert invalid(prepare.group_add_members, "ops", [1, "2"]).field == "user_ids"
+    assert invalid(prepare.group_members, None).field == "group"
+
+
+@given(st.recursive(st.none() | st.booleans() | st.integers() | st.text(), st.lists))
+def test_any_json_username_is_a_command_or_an_invalid_error_naming_it(data: Any) -> None:
+    outcome: Any
+    try:
+        outcome = prepare.user_add({"username": data, "email": "a@b", "password": "p"}, FAST)
+    except InvalidError as error:
+        outcome = error.field
+    assert outcome == "username" or (isinstance(outcome, cmd.AddUser) and outcome.username == data)
+
+
+def test_hashes_are_salted_self_describing_and_constant_time_checked() -> None:
+    first, second = hash_password("same", FAST), hash_password("same", FAST)
+    assert first != second
+    assert first.startswith("scrypt$16$1$1$")
+    assert verify_password("same", first)
+    assert verify_password("same", second)
+    assert not verify_password("other", first)
+    stronger = SecuritySettings(scrypt_n=1024, scrypt_r=8, scrypt_p=1)
+    assert verify_password("same", hash_password("same", stronger))  # the cost travels with the hash
+
+
+@pytest.mark.parametrize("stored", ["", "plain", "md5$x$y", "scrypt$16$1$1$!!$??", "scrypt$3$1$1$c2FsdA$a2V5"])
+def test_malformed_hashes_never_match(stored: str) -> None:
+    assert not verify_password("anything", stored)
+
+
+def test_errors_carry_kind_and_json_data() -> None:
+    for error in (NotFoundError("user", id=3), ConflictError("user", "email", "a@b"), InvalidError("id", "bad")):
+        assert isinstance(error, ModelError)
+        json.dumps({"kind": error.kind, "data": error.data})
+    assert InvalidError("id", "bad").data == {"field": "id", "reason": "bad"}
+    assert InvalidError("id", "bad", value=None).data == {"field": "id", "reason": "bad", "value": None}
