@@ -1,1 +1,13 @@
-"""The platform's state: SQLAlchemy models and the commands the DB writer executes."""
+"""The platform's state: SQLAlchemy models and the commands the DB writer executes.
+
+- :mod:`~nua.model.commands`: the typed command messages the DB writer handles;
+- :mod:`~nua.model.prepare`: client input -> command, or an InvalidError naming the field
+  (passwords are hashed here, in the caller's thread);
+- :mod:`~nua.model.errors`: not found, conflict, invalid, internal, each with JSON ``data``;
+- :mod:`~nua.model.user`, :mod:`~nua.model.group`, :mod:`~nua.model.setting`: the tables
+  and the dict form of their rows for replies;
+- :mod:`~nua.model.schema`: the recorded schema version and create-or-upgrade;
+- :mod:`~nua.model.engine`: the engine and its SQLite connection settings;
+- :mod:`~nua.model.operations`: how each command reads or changes the database;
+- :mod:`~nua.model.password`: scrypt hashes, verified in constant time.
+"""

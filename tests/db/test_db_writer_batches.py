@@ -8,10 +8,12 @@ from typing import Any
 
 import pykka
 import pytest
+import sqlalchemy as sa
 from dbkit import ExitLog, Gate, GatedWriter, Writers, make_settings
+from sqlalchemy import event
 
 from nua.actors._supervised import ChildContext, InjectedFaultError
-from nua.actors.db_writer import WriterStats
+from nua.actors.db_writer import DbWriter, WriterStats
 from nua.actors.directory import Directory
 from nua.actors.messages import Crash
 from nua.actors.supervisor import ChildSpec, Intensity, Supervisor
@@ -202,3 +204,26 @@ def test_crash_outside_a_batch_keeps_the_base_semantics(writers: Writers, told: 
         with pytest.raises(InjectedFaultError):
             writer.ask(Crash("alone"))
         assert writer.ask(cmd.CountUsers()) == 0
+
+
+class FailingCommitWriter(DbWriter):
+    """A DbWriter whose next commit fails, as a full disk or a lost server would make it."""
+
+    def on_start(self) -> None:
+        super().on_start()
+        assert self._conn is not None
+
+        def refuse(_conn: sa.Connection) -> None:
+            raise OSError("disk full (simulated)")
+
+        event.listen(self._conn, "commit", refuse, once=True)
+
+
+def test_a_failed_commit_fails_the_whole_batch_and_crashes_the_writer(writers: Writers, settings: Settings) -> None:
+    writer = writers.start(actor=FailingCommitWriter)
+
+    with pytest.raises(InternalError, match="disk full"):
+        writer.ask(user(settings, "never"))
+
+    assert writers.exits[-1].wait().error == "OSError: disk full (simulated)"
+    assert writers.start().ask(cmd.CountUsers()) == 0  # nothing half-written, nothing acknowledged
