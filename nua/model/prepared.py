@@ -36,7 +36,7 @@ class _Compiled:
     processors: Mapping[str, Callable[[Any], Any]]
 
     def parameters(self, values: Mapping[str, Any]) -> Sequence[Any] | Mapping[str, Any]:
-        bound = self.compiled.construct_params(dict(values), _check=False)
+        bound = self.compiled.construct_params(dict(values))
         for name, process in self.processors.items():
             if name in bound:
                 bound[name] = process(bound[name])
@@ -55,10 +55,11 @@ class Prepared:
     def __init__(self, statement: Executable, column_keys: Sequence[str] | None = None) -> None:
         self.statement = statement
         self.column_keys = list(column_keys) if column_keys is not None else None
-        self._by_dialect: dict[str, _Compiled] = {}
+        self._by_dialect: dict[tuple[str, str, str], _Compiled] = {}
 
     def _compiled(self, dialect: Dialect) -> _Compiled:
-        found = self._by_dialect.get(dialect.name)
+        key = (dialect.name, dialect.driver, dialect.paramstyle)
+        found = self._by_dialect.get(key)
         if found is None:
             compiled = self.statement.compile(dialect=dialect, column_keys=self.column_keys)  # type: ignore[attr-defined]
             if not isinstance(compiled, SQLCompiler):  # pragma: no cover - DDL is not a hot statement
@@ -71,7 +72,7 @@ class Prepared:
                     processors[name] = process
             order = tuple(compiled.positiontup) if dialect.positional and compiled.positiontup is not None else None
             found = _Compiled(compiled.string, compiled, order, processors)
-            self._by_dialect[dialect.name] = found
+            self._by_dialect[key] = found
         return found
 
     def execute(self, conn: Connection, values: Mapping[str, Any] = _NO_PARAMS) -> int:
