@@ -194,7 +194,8 @@ class DaemonEnv:
                 process = psutil.Process(pid)
                 if "nua.daemon.cli" in " ".join(process.cmdline()):
                     process.send_signal(signal.SIGKILL)
-                    process.wait(WAIT_S)
+                    # A zombie counts as gone: reaping orphans is init's business.
+                    wait_until(lambda pid=pid: not is_alive(pid), what=f"pid {pid} to die")
             except psutil.Error:
                 continue
 

@@ -23,7 +23,8 @@ def test_start_status_stop_daemonised(daemon: DaemonEnv) -> None:
     pid = daemon.start()
     process = psutil.Process(pid)
     assert process.ppid() != os.getpid(), "the daemon must not stay our child"
-    assert os.getsid(pid) == pid != os.getsid(0), "double fork: a session of its own, not its leader's child"
+    assert os.getsid(pid) != os.getsid(0), "setsid: a session of its own"
+    assert os.getsid(pid) != pid, "double fork: not a session leader, so it can never regain a terminal"
     assert process.cwd() == "/"
     umask = next(line for line in Path(f"/proc/{pid}/status").read_text().splitlines() if line.startswith("Umask"))
     assert umask.split()[1] == "0027"
