@@ -87,7 +87,7 @@ def test_a_stop_behind_queued_commands_lets_them_commit(writers: Writers, settin
     head = writer.ask(user(settings, "head"), block=False)
     gate.wait_entered()
     before_stop = [writer.ask(user(settings, f"q{index}"), block=False) for index in range(5)]
-    stopped = writer.ask(pykka.messages._ActorStop(), block=False)  # what ref.stop() queues
+    stopped = writer.stop(block=False)
     gate.released.set()
 
     assert outcome(head)["id"] == 1
