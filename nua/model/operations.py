@@ -104,16 +104,20 @@ def get_user(conn: Connection, command: cmd.GetUser) -> dict[str, Any]:
 
 def list_users(conn: Connection, command: cmd.ListUsers) -> list[dict[str, Any]]:
     query = select(*PUBLIC_COLUMNS).order_by(users.c.id)
-    if not command.all and (command.ids or command.names or command.mails):
-        clauses: list[ColumnElement[bool]] = []
-        if command.ids:
-            clauses.append(users.c.id.in_(_unique(command.ids)))
-        if command.names:
-            clauses.append(users.c.username.in_(_unique(command.names)))
-        if command.mails:
-            clauses.append(users.c.email.in_(_unique(command.mails)))
-        query = query.where(or_(*clauses))
-    return [user_dict(row) for row in conn.execute(query).mappings()]
+    filters = [(users.c.id, command.ids), (users.c.username, command.names), (users.c.email, command.mails)]
+    wanted = [(column, _unique(values)) for column, values in filters if values]
+    if command.all or not wanted:
+        return [user_dict(row) for row in conn.execute(query).mappings()]
+    if sum(len(values) for _, values in wanted) <= _CHUNK:
+        clauses: list[ColumnElement[bool]] = [column.in_(values) for column, values in wanted]
+        return [user_dict(row) for row in conn.execute(query.where(or_(*clauses))).mappings()]
+    # Long filters: one query per chunk (a statement's parameters are bounded), merged by id.
+    found: dict[int, dict[str, Any]] = {}
+    for column, values in wanted:
+        for chunk in _chunks(values):
+            for row in conn.execute(query.where(column.in_(chunk))).mappings():
+                found[row["id"]] = user_dict(row)
+    return [found[user_id] for user_id in sorted(found)]
 
 
 def count_users(conn: Connection, _command: cmd.CountUsers) -> int:

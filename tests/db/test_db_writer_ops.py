@@ -300,3 +300,10 @@ def test_prepared_inputs_are_rejected_before_the_writer(settings: Settings) -> N
     with pytest.raises(InvalidError) as caught:
         prepare.user_add({"username": "x", "email": "x@y", "password": "p", "colour": "red"}, settings.security)
     assert caught.value.field == "colour"
+
+
+def test_list_with_long_filters(writer: pykka.ActorRef[Any], settings: Settings) -> None:
+    for name in ("a", "b", "c"):
+        add(writer, settings, name)
+    request = {"ids": [*range(3, 1500), 1], "names": [f"n{index}" for index in range(1200)] + ["b"]}
+    assert [user["id"] for user in writer.ask(prepare.user_list(request))] == [1, 2, 3]
