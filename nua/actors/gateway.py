@@ -89,13 +89,13 @@ class _Wakeup:
                 os.write(self._write_fd, b"\0")
 
     def drain(self) -> None:
-        # Clear the flag before reading: a ring after this point writes a new byte.
-        self._pending = False
-        try:
+        # Read, then clear the flag, never the reverse: a ring between a clear and a
+        # read would leave the flag set with its byte consumed, and every later ring
+        # would be skipped. The queue is processed after this, so nothing is missed.
+        with contextlib.suppress(BlockingIOError):
             while os.read(self.read_fd, 4096):
                 pass
-        except BlockingIOError:
-            pass
+        self._pending = False
 
     def close(self) -> None:
         with self._lock:

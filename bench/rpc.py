@@ -1,0 +1,253 @@
+"""JSON-RPC through nua's gateway, beside its peers, in one run.
+
+Run: .venv/bin/python bench/rpc.py [--seconds S] [--latency-calls N] [--cli-runs R] [--server daemon|tree]
+
+Every server and every client is a process of its own (clients are spawned
+processes with a raw DEALER socket, the same code for every server):
+
+- ``test_add`` latency (p50, p99) with one client, and throughput with 1 and 8
+  clients, through nua's gateway (the real daemon, ``nua-orchestrator start
+  --foreground``) and through a bare pyzmq ROUTER echo server that only does
+  ``json.loads``/``json.dumps`` (bench/rpc_peers.py);
+- ``setting_set`` throughput with 8 clients through nua (DB writer, group commit)
+  and through a plain tinyrpc ``RPCServer`` committing an ORM Session per call,
+  both on SQLite with WAL and ``synchronous=FULL``;
+- ``nua user count`` whole-process wall time (bin/nua, endpoint given and found
+  from the settings) next to a minimal script making the same call with
+  tinyrpc's ``RPCClient`` and ``ZmqClientTransport``.
+
+Targets (issue 4): p50 within 1.5x of echo, 8-client throughput >= 0.6x echo,
+setting_set >= 3x tinyrpc, CLI <= 1.2x the tinyrpc script.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import os
+import platform
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(ROOT))
+
+import rpc_peers  # noqa: E402
+
+from nua.rpc.client import Client, DaemonUnreachableError  # noqa: E402
+from nua.rpc.errors import RpcError  # noqa: E402
+
+PY = sys.executable
+TINYRPC_SCRIPT = """\
+import sys, zmq
+from tinyrpc.client import RPCClient
+from tinyrpc.protocols.jsonrpc import JSONRPCProtocol
+from tinyrpc.transports.zmq import ZmqClientTransport
+client = RPCClient(JSONRPCProtocol(), ZmqClientTransport.create(zmq.Context(), sys.argv[1]))
+print(client.call("user_count", [], {}))
+"""
+
+
+def free_endpoint() -> str:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return f"tcp://127.0.0.1:{probe.getsockname()[1]}"
+
+
+@contextmanager
+def process(args: list[str], *, ready_line: bool, env: dict[str, str] | None = None) -> Iterator[subprocess.Popen[str]]:
+    """A server process, ended by its pid on the way out."""
+    proc = subprocess.Popen(
+        args,
+        stdout=subprocess.PIPE if ready_line else subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=env,
+    )
+    try:
+        if ready_line:
+            line = proc.stdout.readline() if proc.stdout is not None else ""
+
+            if line.strip() != "ready":
+                msg = f"{args[:3]} did not start: {line!r}"
+                raise RuntimeError(msg)
+        yield proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def wait_answering(endpoint: str, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            with Client(endpoint, timeout=1.0) as client:
+                client.call("test_add", 1, 2)
+                return
+        except (DaemonUnreachableError, RpcError):
+            time.sleep(0.1)  # waiting on another process to come up
+    msg = f"nothing answers test_add on {endpoint}"
+    raise RuntimeError(msg)
+
+
+def run_clients(endpoint: str, method: str, clients: int, *, calls: int = 0, seconds: float = 0) -> dict[str, float]:
+    """Run ``clients`` load processes at once; return latency percentiles and calls per second."""
+    ctx = multiprocessing.get_context("spawn")
+    out = ctx.Queue()
+    start_at = time.time() + 1.0 + 0.1 * clients  # spawning takes a moment; start together
+    procs = [
+        ctx.Process(target=rpc_peers.load, args=(endpoint, method, n, calls, seconds, start_at, out))
+        for n in range(clients)
+    ]
+    for proc in procs:
+        proc.start()
+    results = [out.get(timeout=120) for _ in procs]
+    for proc in procs:
+        proc.join(10)
+    latencies = sorted(lat for _, lats, _ in results for lat in lats)
+    total = len(latencies)
+    elapsed = max(elapsed for _, _, elapsed in results)
+    return {
+        "p50_us": latencies[total // 2] * 1e6,
+        "p99_us": latencies[min(total - 1, int(total * 0.99))] * 1e6,
+        "per_s": total / elapsed,
+        "calls": total,
+    }
+
+
+def wall_times(args: list[str], runs: int, env: dict[str, str]) -> float:
+    """Median wall time of a whole process, in ms; it must exit 0."""
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        done = subprocess.run(args, capture_output=True, text=True, env=env, check=False)
+        times.append(time.perf_counter() - t0)
+        if done.returncode != 0:
+            msg = f"{args} failed ({done.returncode}): {done.stderr.strip()}"
+            raise RuntimeError(msg)
+    return statistics.median(times) * 1000
+
+
+def write_config(tmp: Path, endpoint: str) -> Path:
+    config = tmp / "nua.toml"
+    config.write_text(
+        f"""
+[server]
+pid_file = "{tmp}/run/nua.pid"
+exit_flag = "{tmp}/run/nua.exit"
+log_file = "{tmp}/nua.log"
+log_level = "warning"
+[zmq]
+endpoint = "{endpoint}"
+[db]
+url = "sqlite:///{tmp}/nua.db"
+sqlite_synchronous = "FULL"
+""",
+        encoding="utf-8",
+    )
+    return config
+
+
+@contextmanager
+def nua_server(kind: str, tmp: Path, endpoint: str, config: Path) -> Iterator[None]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    if kind == "daemon":
+        args = [PY, "-m", "nua.daemon.cli", "--config", str(config), "start", "--foreground"]
+        with process(args, ready_line=False, env=env):
+            wait_answering(endpoint, 30)
+            yield
+    else:
+        args = [PY, str(HERE / "rpc_peers.py"), "tree", endpoint, f"sqlite:///{tmp}/nua.db"]
+        with process(args, ready_line=True, env=env):
+            wait_answering(endpoint, 30)
+            yield
+
+
+def ratio(a: float, b: float) -> str:
+    return f"{a / b:.2f}x"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=3.0, help="length of each throughput phase")
+    parser.add_argument("--latency-calls", type=int, default=3000)
+    parser.add_argument("--cli-runs", type=int, default=15)
+    parser.add_argument("--server", choices=["daemon", "tree"], default="daemon")
+    opts = parser.parse_args()
+    machine = f"python {platform.python_version()} on {platform.machine()}, {os.cpu_count()} cpus"
+    print(f"{machine}; nua server: {opts.server}")
+
+    with tempfile.TemporaryDirectory(prefix="nua-bench-rpc-") as tmp_name:
+        tmp = Path(tmp_name)
+        nua_ep, echo_ep, tiny_ep = free_endpoint(), free_endpoint(), free_endpoint()
+        config = write_config(tmp, nua_ep)
+        figures: dict[str, dict[str, float]] = {}
+
+        with process([PY, str(HERE / "rpc_peers.py"), "echo", echo_ep], ready_line=True):
+            run_clients(echo_ep, "test_add", 1, calls=300)  # warm-up
+            figures["echo lat"] = run_clients(echo_ep, "test_add", 1, calls=opts.latency_calls)
+            figures["echo 1"] = run_clients(echo_ep, "test_add", 1, seconds=opts.seconds)
+            figures["echo 8"] = run_clients(echo_ep, "test_add", 8, seconds=opts.seconds)
+
+        tiny_db = f"sqlite:///{tmp}/tinyrpc.db"
+        with process([PY, str(HERE / "rpc_peers.py"), "tinyrpc", tiny_ep, tiny_db, "FULL"], ready_line=True):
+            figures["tinyrpc set 8"] = run_clients(tiny_ep, "setting_set", 8, seconds=opts.seconds)
+
+        with nua_server(opts.server, tmp, nua_ep, config):
+            run_clients(nua_ep, "test_add", 1, calls=300)
+            figures["nua lat"] = run_clients(nua_ep, "test_add", 1, calls=opts.latency_calls)
+            figures["nua 1"] = run_clients(nua_ep, "test_add", 1, seconds=opts.seconds)
+            figures["nua 8"] = run_clients(nua_ep, "test_add", 8, seconds=opts.seconds)
+            figures["nua set 8"] = run_clients(nua_ep, "setting_set", 8, seconds=opts.seconds)
+
+            env = {k: v for k, v in os.environ.items() if not k.startswith("NUA_")}
+            script = tmp / "tinyrpc_user_count.py"
+            script.write_text(TINYRPC_SCRIPT, encoding="utf-8")
+            nua_cli = str(ROOT / "bin" / "nua")
+            runs = opts.cli_runs
+            # Interleaved, so that a slow moment of the machine hits both.
+            cli_tiny, cli_ep, cli_cfg = [], [], []
+            for _ in range(3):
+                cli_tiny.append(wall_times([PY, str(script), nua_ep], runs, env))
+                cli_ep.append(wall_times([nua_cli, "user", "count", "--endpoint", nua_ep], runs, env))
+                cli_cfg.append(wall_times([nua_cli, "user", "count"], runs, {**env, "NUA_CONFIG": str(config)}))
+
+    print("\ntest_add latency, 1 client (microseconds)")
+    for name in ("echo lat", "nua lat"):
+        print(f"  {name[:-4]:<8} p50 {figures[name]['p50_us']:8.1f}   p99 {figures[name]['p99_us']:8.1f}")
+    p50 = ratio(figures["nua lat"]["p50_us"], figures["echo lat"]["p50_us"])
+    p99 = ratio(figures["nua lat"]["p99_us"], figures["echo lat"]["p99_us"])
+    print(f"  nua/echo p50 {p50}   p99 {p99}   (target p50 <= 1.5x)")
+    print("\ntest_add throughput (calls/s)")
+    for clients in ("1", "8"):
+        nua, echo = figures[f"nua {clients}"]["per_s"], figures[f"echo {clients}"]["per_s"]
+        target = "   (target >= 0.6x)" if clients == "8" else ""
+        print(f"  {clients} client(s): echo {echo:9.0f}   nua {nua:9.0f}   nua/echo {ratio(nua, echo)}{target}")
+    nua_set, tiny_set = figures["nua set 8"]["per_s"], figures["tinyrpc set 8"]["per_s"]
+    print("\nsetting_set throughput, 8 clients, SQLite WAL synchronous=FULL (durable writes/s)")
+    print(f"  tinyrpc {tiny_set:8.0f}   nua {nua_set:8.0f}   nua/tinyrpc {ratio(nua_set, tiny_set)}   (target >= 3x)")
+    print(f"  latency p50/p99 (ms): tinyrpc {figures['tinyrpc set 8']['p50_us'] / 1000:.2f}/"
+          f"{figures['tinyrpc set 8']['p99_us'] / 1000:.2f}   nua {figures['nua set 8']['p50_us'] / 1000:.2f}/"
+          f"{figures['nua set 8']['p99_us'] / 1000:.2f}")  # fmt: skip
+    tiny_ms, ep_ms, cfg_ms = min(cli_tiny), min(cli_ep), min(cli_cfg)
+    print(f"\n`user count` whole-process wall time, best of 3 medians of {runs} runs (ms)")
+    print(f"  tinyrpc script           {tiny_ms:6.1f}")
+    print(f"  nua user count --endpoint {ep_ms:6.1f}   {ratio(ep_ms, tiny_ms)} (target <= 1.2x)")
+    print(f"  nua user count (settings) {cfg_ms:6.1f}   {ratio(cfg_ms, tiny_ms)}")
+
+
+if __name__ == "__main__":
+    main()
