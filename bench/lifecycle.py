@@ -1,0 +1,293 @@
+"""Daemon lifecycle figures: start to ready, stop to gone, and an idle daemon's RSS and CPU.
+
+Measured for nua-orchestrator and, side by side, for supervisord (a process
+supervisor daemon in Python with a control socket, a comparable peer) when it is
+installed (``pip install supervisor`` into .venv; it is not a dependency of nua).
+Every daemon runs in a temporary directory with its own socket; each is ended by
+its pid.
+
+    .venv/bin/python bench/lifecycle.py [--runs 5] [--idle-s 10]
+
+Targets (issue 5): an idle daemon under 1% of a core; ``start`` to ready and
+``stop`` each under a second.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import select
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+
+REPO = Path(__file__).resolve().parents[1]
+DAEMON = [sys.executable, "-m", "nua.daemon.cli"]
+READY_TIMEOUT_S = 30.0
+
+
+@dataclass
+class Figures:
+    name: str
+    start_s: list[float]
+    sigterm_s: list[float]
+    stop_cmd_s: list[float]
+    rss_mib: float
+    cpu_s: float
+    idle_s: float
+
+    @property
+    def cpu_percent(self) -> float:
+        return 100.0 * self.cpu_s / self.idle_s
+
+
+def wait_gone(pid: int, timeout: float) -> None:
+    """Wait for ``pid`` to exit (a pidfd turns readable at its exit: no polling)."""
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return
+    try:
+        if not select.select([fd], [], [], timeout)[0]:
+            msg = f"pid {pid} still running after {timeout} s"
+            raise TimeoutError(msg)
+    finally:
+        os.close(fd)
+
+
+def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    """Poll an external process's state (no event to wait on from outside)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            msg = f"timed out waiting for {what}"
+            raise TimeoutError(msg)
+        time.sleep(0.002)
+
+
+def unix_accepts(path: Path) -> bool:
+    with socket.socket(socket.AF_UNIX) as probe:
+        try:
+            probe.connect(str(path))
+        except OSError:
+            return False
+    return True
+
+
+def idle_usage(pid: int, seconds: float) -> tuple[float, float]:
+    """RSS (MiB) and CPU seconds (user + system, threads included) of ``pid`` over ``seconds``."""
+    process = psutil.Process(pid)
+    before = process.cpu_times()
+    time.sleep(seconds)  # the measurement itself: leave it idle
+    after = process.cpu_times()
+    cpu = (after.user - before.user) + (after.system - before.system)
+    return process.memory_info().rss / 2**20, cpu
+
+
+def kill_if_alive(pid: int | None) -> None:
+    if pid is None:
+        return
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        return
+    wait_gone(pid, 10)
+
+
+# -- nua ---------------------------------------------------------------------------------
+
+
+class Nua:
+    name = "nua-orchestrator"
+
+    def __init__(self, workdir: Path) -> None:
+        self.pid_file = workdir / "run" / "nua.pid"
+        self.socket = workdir / "run" / "nua.sock"
+        self.config = workdir / "nua.toml"
+        self.config.write_text(
+            "[server]\n"
+            f'pid_file = "{self.pid_file}"\n'
+            f'exit_flag = "{workdir}/run/nua.exit"\n'
+            f'log_file = "{workdir}/nua.log"\n'
+            "[zmq]\n"
+            f'endpoint = "ipc://{self.socket}"\n'
+            "[db]\n"
+            f'url = "sqlite:///{workdir}/nua.db"\n'
+        )
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("NUA_")}
+        self.env["PYTHONPATH"] = str(REPO)
+
+    def _cli(self, *args: str) -> None:
+        subprocess.run([*DAEMON, "--config", str(self.config), *args], env=self.env, check=True, capture_output=True)
+
+    def start(self) -> int:
+        """``nua-orchestrator start``: returns once the daemon serves. Its pid."""
+        self._cli("start")
+        return int(self.pid_file.read_text())
+
+    def stop_command(self) -> None:
+        self._cli("stop")
+
+    def pid(self) -> int | None:
+        try:
+            return int(self.pid_file.read_text())
+        except (OSError, ValueError):
+            return None
+
+
+# -- supervisord ---------------------------------------------------------------------------
+
+
+class Supervisord:
+    name = "supervisord"
+
+    def __init__(self, workdir: Path, executable: str) -> None:
+        self.executable = executable
+        self.pid_file = workdir / "supervisord.pid"
+        self.socket = workdir / "supervisor.sock"
+        self.config = workdir / "supervisord.conf"
+        self.config.write_text(
+            "[unix_http_server]\n"
+            f"file = {self.socket}\n"
+            "chmod = 0700\n"
+            "[supervisord]\n"
+            f"pidfile = {self.pid_file}\n"
+            f"logfile = {workdir}/supervisord.log\n"
+            f"childlogdir = {workdir}\n"
+            "[rpcinterface:supervisor]\n"
+            "supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface\n"
+            "[supervisorctl]\n"
+            f"serverurl = unix://{self.socket}\n"
+        )
+
+    def start(self) -> int:
+        """``supervisord`` daemonises and returns before it serves: ready is its socket accepting."""
+        subprocess.run([self.executable, "-c", str(self.config)], check=True, capture_output=True)
+        wait_for(lambda: unix_accepts(self.socket), READY_TIMEOUT_S, "supervisord's socket")
+        wait_for(lambda: self.pid() is not None, READY_TIMEOUT_S, "supervisord's pid file")
+        return self.pid() or 0
+
+    def stop_command(self) -> None:
+        """``supervisorctl shutdown`` returns before the daemon is gone: wait for its pid."""
+        pid = self.pid()
+        ctl = str(Path(self.executable).with_name("supervisorctl"))
+        subprocess.run([ctl, "-c", str(self.config), "shutdown"], check=True, capture_output=True)
+        if pid is not None:
+            wait_gone(pid, READY_TIMEOUT_S)
+
+    def pid(self) -> int | None:
+        try:
+            return int(self.pid_file.read_text())
+        except (OSError, ValueError):
+            return None
+
+
+# -- measuring -----------------------------------------------------------------------------
+
+
+def measure(daemon: Nua | Supervisord, runs: int, idle_s: float) -> Figures:
+    start_s, sigterm_s, stop_cmd_s = [], [], []
+    try:
+        for _ in range(runs):
+            began = time.perf_counter()
+            pid = daemon.start()
+            start_s.append(time.perf_counter() - began)
+            began = time.perf_counter()
+            os.kill(pid, signal.SIGTERM)
+            wait_gone(pid, READY_TIMEOUT_S)
+            sigterm_s.append(time.perf_counter() - began)
+
+            daemon.start()
+            began = time.perf_counter()
+            daemon.stop_command()
+            stop_cmd_s.append(time.perf_counter() - began)
+
+        pid = daemon.start()
+        time.sleep(1.0)  # let start-up work (imports, schema check) settle before the idle window
+        rss, cpu = idle_usage(pid, idle_s)
+        daemon.stop_command()
+    finally:
+        kill_if_alive(daemon.pid())
+    return Figures(daemon.name, start_s, sigterm_s, stop_cmd_s, rss, cpu, idle_s)
+
+
+def median_ms(values: list[float]) -> float:
+    return 1000 * statistics.median(values)
+
+
+def report(results: list[Figures]) -> None:
+    rows = [
+        ("start -> ready (command returns), median ms", lambda f: f"{median_ms(f.start_s):.0f}"),
+        ("start -> ready, max ms", lambda f: f"{1000 * max(f.start_s):.0f}"),
+        ("SIGTERM -> process gone, median ms", lambda f: f"{median_ms(f.sigterm_s):.0f}"),
+        ("stop command -> process gone, median ms", lambda f: f"{median_ms(f.stop_cmd_s):.0f}"),
+        ("idle RSS, MiB", lambda f: f"{f.rss_mib:.1f}"),
+        ("idle CPU seconds", lambda f: f"{f.cpu_s:.3f}"),
+        ("idle CPU, % of one core", lambda f: f"{f.cpu_percent:.2f}"),
+    ]
+    width = max(len(label) for label, _ in rows)
+    print(f"{'':<{width}}  " + "  ".join(f"{f.name:>17}" for f in results))
+    for label, cell in rows:
+        print(f"{label:<{width}}  " + "  ".join(f"{cell(f):>17}" for f in results))
+    if len(results) == 2:
+        nua, peer = results
+        print()
+        print(f"ratios nua / {peer.name}:")
+        print(f"  start -> ready   {median_ms(nua.start_s) / median_ms(peer.start_s):.2f}")
+        print(f"  SIGTERM -> gone  {median_ms(nua.sigterm_s) / median_ms(peer.sigterm_s):.2f}")
+        print(f"  stop command     {median_ms(nua.stop_cmd_s) / median_ms(peer.stop_cmd_s):.2f}")
+        print(f"  idle RSS         {nua.rss_mib / peer.rss_mib:.2f}")
+        if peer.cpu_s > 0:
+            print(f"  idle CPU         {nua.cpu_s / peer.cpu_s:.2f}")
+
+
+def find_supervisord() -> str | None:
+    beside = Path(sys.executable).with_name("supervisord")
+    if beside.exists():
+        return str(beside)
+    return shutil.which("supervisord")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=5, help="start/stop cycles per daemon (default 5)")
+    parser.add_argument("--idle-s", type=float, default=10.0, help="idle measurement window (default 10 s)")
+    args = parser.parse_args()
+    print(f"Python {platform.python_version()} on {platform.machine()}, {os.cpu_count()} CPUs, {platform.platform()}")
+    print(f"{args.runs} runs each; idle window {args.idle_s:g} s\n")
+
+    results = []
+    with tempfile.TemporaryDirectory(prefix="nua-bench-") as workdir:
+        results.append(measure(Nua(Path(workdir)), args.runs, args.idle_s))
+    supervisord = find_supervisord()
+    if supervisord is None:
+        print("supervisord not installed (pip install supervisor into .venv to compare): nua alone\n")
+    else:
+        with tempfile.TemporaryDirectory(prefix="nua-bench-peer-") as workdir:
+            results.append(measure(Supervisord(Path(workdir), supervisord), args.runs, args.idle_s))
+    report(results)
+    nua = results[0]
+    verdicts = {
+        "idle < 1% of a core": nua.cpu_percent < 1.0,
+        "start -> ready < 1 s": max(nua.start_s) < 1.0,
+        "stop < 1 s": max(nua.stop_cmd_s) < 1.0,
+    }
+    print()
+    for target, met in verdicts.items():
+        print(f"target {target}: {'met' if met else 'MISSED'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
