@@ -302,13 +302,57 @@ def _daemon(top: Any, common: argparse.ArgumentParser) -> None:
     daemon.add("status", _simple("sys_status", show=show_status), "the daemon's status and actor tree")
 
 
-def _parser() -> argparse.ArgumentParser:
+_GROUPS: dict[str, Callable[[Any, argparse.ArgumentParser], None]] = {
+    "user": _users,
+    "group": _groups,
+    "setting": _settings,
+    "methods": _daemon,
+    "describe": _daemon,
+    "call": _daemon,
+    "status": _daemon,
+}
+_TOP_HELP = {
+    "user": "manage users",
+    "group": "manage groups",
+    "setting": "manage settings stored in the daemon",
+    "methods": "list the daemon's RPC methods",
+    "describe": "describe a method",
+    "call": "call any method",
+    "status": "the daemon's status and actor tree",
+}
+_VALUE_OPTIONS = frozenset({"--endpoint", "--config", "--timeout"})
+
+
+def _command_of(argv: Sequence[str]) -> str | None:
+    """The command word of ``argv`` (skipping options and their values), if any."""
+    skip = False
+    for token in argv:
+        if skip:
+            skip = False
+        elif token in _VALUE_OPTIONS:
+            skip = True
+        elif not token.startswith("-"):
+            return token
+    return None
+
+
+def _parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The parser; given ``argv``, only its command's subcommands are built (a quick start)."""
     common = _common_options()
     parser = argparse.ArgumentParser(prog="nua", description="Talk to the nua orchestrator daemon.", parents=[common])
     parser.set_defaults(endpoint=None, config=None, timeout=10.0, json=False)
     top = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for add in (_users, _groups, _settings, _daemon):
-        add(top, common)
+    wanted = _command_of(argv) if argv is not None else None
+    if wanted not in _GROUPS:
+        wanted = None  # help, or a typo: build everything so that argparse can say what exists
+    built: set[Callable[[Any, argparse.ArgumentParser], None]] = set()
+    for name, add in _GROUPS.items():
+        if wanted is None or _GROUPS[wanted] is add:
+            if add not in built:
+                add(top, common)
+                built.add(add)
+        elif name not in top.choices:
+            top.add_parser(name, help=_TOP_HELP[name])
     return parser
 
 
@@ -319,12 +363,14 @@ def resolve_endpoint(args: argparse.Namespace) -> str:
     """``--endpoint``, else the daemon's own setting from ``--config``/``NUA_CONFIG`` and ``NUA_*``."""
     if args.endpoint:
         return str(args.endpoint)
-    from nua import settings  # noqa: PLC0415 - only when the endpoint is not given
+    from nua.rpc.endpoint import find_endpoint  # noqa: PLC0415 - only when the endpoint is not given
 
     try:
-        return settings.load(args.config).zmq.bind_endpoint
-    except settings.SettingsError as exc:
-        raise UsageError(str(exc)) from None
+        return find_endpoint(args.config)
+    except Exception as exc:
+        if type(exc).__name__ == "SettingsError":  # not imported: nua.settings is loaded only when needed
+            raise UsageError(str(exc)) from None
+        raise
 
 
 # -- main -----------------------------------------------------------------------------------------
@@ -361,7 +407,8 @@ def main(  # noqa: PLR0911 - one exit per outcome
 ) -> int:
     """Run one ``nua`` command; return its exit code."""
     stdin, stdout, stderr = stdin or sys.stdin, stdout or sys.stdout, stderr or sys.stderr
-    parser = _parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = _parser(argv)
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse already printed the usage line

@@ -21,9 +21,8 @@ import json
 import os
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, NamedTuple, Self
 
 import zmq
 
@@ -53,12 +52,14 @@ class ProtocolError(RuntimeError):
     """The reply was not valid JSON-RPC 2.0."""
 
 
-@dataclass(frozen=True)
-class Call:
-    """One member of a batch: ``params`` is a list (positional) or a dict (named)."""
+class Call(NamedTuple):
+    """One member of a batch: ``params`` is a list (positional) or a dict (named).
+
+    (A NamedTuple, not a dataclass: ``dataclasses`` alone would add milliseconds to the CLI's start.)
+    """
 
     method: str
-    params: Sequence[Any] | dict[str, Any] = field(default_factory=list)
+    params: Sequence[Any] | dict[str, Any] = ()
     notify: bool = False
 
 
@@ -111,7 +112,7 @@ class Client:
         members: list[dict[str, Any]] = []
         ids: list[str] = []
         for one in calls:
-            member: dict[str, Any] = {"jsonrpc": "2.0", "method": one.method, "params": one.params}
+            member: dict[str, Any] = {"jsonrpc": "2.0", "method": one.method, "params": _params(one.params)}
             if not one.notify:
                 member["id"] = self._next_id()
                 ids.append(member["id"])
@@ -177,6 +178,10 @@ class Client:
                 return reply
             # A late reply to a call that timed out before: dropped.
         raise DaemonUnreachableError(self.endpoint, self.timeout, connected=True)
+
+
+def _params(params: Sequence[Any] | dict[str, Any]) -> list[Any] | dict[str, Any]:
+    return params if isinstance(params, dict) else list(params)
 
 
 def _dumps(obj: Any) -> bytes:
