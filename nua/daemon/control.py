@@ -119,18 +119,31 @@ def stop(config: str | Path | None = None) -> int:
         else:
             _say("not running")
         return EXIT_OK
-    if state.pid is None:
-        _complain(f"a process holds the lock of {path} but the file names no pid; stop it by hand")
+    pid = _holder(state, path)
+    if pid is None:
         return EXIT_FAILED
-    if not _stop_process(state.pid, loaded.server.stop_timeout_s):
-        _complain(f"pid {state.pid} survived SIGKILL")
+    if not _stop_process(pid, loaded.server.stop_timeout_s):
+        _complain(f"pid {pid} survived SIGKILL")
         return EXIT_FAILED
     _clean_after(loaded, path)
     if not _wait_endpoint_free(loaded.zmq.bind_endpoint, KILL_WAIT_S):
-        _complain(f"stopped pid {state.pid}, but {loaded.zmq.bind_endpoint} is still in use by another process")
+        _complain(f"stopped pid {pid}, but {loaded.zmq.bind_endpoint} is still in use by another process")
         return EXIT_FAILED
-    _say(f"stopped (pid {state.pid})")
+    _say(f"stopped (pid {pid})")
     return EXIT_OK
+
+
+def _holder(state: pidfile.PidFileState, path: Path) -> int | None:
+    """The pid to signal: the one in the locked file, if that process holds the file open."""
+    if state.pid is None:
+        _complain(f"a process holds the lock of {path} but the file names no pid; stop it by hand")
+        return None
+    if pidfile.opened_by(state.pid, path) is False:
+        # Never signal a process that is not the lock holder: the pid may belong
+        # to another pid namespace, or the file was tampered with.
+        _complain(f"pid {state.pid} named in {path} does not hold it; not signalling it. Stop the daemon by hand")
+        return None
+    return state.pid
 
 
 def _stop_process(pid: int, timeout_s: float) -> bool:
@@ -227,6 +240,10 @@ def status(config: str | Path | None = None) -> dict[str, Any]:
     except OSError as exc:
         return {**base, "code": STATUS_UNKNOWN, "state": "unknown", "running": False, "message": str(exc)}
     if state.locked:
+        if state.pid is None or pidfile.opened_by(state.pid, path) is False:
+            message = f"a process holds the lock of {path}, but not the pid it names ({state.pid})"
+            return {**base, "code": STATUS_UNKNOWN, "state": "unknown", "running": True, "pid": state.pid,
+                    "message": message}  # fmt: skip
         return {**base, **_running_status(loaded, state.pid)}
     if state.exists:
         message = f"not running, but {path} is left (pid {state.pid})"

@@ -84,6 +84,33 @@ def inspect(path: Path) -> PidFileState:
     return PidFileState(exists=True, locked=locked, pid=read_pid(path))
 
 
+def opened_by(pid: int, path: Path) -> bool | None:
+    """Whether process ``pid`` has ``path`` open (the lock holder does), ``None`` if we cannot tell.
+
+    Compared by inode, not by name: the holder opened the file under a temporary
+    name before linking it into place.
+    """
+    try:
+        target = path.stat()
+    except FileNotFoundError:
+        return False
+    fd_dir = Path(f"/proc/{pid}/fd")
+    try:
+        entries = list(fd_dir.iterdir())
+    except FileNotFoundError:
+        return False if Path("/proc/self/fd").is_dir() else None
+    except PermissionError:
+        return None
+    for entry in entries:
+        try:
+            info = entry.stat()
+        except OSError:
+            continue  # closed meanwhile, or not a file
+        if (info.st_dev, info.st_ino) == (target.st_dev, target.st_ino):
+            return True
+    return False
+
+
 def _same_file(fd: int, path: Path) -> bool:
     try:
         on_disk = path.stat()

@@ -78,8 +78,10 @@ class _Wakeup:
             signal.signal(signum, _ignore)
 
     def uninstall(self) -> None:
+        # The handlers become no-ops rather than the defaults: a signal during the
+        # final clean-up must not kill the process before its files are removed.
         for signum in _HANDLED_SIGNALS:
-            signal.signal(signum, signal.SIG_DFL)
+            signal.signal(signum, _ignore)
         signal.set_wakeup_fd(-1 if self._previous_fd is None else self._previous_fd)
         with self._closing:
             self._closed = True

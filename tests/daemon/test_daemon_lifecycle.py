@@ -243,3 +243,48 @@ def test_shutdown_signals_stop_the_daemon_gracefully(daemon: DaemonEnv, signum: 
     assert daemon.wait_for_log("daemon_exited", pid=pid)
     assert not daemon.pid_file.exists()
     assert not daemon.socket.exists()
+
+
+def test_stop_never_signals_a_pid_that_does_not_hold_the_lock(daemon: DaemonEnv) -> None:
+    # A live process holds the lock, but the file names another, unrelated process.
+    bystander = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE)
+    daemon.popens.append(bystander)  # type: ignore[arg-type]
+    daemon.run_dir.mkdir(mode=0o700, exist_ok=True)
+    code = (
+        "import sys; from nua.daemon.pidfile import PidFile;"
+        " PidFile(sys.argv[1]).acquire(pid=int(sys.argv[2])); print('locked', flush=True); sys.stdin.read()"
+    )
+    holder = subprocess.Popen(
+        [sys.executable, "-c", code, str(daemon.pid_file), str(bystander.pid)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=daemon.env(),
+    )
+    daemon.popens.append(holder)
+    assert holder.stdout is not None
+    assert holder.stdout.readline() == "locked\n"
+
+    status, report = daemon.status()
+    assert (status, report["state"]) == (4, "unknown")
+    stopped = daemon.cli("stop")
+    assert stopped.returncode == 1
+    assert "not signalling it" in stopped.stderr
+    assert is_alive(bystander.pid)
+    started = daemon.cli("start")
+    assert started.returncode == 0
+    assert "already running" in started.stdout, "the lock, not the pid, decides"
+
+
+def test_stop_falls_back_to_sigkill_and_cleans_up(daemon: DaemonEnv) -> None:
+    daemon.write_config(server={"stop_timeout_s": 0.3})
+    pid = daemon.start()
+    os.kill(pid, signal.SIGSTOP)  # a daemon that cannot react to SIGTERM
+    result = daemon.cli("stop")
+    assert result.returncode == 0, result.stderr
+    assert "still running 0.3 s after SIGTERM" in result.stderr
+    assert f"stopped (pid {pid})" in result.stdout
+    assert not is_alive(pid)
+    assert not daemon.pid_file.exists()
+    assert not daemon.socket.exists()
+    assert daemon.start() != pid
