@@ -82,9 +82,12 @@ def start(config: str | Path | None = None, *, foreground: bool = False) -> int:
     outcome = daemonize.daemonize(READY_TIMEOUT_S)
     if isinstance(outcome, daemonize.Readiness):
         # The daemon: it must never return into the caller's code (a script that
-        # called nua.start() would carry on twice).
-        code = runner.run(loaded, foreground=False, readiness=outcome)
-        os._exit(code)
+        # called nua.start() would carry on twice), whatever happens.
+        code = EXIT_FAILED
+        try:
+            code = runner.run(loaded, foreground=False, readiness=outcome)
+        finally:
+            os._exit(code)
     return _report_start(outcome, loaded)
 
 

@@ -30,6 +30,7 @@ import pykka.debug
 from nua import log, settings
 from nua.actors.directory import Directory
 from nua.actors.messages import Exited, Ping
+from nua.actors.supervisor import ChildSpec
 from nua.daemon import notify, tree
 from nua.daemon.daemonize import Readiness
 from nua.daemon.endpoint import ipc_path
@@ -131,7 +132,7 @@ class Daemon:
         self.wakeup = _Wakeup()
         self.log = log.get("nua.daemon")  # rebound once the logs are configured
         self.root: pykka.ActorRef[Any] | None = None
-        self._specs: list[Any] = []
+        self._specs: list[ChildSpec] = []
         self._root_error: str | None = None
 
     # -- the whole life ------------------------------------------------------------
@@ -323,7 +324,13 @@ def _hide_password(url: str) -> str:
 
 def run(config: settings.Settings, *, foreground: bool, readiness: Readiness | None = None) -> int:
     """Run the daemon in this process until it stops; its exit code."""
-    code = Daemon(config, foreground=foreground, readiness=readiness).run()
+    daemon = Daemon(config, foreground=foreground, readiness=readiness)
+    try:
+        code = daemon.run()
+    except Exception as exc:  # a bug of ours: still say why, and still exit
+        daemon.log.exception("daemon_crashed", error=repr(exc))
+        daemon.readiness.failed(f"internal error: {exc!r}")
+        code = EXIT_FAILED
     logging.shutdown()
     sys.stdout.flush()
     return code

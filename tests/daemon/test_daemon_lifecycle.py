@@ -279,7 +279,10 @@ def test_stop_never_signals_a_pid_that_does_not_hold_the_lock(daemon: DaemonEnv)
 def test_stop_falls_back_to_sigkill_and_cleans_up(daemon: DaemonEnv) -> None:
     daemon.write_config(server={"stop_timeout_s": 0.3})
     pid = daemon.start()
-    os.kill(pid, signal.SIGSTOP)  # a daemon that cannot react to SIGTERM
+    os.kill(pid, signal.SIGSTOP)  # a daemon that cannot react to SIGTERM, nor answer
+    code, report = daemon.status()  # must not hang
+    assert (code, report["state"], report["pid"]) == (4, "unknown", pid)
+    assert "does not answer" in report["message"]
     result = daemon.cli("stop")
     assert result.returncode == 0, result.stderr
     assert "still running 0.3 s after SIGTERM" in result.stderr
