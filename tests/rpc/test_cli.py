@@ -1,0 +1,109 @@
+"""The real ``bin/nua`` in a subprocess against a gateway in this process."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+from conftest import Tree
+
+NUA = str(Path(__file__).resolve().parents[2] / "bin" / "nua")
+
+
+def nua(
+    tree: Tree | None, *args: str, stdin: str = "", env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    endpoint = ["--endpoint", tree.endpoint] if tree is not None else []
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("NUA_")}
+    return subprocess.run(
+        [NUA, *args, *endpoint],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={**clean, **(env or {})},
+        check=False,
+    )
+
+
+def test_user_lifecycle_with_tables_and_json(tree: Tree) -> None:
+    added = nua(
+        tree, "user", "add", "carol", "carol@example.org", "--display-name", "Carol", "--password-stdin", stdin="pw\n"
+    )
+    assert added.returncode == 0, added.stderr
+    assert "carol@example.org" in added.stdout
+    assert added.stdout.splitlines()[0].split() == ["id", "username", "email", "role", "display_name", "created_at"]
+    listed = nua(tree, "user", "list", "--json")
+    assert listed.returncode == 0
+    assert [u["username"] for u in json.loads(listed.stdout)] == ["carol"]
+    assert nua(tree, "user", "count").stdout.strip() == "1"
+    updated = nua(tree, "user", "update", "1", "role", "admin", "--json")
+    assert json.loads(updated.stdout)["role"] == "admin"
+    assert nua(tree, "user", "update", "1", "password", "--password-stdin", stdin="new\n").returncode == 0
+    assert nua(tree, "user", "delete", "1").returncode == 0
+    assert nua(tree, "user", "count", "--json").stdout.strip() == "0"
+
+
+def test_rpc_error_exits_1_with_one_line(tree: Tree) -> None:
+    nua(tree, "user", "add", "dan", "dan@example.org", "--password-stdin", stdin="pw\n")
+    again = nua(tree, "user", "add", "dan", "dan2@example.org", "--password-stdin", stdin="pw\n")
+    assert again.returncode == 1
+    assert again.stderr.count("\n") == 1
+    assert "conflict" in again.stderr
+    assert "field=username" in again.stderr
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("bogus",),
+        ("user", "update", "1", "password", "secret-on-argv"),
+        ("user", "delete-all"),
+        ("call", "test_add", "{not json"),
+        ("user", "delete", "x"),
+    ],
+)
+def test_usage_errors_exit_2(tree: Tree, args: tuple[str, ...]) -> None:
+    done = nua(tree, *args)
+    assert done.returncode == 2
+    assert "secret-on-argv" not in done.stderr
+
+
+def test_password_needs_a_terminal_or_stdin(tree: Tree) -> None:
+    done = nua(tree, "user", "add", "eve", "eve@example.org")  # stdin is a pipe, no --password-stdin
+    assert done.returncode == 2
+    assert "--password-stdin" in done.stderr
+
+
+def test_unreachable_exits_3_saying_how_to_start(tmp_path: Path) -> None:
+    done = nua(None, "user", "count", "--endpoint", f"ipc://{tmp_path}/none.sock", "--timeout", "0.3")
+    assert done.returncode == 3
+    assert "nua-orchestrator start" in done.stderr
+    assert done.stderr.count("\n") == 1
+
+
+def test_endpoint_from_the_daemons_settings(tree: Tree, tmp_path: Path) -> None:
+    config = tmp_path / "client.toml"
+    config.write_text(f'[zmq]\nendpoint = "{tree.endpoint}"\n', encoding="utf-8")
+    assert nua(None, "call", "test_add", "[2, 2]", env={"NUA_CONFIG": str(config)}).stdout.strip() == "4"
+    assert nua(None, "call", "test_add", "[2, 3]", "--config", str(config)).stdout.strip() == "5"
+    assert nua(None, "call", "test_add", "[2, 4]", env={"NUA_ZMQ_ENDPOINT": tree.endpoint}).stdout.strip() == "6"
+
+
+def test_methods_describe_call_status_groups_settings(tree: Tree) -> None:
+    assert "user_add" in nua(tree, "methods").stdout.split()
+    assert nua(tree, "describe", "test_add").stdout.startswith("test_add(a: float, b: float) -> float")
+    assert nua(tree, "call", "test_add", '{"a": 1, "b": 2}').stdout.strip() == "3"
+    assert nua(tree, "call", "test_divide", "[1, 0]").returncode == 1
+    status = nua(tree, "status")
+    assert "gateway  running  restarts=0" in status.stdout
+    assert json.loads(nua(tree, "status", "--json").stdout)["tree"]["id"] == "root"
+    assert nua(tree, "group", "add", "ops").returncode == 0
+    assert "ops" in nua(tree, "group", "list").stdout
+    assert nua(tree, "setting", "set", "ui.size", "12").returncode == 0
+    assert json.loads(nua(tree, "setting", "get", "ui.size", "--json").stdout)["value"] == 12
+    assert nua(tree, "setting", "set", "ui.name", "plain text").returncode == 0
+    assert "plain text" in nua(tree, "setting", "get", "ui.name").stdout

@@ -1,0 +1,70 @@
+"""The client library against a real gateway: typed errors, batches, timeouts, an absent daemon."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+import rpc_test_plugin
+from conftest import Tree
+
+from nua.rpc import errors
+from nua.rpc.client import Call, Client, DaemonUnreachableError
+
+
+def test_call_positional_and_named(client: Client) -> None:
+    assert client.call("test_add", 1, 2) == 3
+    assert client.call("test_add", a=1.5, b=2) == 3.5
+    with pytest.raises(TypeError):
+        client.call("test_add", 1, b=2)
+
+
+def test_errors_are_typed_with_code_message_data(client: Client) -> None:
+    with pytest.raises(errors.DivisionByZeroError) as caught:
+        client.call("test_divide", 1, 0)
+    assert caught.value.code == errors.DIVISION_BY_ZERO
+    assert caught.value.message == "division by zero"
+    assert caught.value.data["param"] == "b"
+
+
+def test_batch_results_in_order_with_errors_returned(client: Client) -> None:
+    results = client.batch([
+        Call("test_add", [1, 2]),
+        Call("test_divide", [1, 0]),
+        Call("setting_set", ["batch.key", 1], notify=True),
+        Call("test_add", {"a": 5, "b": 5}),
+    ])  # fmt: skip
+    assert results[0] == 3
+    assert isinstance(results[1], errors.DivisionByZeroError)
+    assert results[2] == 10
+    assert client.call("setting_get", "batch.key")["value"] == 1  # the notification ran
+    assert client.batch([Call("setting_set", ["batch.other", 2], notify=True)]) == []
+
+
+def test_notification_sends_and_returns(client: Client) -> None:
+    client.notify("setting_set", "notified.key", "on")
+    assert client.call("setting_get", "notified.key")["value"] == "on"
+
+
+def test_a_late_reply_is_not_taken_for_the_next_call(tree: Tree) -> None:
+    with tree.client(timeout=0.3) as client:
+        with pytest.raises(DaemonUnreachableError) as caught:
+            client.call("slow_wait", "late-client")
+        assert caught.value.connected
+        rpc_test_plugin.gate("late-client").set()
+        client.timeout = 5
+        # No REQ lock-up, and the stale reply to the first call is dropped.
+        assert client.call("test_add", 40, 2) == 42
+
+
+def test_unreachable_daemon_says_how_to_start_it(tmp_path: Path) -> None:
+    started = time.monotonic()
+    with (
+        Client(f"ipc://{tmp_path}/nobody.sock", timeout=0.3) as client,
+        pytest.raises(DaemonUnreachableError) as caught,
+    ):
+        client.call("test_add", 1, 2)
+    assert time.monotonic() - started < 2
+    assert "nua-orchestrator start" in str(caught.value)
+    assert not caught.value.connected
