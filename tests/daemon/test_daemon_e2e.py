@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from typing import Any, Self
 
 import pytest
-from conftest import REPO, WAIT_S, DaemonEnv, is_alive, wait_until
+from daemon_helpers import REPO, WAIT_S, DaemonEnv, is_alive, wait_until
 
 from nua.rpc.client import Client, DaemonUnreachableError
 from nua.rpc.errors import RpcError

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from conftest import REPO, WAIT_S, DaemonEnv, is_alive, wait_until
+from daemon_helpers import REPO, WAIT_S, DaemonEnv, is_alive, wait_until
 
 from nua.daemon import endpoint
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pykka
 import pytest
-from conftest import DaemonEnv
+from daemon_helpers import DaemonEnv
 
 from nua import settings
 from nua.actors._supervised import ChildContext

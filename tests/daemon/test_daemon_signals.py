@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import signal
 
-from conftest import DaemonEnv, is_alive
+from daemon_helpers import DaemonEnv, is_alive
 
 
 def test_sighup_applies_the_log_level_and_names_what_needs_a_restart(daemon: DaemonEnv) -> None:
