@@ -3,19 +3,27 @@
 from __future__ import annotations
 
 import json
+import socket
+import stat
 import threading
 from collections.abc import Callable
+from pathlib import Path
 
+import pykka
 import pytest
 import rpc_test_plugin
 import zmq
-from conftest import Raw, Tree
+from conftest import Raw, Tree, make_settings
 from tinyrpc.client import RPCClient
 from tinyrpc.exc import RPCError as TinyRPCError
 from tinyrpc.protocols.jsonrpc import JSONRPCProtocol
 from tinyrpc.transports.zmq import ZmqClientTransport
 
-from nua.actors.gateway import GatewayInfo
+from nua.actors._supervised import ChildContext
+from nua.actors.directory import Directory
+from nua.actors.gateway import Gateway, GatewayInfo
+from nua.actors.messages import Exited, Ping
+from nua.actors.supervisor import ChildSpec, Supervisor
 from nua.rpc import errors
 from nua.rpc.client import Client
 
@@ -333,3 +341,39 @@ def test_many_clients_at_once(tree: Tree) -> None:
     assert failures == []
     with tree.client() as c:
         assert len([s for s in c.call("setting_list") if s["key"].startswith("k.")]) == 160
+
+
+# -- binding ------------------------------------------------------------------------------------------
+
+
+def test_ipc_socket_file_is_private(tree: Tree) -> None:
+    path = Path(tree.endpoint.removeprefix("ipc://"))
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+
+
+def test_a_bind_error_is_a_start_failure(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        config = make_settings(tmp_path, NUA_ZMQ_ENDPOINT="", NUA_ZMQ_PORT=str(port))
+        exits: list[Exited] = []
+        root = Supervisor.start(
+            ChildContext("root", 1, exits.append),
+            [ChildSpec("gateway", start=lambda ctx: Gateway.start(ctx, config, Directory()))],
+        )
+        with pytest.raises(pykka.ActorDeadError):
+            root.ask(Ping(), timeout=10)
+        assert len(exits) == 1
+        assert "child 'gateway' failed to start" in exits[0].error
+        assert f"cannot bind the RPC endpoint tcp://127.0.0.1:{port}" in exits[0].error
+
+
+def test_tcp_endpoint_with_a_port_chosen_at_run_time(tree_factory: Callable[..., Tree]) -> None:
+    tree = tree_factory(NUA_ZMQ_ENDPOINT="tcp://127.0.0.1:0")
+    bound = tree.directory.lookup("gateway").ask(GatewayInfo(), timeout=5)["endpoint"]
+    assert bound.startswith("tcp://127.0.0.1:")
+    assert not bound.endswith(":0")
+    with Client(bound, timeout=5) as client:
+        assert client.call("sys_status")["endpoint"] == bound
