@@ -33,7 +33,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -180,51 +180,74 @@ def ratio(a: float, b: float) -> str:
     return f"{a / b:.2f}x"
 
 
+def measure(opts: argparse.Namespace) -> tuple[dict[str, dict[str, float]], dict[str, list[float]]]:
+    """Run every phase; return the median figures per phase and the CLI wall times."""
+    with tempfile.TemporaryDirectory(prefix="nua-bench-rpc-") as tmp_name, ExitStack() as servers:
+        tmp = Path(tmp_name)
+        nua_ep, echo_ep, tiny_ep = free_endpoint(), free_endpoint(), free_endpoint()
+        config = write_config(tmp, nua_ep)
+        # All servers run for the whole benchmark and the phases alternate between
+        # them, so that a slow moment of this 2-core machine hits both sides alike.
+        servers.enter_context(process([PY, str(HERE / "rpc_peers.py"), "echo", echo_ep], ready_line=True))
+        tiny_db = f"sqlite:///{tmp}/tinyrpc.db"
+        servers.enter_context(
+            process([PY, str(HERE / "rpc_peers.py"), "tinyrpc", tiny_ep, tiny_db, "FULL"], ready_line=True)
+        )
+        servers.enter_context(nua_server(opts.server, tmp, nua_ep, config))
+        peers = {"echo": echo_ep, "nua": nua_ep}
+        for endpoint in peers.values():
+            run_clients(endpoint, "test_add", 1, calls=300)  # warm-up
+        rounds: dict[str, list[dict[str, float]]] = {}
+        for _ in range(opts.rounds):
+            for name, endpoint in peers.items():
+                rounds.setdefault(f"{name} lat", []).append(
+                    run_clients(endpoint, "test_add", 1, calls=opts.latency_calls // opts.rounds)
+                )
+        for _ in range(opts.rounds):
+            for name, endpoint in peers.items():
+                for clients in (1, 8):
+                    rounds.setdefault(f"{name} {clients}", []).append(
+                        run_clients(endpoint, "test_add", clients, seconds=opts.seconds / opts.rounds)
+                    )
+        for _ in range(opts.rounds):
+            for name, endpoint in (("tinyrpc set 8", tiny_ep), ("nua set 8", nua_ep)):
+                rounds.setdefault(name, []).append(
+                    run_clients(endpoint, "setting_set", 8, seconds=opts.seconds / opts.rounds)
+                )
+        figures = {
+            name: {key: statistics.median(r[key] for r in runs) for key in runs[0]} for name, runs in rounds.items()
+        }
+
+        env = {k: v for k, v in os.environ.items() if not k.startswith("NUA_")}
+        script = tmp / "tinyrpc_user_count.py"
+        script.write_text(TINYRPC_SCRIPT, encoding="utf-8")
+        nua_cli = str(ROOT / "bin" / "nua")
+        runs = opts.cli_runs
+        # Interleaved, so that a slow moment of the machine hits all three.
+        cli_tiny, cli_ep, cli_cfg = [], [], []
+        for _ in range(opts.rounds):
+            cli_tiny.append(wall_times([PY, str(script), nua_ep], runs, env))
+            cli_ep.append(wall_times([nua_cli, "user", "count", "--endpoint", nua_ep], runs, env))
+            cli_cfg.append(wall_times([nua_cli, "user", "count"], runs, {**env, "NUA_CONFIG": str(config)}))
+
+    return figures, {"tiny": cli_tiny, "ep": cli_ep, "cfg": cli_cfg}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=3.0, help="length of each throughput phase")
     parser.add_argument("--latency-calls", type=int, default=3000)
     parser.add_argument("--cli-runs", type=int, default=15)
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds; medians are reported")
     parser.add_argument("--server", choices=["daemon", "tree"], default="daemon")
     opts = parser.parse_args()
     machine = f"python {platform.python_version()} on {platform.machine()}, {os.cpu_count()} cpus"
     print(f"{machine}; nua server: {opts.server}")
 
-    with tempfile.TemporaryDirectory(prefix="nua-bench-rpc-") as tmp_name:
-        tmp = Path(tmp_name)
-        nua_ep, echo_ep, tiny_ep = free_endpoint(), free_endpoint(), free_endpoint()
-        config = write_config(tmp, nua_ep)
-        figures: dict[str, dict[str, float]] = {}
-
-        with process([PY, str(HERE / "rpc_peers.py"), "echo", echo_ep], ready_line=True):
-            run_clients(echo_ep, "test_add", 1, calls=300)  # warm-up
-            figures["echo lat"] = run_clients(echo_ep, "test_add", 1, calls=opts.latency_calls)
-            figures["echo 1"] = run_clients(echo_ep, "test_add", 1, seconds=opts.seconds)
-            figures["echo 8"] = run_clients(echo_ep, "test_add", 8, seconds=opts.seconds)
-
-        tiny_db = f"sqlite:///{tmp}/tinyrpc.db"
-        with process([PY, str(HERE / "rpc_peers.py"), "tinyrpc", tiny_ep, tiny_db, "FULL"], ready_line=True):
-            figures["tinyrpc set 8"] = run_clients(tiny_ep, "setting_set", 8, seconds=opts.seconds)
-
-        with nua_server(opts.server, tmp, nua_ep, config):
-            run_clients(nua_ep, "test_add", 1, calls=300)
-            figures["nua lat"] = run_clients(nua_ep, "test_add", 1, calls=opts.latency_calls)
-            figures["nua 1"] = run_clients(nua_ep, "test_add", 1, seconds=opts.seconds)
-            figures["nua 8"] = run_clients(nua_ep, "test_add", 8, seconds=opts.seconds)
-            figures["nua set 8"] = run_clients(nua_ep, "setting_set", 8, seconds=opts.seconds)
-
-            env = {k: v for k, v in os.environ.items() if not k.startswith("NUA_")}
-            script = tmp / "tinyrpc_user_count.py"
-            script.write_text(TINYRPC_SCRIPT, encoding="utf-8")
-            nua_cli = str(ROOT / "bin" / "nua")
-            runs = opts.cli_runs
-            # Interleaved, so that a slow moment of the machine hits both.
-            cli_tiny, cli_ep, cli_cfg = [], [], []
-            for _ in range(3):
-                cli_tiny.append(wall_times([PY, str(script), nua_ep], runs, env))
-                cli_ep.append(wall_times([nua_cli, "user", "count", "--endpoint", nua_ep], runs, env))
-                cli_cfg.append(wall_times([nua_cli, "user", "count"], runs, {**env, "NUA_CONFIG": str(config)}))
-
+    figures, cli = measure(opts)
+    cli_tiny, cli_ep, cli_cfg = cli["tiny"], cli["ep"], cli["cfg"]
+    runs = opts.cli_runs
+    print(f"\nfigures are medians over {opts.rounds} alternating rounds")
     print("\ntest_add latency, 1 client (microseconds)")
     for name in ("echo lat", "nua lat"):
         print(f"  {name[:-4]:<8} p50 {figures[name]['p50_us']:8.1f}   p99 {figures[name]['p99_us']:8.1f}")
@@ -242,8 +265,8 @@ def main() -> None:
     print(f"  latency p50/p99 (ms): tinyrpc {figures['tinyrpc set 8']['p50_us'] / 1000:.2f}/"
           f"{figures['tinyrpc set 8']['p99_us'] / 1000:.2f}   nua {figures['nua set 8']['p50_us'] / 1000:.2f}/"
           f"{figures['nua set 8']['p99_us'] / 1000:.2f}")  # fmt: skip
-    tiny_ms, ep_ms, cfg_ms = min(cli_tiny), min(cli_ep), min(cli_cfg)
-    print(f"\n`user count` whole-process wall time, best of 3 medians of {runs} runs (ms)")
+    tiny_ms, ep_ms, cfg_ms = statistics.median(cli_tiny), statistics.median(cli_ep), statistics.median(cli_cfg)
+    print(f"\n`user count` whole-process wall time, median of {opts.rounds} rounds of {runs} runs each (ms)")
     print(f"  tinyrpc script           {tiny_ms:6.1f}")
     print(f"  nua user count --endpoint {ep_ms:6.1f}   {ratio(ep_ms, tiny_ms)} (target <= 1.2x)")
     print(f"  nua user count (settings) {cfg_ms:6.1f}   {ratio(cfg_ms, tiny_ms)}")

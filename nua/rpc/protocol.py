@@ -53,6 +53,11 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(msg)
 
 
+# Built once: json.loads/dumps with options build a new decoder/encoder per call.
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+_ENCODER = json.JSONEncoder(allow_nan=False, ensure_ascii=False, separators=(",", ":"))
+
+
 def _valid_id(value: Any) -> bool:
     return value is None or (isinstance(value, str | int | float) and not isinstance(value, bool))
 
@@ -67,7 +72,7 @@ class GuardedProtocol(JSONRPCProtocol):  # type: ignore[misc] # tinyrpc ships no
         except UnicodeDecodeError as exc:
             return BadRequest(ParseError("Parse error: the message is not UTF-8", {"offset": exc.start}))
         try:
-            parsed = json.loads(text, parse_constant=_reject_constant)
+            parsed = _DECODER.decode(text)
         except (ValueError, RecursionError) as exc:
             # ValueError covers JSONDecodeError, NaN and ints too long to convert.
             return BadRequest(ParseError(f"Parse error: {_first_line(exc)}"))
@@ -134,7 +139,7 @@ def _first_line(exc: BaseException) -> str:
 
 
 def _dumps(obj: Any) -> bytes:
-    return json.dumps(obj, allow_nan=False, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    return _ENCODER.encode(obj).encode("utf-8")
 
 
 def encode_error(request_id: Any, error: RpcError) -> bytes:
