@@ -140,6 +140,15 @@ class Daemon:
     def run(self) -> int:
         """Run until asked to stop; the process's exit code."""
         self._configure_logs()
+        # Signals are caught from the very start: a SIGTERM while the tree starts
+        # waits in the pipe and stops the daemon gracefully once it is up.
+        self.wakeup.install()
+        try:
+            return self._run_locked()
+        finally:
+            self.wakeup.uninstall()
+
+    def _run_locked(self) -> int:
         try:
             settings.private_dir(self.pid_file.path.parent)
             self.pid_file.acquire()
@@ -150,11 +159,7 @@ class Daemon:
         except (OSError, settings.SettingsError) as exc:
             return self._start_failed(f"cannot take the pid file {self.pid_file.path}: {exc}")
         try:
-            self.wakeup.install()
-            try:
-                return self._serve()
-            finally:
-                self.wakeup.uninstall()
+            return self._serve()
         finally:
             self._remove_runtime_files()
             self.pid_file.release()
