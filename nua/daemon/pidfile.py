@@ -135,10 +135,6 @@ class PidFile:
         self.path = Path(path)
         self._fd: int | None = None
 
-    @property
-    def held(self) -> bool:
-        return self._fd is not None
-
     def acquire(self, pid: int | None = None) -> None:
         """Write ``pid`` (ours by default) to the file and hold its lock.
 
@@ -169,6 +165,7 @@ class PidFile:
             os.fsync(fd)
         except BaseException:
             os.close(fd)
+            temp.unlink()
             raise
         return temp, fd
 
@@ -192,6 +189,11 @@ class PidFile:
             return False
         try:
             if not _try_lock(old):
+                if _try_lock(old, shared=True):
+                    # Only an inspector's brief shared lock (``status``, a
+                    # starter's check): no daemon holds it. Look again.
+                    fcntl.flock(old, fcntl.LOCK_UN)
+                    return False
                 raise AlreadyRunningError(self.path, read_pid(self.path))
             # Someone may have replaced the file between our open and our lock:
             # only the file the path still names may be replaced.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import socket
 import subprocess
@@ -114,3 +115,18 @@ def test_notify_abstract_namespace() -> None:
 def test_notify_without_systemd_sends_nothing(tmp_path: Path) -> None:
     assert not notify.notify("READY=1", {})
     assert not notify.notify("READY=1", {"NOTIFY_SOCKET": str(tmp_path / "nobody-listens")})
+
+
+def test_an_inspection_in_progress_does_not_look_like_a_daemon(tmp_path: Path) -> None:
+    path = tmp_path / "nua.pid"
+    path.write_text("1\n")
+    # An inspector (status, a starter's check) holds a shared lock for a moment.
+    probe = os.open(path, os.O_RDONLY)
+    fcntl.flock(probe, fcntl.LOCK_SH)
+    release = threading.Timer(0.05, os.close, args=(probe,))
+    release.start()
+    held = PidFile(path)
+    held.acquire()  # waits out the probe instead of reporting "already running"
+    release.join()
+    assert pidfile.read_pid(path) == os.getpid()
+    held.release()
