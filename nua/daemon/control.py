@@ -20,6 +20,7 @@ import psutil
 
 from nua import settings
 from nua.daemon import pidfile
+from nua.daemon.daemonize import Outcome, Readiness, Report, daemonize
 from nua.daemon.endpoint import ipc_path, is_free
 
 # LSB init-script exit codes.
@@ -74,13 +75,14 @@ def start(config: str | Path | None = None, *, foreground: bool = False) -> int:
         _complain(f"cannot prepare the runtime directory: {exc}")
         return EXIT_FAILED
 
-    # Imported here: `status` and `stop` need none of the actor machinery.
-    from nua.daemon import daemonize, runner  # noqa: PLC0415
+    # Imported here, before forking so that it is done once: `status` and
+    # `stop` need none of the actor machinery (SQLAlchemy, ZeroMQ).
+    from nua.daemon import runner  # noqa: PLC0415
 
     if foreground:
         return runner.run(loaded, foreground=True)
-    outcome = daemonize.daemonize(READY_TIMEOUT_S)
-    if isinstance(outcome, daemonize.Readiness):
+    outcome = daemonize(READY_TIMEOUT_S)
+    if isinstance(outcome, Readiness):
         # The daemon: it must never return into the caller's code (a script that
         # called nua.start() would carry on twice), whatever happens.
         code = EXIT_FAILED
@@ -91,9 +93,7 @@ def start(config: str | Path | None = None, *, foreground: bool = False) -> int:
     return _report_start(outcome, loaded)
 
 
-def _report_start(report: Any, loaded: settings.Settings) -> int:
-    from nua.daemon.daemonize import Outcome  # noqa: PLC0415
-
+def _report_start(report: Report, loaded: settings.Settings) -> int:
     match report.outcome:
         case Outcome.READY:
             _say(f"started (pid {report.pid}, endpoint {loaded.zmq.bind_endpoint}, log {loaded.server.log_file})")
