@@ -72,6 +72,7 @@ class Sentinel(SupervisedActor):
 
     def on_stop(self) -> None:
         self._stop_ticker()
+        self.log.info("sentinel_stopped")
 
     def on_failure(self, *_exc_info: object) -> None:
         self._stop_ticker()
