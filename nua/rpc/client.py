@@ -6,6 +6,9 @@ likes and this client matches replies to calls by ``id``, dropping late replies
 to calls that already timed out. The socket reconnects by itself when the
 daemon restarts.
 
+A call that a restarting gateway refused unread (``unavailable`` with
+``dispatched: false``) is sent again within the timeout: it never ran.
+
 Errors come back as the exceptions of :mod:`nua.rpc.errors` (``code``,
 ``message``, ``data``). A daemon that does not answer gives, within the
 timeout, :class:`DaemonUnreachableError` saying how to start it.
@@ -26,7 +29,7 @@ from typing import Any, NamedTuple, Self
 
 import zmq
 
-from nua.rpc.errors import RpcError, from_reply
+from nua.rpc.errors import UNAVAILABLE, RpcError, from_reply
 
 START_HINT = "start it with `nua-orchestrator start` (or check --endpoint / NUA_ZMQ_PORT / NUA_CONFIG)"
 # How soon a dropped connection is retried (ZeroMQ's default is 100 ms).
@@ -174,9 +177,13 @@ class Client:
             except ValueError as exc:
                 msg = f"the daemon sent a reply that is not JSON: {exc}"
                 raise ProtocolError(msg) from None
-            if _matches(reply, ids):
-                return reply
-            # A late reply to a call that timed out before: dropped.
+            if not _matches(reply, ids):
+                continue  # a late reply to a call that timed out before: dropped
+            if _not_run(reply):
+                # A restarting gateway refused it unread: sending it again is safe.
+                self._send(payload, deadline)
+                continue
+            return reply
         raise DaemonUnreachableError(self.endpoint, self.timeout, connected=True)
 
 
@@ -195,6 +202,15 @@ def _matches(reply: Any, ids: set[str]) -> bool:
     if isinstance(reply, list):
         return any(isinstance(item, dict) and item.get("id") in ids for item in reply)
     return False
+
+
+def _not_run(reply: Any) -> bool:
+    """Whether ``reply`` says the call was refused before it ran (``unavailable``, ``dispatched: false``)."""
+    error = reply.get("error") if isinstance(reply, dict) else None
+    if not isinstance(error, dict) or error.get("code") != UNAVAILABLE:
+        return False
+    data = error.get("data")
+    return isinstance(data, dict) and data.get("dispatched") is False
 
 
 def _error_of(reply: Any) -> RpcError | ProtocolError:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 
@@ -68,3 +69,39 @@ def test_unreachable_daemon_says_how_to_start_it(tmp_path: Path) -> None:
     assert time.monotonic() - started < 2
     assert "nua-orchestrator start" in str(caught.value)
     assert not caught.value.connected
+
+
+def test_a_call_refused_unread_by_a_restarting_gateway_is_sent_again(tmp_path: Path) -> None:
+    """A fake server refuses the first try with dispatched=false and answers the second."""
+    import json  # noqa: PLC0415
+
+    import zmq  # noqa: PLC0415
+
+    endpoint = f"ipc://{tmp_path}/fake.sock"
+    server = zmq.Context.instance().socket(zmq.ROUTER)
+    server.setsockopt(zmq.LINGER, 0)
+    server.bind(endpoint)
+    seen: list[dict] = []
+
+    def serve() -> None:
+        for attempt in range(2):
+            assert server.poll(5000)
+            envelope, payload = server.recv_multipart()
+            request = json.loads(payload)
+            seen.append(request)
+            if attempt == 0:
+                error = {"code": errors.UNAVAILABLE, "message": "restarting", "data": {"dispatched": False}}
+                reply = {"jsonrpc": "2.0", "id": request["id"], "error": error}
+            else:
+                reply = {"jsonrpc": "2.0", "id": request["id"], "result": "second try"}
+            server.send_multipart([envelope, json.dumps(reply).encode()])
+
+    thread = threading.Thread(target=serve)
+    thread.start()
+    try:
+        with Client(endpoint, timeout=5) as client:
+            assert client.call("anything") == "second try"
+    finally:
+        thread.join(10)
+        server.close()
+    assert [r["id"] for r in seen] == [seen[0]["id"]] * 2
