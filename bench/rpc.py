@@ -237,7 +237,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=3.0, help="length of each throughput phase")
     parser.add_argument("--latency-calls", type=int, default=3000)
-    parser.add_argument("--cli-runs", type=int, default=15)
+    parser.add_argument("--cli-runs", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds; medians are reported")
     parser.add_argument("--server", choices=["daemon", "tree"], default="daemon")
     opts = parser.parse_args()
