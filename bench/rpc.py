@@ -14,7 +14,8 @@ processes with a raw DEALER socket, the same code for every server):
   both on SQLite with WAL and ``synchronous=FULL``;
 - ``nua user count`` whole-process wall time (bin/nua, endpoint given and found
   from the settings) next to a minimal script making the same call with
-  tinyrpc's ``RPCClient`` and ``ZmqClientTransport``.
+  tinyrpc's ``RPCClient`` and ``ZmqClientTransport`` (nua byte-compiled first,
+  as installed packages are: ``__pycache__`` is git-ignored).
 
 Targets (issue 4): p50 within 1.5x of echo, 8-client throughput >= 0.6x echo,
 setting_set >= 3x tinyrpc, CLI <= 1.2x the tinyrpc script.
@@ -219,6 +220,10 @@ def measure(opts: argparse.Namespace) -> tuple[dict[str, dict[str, float]], dict
         }
 
         env = {k: v for k, v in os.environ.items() if not k.startswith("NUA_")}
+        # Byte-compile nua as an install (or any first run) would: with
+        # PYTHONDONTWRITEBYTECODE set, as in some sandboxes, every CLI run would
+        # otherwise recompile its modules while tinyrpc's come compiled from pip.
+        subprocess.run([PY, "-m", "compileall", "-q", str(ROOT / "nua")], check=True, capture_output=True)
         script = tmp / "tinyrpc_user_count.py"
         script.write_text(TINYRPC_SCRIPT, encoding="utf-8")
         nua_cli = str(ROOT / "bin" / "nua")
