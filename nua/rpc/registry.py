@@ -159,7 +159,9 @@ class ParamCheck:
                     )
                 )
         self.positional = [p for p in self.params if p.positional]
-        self.by_name = {p.name: p for p in self.params}
+        # Positional-only parameters cannot be named in a call.
+        positional_only = {p.name for p in signature.parameters.values() if p.kind is kinds.POSITIONAL_ONLY}
+        self.by_name = {p.name: p for p in self.params if p.name not in positional_only}
 
     def __call__(self, args: Sequence[Any], kwargs: Mapping[str, Any]) -> None:
         if len(args) > len(self.positional) and not self.var_positional:

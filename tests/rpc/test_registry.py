@@ -34,6 +34,10 @@ class Sample(MethodGroup):
     def varargs(self, *numbers: float, **named: Any) -> float:
         return sum(numbers)
 
+    @public
+    def only(self, x: int, /) -> int:
+        return x
+
     def not_public(self) -> None:
         """Not marked: not served."""
 
@@ -50,7 +54,7 @@ def reg(services: Services) -> Registry:
 
 
 def test_names_are_prefix_plus_method(reg: Registry) -> None:
-    assert reg.names() == ["sample_choice", "sample_loose", "sample_typed", "sample_varargs"]
+    assert reg.names() == ["sample_choice", "sample_loose", "sample_only", "sample_typed", "sample_varargs"]
     assert "sample_not_public" not in reg
 
 
@@ -67,6 +71,7 @@ def test_names_are_prefix_plus_method(reg: Registry) -> None:
         ("sample_loose", [1, [1]], {}, "maybe"),
         ("sample_choice", ["medium"], {}, "mode"),
         ("sample_varargs", [1, "x"], {}, None),
+        ("sample_only", [], {"x": 1}, "x"),
     ],
 )
 def test_bad_params_are_invalid_params(reg: Registry, method: str, args: list, kwargs: dict, param: str | None) -> None:
