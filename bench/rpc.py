@@ -1,6 +1,7 @@
 """JSON-RPC through nua's gateway, beside its peers, in one run.
 
-Run: .venv/bin/python bench/rpc.py [--seconds S] [--latency-calls N] [--cli-runs R] [--server daemon|tree]
+Run: .venv/bin/python bench/rpc.py [--seconds S] [--set-seconds S] [--latency-calls N] [--cli-runs R]
+                                   [--rounds R] [--server daemon|tree]
 
 Every server and every client is a process of its own (clients are spawned
 processes with a raw DEALER socket, the same code for every server):
@@ -108,7 +109,7 @@ def run_clients(endpoint: str, method: str, clients: int, *, calls: int = 0, sec
     """Run ``clients`` load processes at once; return latency percentiles and calls per second."""
     ctx = multiprocessing.get_context("spawn")
     out = ctx.Queue()
-    start_at = time.time() + 1.0 + 0.1 * clients  # spawning takes a moment; start together
+    start_at = time.time() + 0.5 + 0.1 * clients  # spawning takes a moment; start together
     procs = [
         ctx.Process(target=rpc_peers.load, args=(endpoint, method, n, calls, seconds, start_at, out))
         for n in range(clients)
@@ -129,17 +130,15 @@ def run_clients(endpoint: str, method: str, clients: int, *, calls: int = 0, sec
     }
 
 
-def wall_times(args: list[str], runs: int, env: dict[str, str]) -> float:
-    """Median wall time of a whole process, in ms; it must exit 0."""
-    times = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        done = subprocess.run(args, capture_output=True, text=True, env=env, check=False)
-        times.append(time.perf_counter() - t0)
-        if done.returncode != 0:
-            msg = f"{args} failed ({done.returncode}): {done.stderr.strip()}"
-            raise RuntimeError(msg)
-    return statistics.median(times) * 1000
+def wall_time(args: list[str], env: dict[str, str]) -> float:
+    """Wall time of one whole process, in ms; it must exit 0."""
+    t0 = time.perf_counter()
+    done = subprocess.run(args, capture_output=True, text=True, env=env, check=False)
+    elapsed = time.perf_counter() - t0
+    if done.returncode != 0:
+        msg = f"{args} failed ({done.returncode}): {done.stderr.strip()}"
+        raise RuntimeError(msg)
+    return elapsed * 1000
 
 
 def write_config(tmp: Path, endpoint: str) -> Path:
@@ -213,7 +212,7 @@ def measure(opts: argparse.Namespace) -> tuple[dict[str, dict[str, float]], dict
         for _ in range(opts.rounds):
             for name, endpoint in (("tinyrpc set 8", tiny_ep), ("nua set 8", nua_ep)):
                 rounds.setdefault(name, []).append(
-                    run_clients(endpoint, "setting_set", 8, seconds=opts.seconds / opts.rounds)
+                    run_clients(endpoint, "setting_set", 8, seconds=opts.set_seconds / opts.rounds)
                 )
         figures = {
             name: {key: statistics.median(r[key] for r in runs) for key in runs[0]} for name, runs in rounds.items()
@@ -227,22 +226,22 @@ def measure(opts: argparse.Namespace) -> tuple[dict[str, dict[str, float]], dict
         script = tmp / "tinyrpc_user_count.py"
         script.write_text(TINYRPC_SCRIPT, encoding="utf-8")
         nua_cli = str(ROOT / "bin" / "nua")
-        runs = opts.cli_runs
-        # Interleaved, so that a slow moment of the machine hits all three.
+        # Interleaved run by run, so that a slow moment of the machine hits all three.
         cli_tiny, cli_ep, cli_cfg = [], [], []
-        for _ in range(opts.rounds):
-            cli_tiny.append(wall_times([PY, str(script), nua_ep], runs, env))
-            cli_ep.append(wall_times([nua_cli, "user", "count", "--endpoint", nua_ep], runs, env))
-            cli_cfg.append(wall_times([nua_cli, "user", "count"], runs, {**env, "NUA_CONFIG": str(config)}))
+        for _ in range(opts.cli_runs):
+            cli_tiny.append(wall_time([PY, str(script), nua_ep], env))
+            cli_ep.append(wall_time([nua_cli, "user", "count", "--endpoint", nua_ep], env))
+            cli_cfg.append(wall_time([nua_cli, "user", "count"], {**env, "NUA_CONFIG": str(config)}))
 
     return figures, {"tiny": cli_tiny, "ep": cli_ep, "cfg": cli_cfg}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=3.0, help="length of each throughput phase")
+    parser.add_argument("--seconds", type=float, default=3.0, help="length of each test_add throughput phase")
+    parser.add_argument("--set-seconds", type=float, default=6.0, help="length of each setting_set phase")
     parser.add_argument("--latency-calls", type=int, default=3000)
-    parser.add_argument("--cli-runs", type=int, default=10)
+    parser.add_argument("--cli-runs", type=int, default=30)
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds; medians are reported")
     parser.add_argument("--server", choices=["daemon", "tree"], default="daemon")
     opts = parser.parse_args()
@@ -251,7 +250,6 @@ def main() -> None:
 
     figures, cli = measure(opts)
     cli_tiny, cli_ep, cli_cfg = cli["tiny"], cli["ep"], cli["cfg"]
-    runs = opts.cli_runs
     print(f"\nfigures are medians over {opts.rounds} alternating rounds")
     print("\ntest_add latency, 1 client (microseconds)")
     for name in ("echo lat", "nua lat"):
@@ -271,7 +269,7 @@ def main() -> None:
           f"{figures['tinyrpc set 8']['p99_us'] / 1000:.2f}   nua {figures['nua set 8']['p50_us'] / 1000:.2f}/"
           f"{figures['nua set 8']['p99_us'] / 1000:.2f}")  # fmt: skip
     tiny_ms, ep_ms, cfg_ms = statistics.median(cli_tiny), statistics.median(cli_ep), statistics.median(cli_cfg)
-    print(f"\n`user count` whole-process wall time, median of {opts.rounds} rounds of {runs} runs each (ms)")
+    print(f"\n`user count` whole-process wall time, median of {opts.cli_runs} interleaved runs (ms)")
     print(f"  tinyrpc script           {tiny_ms:6.1f}")
     print(f"  nua user count --endpoint {ep_ms:6.1f}   {ratio(ep_ms, tiny_ms)} (target <= 1.2x)")
     print(f"  nua user count (settings) {cfg_ms:6.1f}   {ratio(cfg_ms, tiny_ms)}")
