@@ -338,9 +338,14 @@ def _command_of(argv: Sequence[str]) -> str | None:
 
 def _parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     """The parser; given ``argv``, only its command's subcommands are built (a quick start)."""
-    common = _common_options()
-    parser = argparse.ArgumentParser(prog="nua", description="Talk to the nua orchestrator daemon.", parents=[common])
+    # Two copies of the options: argparse shares an option's action between the parsers
+    # built from one parent, and the top level's defaults must not become the
+    # subcommands' (they would override `nua --timeout 2 user list`).
+    parser = argparse.ArgumentParser(
+        prog="nua", description="Talk to the nua orchestrator daemon.", parents=[_common_options()]
+    )
     parser.set_defaults(endpoint=None, config=None, timeout=10.0, json=False)
+    common = _common_options()
     top = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     wanted = _command_of(argv) if argv is not None else None
     if wanted not in _GROUPS:

@@ -40,9 +40,11 @@ RECONNECT_IVL_MAX_MS = 1000
 class DaemonUnreachableError(ConnectionError):
     """No reply from the daemon within the timeout: it is not running, or not on this endpoint."""
 
-    def __init__(self, endpoint: str, timeout: float, *, connected: bool) -> None:
+    def __init__(self, endpoint: str, timeout: float, *, connected: bool, refused: bool = False) -> None:
         if connected:
             what = f"the daemon at {endpoint} did not answer within {timeout:g} s"
+        elif refused:
+            what = f"no daemon is running at {endpoint} (nothing listens there)"
         else:
             what = f"no daemon is running at {endpoint} (no connection within {timeout:g} s)"
         super().__init__(f"{what}; {START_HINT}")
@@ -160,6 +162,9 @@ class Client:
         return f"{self._prefix}{next(self._ids)}"
 
     def _send(self, payload: bytes, deadline: float) -> None:
+        if not self._socket.poll(0, zmq.POLLOUT) and _nobody_listens(self.endpoint):
+            # Nothing to wait for: say so now rather than at the end of the timeout.
+            raise DaemonUnreachableError(self.endpoint, self.timeout, connected=False, refused=True)
         remaining = deadline - time.monotonic()
         if not self._socket.poll(max(0, int(remaining * 1000)), zmq.POLLOUT):
             raise DaemonUnreachableError(self.endpoint, self.timeout, connected=False)
@@ -185,6 +190,28 @@ class Client:
                 continue
             return reply
         raise DaemonUnreachableError(self.endpoint, self.timeout, connected=True)
+
+
+def _nobody_listens(endpoint: str) -> bool:
+    """Whether ``endpoint`` certainly has no listener: no ipc socket file, or a refused TCP connection.
+
+    Anything uncertain (a slow network, a name to resolve) is ``False``: the caller then waits as usual.
+    """
+    scheme, _, address = endpoint.partition("://")
+    if scheme == "ipc":
+        return not os.path.exists(address)  # noqa: PTH110 - pathlib would cost the CLI an import
+    if scheme != "tcp":
+        return False
+    host, _, port = address.rpartition(":")
+    import socket  # noqa: PLC0415 - only when the daemon did not answer at once
+
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=0.2).close()
+    except ConnectionRefusedError:
+        return True
+    except (OSError, ValueError):
+        return False
+    return False
 
 
 def _params(params: Sequence[Any] | dict[str, Any]) -> list[Any] | dict[str, Any]:

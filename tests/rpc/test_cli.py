@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 from pathlib import Path
 
@@ -83,6 +84,18 @@ def test_unreachable_exits_3_saying_how_to_start(tmp_path: Path) -> None:
     assert done.returncode == 3
     assert "nua-orchestrator start" in done.stderr
     assert done.stderr.count("\n") == 1
+
+
+def test_options_before_the_command_are_not_overridden(tree: Tree) -> None:
+    done = nua(None, "--endpoint", tree.endpoint, "--json", "call", "test_add", "[1, 1]")
+    assert json.loads(done.stdout) == 2
+    with socket.socket() as silent:  # accepts TCP connections, never speaks ZeroMQ
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        endpoint = f"tcp://127.0.0.1:{silent.getsockname()[1]}"
+        slow = nua(None, "--timeout", "0.3", "--endpoint", endpoint, "call", "test_add", "[1, 1]")
+    assert slow.returncode == 3
+    assert "within 0.3 s" in slow.stderr
 
 
 def test_endpoint_from_the_daemons_settings(tree: Tree, tmp_path: Path) -> None:

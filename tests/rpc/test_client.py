@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from pathlib import Path
@@ -69,6 +70,21 @@ def test_unreachable_daemon_says_how_to_start_it(tmp_path: Path) -> None:
     assert time.monotonic() - started < 2
     assert "nua-orchestrator start" in str(caught.value)
     assert not caught.value.connected
+
+
+@pytest.mark.parametrize("where", ["ipc", "tcp"])
+def test_a_daemon_that_is_not_there_is_reported_at_once(tmp_path: Path, where: str) -> None:
+    if where == "tcp":
+        with socket.socket() as probe:  # a port that was free a moment ago: nothing listens there
+            probe.bind(("127.0.0.1", 0))
+            endpoint = f"tcp://127.0.0.1:{probe.getsockname()[1]}"
+    else:
+        endpoint = f"ipc://{tmp_path}/absent.sock"
+    started = time.monotonic()
+    with Client(endpoint, timeout=30) as client, pytest.raises(DaemonUnreachableError) as caught:
+        client.call("test_add", 1, 2)
+    assert time.monotonic() - started < 5  # not the 30 s timeout
+    assert "nothing listens there" in str(caught.value)
 
 
 def test_a_call_refused_unread_by_a_restarting_gateway_is_sent_again(tmp_path: Path) -> None:
