@@ -1,7 +1,7 @@
 """JSON-RPC through nua's gateway, beside its peers, in one run.
 
 Run: .venv/bin/python bench/rpc.py [--seconds S] [--set-seconds S] [--latency-calls N] [--cli-runs R]
-                                   [--rounds R] [--server daemon|tree]
+                                   [--rounds R] [--server daemon|tree] [--only PHASE ...]
 
 Every server and every client is a process of its own (clients are spawned
 processes with a raw DEALER socket, the same code for every server):
@@ -20,6 +20,9 @@ processes with a raw DEALER socket, the same code for every server):
 
 Targets (issue 4): p50 within 1.5x of echo, 8-client throughput >= 0.6x echo,
 setting_set >= 3x tinyrpc, CLI <= 1.2x the tinyrpc script.
+
+``--only set`` (or ``latency``, ``throughput``, ``cli``) runs just those phases,
+measured exactly as in a full run: for quick comparisons while tuning one path.
 """
 
 from __future__ import annotations
@@ -49,6 +52,7 @@ from nua.rpc.client import Client, DaemonUnreachableError  # noqa: E402
 from nua.rpc.errors import RpcError  # noqa: E402
 
 PY = sys.executable
+PHASES = ["latency", "throughput", "set", "cli"]
 TINYRPC_SCRIPT = """\
 import sys, zmq
 from tinyrpc.client import RPCClient
@@ -198,18 +202,18 @@ def measure(opts: argparse.Namespace) -> tuple[dict[str, dict[str, float]], dict
         for endpoint in peers.values():
             run_clients(endpoint, "test_add", 1, calls=300)  # warm-up
         rounds: dict[str, list[dict[str, float]]] = {}
-        for _ in range(opts.rounds):
+        for _ in range(opts.rounds if "latency" in opts.only else 0):
             for name, endpoint in peers.items():
                 rounds.setdefault(f"{name} lat", []).append(
                     run_clients(endpoint, "test_add", 1, calls=opts.latency_calls // opts.rounds)
                 )
-        for _ in range(opts.rounds):
+        for _ in range(opts.rounds if "throughput" in opts.only else 0):
             for name, endpoint in peers.items():
                 for clients in (1, 8):
                     rounds.setdefault(f"{name} {clients}", []).append(
                         run_clients(endpoint, "test_add", clients, seconds=opts.seconds / opts.rounds)
                     )
-        for _ in range(opts.rounds):
+        for _ in range(opts.rounds if "set" in opts.only else 0):
             for name, endpoint in (("tinyrpc set 8", tiny_ep), ("nua set 8", nua_ep)):
                 rounds.setdefault(name, []).append(
                     run_clients(endpoint, "setting_set", 8, seconds=opts.set_seconds / opts.rounds)
@@ -228,7 +232,7 @@ def measure(opts: argparse.Namespace) -> tuple[dict[str, dict[str, float]], dict
         nua_cli = str(ROOT / "bin" / "nua")
         # Interleaved run by run, so that a slow moment of the machine hits all three.
         cli_tiny, cli_ep, cli_cfg = [], [], []
-        for _ in range(opts.cli_runs):
+        for _ in range(opts.cli_runs if "cli" in opts.only else 0):
             cli_tiny.append(wall_time([PY, str(script), nua_ep], env))
             cli_ep.append(wall_time([nua_cli, "user", "count", "--endpoint", nua_ep], env))
             cli_cfg.append(wall_time([nua_cli, "user", "count"], {**env, "NUA_CONFIG": str(config)}))
@@ -244,32 +248,59 @@ def main() -> None:
     parser.add_argument("--cli-runs", type=int, default=30)
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds; medians are reported")
     parser.add_argument("--server", choices=["daemon", "tree"], default="daemon")
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        choices=PHASES,
+        default=PHASES,
+        metavar="PHASE",
+        help=f"phases to run ({', '.join(PHASES)})",
+    )
     opts = parser.parse_args()
     machine = f"python {platform.python_version()} on {platform.machine()}, {os.cpu_count()} cpus"
     print(f"{machine}; nua server: {opts.server}")
 
     figures, cli = measure(opts)
-    cli_tiny, cli_ep, cli_cfg = cli["tiny"], cli["ep"], cli["cfg"]
     print(f"\nfigures are medians over {opts.rounds} alternating rounds")
+    if "latency" in opts.only:
+        report_latency(figures)
+    if "throughput" in opts.only:
+        report_throughput(figures)
+    if "set" in opts.only:
+        report_setting_set(figures)
+    if "cli" in opts.only:
+        report_cli(cli, opts.cli_runs)
+
+
+def report_latency(figures: dict[str, dict[str, float]]) -> None:
     print("\ntest_add latency, 1 client (microseconds)")
     for name in ("echo lat", "nua lat"):
         print(f"  {name[:-4]:<8} p50 {figures[name]['p50_us']:8.1f}   p99 {figures[name]['p99_us']:8.1f}")
     p50 = ratio(figures["nua lat"]["p50_us"], figures["echo lat"]["p50_us"])
     p99 = ratio(figures["nua lat"]["p99_us"], figures["echo lat"]["p99_us"])
     print(f"  nua/echo p50 {p50}   p99 {p99}   (target p50 <= 1.5x)")
+
+
+def report_throughput(figures: dict[str, dict[str, float]]) -> None:
     print("\ntest_add throughput (calls/s)")
     for clients in ("1", "8"):
         nua, echo = figures[f"nua {clients}"]["per_s"], figures[f"echo {clients}"]["per_s"]
         target = "   (target >= 0.6x)" if clients == "8" else ""
         print(f"  {clients} client(s): echo {echo:9.0f}   nua {nua:9.0f}   nua/echo {ratio(nua, echo)}{target}")
+
+
+def report_setting_set(figures: dict[str, dict[str, float]]) -> None:
     nua_set, tiny_set = figures["nua set 8"]["per_s"], figures["tinyrpc set 8"]["per_s"]
     print("\nsetting_set throughput, 8 clients, SQLite WAL synchronous=FULL (durable writes/s)")
     print(f"  tinyrpc {tiny_set:8.0f}   nua {nua_set:8.0f}   nua/tinyrpc {ratio(nua_set, tiny_set)}   (target >= 3x)")
     print(f"  latency p50/p99 (ms): tinyrpc {figures['tinyrpc set 8']['p50_us'] / 1000:.2f}/"
           f"{figures['tinyrpc set 8']['p99_us'] / 1000:.2f}   nua {figures['nua set 8']['p50_us'] / 1000:.2f}/"
           f"{figures['nua set 8']['p99_us'] / 1000:.2f}")  # fmt: skip
-    tiny_ms, ep_ms, cfg_ms = statistics.median(cli_tiny), statistics.median(cli_ep), statistics.median(cli_cfg)
-    print(f"\n`user count` whole-process wall time, median of {opts.cli_runs} interleaved runs (ms)")
+
+
+def report_cli(cli: dict[str, list[float]], runs: int) -> None:
+    tiny_ms, ep_ms, cfg_ms = (statistics.median(cli[key]) for key in ("tiny", "ep", "cfg"))
+    print(f"\n`user count` whole-process wall time, median of {runs} interleaved runs (ms)")
     print(f"  tinyrpc script           {tiny_ms:6.1f}")
     print(f"  nua user count --endpoint {ep_ms:6.1f}   {ratio(ep_ms, tiny_ms)} (target <= 1.2x)")
     print(f"  nua user count (settings) {cfg_ms:6.1f}   {ratio(cfg_ms, tiny_ms)}")

@@ -238,6 +238,8 @@ def setting_set(key: Any, value: Any) -> cmd.SetSetting:
     checked_key = _setting_key(key)
     if isinstance(value, float) and not math.isfinite(value):
         raise InvalidError("value", "must be a finite number")
+    if value is None or isinstance(value, str | int | float):  # bool is an int: every scalar is JSON
+        return cmd.SetSetting(checked_key, value)
     try:
         json.dumps(value, allow_nan=False)
     except (TypeError, ValueError) as exc:

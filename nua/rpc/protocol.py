@@ -114,9 +114,9 @@ class GuardedProtocol(JSONRPCProtocol):  # type: ignore[misc] # tinyrpc ships no
 
 def _problem(member: dict[Any, Any]) -> str | None:  # noqa: PLR0911 - one return per rule of the spec
     """What makes ``member`` an invalid request object, or ``None`` when it is valid."""
-    extra = [str(key) for key in member if key not in _REQUEST_KEYS]
-    if extra:
-        return f"unexpected member {extra[0]!r}"
+    if not _REQUEST_KEYS.issuperset(member):
+        extra = next(str(key) for key in member if key not in _REQUEST_KEYS)
+        return f"unexpected member {extra!r}"
     if member.get("jsonrpc") != VERSION:
         return '"jsonrpc" must be exactly "2.0"'
     if "method" not in member:
