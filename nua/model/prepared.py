@@ -77,7 +77,9 @@ class _Compiled:
 
 def _plain_binds(compiled: SQLCompiler, processors: Mapping[str, Callable[[Any], Any]]) -> tuple[_Bind, ...] | None:
     """The parameters of ``compiled`` as a fixed plan, or None when only construct_params handles them."""
-    if compiled.escaped_bind_names or compiled._render_postcompile or compiled._collect_params:  # noqa: SLF001 - construct_params' own switches
+    # construct_params' own switches: names to escape, post-compile expansion, parameters
+    # collected while compiling (none of them in the statements prepared here).
+    if compiled.escaped_bind_names or compiled._render_postcompile or getattr(compiled, "_collected_params", None):  # noqa: SLF001
         return None
     binds = []
     for bindparam, name in compiled.bind_names.items():
