@@ -22,7 +22,6 @@ import contextlib
 import errno
 import json
 import os
-import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,12 +45,6 @@ RECV_BATCH = 256
 POOL_THREADS = max(2, min(8, os.cpu_count() or 2))
 # How long stopping waits for the I/O thread (it ends at its next poll round).
 IO_STOP_TIMEOUT_S = 5.0
-# The I/O thread gives the GIL up at every poll and send; with Python's default
-# 5 ms switch interval it then waits up to that long behind an actor running
-# Python code (the DB writer building a batch), which delays replies and shrinks
-# the next batch. A shorter interval bounds that wait (measured: about +20%
-# durable setting_set calls/s with 8 clients, test_add unchanged).
-GIL_SWITCH_INTERVAL_S = 0.0005
 
 
 # pyzmq's flags are enum members: combining or converting them on every message costs
@@ -171,8 +164,6 @@ class Gateway(SupervisedActor):
         self.log.info("gateway_listening", endpoint=self.services.endpoint, methods=len(self.services.registry))
 
     def _setup(self) -> None:
-        if sys.getswitchinterval() > GIL_SWITCH_INTERVAL_S:
-            sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)  # process-wide: see GIL_SWITCH_INTERVAL_S
         registry.build(self.services, log=self.log)
         self._wakeup = _Wakeup()
         self._pool = concurrent.futures.ThreadPoolExecutor(POOL_THREADS, thread_name_prefix="nua-rpc-pool")

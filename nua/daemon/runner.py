@@ -42,6 +42,11 @@ EXIT_FAILED = 1
 _SHUTDOWN_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 _HANDLED_SIGNALS = (*_SHUTDOWN_SIGNALS, signal.SIGHUP, signal.SIGUSR1)
 _POSTED = 0  # never a signal number: "look at the posted events"
+# The gateway's I/O thread gives the GIL up at every poll and send; with Python's
+# default 5 ms switch interval it then waits up to that long behind an actor running
+# Python code (the DB writer building a batch), which delays replies and shrinks the
+# next batch. A shorter interval bounds that wait. Process-wide, so set here.
+GIL_SWITCH_INTERVAL_S = 0.0005
 
 
 class _Kind(enum.Enum):
@@ -180,6 +185,7 @@ class Daemon:
     # -- start -----------------------------------------------------------------------
 
     def _start_tree(self) -> bool:
+        sys.setswitchinterval(min(sys.getswitchinterval(), GIL_SWITCH_INTERVAL_S))  # see GIL_SWITCH_INTERVAL_S
         self.log.info(
             "daemon_starting",
             endpoint=self.settings.zmq.bind_endpoint,
