@@ -86,7 +86,9 @@ def tree(endpoint: str, db_url: str) -> None:
     from nua.actors.gateway import Gateway  # noqa: PLC0415
     from nua.actors.messages import Ping  # noqa: PLC0415
     from nua.actors.supervisor import ChildSpec, Supervisor  # noqa: PLC0415
+    from nua.daemon.runner import GIL_SWITCH_INTERVAL_S  # noqa: PLC0415
 
+    sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)  # as the daemon does at start
     log.configure("warning")
     loaded = settings.load(environ={**os.environ, "NUA_ZMQ_ENDPOINT": endpoint, "NUA_DB_URL": db_url})
     directory = Directory()
