@@ -63,6 +63,22 @@ def test_queued_commands_share_one_transaction_and_fail_alone(writers: Writers, 
     assert writer.ask(cmd.CountUsers()) == 3
 
 
+def test_a_message_that_ends_a_batch_keeps_its_place_in_the_mailbox(writers: Writers, settings: Settings) -> None:
+    gate = Gate()
+    writer = writers.start(gate, actor=GatedWriter)
+    head = writer.ask(user(settings, "head"), block=False)
+    gate.wait_entered()
+    before = [writer.ask(user(settings, name), block=False) for name in ("a", "b")]
+    stats = writer.ask(WriterStats(), block=False)  # not a command: it ends the batch
+    after = writer.ask(user(settings, "c"), block=False)
+    gate.released.set()
+
+    assert [outcome(future)["username"] for future in (head, *before, after)] == ["head", "a", "b", "c"]
+    # Answered in its turn: after the batches of head and of a and b, before c's.
+    assert outcome(stats) == {"batches": 2, "commands": 3, "largest_batch": 2}
+    assert writer.ask(WriterStats()) == {"batches": 3, "commands": 4, "largest_batch": 2}
+
+
 def test_max_batch_bounds_each_transaction(tmp_path: Path, db_url: str) -> None:
     settings = make_settings(db_url, tmp_path, NUA_DB_MAX_BATCH="2")
     writers = Writers(settings)
