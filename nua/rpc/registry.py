@@ -162,8 +162,25 @@ class ParamCheck:
         # Positional-only parameters cannot be named in a call.
         positional_only = {p.name for p in signature.parameters.values() if p.kind is kinds.POSITIONAL_ONLY}
         self.by_name = {p.name: p for p in self.params if p.name not in positional_only}
+        # Most calls give positional params only, all the required ones and no more:
+        # those need the type checks alone (``None``: some required param is keyword-only).
+        required = [p for p in self.params if p.required]
+        self._positional_range: range | None = (
+            range(len(required), len(self.positional) + 1) if all(p.positional for p in required) else None
+        )
 
     def __call__(self, args: Sequence[Any], kwargs: Mapping[str, Any]) -> None:
+        if not kwargs and self._positional_range is not None and len(args) in self._positional_range:
+            self._check_types(args)
+            return
+        self._check_binding(args, kwargs)
+
+    def _check_types(self, args: Sequence[Any]) -> None:
+        for param, value in zip(self.positional, args, strict=False):
+            if param.check is not None and not param.check[0](value):
+                self._wrong_type(param)
+
+    def _check_binding(self, args: Sequence[Any], kwargs: Mapping[str, Any]) -> None:
         if len(args) > len(self.positional) and not self.var_positional:
             self._fail(
                 f"{self.method} takes {self._count()} positional argument(s), got {len(args)}",
@@ -184,11 +201,11 @@ class ParamCheck:
                     self._fail(f"{self.method} is missing argument {param.name!r}", param=param.name)
                 continue
             if param.check is not None and not param.check[0](given[param.name]):
-                self._fail(
-                    f"{self.method}: argument {param.name!r} must be {param.check[1]}",
-                    param=param.name,
-                    expected=param.check[1],
-                )
+                self._wrong_type(param)
+
+    def _wrong_type(self, param: _Param) -> typing.NoReturn:
+        expected = param.check[1] if param.check is not None else "any"
+        self._fail(f"{self.method}: argument {param.name!r} must be {expected}", param=param.name, expected=expected)
 
     def _count(self) -> str:
         required = sum(1 for p in self.positional if p.required)

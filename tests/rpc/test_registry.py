@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -162,3 +163,41 @@ def test_builtins_with_the_original_names(services: Services) -> None:
         assert name in reg
     assert [p.name for p in reg.get("user_update").signature.parameters.values()] == ["id", "key", "value"]
     assert [p.name for p in reg.get("user_list").signature.parameters.values()] == ["request"]
+
+
+class KeywordOnly(MethodGroup):
+    prefix = "kw_"
+
+    @public
+    def must(self, a: int, *, name: str) -> str:
+        return f"{a}{name}"
+
+
+POSITIONAL_CALLS: list[list[Any]] = [[], [1], ["1"], [1, "b"], [1, 2], [1, "b", True], [None], [1.5, 2.5], ["fast"]]
+
+
+def _verdict(run: Callable[[], None]) -> tuple[str, Any] | None:
+    try:
+        run()
+    except errors.InvalidParamsError as exc:
+        return (exc.message, exc.data)
+    return None
+
+
+@pytest.mark.parametrize("args", POSITIONAL_CALLS, ids=repr)
+def test_the_positional_fast_path_agrees_with_full_binding(reg: Registry, services: Services, args: list[Any]) -> None:
+    reg.add_group(KeywordOnly(services))
+    for name in reg.names():
+        method = reg.get(name)
+        assert method is not None
+        fast = _verdict(lambda m=method: m.check(args, {}))
+        full = _verdict(lambda m=method: m.check._check_binding(args, {}))
+        assert fast == full, name
+
+
+def test_a_required_keyword_only_param_is_still_required(services: Services) -> None:
+    method = next(m for m in registry.methods_of(KeywordOnly(services)) if m.name == "kw_must")
+    with pytest.raises(errors.InvalidParamsError) as caught:
+        method.check([1], {})
+    assert caught.value.data == {"param": "name"}
+    method.check([1], {"name": "x"})
