@@ -29,7 +29,7 @@ from __future__ import annotations
 import queue
 import time
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 import pykka
 from sqlalchemy.engine import Connection, Engine
@@ -92,8 +92,9 @@ class _Pending:
     reply_to: pykka.Future[Any] | None
 
 
-@dataclass(frozen=True)
-class _Outcome:
+class _Outcome(NamedTuple):
+    """A command's result or its error (a tuple: one is built per command, in the serial section)."""
+
     value: Any = None
     error: ModelError | None = None
 

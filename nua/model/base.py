@@ -38,6 +38,8 @@ class UtcDateTime(TypeDecorator[datetime]):
     def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:  # noqa: ARG002 - TypeDecorator's signature
         if value is None:
             return None
+        if value.tzinfo is UTC:  # nua's own timestamps (utcnow): nothing to convert
+            return value
         if value.tzinfo is None:
             msg = "UtcDateTime needs an aware datetime"
             raise ValueError(msg)
