@@ -38,6 +38,7 @@ from nua.actors._supervised import ChildContext, InjectedFaultError, SupervisedA
 from nua.actors.messages import Crash
 from nua.model import engine as db_engine
 from nua.model import operations
+from nua.model.base import transaction_time
 from nua.model.commands import COMMAND_TYPES
 from nua.model.errors import InternalError, ModelError
 from nua.model.schema import ensure_schema
@@ -196,7 +197,8 @@ class DbWriter(SupervisedActor):
         self._stats["commands"] += len(batch)
         self._stats["largest_batch"] = max(self._stats["largest_batch"], len(batch))
         try:
-            outcomes = self._apply(batch)
+            with transaction_time():  # one timestamp for the rows of one commit
+                outcomes = self._apply(batch)
         except _BatchAbortedError as aborted:
             self._fail_all(batch, aborted.cause)
             if aborted.crash:

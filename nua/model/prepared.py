@@ -24,6 +24,8 @@ from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.sql.base import Executable
 from sqlalchemy.sql.compiler import SQLCompiler
 
+from nua.model.base import UtcDateTime
+
 _NO_PARAMS: Mapping[str, Any] = {}
 
 
@@ -89,6 +91,25 @@ def _plain_binds(compiled: SQLCompiler, processors: Mapping[str, Callable[[Any],
     return tuple(binds)
 
 
+def _last_one(process: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """``process`` remembering its last value: a batch's rows share one timestamp object.
+
+    Only for immutable values (datetimes): the same object always converts the same.
+    """
+    last: tuple[Any, Any] = (object(), None)
+
+    def remembered(value: Any) -> Any:
+        nonlocal last
+        seen = last  # one read: another thread may replace the pair, never tear it
+        if seen[0] is value:
+            return seen[1]
+        converted = process(value)
+        last = (value, converted)
+        return converted
+
+    return remembered
+
+
 class Prepared:
     """A Core statement, compiled on first use for each dialect it meets.
 
@@ -113,7 +134,7 @@ class Prepared:
             for bind, name in compiled.bind_names.items():
                 process = bind.type.dialect_impl(dialect).bind_processor(dialect)
                 if process is not None:
-                    processors[name] = process
+                    processors[name] = _last_one(process) if isinstance(bind.type, UtcDateTime) else process
             order = tuple(compiled.positiontup) if dialect.positional and compiled.positiontup is not None else None
             found = _Compiled(compiled.string, compiled, order, processors, _plain_binds(compiled, processors))
             self._by_dialect[key] = found

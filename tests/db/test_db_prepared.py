@@ -15,6 +15,7 @@ from sqlalchemy.exc import InvalidRequestError
 
 from nua.model import engine as db_engine
 from nua.model import operations
+from nua.model.base import iso, transaction_time, utcnow
 from nua.model.prepared import Prepared
 from nua.model.setting import settings_table
 from nua.settings import DbSettings
@@ -99,3 +100,30 @@ def test_a_write_through_the_plan_reads_back_through_sqlalchemy(tmp_path: Path) 
         assert rows["c"].updated_at.tzinfo is not None
     finally:
         engine.dispose()
+
+
+def test_timestamps_convert_right_whether_shared_or_not() -> None:
+    compiled = operations._INSERT_USER._compiled(sqlite.dialect())  # type: ignore[no-untyped-call]
+    later = datetime(2027, 1, 2, 3, 4, 5, 6, tzinfo=UTC)
+    first = compiled.parameters(USER_ROW)
+    again = compiled.parameters(USER_ROW)  # the same datetime object: remembered
+    other = compiled.parameters({**USER_ROW, "created_at": later, "updated_at": later})
+    assert first == again
+    assert "2026-11-28 03:25:18.123456" in first
+    assert "2027-01-02 03:04:05.000006" in other
+    assert "2026-11-28 03:25:18.123456" not in other
+
+
+def test_iso_renders_each_stamp_even_when_remembering_the_last() -> None:
+    later = datetime(2027, 1, 2, 3, 4, 5, tzinfo=UTC)
+    assert iso(STAMP) == "2026-11-28T03:25:18.123456+00:00"
+    assert iso(STAMP) == "2026-11-28T03:25:18.123456+00:00"
+    assert iso(later) == "2027-01-02T03:04:05.000000+00:00"
+    assert iso(None) is None
+
+
+def test_transaction_time_fixes_utcnow_only_inside_its_block() -> None:
+    with transaction_time() as now:
+        assert utcnow() is now
+        assert utcnow() is now
+    assert utcnow() is not now

@@ -79,6 +79,21 @@ def test_a_message_that_ends_a_batch_keeps_its_place_in_the_mailbox(writers: Wri
     assert writer.ask(WriterStats()) == {"batches": 3, "commands": 4, "largest_batch": 2}
 
 
+def test_the_rows_of_one_batch_share_its_timestamp(writers: Writers, settings: Settings) -> None:
+    gate = Gate()
+    writer = writers.start(gate, actor=GatedWriter)
+    head = writer.ask(cmd.SetSetting("head", 0), block=False)
+    gate.wait_entered()
+    queued = [writer.ask(cmd.SetSetting(f"k{index}", index), block=False) for index in range(3)]
+    gate.released.set()
+
+    stamps = [outcome(future)["updated_at"] for future in queued]
+    assert len(set(stamps)) == 1  # one transaction, one timestamp, as SQL's CURRENT_TIMESTAMP
+    assert outcome(head)["updated_at"] < stamps[0]  # the earlier commit, the earlier stamp
+    listed = {row["key"]: row["updated_at"] for row in writer.ask(cmd.ListSettings())}
+    assert [listed[f"k{index}"] for index in range(3)] == stamps  # stored as replied
+
+
 def test_max_batch_bounds_each_transaction(tmp_path: Path, db_url: str) -> None:
     settings = make_settings(db_url, tmp_path, NUA_DB_MAX_BATCH="2")
     writers = Writers(settings)
