@@ -330,7 +330,7 @@ class Gateway(SupervisedActor):
                 sock.send(frame, _SEND_MORE)
             sock.send(reply, _NOBLOCK)
 
-        if sum(len(frame) for frame in frames) > limit:
+        if sum(map(len, frames)) > limit:
             error = errors.TooLargeError(f"the message exceeds {limit} bytes", {"limit": limit})
             send(encode_error(None, error))
             return
