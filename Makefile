@@ -31,8 +31,10 @@ unit: $(VENV)/.installed-test
 
 test: lint typecheck unit
 
+BENCHMARKS := restart db_writer rpc lifecycle
+
 bench: $(VENV)/.installed-test
-	for script in bench/*.py; do $(BIN)/python $$script || exit 1; done
+	for name in $(BENCHMARKS); do $(BIN)/python bench/$$name.py || exit 1; done
 
 clean:
 	rm -rf $(VENV) build *.egg-info .mypy_cache .pytest_cache .ruff_cache

@@ -9,7 +9,6 @@ from, never a traceback.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import typing
 from dataclasses import dataclass, field
@@ -99,22 +98,18 @@ class Settings:
 
 
 _SECTIONS: dict[str, type[Any]] = {
-    f.name: typing.get_type_hints(Settings)[f.name]
-    for f in dataclasses.fields(Settings)
-    if f.name != "config_file"
+    name: hint for name, hint in typing.get_type_hints(Settings).items() if name != "config_file"
 }
+# Each section's keys and their types: the schema the files and variables are checked against.
+_KEY_TYPES: dict[str, dict[str, Any]] = {name: typing.get_type_hints(cls) for name, cls in _SECTIONS.items()}
 _VALIDATORS: dict[tuple[str, str], tuple[frozenset[str], str]] = {
     ("server", "log_level"): (frozenset({"debug", "info", "warning", "error"}), "a log level"),
     ("db", "sqlite_synchronous"): (frozenset({"OFF", "NORMAL", "FULL", "EXTRA"}), "a synchronous mode"),
 }
 
 
-def _section_types(section: str) -> dict[str, Any]:
-    return typing.get_type_hints(_SECTIONS[section])
-
-
 def _check_value(section: str, key: str, value: Any, source: str) -> Any:
-    expected = _section_types(section)[key]
+    expected = _KEY_TYPES[section][key]
     name = f"[{section}] {key}"
     if expected is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
@@ -141,7 +136,7 @@ def _check_value(section: str, key: str, value: Any, source: str) -> Any:
 
 
 def _parse_env_value(section: str, key: str, raw: str, source: str) -> Any:
-    expected = _section_types(section)[key]
+    expected = _KEY_TYPES[section][key]
     if expected is str:
         return raw
     if expected is bool:
@@ -171,7 +166,7 @@ def _merge(into: dict[str, dict[str, Any]], overrides: dict[str, Any], source: s
             msg = f"{source}: [{section}] must be a table"
             raise SettingsError(msg)
         for key, value in values.items():
-            if key not in _section_types(section):
+            if key not in _KEY_TYPES[section]:
                 msg = f"{source}: unknown key [{section}] {key}"
                 raise SettingsError(msg)
             into[section][key] = _check_value(section, key, value, source)
@@ -227,7 +222,7 @@ def load(config_file: str | Path | None = None, environ: typing.Mapping[str, str
     env = os.environ if environ is None else environ
     values: dict[str, dict[str, Any]] = {s: {} for s in _SECTIONS}
     _merge(values, _read_toml(defaults_text(), "params.toml (defaults)"), "params.toml (defaults)")
-    missing = [f"[{s}] {k}" for s in _SECTIONS for k in _section_types(s) if k not in values[s]]
+    missing = [f"[{s}] {k}" for s in _SECTIONS for k in _KEY_TYPES[s] if k not in values[s]]
     if missing:
         msg = f"params.toml (defaults): missing {', '.join(missing)}"
         raise SettingsError(msg)
@@ -243,7 +238,7 @@ def load(config_file: str | Path | None = None, environ: typing.Mapping[str, str
         section, _, key = name[len(ENV_PREFIX) :].lower().partition("_")
         if section not in _SECTIONS:
             continue  # other NUA_* variables (NUA_TEST_PG_URL, ...) are not settings
-        if key not in _section_types(section):
+        if key not in _KEY_TYPES[section]:
             msg = f"environment: unknown setting {name} (no key [{section}] {key})"
             raise SettingsError(msg)
         source = f"environment {name}"
