@@ -150,10 +150,8 @@ class Supervisor(SupervisedActor):
     def _info(self, child: _Child) -> ChildInfo:
         grandchildren: tuple[ChildInfo, ...] = ()
         if child.ref is not None and issubclass(child.ref.actor_class, Supervisor):
-            try:
+            with contextlib.suppress(pykka.Timeout, pykka.ActorDeadError):  # shown without its children
                 grandchildren = child.ref.ask(WhichChildren(), block=True, timeout=child.spec.start_timeout_s)
-            except (pykka.Timeout, pykka.ActorDeadError):
-                grandchildren = ()
         return ChildInfo(
             id=child.spec.id,
             state=child.state,
