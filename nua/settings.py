@@ -55,6 +55,17 @@ class DbSettings:
     sqlite_synchronous: str
     max_batch: int
 
+    @property
+    def safe_url(self) -> str:
+        """``url`` with any password masked, fit for logs, status and RPC replies."""
+        from sqlalchemy.engine import make_url  # noqa: PLC0415 - only the daemon needs it, not the CLI
+        from sqlalchemy.exc import ArgumentError  # noqa: PLC0415
+
+        try:
+            return make_url(self.url).render_as_string(hide_password=True)
+        except ArgumentError:
+            return self.url
+
 
 @dataclass(frozen=True)
 class SecuritySettings:
