@@ -24,13 +24,13 @@ import json
 import os
 import threading
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, cast
 
 import zmq
 
 from nua.actors._supervised import ChildContext, SupervisedActor
 from nua.actors.directory import Directory
+from nua.daemon.endpoint import ipc_path
 from nua.rpc import errors, registry
 from nua.rpc.dispatch import Dispatcher
 from nua.rpc.protocol import encode_error
@@ -191,16 +191,16 @@ class Gateway(SupervisedActor):
             sock.setsockopt(zmq.LINGER, LINGER_MS)
             # The hard limit: a peer sending a bigger frame is disconnected by ZeroMQ itself.
             sock.setsockopt(zmq.MAXMSGSIZE, self.settings.rpc.max_message_bytes)
-            ipc_path = self.endpoint.removeprefix("ipc://") if self.endpoint.startswith("ipc://") else None
-            if ipc_path is not None:
-                private_dir(Path(ipc_path).parent)
+            socket_file = ipc_path(self.endpoint)
+            if socket_file is not None:
+                private_dir(socket_file.parent)
             try:
                 sock.bind(self.endpoint)
             except zmq.ZMQError as exc:
                 msg = f"cannot bind the RPC endpoint {self.endpoint}: {exc}"
                 raise OSError(exc.errno or errno.EADDRINUSE, msg) from None
-            if ipc_path is not None:
-                Path(ipc_path).chmod(0o600)
+            if socket_file is not None:
+                socket_file.chmod(0o600)
             self.services.endpoint = sock.getsockopt_string(zmq.LAST_ENDPOINT)
         except BaseException:
             sock.close(linger=0)
