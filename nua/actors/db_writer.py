@@ -34,7 +34,7 @@ from typing import Any, NamedTuple, cast
 import pykka
 from sqlalchemy.engine import Connection, Engine
 
-from nua.actors._supervised import ChildContext, InjectedFaultError, SupervisedActor
+from nua.actors._supervised import ChildContext, InjectedFaultError, SupervisedActor, describe
 from nua.actors.messages import Crash
 from nua.model import engine as db_engine
 from nua.model import operations
@@ -285,7 +285,7 @@ class DbWriter(SupervisedActor):
 
     def _fail_all(self, batch: list[_Pending], cause: BaseException) -> None:
         """Fail every future of an aborted batch: nothing of it was committed."""
-        self.log.error("batch_aborted", commands=len(batch), error=f"{type(cause).__name__}: {cause}")
+        self.log.error("batch_aborted", commands=len(batch), error=describe(cause))
         for pending in batch:
             if pending.reply_to is None:
                 continue
@@ -293,5 +293,5 @@ class DbWriter(SupervisedActor):
                 pending.reply_to.set_exception((type(cause), cause, cause.__traceback__))
                 continue
             # One instance per future: each asker raises (and so mutates) its own.
-            error = InternalError(f"not applied: the batch was aborted ({type(cause).__name__}: {cause})")
+            error = InternalError(f"not applied: the batch was aborted ({describe(cause)})")
             pending.reply_to.set_exception((InternalError, error, None))
