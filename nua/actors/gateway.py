@@ -141,7 +141,6 @@ class Gateway(SupervisedActor):
     def __init__(self, context: ChildContext, settings: Settings, directory: Directory) -> None:
         super().__init__(context)
         self.settings = settings
-        self.directory = directory
         self.endpoint = settings.zmq.bind_endpoint
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
