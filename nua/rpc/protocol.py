@@ -42,11 +42,6 @@ class Batch:
 Decoded: TypeAlias = "JSONRPCRequest | BadRequest | Batch"
 
 
-def is_notification(request: JSONRPCRequest) -> bool:
-    """Only a request without an ``id`` member is a notification (``"id": null`` is answered)."""
-    return bool(request.one_way)
-
-
 def _reject_constant(name: str) -> Any:
     # NaN and Infinity are not JSON; Python's json accepts them unless told otherwise.
     msg = f"{name} is not valid JSON"
@@ -102,7 +97,7 @@ class GuardedProtocol(JSONRPCProtocol):  # type: ignore[misc] # tinyrpc ships no
             return BadRequest(InvalidRequestError(f"Invalid Request: {problem}"), reply_id)
         request = self.request_factory()
         request.method = member["method"]
-        request.one_way = "id" not in member
+        request.one_way = "id" not in member  # only a missing id is a notification: "id": null is answered
         request.unique_id = request_id
         params = member.get("params")
         if isinstance(params, list):
@@ -169,5 +164,4 @@ __all__ = [
     "encode_batch",
     "encode_error",
     "encode_result",
-    "is_notification",
 ]
