@@ -55,16 +55,11 @@ _HIGHEST_ID = Prepared(select(func.max(users.c.id)))
 _INSERT_USER = Prepared(insert(users), column_keys=_USER_ROW_KEYS)
 
 
-def _check_user_unique(conn: Connection, username: str | None, email: str | None, except_id: int | None) -> None:
-    """Raise ConflictError naming the field when another user holds ``username`` or ``email``."""
-    for field, column, value in (("username", users.c.username, username), ("email", users.c.email, email)):
-        if value is None:
-            continue
-        query = select(users.c.id).where(column == value)
-        if except_id is not None:
-            query = query.where(users.c.id != except_id)
-        if conn.execute(query.limit(1)).first() is not None:
-            raise ConflictError("user", field, value)
+def _check_user_unique(conn: Connection, field: str, value: str, user_id: int) -> None:
+    """Raise ConflictError when a user other than ``user_id`` holds ``value`` in the unique ``field``."""
+    query = select(users.c.id).where(users.c[field] == value, users.c.id != user_id).limit(1)
+    if conn.execute(query).first() is not None:
+        raise ConflictError("user", field, value)
 
 
 def add_user(conn: Connection, command: cmd.AddUser) -> dict[str, Any]:
@@ -127,9 +122,7 @@ def count_users(conn: Connection, _command: cmd.CountUsers) -> int:
 def update_user(conn: Connection, command: cmd.UpdateUser) -> dict[str, Any]:
     row = _user_row(conn, command.id)
     if command.field in ("username", "email"):
-        username = command.value if command.field == "username" else None
-        email = command.value if command.field == "email" else None
-        _check_user_unique(conn, username, email, command.id)
+        _check_user_unique(conn, command.field, command.value, command.id)
     now = utcnow()
     changes = {command.field: command.value, "updated_at": now}
     conn.execute(update(users).where(users.c.id == command.id).values(changes))
@@ -304,15 +297,10 @@ HANDLERS: dict[type[Any], Handler] = {
     cmd.ListSettings: list_settings,
 }
 
-# Commands that only read: they need no savepoint of their own.
-READ_ONLY: frozenset[type[Any]] = frozenset(
-    {cmd.GetUser, cmd.ListUsers, cmd.CountUsers, cmd.ListGroups, cmd.GroupMembers, cmd.GetSetting, cmd.ListSettings}
-)
-
 
 def execute(conn: Connection, command: cmd.Command) -> Any:
     """Apply ``command`` on ``conn`` (inside a transaction) and return its JSON-ready reply."""
     return HANDLERS[type(command)](conn, command)
 
 
-__all__ = ["HANDLERS", "READ_ONLY", "execute"]
+__all__ = ["HANDLERS", "execute"]
