@@ -20,6 +20,9 @@ from nua.rpc.errors import UnavailableError
 from nua.rpc.registry import Registry
 from nua.settings import Settings
 
+# The directory name of the actor that owns the database (the tree's ``db_writer`` child).
+DB_WRITER = "db_writer"
+
 
 @dataclass
 class Services:
@@ -68,4 +71,4 @@ def then(future: NotifyingFuture, transform: Callable[[Any], Any]) -> NotifyingF
     return result
 
 
-__all__ = ["Services", "then"]
+__all__ = ["DB_WRITER", "Services", "then"]

@@ -7,8 +7,7 @@ import builtins
 from nua.actors._future import NotifyingFuture
 from nua.model import commands, prepare
 from nua.rpc.registry import MethodGroup, public
-
-WRITER = "db_writer"
+from nua.rpc.services import DB_WRITER
 
 
 class GroupMethods(MethodGroup):
@@ -19,29 +18,29 @@ class GroupMethods(MethodGroup):
     @public
     def add(self, name: str, source: str = "") -> NotifyingFuture:
         """Create the group ``name``; return its dict."""
-        return self.services.ask(WRITER, prepare.group_add(name, source))
+        return self.services.ask(DB_WRITER, prepare.group_add(name, source))
 
     @public
     def list(self) -> NotifyingFuture:
         """Every group ordered by name, each with its member count."""
-        return self.services.ask(WRITER, commands.ListGroups())
+        return self.services.ask(DB_WRITER, commands.ListGroups())
 
     @public
     def delete(self, name: str) -> NotifyingFuture:
         """Delete the group ``name``; return 1, or 0 when there was none."""
-        return self.services.ask(WRITER, prepare.group_delete(name))
+        return self.services.ask(DB_WRITER, prepare.group_delete(name))
 
     @public
     def add_members(self, group: str, user_ids: builtins.list[int]) -> NotifyingFuture:
         """Add users to ``group``; return how many memberships are new."""
-        return self.services.ask(WRITER, prepare.group_add_members(group, user_ids))
+        return self.services.ask(DB_WRITER, prepare.group_add_members(group, user_ids))
 
     @public
     def remove_members(self, group: str, user_ids: builtins.list[int]) -> NotifyingFuture:
         """Remove users from ``group``; return how many memberships were removed."""
-        return self.services.ask(WRITER, prepare.group_remove_members(group, user_ids))
+        return self.services.ask(DB_WRITER, prepare.group_remove_members(group, user_ids))
 
     @public
     def members(self, group: str) -> NotifyingFuture:
         """The members of ``group`` ordered by id."""
-        return self.services.ask(WRITER, prepare.group_members(group))
+        return self.services.ask(DB_WRITER, prepare.group_members(group))

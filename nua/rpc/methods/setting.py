@@ -7,8 +7,7 @@ from typing import Any
 from nua.actors._future import NotifyingFuture
 from nua.model import commands, prepare
 from nua.rpc.registry import MethodGroup, public
-
-WRITER = "db_writer"
+from nua.rpc.services import DB_WRITER
 
 
 class SettingMethods(MethodGroup):
@@ -19,14 +18,14 @@ class SettingMethods(MethodGroup):
     @public
     def get(self, key: str) -> NotifyingFuture:
         """The setting ``key`` as ``{key, value, updated_at}``."""
-        return self.services.ask(WRITER, prepare.setting_get(key))
+        return self.services.ask(DB_WRITER, prepare.setting_get(key))
 
     @public
     def set(self, key: str, value: Any) -> NotifyingFuture:
         """Create or replace the setting ``key``; return its dict once durable."""
-        return self.services.ask(WRITER, prepare.setting_set(key, value))
+        return self.services.ask(DB_WRITER, prepare.setting_set(key, value))
 
     @public
     def list(self) -> NotifyingFuture:
         """Every setting ordered by key."""
-        return self.services.ask(WRITER, commands.ListSettings())
+        return self.services.ask(DB_WRITER, commands.ListSettings())

@@ -14,8 +14,7 @@ from typing import Any
 from nua.actors._future import NotifyingFuture
 from nua.model import commands, prepare
 from nua.rpc.registry import MethodGroup, public
-
-WRITER = "db_writer"
+from nua.rpc.services import DB_WRITER
 
 
 class UserMethods(MethodGroup):
@@ -31,35 +30,35 @@ class UserMethods(MethodGroup):
         ``salt`` key is accepted and ignored (each hash makes its own).
         """
         command = prepare.user_add(user_data, self.services.settings.security)
-        return self.services.ask(WRITER, command)
+        return self.services.ask(DB_WRITER, command)
 
     @public
     def count(self) -> NotifyingFuture:
         """The number of users."""
-        return self.services.ask(WRITER, commands.CountUsers())
+        return self.services.ask(DB_WRITER, commands.CountUsers())
 
     @public
     def get(self, id: int) -> NotifyingFuture:  # noqa: A002 - the original API's parameter name
         """The user with this id."""
-        return self.services.ask(WRITER, prepare.user_get(id))
+        return self.services.ask(DB_WRITER, prepare.user_get(id))
 
     @public
     def list(self, request: dict[str, Any] | None = None) -> NotifyingFuture:
         """Users ordered by id; ``request`` filters by ``ids``, ``names``, ``mails`` (none, or ``all``: every user)."""
-        return self.services.ask(WRITER, prepare.user_list(request))
+        return self.services.ask(DB_WRITER, prepare.user_list(request))
 
     @public(offload=True)
     def update(self, id: int, key: str, value: Any) -> NotifyingFuture:  # noqa: A002 - the original API's name
         """Set ``key`` (username, email, role, display_name or password) of user ``id``; return its dict."""
         command = prepare.user_update(id, key, value, self.services.settings.security)
-        return self.services.ask(WRITER, command)
+        return self.services.ask(DB_WRITER, command)
 
     @public
     def delete(self, ids: builtins.list[int]) -> NotifyingFuture:
         """Delete the users with these ids; return how many were deleted."""
-        return self.services.ask(WRITER, prepare.user_delete(ids))
+        return self.services.ask(DB_WRITER, prepare.user_delete(ids))
 
     @public
     def delete_all(self) -> NotifyingFuture:
         """Delete every user; return how many were deleted."""
-        return self.services.ask(WRITER, commands.DeleteAllUsers())
+        return self.services.ask(DB_WRITER, commands.DeleteAllUsers())
