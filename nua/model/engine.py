@@ -22,10 +22,6 @@ from nua.settings import DbSettings
 BUSY_TIMEOUT_MS = 5000
 
 
-def is_sqlite(url: str | sa.URL) -> bool:
-    return sa.make_url(url).get_backend_name() == "sqlite"
-
-
 def create(db: DbSettings, **engine_args: Any) -> Engine:
     """An engine for ``db.url``; for a SQLite file, its directory is created private (0700)."""
     url = sa.make_url(db.url)
@@ -95,4 +91,4 @@ class Savepoint:
         self.release()
 
 
-__all__ = ["BUSY_TIMEOUT_MS", "Savepoint", "create", "is_sqlite"]
+__all__ = ["BUSY_TIMEOUT_MS", "Savepoint", "create"]
