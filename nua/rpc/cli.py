@@ -220,13 +220,25 @@ def _common_options() -> argparse.ArgumentParser:
     return common
 
 
+# The help line of each command word (also for the placeholders of commands not built).
+_TOP_HELP = {
+    "user": "manage users",
+    "group": "manage groups",
+    "setting": "manage settings stored in the daemon",
+    "methods": "list the daemon's RPC methods",
+    "describe": "describe a method",
+    "call": "call any method",
+    "status": "the daemon's status and actor tree",
+}
+
+
 class _Commands:
     """Builds the subcommands of one command group (``nua user ...``)."""
 
-    def __init__(self, top: Any, name: str, help_text: str, common: argparse.ArgumentParser) -> None:
+    def __init__(self, top: Any, name: str, common: argparse.ArgumentParser) -> None:
         self.common = common
         if name:
-            self.subs = top.add_parser(name, help=help_text).add_subparsers(
+            self.subs = top.add_parser(name, help=_TOP_HELP[name]).add_subparsers(
                 dest="action", metavar="ACTION", required=True
             )
         else:
@@ -248,7 +260,7 @@ IDS = _arg("ids", nargs="+", metavar="ID")
 
 
 def _users(top: Any, common: argparse.ArgumentParser) -> None:
-    users = _Commands(top, "user", "manage users", common)
+    users = _Commands(top, "user", common)
     users.add(
         "add", _user_add, "add a user (the password is prompted for)",
         _arg("username"), _arg("email"), _arg("--role"), _arg("--display-name"), _arg("--id", type=int),
@@ -271,7 +283,7 @@ def _users(top: Any, common: argparse.ArgumentParser) -> None:
 
 
 def _groups(top: Any, common: argparse.ArgumentParser) -> None:
-    groups = _Commands(top, "group", "manage groups", common)
+    groups = _Commands(top, "group", common)
     create = _simple("group_add", "name", "source")
     groups.add("add", create, "create a group", _arg("name"), _arg("--source", default=""))
     groups.add("list", _simple("group_list"), "list groups")
@@ -284,7 +296,7 @@ def _groups(top: Any, common: argparse.ArgumentParser) -> None:
 
 
 def _settings(top: Any, common: argparse.ArgumentParser) -> None:
-    settings = _Commands(top, "setting", "manage settings stored in the daemon", common)
+    settings = _Commands(top, "setting", common)
     settings.add("get", _simple("setting_get", "key"), "show a setting", _arg("key"))
     store = _simple("setting_set", params=lambda a: [a.key, json_value(a.value)])
     settings.add("set", store, "set a setting", _arg("key"), _arg("value", help="a JSON value, or else a string"))
@@ -292,14 +304,14 @@ def _settings(top: Any, common: argparse.ArgumentParser) -> None:
 
 
 def _daemon(top: Any, common: argparse.ArgumentParser) -> None:
-    daemon = _Commands(top, "", "", common)
-    daemon.add("methods", _simple("rpc_methods"), "list the daemon's RPC methods")
-    daemon.add("describe", _simple("rpc_describe", "method", show=show_describe), "describe a method", _arg("method"))
+    daemon = _Commands(top, "", common)
+    daemon.add("methods", _simple("rpc_methods"), _TOP_HELP["methods"])
+    daemon.add("describe", _simple("rpc_describe", "method", show=show_describe), _TOP_HELP["describe"], _arg("method"))
     daemon.add(
         "call", _call, "call any method: nua call test_add '[1, 2]'",
         _arg("method"), _arg("params", nargs="?", metavar="PARAMS_JSON", help="a JSON array or object"),
     )  # fmt: skip
-    daemon.add("status", _simple("sys_status", show=show_status), "the daemon's status and actor tree")
+    daemon.add("status", _simple("sys_status", show=show_status), _TOP_HELP["status"])
 
 
 _GROUPS: dict[str, Callable[[Any, argparse.ArgumentParser], None]] = {
@@ -310,15 +322,6 @@ _GROUPS: dict[str, Callable[[Any, argparse.ArgumentParser], None]] = {
     "describe": _daemon,
     "call": _daemon,
     "status": _daemon,
-}
-_TOP_HELP = {
-    "user": "manage users",
-    "group": "manage groups",
-    "setting": "manage settings stored in the daemon",
-    "methods": "list the daemon's RPC methods",
-    "describe": "describe a method",
-    "call": "call any method",
-    "status": "the daemon's status and actor tree",
 }
 _VALUE_OPTIONS = frozenset({"--endpoint", "--config", "--timeout"})
 
