@@ -6,11 +6,11 @@ import dataclasses
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import JSON, RowMapping, String, Table, make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy import JSON, RowMapping, String, Table
 from sqlalchemy.orm import Mapped, mapped_column
 
 from nua.model.base import Base, UtcDateTime, iso
+from nua.model.engine import display_url
 from nua.settings import Settings
 
 
@@ -41,12 +41,5 @@ def initial_settings(settings: Settings) -> dict[str, Any]:
             continue  # config_file: where the settings came from, not a setting
         for key, value in dataclasses.asdict(section).items():
             rows[f"{section_field.name}.{key}"] = value
-    rows["db.url"] = _masked_url(settings.db.url)
+    rows["db.url"] = display_url(settings.db.url)
     return rows
-
-
-def _masked_url(url: str) -> str:
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
-        return url
