@@ -145,7 +145,7 @@ class DbWriter(SupervisedActor):
             state = ensure_schema(self._conn, initial_settings(self.settings))
         self.log.info(
             "db_writer_started",
-            url=self._engine.url.render_as_string(hide_password=True),
+            url=self.settings.db.safe_url,
             schema_version=state.version,
             created=state.created,
             upgraded_from=state.upgraded_from,

@@ -16,19 +16,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import ArgumentError
 
 from nua.settings import DbSettings
 
 BUSY_TIMEOUT_MS = 5000
-
-
-def display_url(url: str) -> str:
-    """``url`` as logs and replies may show it: without its password (as given when it does not parse)."""
-    try:
-        return sa.make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
-        return url
 
 
 def create(db: DbSettings, **engine_args: Any) -> Engine:
@@ -100,4 +91,4 @@ class Savepoint:
         self.release()
 
 
-__all__ = ["BUSY_TIMEOUT_MS", "Savepoint", "create", "display_url"]
+__all__ = ["BUSY_TIMEOUT_MS", "Savepoint", "create"]

@@ -10,7 +10,6 @@ from sqlalchemy import JSON, RowMapping, String, Table
 from sqlalchemy.orm import Mapped, mapped_column
 
 from nua.model.base import Base, UtcDateTime, iso
-from nua.model.engine import display_url
 from nua.settings import Settings
 
 
@@ -41,5 +40,5 @@ def initial_settings(settings: Settings) -> dict[str, Any]:
             continue  # config_file: where the settings came from, not a setting
         for key, value in dataclasses.asdict(section).items():
             rows[f"{section_field.name}.{key}"] = value
-    rows["db.url"] = display_url(settings.db.url)
+    rows["db.url"] = settings.db.safe_url
     return rows
