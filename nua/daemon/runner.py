@@ -26,6 +26,8 @@ from typing import Any
 
 import pykka
 import pykka.debug
+from sqlalchemy import make_url
+from sqlalchemy.exc import ArgumentError
 
 from nua import log, settings
 from nua.actors.directory import Directory
@@ -326,11 +328,12 @@ def _differences(current: settings.Settings, fresh: settings.Settings) -> list[s
 
 
 def _hide_password(url: str) -> str:
-    scheme, sep, rest = url.partition("://")
-    credentials, at, host = rest.rpartition("@")
-    if not sep or not at or ":" not in credentials:
+    # SQLAlchemy's own masking, as the DB writer's log, sys_status and the settings
+    # rows use: the URL is read as the engine will read it, not split by hand.
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:  # not a URL: the DB writer reports it; nothing to hide
         return url
-    return f"{scheme}://{credentials.split(':', 1)[0]}:***@{host}"
 
 
 def run(config: settings.Settings, *, foreground: bool, readiness: Readiness | None = None) -> int:
