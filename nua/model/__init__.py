@@ -9,5 +9,7 @@
 - :mod:`~nua.model.schema`: the recorded schema version and create-or-upgrade;
 - :mod:`~nua.model.engine`: the engine and its SQLite connection settings;
 - :mod:`~nua.model.operations`: how each command reads or changes the database;
+- :mod:`~nua.model.prepared`: the hot statements, compiled once and run on the driver;
+- :mod:`~nua.model.base`: the declarative base, UTC timestamps, one timestamp per transaction;
 - :mod:`~nua.model.password`: scrypt hashes, verified in constant time.
 """
