@@ -69,18 +69,23 @@ def _try_lock(fd: int, *, shared: bool = False) -> bool:
     return True
 
 
-def inspect(path: Path) -> PidFileState:
-    """Whether ``path`` exists, is locked by a live daemon, and which pid it names."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    except FileNotFoundError:
-        return PidFileState(exists=False, locked=False, pid=None)
+def _is_locked(path: Path) -> bool:
+    """Whether a live process holds ``path``'s exclusive lock; ``FileNotFoundError`` if it is gone."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     try:
         # A shared lock is enough to learn whether an exclusive one is held, and
         # two inspectors never block each other.
-        locked = not _try_lock(fd, shared=True)
+        return not _try_lock(fd, shared=True)
     finally:
         os.close(fd)  # also releases our shared lock
+
+
+def inspect(path: Path) -> PidFileState:
+    """Whether ``path`` exists, is locked by a live daemon, and which pid it names."""
+    try:
+        locked = _is_locked(path)
+    except FileNotFoundError:
+        return PidFileState(exists=False, locked=False, pid=None)
     return PidFileState(exists=True, locked=locked, pid=read_pid(path))
 
 
@@ -235,19 +240,9 @@ def remove_stale(path: Path) -> bool:
 
 def stale_temp_files(path: Path) -> list[Path]:
     """Temporary pid files left by a starter that died between writing and installing."""
-    return [
-        candidate
-        for candidate in path.parent.glob(f".{path.name}.*{TEMP_SUFFIX}")
-        if candidate.is_file() and not _is_locked(candidate)
-    ]
-
-
-def _is_locked(path: Path) -> bool:
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    except FileNotFoundError:
-        return False
-    try:
-        return not _try_lock(fd, shared=True)
-    finally:
-        os.close(fd)
+    stale = []
+    for candidate in path.parent.glob(f".{path.name}.*{TEMP_SUFFIX}"):
+        with contextlib.suppress(FileNotFoundError):  # installed or removed meanwhile
+            if candidate.is_file() and not _is_locked(candidate):
+                stale.append(candidate)
+    return stale
