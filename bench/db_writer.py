@@ -50,11 +50,12 @@ from nua.model.password import hash_password
 from nua.model.schema import ensure_schema
 from nua.model.setting import Setting, settings_table
 from nua.model.user import User, users
+from nua.settings import Settings
 
 ASKERS = 8
 
 
-def load_settings(url: str, synchronous: str, max_batch: int | None = None, state: Path | None = None) -> Any:
+def load_settings(url: str, synchronous: str, max_batch: int | None = None, state: Path | None = None) -> Settings:
     env = {"NUA_DB_URL": url, "NUA_DB_SQLITE_SYNCHRONOUS": synchronous}
     if state is not None:
         env |= {"XDG_STATE_HOME": str(state), "XDG_RUNTIME_DIR": str(state)}
@@ -117,7 +118,7 @@ class Workload:
 
 
 @contextmanager
-def writer(settings: Any) -> Iterator[pykka.ActorRef[Any]]:
+def writer(settings: Settings) -> Iterator[pykka.ActorRef[Any]]:
     ref = DbWriter.start(ChildContext("db_writer", 1, lambda _exit: None), settings)
     try:
         yield ref
@@ -125,7 +126,7 @@ def writer(settings: Any) -> Iterator[pykka.ActorRef[Any]]:
         ref.stop(block=True, timeout=30)
 
 
-def through_writer(settings: Any, workload: Workload, tag: str, writes: int, askers: int) -> tuple[float, float]:
+def through_writer(settings: Settings, workload: Workload, tag: str, writes: int, askers: int) -> tuple[float, float]:
     """Writes/s through the actor with ``askers`` threads each asking and waiting in turn; and commands per commit."""
     with writer(settings) as ref:
         ref.ask(cmd.CountUsers(), timeout=30)  # started and schema ready
@@ -217,7 +218,8 @@ def median_of(repeat: int, measure: Callable[[int], float]) -> float:
     return statistics.median(measure(run) for run in range(repeat))
 
 
-def bench_workload(workload: Workload, directory: Path, args: argparse.Namespace) -> dict[str, float]:
+def bench_workload(workload: Workload, directory: Path, args: argparse.Namespace) -> tuple[dict[str, float], float]:
+    """Writes/s of each way of writing (labelled), and the commands per commit of the writer with 8 askers."""
     url = f"sqlite:///{directory}/{workload.name}.db"
     settings = load_settings(url, args.synchronous, state=directory)
     unbatched = load_settings(url, args.synchronous, max_batch=1, state=directory)
@@ -229,7 +231,7 @@ def bench_workload(workload: Workload, directory: Path, args: argparse.Namespace
     figures: dict[str, float] = {}
     batch_sizes: list[float] = []
 
-    def actor(config: Any, askers: int, label: str) -> Callable[[int], float]:
+    def actor(config: Settings, askers: int, label: str) -> Callable[[int], float]:
         def measure(run: int) -> float:
             rate, per_commit = through_writer(config, workload, f"{label}r{run}", args.writes, askers)
             if label == "w8":
@@ -248,8 +250,7 @@ def bench_workload(workload: Workload, directory: Path, args: argparse.Namespace
     figures["ceiling: one transaction"] = median_of(
         args.repeat, lambda run: one_transaction(url, args.synchronous, workload, f"t{run}", args.writes * 5)
     )
-    figures["_per_commit"] = statistics.median(batch_sizes)
-    return figures
+    return figures, statistics.median(batch_sizes)
 
 
 def main() -> None:
@@ -276,8 +277,7 @@ def main() -> None:
         disk = median_of(args.repeat, lambda run: raw_commits(directory / f"raw{run}.db", args.synchronous, 1000))
         print(f"\ndisk's own commit rate (stdlib sqlite3, 1 row per commit): {disk:,.0f} commits/s")
         for name in args.workloads.split(","):
-            figures = bench_workload(Workload(name, password_hash), directory, args)
-            per_commit = figures.pop("_per_commit")
+            figures, per_commit = bench_workload(Workload(name, password_hash), directory, args)
             baseline = figures["baseline: Session + commit per call"]
             print(f"\n{name}: durable writes/s")
             for label, rate in figures.items():
