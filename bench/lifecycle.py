@@ -18,10 +18,8 @@ import argparse
 import json
 import os
 import platform
-import select
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -33,6 +31,8 @@ from datetime import datetime
 from pathlib import Path
 
 import psutil
+
+from nua.daemon import control, endpoint, pidfile
 
 REPO = Path(__file__).resolve().parents[1]
 DAEMON = [sys.executable, "-m", "nua.daemon.cli"]
@@ -58,17 +58,10 @@ class Figures:
 
 
 def wait_gone(pid: int, timeout: float) -> None:
-    """Wait for ``pid`` to exit (a pidfd turns readable at its exit: no polling)."""
-    try:
-        fd = os.pidfd_open(pid)
-    except ProcessLookupError:
-        return
-    try:
-        if not select.select([fd], [], [], timeout)[0]:
-            msg = f"pid {pid} still running after {timeout} s"
-            raise TimeoutError(msg)
-    finally:
-        os.close(fd)
+    """Wait for ``pid`` to exit, as ``nua-orchestrator stop`` does (no polling)."""
+    if not control.wait_gone(pid, timeout):
+        msg = f"pid {pid} still running after {timeout} s"
+        raise TimeoutError(msg)
 
 
 def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
@@ -79,15 +72,6 @@ def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
             msg = f"timed out waiting for {what}"
             raise TimeoutError(msg)
         time.sleep(0.002)
-
-
-def unix_accepts(path: Path) -> bool:
-    with socket.socket(socket.AF_UNIX) as probe:
-        try:
-            probe.connect(str(path))
-        except OSError:
-            return False
-    return True
 
 
 def idle_usage(pid: int, seconds: float) -> tuple[float, float]:
@@ -140,16 +124,17 @@ class Nua:
     def start(self) -> int:
         """``nua-orchestrator start``: returns once the daemon serves. Its pid."""
         self._cli("start")
-        return int(self.pid_file.read_text())
+        pid = self.pid()
+        if pid is None:
+            msg = f"start returned, yet {self.pid_file} names no pid"
+            raise RuntimeError(msg)
+        return pid
 
     def stop_command(self) -> None:
         self._cli("stop")
 
     def pid(self) -> int | None:
-        try:
-            return int(self.pid_file.read_text())
-        except (OSError, ValueError):
-            return None
+        return pidfile.read_pid(self.pid_file)
 
     def tree_start_s(self) -> list[float]:
         """Each run's time from ``daemon_starting`` to ``daemon_ready``, from the daemon's log."""
@@ -193,7 +178,7 @@ class Supervisord:
     def start(self) -> int:
         """``supervisord`` daemonises and returns before it serves: ready is its socket accepting."""
         subprocess.run([self.executable, "-c", str(self.config)], check=True, capture_output=True)
-        wait_for(lambda: unix_accepts(self.socket), READY_TIMEOUT_S, "supervisord's socket")
+        wait_for(lambda: not endpoint.is_free(f"ipc://{self.socket}"), READY_TIMEOUT_S, "supervisord's socket")
         wait_for(lambda: self.pid() is not None, READY_TIMEOUT_S, "supervisord's pid file")
         return self.pid() or 0
 
@@ -206,10 +191,7 @@ class Supervisord:
             wait_gone(pid, READY_TIMEOUT_S)
 
     def pid(self) -> int | None:
-        try:
-            return int(self.pid_file.read_text())
-        except (OSError, ValueError):
-            return None
+        return pidfile.read_pid(self.pid_file)
 
 
 # -- measuring -----------------------------------------------------------------------------
