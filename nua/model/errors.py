@@ -26,16 +26,6 @@ class ModelError(Exception):
         self.message = message
         self.data: dict[str, Any] = dict(data or {})
 
-    def __reduce__(self) -> tuple[Any, ...]:
-        # Keeps the errors picklable (they may cross a process boundary in tests).
-        return (_rebuild, (type(self), self.message, self.data))
-
-
-def _rebuild(cls: type[ModelError], message: str, data: dict[str, Any]) -> ModelError:
-    error = cls.__new__(cls)
-    ModelError.__init__(error, message, data)
-    return error
-
 
 class NotFoundError(ModelError):
     """The row a command names does not exist. ``data``: ``entity`` and the key that was looked up."""
