@@ -81,6 +81,10 @@ class _Waiting:
     deadline: float
     notification: bool
 
+    def fail(self, error: errors.RpcError) -> None:
+        """Answer the call with ``error`` (nothing, for a notification)."""
+        self.finish(None if self.notification else encode_error(self.request_id, error))
+
 
 class _BatchReply:
     """Collects the replies of a batch's members; sends one array once all are in."""
@@ -226,7 +230,7 @@ class Dispatcher:
             except Exception as exc:  # noqa: BLE001 - the future's failure is the call's error reply
                 del self._waiting[call_id]
                 error = to_rpc_error(exc, tracebacks=self.tracebacks, log=self.log)
-                waiting.finish(None if waiting.notification else encode_error(waiting.request_id, error))
+                waiting.fail(error)
                 replied += 1
                 continue
             if _is_future(value):
@@ -249,7 +253,7 @@ class Dispatcher:
                 f"{waiting.method} did not complete within {self.call_timeout_s} s; its result will be dropped",
                 {"method": waiting.method, "timeout_s": self.call_timeout_s},
             )
-            waiting.finish(None if waiting.notification else encode_error(waiting.request_id, error))
+            waiting.fail(error)
         return None
 
     def abort_all(self, error: errors.RpcError) -> int:
@@ -257,7 +261,7 @@ class Dispatcher:
         count = 0
         while self._waiting:
             _, waiting = self._waiting.popitem(last=False)
-            waiting.finish(None if waiting.notification else encode_error(waiting.request_id, error))
+            waiting.fail(error)
             count += 1
         return count
 
