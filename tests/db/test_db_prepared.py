@@ -13,6 +13,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import InvalidRequestError
 
+from nua.model import commands as cmd
 from nua.model import engine as db_engine
 from nua.model import operations
 from nua.model.base import iso, transaction_time, utcnow
@@ -90,9 +91,9 @@ def test_a_write_through_the_plan_reads_back_through_sqlalchemy(tmp_path: Path) 
         settings_table.create(engine)
         value = {"nested": [1, "x", None], "ok": True}
         with engine.connect() as conn, conn.begin():
-            operations.set_setting(conn, operations.cmd.SetSetting("a.b", value))
-            operations.set_setting(conn, operations.cmd.SetSetting("a.b", [2]))
-            operations.set_setting(conn, operations.cmd.SetSetting("c", value))
+            operations.set_setting(conn, cmd.SetSetting("a.b", value))
+            operations.set_setting(conn, cmd.SetSetting("a.b", [2]))
+            operations.set_setting(conn, cmd.SetSetting("c", value))
         with engine.connect() as conn:
             rows = {row.key: row for row in conn.execute(sa.select(settings_table))}
         assert rows["a.b"].value == [2]
