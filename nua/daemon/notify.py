@@ -17,8 +17,8 @@ NOTIFY_SOCKET = "NOTIFY_SOCKET"
 def notify(state: str, environ: Mapping[str, str] | None = None) -> bool:
     """Send ``state`` (e.g. ``"READY=1"``) to ``$NOTIFY_SOCKET``; ``True`` if it was sent.
 
-    A failure to send is not fatal to the daemon: it returns ``False`` and the
-    caller logs it.
+    A failure to send is not fatal to the daemon: it returns ``False``, as outside
+    systemd, and the daemon carries on.
     """
     env = os.environ if environ is None else environ
     address = env.get(NOTIFY_SOCKET, "")
