@@ -25,6 +25,8 @@ import psutil
 import pytest
 import toml
 
+from nua.daemon import pidfile
+
 REPO = Path(__file__).resolve().parents[2]
 DAEMON = [sys.executable, "-m", "nua.daemon.cli"]
 WAIT_S = 15.0
@@ -137,10 +139,7 @@ class DaemonEnv:
         return pid
 
     def pid(self) -> int | None:
-        try:
-            return int(self.pid_file.read_text().strip())
-        except (OSError, ValueError):
-            return None
+        return pidfile.read_pid(self.pid_file)
 
     def remember_daemon(self) -> None:
         pid = self.pid()
@@ -198,6 +197,6 @@ class DaemonEnv:
                 if "nua.daemon.cli" in " ".join(process.cmdline()):
                     process.send_signal(signal.SIGKILL)
                     # A zombie counts as gone: reaping orphans is init's business.
-                    wait_until(lambda pid=pid: not is_alive(pid), what=f"pid {pid} to die")
+                    self.wait_gone(pid)
             except psutil.Error:
                 continue
