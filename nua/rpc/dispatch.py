@@ -214,14 +214,13 @@ class Dispatcher:
 
     # -- completions and deadlines --------------------------------------------------------
 
-    def process_completions(self) -> int:
-        """Reply to every call whose future resolved since the last time; return how many."""
-        replied = 0
+    def process_completions(self) -> None:
+        """Reply to every call whose future resolved since the last time."""
         while True:
             try:
                 call_id, future = self._done.get_nowait()
             except queue.Empty:
-                return replied
+                return
             waiting = self._waiting.get(call_id)
             if waiting is None:
                 continue  # timed out already: the late result is dropped
@@ -229,16 +228,13 @@ class Dispatcher:
                 value = _outcome(future)
             except Exception as exc:  # noqa: BLE001 - the future's failure is the call's error reply
                 del self._waiting[call_id]
-                error = to_rpc_error(exc, tracebacks=self.tracebacks, log=self.log)
-                waiting.fail(error)
-                replied += 1
+                waiting.fail(to_rpc_error(exc, tracebacks=self.tracebacks, log=self.log))
                 continue
             if _is_future(value):
                 self._watch(call_id, value)  # an offloaded method that ended by asking an actor
                 continue
             del self._waiting[call_id]
             waiting.finish(None if waiting.notification else encode_result(waiting.request_id, value))
-            replied += 1
 
     def expire(self) -> float | None:
         """Fail every call past its deadline; return the seconds until the next one (``None``: none waits)."""
