@@ -312,6 +312,11 @@ class Registry:
             self._methods[method.name] = method
         return [m.name for m in methods]
 
+    def remove(self, names: Iterable[str]) -> None:
+        """Take these methods out again (a plugin that failed half-way)."""
+        for name in names:
+            self._methods.pop(name, None)
+
     def get(self, name: str) -> Method | None:
         return self._methods.get(name)
 
@@ -387,8 +392,7 @@ def load_plugins(
         try:
             added = add_groups(registry, groups_in(load()), services)
         except Exception as exc:  # noqa: BLE001 - any failure of a plugin is that plugin's, never the daemon's
-            for name in set(registry.names()) - before:
-                registry._methods.pop(name)  # noqa: SLF001 - undoing our own partial add
+            registry.remove(set(registry.names()) - before)
             failed[source] = f"{type(exc).__name__}: {exc}"
             logger.error("rpc_plugin_skipped", plugin=source, error=failed[source])
             continue
