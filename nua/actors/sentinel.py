@@ -29,7 +29,7 @@ ShutdownListener = Callable[[str], None]
 
 # Four looks a second: a shutdown request is noticed well within a second, and an
 # idle daemon spends a few microseconds a second on it.
-DEFAULT_INTERVAL_S = 0.25
+INTERVAL_S = 0.25
 
 
 @dataclass(frozen=True)
@@ -45,16 +45,12 @@ class Sentinel(SupervisedActor):
         context: ChildContext,
         settings: Settings,
         request_shutdown: ShutdownListener,
-        *,
-        pid: int | None = None,
-        interval_s: float = DEFAULT_INTERVAL_S,
     ) -> None:
         super().__init__(context)
         self.pid_file = Path(settings.server.pid_file)
         self.exit_flag = Path(settings.server.exit_flag)
         self.socket_file = ipc_path(settings.zmq.bind_endpoint)
-        self.pid = os.getpid() if pid is None else pid
-        self.interval_s = interval_s
+        self.pid = os.getpid()
         self._request_shutdown = request_shutdown
         self._requested = False
         self._unreadable_looks = 0
@@ -88,7 +84,7 @@ class Sentinel(SupervisedActor):
     def _tick(self) -> None:
         # A separate thread only keeps time; the looking happens in the actor's
         # own thread, so that a fault there is the actor's and gets supervised.
-        while not self._stopping.wait(self.interval_s):
+        while not self._stopping.wait(INTERVAL_S):
             try:
                 self.actor_ref.tell(Check())
             except pykka.ActorDeadError:
