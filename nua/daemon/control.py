@@ -282,8 +282,8 @@ class QueryError(RuntimeError):
     """The daemon did not answer a JSON-RPC call in time, or answered with an error."""
 
 
-def query(endpoint: str, method: str, *params: Any, timeout_s: float) -> Any:
-    """One JSON-RPC call that never waits past ``timeout_s``.
+def query(endpoint: str, method: str, *, timeout_s: float) -> Any:
+    """One JSON-RPC call, without parameters, that never waits past ``timeout_s``.
 
     The RPC client is imported here so that the commands that do not need it
     (``start``, ``stop``) do not load ZeroMQ.
@@ -293,6 +293,6 @@ def query(endpoint: str, method: str, *params: Any, timeout_s: float) -> Any:
 
     try:
         with Client(endpoint, timeout=timeout_s) as client:
-            return client.call(method, *params)
+            return client.call(method)
     except (DaemonUnreachableError, ProtocolError, RpcError) as exc:
         raise QueryError(str(exc)) from exc
