@@ -25,7 +25,7 @@ import psutil
 import pytest
 import toml
 
-from nua.daemon import pidfile
+from nua.daemon import control, pidfile
 
 REPO = Path(__file__).resolve().parents[2]
 DAEMON = [sys.executable, "-m", "nua.daemon.cli"]
@@ -182,7 +182,9 @@ class DaemonEnv:
         return found
 
     def wait_gone(self, pid: int, timeout: float = WAIT_S) -> None:
-        wait_until(lambda: not is_alive(pid), timeout, what=f"pid {pid} to exit")
+        """Wait for ``pid`` to exit, on its pidfd as ``stop`` does (an exited zombie counts as gone)."""
+        if not control.wait_gone(pid, timeout):
+            pytest.fail(f"timed out after {timeout} s waiting for pid {pid} to exit")
 
     def kill_all(self) -> None:
         """End, by pid, every process this test started that still runs."""
