@@ -11,7 +11,6 @@ import shutil
 import signal
 import subprocess
 import threading
-from collections.abc import Iterator
 from typing import Any, Self
 
 import pytest
@@ -104,7 +103,7 @@ def test_sigterm_while_8_clients_write_loses_nothing_acknowledged(daemon: Daemon
 
 
 @pytest.fixture
-def faulty(daemon: DaemonEnv) -> Iterator[DaemonEnv]:
+def faulty(daemon: DaemonEnv) -> DaemonEnv:
     daemon.write_config(debug={"allow_fault_injection": True}, supervisor={"max_restarts": 10, "max_seconds": 60.0})
     return daemon
 
