@@ -12,6 +12,12 @@ from typing import Any
 
 import pykka
 
+# The names the daemon's tree registers its well-known actors under.
+ROOT = "root"
+DB_WRITER = "db_writer"
+GATEWAY = "gateway"
+SENTINEL = "sentinel"
+
 
 class Directory:
     """Thread-safe map of child ids to the ref of their current incarnation."""

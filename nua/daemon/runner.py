@@ -26,8 +26,6 @@ from typing import Any
 
 import pykka
 import pykka.debug
-from sqlalchemy import make_url
-from sqlalchemy.exc import ArgumentError
 
 from nua import log, settings
 from nua.actors.directory import Directory
@@ -191,7 +189,7 @@ class Daemon:
         self.log.info(
             "daemon_starting",
             endpoint=self.settings.zmq.bind_endpoint,
-            db_url=_hide_password(self.settings.db.url),
+            db_url=self.settings.db.safe_url,
             config_file=str(self.settings.config_file) if self.settings.config_file else None,
         )
         self.root, self._specs = tree.start(
@@ -325,15 +323,6 @@ def _differences(current: settings.Settings, fresh: settings.Settings) -> list[s
             if getattr(old, field.name) != getattr(new, field.name)
         )
     return changed
-
-
-def _hide_password(url: str) -> str:
-    # SQLAlchemy's own masking, as the DB writer's log, sys_status and the settings
-    # rows use: the URL is read as the engine will read it, not split by hand.
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:  # not a URL: the DB writer reports it; nothing to hide
-        return url
 
 
 def run(config: settings.Settings, *, foreground: bool, readiness: Readiness | None = None) -> int:

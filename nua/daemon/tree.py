@@ -18,13 +18,11 @@ import pykka
 
 from nua.actors._supervised import ChildContext, ExitListener
 from nua.actors.db_writer import DbWriter
-from nua.actors.directory import Directory
+from nua.actors.directory import DB_WRITER, GATEWAY, ROOT, SENTINEL, Directory
 from nua.actors.gateway import Gateway
 from nua.actors.sentinel import Sentinel, ShutdownListener
 from nua.actors.supervisor import ChildSpec, Intensity, Restart, Strategy, Supervisor
 from nua.settings import Settings
-
-ROOT_ID = "root"
 
 # Opening the database (and creating or upgrading its schema) may take longer
 # than an actor's usual start.
@@ -39,11 +37,11 @@ def child_specs(settings: Settings, directory: Directory, request_shutdown: Shut
         return ChildSpec(child_id, start=start, restart=Restart.PERMANENT, shutdown_s=shutdown_s, **extra)
 
     specs = [
-        spec("sentinel", lambda ctx: Sentinel.start(ctx, settings, request_shutdown)),
-        spec("db_writer", lambda ctx: DbWriter.start(ctx, settings), start_timeout_s=DB_WRITER_START_TIMEOUT_S),
+        spec(SENTINEL, lambda ctx: Sentinel.start(ctx, settings, request_shutdown)),
+        spec(DB_WRITER, lambda ctx: DbWriter.start(ctx, settings), start_timeout_s=DB_WRITER_START_TIMEOUT_S),
     ]
     if settings.server.start_zmq_server:
-        specs.append(spec("gateway", lambda ctx: Gateway.start(ctx, settings, directory)))
+        specs.append(spec(GATEWAY, lambda ctx: Gateway.start(ctx, settings, directory)))
     return specs
 
 
@@ -61,13 +59,13 @@ def start(
     """
     specs = child_specs(settings, directory, request_shutdown)
     root = Supervisor.start(
-        ChildContext(ROOT_ID, 1, on_exit),
+        ChildContext(ROOT, 1, on_exit),
         specs,
         strategy=Strategy.ONE_FOR_ONE,
         intensity=Intensity(settings.supervisor.max_restarts, settings.supervisor.max_seconds),
         directory=directory,
     )
-    directory.register(ROOT_ID, root)
+    directory.register(ROOT, root)
     return root, specs
 
 

@@ -15,13 +15,10 @@ from typing import Any
 import pykka
 
 from nua.actors._future import NotifyingFuture
-from nua.actors.directory import Directory
+from nua.actors.directory import DB_WRITER, Directory
 from nua.rpc.errors import UnavailableError
 from nua.rpc.registry import Registry
 from nua.settings import Settings
-
-# The directory name of the actor that owns the database (the tree's ``db_writer`` child).
-DB_WRITER = "db_writer"
 
 
 @dataclass

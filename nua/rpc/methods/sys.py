@@ -9,25 +9,15 @@ from typing import Any, cast
 
 import psutil
 import pykka
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
 
+from nua.actors.directory import ROOT
 from nua.actors.messages import ChildInfo, Crash, WhichChildren
 from nua.rpc.errors import NotFoundError, UnavailableError
 from nua.rpc.registry import MethodGroup, public
 from nua.rpc.services import Services
 
-ROOT = "root"
 # The tree is only a part of the status: a busy root must not make it hang.
 TREE_TIMEOUT_S = 2.0
-
-
-def _safe_url(url: str) -> str:
-    """The database URL without its password."""
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
-        return url
 
 
 class SysMethods(MethodGroup):
@@ -45,7 +35,7 @@ class SysMethods(MethodGroup):
             "pid": os.getpid(),
             "uptime_s": round(time.time() - started, 3),
             "endpoint": self.services.endpoint,
-            "db_url": _safe_url(settings.db.url),
+            "db_url": settings.db.safe_url,
             "log_file": settings.server.log_file,
             "methods": len(self.services.registry),
             "tree": self._tree(datetime.fromtimestamp(started, UTC).isoformat(timespec="milliseconds")),
