@@ -35,6 +35,8 @@ START_HINT = "start it with `nua-orchestrator start` (or check --endpoint / NUA_
 # How soon a dropped connection is retried (ZeroMQ's default is 100 ms).
 RECONNECT_IVL_MS = 20
 RECONNECT_IVL_MAX_MS = 1000
+# How long a call waits for a connection before asking whether anything listens at all.
+ABSENT_GRACE_S = 0.25
 
 
 class DaemonUnreachableError(ConnectionError):
@@ -162,13 +164,24 @@ class Client:
         return f"{self._prefix}{next(self._ids)}"
 
     def _send(self, payload: bytes, deadline: float) -> None:
-        if not self._socket.poll(0, zmq.POLLOUT) and _nobody_listens(self.endpoint):
-            # Nothing to wait for: say so now rather than at the end of the timeout.
+        grace_ms = int(min(ABSENT_GRACE_S, max(0.0, deadline - time.monotonic())) * 1000)
+        if not self._socket.poll(grace_ms, zmq.POLLOUT) and _nobody_listens(self.endpoint):
+            # Nothing to wait for (the grace covers a gateway rebinding during its
+            # restart): say so now rather than at the end of the timeout.
             raise DaemonUnreachableError(self.endpoint, self.timeout, connected=False, refused=True)
-        remaining = deadline - time.monotonic()
-        if not self._socket.poll(max(0, int(remaining * 1000)), zmq.POLLOUT):
-            raise DaemonUnreachableError(self.endpoint, self.timeout, connected=False)
-        self._socket.send(payload, zmq.NOBLOCK)
+        while True:
+            remaining = deadline - time.monotonic()
+            if not self._socket.poll(max(0, int(remaining * 1000)), zmq.POLLOUT):
+                raise DaemonUnreachableError(self.endpoint, self.timeout, connected=False)
+            try:
+                self._socket.send(payload, zmq.NOBLOCK)
+            except zmq.Again:
+                # The connection went away between the poll and the send (a
+                # restarting gateway): wait for the reconnection, within the deadline.
+                if remaining <= 0:
+                    raise DaemonUnreachableError(self.endpoint, self.timeout, connected=False) from None
+                continue
+            return
 
     def _roundtrip(self, payload: bytes, ids: set[str]) -> Any:
         deadline = time.monotonic() + self.timeout
