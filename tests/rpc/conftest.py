@@ -2,72 +2,18 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
-import zmq
 
-from nua import settings
-from nua.actors._supervised import ChildContext
-from nua.actors.db_writer import DbWriter
-from nua.actors.directory import Directory
-from nua.actors.gateway import Gateway
-from nua.actors.messages import Ping
-from nua.actors.supervisor import ChildSpec, Intensity, Supervisor
 from nua.rpc.client import Client
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))  # the test plugins
+sys.path.insert(0, str(HERE))  # the test plugins and helpers
 
-
-def make_settings(tmp_path: Path, **env: str) -> settings.Settings:
-    """Settings private to ``tmp_path``: an ipc endpoint, SQLite, cheap scrypt, the test plugin."""
-    base = {
-        "NUA_DB_URL": f"sqlite:///{tmp_path}/nua.db",
-        "NUA_ZMQ_ENDPOINT": f"ipc://{tmp_path}/run/nua.sock",
-        "NUA_SERVER_PID_FILE": f"{tmp_path}/run/nua.pid",
-        "NUA_SERVER_EXIT_FLAG": f"{tmp_path}/run/nua.exit",
-        "NUA_SERVER_LOG_FILE": f"{tmp_path}/nua.log",
-        "NUA_SECURITY_SCRYPT_N": "1024",
-        "NUA_DEBUG_ALLOW_FAULT_INJECTION": "true",
-        "NUA_RPC_PLUGINS": "rpc_test_plugin",
-    }
-    return settings.load(environ={**base, **env})
-
-
-@dataclass
-class Tree:
-    settings: settings.Settings
-    directory: Directory
-    root: Any
-
-    @property
-    def endpoint(self) -> str:
-        return self.settings.zmq.bind_endpoint
-
-    def client(self, timeout: float = 5.0) -> Client:
-        return Client(self.endpoint, timeout=timeout)
-
-
-def start_tree(config: settings.Settings) -> Tree:
-    directory = Directory()
-    root = Supervisor.start(
-        ChildContext("root", 1, lambda _exited: None),
-        [
-            ChildSpec("db_writer", start=lambda ctx: DbWriter.start(ctx, config), start_timeout_s=30),
-            ChildSpec("gateway", start=lambda ctx: Gateway.start(ctx, config, directory)),
-        ],
-        directory=directory,
-        intensity=Intensity(max_restarts=20, max_seconds=5),
-    )
-    directory.register("root", root)
-    root.ask(Ping(), timeout=30)
-    return Tree(config, directory, root)
+from rpc_helpers import Raw, Tree, make_settings, start_tree  # noqa: E402 - needs the path above
 
 
 @pytest.fixture
@@ -94,33 +40,6 @@ def tree(tree_factory: Callable[..., Tree]) -> Tree:
 def client(tree: Tree) -> Iterator[Client]:
     with tree.client() as c:
         yield c
-
-
-class Raw:
-    """A DEALER socket sending raw bytes, for malformed input."""
-
-    def __init__(self, endpoint: str) -> None:
-        self.socket = zmq.Context.instance().socket(zmq.DEALER)
-        self.socket.setsockopt(zmq.LINGER, 0)
-        self.socket.connect(endpoint)
-
-    def send(self, payload: bytes | str | Any) -> None:
-        if isinstance(payload, str):
-            payload = payload.encode()
-        elif not isinstance(payload, bytes):
-            payload = json.dumps(payload).encode()
-        self.socket.send(payload)
-
-    def recv(self, timeout: float = 5.0) -> Any:
-        assert self.socket.poll(int(timeout * 1000)), "no reply"
-        return json.loads(self.socket.recv())
-
-    def call(self, payload: bytes | str | Any, timeout: float = 5.0) -> Any:
-        self.send(payload)
-        return self.recv(timeout)
-
-    def close(self) -> None:
-        self.socket.close()
 
 
 @pytest.fixture

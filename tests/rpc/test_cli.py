@@ -9,7 +9,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import Tree
+from rpc_helpers import Tree
 
 NUA = str(Path(__file__).resolve().parents[2] / "bin" / "nua")
 

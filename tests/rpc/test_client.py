@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import rpc_test_plugin
-from conftest import Tree
+from rpc_helpers import Tree
 
 from nua.rpc import errors
 from nua.rpc.client import Call, Client, DaemonUnreachableError

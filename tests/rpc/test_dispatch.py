@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import make_settings
+from rpc_helpers import make_settings
 
 from nua.actors._future import NotifyingFuture
 from nua.actors._supervised import ChildContext, SupervisedActor

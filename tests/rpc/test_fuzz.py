@@ -11,9 +11,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from conftest import Raw, Tree, make_settings, start_tree
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from rpc_helpers import Raw, Tree, make_settings, start_tree
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),

@@ -13,7 +13,7 @@ import pykka
 import pytest
 import rpc_test_plugin
 import zmq
-from conftest import Raw, Tree, make_settings
+from rpc_helpers import Raw, Tree, make_settings
 from tinyrpc.client import RPCClient
 from tinyrpc.exc import RPCError as TinyRPCError
 from tinyrpc.protocols.jsonrpc import JSONRPCProtocol

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import pytest
-from conftest import make_settings
+from rpc_helpers import make_settings
 
 from nua.actors.directory import Directory
 from nua.rpc import errors, registry

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import Raw
+from rpc_helpers import Raw
 
 # (request text, expected reply or None for no reply) straight from the specification.
 EXAMPLES = [
