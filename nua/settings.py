@@ -41,6 +41,8 @@ class ZmqSettings:
     address: str
     port: int
     endpoint: str
+    max_clients: int
+    send_hwm: int
 
     @property
     def bind_endpoint(self) -> str:
@@ -54,6 +56,8 @@ class DbSettings:
     url: str
     sqlite_synchronous: str
     max_batch: int
+    max_value_bytes: int
+    reconnect_max_s: float
 
     @property
     def safe_url(self) -> str:
@@ -86,7 +90,12 @@ class RpcSettings:
     plugins: list[str]
     call_timeout_s: float
     max_message_bytes: int
+    hard_max_message_bytes: int
+    max_reply_bytes: int
     max_in_flight: int
+    max_in_flight_per_client: int
+    page_size: int
+    max_page_size: int
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,7 @@ import pykka
 from sqlalchemy.engine import Connection, Engine
 
 from nua.actors._supervised import ChildContext, InjectedFaultError, SupervisedActor, describe
+from nua.actors.health import Health
 from nua.actors.messages import Crash
 from nua.model import engine as db_engine
 from nua.model import operations
@@ -123,9 +124,10 @@ _BATCHED: tuple[type[Any], ...] = (*COMMAND_TYPES, Crash)
 class DbWriter(SupervisedActor):
     """Owns the engine and one connection; applies commands in group-committed batches."""
 
-    def __init__(self, context: ChildContext, settings: Settings) -> None:
+    def __init__(self, context: ChildContext, settings: Settings, health: Health | None = None) -> None:
         super().__init__(context)
         self.settings = settings
+        self.health = health or Health()
         self.max_batch = max(1, settings.db.max_batch)
         self._engine: Engine | None = None
         self._conn: Connection | None = None

@@ -30,6 +30,7 @@ import zmq
 
 from nua.actors._supervised import ChildContext, SupervisedActor
 from nua.actors.directory import Directory
+from nua.actors.health import Health
 from nua.daemon.endpoint import ipc_path
 from nua.rpc import errors, registry
 from nua.rpc.dispatch import Dispatcher
@@ -138,7 +139,9 @@ def _request_id(payload: bytes) -> Any:
 class Gateway(SupervisedActor):
     """Binds the RPC endpoint and serves it from its I/O thread."""
 
-    def __init__(self, context: ChildContext, settings: Settings, directory: Directory) -> None:
+    def __init__(
+        self, context: ChildContext, settings: Settings, directory: Directory, health: Health | None = None
+    ) -> None:
         super().__init__(context)
         self.settings = settings
         self.endpoint = settings.zmq.bind_endpoint
@@ -149,7 +152,7 @@ class Gateway(SupervisedActor):
         self._wakeup: _Wakeup | None = None
         self._pool: concurrent.futures.ThreadPoolExecutor | None = None
         self._dispatcher: Dispatcher | None = None
-        self.services = Services(settings, directory)
+        self.services = Services(settings, directory, health=health or Health())
 
     # -- lifecycle ----------------------------------------------------------------------
 

@@ -29,6 +29,7 @@ import pykka.debug
 
 from nua import log, settings
 from nua.actors.directory import Directory
+from nua.actors.health import Health
 from nua.actors.messages import Exited, Ping
 from nua.actors.supervisor import ChildSpec
 from nua.daemon import notify, tree
@@ -134,6 +135,7 @@ class Daemon:
         self.readiness = readiness or Readiness(None)
         self.pid_file = PidFile(config.server.pid_file)
         self.directory = Directory()
+        self.health = Health()
         self.wakeup = _Wakeup()
         self.log = log.get("nua.daemon")  # rebound once the logs are configured
         self.root: pykka.ActorRef[Any] | None = None
@@ -197,6 +199,7 @@ class Daemon:
             self.directory,
             request_shutdown=self._request_shutdown,
             on_exit=self._root_exited,
+            health=self.health,
         )
         budget = tree.start_budget_s(self._specs)
         try:

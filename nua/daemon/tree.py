@@ -20,6 +20,7 @@ from nua.actors._supervised import ChildContext, ExitListener
 from nua.actors.db_writer import DbWriter
 from nua.actors.directory import DB_WRITER, GATEWAY, ROOT, SENTINEL, Directory
 from nua.actors.gateway import Gateway
+from nua.actors.health import Health
 from nua.actors.sentinel import Sentinel, ShutdownListener
 from nua.actors.supervisor import ChildSpec, Intensity, Restart, Strategy, Supervisor
 from nua.settings import Settings
@@ -29,7 +30,9 @@ from nua.settings import Settings
 DB_WRITER_START_TIMEOUT_S = 30.0
 
 
-def child_specs(settings: Settings, directory: Directory, request_shutdown: ShutdownListener) -> list[ChildSpec]:
+def child_specs(
+    settings: Settings, directory: Directory, request_shutdown: ShutdownListener, health: Health
+) -> list[ChildSpec]:
     """The root's children, in start order (no gateway with ``[server] start_zmq_server = false``)."""
     shutdown_s = settings.supervisor.shutdown_timeout_s
 
@@ -38,10 +41,10 @@ def child_specs(settings: Settings, directory: Directory, request_shutdown: Shut
 
     specs = [
         spec(SENTINEL, lambda ctx: Sentinel.start(ctx, settings, request_shutdown)),
-        spec(DB_WRITER, lambda ctx: DbWriter.start(ctx, settings), start_timeout_s=DB_WRITER_START_TIMEOUT_S),
+        spec(DB_WRITER, lambda ctx: DbWriter.start(ctx, settings, health), start_timeout_s=DB_WRITER_START_TIMEOUT_S),
     ]
     if settings.server.start_zmq_server:
-        specs.append(spec(GATEWAY, lambda ctx: Gateway.start(ctx, settings, directory)))
+        specs.append(spec(GATEWAY, lambda ctx: Gateway.start(ctx, settings, directory, health)))
     return specs
 
 
@@ -51,13 +54,14 @@ def start(
     *,
     request_shutdown: ShutdownListener,
     on_exit: ExitListener,
+    health: Health,
 ) -> tuple[pykka.ActorRef[Any], list[ChildSpec]]:
     """Start the root supervisor; it starts its children in its own thread.
 
     Returns at once: an ``ask`` of :class:`~nua.actors.messages.Ping` to the root
     answers only once every child is running (or fails, if one could not start).
     """
-    specs = child_specs(settings, directory, request_shutdown)
+    specs = child_specs(settings, directory, request_shutdown, health)
     root = Supervisor.start(
         ChildContext(ROOT, 1, on_exit),
         specs,

@@ -16,6 +16,7 @@ import pykka
 
 from nua.actors._future import NotifyingFuture
 from nua.actors.directory import DB_WRITER, Directory
+from nua.actors.health import Health
 from nua.rpc.errors import UnavailableError
 from nua.rpc.registry import Registry
 from nua.settings import Settings
@@ -28,6 +29,8 @@ class Services:
     settings: Settings
     directory: Directory
     registry: Registry = field(default_factory=Registry)
+    # What is degraded right now (the DB writer reports database outages here).
+    health: Health = field(default_factory=Health)
     # The endpoint actually bound (a tcp port 0 resolved), set by the gateway.
     endpoint: str = ""
 
