@@ -285,7 +285,8 @@ def private_dir(path: str | Path) -> Path:
     files). That is the rule PostgreSQL and supervisord live with for their
     socket and pid files in ``/tmp``, and OpenSSH's for ``StrictModes``.
     """
-    directory = Path(os.path.abspath(path))  # textual: ".." must not escape the checks below
+    # Textual, unlike resolve(): a symbolic link on the way must be seen to be checked.
+    directory = Path(os.path.abspath(path))  # noqa: PTH100
     missing: list[Path] = []
     existing = directory
     while not existing.exists():

@@ -128,6 +128,9 @@ class Sentinel(SupervisedActor):
         # nothing about the files: it is logged and the next tick looks again.
         if self._flag_present():
             return f"exit flag {self.exit_flag} appeared"
+        return self._pid_file_changed()
+
+    def _pid_file_changed(self) -> str | None:
         try:
             with self.pid_file.open("rb") as file:
                 data = file.read(PID_FILE_MAX_BYTES)  # bounded: whoever rewrites it may write a lot
