@@ -51,6 +51,10 @@ def when_locked(daemon: DaemonEnv, process: subprocess.Popen[str]) -> None:
     wait_until(lambda: process.poll() is not None or daemon.pid() == process.pid, what="the pid file")
 
 
+def serving(daemon: DaemonEnv, process: subprocess.Popen[str]) -> bool:
+    return process.poll() is not None or (daemon.socket.is_socket() and daemon.pid() == process.pid)
+
+
 PHASES: dict[str, Callable[[DaemonEnv, subprocess.Popen[str]], None]] = {
     "entry-point": when_masked,
     "tree-starting": when_locked,
@@ -78,10 +82,7 @@ def test_sighup_during_start_is_a_reload_once_it_serves(daemon: DaemonEnv, phase
         process = daemon.spawn("start", "--foreground")
         PHASES[phase](daemon, process)
         process.send_signal(signal.SIGHUP)
-        wait_until(
-            lambda: process.poll() is not None or (daemon.socket.is_socket() and daemon.pid() == process.pid),
-            what="the daemon to serve",
-        )
+        wait_until(lambda p=process: serving(daemon, p), what="the daemon to serve")
         assert is_alive(process.pid), run
         assert daemon.status()[0] == 0
         process.send_signal(signal.SIGTERM)
