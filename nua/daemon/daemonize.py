@@ -110,7 +110,11 @@ def daemonize(timeout_s: float) -> Readiness | Report:
     # The daemon handles its signals only once it has installed its handlers:
     # until then they wait (see ``sigmask``). The original process is no daemon.
     previous = sigmask.block()
-    first = os.fork()
+    try:
+        first = os.fork()
+    except BaseException:
+        sigmask.restore(previous)
+        raise
     if first > 0:
         sigmask.restore(previous)
         os.close(write_end)
