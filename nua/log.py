@@ -1,5 +1,9 @@
 """Structured logging: JSON lines to a file when daemonised, a console renderer in the foreground.
 
+The log file can be re-opened (:func:`reopen`, on ``SIGHUP``), so that logrotate
+may move it away without ``copytruncate``, and a removed log directory is made
+again rather than logs going on into a deleted file.
+
 Everything goes through the standard ``logging`` module at the bottom so that the
 records of libraries (``pykka`` above all: an actor that dies in a ``tell`` is only
 reported there) end up in the same place and format as nua's own.
@@ -13,6 +17,8 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import structlog
+
+from nua.settings import private_dir
 
 LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
 
@@ -32,8 +38,8 @@ def configure(level: str = "info", log_file: str | Path | None = None, stream: T
     """
     if log_file is not None:
         path = Path(log_file)
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        handler: logging.Handler = logging.FileHandler(path, encoding="utf-8")
+        private_dir(path.parent)
+        handler: logging.Handler = _LogFile(path, encoding="utf-8")
         renderer: Any = structlog.processors.JSONRenderer()
         extra: list[Any] = [structlog.processors.format_exc_info]
     else:
@@ -58,6 +64,31 @@ def configure(level: str = "info", log_file: str | Path | None = None, stream: T
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=True,
     )
+
+
+class _LogFile(logging.FileHandler):
+    """A log file that can be opened again under its name, by the same handler."""
+
+    def reopen(self) -> None:
+        path = Path(self.baseFilename)
+        private_dir(path.parent)  # made again if it was removed
+        fresh = path.open("a", encoding=self.encoding, errors=self.errors)
+        # Swapped under the handler's lock: a record is written whole to one file or the other.
+        old = self.setStream(fresh)
+        if old is not None:
+            old.close()
+
+
+def reopen() -> Path | None:
+    """Open the log file again under its name; the file, or ``None`` when logging to a stream.
+
+    Raises ``OSError`` or ``SettingsError`` when it cannot (the old file stays in use).
+    """
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, _LogFile):
+            handler.reopen()
+            return Path(handler.baseFilename)
+    return None
 
 
 def set_level(level: str) -> None:

@@ -10,6 +10,7 @@ from, never a traceback.
 from __future__ import annotations
 
 import os
+import stat
 import typing
 from dataclasses import dataclass, field
 from importlib import resources
@@ -269,17 +270,71 @@ def load(config_file: str | Path | None = None, environ: typing.Mapping[str, str
     return Settings(**sections, config_file=path)
 
 
+PRIVATE_MODE = 0o700
+
+
 def private_dir(path: str | Path) -> Path:
-    """Create ``path`` as a 0700 directory owned by us, refusing one that someone else controls."""
-    directory = Path(path)
-    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-    info = directory.stat()
-    if info.st_uid != os.geteuid():
-        msg = f"{directory} belongs to uid {info.st_uid}, not to us: refusing to use it"
-        raise SettingsError(msg)
-    if info.st_mode & 0o022:
-        directory.chmod(0o700)
+    """Make ``path`` usable for the daemon's own files; ``SettingsError`` naming the path if it is unsafe.
+
+    Only the directories created here are made 0700 (each one, parents included,
+    whatever the umask): an existing directory is never chmodded, since it may
+    be shared (``/tmp``, ``/run``) and is not ours to tighten. Instead every
+    existing directory on the way must be one that nobody else can change under
+    us: owned by root or by us, and not writable by group or others unless it
+    has the sticky bit (as ``/tmp``, where others cannot remove or rename our
+    files). That is the rule PostgreSQL and supervisord live with for their
+    socket and pid files in ``/tmp``, and OpenSSH's for ``StrictModes``.
+    """
+    # Textual, unlike resolve(): a symbolic link on the way must be seen to be checked.
+    directory = Path(os.path.abspath(path))  # noqa: PTH100
+    missing: list[Path] = []
+    existing = directory
+    while not existing.exists():
+        missing.append(existing)
+        existing = existing.parent
+    _check_safe(existing, directory)
+    for made in reversed(missing):
+        try:
+            made.mkdir(mode=PRIVATE_MODE)
+        except FileExistsError:
+            _check_safe(made, directory)  # someone else made it meanwhile: judged like any existing directory
+            continue
+        # The umask may have removed the owner's own bits; this directory is ours to set.
+        made.chmod(PRIVATE_MODE)
     return directory
+
+
+def _check_safe(directory: Path, target: Path) -> None:
+    """Refuse ``directory`` (``target`` or one above it) if someone else could change it under us.
+
+    ``target``, the configured place, must be writable by no one else (unless
+    sticky); above it only world-writable directories without the sticky bit are
+    refused, so that a group-writable ``/var/log`` (root:syslog on some systems)
+    does not forbid creating ``/var/log/nua``.
+    """
+    uid = os.geteuid()
+    for place in [*reversed(directory.parents), directory]:
+        try:
+            link = place.lstat()
+            info = place.stat()
+        except OSError as exc:
+            msg = f"{place}: cannot check it: {exc.strerror}"
+            raise SettingsError(msg) from None
+        # A symbolic link is followed only if its owner is trusted (as the kernel's protected_symlinks).
+        for owner in sorted({link.st_uid, info.st_uid}):
+            if owner not in {0, uid}:
+                msg = f"{place} belongs to uid {owner}, not to root or us (uid {uid}): refusing to use it"
+                raise SettingsError(msg)
+        if not stat.S_ISDIR(info.st_mode):
+            msg = f"{place} is not a directory"
+            raise SettingsError(msg)
+        writable = info.st_mode & (0o022 if place == target else 0o002)
+        if writable and not info.st_mode & stat.S_ISVTX:
+            msg = (
+                f"{place} is writable by {'others' if info.st_mode & 0o002 else 'its group'} without the sticky"
+                f" bit (mode {stat.S_IMODE(info.st_mode):04o}): refusing to use it"
+            )
+            raise SettingsError(msg)
 
 
 __all__ = [

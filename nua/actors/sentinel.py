@@ -4,13 +4,15 @@ As in nua's original design, an operator (or a second, confused daemon) can end 
 running daemon by removing its pid file, rewriting it with another pid, or creating
 the exit flag file. The sentinel looks at those files a few times a second and,
 the first time one of them says so, asks for a graceful shutdown through the
-listener it was given (it holds no reference to the daemon). At its first start it
+listener it was given (it holds no reference to the daemon). A look that fails
+(out of file descriptors, say) is not a change: it is logged and retried. At its first start it
 also removes the runtime files a crashed daemon may have left behind.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import threading
 from collections.abc import Callable
@@ -30,6 +32,8 @@ ShutdownListener = Callable[[str], None]
 # Four looks a second: a shutdown request is noticed well within a second, and an
 # idle daemon spends a few microseconds a second on it.
 INTERVAL_S = 0.25
+# A pid and a newline; more is garbage, never read whole.
+PID_FILE_MAX_BYTES = 32
 
 
 @dataclass(frozen=True)
@@ -54,6 +58,7 @@ class Sentinel(SupervisedActor):
         self._request_shutdown = request_shutdown
         self._requested = False
         self._unreadable_looks = 0
+        self._failing: set[tuple[Path, int | None]] = set()  # (file, errno) already logged
         self._stopping = threading.Event()
         self._ticker: threading.Thread | None = None
 
@@ -118,11 +123,24 @@ class Sentinel(SupervisedActor):
         self._request_shutdown(reason)
 
     def _reason_to_stop(self) -> str | None:
-        if self.exit_flag.exists():
+        # Only positive evidence stops the daemon. A look that fails for any other
+        # reason than "no such file" (out of descriptors, permissions, I/O) says
+        # nothing about the files: it is logged and the next tick looks again.
+        if self._flag_present():
             return f"exit flag {self.exit_flag} appeared"
-        if not self.pid_file.exists():
+        return self._pid_file_changed()
+
+    def _pid_file_changed(self) -> str | None:
+        try:
+            with self.pid_file.open("rb") as file:
+                data = file.read(PID_FILE_MAX_BYTES)  # bounded: whoever rewrites it may write a lot
+        except FileNotFoundError:
             return f"pid file {self.pid_file} was removed"
-        written = pidfile.read_pid(self.pid_file)
+        except OSError as exc:
+            self._look_failed(self.pid_file, exc)
+            return None
+        self._look_succeeded(self.pid_file)
+        written = pidfile.parse_pid(data)
         if written is None:
             # Caught mid-write by someone else, or garbage: only a file that
             # stays unreadable for two looks is a reason.
@@ -134,3 +152,35 @@ class Sentinel(SupervisedActor):
         if written != self.pid:
             return f"pid file {self.pid_file} was rewritten with pid {written}"
         return None
+
+    def _flag_present(self) -> bool:
+        """Whether the exit flag exists; ``False`` when that cannot be told (logged)."""
+        try:
+            self.exit_flag.lstat()  # any entry by that name is the flag, even a dangling link
+        except FileNotFoundError:
+            self._look_succeeded(self.exit_flag)
+            return False
+        except OSError as exc:
+            self._look_failed(self.exit_flag, exc)
+            return False
+        return True
+
+    def _look_failed(self, path: Path, exc: OSError) -> None:
+        # Once per file and kind of error, not four times a second.
+        kind = (path, exc.errno)
+        if kind in self._failing:
+            return
+        self._failing.add(kind)
+        self.log.error(
+            "watched_file_unreadable",
+            path=str(path),
+            error=exc.strerror or str(exc),
+            errno=errno.errorcode.get(exc.errno or 0, exc.errno),
+            action="looking again at the next tick",
+        )
+
+    def _look_succeeded(self, path: Path) -> None:
+        failed = {kind for kind in self._failing if kind[0] == path}
+        if failed:
+            self._failing -= failed
+            self.log.info("watched_file_readable", path=str(path))

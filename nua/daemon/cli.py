@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import nua
-from nua.daemon import control
+from nua.daemon import sigmask
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -42,7 +42,15 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # First of all, before the imports that take a while: a signal sent to a
+    # daemon starting in this process waits until it can be handled.
+    previous = sigmask.block()
     args = _parser().parse_args(argv)
+    if not (args.command == "run" or (args.command == "start" and args.foreground)):
+        # Not the daemon (a daemonising start blocks them again around its fork).
+        sigmask.restore(previous)
+    from nua.daemon import control  # noqa: PLC0415 - after the mask is set
+
     match args.command:
         case "start":
             return control.start(args.config, foreground=args.foreground)

@@ -69,15 +69,18 @@ def start(config: str | Path | None = None, *, foreground: bool = False) -> int:
     if state.locked:
         _say(f"already running (pid {state.pid})")
         return EXIT_OK
-    try:
-        settings.private_dir(Path(loaded.server.pid_file).parent)
-    except (OSError, settings.SettingsError) as exc:
-        _complain(f"cannot prepare the runtime directory: {exc}")
-        return EXIT_FAILED
-
     # Imported here, before forking so that it is done once: `status` and
     # `stop` need none of the actor machinery (SQLAlchemy, ZeroMQ).
     from nua.daemon import runner  # noqa: PLC0415
+
+    try:
+        runner.prepare_dirs(loaded, foreground=foreground)
+    except settings.SettingsError as exc:
+        _complain(str(exc))
+        return EXIT_NOT_CONFIGURED
+    except OSError as exc:
+        _complain(f"cannot prepare the daemon's directories: {exc}")
+        return EXIT_FAILED
 
     if foreground:
         return runner.run(loaded, foreground=True)

@@ -17,6 +17,8 @@ import select
 import time
 from dataclasses import dataclass
 
+from nua.daemon import sigmask
+
 UMASK = 0o027
 
 
@@ -105,8 +107,16 @@ def daemonize(timeout_s: float) -> Readiness | Report:
     reported (or died, or ``timeout_s`` passed); the caller then exits.
     """
     read_end, write_end = os.pipe()
-    first = os.fork()
+    # The daemon handles its signals only once it has installed its handlers:
+    # until then they wait (see ``sigmask``). The original process is no daemon.
+    previous = sigmask.block()
+    try:
+        first = os.fork()
+    except BaseException:
+        sigmask.restore(previous)
+        raise
     if first > 0:
+        sigmask.restore(previous)
         os.close(write_end)
         try:
             os.waitpid(first, 0)  # the intermediate process exits at once

@@ -49,14 +49,18 @@ class PidFileState:
     pid: int | None  # the pid written in the file, if readable
 
 
-def read_pid(path: Path) -> int | None:
-    """The pid written in ``path``, or ``None`` if it is missing or not a pid."""
-    try:
-        text = path.read_text(encoding="ascii")
-    except (OSError, UnicodeDecodeError):
-        return None
-    text = text.strip()
+def parse_pid(data: bytes) -> int | None:
+    """The pid a pid file's content names, or ``None`` if it is not one."""
+    text = data.strip()
     return int(text) if text.isdigit() and int(text) > 0 else None
+
+
+def read_pid(path: Path) -> int | None:
+    """The pid written in ``path``, or ``None`` if it is missing, unreadable or not a pid."""
+    try:
+        return parse_pid(path.read_bytes())
+    except OSError:
+        return None
 
 
 def _try_lock(fd: int, *, shared: bool = False) -> bool:

@@ -16,6 +16,7 @@ import enum
 import logging
 import os
 import queue
+import resource
 import signal
 import sys
 import threading
@@ -32,16 +33,19 @@ from nua.actors.directory import Directory
 from nua.actors.health import Health
 from nua.actors.messages import Exited, Ping
 from nua.actors.supervisor import ChildSpec
-from nua.daemon import notify, tree
+from nua.daemon import notify, sigmask, tree
+from nua.daemon.control import EXIT_NOT_CONFIGURED
 from nua.daemon.daemonize import Readiness
 from nua.daemon.endpoint import ipc_path
 from nua.daemon.pidfile import AlreadyRunningError, PidFile
 
+# The daemon's exit status: 0 only when it was asked to stop and stopped cleanly.
 EXIT_OK = 0
-EXIT_FAILED = 1
+EXIT_FAILED = 1  # could not start, gave up (escalation), stopped by itself, internal error, stop timed out
+# EXIT_NOT_CONFIGURED (6): a setting is wrong, or a directory it names is unsafe.
 
 _SHUTDOWN_SIGNALS = (signal.SIGTERM, signal.SIGINT)
-_HANDLED_SIGNALS = (*_SHUTDOWN_SIGNALS, signal.SIGHUP, signal.SIGUSR1)
+_HANDLED_SIGNALS = tuple(sorted(sigmask.HANDLED))
 _POSTED = 0  # never a signal number: "look at the posted events"
 # The gateway's I/O thread gives the GIL up at every poll and send; with Python's
 # default 5 ms switch interval it then waits up to that long behind an actor running
@@ -146,10 +150,22 @@ class Daemon:
 
     def run(self) -> int:
         """Run until asked to stop; the process's exit code."""
+        try:
+            prepare_dirs(self.settings, foreground=self.foreground)
+        except settings.SettingsError as exc:
+            log.configure(self.settings.server.log_level)  # the log file's own place may be the problem
+            self._start_failed(str(exc))
+            return EXIT_NOT_CONFIGURED
+        except OSError as exc:
+            log.configure(self.settings.server.log_level)
+            return self._start_failed(f"cannot prepare the daemon's directories: {exc}")
         self._configure_logs()
+        raise_fd_limit(self.log)
         # Signals are caught from the very start: a SIGTERM while the tree starts
-        # waits in the pipe and stops the daemon gracefully once it is up.
+        # waits in the pipe and stops the daemon gracefully once it is up. Those
+        # that arrived before (blocked since the entry point) are delivered now.
         self.wakeup.install()
+        sigmask.unblock()
         try:
             return self._run_locked()
         finally:
@@ -157,13 +173,12 @@ class Daemon:
 
     def _run_locked(self) -> int:
         try:
-            settings.private_dir(self.pid_file.path.parent)
             self.pid_file.acquire()
         except AlreadyRunningError as exc:
             self.log.warning("already_running", pid=exc.pid, pid_file=str(exc.path))
             self.readiness.already_running(exc.pid)
             return EXIT_OK
-        except (OSError, settings.SettingsError) as exc:
+        except OSError as exc:
             return self._start_failed(f"cannot take the pid file {self.pid_file.path}: {exc}")
         try:
             return self._serve()
@@ -258,15 +273,17 @@ class Daemon:
             case _Event(kind=_Kind.ROOT_EXITED, reason=reason):
                 self.root = None
                 if reason is None:
-                    self.log.warning("root_stopped", reason="the root supervisor stopped on its own")
-                    return EXIT_OK
+                    # Nobody asked: a supervisor must not end a service as if it had been stopped.
+                    self.log.error("root_stopped", reason="the root supervisor stopped on its own")
+                    return EXIT_FAILED
                 # Escalation: the root already stopped its children in reverse order.
                 self.log.error("daemon_escalation", reason=reason)
                 return EXIT_FAILED
         return None
 
     def _reload(self) -> None:
-        """Re-read the settings file; apply what can change while running, log the rest."""
+        """Re-open the log file, re-read the settings file; apply what can change while running, log the rest."""
+        self._reopen_log()
         source = str(self.settings.config_file) if self.settings.config_file else "defaults and environment"
         try:
             fresh = settings.load(self.settings.config_file)
@@ -281,6 +298,16 @@ class Daemon:
         if not_applied:
             self.log.warning("reload_not_applied", keys=not_applied, reason="these take effect at the next restart")
         self.log.info("settings_reloaded", source=source, log_level=level)
+
+    def _reopen_log(self) -> None:
+        # First, so that what the reload says lands in the new file.
+        try:
+            reopened = log.reopen()
+        except (OSError, settings.SettingsError) as exc:
+            self.log.error("log_reopen_failed", log_file=self.settings.server.log_file, error=str(exc))
+            return
+        if reopened is not None:
+            self.log.info("log_reopened", log_file=str(reopened))
 
     # -- stop ------------------------------------------------------------------------
 
@@ -311,6 +338,38 @@ class Daemon:
         if socket_file is not None and socket_file.is_socket():
             socket_file.unlink(missing_ok=True)
         Path(self.settings.server.exit_flag).unlink(missing_ok=True)
+
+
+def prepare_dirs(config: settings.Settings, *, foreground: bool) -> None:
+    """Make (or check) the directories of the pid file, the socket and, daemonised, the log file.
+
+    ``SettingsError`` naming the path when one is unsafe (see ``settings.private_dir``).
+    """
+    places = [Path(config.server.pid_file).parent]
+    socket_file = ipc_path(config.zmq.bind_endpoint)
+    if socket_file is not None and config.server.start_zmq_server:
+        places.append(socket_file.parent)
+    if not foreground:
+        places.append(Path(config.server.log_file).parent)
+    for place in places:
+        settings.private_dir(place)
+
+
+def raise_fd_limit(logger: Any) -> None:
+    """Raise the soft limit of open files to the hard one, and log both.
+
+    Each client connection costs a descriptor: the usual soft limit of 1024 would
+    let a thousand idle connections starve the daemon of files.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    raised = soft
+    if soft != hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            raised = hard
+        except (ValueError, OSError) as exc:
+            logger.warning("fd_limit_not_raised", soft=soft, hard=hard, error=str(exc))
+    logger.info("fd_limit", soft_before=soft, soft=raised, hard=hard)
 
 
 def _differences(current: settings.Settings, fresh: settings.Settings) -> list[str]:

@@ -127,14 +127,6 @@ def test_a_bad_environment_variable_names_it(name: str, value: str, message: str
         settings.load(environ={name: value})
 
 
-def test_private_dir_is_created_0700(tmp_path: Path) -> None:
-    made = settings.private_dir(tmp_path / "a" / "nua")
-    assert made.stat().st_mode & 0o777 == 0o700
-    (tmp_path / "open").mkdir(mode=0o777)
-    (tmp_path / "open").chmod(0o777)
-    assert settings.private_dir(tmp_path / "open").stat().st_mode & 0o777 == 0o700
-
-
 def test_the_database_url_is_shown_without_its_password() -> None:
     url = "postgresql+psycopg://nua:s3cr%40t@db.example:5432/nua"
     shown = settings.load(environ={"NUA_DB_URL": url}).db.safe_url

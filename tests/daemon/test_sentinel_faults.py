@@ -1,0 +1,116 @@
+"""The sentinel takes a failed look at its files for an error to log and retry, never for a reason to stop."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pykka
+import pytest
+import structlog
+
+from nua import settings
+from nua.actors._supervised import ChildContext
+from nua.actors.messages import Ping
+from nua.actors.sentinel import Check, Sentinel
+
+WAIT_S = 5.0
+
+
+class Requests:
+    def __init__(self) -> None:
+        self.reasons: list[str] = []
+        self.arrived = threading.Event()
+
+    def __call__(self, reason: str) -> None:
+        self.reasons.append(reason)
+        self.arrived.set()
+
+
+def load(tmp_path: Path, pid_file: Path, exit_flag: Path) -> settings.Settings:
+    environ = {
+        "NUA_SERVER_PID_FILE": str(pid_file),
+        "NUA_SERVER_EXIT_FLAG": str(exit_flag),
+        "NUA_ZMQ_ENDPOINT": f"ipc://{tmp_path}/nua.sock",
+    }
+    return settings.load(environ=environ)
+
+
+@pytest.fixture
+def logs() -> Iterator[list[dict[str, object]]]:
+    with structlog.testing.capture_logs() as captured:
+        yield captured
+
+
+def start(config: settings.Settings) -> tuple[pykka.ActorRef[Sentinel], Requests]:
+    requests = Requests()
+    ref = Sentinel.start(ChildContext("sentinel", 2, lambda _exited: None), config, requests)
+    assert ref.ask(Ping(), timeout=WAIT_S) is True
+    return ref, requests
+
+
+def looks(ref: pykka.ActorRef[Sentinel], count: int) -> None:
+    for _ in range(count):
+        ref.ask(Check(), timeout=WAIT_S)  # an ask returns once the look is done
+
+
+def events(logs: list[dict[str, object]], name: str) -> list[dict[str, object]]:
+    return [entry for entry in logs if entry.get("event") == name]
+
+
+def test_an_unreadable_pid_file_is_logged_once_and_retried(tmp_path: Path, logs) -> None:
+    pid_file = tmp_path / "nua.pid"
+    pid_file.symlink_to(pid_file.name)  # a loop: every open fails with ELOOP, yet the file is there
+    ref, requests = start(load(tmp_path, pid_file, tmp_path / "nua.exit"))
+    try:
+        looks(ref, 10)
+        assert requests.reasons == []
+        failures = events(logs, "watched_file_unreadable")
+        assert len(failures) == 1, failures
+        assert failures[0]["path"] == str(pid_file)
+        assert failures[0]["errno"] == "ELOOP"
+
+        pid_file.unlink()
+        pid_file.write_text(f"{os.getpid()}\n")
+        looks(ref, 2)
+        assert requests.reasons == []
+        assert events(logs, "watched_file_readable")[0]["path"] == str(pid_file)
+
+        pid_file.unlink()  # positive evidence still stops it
+        looks(ref, 1)
+        assert requests.arrived.wait(WAIT_S)
+        assert "was removed" in requests.reasons[0]
+    finally:
+        ref.stop(timeout=WAIT_S)
+
+
+def test_an_exit_flag_that_cannot_be_looked_at_is_not_taken_as_present(tmp_path: Path, logs) -> None:
+    pid_file = tmp_path / "nua.pid"
+    pid_file.write_text(f"{os.getpid()}\n")
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("")
+    exit_flag = blocker / "nua.exit"  # lstat fails with ENOTDIR: neither present nor absent
+    ref, requests = start(load(tmp_path, pid_file, exit_flag))
+    try:
+        looks(ref, 10)
+        assert requests.reasons == []
+        failures = events(logs, "watched_file_unreadable")
+        assert [(f["path"], f["errno"]) for f in failures] == [(str(exit_flag), "ENOTDIR")]
+    finally:
+        ref.stop(timeout=WAIT_S)
+
+
+def test_a_huge_pid_file_is_garbage_not_a_memory_hog(tmp_path: Path) -> None:
+    pid_file = tmp_path / "nua.pid"
+    pid_file.write_text(f"{os.getpid()}\n")
+    ref, requests = start(load(tmp_path, pid_file, tmp_path / "nua.exit"))
+    try:
+        with pid_file.open("r+") as file:
+            file.truncate(1 << 30)  # sparse: costs no disk
+        looks(ref, 2)
+        assert requests.arrived.wait(WAIT_S)
+        assert "not a pid" in requests.reasons[0]
+    finally:
+        ref.stop(timeout=WAIT_S)
