@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, bindparam, delete, func, insert, or_, select, update
+from sqlalchemy import bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
@@ -22,7 +22,7 @@ from nua.model.base import utcnow
 from nua.model.errors import ConflictError, NotFoundError
 from nua.model.group import group_dict, group_members, user_groups
 from nua.model.prepared import Prepared
-from nua.model.setting import setting_dict, settings_table
+from nua.model.setting import setting_dict, settings_table, stored_setting_dict
 from nua.model.user import PUBLIC_COLUMNS, user_dict, users
 
 # Bound parameters per IN list: far below every backend's limit (SQLite's is 32,766, older ones 999).
@@ -97,22 +97,36 @@ def get_user(conn: Connection, command: cmd.GetUser) -> dict[str, Any]:
     return user_dict(_user_row(conn, command.id))
 
 
-def list_users(conn: Connection, command: cmd.ListUsers) -> list[dict[str, Any]]:
-    query = select(*PUBLIC_COLUMNS).order_by(users.c.id)
+def _page(rows: Sequence[Any], limit: int, render: Callable[[Any], dict[str, Any]], cursor: str) -> dict[str, Any]:
+    """One page of a list reply from up to ``limit + 1`` rows: the extra row only says that more follow.
+
+    ``next`` is the cursor of the page's last item, to pass as ``after`` for the
+    following page; ``None`` when nothing follows, so no client needs an empty
+    last page to know it is done.
+    """
+    items = [render(row) for row in rows[:limit]]
+    more = len(rows) > limit
+    return {"items": items, "next": items[-1][cursor] if more and items else None}
+
+
+def list_users(conn: Connection, command: cmd.ListUsers) -> dict[str, Any]:
+    # Keyset paging on the primary key: each page costs its own rows, wherever it starts.
+    query = select(*PUBLIC_COLUMNS).order_by(users.c.id).limit(command.limit + 1)
+    if command.after is not None:
+        query = query.where(users.c.id > command.after)
     filters = [(users.c.id, command.ids), (users.c.username, command.names), (users.c.email, command.mails)]
     wanted = [(column, _unique(values)) for column, values in filters if values]
     if command.all or not wanted:
-        return [user_dict(row) for row in conn.execute(query).mappings()]
-    if sum(len(values) for _, values in wanted) <= _CHUNK:
-        clauses: list[ColumnElement[bool]] = [column.in_(values) for column, values in wanted]
-        return [user_dict(row) for row in conn.execute(query.where(or_(*clauses))).mappings()]
-    # Long filters: one query per chunk (a statement's parameters are bounded), merged by id.
-    found: dict[int, dict[str, Any]] = {}
+        return _page(conn.execute(query).mappings().all(), command.limit, user_dict, "id")
+    # One bounded query per filter chunk, each giving its first limit + 1 matches: their
+    # union, ordered by id, holds the page's rows (a user matched twice counts once).
+    found: dict[int, Any] = {}
     for column, values in wanted:
         for chunk in _chunks(values):
             for row in conn.execute(query.where(column.in_(chunk))).mappings():
-                found[row["id"]] = user_dict(row)
-    return [found[user_id] for user_id in sorted(found)]
+                found[row["id"]] = row
+    rows = [found[user_id] for user_id in sorted(found)]
+    return _page(rows, command.limit, user_dict, "id")
 
 
 def count_users(conn: Connection, _command: cmd.CountUsers) -> int:
@@ -165,15 +179,19 @@ def add_group(conn: Connection, command: cmd.AddGroup) -> dict[str, Any]:
     return group_dict(row, members=0)
 
 
-def list_groups(conn: Connection, _command: cmd.ListGroups) -> list[dict[str, Any]]:
+def list_groups(conn: Connection, command: cmd.ListGroups) -> dict[str, Any]:
     members = func.count(group_members.c.user_id).label("members")
     query = (
         select(user_groups, members)
         .outerjoin(group_members, group_members.c.group_id == user_groups.c.id)
         .group_by(*user_groups.c)
         .order_by(user_groups.c.name)
+        .limit(command.limit + 1)
     )
-    return [group_dict(row, members=row["members"]) for row in conn.execute(query).mappings()]
+    if command.after is not None:
+        query = query.where(user_groups.c.name > command.after)
+    rows = conn.execute(query).mappings().all()
+    return _page(rows, command.limit, lambda row: group_dict(row, members=row["members"]), "name")
 
 
 def delete_group(conn: Connection, command: cmd.DeleteGroup) -> int:
@@ -213,15 +231,18 @@ def remove_group_members(conn: Connection, command: cmd.RemoveGroupMembers) -> i
     return removed
 
 
-def list_group_members(conn: Connection, command: cmd.GroupMembers) -> list[dict[str, Any]]:
+def list_group_members(conn: Connection, command: cmd.GroupMembers) -> dict[str, Any]:
     group_id = _group_id(conn, command.group)
     query = (
         select(*PUBLIC_COLUMNS)
         .join(group_members, group_members.c.user_id == users.c.id)
         .where(group_members.c.group_id == group_id)
         .order_by(users.c.id)
+        .limit(command.limit + 1)
     )
-    return [user_dict(row) for row in conn.execute(query).mappings()]
+    if command.after is not None:
+        query = query.where(users.c.id > command.after)
+    return _page(conn.execute(query).mappings().all(), command.limit, user_dict, "id")
 
 
 # -- settings -----------------------------------------------------------------------------
@@ -231,7 +252,7 @@ def get_setting(conn: Connection, command: cmd.GetSetting) -> dict[str, Any]:
     found = conn.execute(select(settings_table).where(settings_table.c.key == command.key)).mappings().first()
     if found is None:
         raise NotFoundError("setting", key=command.key)
-    return setting_dict(found)
+    return stored_setting_dict(found)
 
 
 def _upsert_setting(dialect: str) -> Prepared | None:
@@ -269,9 +290,18 @@ def set_setting(conn: Connection, command: cmd.SetSetting) -> dict[str, Any]:
     return setting_dict(row)
 
 
-def list_settings(conn: Connection, _command: cmd.ListSettings) -> list[dict[str, Any]]:
-    query = select(settings_table).order_by(settings_table.c.key)
-    return [setting_dict(row) for row in conn.execute(query).mappings()]
+def delete_setting(conn: Connection, command: cmd.DeleteSetting) -> int:
+    deleted = int(conn.execute(delete(settings_table).where(settings_table.c.key == command.key)).rowcount)
+    if not deleted:
+        raise NotFoundError("setting", key=command.key)
+    return deleted
+
+
+def list_settings(conn: Connection, command: cmd.ListSettings) -> dict[str, Any]:
+    query = select(settings_table).order_by(settings_table.c.key).limit(command.limit + 1)
+    if command.after is not None:
+        query = query.where(settings_table.c.key > command.after)
+    return _page(conn.execute(query).mappings().all(), command.limit, stored_setting_dict, "key")
 
 
 # -- dispatch -----------------------------------------------------------------------------
@@ -294,6 +324,7 @@ HANDLERS: dict[type[Any], Handler] = {
     cmd.GroupMembers: list_group_members,
     cmd.GetSetting: get_setting,
     cmd.SetSetting: set_setting,
+    cmd.DeleteSetting: delete_setting,
     cmd.ListSettings: list_settings,
 }
 

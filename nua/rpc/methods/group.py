@@ -5,7 +5,7 @@ from __future__ import annotations
 import builtins
 
 from nua.actors._future import NotifyingFuture
-from nua.model import commands, prepare
+from nua.model import prepare
 from nua.rpc.registry import MethodGroup, public
 from nua.rpc.services import DB_WRITER
 
@@ -21,9 +21,12 @@ class GroupMethods(MethodGroup):
         return self.services.ask(DB_WRITER, prepare.group_add(name, source))
 
     @public
-    def list(self) -> NotifyingFuture:
-        """Every group ordered by name, each with its member count."""
-        return self.services.ask(DB_WRITER, commands.ListGroups())
+    def list(self, limit: int | None = None, after: str | None = None) -> NotifyingFuture:
+        """One page of groups ordered by name, each with its member count: ``{"items": [...], "next": name or null}``.
+
+        ``limit`` groups at most (default ``[rpc] page_size``); ``after``: the ``next`` of the previous page.
+        """
+        return self.services.ask(DB_WRITER, prepare.group_list(limit, after, rpc=self.services.settings.rpc))
 
     @public
     def delete(self, name: str) -> NotifyingFuture:
@@ -41,6 +44,7 @@ class GroupMethods(MethodGroup):
         return self.services.ask(DB_WRITER, prepare.group_remove_members(group, user_ids))
 
     @public
-    def members(self, group: str) -> NotifyingFuture:
-        """The members of ``group`` ordered by id."""
-        return self.services.ask(DB_WRITER, prepare.group_members(group))
+    def members(self, group: str, limit: int | None = None, after: int | None = None) -> NotifyingFuture:
+        """One page of the members of ``group`` ordered by id: ``{"items": [...], "next": id or null}``."""
+        command = prepare.group_members(group, limit, after, rpc=self.services.settings.rpc)
+        return self.services.ask(DB_WRITER, command)

@@ -43,9 +43,17 @@ class UserMethods(MethodGroup):
         return self.services.ask(DB_WRITER, prepare.user_get(id))
 
     @public
-    def list(self, request: dict[str, Any] | None = None) -> NotifyingFuture:
-        """Users ordered by id; ``request`` filters by ``ids``, ``names``, ``mails`` (none, or ``all``: every user)."""
-        return self.services.ask(DB_WRITER, prepare.user_list(request))
+    def list(
+        self, request: dict[str, Any] | None = None, limit: int | None = None, after: int | None = None
+    ) -> NotifyingFuture:
+        """One page of users ordered by id: ``{"items": [...], "next": id or null}``.
+
+        ``request`` filters by ``ids``, ``names``, ``mails`` (a user matching any
+        is listed; none, or ``all``, lists every user). ``limit`` users at most
+        (default ``[rpc] page_size``); ``after``: the ``next`` of the previous page.
+        """
+        command = prepare.user_list(request, limit, after, rpc=self.services.settings.rpc)
+        return self.services.ask(DB_WRITER, command)
 
     @public(offload=True)
     def update(self, id: int, key: str, value: Any) -> NotifyingFuture:  # noqa: A002 - the original API's name
