@@ -11,9 +11,11 @@ statement has failed and aborted the transaction).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from sqlalchemy import bindparam, delete, func, insert, or_, select, update
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
@@ -41,6 +43,46 @@ def _unique(values: Iterable[C]) -> list[C]:
 
 
 # -- users --------------------------------------------------------------------------------
+
+# Errors about a statement's rows (a constraint, a trigger, a bad value), not about the
+# environment, by their PEP 249 class names: PostgreSQL's DETAIL quotes the whole failing
+# row in them, password hash included.
+_ROW_ERRORS = frozenset({"IntegrityError", "DataError", "ProgrammingError", "InternalError", "NotSupportedError"})
+
+
+def _row_error(error: BaseException) -> bool:
+    return any(cls.__name__ in _ROW_ERRORS for cls in type(error).__mro__)
+
+
+def _without_row(orig: BaseException) -> BaseException:
+    """The driver's error with its primary message only (same class, so the same SQLSTATE)."""
+    primary = getattr(getattr(orig, "diag", None), "message_primary", None) or str(orig).split("\n", 1)[0]
+    try:
+        return type(orig)(primary)
+    except Exception:  # noqa: BLE001 - a driver class that takes other arguments
+        return RuntimeError(primary)
+
+
+@contextmanager
+def _rows_kept_out_of_errors() -> Iterator[None]:
+    """Re-raise a row error of the block without the row: for statements writing a password hash.
+
+    ``hide_parameters`` keeps bound values out of SQLAlchemy's text, but the
+    driver's own message carries the server's DETAIL ("Failing row contains
+    (..., scrypt$...)"). The error keeps its classes (SQLAlchemy's and the
+    driver's, so its SQLSTATE) with only the primary message, and loses its chain.
+    Errors about the environment (a lost connection, a full disk) pass unchanged.
+    """
+    try:
+        yield
+    except sa_exc.DBAPIError as exc:
+        if exc.connection_invalidated or exc.orig is None or not _row_error(exc):
+            raise
+        raise type(exc)(exc.statement, None, _without_row(exc.orig), hide_parameters=True) from None
+    except Exception as exc:  # the driver's own, from statements run on its cursor (nua.model.prepared)
+        if not _row_error(exc):
+            raise
+        raise _without_row(exc) from None
 
 
 # The statements of a user add, a hot path: compiled once, run on the driver (see nua.model.prepared).
@@ -82,7 +124,8 @@ def add_user(conn: Connection, command: cmd.AddUser) -> dict[str, Any]:
         "created_at": now,
         "updated_at": now,
     }
-    _INSERT_USER.execute(conn, row)
+    with _rows_kept_out_of_errors():
+        _INSERT_USER.execute(conn, row)
     return user_dict(row)
 
 
@@ -139,7 +182,8 @@ def update_user(conn: Connection, command: cmd.UpdateUser) -> dict[str, Any]:
         _check_user_unique(conn, command.field, command.value, command.id)
     now = utcnow()
     changes = {command.field: command.value, "updated_at": now}
-    conn.execute(update(users).where(users.c.id == command.id).values(changes))
+    with _rows_kept_out_of_errors():
+        conn.execute(update(users).where(users.c.id == command.id).values(changes))
     if command.field != "password_hash":
         row[command.field] = command.value
     row["updated_at"] = now

@@ -306,7 +306,7 @@ def test_unavailable_while_the_owner_is_not_registered(tree: Tree, client: Clien
     tree.directory.unregister("db_writer", writer)
     try:
         with pytest.raises(errors.UnavailableError) as caught:
-            client.call("user_count")
+            client.call("setting_set", "k", 1)
         assert caught.value.data == {"actor": "db_writer"}
     finally:
         tree.directory.register("db_writer", writer)

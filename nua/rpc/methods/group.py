@@ -7,7 +7,7 @@ import builtins
 from nua.actors._future import NotifyingFuture
 from nua.model import prepare
 from nua.rpc.registry import MethodGroup, public
-from nua.rpc.services import DB_WRITER
+from nua.rpc.services import DB_READER, DB_WRITER
 
 
 class GroupMethods(MethodGroup):
@@ -26,7 +26,7 @@ class GroupMethods(MethodGroup):
 
         ``limit`` groups at most (default ``[rpc] page_size``); ``after``: the ``next`` of the previous page.
         """
-        return self.services.ask(DB_WRITER, prepare.group_list(limit, after, rpc=self.services.settings.rpc))
+        return self.services.ask(DB_READER, prepare.group_list(limit, after, rpc=self.services.settings.rpc))
 
     @public
     def delete(self, name: str) -> NotifyingFuture:
@@ -47,4 +47,4 @@ class GroupMethods(MethodGroup):
     def members(self, group: str, limit: int | None = None, after: int | None = None) -> NotifyingFuture:
         """One page of the members of ``group`` ordered by id: ``{"items": [...], "next": id or null}``."""
         command = prepare.group_members(group, limit, after, rpc=self.services.settings.rpc)
-        return self.services.ask(DB_WRITER, command)
+        return self.services.ask(DB_READER, command)

@@ -7,7 +7,7 @@ from typing import Any
 from nua.actors._future import NotifyingFuture
 from nua.model import prepare
 from nua.rpc.registry import MethodGroup, public
-from nua.rpc.services import DB_WRITER
+from nua.rpc.services import DB_READER, DB_WRITER
 
 
 class SettingMethods(MethodGroup):
@@ -18,7 +18,7 @@ class SettingMethods(MethodGroup):
     @public
     def get(self, key: str) -> NotifyingFuture:
         """The setting ``key`` as ``{key, value, updated_at}``."""
-        return self.services.ask(DB_WRITER, prepare.setting_get(key))
+        return self.services.ask(DB_READER, prepare.setting_get(key))
 
     @public
     def set(self, key: str, value: Any) -> NotifyingFuture:
@@ -37,4 +37,4 @@ class SettingMethods(MethodGroup):
 
         ``limit`` settings at most (default ``[rpc] page_size``); ``after``: the ``next`` of the previous page.
         """
-        return self.services.ask(DB_WRITER, prepare.setting_list(limit, after, rpc=self.services.settings.rpc))
+        return self.services.ask(DB_READER, prepare.setting_list(limit, after, rpc=self.services.settings.rpc))

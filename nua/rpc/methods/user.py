@@ -2,8 +2,9 @@
 
 Arguments are checked and passwords hashed here, in the caller's thread (the
 gateway's pool for the methods that hash), so that the writer's serial section
-is database work only. Every method returns the writer's future: the reply goes
-out once the change is durable.
+is database work only. Every change returns the writer's future: the reply goes
+out once the change is durable. Reads go to the DB reader, which sees every
+acknowledged change and never waits behind the writer.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 from nua.actors._future import NotifyingFuture
 from nua.model import commands, prepare
 from nua.rpc.registry import MethodGroup, public
-from nua.rpc.services import DB_WRITER
+from nua.rpc.services import DB_READER, DB_WRITER
 
 
 class UserMethods(MethodGroup):
@@ -35,12 +36,12 @@ class UserMethods(MethodGroup):
     @public
     def count(self) -> NotifyingFuture:
         """The number of users."""
-        return self.services.ask(DB_WRITER, commands.CountUsers())
+        return self.services.ask(DB_READER, commands.CountUsers())
 
     @public
     def get(self, id: int) -> NotifyingFuture:  # noqa: A002 - the original API's parameter name
         """The user with this id."""
-        return self.services.ask(DB_WRITER, prepare.user_get(id))
+        return self.services.ask(DB_READER, prepare.user_get(id))
 
     @public
     def list(
@@ -53,7 +54,7 @@ class UserMethods(MethodGroup):
         (default ``[rpc] page_size``); ``after``: the ``next`` of the previous page.
         """
         command = prepare.user_list(request, limit, after, rpc=self.services.settings.rpc)
-        return self.services.ask(DB_WRITER, command)
+        return self.services.ask(DB_READER, command)
 
     @public(offload=True)
     def update(self, id: int, key: str, value: Any) -> NotifyingFuture:  # noqa: A002 - the original API's name
