@@ -14,6 +14,10 @@ million users), then the real daemon is started on it (``nua-orchestrator start
 It prints the ``setting_set`` p50 and p99 of both, their ratio (the goal: loaded
 p99 within 2x of idle p99), the pager's pages/s, users/s and per-page latency
 beside them, and the latency of ``user_count`` (one read of the whole table).
+
+Two designs are measured, one daemon after the other on the same database: nua
+as it is (reads on the ``db_reader`` actor) and, as the peer, the same daemon
+with every read sent to the DB writer instead (``--designs`` picks them).
 """
 
 from __future__ import annotations
@@ -27,6 +31,8 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -45,6 +51,7 @@ from nua.model import engine as db_engine  # noqa: E402
 from nua.model.schema import ensure_schema  # noqa: E402
 from nua.model.setting import initial_settings  # noqa: E402
 
+PY = sys.executable
 # A real scrypt hash's shape and length: rows of the size the daemon stores.
 FAKE_HASH = "scrypt$16384$8$1$" + "s" * 22 + "$" + "k" * 43
 
@@ -162,12 +169,53 @@ def _timed_calls(endpoint: str, method: str, calls: int) -> list[float]:
     return latencies
 
 
+# The daemon with the read methods pointed at the DB writer: the simpler design, as a peer.
+READS_IN_WRITER = """
+import sys
+from nua.actors.directory import DB_WRITER
+from nua.rpc.methods import group, setting, user
+for module in (group, setting, user):
+    module.DB_READER = DB_WRITER
+from nua.daemon.cli import main
+sys.exit(main())
+"""
+
+
+@contextmanager
+def daemon(design: str, tmp: Path, endpoint: str, config: Path) -> Iterator[None]:
+    """The real daemon in the foreground, as bench/rpc.py starts it; ``writer``: reads sent to the writer."""
+    if design == "reader":
+        with rpc.nua_server("daemon", tmp, endpoint, config):
+            yield
+        return
+    args = [PY, "-c", READS_IN_WRITER, "--config", str(config), "start", "--foreground"]
+    with rpc.process(args, ready_line=False, env={**os.environ, "PYTHONPATH": str(ROOT)}):
+        rpc.wait_answering(endpoint, 30)
+        yield
+
+
+def measure(design: str, tmp: Path, opts: argparse.Namespace, limits: list[int]) -> dict[str, Any]:
+    endpoint = rpc.free_endpoint()
+    config = rpc.write_config(tmp, endpoint)
+    with daemon(design, tmp, endpoint, config):
+        setting_set(endpoint, 300)  # warm-up
+        idle: list[dict[str, float]] = []
+        busy: dict[int, list[tuple[dict[str, float], dict[str, float]]]] = {limit: [] for limit in limits}
+        for _ in range(opts.rounds):
+            idle.append(setting_set(endpoint, opts.calls))
+            for limit in limits:
+                busy[limit].append(loaded(endpoint, opts.calls, limit))
+        counts = user_count_ms(endpoint, 20)
+    return {"idle": idle, "busy": busy, "counts": counts}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--users", type=int, default=1_000_000)
     parser.add_argument("--calls", type=int, default=1500, help="setting_set calls per measurement")
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds; medians are reported")
     parser.add_argument("--limits", type=int, nargs="+", default=None, help="page sizes (default: page_size, max)")
+    parser.add_argument("--designs", nargs="+", choices=["reader", "writer"], default=["reader", "writer"])
     opts = parser.parse_args()
     defaults = nua.settings.load(environ={}).rpc
     limits = opts.limits or [defaults.page_size, defaults.max_page_size]
@@ -175,20 +223,13 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="nua-bench-reads-") as tmp_name:
         tmp = Path(tmp_name)
-        endpoint = rpc.free_endpoint()
-        config = rpc.write_config(tmp, endpoint)
         seconds = build(tmp / "nua.db", opts.users)
         print(f"built {opts.users} users in {seconds:.1f} s (one transaction)")
-        with rpc.nua_server("daemon", tmp, endpoint, config):
-            setting_set(endpoint, 300)  # warm-up
-            idle: list[dict[str, float]] = []
-            busy: dict[int, list[tuple[dict[str, float], dict[str, float]]]] = {limit: [] for limit in limits}
-            for _ in range(opts.rounds):
-                idle.append(setting_set(endpoint, opts.calls))
-                for limit in limits:
-                    busy[limit].append(loaded(endpoint, opts.calls, limit))
-            counts = user_count_ms(endpoint, 20)
-        report(idle, busy, counts, opts)
+        results = {design: measure(design, tmp, opts, limits) for design in opts.designs}
+    for design, figures in results.items():
+        title = "reads on the db_reader actor (nua)" if design == "reader" else "reads in the DB writer (peer)"
+        print(f"\n== {title}; load {os.getloadavg()[0]:.2f} after it")
+        report(figures["idle"], figures["busy"], figures["counts"], opts)
 
 
 def median_of(runs: list[dict[str, float]], key: str) -> float:
