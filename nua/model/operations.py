@@ -25,7 +25,7 @@ from nua.model.errors import ConflictError, NotFoundError
 from nua.model.group import group_dict, group_members, user_groups
 from nua.model.prepared import Prepared
 from nua.model.setting import setting_dict, settings_table, stored_setting_dict
-from nua.model.user import PUBLIC_COLUMNS, user_dict, users
+from nua.model.user import PUBLIC_COLUMNS, TEXT_STAMP_COLUMNS, user_dict, user_dict_stored, users
 
 # Bound parameters per IN list: far below every backend's limit (SQLite's is 32,766, older ones 999).
 _CHUNK = 500
@@ -152,15 +152,23 @@ def _page(rows: Sequence[Any], limit: int, render: Callable[[Any], dict[str, Any
     return {"items": items, "next": items[-1][cursor] if more and items else None}
 
 
+def _user_listing(conn: Connection) -> tuple[Sequence[Any], Callable[[Any], dict[str, Any]]]:
+    """The columns a list of users selects on this backend, and how a row becomes a reply."""
+    if conn.dialect.name == "sqlite":
+        return TEXT_STAMP_COLUMNS, user_dict_stored
+    return PUBLIC_COLUMNS, user_dict
+
+
 def list_users(conn: Connection, command: cmd.ListUsers) -> dict[str, Any]:
     # Keyset paging on the primary key: each page costs its own rows, wherever it starts.
-    query = select(*PUBLIC_COLUMNS).order_by(users.c.id).limit(command.limit + 1)
+    columns, render = _user_listing(conn)
+    query = select(*columns).order_by(users.c.id).limit(command.limit + 1)
     if command.after is not None:
         query = query.where(users.c.id > command.after)
     filters = [(users.c.id, command.ids), (users.c.username, command.names), (users.c.email, command.mails)]
     wanted = [(column, _unique(values)) for column, values in filters if values]
     if command.all or not wanted:
-        return _page(conn.execute(query).mappings().all(), command.limit, user_dict, "id")
+        return _page(conn.execute(query).mappings().all(), command.limit, render, "id")
     # One bounded query per filter chunk, each giving its first limit + 1 matches: their
     # union, ordered by id, holds the page's rows (a user matched twice counts once).
     found: dict[int, Any] = {}
@@ -169,7 +177,7 @@ def list_users(conn: Connection, command: cmd.ListUsers) -> dict[str, Any]:
             for row in conn.execute(query.where(column.in_(chunk))).mappings():
                 found[row["id"]] = row
     rows = [found[user_id] for user_id in sorted(found)]
-    return _page(rows, command.limit, user_dict, "id")
+    return _page(rows, command.limit, render, "id")
 
 
 def count_users(conn: Connection, _command: cmd.CountUsers) -> int:
@@ -277,8 +285,9 @@ def remove_group_members(conn: Connection, command: cmd.RemoveGroupMembers) -> i
 
 def list_group_members(conn: Connection, command: cmd.GroupMembers) -> dict[str, Any]:
     group_id = _group_id(conn, command.group)
+    columns, render = _user_listing(conn)
     query = (
-        select(*PUBLIC_COLUMNS)
+        select(*columns)
         .join(group_members, group_members.c.user_id == users.c.id)
         .where(group_members.c.group_id == group_id)
         .order_by(users.c.id)
@@ -286,7 +295,7 @@ def list_group_members(conn: Connection, command: cmd.GroupMembers) -> dict[str,
     )
     if command.after is not None:
         query = query.where(users.c.id > command.after)
-    return _page(conn.execute(query).mappings().all(), command.limit, user_dict, "id")
+    return _page(conn.execute(query).mappings().all(), command.limit, render, "id")
 
 
 # -- settings -----------------------------------------------------------------------------

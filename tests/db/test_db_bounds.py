@@ -17,6 +17,7 @@ from nua.model import commands as cmd
 from nua.model import prepare
 from nua.model.errors import InvalidError, NotFoundError
 from nua.model.setting import settings_table
+from nua.model.user import stored_iso
 from nua.settings import SecuritySettings, Settings
 
 FAST = SecuritySettings(scrypt_n=16, scrypt_r=1, scrypt_p=1)
@@ -255,3 +256,21 @@ def test_a_stored_value_is_read_back_the_same(writer: pykka.ActorRef[Any], db_ur
             assert stored.scalar_one() == value
     finally:
         engine.dispose()
+
+
+def test_a_listed_user_is_the_user_read_alone(writer: pykka.ActorRef[Any], settings: Settings) -> None:
+    # Lists render timestamps from the stored text on SQLite; both ways must give the same reply.
+    add_users(writer, settings, 3)
+    writer.ask(prepare.user_update(2, "display_name", "Two", settings.security))
+    listed = writer.ask(cmd.ListUsers())["items"]
+    assert listed == [writer.ask(cmd.GetUser(user_id)) for user_id in (1, 2, 3)]
+    writer.ask(prepare.group_add("g"))
+    writer.ask(prepare.group_add_members("g", [2]))
+    assert writer.ask(cmd.GroupMembers("g"))["items"] == [listed[1]]
+
+
+def test_stored_timestamps_in_another_form_are_still_rendered() -> None:
+    assert stored_iso("2026-01-02 03:04:05.000006") == "2026-01-02T03:04:05.000006+00:00"
+    assert stored_iso("2026-01-02 03:04:05") == "2026-01-02T03:04:05.000000+00:00"
+    assert stored_iso("2026-01-02T03:04:05+02:00") == "2026-01-02T01:04:05.000000+00:00"
+    assert stored_iso(None) is None
