@@ -183,11 +183,14 @@ class DeleteSetting:
 class ListSettings:
     """Replies with one page of setting dicts ordered by key.
 
-    ``{"items": [...], "next": key | None}``: settings whose key sorts after ``after``, at most ``limit``.
+    ``{"items": [...], "next": key | None}``: settings whose key sorts after ``after``, at most
+    ``limit``, and (when ``max_bytes``) fewer once their JSON reaches about ``max_bytes``: values
+    may be large, and a page must fit in a reply.
     """
 
     limit: int = DEFAULT_LIMIT
     after: str | None = None
+    max_bytes: int = 0
 
 
 Command = (

@@ -10,6 +10,7 @@ statement has failed and aborted the transaction).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar
@@ -354,7 +355,20 @@ def list_settings(conn: Connection, command: cmd.ListSettings) -> dict[str, Any]
     query = select(settings_table).order_by(settings_table.c.key).limit(command.limit + 1)
     if command.after is not None:
         query = query.where(settings_table.c.key > command.after)
-    return _page(conn.execute(query).mappings().all(), command.limit, stored_setting_dict, "key")
+    rows = conn.execute(query).mappings().all()
+    if command.max_bytes:
+        # A page ends early once its values reach the budget (each is bounded by [db]
+        # max_value_bytes, so at least one always fits): next carries on from there.
+        used = 0
+        for index, row in enumerate(rows[: command.limit]):
+            used += len(json.dumps(row["value"])) + len(row["key"]) + _SETTING_OVERHEAD
+            if index and used > command.max_bytes:
+                return _page(rows[: index + 1], index, stored_setting_dict, "key")
+    return _page(rows, command.limit, stored_setting_dict, "key")
+
+
+# A setting's reply besides its key and value: the member names, the timestamp, JSON punctuation.
+_SETTING_OVERHEAD = 64
 
 
 # -- dispatch -----------------------------------------------------------------------------

@@ -314,7 +314,9 @@ def setting_delete(key: Any) -> cmd.DeleteSetting:
 
 
 def setting_list(limit: Any = None, after: Any = None, *, rpc: RpcSettings) -> cmd.ListSettings:
-    return cmd.ListSettings(limit=_page(limit, rpc), after=_name_cursor(after, SETTING_KEY_MAX))
+    """A page of settings that fits in half of ``[rpc] max_reply_bytes`` however large the values."""
+    page, cursor = _page(limit, rpc), _name_cursor(after, SETTING_KEY_MAX)
+    return cmd.ListSettings(limit=page, after=cursor, max_bytes=max(1, rpc.max_reply_bytes // 2))
 
 
 def _too_large(size: int, max_bytes: int) -> InvalidError:

@@ -274,3 +274,18 @@ def test_stored_timestamps_in_another_form_are_still_rendered() -> None:
     assert stored_iso("2026-01-02 03:04:05") == "2026-01-02T03:04:05.000000+00:00"
     assert stored_iso("2026-01-02T03:04:05+02:00") == "2026-01-02T01:04:05.000000+00:00"
     assert stored_iso(None) is None
+
+
+def test_a_page_of_large_settings_ends_before_it_outgrows_a_reply(writer: pykka.ActorRef[Any]) -> None:
+    big = "v" * 1000
+    for index in range(10):
+        writer.ask(prepare.setting_set(f"big.{index}", big, 65536))
+    small = dataclasses.replace(RPC, max_reply_bytes=5000)  # a budget of 2,500 bytes: two values a page
+    command = prepare.setting_list(100, "big.", rpc=small)
+    first = writer.ask(command)
+    assert [row["key"] for row in first["items"]] == ["big.0", "big.1"]
+    assert first["next"] == "big.1"
+    keys = [row["key"] for row in every_item(writer, command) if row["key"].startswith("big.")]
+    assert keys == [f"big.{index}" for index in range(10)]
+    huge = dataclasses.replace(RPC, max_reply_bytes=10)  # smaller than one value: still one a page
+    assert len(writer.ask(prepare.setting_list(5, "big.", rpc=huge))["items"]) == 1
