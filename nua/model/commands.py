@@ -5,7 +5,9 @@ validates what a client sent and hashes passwords in the caller's thread, so tha
 the writer's serial section is database work only. Ask the writer with
 ``directory.lookup("db_writer").ask(command, block=False)``; the future resolves
 once the transaction holding the command is durable, with a JSON-ready value (see
-each class) or a :class:`nua.model.errors.ModelError`.
+each class) or a :class:`nua.model.errors.ModelError`. The commands that only read
+are answered the same way by the DB reader (``nua.actors.db_reader``), which does
+not wait behind writes. List commands answer one page: ``{"items", "next"}``.
 """
 
 from __future__ import annotations
