@@ -134,9 +134,12 @@ def _int(field: str, value: Any) -> int:
     return value
 
 
-def _int_list(field: str, value: Any) -> tuple[int, ...]:
+def _int_list(field: str, value: Any, most: int | None = None) -> tuple[int, ...]:
+    """A list of ids; with ``most``, at most that many (one call must stay a small piece of writer time)."""
     if not isinstance(value, list | tuple):
         raise InvalidError(field, f"must be a list of integers, got {_json_type(value)}")
+    if most is not None and len(value) > most:
+        raise InvalidError(field, f"may hold at most {most} ids; split the call")
     return tuple(_int(field, item) for item in value)
 
 
@@ -266,9 +269,9 @@ def user_update(user_id: Any, key: Any, value: Any, security: SecuritySettings) 
     return cmd.UpdateUser(id=checked_id, field=field, value=new_value)
 
 
-def user_delete(ids: Any) -> cmd.DeleteUsers:
-    """``user_delete(ids)``: a list of integer ids."""
-    return cmd.DeleteUsers(_int_list("ids", ids))
+def user_delete(ids: Any, most: int | None = None) -> cmd.DeleteUsers:
+    """``user_delete(ids)``: a list of integer ids (at most ``most``: the RPC layer's ``[rpc] max_page_size``)."""
+    return cmd.DeleteUsers(_int_list("ids", ids, most))
 
 
 # -- groups -------------------------------------------------------------------------------
@@ -286,12 +289,12 @@ def group_delete(name: Any) -> cmd.DeleteGroup:
     return cmd.DeleteGroup(_group_lookup(name, "name"))
 
 
-def group_add_members(group: Any, user_ids: Any) -> cmd.AddGroupMembers:
-    return cmd.AddGroupMembers(_group_lookup(group), _int_list("user_ids", user_ids))
+def group_add_members(group: Any, user_ids: Any, most: int | None = None) -> cmd.AddGroupMembers:
+    return cmd.AddGroupMembers(_group_lookup(group), _int_list("user_ids", user_ids, most))
 
 
-def group_remove_members(group: Any, user_ids: Any) -> cmd.RemoveGroupMembers:
-    return cmd.RemoveGroupMembers(_group_lookup(group), _int_list("user_ids", user_ids))
+def group_remove_members(group: Any, user_ids: Any, most: int | None = None) -> cmd.RemoveGroupMembers:
+    return cmd.RemoveGroupMembers(_group_lookup(group), _int_list("user_ids", user_ids, most))
 
 
 def group_members(group: Any, limit: Any = None, after: Any = None, *, rpc: RpcSettings) -> cmd.GroupMembers:

@@ -117,6 +117,10 @@ def test_user_delete_ids() -> None:
     assert prepare.user_delete([3, 1]) == cmd.DeleteUsers((3, 1))
     assert invalid(prepare.user_delete, 3).field == "ids"
     assert invalid(prepare.user_delete, [None]).field == "ids"
+    assert prepare.user_delete([1, 2], 2) == cmd.DeleteUsers((1, 2))
+    assert invalid(prepare.user_delete, [1, 2, 3], 2).field == "ids"
+    assert invalid(prepare.group_add_members, "ops", [1, 2, 3], 2).field == "user_ids"
+    assert invalid(prepare.group_remove_members, "ops", [1, 2, 3], 2).field == "user_ids"
 
 
 def test_settings_and_groups() -> None:

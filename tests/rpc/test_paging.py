@@ -126,7 +126,8 @@ def test_the_cli_follows_every_page(small: Tree) -> None:
     with small.client() as client:
         add_users(client, 7)
         client.call("group_add", "ops")
-        client.call("group_add_members", "ops", [7, 1, 2, 3, 4])
+        client.call("group_add_members", "ops", [7, 1, 2])
+        client.call("group_add_members", "ops", [3, 4])
     listed = nua(small, "user", "list", "--json")
     assert listed.returncode == 0, listed.stderr
     assert [user["id"] for user in json.loads(listed.stdout)] == [1, 2, 3, 4, 5, 6, 7]
@@ -136,3 +137,19 @@ def test_the_cli_follows_every_page(small: Tree) -> None:
     assert [user["id"] for user in members] == [1, 2, 3, 4, 7]
     filtered = json.loads(nua(small, "user", "list", "--ids", "6", "2", "--json").stdout)
     assert [user["id"] for user in filtered] == [2, 6]
+
+
+def test_id_lists_of_one_call_are_bounded_like_a_page(small: Tree) -> None:
+    with small.client() as client:
+        add_users(client, 4)
+        client.call("group_add", "ops")
+        for method, params in (
+            ("user_delete", [[1, 2, 3, 4]]),
+            ("group_add_members", ["ops", [1, 2, 3, 4]]),
+            ("group_remove_members", ["ops", [1, 2, 3, 4]]),
+        ):
+            with pytest.raises(errors.InvalidParamsError) as caught:
+                client.call(method, *params)
+            assert caught.value.data["field"] in {"ids", "user_ids"}
+        assert client.call("user_count") == 4  # nothing was deleted
+        assert client.call("user_delete", [1, 2, 3]) == 3

@@ -35,13 +35,15 @@ class GroupMethods(MethodGroup):
 
     @public
     def add_members(self, group: str, user_ids: builtins.list[int]) -> NotifyingFuture:
-        """Add users to ``group``; return how many memberships are new."""
-        return self.services.ask(DB_WRITER, prepare.group_add_members(group, user_ids))
+        """Add users to ``group`` (at most ``[rpc] max_page_size`` ids a call); return how many memberships are new."""
+        most = self.services.settings.rpc.max_page_size
+        return self.services.ask(DB_WRITER, prepare.group_add_members(group, user_ids, most))
 
     @public
     def remove_members(self, group: str, user_ids: builtins.list[int]) -> NotifyingFuture:
-        """Remove users from ``group``; return how many memberships were removed."""
-        return self.services.ask(DB_WRITER, prepare.group_remove_members(group, user_ids))
+        """Remove users from ``group`` (at most ``[rpc] max_page_size`` ids a call); return how many were removed."""
+        most = self.services.settings.rpc.max_page_size
+        return self.services.ask(DB_WRITER, prepare.group_remove_members(group, user_ids, most))
 
     @public
     def members(self, group: str, limit: int | None = None, after: int | None = None) -> NotifyingFuture:

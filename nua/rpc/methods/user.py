@@ -64,8 +64,8 @@ class UserMethods(MethodGroup):
 
     @public
     def delete(self, ids: builtins.list[int]) -> NotifyingFuture:
-        """Delete the users with these ids; return how many were deleted."""
-        return self.services.ask(DB_WRITER, prepare.user_delete(ids))
+        """Delete the users with these ids (at most ``[rpc] max_page_size`` a call); return how many were deleted."""
+        return self.services.ask(DB_WRITER, prepare.user_delete(ids, self.services.settings.rpc.max_page_size))
 
     @public
     def delete_all(self) -> NotifyingFuture:
