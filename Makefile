@@ -31,7 +31,7 @@ unit: $(VENV)/.installed-test
 
 test: lint typecheck unit
 
-BENCHMARKS := restart db_writer rpc lifecycle
+BENCHMARKS := restart db_writer rpc lifecycle reads
 
 bench: $(VENV)/.installed-test
 	for name in $(BENCHMARKS); do $(BIN)/python bench/$$name.py || exit 1; done

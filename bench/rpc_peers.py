@@ -81,6 +81,7 @@ def tinyrpc_server(endpoint: str, db_url: str, synchronous: str) -> None:
 def tree(endpoint: str, db_url: str) -> None:
     from nua import log, settings  # noqa: PLC0415
     from nua.actors._supervised import ChildContext  # noqa: PLC0415
+    from nua.actors.db_reader import DbReader  # noqa: PLC0415
     from nua.actors.db_writer import DbWriter  # noqa: PLC0415
     from nua.actors.directory import Directory  # noqa: PLC0415
     from nua.actors.gateway import Gateway  # noqa: PLC0415
@@ -96,6 +97,7 @@ def tree(endpoint: str, db_url: str) -> None:
         ChildContext("root", 1, lambda _exited: None),
         [
             ChildSpec("db_writer", start=lambda ctx: DbWriter.start(ctx, loaded), start_timeout_s=30),
+            ChildSpec("db_reader", start=lambda ctx: DbReader.start(ctx, loaded)),
             ChildSpec("gateway", start=lambda ctx: Gateway.start(ctx, loaded, directory)),
         ],
         directory=directory,

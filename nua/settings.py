@@ -10,6 +10,7 @@ from, never a traceback.
 from __future__ import annotations
 
 import os
+import re
 import stat
 import typing
 from dataclasses import dataclass, field
@@ -62,14 +63,46 @@ class DbSettings:
 
     @property
     def safe_url(self) -> str:
-        """``url`` with any password masked, fit for logs, status and RPC replies."""
+        """``url`` with every password masked, fit for logs, status and RPC replies.
+
+        Masked wherever it sits: the user-info part (``user:secret@host``) and any
+        query parameter that carries a secret (see :data:`SECRET_URL_PARAMETERS`;
+        libpq takes ``?password=`` and ``?sslpassword=``, other drivers ``passwd``,
+        tokens, keys). A URL SQLAlchemy cannot parse is masked the same way by pattern.
+        """
         from sqlalchemy.engine import make_url  # noqa: PLC0415 - only the daemon needs it, not the CLI
         from sqlalchemy.exc import ArgumentError  # noqa: PLC0415
 
         try:
-            return make_url(self.url).render_as_string(hide_password=True)
-        except ArgumentError:
-            return self.url
+            url = make_url(self.url)
+        except (ArgumentError, ValueError):  # not a URL, or a bad part (a port that is not a number)
+            return _mask_unparsed_url(self.url)
+        query = {key: (MASK if _secret_parameter(key) else value) for key, value in url.query.items()}
+        # The URL form quotes the mask ("%2A%2A%2A"): shown as the password's is.
+        return url.set(query=query).render_as_string(hide_password=True).replace("=%2A%2A%2A", f"={MASK}")
+
+
+# What replaces a secret in a shown URL (SQLAlchemy's own mask for the password).
+MASK = "***"
+# Query parameters whose value is a secret, by the words in their name: libpq's
+# password, sslpassword (and any *password*), MySQL drivers' passwd, and tokens,
+# keys and credentials of other drivers; matched case-insensitively.
+SECRET_URL_PARAMETERS = ("pass", "pwd", "secret", "token", "key", "credential", "auth")
+
+
+def _secret_parameter(name: str) -> bool:
+    lowered = name.lower()
+    return any(word in lowered for word in SECRET_URL_PARAMETERS)
+
+
+def _mask_unparsed_url(url: str) -> str:
+    """Mask by pattern what :meth:`DbSettings.safe_url` masks by parsing: user-info and secret parameters."""
+    masked = re.sub(r"([^\s:/@?#]+):[^\s/@?#]*@", rf"\1:{MASK}@", url)
+    return re.sub(
+        r"([?&;][^=&;#]*=)([^&;#]*)",
+        lambda match: match.group(1) + (MASK if _secret_parameter(match.group(1)[1:-1]) else match.group(2)),
+        masked,
+    )
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ import pykka
 # The names the daemon's tree registers its well-known actors under.
 ROOT = "root"
 DB_WRITER = "db_writer"
+DB_READER = "db_reader"
 GATEWAY = "gateway"
 SENTINEL = "sentinel"
 

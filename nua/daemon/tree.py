@@ -2,8 +2,9 @@
 
 One root supervisor, registered in the :class:`Directory` as ``"root"``, with its
 children in start order: the sentinel first (it cleans stale files and must be
-watching before anything serves), then the DB writer (the gateway forwards to it),
-then the gateway last (when it has bound its endpoint, the daemon serves). They
+watching before anything serves), then the DB writer (the gateway forwards to it;
+it creates or upgrades the schema), the DB reader (reads on a connection of their
+own, see :mod:`nua.actors.db_reader`), then the gateway last (when it has bound its endpoint, the daemon serves). They
 stop in the reverse order: the gateway stops taking calls before the DB writer
 commits or fails what it holds. ``one_for_one``: the children do not depend on
 each other's state, each reaches the others by name through the directory.
@@ -17,8 +18,9 @@ from typing import Any
 import pykka
 
 from nua.actors._supervised import ChildContext, ExitListener
+from nua.actors.db_reader import DbReader
 from nua.actors.db_writer import DbWriter
-from nua.actors.directory import DB_WRITER, GATEWAY, ROOT, SENTINEL, Directory
+from nua.actors.directory import DB_READER, DB_WRITER, GATEWAY, ROOT, SENTINEL, Directory
 from nua.actors.gateway import Gateway
 from nua.actors.health import Health
 from nua.actors.sentinel import Sentinel, ShutdownListener
@@ -42,6 +44,7 @@ def child_specs(
     specs = [
         spec(SENTINEL, lambda ctx: Sentinel.start(ctx, settings, request_shutdown)),
         spec(DB_WRITER, lambda ctx: DbWriter.start(ctx, settings, health), start_timeout_s=DB_WRITER_START_TIMEOUT_S),
+        spec(DB_READER, lambda ctx: DbReader.start(ctx, settings)),
     ]
     if settings.server.start_zmq_server:
         specs.append(spec(GATEWAY, lambda ctx: Gateway.start(ctx, settings, directory, health)))

@@ -11,5 +11,6 @@
 - :mod:`~nua.model.operations`: how each command reads or changes the database;
 - :mod:`~nua.model.prepared`: the hot statements, compiled once and run on the driver;
 - :mod:`~nua.model.base`: the declarative base, UTC timestamps, one timestamp per transaction;
-- :mod:`~nua.model.password`: scrypt hashes, verified in constant time.
+- :mod:`~nua.model.password`: scrypt hashes, verified in constant time;
+- :mod:`~nua.model.text`: valid Unicode, NFC names without invisible characters, repaired old values.
 """

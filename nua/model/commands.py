@@ -5,7 +5,9 @@ validates what a client sent and hashes passwords in the caller's thread, so tha
 the writer's serial section is database work only. Ask the writer with
 ``directory.lookup("db_writer").ask(command, block=False)``; the future resolves
 once the transaction holding the command is durable, with a JSON-ready value (see
-each class) or a :class:`nua.model.errors.ModelError`.
+each class) or a :class:`nua.model.errors.ModelError`. The commands that only read
+are answered the same way by the DB reader (``nua.actors.db_reader``), which does
+not wait behind writes. List commands answer one page: ``{"items", "next"}``.
 """
 
 from __future__ import annotations
@@ -16,6 +18,9 @@ from typing import Any, Literal
 
 # Columns of ``users`` that UpdateUser may change; "password_hash" takes a hash from nua.model.password.
 UserField = Literal["username", "email", "role", "display_name", "password_hash"]
+
+# Rows per page of a list command built without a limit (``[rpc] page_size``'s default).
+DEFAULT_LIMIT = 100
 
 
 # -- users ------------------------------------------------------------------------------
@@ -46,16 +51,20 @@ class GetUser:
 
 @dataclass(frozen=True)
 class ListUsers:
-    """Replies with a list of user dicts ordered by id.
+    """Replies with one page of user dicts ordered by id: ``{"items": [...], "next": id | None}``.
 
     ``all`` or no filter at all lists every user; otherwise a user is listed when
     its id is in ``ids``, its username in ``names`` or its email in ``mails``.
+    The page holds at most ``limit`` users with an id above ``after``; ``next`` is
+    the ``after`` of the following page, ``None`` on the last one.
     """
 
     all: bool = False
     ids: tuple[int, ...] = ()
     names: tuple[str, ...] = ()
     mails: tuple[str, ...] = ()
+    limit: int = DEFAULT_LIMIT
+    after: int | None = None
 
 
 @dataclass(frozen=True)
@@ -100,7 +109,13 @@ class AddGroup:
 
 @dataclass(frozen=True)
 class ListGroups:
-    """Replies with every group's dict, ordered by name, each with its member count."""
+    """Replies with one page of group dicts ordered by name, each with its member count.
+
+    ``{"items": [...], "next": name | None}``: groups named after ``after``, at most ``limit``.
+    """
+
+    limit: int = DEFAULT_LIMIT
+    after: str | None = None
 
 
 @dataclass(frozen=True)
@@ -131,9 +146,14 @@ class RemoveGroupMembers:
 
 @dataclass(frozen=True)
 class GroupMembers:
-    """Replies with the member users' dicts ordered by id; NotFoundError for an unknown group."""
+    """Replies with one page of the member users' dicts ordered by id; NotFoundError for an unknown group.
+
+    ``{"items": [...], "next": id | None}``: members with an id above ``after``, at most ``limit``.
+    """
 
     group: str
+    limit: int = DEFAULT_LIMIT
+    after: int | None = None
 
 
 # -- settings ---------------------------------------------------------------------------
@@ -155,8 +175,24 @@ class SetSetting:
 
 
 @dataclass(frozen=True)
+class DeleteSetting:
+    """Delete a setting; replies with 1. NotFoundError when there is none."""
+
+    key: str
+
+
+@dataclass(frozen=True)
 class ListSettings:
-    """Replies with every setting's dict, ordered by key."""
+    """Replies with one page of setting dicts ordered by key.
+
+    ``{"items": [...], "next": key | None}``: settings whose key sorts after ``after``, at most
+    ``limit``, and (when ``max_bytes``) fewer once their JSON reaches about ``max_bytes``: values
+    may be large, and a page must fit in a reply.
+    """
+
+    limit: int = DEFAULT_LIMIT
+    after: str | None = None
+    max_bytes: int = 0
 
 
 Command = (
@@ -175,12 +211,14 @@ Command = (
     | GroupMembers
     | GetSetting
     | SetSetting
+    | DeleteSetting
     | ListSettings
 )
 COMMAND_TYPES: tuple[type[Any], ...] = typing.get_args(Command)
 
 __all__ = [
     "COMMAND_TYPES",
+    "DEFAULT_LIMIT",
     "AddGroup",
     "AddGroupMembers",
     "AddUser",
@@ -188,6 +226,7 @@ __all__ = [
     "CountUsers",
     "DeleteAllUsers",
     "DeleteGroup",
+    "DeleteSetting",
     "DeleteUsers",
     "GetSetting",
     "GetUser",

@@ -26,11 +26,11 @@ def create(db: DbSettings, **engine_args: Any) -> Engine:
     """An engine for ``db.url``; for a SQLite file, its directory is created private (0700)."""
     url = sa.make_url(db.url)
     if url.get_backend_name() != "sqlite":
-        return sa.create_engine(url, pool_pre_ping=True, **engine_args)
+        return sa.create_engine(url, pool_pre_ping=True, hide_parameters=True, **engine_args)
     database = url.database or ""
     if database and database != ":memory:" and not database.startswith("file:"):
         Path(database).expanduser().parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    engine = sa.create_engine(url, **engine_args)
+    engine = sa.create_engine(url, hide_parameters=True, **engine_args)
     _configure_sqlite(engine, db.sqlite_synchronous)
     return engine
 

@@ -10,10 +10,13 @@ statement has failed and aborted the transaction).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, bindparam, delete, func, insert, or_, select, update
+from sqlalchemy import bindparam, delete, func, insert, or_, select, update
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
@@ -22,8 +25,8 @@ from nua.model.base import utcnow
 from nua.model.errors import ConflictError, NotFoundError
 from nua.model.group import group_dict, group_members, user_groups
 from nua.model.prepared import Prepared
-from nua.model.setting import setting_dict, settings_table
-from nua.model.user import PUBLIC_COLUMNS, user_dict, users
+from nua.model.setting import setting_dict, settings_table, stored_setting_dict
+from nua.model.user import PUBLIC_COLUMNS, TEXT_STAMP_COLUMNS, user_dict, user_dict_stored, users
 
 # Bound parameters per IN list: far below every backend's limit (SQLite's is 32,766, older ones 999).
 _CHUNK = 500
@@ -41,6 +44,46 @@ def _unique(values: Iterable[C]) -> list[C]:
 
 
 # -- users --------------------------------------------------------------------------------
+
+# Errors about a statement's rows (a constraint, a trigger, a bad value), not about the
+# environment, by their PEP 249 class names: PostgreSQL's DETAIL quotes the whole failing
+# row in them, password hash included.
+_ROW_ERRORS = frozenset({"IntegrityError", "DataError", "ProgrammingError", "InternalError", "NotSupportedError"})
+
+
+def _row_error(error: BaseException) -> bool:
+    return any(cls.__name__ in _ROW_ERRORS for cls in type(error).__mro__)
+
+
+def _without_row(orig: BaseException) -> BaseException:
+    """The driver's error with its primary message only (same class, so the same SQLSTATE)."""
+    primary = getattr(getattr(orig, "diag", None), "message_primary", None) or str(orig).split("\n", 1)[0]
+    try:
+        return type(orig)(primary)
+    except Exception:  # noqa: BLE001 - a driver class that takes other arguments
+        return RuntimeError(primary)
+
+
+@contextmanager
+def _rows_kept_out_of_errors() -> Iterator[None]:
+    """Re-raise a row error of the block without the row: for statements writing a password hash.
+
+    ``hide_parameters`` keeps bound values out of SQLAlchemy's text, but the
+    driver's own message carries the server's DETAIL ("Failing row contains
+    (..., scrypt$...)"). The error keeps its classes (SQLAlchemy's and the
+    driver's, so its SQLSTATE) with only the primary message, and loses its chain.
+    Errors about the environment (a lost connection, a full disk) pass unchanged.
+    """
+    try:
+        yield
+    except sa_exc.DBAPIError as exc:
+        if exc.connection_invalidated or exc.orig is None or not _row_error(exc):
+            raise
+        raise type(exc)(exc.statement, None, _without_row(exc.orig), hide_parameters=True) from None
+    except Exception as exc:  # the driver's own, from statements run on its cursor (nua.model.prepared)
+        if not _row_error(exc):
+            raise
+        raise _without_row(exc) from None
 
 
 # The statements of a user add, a hot path: compiled once, run on the driver (see nua.model.prepared).
@@ -82,7 +125,8 @@ def add_user(conn: Connection, command: cmd.AddUser) -> dict[str, Any]:
         "created_at": now,
         "updated_at": now,
     }
-    _INSERT_USER.execute(conn, row)
+    with _rows_kept_out_of_errors():
+        _INSERT_USER.execute(conn, row)
     return user_dict(row)
 
 
@@ -97,22 +141,44 @@ def get_user(conn: Connection, command: cmd.GetUser) -> dict[str, Any]:
     return user_dict(_user_row(conn, command.id))
 
 
-def list_users(conn: Connection, command: cmd.ListUsers) -> list[dict[str, Any]]:
-    query = select(*PUBLIC_COLUMNS).order_by(users.c.id)
+def _page(rows: Sequence[Any], limit: int, render: Callable[[Any], dict[str, Any]], cursor: str) -> dict[str, Any]:
+    """One page of a list reply from up to ``limit + 1`` rows: the extra row only says that more follow.
+
+    ``next`` is the cursor of the page's last item, to pass as ``after`` for the
+    following page; ``None`` when nothing follows, so no client needs an empty
+    last page to know it is done.
+    """
+    items = [render(row) for row in rows[:limit]]
+    more = len(rows) > limit
+    return {"items": items, "next": items[-1][cursor] if more and items else None}
+
+
+def _user_listing(conn: Connection) -> tuple[Sequence[Any], Callable[[Any], dict[str, Any]]]:
+    """The columns a list of users selects on this backend, and how a row becomes a reply."""
+    if conn.dialect.name == "sqlite":
+        return TEXT_STAMP_COLUMNS, user_dict_stored
+    return PUBLIC_COLUMNS, user_dict
+
+
+def list_users(conn: Connection, command: cmd.ListUsers) -> dict[str, Any]:
+    # Keyset paging on the primary key: each page costs its own rows, wherever it starts.
+    columns, render = _user_listing(conn)
+    query = select(*columns).order_by(users.c.id).limit(command.limit + 1)
+    if command.after is not None:
+        query = query.where(users.c.id > command.after)
     filters = [(users.c.id, command.ids), (users.c.username, command.names), (users.c.email, command.mails)]
     wanted = [(column, _unique(values)) for column, values in filters if values]
     if command.all or not wanted:
-        return [user_dict(row) for row in conn.execute(query).mappings()]
-    if sum(len(values) for _, values in wanted) <= _CHUNK:
-        clauses: list[ColumnElement[bool]] = [column.in_(values) for column, values in wanted]
-        return [user_dict(row) for row in conn.execute(query.where(or_(*clauses))).mappings()]
-    # Long filters: one query per chunk (a statement's parameters are bounded), merged by id.
-    found: dict[int, dict[str, Any]] = {}
+        return _page(conn.execute(query).mappings().all(), command.limit, render, "id")
+    # One bounded query per filter chunk, each giving its first limit + 1 matches: their
+    # union, ordered by id, holds the page's rows (a user matched twice counts once).
+    found: dict[int, Any] = {}
     for column, values in wanted:
         for chunk in _chunks(values):
             for row in conn.execute(query.where(column.in_(chunk))).mappings():
-                found[row["id"]] = user_dict(row)
-    return [found[user_id] for user_id in sorted(found)]
+                found[row["id"]] = row
+    rows = [found[user_id] for user_id in sorted(found)]
+    return _page(rows, command.limit, render, "id")
 
 
 def count_users(conn: Connection, _command: cmd.CountUsers) -> int:
@@ -125,7 +191,8 @@ def update_user(conn: Connection, command: cmd.UpdateUser) -> dict[str, Any]:
         _check_user_unique(conn, command.field, command.value, command.id)
     now = utcnow()
     changes = {command.field: command.value, "updated_at": now}
-    conn.execute(update(users).where(users.c.id == command.id).values(changes))
+    with _rows_kept_out_of_errors():
+        conn.execute(update(users).where(users.c.id == command.id).values(changes))
     if command.field != "password_hash":
         row[command.field] = command.value
     row["updated_at"] = now
@@ -165,15 +232,19 @@ def add_group(conn: Connection, command: cmd.AddGroup) -> dict[str, Any]:
     return group_dict(row, members=0)
 
 
-def list_groups(conn: Connection, _command: cmd.ListGroups) -> list[dict[str, Any]]:
+def list_groups(conn: Connection, command: cmd.ListGroups) -> dict[str, Any]:
     members = func.count(group_members.c.user_id).label("members")
     query = (
         select(user_groups, members)
         .outerjoin(group_members, group_members.c.group_id == user_groups.c.id)
         .group_by(*user_groups.c)
         .order_by(user_groups.c.name)
+        .limit(command.limit + 1)
     )
-    return [group_dict(row, members=row["members"]) for row in conn.execute(query).mappings()]
+    if command.after is not None:
+        query = query.where(user_groups.c.name > command.after)
+    rows = conn.execute(query).mappings().all()
+    return _page(rows, command.limit, lambda row: group_dict(row, members=row["members"]), "name")
 
 
 def delete_group(conn: Connection, command: cmd.DeleteGroup) -> int:
@@ -213,15 +284,19 @@ def remove_group_members(conn: Connection, command: cmd.RemoveGroupMembers) -> i
     return removed
 
 
-def list_group_members(conn: Connection, command: cmd.GroupMembers) -> list[dict[str, Any]]:
+def list_group_members(conn: Connection, command: cmd.GroupMembers) -> dict[str, Any]:
     group_id = _group_id(conn, command.group)
+    columns, render = _user_listing(conn)
     query = (
-        select(*PUBLIC_COLUMNS)
+        select(*columns)
         .join(group_members, group_members.c.user_id == users.c.id)
         .where(group_members.c.group_id == group_id)
         .order_by(users.c.id)
+        .limit(command.limit + 1)
     )
-    return [user_dict(row) for row in conn.execute(query).mappings()]
+    if command.after is not None:
+        query = query.where(users.c.id > command.after)
+    return _page(conn.execute(query).mappings().all(), command.limit, render, "id")
 
 
 # -- settings -----------------------------------------------------------------------------
@@ -231,7 +306,7 @@ def get_setting(conn: Connection, command: cmd.GetSetting) -> dict[str, Any]:
     found = conn.execute(select(settings_table).where(settings_table.c.key == command.key)).mappings().first()
     if found is None:
         raise NotFoundError("setting", key=command.key)
-    return setting_dict(found)
+    return stored_setting_dict(found)
 
 
 def _upsert_setting(dialect: str) -> Prepared | None:
@@ -269,9 +344,31 @@ def set_setting(conn: Connection, command: cmd.SetSetting) -> dict[str, Any]:
     return setting_dict(row)
 
 
-def list_settings(conn: Connection, _command: cmd.ListSettings) -> list[dict[str, Any]]:
-    query = select(settings_table).order_by(settings_table.c.key)
-    return [setting_dict(row) for row in conn.execute(query).mappings()]
+def delete_setting(conn: Connection, command: cmd.DeleteSetting) -> int:
+    deleted = int(conn.execute(delete(settings_table).where(settings_table.c.key == command.key)).rowcount)
+    if not deleted:
+        raise NotFoundError("setting", key=command.key)
+    return deleted
+
+
+def list_settings(conn: Connection, command: cmd.ListSettings) -> dict[str, Any]:
+    query = select(settings_table).order_by(settings_table.c.key).limit(command.limit + 1)
+    if command.after is not None:
+        query = query.where(settings_table.c.key > command.after)
+    rows = conn.execute(query).mappings().all()
+    if command.max_bytes:
+        # A page ends early once its values reach the budget (each is bounded by [db]
+        # max_value_bytes, so at least one always fits): next carries on from there.
+        used = 0
+        for index, row in enumerate(rows[: command.limit]):
+            used += len(json.dumps(row["value"])) + len(row["key"]) + _SETTING_OVERHEAD
+            if index and used > command.max_bytes:
+                return _page(rows[: index + 1], index, stored_setting_dict, "key")
+    return _page(rows, command.limit, stored_setting_dict, "key")
+
+
+# A setting's reply besides its key and value: the member names, the timestamp, JSON punctuation.
+_SETTING_OVERHEAD = 64
 
 
 # -- dispatch -----------------------------------------------------------------------------
@@ -294,6 +391,7 @@ HANDLERS: dict[type[Any], Handler] = {
     cmd.GroupMembers: list_group_members,
     cmd.GetSetting: get_setting,
     cmd.SetSetting: set_setting,
+    cmd.DeleteSetting: delete_setting,
     cmd.ListSettings: list_settings,
 }
 

@@ -17,7 +17,8 @@ from typing import Any, cast
 from nua.model import commands as cmd
 from nua.model.errors import InvalidError
 from nua.model.password import hash_password
-from nua.settings import SecuritySettings
+from nua.model.text import codepoint, encodable, first_bidi_control, first_invisible, nfc
+from nua.settings import RpcSettings, SecuritySettings
 
 # Ids travel as JSON numbers: keep new ones exactly representable in a double.
 MAX_NEW_ID = 2**53 - 1
@@ -36,7 +37,7 @@ SETTING_KEY_MAX = 255
 _NO_SPACE = re.compile(r"^[^\s\x00-\x1f\x7f]+$")
 _EMAIL = re.compile(r"^[^\s@\x00-\x1f\x7f]+@[^\s@\x00-\x1f\x7f]+$")
 _ROLE = re.compile(r"^[A-Za-z0-9_.-]+$")
-_PRINTABLE = re.compile(r"^[^\x00-\x1f\x7f]*$")
+_PRINTABLE = re.compile(r"^[^\x00-\x1f\x7f-\x9f\u2028\u2029]*$")
 _NON_EMPTY = re.compile(r"^.+$", re.DOTALL)
 
 USER_ADD_FIELDS = frozenset({"username", "email", "password", "id", "role", "display_name", "salt"})
@@ -54,23 +55,58 @@ USER_LIST_FILTERS = frozenset({"all", "ids", "names", "mails"})
 # -- field checks -------------------------------------------------------------------------
 
 
-def _string(field: str, value: Any, max_len: int, pattern: re.Pattern[str], what: str, *, echo: bool = True) -> str:
-    shown: dict[str, Any] = {"value": value} if echo else {}
+def _text(field: str, value: Any, max_len: int, *, echo: bool = True) -> str:
+    """A string UTF-8 can encode, of at most ``max_len`` characters.
+
+    The value is echoed in the error only when it is short and encodable: an
+    error reply must itself be sendable, and small.
+    """
     if not isinstance(value, str):
+        shown: dict[str, Any] = {"value": value} if echo else {}
         raise InvalidError(field, f"must be a string, got {_json_type(value)}", **shown)
+    if not encodable(value):
+        raise InvalidError(field, "must be valid Unicode text (it holds a lone surrogate, which UTF-8 cannot encode)")
     if len(value) > max_len:
-        raise InvalidError(field, f"must be at most {max_len} characters", **shown)
-    if not pattern.match(value):
-        raise InvalidError(field, f"must be {what}", **shown)
+        raise InvalidError(field, f"must be at most {max_len} characters")
     return value
 
 
+def _string(field: str, value: Any, max_len: int, pattern: re.Pattern[str], what: str, *, echo: bool = True) -> str:
+    text = _text(field, value, max_len, echo=echo)
+    if not pattern.match(text):
+        shown: dict[str, Any] = {"value": text} if echo else {}
+        raise InvalidError(field, f"must be {what}", **shown)
+    return text
+
+
+def _name(field: str, value: Any, max_len: int, pattern: re.Pattern[str], what: str) -> str:
+    """A name people compare: NFC, nothing invisible (control, format, bidi, zero-width, spaces)."""
+    text = nfc(_text(field, value, max_len))
+    hidden = first_invisible(text, spaces=False)
+    if hidden is not None:
+        reason = f"must not contain spaces, control, format or other invisible characters (found {codepoint(hidden)})"
+        raise InvalidError(field, reason, value=text)
+    return _string(field, text, max_len, pattern, what)  # NFC may lengthen a string: checked again
+
+
+def _lookup(field: str, value: Any, max_len: int) -> str:
+    """A name to look up: any non-empty encodable string, in NFC as names are stored.
+
+    Not held to the rules of new names, so that a row stored before them can
+    still be found, shown and removed.
+    """
+    text = nfc(_text(field, value, max_len))
+    if not text:
+        raise InvalidError(field, "must not be empty")
+    return text
+
+
 def _username(value: Any, field: str = "username") -> str:
-    return _string(field, value, USERNAME_MAX, _NO_SPACE, "non-empty, without spaces or control characters")
+    return _name(field, value, USERNAME_MAX, _NO_SPACE, "non-empty, without spaces or control characters")
 
 
 def _email(value: Any, field: str = "email") -> str:
-    return _string(field, value, EMAIL_MAX, _EMAIL, "an address of the form name@domain")
+    return _name(field, value, EMAIL_MAX, _EMAIL, "an address of the form name@domain")
 
 
 def _role(value: Any) -> str:
@@ -78,7 +114,12 @@ def _role(value: Any) -> str:
 
 
 def _display_name(value: Any) -> str:
-    return _string("display_name", value, DISPLAY_NAME_MAX, _PRINTABLE, "free of control characters")
+    text = nfc(_text("display_name", value, DISPLAY_NAME_MAX))
+    hidden = first_bidi_control(text)
+    if hidden is not None:
+        reason = f"must not contain bidirectional controls (found {codepoint(hidden)})"
+        raise InvalidError("display_name", reason, value=text)
+    return _string("display_name", text, DISPLAY_NAME_MAX, _PRINTABLE, "free of control characters")
 
 
 def _password(value: Any) -> str:
@@ -93,20 +134,46 @@ def _int(field: str, value: Any) -> int:
     return value
 
 
-def _int_list(field: str, value: Any) -> tuple[int, ...]:
+def _int_list(field: str, value: Any, most: int | None = None) -> tuple[int, ...]:
+    """A list of ids; with ``most``, at most that many (one call must stay a small piece of writer time)."""
     if not isinstance(value, list | tuple):
         raise InvalidError(field, f"must be a list of integers, got {_json_type(value)}")
+    if most is not None and len(value) > most:
+        raise InvalidError(field, f"may hold at most {most} ids; split the call")
     return tuple(_int(field, item) for item in value)
 
 
-def _str_list(field: str, value: Any) -> tuple[str, ...]:
-    if not isinstance(value, list | tuple) or not all(isinstance(item, str) for item in value):
-        raise InvalidError(field, "must be a list of strings")
-    return tuple(value)
+def _lookup_list(field: str, value: Any, max_len: int) -> tuple[str, ...]:
+    if not isinstance(value, list | tuple):
+        raise InvalidError(field, f"must be a list of strings, got {_json_type(value)}")
+    return tuple(_lookup(field, item, max_len) for item in value)
 
 
 def _group_name(value: Any, field: str = "name") -> str:
-    return _string(field, value, GROUP_NAME_MAX, _NO_SPACE, "non-empty, without spaces or control characters")
+    return _name(field, value, GROUP_NAME_MAX, _NO_SPACE, "non-empty, without spaces or control characters")
+
+
+def _group_lookup(value: Any, field: str = "group") -> str:
+    return _lookup(field, value, GROUP_NAME_MAX)
+
+
+def _page(limit: Any, rpc: RpcSettings) -> int:
+    """``limit``, or the default page size; -32602 naming ``limit`` beyond ``[rpc] max_page_size``."""
+    most = max(1, rpc.max_page_size)
+    if limit is None:
+        return max(1, min(rpc.page_size, most))
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= most:
+        raise InvalidError("limit", f"must be an integer from 1 to {most} (the largest page)", value=limit)
+    return limit
+
+
+def _id_cursor(after: Any) -> int | None:
+    return None if after is None else _int("after", after)
+
+
+def _name_cursor(after: Any, max_len: int) -> str | None:
+    # Not normalised: the cursor is a name exactly as the previous page gave it.
+    return None if after is None else _text("after", after, max_len)
 
 
 def _json_type(value: Any) -> str:
@@ -162,10 +229,17 @@ def user_get(user_id: Any) -> cmd.GetUser:
     return cmd.GetUser(_int("id", user_id))
 
 
-def user_list(request: Any = None) -> cmd.ListUsers:
-    """``user_list(request=None)``: filters ``all``, ``ids``, ``names``, ``mails``; none means all."""
+def user_list(request: Any = None, limit: Any = None, after: Any = None, *, rpc: RpcSettings) -> cmd.ListUsers:
+    """``user_list(request=None, limit=None, after=None)``: one page of users ordered by id.
+
+    ``request`` filters by ``ids``, ``names`` and ``mails`` (a user matching any of
+    them is listed; no filter, or ``all``, lists every user); paging applies to
+    what the filters select. The filters hold at most ``[rpc] max_page_size``
+    values in all (each matches at most one user), so that one call stays small.
+    """
+    page, cursor = _page(limit, rpc), _id_cursor(after)
     if request is None:
-        return cmd.ListUsers()
+        return cmd.ListUsers(limit=page, after=cursor)
     fields = _mapping("request", request)
     for key in fields:
         if key not in USER_LIST_FILTERS:
@@ -173,12 +247,13 @@ def user_list(request: Any = None) -> cmd.ListUsers:
     show_all = fields.get("all", False)
     if not isinstance(show_all, bool):
         raise InvalidError("all", "must be true or false", value=show_all)
-    return cmd.ListUsers(
-        all=show_all,
-        ids=_int_list("ids", fields.get("ids") or []),
-        names=_str_list("names", fields.get("names") or []),
-        mails=_str_list("mails", fields.get("mails") or []),
-    )
+    ids = _int_list("ids", fields.get("ids") or [])
+    names = _lookup_list("names", fields.get("names") or [], USERNAME_MAX)
+    mails = _lookup_list("mails", fields.get("mails") or [], EMAIL_MAX)
+    if len(ids) + len(names) + len(mails) > rpc.max_page_size:
+        reason = f"ids, names and mails may hold at most {rpc.max_page_size} values in all; split the request"
+        raise InvalidError("request", reason)
+    return cmd.ListUsers(all=show_all, ids=ids, names=names, mails=mails, limit=page, after=cursor)
 
 
 def user_update(user_id: Any, key: Any, value: Any, security: SecuritySettings) -> cmd.UpdateUser:
@@ -194,9 +269,9 @@ def user_update(user_id: Any, key: Any, value: Any, security: SecuritySettings) 
     return cmd.UpdateUser(id=checked_id, field=field, value=new_value)
 
 
-def user_delete(ids: Any) -> cmd.DeleteUsers:
-    """``user_delete(ids)``: a list of integer ids."""
-    return cmd.DeleteUsers(_int_list("ids", ids))
+def user_delete(ids: Any, most: int | None = None) -> cmd.DeleteUsers:
+    """``user_delete(ids)``: a list of integer ids (at most ``most``: the RPC layer's ``[rpc] max_page_size``)."""
+    return cmd.DeleteUsers(_int_list("ids", ids, most))
 
 
 # -- groups -------------------------------------------------------------------------------
@@ -206,44 +281,75 @@ def group_add(name: Any, source: Any = "") -> cmd.AddGroup:
     return cmd.AddGroup(_group_name(name), _string("source", source, SOURCE_MAX, _PRINTABLE, "printable"))
 
 
+def group_list(limit: Any = None, after: Any = None, *, rpc: RpcSettings) -> cmd.ListGroups:
+    return cmd.ListGroups(limit=_page(limit, rpc), after=_name_cursor(after, GROUP_NAME_MAX))
+
+
 def group_delete(name: Any) -> cmd.DeleteGroup:
-    return cmd.DeleteGroup(_group_name(name))
+    return cmd.DeleteGroup(_group_lookup(name, "name"))
 
 
-def group_add_members(group: Any, user_ids: Any) -> cmd.AddGroupMembers:
-    return cmd.AddGroupMembers(_group_name(group, "group"), _int_list("user_ids", user_ids))
+def group_add_members(group: Any, user_ids: Any, most: int | None = None) -> cmd.AddGroupMembers:
+    return cmd.AddGroupMembers(_group_lookup(group), _int_list("user_ids", user_ids, most))
 
 
-def group_remove_members(group: Any, user_ids: Any) -> cmd.RemoveGroupMembers:
-    return cmd.RemoveGroupMembers(_group_name(group, "group"), _int_list("user_ids", user_ids))
+def group_remove_members(group: Any, user_ids: Any, most: int | None = None) -> cmd.RemoveGroupMembers:
+    return cmd.RemoveGroupMembers(_group_lookup(group), _int_list("user_ids", user_ids, most))
 
 
-def group_members(group: Any) -> cmd.GroupMembers:
-    return cmd.GroupMembers(_group_name(group, "group"))
+def group_members(group: Any, limit: Any = None, after: Any = None, *, rpc: RpcSettings) -> cmd.GroupMembers:
+    return cmd.GroupMembers(_group_lookup(group), limit=_page(limit, rpc), after=_id_cursor(after))
 
 
 # -- settings -----------------------------------------------------------------------------
 
 
 def _setting_key(key: Any) -> str:
-    return _string("key", key, SETTING_KEY_MAX, _NO_SPACE, "non-empty, without spaces or control characters")
+    return _name("key", key, SETTING_KEY_MAX, _NO_SPACE, "non-empty, without spaces or control characters")
 
 
 def setting_get(key: Any) -> cmd.GetSetting:
-    return cmd.GetSetting(_setting_key(key))
+    return cmd.GetSetting(_lookup("key", key, SETTING_KEY_MAX))
 
 
-def setting_set(key: Any, value: Any) -> cmd.SetSetting:
-    """``setting_set(key, value)``: ``value`` is any JSON value (no NaN or infinity)."""
+def setting_delete(key: Any) -> cmd.DeleteSetting:
+    return cmd.DeleteSetting(_lookup("key", key, SETTING_KEY_MAX))
+
+
+def setting_list(limit: Any = None, after: Any = None, *, rpc: RpcSettings) -> cmd.ListSettings:
+    """A page of settings that fits in half of ``[rpc] max_reply_bytes`` however large the values."""
+    page, cursor = _page(limit, rpc), _name_cursor(after, SETTING_KEY_MAX)
+    return cmd.ListSettings(limit=page, after=cursor, max_bytes=max(1, rpc.max_reply_bytes // 2))
+
+
+def _too_large(size: int, max_bytes: int) -> InvalidError:
+    return InvalidError("value", f"must be at most {max_bytes} bytes of JSON text (UTF-8), got {size}")
+
+
+def setting_set(key: Any, value: Any, max_value_bytes: int) -> cmd.SetSetting:
+    """``setting_set(key, value)``: ``value`` is any JSON value (no NaN or infinity).
+
+    Its JSON text, in UTF-8, is at most ``max_value_bytes`` (``[db] max_value_bytes``),
+    and every string in it (object keys too) must be encodable.
+    """
     checked_key = _setting_key(key)
     if isinstance(value, float) and not math.isfinite(value):
         raise InvalidError("value", "must be a finite number")
-    if value is None or isinstance(value, str | int | float):  # bool is an int: every scalar is JSON
+    if value is None or isinstance(value, bool | float):  # a few bytes each
+        return cmd.SetSetting(checked_key, value)
+    if isinstance(value, str) and value.isascii() and len(value) + 2 <= max_value_bytes:  # the hot path
         return cmd.SetSetting(checked_key, value)
     try:
-        json.dumps(value, allow_nan=False)
+        text = json.dumps(value, ensure_ascii=False, allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise InvalidError("value", f"must be a JSON value: {exc}") from None
+    try:
+        size = len(text.encode("utf-8"))
+    except UnicodeEncodeError:
+        reason = "must hold only valid Unicode text (a string holds a lone surrogate, which UTF-8 cannot encode)"
+        raise InvalidError("value", reason) from None
+    if size > max_value_bytes:
+        raise _too_large(size, max_value_bytes)
     return cmd.SetSetting(checked_key, value)
 
 
@@ -254,9 +360,12 @@ __all__ = [
     "group_add",
     "group_add_members",
     "group_delete",
+    "group_list",
     "group_members",
     "group_remove_members",
+    "setting_delete",
     "setting_get",
+    "setting_list",
     "setting_set",
     "user_add",
     "user_delete",

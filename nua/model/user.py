@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import BigInteger, Integer, RowMapping, String, Table
+from sqlalchemy import BigInteger, ColumnElement, Integer, RowMapping, String, Table, type_coerce
 from sqlalchemy.orm import Mapped, mapped_column
 
 from nua.model.base import Base, UtcDateTime, iso
@@ -43,4 +43,36 @@ def user_dict(row: RowMapping | dict[str, Any]) -> dict[str, Any]:
         "display_name": row["display_name"],
         "created_at": iso(row["created_at"]),
         "updated_at": iso(row["updated_at"]),
+    }
+
+
+# Lists on SQLite read the two timestamps as the text SQLAlchemy stored
+# ("YYYY-MM-DD HH:MM:SS.ffffff", UTC) and reshape it: parsing, converting and
+# rendering two datetimes was two thirds of the time a page of users took.
+_STAMPS = ("created_at", "updated_at")
+TEXT_STAMP_COLUMNS: tuple[ColumnElement[Any], ...] = tuple(
+    type_coerce(column, String).label(column.name) if column.name in _STAMPS else column for column in PUBLIC_COLUMNS
+)
+
+
+def stored_iso(text: str | None) -> str | None:
+    """A timestamp SQLite holds as text, rendered as :func:`nua.model.base.iso` renders it."""
+    if text is None:
+        return None
+    if len(text) == 26 and text[10] == " " and text[19] == ".":
+        return f"{text[:10]}T{text[11:]}+00:00"
+    stamp = datetime.fromisoformat(text)  # another writer's form: the general way
+    return iso(stamp.replace(tzinfo=UTC) if stamp.tzinfo is None else stamp.astimezone(UTC))
+
+
+def user_dict_stored(row: RowMapping | dict[str, Any]) -> dict[str, Any]:
+    """:func:`user_dict` of a row read with :data:`TEXT_STAMP_COLUMNS`."""
+    return {
+        "id": row["id"],
+        "username": row["username"],
+        "email": row["email"],
+        "role": row["role"],
+        "display_name": row["display_name"],
+        "created_at": stored_iso(row["created_at"]),
+        "updated_at": stored_iso(row["updated_at"]),
     }

@@ -153,6 +153,27 @@ def _user_add(client: Client, args: argparse.Namespace, stdin: TextIO) -> tuple[
     return client.call("user_add", data), lambda user: table([user], USER_COLUMNS)
 
 
+def every_page(client: Client, method: str, **params: Any) -> list[Any]:
+    """Every item of a paged list method, following ``next`` from page to page.
+
+    A reply that is a plain list (a daemon from before paging) is taken whole.
+    """
+    items: list[Any] = []
+    after: Any = None
+    while True:
+        page = client.call(method, **params) if after is None else client.call(method, **params, after=after)
+        if isinstance(page, list):
+            return items + page
+        if not isinstance(page, dict) or not isinstance(page.get("items"), list):
+            msg = f"{method} answered {type(page).__name__}, not a page of items"
+            raise ProtocolError(msg)
+        items += page["items"]
+        following = page.get("next")
+        if following is None or following == after:  # the last page (or a server going round in circles)
+            return items
+        after = following
+
+
 def _user_list(client: Client, args: argparse.Namespace, _stdin: TextIO) -> tuple[Any, Callable[[Any], str]]:
     request: dict[str, Any] = {}
     if args.ids:
@@ -161,8 +182,17 @@ def _user_list(client: Client, args: argparse.Namespace, _stdin: TextIO) -> tupl
         request["names"] = args.names
     if args.mails:
         request["mails"] = args.mails
-    users = client.call("user_list", request) if request else client.call("user_list")
+    users = every_page(client, "user_list", request=request) if request else every_page(client, "user_list")
     return users, lambda rows: table(rows, USER_COLUMNS)
+
+
+def _listed(method: str, *fields: str, show: Callable[[Any], str] = human) -> Run:
+    """A command listing every item of a paged method; its params are the named arguments."""
+
+    def run(client: Client, args: argparse.Namespace, _stdin: TextIO) -> tuple[Any, Callable[[Any], str]]:
+        return every_page(client, method, **{name: getattr(args, name) for name in fields}), show
+
+    return run
 
 
 def _user_update(client: Client, args: argparse.Namespace, stdin: TextIO) -> tuple[Any, Callable[[Any], str]]:
@@ -286,9 +316,9 @@ def _groups(top: Any, common: argparse.ArgumentParser) -> None:
     groups = _Commands(top, "group", common)
     create = _simple("group_add", "name", "source")
     groups.add("add", create, "create a group", _arg("name"), _arg("--source", default=""))
-    groups.add("list", _simple("group_list"), "list groups")
+    groups.add("list", _listed("group_list"), "list groups")
     groups.add("delete", _simple("group_delete", "name"), "delete a group", _arg("name"))
-    members = _simple("group_members", "group", show=lambda rows: table(rows, USER_COLUMNS))
+    members = _listed("group_members", "group", show=lambda rows: table(rows, USER_COLUMNS))
     groups.add("members", members, "list a group's members", _arg("group"))
     for name, method in (("add-members", "group_add_members"), ("remove-members", "group_remove_members")):
         run = _simple(method, params=lambda a: [a.group, ids(a.ids)])
@@ -300,7 +330,9 @@ def _settings(top: Any, common: argparse.ArgumentParser) -> None:
     settings.add("get", _simple("setting_get", "key"), "show a setting", _arg("key"))
     store = _simple("setting_set", params=lambda a: [a.key, json_value(a.value)])
     settings.add("set", store, "set a setting", _arg("key"), _arg("value", help="a JSON value, or else a string"))
-    settings.add("list", _simple("setting_list"), "list settings")
+    settings.add("list", _listed("setting_list"), "list settings")
+    removed = _simple("setting_delete", "key", show=lambda n: f"{n} setting deleted")
+    settings.add("delete", removed, "delete a setting (e.g. one whose stored value is damaged)", _arg("key"))
 
 
 def _daemon(top: Any, common: argparse.ArgumentParser) -> None:

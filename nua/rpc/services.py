@@ -15,7 +15,7 @@ from typing import Any
 import pykka
 
 from nua.actors._future import NotifyingFuture
-from nua.actors.directory import DB_WRITER, Directory
+from nua.actors.directory import DB_READER, DB_WRITER, Directory
 from nua.actors.health import Health
 from nua.rpc.errors import UnavailableError
 from nua.rpc.registry import Registry
@@ -71,4 +71,4 @@ def then(future: NotifyingFuture, transform: Callable[[Any], Any]) -> NotifyingF
     return result
 
 
-__all__ = ["DB_WRITER", "Services", "then"]
+__all__ = ["DB_READER", "DB_WRITER", "Services", "then"]

@@ -17,6 +17,7 @@ from typing import Any, Self
 import pytest
 from daemon_helpers import REPO, WAIT_S, DaemonEnv, is_alive, wait_until
 
+from nua.rpc.cli import every_page
 from nua.rpc.client import Client, DaemonUnreachableError
 from nua.rpc.errors import RpcError
 
@@ -96,7 +97,7 @@ def test_sigterm_while_8_clients_write_loses_nothing_acknowledged(daemon: Daemon
 
     daemon.start()
     with Client(daemon.endpoint, timeout=WAIT_S) as client:
-        stored = {row["key"]: row["value"] for row in client.call("setting_list")}
+        stored = {row["key"]: row["value"] for row in every_page(client, "setting_list")}
     missing = sorted(acked - stored.keys())
     assert not missing, f"{len(missing)} acknowledged writes lost, e.g. {missing[:5]}"
     for key in acked:
@@ -112,7 +113,7 @@ def faulty(daemon: DaemonEnv) -> DaemonEnv:
 def test_sys_fault_restarts_each_child_while_clients_are_served(faulty: DaemonEnv) -> None:
     pid = faulty.start()
     with Writers(faulty.endpoint) as writers:
-        for child in ("sentinel", "db_writer", "gateway"):
+        for child in ("sentinel", "db_writer", "db_reader", "gateway"):
             before = writers.total()
             with Client(faulty.endpoint, timeout=WAIT_S) as client:
                 assert "crash injected" in client.call("sys_fault", child)
@@ -123,16 +124,17 @@ def test_sys_fault_restarts_each_child_while_clients_are_served(faulty: DaemonEn
     assert {child: node["restarts"] for child, node in children.items()} == {
         "sentinel": 1,
         "db_writer": 1,
+        "db_reader": 1,
         "gateway": 1,
     }
     assert faulty.pid() == pid
     assert is_alive(pid)
     code, report = faulty.status()
     assert code == 0
-    assert [node["restarts"] for node in report["tree"]["children"]] == [1, 1, 1]
+    assert [node["restarts"] for node in report["tree"]["children"]] == [1, 1, 1, 1]
     # Every write the clients saw acknowledged is there, crashes notwithstanding.
     with Client(faulty.endpoint, timeout=WAIT_S) as client:
-        stored = {row["key"] for row in client.call("setting_list")}
+        stored = {row["key"] for row in every_page(client, "setting_list")}
     assert {key for keys in writers.acked for key in keys} <= stored
 
 

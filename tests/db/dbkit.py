@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -101,3 +102,14 @@ class Writers:
     def stop_all(self) -> None:
         for ref in self.refs:
             ref.stop(block=True, timeout=10)
+
+
+def every_item(writer: pykka.ActorRef[Any], command: Any) -> list[Any]:
+    """Every item of a paged list command, asking page after page as a client does."""
+    items: list[Any] = []
+    while True:
+        page = writer.ask(command)
+        items += page["items"]
+        if page["next"] is None:
+            return items
+        command = dataclasses.replace(command, after=page["next"])

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import sqlalchemy as sa
-from dbkit import Writers, make_settings
+from dbkit import Writers, every_item, make_settings
 
 from nua.model import commands as cmd
 
@@ -61,7 +61,7 @@ def test_every_acknowledged_add_survives_kill_9(tmp_path: Path) -> None:
             writers = Writers(make_settings(url, tmp_path))
             try:
                 reopened = writers.start()
-                found = {user["username"] for user in reopened.ask(cmd.ListUsers(names=tuple(acknowledged)))}
+                found = {user["username"] for user in every_item(reopened, cmd.ListUsers(names=tuple(acknowledged)))}
                 assert set(acknowledged) <= found, f"run {repetition}: lost {sorted(set(acknowledged) - found)}"
                 assert reopened.ask(cmd.CountUsers()) >= len(acknowledged)
             finally:

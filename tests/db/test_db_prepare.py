@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import math
+import unicodedata
 from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+import nua.settings
 from nua.model import commands as cmd
 from nua.model import prepare
 from nua.model.errors import ConflictError, InvalidError, ModelError, NotFoundError
@@ -17,6 +19,7 @@ from nua.model.password import hash_password, verify_password
 from nua.settings import SecuritySettings
 
 FAST = SecuritySettings(scrypt_n=16, scrypt_r=1, scrypt_p=1)
+RPC = nua.settings.load(environ={}).rpc
 GOOD = {"username": "alice", "email": "alice@example.org", "password": "s3cret"}
 
 
@@ -90,35 +93,46 @@ def test_user_update_keys_and_password_rehash() -> None:
     assert invalid(prepare.user_update, 3, "email", "nope", FAST).field == "email"
 
 
+def user_list(request: Any = None, limit: Any = None, after: Any = None) -> cmd.ListUsers:
+    return prepare.user_list(request, limit, after, rpc=RPC)
+
+
 def test_user_list_request() -> None:
-    assert prepare.user_list(None) == cmd.ListUsers()
-    assert prepare.user_list({"ids": [1, 2], "names": ["a"], "mails": [], "all": False}) == cmd.ListUsers(
-        ids=(1, 2), names=("a",)
+    assert user_list(None) == cmd.ListUsers(limit=RPC.page_size)
+    assert user_list({"ids": [1, 2], "names": ["a"], "mails": [], "all": False}) == cmd.ListUsers(
+        ids=(1, 2), names=("a",), limit=RPC.page_size
     )
-    assert invalid(prepare.user_list, {"emails": ["a@b"]}).field == "emails"
-    assert invalid(prepare.user_list, {"ids": "1,2"}).field == "ids"
-    assert invalid(prepare.user_list, {"ids": [1.5]}).field == "ids"
-    assert invalid(prepare.user_list, {"names": [1]}).field == "names"
-    assert invalid(prepare.user_list, {"all": "yes"}).field == "all"
-    assert invalid(prepare.user_list, [1]).field == "request"
+    assert invalid(user_list, {"emails": ["a@b"]}).field == "emails"
+    assert invalid(user_list, {"ids": "1,2"}).field == "ids"
+    assert invalid(user_list, {"ids": [1.5]}).field == "ids"
+    assert invalid(user_list, {"names": [1]}).field == "names"
+    assert invalid(user_list, {"all": "yes"}).field == "all"
+    assert invalid(user_list, [1]).field == "request"
+    # Each filter value matches one user at most: more values than a page is a request to split.
+    assert user_list({"ids": list(range(RPC.max_page_size))}).ids == tuple(range(RPC.max_page_size))
+    assert invalid(user_list, {"ids": [1], "names": ["n"] * RPC.max_page_size}).field == "request"
 
 
 def test_user_delete_ids() -> None:
     assert prepare.user_delete([3, 1]) == cmd.DeleteUsers((3, 1))
     assert invalid(prepare.user_delete, 3).field == "ids"
     assert invalid(prepare.user_delete, [None]).field == "ids"
+    assert prepare.user_delete([1, 2], 2) == cmd.DeleteUsers((1, 2))
+    assert invalid(prepare.user_delete, [1, 2, 3], 2).field == "ids"
+    assert invalid(prepare.group_add_members, "ops", [1, 2, 3], 2).field == "user_ids"
+    assert invalid(prepare.group_remove_members, "ops", [1, 2, 3], 2).field == "user_ids"
 
 
 def test_settings_and_groups() -> None:
-    assert prepare.setting_set("a.b", [1, {"c": None}]) == cmd.SetSetting("a.b", [1, {"c": None}])
-    assert invalid(prepare.setting_set, "", 1).field == "key"
-    assert invalid(prepare.setting_set, "k", math.nan).field == "value"
-    assert invalid(prepare.setting_set, "k", {"x": object()}).field == "value"
+    assert prepare.setting_set("a.b", [1, {"c": None}], 100) == cmd.SetSetting("a.b", [1, {"c": None}])
+    assert invalid(prepare.setting_set, "", 1, 100).field == "key"
+    assert invalid(prepare.setting_set, "k", math.nan, 100).field == "value"
+    assert invalid(prepare.setting_set, "k", {"x": object()}, 100).field == "value"
     assert invalid(prepare.setting_get, 5).field == "key"
     assert prepare.group_add("ops", "ldap") == cmd.AddGroup("ops", "ldap")
     assert invalid(prepare.group_add, "two words").field == "name"
     assert invalid(prepare.group_add_members, "ops", [1, "2"]).field == "user_ids"
-    assert invalid(prepare.group_members, None).field == "group"
+    assert invalid(lambda group: prepare.group_members(group, rpc=RPC), None).field == "group"
 
 
 @given(st.recursive(st.none() | st.booleans() | st.integers() | st.text(), st.lists))
@@ -128,7 +142,9 @@ def test_any_json_username_is_a_command_or_an_invalid_error_naming_it(data: Any)
         outcome = prepare.user_add({"username": data, "email": "a@b", "password": "p"}, FAST)
     except InvalidError as error:
         outcome = error.field
-    assert outcome == "username" or (isinstance(outcome, cmd.AddUser) and outcome.username == data)
+    assert outcome == "username" or (
+        isinstance(outcome, cmd.AddUser) and outcome.username == unicodedata.normalize("NFC", data)
+    )
 
 
 def test_hashes_are_salted_self_describing_and_constant_time_checked() -> None:

@@ -34,14 +34,14 @@ def test_an_existing_database_keeps_its_rows_and_its_settings(
     first = writers.start()
     data = {"username": "kept", "email": "k@example.org", "password": "p"}
     user = first.ask(prepare.user_add(data, settings.security))
-    first.ask(prepare.setting_set("db.max_batch", 7))
+    first.ask(prepare.setting_set("db.max_batch", 7, 100))
     first.stop(block=True, timeout=10)
     recorded = read_meta(db_url)
     assert recorded["schema_version"] == str(schema.SCHEMA_VERSION)
 
     second = writers.start()
 
-    assert second.ask(cmd.ListUsers()) == [user]
+    assert second.ask(cmd.ListUsers())["items"] == [user]
     assert second.ask(prepare.setting_get("db.max_batch"))["value"] == 7  # not bootstrapped again
     assert read_meta(db_url) == recorded
 

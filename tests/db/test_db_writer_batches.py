@@ -9,7 +9,7 @@ from typing import Any
 import pykka
 import pytest
 import sqlalchemy as sa
-from dbkit import ExitLog, Gate, GatedWriter, Writers, make_settings
+from dbkit import ExitLog, Gate, GatedWriter, Writers, every_item, make_settings
 from sqlalchemy import event
 
 from nua.actors._supervised import ChildContext, InjectedFaultError
@@ -57,7 +57,7 @@ def test_queued_commands_share_one_transaction_and_fail_alone(writers: Writers, 
     assert results[1:3] == [ConflictError, NotFoundError]
     assert results[3]["username"] == "b"
     assert results[4] is InternalError
-    assert [found["username"] for found in results[5]] == ["a", "b"]
+    assert [found["username"] for found in results[5]["items"]] == ["a", "b"]
     assert results[6] == 3
     assert writer.ask(WriterStats()) == {"batches": 2, "commands": 1 + len(queued), "largest_batch": len(queued)}
     assert writer.ask(cmd.CountUsers()) == 3
@@ -90,7 +90,7 @@ def test_the_rows_of_one_batch_share_its_timestamp(writers: Writers, settings: S
     stamps = [outcome(future)["updated_at"] for future in queued]
     assert len(set(stamps)) == 1  # one transaction, one timestamp, as SQL's CURRENT_TIMESTAMP
     assert outcome(head)["updated_at"] < stamps[0]  # the earlier commit, the earlier stamp
-    listed = {row["key"]: row["updated_at"] for row in writer.ask(cmd.ListSettings())}
+    listed = {row["key"]: row["updated_at"] for row in writer.ask(cmd.ListSettings(limit=1000))["items"]}
     assert [listed[f"k{index}"] for index in range(3)] == stamps  # stored as replied
 
 
@@ -158,7 +158,7 @@ def test_told_crash_mid_batch_fails_the_batch_and_the_supervisor_restarts_the_wr
 
         second = directory.wait_for("db_writer", timeout=10, not_ref=first)
         assert not first.is_alive()
-        assert [found["username"] for found in second.ask(cmd.ListUsers())] == ["committed"]
+        assert [found["username"] for found in second.ask(cmd.ListUsers())["items"]] == ["committed"]
         assert second.ask(user(settings, "lost0"))["username"] == "lost0"  # the writer works again
     finally:
         root.stop(block=True, timeout=10)
@@ -218,7 +218,7 @@ def test_concurrent_adds_with_duplicates_count_exactly(writer: pykka.ActorRef[An
     assert len(rejected) == (threads - 1) * shared
     assert set(rejected) == {f"shared{index}" for index in range(0, per_thread, shared_every)}
     assert writer.ask(cmd.CountUsers()) == len(accepted)
-    listed = writer.ask(cmd.ListUsers())
+    listed = every_item(writer, cmd.ListUsers())
     assert sorted(found["username"] for found in listed) == sorted(accepted)
     assert [found["id"] for found in listed] == list(range(1, len(accepted) + 1))
     stats = writer.ask(WriterStats())

@@ -15,6 +15,7 @@ import zmq
 
 from nua import settings
 from nua.actors._supervised import ChildContext
+from nua.actors.db_reader import DbReader
 from nua.actors.db_writer import DbWriter
 from nua.actors.directory import Directory
 from nua.actors.gateway import Gateway
@@ -60,6 +61,7 @@ def start_tree(config: settings.Settings) -> Tree:
         ChildContext("root", 1, lambda _exited: None),
         [
             ChildSpec("db_writer", start=lambda ctx: DbWriter.start(ctx, config), start_timeout_s=30),
+            ChildSpec("db_reader", start=lambda ctx: DbReader.start(ctx, config)),
             ChildSpec("gateway", start=lambda ctx: Gateway.start(ctx, config, directory)),
         ],
         directory=directory,

@@ -40,12 +40,16 @@ def test_batch_results_in_order_with_errors_returned(client: Client) -> None:
     assert results[0] == 3
     assert isinstance(results[1], errors.DivisionByZeroError)
     assert results[2] == 10
+    # A notification is not acknowledged; a write acknowledged after it was queued behind it in
+    # the DB writer, so once that one is answered the notification is applied and reads see it.
+    client.call("setting_set", "batch.barrier", 1)
     assert client.call("setting_get", "batch.key")["value"] == 1  # the notification ran
     assert client.batch([Call("setting_set", ["batch.other", 2], notify=True)]) == []
 
 
 def test_notification_sends_and_returns(client: Client) -> None:
     client.notify("setting_set", "notified.key", "on")
+    client.call("setting_set", "notified.barrier", 1)  # acknowledged after the notification: see above
     assert client.call("setting_get", "notified.key")["value"] == "on"
 
 

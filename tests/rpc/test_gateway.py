@@ -25,6 +25,7 @@ from nua.actors.gateway import Gateway, GatewayInfo
 from nua.actors.messages import Exited, Ping
 from nua.actors.supervisor import ChildSpec, Supervisor
 from nua.rpc import errors
+from nua.rpc.cli import every_page
 from nua.rpc.client import Client, DaemonUnreachableError
 
 REQUEST = {"jsonrpc": "2.0", "method": "test_add", "params": [2, 3], "id": 7}
@@ -144,16 +145,16 @@ def test_user_and_setting_and_group_methods(client: Client) -> None:
     assert "password" not in added
     assert "password_hash" not in added
     assert client.call("user_count") == 1
-    assert [u["username"] for u in client.call("user_list")] == ["bob"]
-    assert client.call("user_list", {"names": ["nobody"]}) == []
+    assert [u["username"] for u in client.call("user_list")["items"]] == ["bob"]
+    assert client.call("user_list", {"names": ["nobody"]}) == {"items": [], "next": None}
     assert client.call("user_update", added["id"], "display_name", "Bob")["display_name"] == "Bob"
     assert client.call("user_update", added["id"], "password", "new-pw")["id"] == added["id"]
     assert client.call("setting_set", "ui.theme", {"dark": True})["value"] == {"dark": True}
     assert client.call("setting_get", "ui.theme")["value"] == {"dark": True}
-    assert "ui.theme" in [s["key"] for s in client.call("setting_list")]
+    assert "ui.theme" in [s["key"] for s in every_page(client, "setting_list")]
     assert client.call("group_add", "admins")["name"] == "admins"
     assert client.call("group_add_members", "admins", [added["id"]]) == 1
-    assert [u["id"] for u in client.call("group_members", "admins")] == [added["id"]]
+    assert [u["id"] for u in client.call("group_members", "admins")["items"]] == [added["id"]]
     assert client.call("user_delete", [added["id"]]) == 1
     assert client.call("user_delete_all") == 0
     assert client.call("user_count") == 0
@@ -305,7 +306,7 @@ def test_unavailable_while_the_owner_is_not_registered(tree: Tree, client: Clien
     tree.directory.unregister("db_writer", writer)
     try:
         with pytest.raises(errors.UnavailableError) as caught:
-            client.call("user_count")
+            client.call("setting_set", "k", 1)
         assert caught.value.data == {"actor": "db_writer"}
     finally:
         tree.directory.register("db_writer", writer)
@@ -323,7 +324,7 @@ def test_stock_tinyrpc_client_works_unchanged(tree: Tree) -> None:
         user = proxy.user_add({"username": "old", "email": "old@example.org", "password": "pw", "salt": "abc"})
         assert user["username"] == "old"
         assert proxy.user_count() == 1
-        assert [u["username"] for u in proxy.user_list()] == ["old"]
+        assert [u["username"] for u in proxy.user_list()["items"]] == ["old"]
         with pytest.raises(TinyRPCError):
             proxy.test_divide(1, 0)
         assert proxy.test_add(a=2, b=5) == 7
@@ -350,7 +351,7 @@ def test_many_clients_at_once(tree: Tree) -> None:
         t.join(30)
     assert failures == []
     with tree.client() as c:
-        assert len([s for s in c.call("setting_list") if s["key"].startswith("k.")]) == 160
+        assert len([s for s in every_page(c, "setting_list") if s["key"].startswith("k.")]) == 160
 
 
 # -- binding ------------------------------------------------------------------------------------------

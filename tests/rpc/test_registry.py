@@ -162,7 +162,7 @@ def test_builtins_with_the_original_names(services: Services) -> None:
                  "group_add", "group_list", "group_members", "sys_status", "sys_fault"):  # fmt: skip
         assert name in reg
     assert [p.name for p in reg.get("user_update").signature.parameters.values()] == ["id", "key", "value"]
-    assert [p.name for p in reg.get("user_list").signature.parameters.values()] == ["request"]
+    assert [p.name for p in reg.get("user_list").signature.parameters.values()] == ["request", "limit", "after"]
 
 
 class KeywordOnly(MethodGroup):

@@ -5,9 +5,9 @@ from __future__ import annotations
 import builtins
 
 from nua.actors._future import NotifyingFuture
-from nua.model import commands, prepare
+from nua.model import prepare
 from nua.rpc.registry import MethodGroup, public
-from nua.rpc.services import DB_WRITER
+from nua.rpc.services import DB_READER, DB_WRITER
 
 
 class GroupMethods(MethodGroup):
@@ -21,9 +21,12 @@ class GroupMethods(MethodGroup):
         return self.services.ask(DB_WRITER, prepare.group_add(name, source))
 
     @public
-    def list(self) -> NotifyingFuture:
-        """Every group ordered by name, each with its member count."""
-        return self.services.ask(DB_WRITER, commands.ListGroups())
+    def list(self, limit: int | None = None, after: str | None = None) -> NotifyingFuture:
+        """One page of groups ordered by name, each with its member count: ``{"items": [...], "next": name or null}``.
+
+        ``limit`` groups at most (default ``[rpc] page_size``); ``after``: the ``next`` of the previous page.
+        """
+        return self.services.ask(DB_READER, prepare.group_list(limit, after, rpc=self.services.settings.rpc))
 
     @public
     def delete(self, name: str) -> NotifyingFuture:
@@ -32,15 +35,18 @@ class GroupMethods(MethodGroup):
 
     @public
     def add_members(self, group: str, user_ids: builtins.list[int]) -> NotifyingFuture:
-        """Add users to ``group``; return how many memberships are new."""
-        return self.services.ask(DB_WRITER, prepare.group_add_members(group, user_ids))
+        """Add users to ``group`` (at most ``[rpc] max_page_size`` ids a call); return how many memberships are new."""
+        most = self.services.settings.rpc.max_page_size
+        return self.services.ask(DB_WRITER, prepare.group_add_members(group, user_ids, most))
 
     @public
     def remove_members(self, group: str, user_ids: builtins.list[int]) -> NotifyingFuture:
-        """Remove users from ``group``; return how many memberships were removed."""
-        return self.services.ask(DB_WRITER, prepare.group_remove_members(group, user_ids))
+        """Remove users from ``group`` (at most ``[rpc] max_page_size`` ids a call); return how many were removed."""
+        most = self.services.settings.rpc.max_page_size
+        return self.services.ask(DB_WRITER, prepare.group_remove_members(group, user_ids, most))
 
     @public
-    def members(self, group: str) -> NotifyingFuture:
-        """The members of ``group`` ordered by id."""
-        return self.services.ask(DB_WRITER, prepare.group_members(group))
+    def members(self, group: str, limit: int | None = None, after: int | None = None) -> NotifyingFuture:
+        """One page of the members of ``group`` ordered by id: ``{"items": [...], "next": id or null}``."""
+        command = prepare.group_members(group, limit, after, rpc=self.services.settings.rpc)
+        return self.services.ask(DB_READER, command)

@@ -5,27 +5,36 @@ from __future__ import annotations
 from typing import Any
 
 from nua.actors._future import NotifyingFuture
-from nua.model import commands, prepare
+from nua.model import prepare
 from nua.rpc.registry import MethodGroup, public
-from nua.rpc.services import DB_WRITER
+from nua.rpc.services import DB_READER, DB_WRITER
 
 
 class SettingMethods(MethodGroup):
-    """Get, set and list settings; a value is any JSON value."""
+    """Get, set, delete and list settings; a value is any JSON value up to ``[db] max_value_bytes``."""
 
     prefix = "setting_"
 
     @public
     def get(self, key: str) -> NotifyingFuture:
         """The setting ``key`` as ``{key, value, updated_at}``."""
-        return self.services.ask(DB_WRITER, prepare.setting_get(key))
+        return self.services.ask(DB_READER, prepare.setting_get(key))
 
     @public
     def set(self, key: str, value: Any) -> NotifyingFuture:
         """Create or replace the setting ``key``; return its dict once durable."""
-        return self.services.ask(DB_WRITER, prepare.setting_set(key, value))
+        command = prepare.setting_set(key, value, self.services.settings.db.max_value_bytes)
+        return self.services.ask(DB_WRITER, command)
 
     @public
-    def list(self) -> NotifyingFuture:
-        """Every setting ordered by key."""
-        return self.services.ask(DB_WRITER, commands.ListSettings())
+    def delete(self, key: str) -> NotifyingFuture:
+        """Delete the setting ``key``; return 1 (not found: -32001)."""
+        return self.services.ask(DB_WRITER, prepare.setting_delete(key))
+
+    @public
+    def list(self, limit: int | None = None, after: str | None = None) -> NotifyingFuture:
+        """One page of settings ordered by key: ``{"items": [...], "next": key or null}``.
+
+        ``limit`` settings at most (default ``[rpc] page_size``); ``after``: the ``next`` of the previous page.
+        """
+        return self.services.ask(DB_READER, prepare.setting_list(limit, after, rpc=self.services.settings.rpc))

@@ -2,8 +2,9 @@
 
 Arguments are checked and passwords hashed here, in the caller's thread (the
 gateway's pool for the methods that hash), so that the writer's serial section
-is database work only. Every method returns the writer's future: the reply goes
-out once the change is durable.
+is database work only. Every change returns the writer's future: the reply goes
+out once the change is durable. Reads go to the DB reader, which sees every
+acknowledged change and never waits behind the writer.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 from nua.actors._future import NotifyingFuture
 from nua.model import commands, prepare
 from nua.rpc.registry import MethodGroup, public
-from nua.rpc.services import DB_WRITER
+from nua.rpc.services import DB_READER, DB_WRITER
 
 
 class UserMethods(MethodGroup):
@@ -35,17 +36,25 @@ class UserMethods(MethodGroup):
     @public
     def count(self) -> NotifyingFuture:
         """The number of users."""
-        return self.services.ask(DB_WRITER, commands.CountUsers())
+        return self.services.ask(DB_READER, commands.CountUsers())
 
     @public
     def get(self, id: int) -> NotifyingFuture:  # noqa: A002 - the original API's parameter name
         """The user with this id."""
-        return self.services.ask(DB_WRITER, prepare.user_get(id))
+        return self.services.ask(DB_READER, prepare.user_get(id))
 
     @public
-    def list(self, request: dict[str, Any] | None = None) -> NotifyingFuture:
-        """Users ordered by id; ``request`` filters by ``ids``, ``names``, ``mails`` (none, or ``all``: every user)."""
-        return self.services.ask(DB_WRITER, prepare.user_list(request))
+    def list(
+        self, request: dict[str, Any] | None = None, limit: int | None = None, after: int | None = None
+    ) -> NotifyingFuture:
+        """One page of users ordered by id: ``{"items": [...], "next": id or null}``.
+
+        ``request`` filters by ``ids``, ``names``, ``mails`` (a user matching any
+        is listed; none, or ``all``, lists every user). ``limit`` users at most
+        (default ``[rpc] page_size``); ``after``: the ``next`` of the previous page.
+        """
+        command = prepare.user_list(request, limit, after, rpc=self.services.settings.rpc)
+        return self.services.ask(DB_READER, command)
 
     @public(offload=True)
     def update(self, id: int, key: str, value: Any) -> NotifyingFuture:  # noqa: A002 - the original API's name
@@ -55,8 +64,8 @@ class UserMethods(MethodGroup):
 
     @public
     def delete(self, ids: builtins.list[int]) -> NotifyingFuture:
-        """Delete the users with these ids; return how many were deleted."""
-        return self.services.ask(DB_WRITER, prepare.user_delete(ids))
+        """Delete the users with these ids (at most ``[rpc] max_page_size`` a call); return how many were deleted."""
+        return self.services.ask(DB_WRITER, prepare.user_delete(ids, self.services.settings.rpc.max_page_size))
 
     @public
     def delete_all(self) -> NotifyingFuture:

@@ -1,0 +1,106 @@
+"""The DB reader, asked directly (no ZeroMQ), beside a writer on the same database, on every backend."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pykka
+import pytest
+import sqlalchemy as sa
+from dbkit import ExitLog, Gate, GatedWriter, Writers
+
+from nua.actors._supervised import ChildContext
+from nua.actors.db_reader import READ_COMMANDS, DbReader, read_engine
+from nua.model import commands as cmd
+from nua.model import prepare
+from nua.model.errors import InternalError, NotFoundError
+from nua.settings import Settings
+
+
+@pytest.fixture
+def reader(writer: pykka.ActorRef[Any], settings: Settings) -> Iterator[pykka.ActorRef[Any]]:
+    writer.ask(cmd.CountUsers())  # the writer created the schema
+    ref = DbReader.start(ChildContext("db_reader", 1, ExitLog()), settings)
+    yield ref
+    ref.stop(block=True, timeout=10)
+
+
+def add(writer: pykka.ActorRef[Any], settings: Settings, name: str) -> dict[str, Any]:
+    data = {"username": name, "email": f"{name}@example.org", "password": "pw"}
+    user: dict[str, Any] = writer.ask(prepare.user_add(data, settings.security))
+    return user
+
+
+def test_every_acknowledged_write_is_read(
+    writer: pykka.ActorRef[Any], reader: pykka.ActorRef[Any], settings: Settings
+) -> None:
+    for index in range(20):
+        user = add(writer, settings, f"u{index}")
+        # Asked right after the acknowledgement: the reader's next transaction sees the commit.
+        assert reader.ask(cmd.GetUser(user["id"])) == user
+        assert reader.ask(cmd.CountUsers()) == index + 1
+        writer.ask(prepare.setting_set("app.last", index, 100))
+        assert reader.ask(prepare.setting_get("app.last"))["value"] == index
+    writer.ask(prepare.group_add("ops"))
+    writer.ask(prepare.group_add_members("ops", [1, 2]))
+    assert [g["name"] for g in reader.ask(cmd.ListGroups())["items"]] == ["ops"]
+    assert [u["id"] for u in reader.ask(cmd.GroupMembers("ops"))["items"]] == [1, 2]
+    assert reader.ask(cmd.ListUsers(limit=5, after=15))["next"] is None
+    assert reader.ask(cmd.ListSettings(limit=1))["next"] is not None
+
+
+def test_a_read_does_not_wait_for_the_writer(writers: Writers, settings: Settings, tmp_path: Any, backend: str) -> None:
+    gate = Gate()
+    writer = writers.start(gate, actor=GatedWriter)
+    held = writer.ask(prepare.setting_set("app.held", 1, 100), block=False)
+    gate.wait_entered()  # the writer is held at the start of a batch: whatever is queued to it waits
+    reader = DbReader.start(ChildContext("db_reader", 1, ExitLog()), settings)
+    try:
+        with pytest.raises(NotFoundError):
+            reader.ask(prepare.setting_get("app.held"), timeout=10)  # answered now, without the batch
+    finally:
+        gate.released.set()
+        held.get(timeout=10)
+        assert reader.ask(prepare.setting_get("app.held"), timeout=10)["value"] == 1
+        reader.stop(block=True, timeout=10)
+
+
+def test_the_reader_never_changes_the_database(reader: pykka.ActorRef[Any], settings: Settings) -> None:
+    with pytest.raises(TypeError):
+        reader.ask(prepare.setting_set("app.x", 1, 100))  # not a read: refused as an unknown message
+    with pytest.raises(TypeError):
+        reader.ask(cmd.DeleteAllUsers())
+    assert cmd.SetSetting not in READ_COMMANDS
+    assert reader.is_alive()
+
+
+def test_the_read_engine_refuses_writes_on_sqlite(
+    reader: pykka.ActorRef[Any], settings: Settings, backend: str
+) -> None:
+    if backend != "sqlite":
+        pytest.skip("query_only is SQLite's; on PostgreSQL the reader's commands are its only guard")
+    engine = read_engine(settings)
+    try:
+        with engine.connect() as conn, pytest.raises(sa.exc.OperationalError, match=r"readonly|read-only|query_only"):
+            conn.exec_driver_sql("DELETE FROM settings")
+    finally:
+        engine.dispose()
+
+
+def test_a_failed_read_fails_alone_and_the_next_one_reconnects(
+    writer: pykka.ActorRef[Any], reader: pykka.ActorRef[Any], settings: Settings, db_url: str
+) -> None:
+    add(writer, settings, "ann")
+    engine = sa.create_engine(db_url)
+    try:
+        with engine.begin() as conn:
+            conn.exec_driver_sql("ALTER TABLE users RENAME TO users_away")
+        with pytest.raises(InternalError):
+            reader.ask(cmd.CountUsers())
+        assert reader.is_alive()
+        with engine.begin() as conn:
+            conn.exec_driver_sql("ALTER TABLE users_away RENAME TO users")
+    finally:
+        engine.dispose()
+    assert reader.ask(cmd.CountUsers()) == 1
