@@ -215,6 +215,7 @@ class DbWriter(SupervisedActor):
         self._retry_delay = FIRST_RETRY_S
         self._retry_at = 0.0
         self._max_retry_delay = max(FIRST_RETRY_S, settings.db.reconnect_max_s)
+        self._engine_creates = False
 
     @staticmethod
     def _create_actor_inbox() -> queue.Queue[Any]:
@@ -227,6 +228,7 @@ class DbWriter(SupervisedActor):
         # reopens what is there, as a recovery does.
         first = self.context.generation == 1
         self._engine = db_engine.create(self.settings.db, create_file=first)
+        self._engine_creates = first
         try:
             self._open(first=first)
         except Exception as exc:
@@ -279,6 +281,17 @@ class DbWriter(SupervisedActor):
             upgraded_from=state.upgraded_from,
             max_batch=self.max_batch,
         )
+
+    def _reopen(self) -> None:
+        """Connect again after an outage, through an engine that never creates the SQLite file."""
+        if self._engine_creates:
+            if self._engine is not None:
+                self._engine.dispose()
+            self._engine = db_engine.create(self.settings.db, create_file=False)
+            self._engine_creates = False
+        if self._path is not None:
+            self._stat()  # no file: say it was deleted, rather than SQLite's "cannot open"
+        self._open(first=False)
 
     def _ensure_schema(self, conn: Connection, *, first: bool) -> SchemaState:
         """Create or upgrade the schema; reopening, a database without one is an outage, not a new start."""
@@ -429,11 +442,18 @@ class DbWriter(SupervisedActor):
         return _Outcome(value=value)
 
     def _rollback(self, conn: Connection) -> None:
+        # get_transaction, not in_transaction: a transaction whose commit failed is
+        # inactive but still there, and the next begin() would refuse to start. Such
+        # a rollback does not reach the driver, whose transaction may still be open
+        # (SQLite leaves it so after some failed COMMITs): roll that back too.
         try:
-            if conn.in_transaction():
+            if conn.get_transaction() is not None:
                 conn.rollback()
-        except Exception:  # the original error matters more; the connection is closed on crash anyway
-            self.log.exception("rollback_failed")
+            if not conn.invalidated:
+                conn.connection.driver_connection.rollback()  # type: ignore[union-attr]
+        except Exception as exc:  # the original error matters more; the connection is closed on crash anyway
+            if classify(exc) is None:
+                self.log.exception("rollback_failed")
 
     # -- outages --------------------------------------------------------------------------
 
@@ -443,7 +463,8 @@ class DbWriter(SupervisedActor):
         try:
             found = path.stat()
         except FileNotFoundError:
-            raise OutageError(Outage(f"the database file {path} was deleted", reconnect=True)) from None
+            reason = f"the database file {path} was deleted (restore it there; a new one is made only at start)"
+            raise OutageError(Outage(reason, reconnect=True)) from None
         except OSError as exc:
             reason = f"the database file {path} cannot be examined ({exc.strerror or type(exc).__name__})"
             raise OutageError(Outage(reason, reconnect=True)) from None
@@ -490,7 +511,7 @@ class DbWriter(SupervisedActor):
             return
         try:
             if self._conn is None:
-                self._open(first=False)
+                self._reopen()
             self._probe(cast("Connection", self._conn))
         except Exception as exc:
             # A newer schema found on reopening (a restored file): refused like a missing one.
