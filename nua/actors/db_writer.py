@@ -46,6 +46,7 @@ Only the daemon's first start creates a database file.
 
 from __future__ import annotations
 
+import os
 import queue
 import time
 from collections.abc import Callable
@@ -490,6 +491,7 @@ class DbWriter(SupervisedActor):
     def _enter_outage(self, outage: Outage) -> None:
         """Degrade (or stay degraded, perhaps for a new reason); logged once per change."""
         now = self._clock()
+        outage = self._on_read_only_file_system(outage)
         if outage.reconnect:
             self._drop_connection()
         if self._outage is None:
@@ -504,6 +506,18 @@ class DbWriter(SupervisedActor):
                 retry_in_s=round(max(0.0, self._retry_at - now), 3),
                 connection_kept=self._conn is not None,
             )
+
+    def _on_read_only_file_system(self, outage: Outage) -> Outage:
+        """Name a read-only file system when that is why: SQLite reports only "cannot open" or "read-only"."""
+        if self._path is None or "read-only" in outage.reason:
+            return outage
+        try:
+            read_only = bool(os.statvfs(self._path.parent).f_flag & os.ST_RDONLY)
+        except OSError:
+            return outage
+        if not read_only:
+            return outage
+        return Outage(f"the file system holding {self._path} is read-only ({outage.reason})", outage.reconnect)
 
     def _retry_if_due(self) -> None:
         """If degraded and its backoff has passed: reopen if needed, and probe with one small commit."""

@@ -1,4 +1,7 @@
-"""Outages made for real: a full disk (a small tmpfs, as root) and PostgreSQL connections killed by the server.
+"""Outages made for real: a full disk (a small tmpfs), a read-only file system (a bind mount), killed connections.
+
+The first two need root and are skipped with the reason otherwise; the last needs
+PostgreSQL (``NUA_TEST_PG_URL``).
 
 Each asserts what a client sees (an ``unavailable`` error naming the cause), that
 the writer never exits, that reads go on where the database can still be read,
@@ -20,8 +23,9 @@ from typing import BinaryIO
 import pytest
 import sqlalchemy as sa
 from dbkit import Writers, make_settings
-from outagekit import FakeClock, refused, retry_now, start_writer
+from outagekit import FakeClock, backup, refused, retry_now, start_writer
 
+from nua.actors.db_writer import CheckDatabase
 from nua.actors.health import Health
 from nua.actors.messages import Ping
 from nua.model import commands as cmd
@@ -110,6 +114,50 @@ def test_a_full_disk_refuses_writes_serves_reads_and_recovers_when_space_returns
     assert {"kept", "after", *acked} <= keys
     assert "refused" not in keys
     assert f"big.{len(acked)}" not in keys
+
+
+def test_a_restored_file_on_a_read_only_file_system_keeps_writes_refused_until_writable(tmp_path: Path) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("a read-only bind mount needs root (chmod does not stop root)")
+    here, elsewhere = tmp_path / "db", tmp_path / "restored"
+    here.mkdir()
+    elsewhere.mkdir()
+    settings = make_settings(f"sqlite:///{here}/nua.db", tmp_path)
+    writers = Writers(settings)
+    health, clock = Health(), FakeClock()
+    mounted = False
+    try:
+        writer = start_writer(writers, health=health, clock=clock)
+        assert writer.ask(cmd.SetSetting("acked", 1), timeout=10)["value"] == 1
+        backup(here / "nua.db", elsewhere / "nua.db")
+        (here / "nua.db").unlink()
+        writer.ask(CheckDatabase(), timeout=10)
+        assert health.conditions()[0].reason.startswith(f"the database file {here}/nua.db was deleted")
+
+        # The file comes back, but on a read-only file system (a read-only bind mount over its directory).
+        subprocess.run(["mount", "--bind", str(elsewhere), str(here)], check=True)
+        mounted = True
+        subprocess.run(["mount", "-o", "remount,bind,ro", str(here)], check=True)
+        retry_now(writer, clock)
+        [condition] = health.conditions()
+        assert condition.reason.startswith(f"the file system holding {here}/nua.db is read-only (")
+        error = refused(lambda: writer.ask(cmd.SetSetting("refused", 2), timeout=10))
+        assert error.data["reason"] == condition.reason
+
+        subprocess.run(["umount", str(here)], check=True)
+        mounted = False
+        (elsewhere / "nua.db").rename(here / "nua.db")
+        retry_now(writer, clock)
+        assert health.conditions() == []
+        assert writer.ask(cmd.GetSetting("acked"), timeout=10)["value"] == 1
+        assert writer.ask(cmd.SetSetting("after", 3), timeout=10)["value"] == 3
+        refused_row = writer.ask(cmd.ListSettings(), timeout=10)
+        assert "refused" not in {row["key"] for row in refused_row}
+        assert writers.exits[-1].exits == []
+    finally:
+        writers.stop_all()
+        if mounted:
+            subprocess.run(["umount", str(here)], check=False)
 
 
 @pytest.fixture
