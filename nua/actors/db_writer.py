@@ -213,6 +213,7 @@ class DbWriter(SupervisedActor):
         self._identity: tuple[int, int] | None = None
         self._outage: Outage | None = None
         self._down_since = 0.0
+        self._up_since = float("-inf")
         self._retry_delay = FIRST_RETRY_S
         self._retry_at = 0.0
         self._max_retry_delay = max(FIRST_RETRY_S, settings.db.reconnect_max_s)
@@ -496,7 +497,11 @@ class DbWriter(SupervisedActor):
             self._drop_connection()
         if self._outage is None:
             self._down_since = now
-            self._retry_delay = FIRST_RETRY_S
+            # Down again soon after coming back (a nearly full disk that takes the
+            # probe's small write but not the next batch): keep backing off, so that
+            # the writer does not flap (and log) several times a second.
+            recent = now - self._up_since < self._max_retry_delay
+            self._retry_delay = min(self._retry_delay * 2, self._max_retry_delay) if recent else FIRST_RETRY_S
             self._retry_at = now + self._retry_delay
         self._outage = outage
         if self.health.degrade(DB_WRITER, outage.reason):
@@ -552,6 +557,8 @@ class DbWriter(SupervisedActor):
 
     def _recovered(self) -> None:
         outage, self._outage = self._outage, None
+        if outage is not None:
+            self._up_since = self._clock()
         if self.health.recover(DB_WRITER):
             self.log.warning(
                 "database_available",

@@ -100,7 +100,8 @@ def pg_daemon(daemon: DaemonEnv) -> Iterator[tuple[DaemonEnv, str, sa.Engine]]:
     with admin.connect() as conn:
         conn.exec_driver_sql(f"CREATE SCHEMA {schema}")
     url = sa.make_url(base).update_query_dict({"options": f"-csearch_path={schema}", "application_name": name})
-    daemon.write_config(db={"url": url.render_as_string(hide_password=False)})
+    # A short cap: kills in quick succession make the writer back off up to it.
+    daemon.write_config(db={"url": url.render_as_string(hide_password=False), "reconnect_max_s": 0.5})
     try:
         yield daemon, name, admin
     finally:

@@ -151,6 +151,71 @@ def test_an_outage_at_commit_fails_the_batch_as_unavailable_and_the_writer_lives
     assert writers.exits[-1].exits == []  # never exited, so never restarted
 
 
+class FlakyDisk:
+    """Makes every commit of a FlakyCommitWriter fail with SQLITE_FULL while ``full``; counts the commits tried."""
+
+    def __init__(self) -> None:
+        self.full = False
+        self.commits = 0
+
+    def __call__(self, _conn: sa.Connection) -> None:
+        self.commits += 1
+        if self.full:
+            raise sqlite_error(13, "SQLITE_FULL")
+
+
+class FlakyCommitWriter(DbWriter):
+    disk = FlakyDisk()
+
+    def on_start(self) -> None:
+        super().on_start()
+        event.listen(self._conn, "commit", self.disk)
+
+
+def test_retries_back_off_exponentially_up_to_the_cap_and_do_not_flap(
+    writers: Writers, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    disk = FlakyDisk()
+    monkeypatch.setattr(FlakyCommitWriter, "disk", disk)
+    health, clock = Health(), FakeClock()
+    writer = start_writer(writers, health=health, clock=clock, actor=FlakyCommitWriter)
+    cap = writers.settings.db.reconnect_max_s
+    assert cap == 5.0
+
+    def probes_after(seconds: float) -> int:
+        before = disk.commits
+        clock.advance(seconds)
+        writer.ask(CheckDatabase(), timeout=10)
+        return disk.commits - before
+
+    disk.full = True
+    refused(lambda: writer.ask(cmd.SetSetting("a", 1), timeout=10))
+    # Each failed probe doubles the wait: 0.1, 0.2, 0.4, ... up to the cap, never sooner.
+    for delay in (0.1, 0.2, 0.4, 0.8, 1.6, 3.2, 5.0, 5.0):
+        assert probes_after(delay - 0.01) == 0
+        assert probes_after(0.01) == 1
+    assert health.degraded
+    disk.full = False
+    assert probes_after(cap) == 1
+    assert not health.degraded
+
+    # Down again right after coming back: it goes on backing off instead of probing at once.
+    disk.full = True
+    refused(lambda: writer.ask(cmd.SetSetting("b", 2), timeout=10))
+    assert probes_after(0.1) == 0
+    assert probes_after(cap) == 1
+    # Down again long after: back to the first, short wait.
+    disk.full = False
+    assert probes_after(cap) == 1
+    clock.advance(cap)
+    disk.full = True
+    refused(lambda: writer.ask(cmd.SetSetting("c", 3), timeout=10))
+    disk.full = False
+    assert probes_after(0.1) == 1
+    assert not health.degraded
+    assert writers.exits[-1].exits == []
+
+
 def test_an_unexpected_error_at_commit_still_crashes_the_writer(writers: Writers) -> None:
     class BugAtCommitWriter(DbWriter):
         def on_start(self) -> None:
