@@ -10,12 +10,13 @@ test double of the connection's commit otherwise.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from dbkit import Gate, Writers
+from dbkit import Gate, Writers, make_settings
 from outagekit import FakeClock, backup, refused, retry_now, start_writer, wait_for
 from sqlalchemy import event
 
@@ -190,6 +191,11 @@ def test_retries_back_off_exponentially_up_to_the_cap_and_do_not_flap(
 
     disk.full = True
     refused(lambda: writer.ask(cmd.SetSetting("a", 1), timeout=10))
+    # Until a retry is due, writes are refused at once: no transaction is even tried.
+    tried = disk.commits
+    for index in range(20):
+        refused(lambda i=index: writer.ask(cmd.SetSetting(f"a{i}", i), timeout=10))
+    assert disk.commits == tried
     # Each failed probe doubles the wait: 0.1, 0.2, 0.4, ... up to the cap, never sooner.
     for delay in (0.1, 0.2, 0.4, 0.8, 1.6, 3.2, 5.0, 5.0):
         assert probes_after(delay - 0.01) == 0
@@ -238,10 +244,16 @@ def test_an_unexpected_error_at_commit_still_crashes_the_writer(writers: Writers
 
 
 @pytest.fixture
-def sqlite_settings(settings: Settings) -> Settings:
-    if db_engine.sqlite_file(settings.db) is None:
-        pytest.skip("a SQLite file condition")
-    return settings
+def sqlite_settings(tmp_path: Path) -> Settings:
+    """The conditions below are a SQLite file's: these tests run on SQLite only."""
+    return make_settings(f"sqlite:///{tmp_path}/nua.db", tmp_path)
+
+
+@pytest.fixture
+def sqlite_writers(sqlite_settings: Settings) -> Iterator[Writers]:
+    started = Writers(sqlite_settings)
+    yield started
+    started.stop_all()
 
 
 class HeldWriter(DbWriter):
@@ -255,13 +267,13 @@ class HeldWriter(DbWriter):
 
 
 def test_a_lock_held_past_the_busy_timeout_refuses_the_batchs_writes_but_serves_its_reads(
-    writers: Writers, sqlite_settings: Settings, monkeypatch: pytest.MonkeyPatch
+    sqlite_writers: Writers, sqlite_settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(db_engine, "BUSY_TIMEOUT_MS", 50)
     monkeypatch.setattr(HeldWriter, "gate", Gate())
-    writers.start().ask(cmd.SetSetting("before", 1), timeout=10)
+    sqlite_writers.start().ask(cmd.SetSetting("before", 1), timeout=10)
     health, clock = Health(), FakeClock()
-    writer = start_writer(writers, health=health, clock=clock, actor=HeldWriter)
+    writer = start_writer(sqlite_writers, health=health, clock=clock, actor=HeldWriter)
     other = sqlite3.connect(db_engine.sqlite_file(sqlite_settings.db), isolation_level=None)
     try:
         head = writer.ask(cmd.GetSetting("before"), block=False)
@@ -289,19 +301,19 @@ def test_a_lock_held_past_the_busy_timeout_refuses_the_batchs_writes_but_serves_
     assert health.conditions() == []
     assert writer.ask(cmd.SetSetting("after", 4), timeout=10)["value"] == 4
     assert [stored(sqlite_settings, key) for key in ("during", "still")] == [None, None]
-    assert writers.exits[-1].exits == []
+    assert sqlite_writers.exits[-1].exits == []
 
 
 # -- the database file deleted or replaced (real condition, SQLite) ----------------------
 
 
 def test_a_deleted_file_refuses_everything_until_a_nua_database_is_restored_and_loses_nothing_acked(
-    writers: Writers, sqlite_settings: Settings, tmp_path: Path
+    sqlite_writers: Writers, sqlite_settings: Settings, tmp_path: Path
 ) -> None:
     path = db_engine.sqlite_file(sqlite_settings.db)
     assert path is not None
     health, clock = Health(), FakeClock()
-    writer = start_writer(writers, health=health, clock=clock)
+    writer = start_writer(sqlite_writers, health=health, clock=clock)
     assert writer.ask(cmd.SetSetting("acked", 1), timeout=10)["value"] == 1
     backup(path, tmp_path / "backup.db")
 
@@ -323,16 +335,16 @@ def test_a_deleted_file_refuses_everything_until_a_nua_database_is_restored_and_
     assert writer.ask(cmd.SetSetting("restored", 3), timeout=10)["value"] == 3
     assert (stored(sqlite_settings, "acked"), stored(sqlite_settings, "after_delete")) == (1, None)
     assert stored(sqlite_settings, "restored") == 3
-    assert writers.exits[-1].exits == []
+    assert sqlite_writers.exits[-1].exits == []
 
 
 def test_a_replaced_file_is_noticed_and_a_file_without_a_nua_schema_is_not_taken(
-    writers: Writers, sqlite_settings: Settings, tmp_path: Path
+    sqlite_writers: Writers, sqlite_settings: Settings, tmp_path: Path
 ) -> None:
     path = db_engine.sqlite_file(sqlite_settings.db)
     assert path is not None
     health, clock = Health(), FakeClock()
-    writer = start_writer(writers, health=health, clock=clock)
+    writer = start_writer(sqlite_writers, health=health, clock=clock)
     writer.ask(cmd.SetSetting("old", 1), timeout=10)
     foreign = tmp_path / "foreign.db"
     sqlite3.connect(foreign).close()  # an empty file, as `touch` would leave
@@ -350,11 +362,11 @@ def test_a_replaced_file_is_noticed_and_a_file_without_a_nua_schema_is_not_taken
         assert conn.execute("SELECT name FROM sqlite_master").fetchall() == []
 
 
-def test_the_ticker_notices_a_deleted_file_while_idle(writers: Writers, sqlite_settings: Settings) -> None:
+def test_the_ticker_notices_a_deleted_file_while_idle(sqlite_writers: Writers, sqlite_settings: Settings) -> None:
     path = db_engine.sqlite_file(sqlite_settings.db)
     assert path is not None
     health = Health()
-    writer = start_writer(writers, health=health, clock=FakeClock(), check_interval_s=0.05)
+    writer = start_writer(sqlite_writers, health=health, clock=FakeClock(), check_interval_s=0.05)
     writer.ask(cmd.SetSetting("acked", 1), timeout=10)
     path.unlink()
     wait_for(health.conditions, what="the writer to notice the deletion")
@@ -363,15 +375,15 @@ def test_the_ticker_notices_a_deleted_file_while_idle(writers: Writers, sqlite_s
 
 
 def test_a_restarted_writer_whose_file_is_gone_starts_degraded_and_creates_nothing(
-    writers: Writers, sqlite_settings: Settings
+    sqlite_writers: Writers, sqlite_settings: Settings
 ) -> None:
     path = db_engine.sqlite_file(sqlite_settings.db)
     assert path is not None
     health = Health()
     health.degrade("db_writer", "left by the writer that crashed")
-    writers.start().stop(block=True, timeout=10)
+    sqlite_writers.start().stop(block=True, timeout=10)
     path.unlink()
-    writer = start_writer(writers, health=health, clock=FakeClock(), generation=2)
+    writer = start_writer(sqlite_writers, health=health, clock=FakeClock(), generation=2)
     assert writer.ask(Ping(), timeout=10) is True
     assert "the database file cannot be opened" in health.conditions()[0].reason
     refused(lambda: writer.ask(cmd.SetSetting("x", 1), timeout=10))

@@ -194,7 +194,7 @@ def test_postgresql_connections_killed_eight_times_never_end_the_writer(pg_url: 
         for round_ in range(8):
             assert writer.ask(cmd.SetSetting(f"acked.{round_}", round_), timeout=10)["value"] == round_
             assert terminate(admin, name) == 1
-            error = refused(lambda r=round_: writer.ask(cmd.SetSetting(f"lost.{r}", r), timeout=10))  # type: ignore[misc]
+            error = refused(lambda r=round_: writer.ask(cmd.SetSetting(f"lost.{r}", r), timeout=10))
             assert "SQLSTATE 57P01" in error.data["reason"] or "connection" in error.data["reason"]
             assert health.degraded
             retry_now(writer, clock)
