@@ -71,6 +71,9 @@ def test_a_deleted_database_file_shows_degraded_then_recovers_when_restored(daem
     logged = daemon.wait_for_log("database_unavailable")
     assert logged["reason"] == condition["reason"]
     assert not daemon.db.exists()  # no empty database made in its place
+    # Retried all along, refused calls included, yet logged once: per change, not per attempt.
+    events = [event["event"] for event in daemon.log_events()]
+    assert events.count("database_unavailable") == 1
 
     (daemon.root / "backup.db").rename(daemon.db)
     report = wait_until(lambda: status_in(daemon, "running"), what="status to say running again")
