@@ -351,7 +351,11 @@ class DbWriter(SupervisedActor):
         self._stats["batches"] += 1
         self._stats["commands"] += len(batch)
         self._stats["largest_batch"] = max(self._stats["largest_batch"], len(batch))
-        self._retry_if_due()
+        try:
+            self._retry_if_due()
+        except Exception as exc:  # a bug while reconnecting: the batch's askers must hear of it first
+            self._fail_all(batch, exc)
+            raise
         # Healthy: the whole batch. Degraded, or once an outage aborts the batch: its
         # reads only (nothing of it was committed, so they see only committed data).
         for writable in (True, False) if self._outage is None else (False,):

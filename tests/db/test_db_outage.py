@@ -25,6 +25,7 @@ from nua.actors.health import Health
 from nua.actors.messages import Ping
 from nua.model import commands as cmd
 from nua.model import engine as db_engine
+from nua.model.errors import InternalError
 from nua.model.outage import Outage, OutageError, classify
 from nua.settings import Settings
 
@@ -220,6 +221,25 @@ def test_retries_back_off_exponentially_up_to_the_cap_and_do_not_flap(
     assert probes_after(0.1) == 1
     assert not health.degraded
     assert writers.exits[-1].exits == []
+
+
+def test_a_bug_while_retrying_fails_the_waiting_batch_and_crashes_the_writer(
+    writers: Writers, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    class BugInProbe(FlakyCommitWriter):
+        def _probe(self, conn: sa.Connection) -> None:
+            raise KeyError("probe bug")
+
+    disk = FlakyDisk()
+    monkeypatch.setattr(FlakyCommitWriter, "disk", disk)
+    clock = FakeClock()
+    writer = start_writer(writers, health=Health(), clock=clock, actor=BugInProbe)
+    disk.full = True
+    refused(lambda: writer.ask(cmd.SetSetting("a", 1), timeout=10))
+    clock.advance(60)
+    with pytest.raises(InternalError, match="probe bug"):
+        writer.ask(cmd.SetSetting("b", 2), timeout=10)
+    assert writers.exits[-1].wait().error == "KeyError: 'probe bug'"
 
 
 def test_an_unexpected_error_at_commit_still_crashes_the_writer(writers: Writers) -> None:
