@@ -14,37 +14,83 @@ Failure semantics:
   asker; the actor carries on;
 - an unexpected error inside one command rolls back its savepoint and becomes an
   :class:`~nua.model.errors.InternalError` for that command alone;
-- an error of the transaction itself (BEGIN, a savepoint, COMMIT) fails every
-  command of the batch with an InternalError, then crashes the actor so that its
-  supervisor restarts it with a fresh connection;
+- an error that is about the environment (:mod:`nua.model.outage`: disk full,
+  read-only file, I/O error, lost connection, lock held too long, the SQLite file
+  deleted or replaced) fails the batch's commands with an
+  :class:`~nua.model.errors.UnavailableError` and *degrades* the writer: it keeps
+  running, reports the condition to :class:`~nua.actors.health.Health`, and
+  until the cause goes it refuses writes at once (nothing queues up), while
+  read-only commands still run when the connection can read. It retries with
+  capped exponential backoff (``[db] reconnect_max_s``): a probe reopens the
+  connection if it was lost and commits one small write; when that works, the
+  writer is healthy again. Restarting the actor would not help, so an outage never
+  spends the supervisor's restart intensity;
+- any other error of the transaction itself (BEGIN, a savepoint, COMMIT) is a
+  bug: it fails every command of the batch with an InternalError, then crashes
+  the actor so that its supervisor restarts it with a fresh connection;
 - a :class:`~nua.actors.messages.Crash` met inside a batch (fault injection) fails
   the batch's uncommitted commands the same way; told, it crashes the actor.
 
 Nothing is acknowledged before its commit, so a crash at any point loses only
 unacknowledged work.
+
+A SQLite file is watched: its identity (device, inode) when opened is compared
+with the file at its path before and after each commit, and four times a second
+while idle (a :class:`~nua.actors.ticker.Ticker` tells the actor
+:class:`CheckDatabase`). A file deleted or replaced makes the writer degraded, so
+nothing is acknowledged into a file that is gone. The probe then reopens the path
+without creating it: a nua database restored there (its schema checked) brings
+the writer back; no file, or a file that is not a nua database, keeps it refusing.
+Only the daemon's first start creates a database file.
 """
 
 from __future__ import annotations
 
+import os
 import queue
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, NamedTuple, cast
 
 import pykka
+from sqlalchemy import delete, insert
 from sqlalchemy.engine import Connection, Engine
 
 from nua.actors._supervised import ChildContext, InjectedFaultError, SupervisedActor, describe
+from nua.actors.directory import DB_WRITER
 from nua.actors.health import Health
 from nua.actors.messages import Crash
+from nua.actors.ticker import Ticker
+from nua.model import commands as cmd
 from nua.model import engine as db_engine
 from nua.model import operations
-from nua.model.base import transaction_time
+from nua.model.base import transaction_time, utcnow
 from nua.model.commands import COMMAND_TYPES
-from nua.model.errors import InternalError, ModelError
-from nua.model.schema import ensure_schema
+from nua.model.errors import InternalError, ModelError, UnavailableError
+from nua.model.outage import Outage, OutageError, classify
+from nua.model.schema import SchemaError, SchemaState, ensure_schema, meta
 from nua.model.setting import initial_settings
 from nua.settings import Settings
+
+# Commands that change nothing: a degraded writer still runs them when it can read.
+# A command missing here is refused while degraded, the safe side.
+READ_COMMANDS: tuple[type[Any], ...] = (
+    cmd.GetUser,
+    cmd.ListUsers,
+    cmd.CountUsers,
+    cmd.ListGroups,
+    cmd.GroupMembers,
+    cmd.GetSetting,
+    cmd.ListSettings,
+)
+# Four looks a second at the database file: a deletion is noticed within a second.
+CHECK_INTERVAL_S = 0.25
+# The first retry after an outage; each failed one doubles it, up to [db] reconnect_max_s.
+FIRST_RETRY_S = 0.1
+# The row the recovery probe writes: a commit that succeeds proves the database takes writes.
+PROBE_KEY = "writer_probe"
 
 
 class _Inbox(queue.Queue[Any]):
@@ -86,6 +132,14 @@ class WriterStats:
     """
 
 
+@dataclass(frozen=True)
+class CheckDatabase:
+    """Look at the database file now, and retry an unavailable database if its backoff has passed.
+
+    Told by the writer's ticker; a test may tell it too.
+    """
+
+
 @dataclass
 class _Pending:
     """One message of a batch and where its reply goes (``None`` when it was told)."""
@@ -102,12 +156,19 @@ class _Outcome(NamedTuple):
 
 
 class _BatchAbortedError(Exception):
-    """The batch cannot commit; ``crash`` says whether ``cause`` must then kill the actor."""
+    """The batch cannot commit: an ``outage``, or ``cause`` that kills the actor when ``crash``."""
 
-    def __init__(self, cause: BaseException, *, crash: bool) -> None:
+    def __init__(self, cause: BaseException, *, crash: bool, outage: Outage | None = None) -> None:
         super().__init__(str(cause))
         self.cause = cause
         self.crash = crash
+        self.outage = outage
+
+
+def _aborted(cause: BaseException) -> _BatchAbortedError:
+    """What an error of the transaction means: an outage to wait out, or a bug that crashes the actor."""
+    outage = classify(cause)
+    return _BatchAbortedError(cause, crash=outage is None, outage=outage)
 
 
 def _abort_on_crash(pending: _Pending) -> None:
@@ -122,9 +183,21 @@ _BATCHED: tuple[type[Any], ...] = (*COMMAND_TYPES, Crash)
 
 
 class DbWriter(SupervisedActor):
-    """Owns the engine and one connection; applies commands in group-committed batches."""
+    """Owns the engine and one connection; applies commands in group-committed batches.
 
-    def __init__(self, context: ChildContext, settings: Settings, health: Health | None = None) -> None:
+    ``clock`` times the retries of an outage and ``check_interval_s`` the looks at
+    the database file (``None``: no ticker; the caller tells :class:`CheckDatabase`).
+    """
+
+    def __init__(
+        self,
+        context: ChildContext,
+        settings: Settings,
+        health: Health | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        check_interval_s: float | None = CHECK_INTERVAL_S,
+    ) -> None:
         super().__init__(context)
         self.settings = settings
         self.health = health or Health()
@@ -133,6 +206,18 @@ class DbWriter(SupervisedActor):
         self._conn: Connection | None = None
         self._inbox = cast("_Inbox", self.actor_inbox)
         self._stats = {"batches": 0, "commands": 0, "largest_batch": 0}
+        self._clock = clock
+        self._check_interval_s = check_interval_s
+        self._ticker: Ticker | None = None
+        self._path = db_engine.sqlite_file(settings.db)
+        self._identity: tuple[int, int] | None = None
+        self._outage: Outage | None = None
+        self._down_since = 0.0
+        self._up_since = float("-inf")
+        self._retry_delay = FIRST_RETRY_S
+        self._retry_at = 0.0
+        self._max_retry_delay = max(FIRST_RETRY_S, settings.db.reconnect_max_s)
+        self._engine_creates = False
 
     @staticmethod
     def _create_actor_inbox() -> queue.Queue[Any]:
@@ -141,18 +226,26 @@ class DbWriter(SupervisedActor):
     # -- lifecycle --------------------------------------------------------------------------
 
     def on_start(self) -> None:
-        self._engine = db_engine.create(self.settings.db)
-        self._conn = self._engine.connect()
-        with self._conn.begin():
-            state = ensure_schema(self._conn, initial_settings(self.settings))
-        self.log.info(
-            "db_writer_started",
-            url=self.settings.db.safe_url,
-            schema_version=state.version,
-            created=state.created,
-            upgraded_from=state.upgraded_from,
-            max_batch=self.max_batch,
-        )
+        # Only the daemon's first writer may create the database; a restarted one
+        # reopens what is there, as a recovery does.
+        first = self.context.generation == 1
+        self._engine = db_engine.create(self.settings.db, create_file=first)
+        self._engine_creates = first
+        try:
+            self._open(first=first)
+        except Exception as exc:
+            outage = classify(exc)
+            if first or outage is None:
+                # At the daemon's start, a database it cannot open is a reason not to start.
+                self._close()
+                raise
+            self._enter_outage(outage)
+        else:
+            # A restarted writer inherits its predecessor's condition until it has proven better.
+            self._recovered()
+        if self._check_interval_s is not None:
+            self._ticker = Ticker(self.actor_ref, CheckDatabase(), self._check_interval_s, f"{DB_WRITER}-ticker")
+            self._ticker.start()
 
     def on_stop(self) -> None:
         self._close()
@@ -161,20 +254,80 @@ class DbWriter(SupervisedActor):
         self._close()
 
     def _close(self) -> None:
-        conn, self._conn = self._conn, None
+        if self._ticker is not None:
+            self._ticker.stop()
+        self._drop_connection()
         engine, self._engine = self._engine, None
+        if engine is not None:
+            engine.dispose()
+
+    def _open(self, *, first: bool) -> None:
+        """Connect and check the schema (create it, when ``first``); record the SQLite file's identity."""
+        if self._engine is None:
+            msg = "the DB writer has no engine (stopped)"
+            raise RuntimeError(msg)
+        conn = self._engine.connect()
         try:
-            if conn is not None:
-                conn.close()  # rolls back whatever is uncommitted
-        finally:
-            if engine is not None:
-                engine.dispose()
+            state = self._ensure_schema(conn, first=first)
+            identity = self._stat() if self._path is not None else None
+        except BaseException:
+            conn.invalidate()
+            conn.close()
+            raise
+        self._conn, self._identity = conn, identity
+        self.log.info(
+            "db_writer_started" if first else "db_writer_reopened",
+            url=self.settings.db.safe_url,
+            schema_version=state.version,
+            created=state.created,
+            upgraded_from=state.upgraded_from,
+            max_batch=self.max_batch,
+        )
+
+    def _reopen(self) -> None:
+        """Connect again after an outage, through an engine that never creates the SQLite file."""
+        if self._engine_creates:
+            if self._engine is not None:
+                self._engine.dispose()
+            self._engine = db_engine.create(self.settings.db, create_file=False)
+            self._engine_creates = False
+        if self._path is not None:
+            self._stat()  # no file: say it was deleted, rather than SQLite's "cannot open"
+        self._open(first=False)
+
+    def _ensure_schema(self, conn: Connection, *, first: bool) -> SchemaState:
+        """Create or upgrade the schema; reopening, a database without one is an outage, not a new start."""
+        with conn.begin():
+            state = ensure_schema(conn, initial_settings(self.settings) if first else None)
+            self._refuse_new(state, first=first)
+        return state
+
+    def _refuse_new(self, state: SchemaState, *, first: bool) -> None:
+        if state.created and not first:
+            # Rolled back with its transaction: no empty database in place of a lost one.
+            where = self._path or self.settings.db.safe_url
+            reason = f"{where} holds no nua database (restore it, or restart the daemon to create a new one)"
+            raise OutageError(Outage(reason, reconnect=True))
+
+    def _drop_connection(self) -> None:
+        """Close the connection for good (its driver connection too: it is not reused)."""
+        conn, self._conn = self._conn, None
+        if conn is None:
+            return
+        try:
+            conn.invalidate()  # rolls back whatever is uncommitted, closes the driver connection
+            conn.close()
+        except Exception:  # a broken connection may fail to close; it is gone either way
+            self.log.debug("connection_close_failed", exc_info=True)
 
     # -- messages ---------------------------------------------------------------------------
 
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, WriterStats):
             return dict(self._stats)
+        if isinstance(message, CheckDatabase):
+            self._check_database()
+            return None
         if not isinstance(message, COMMAND_TYPES):
             return super().on_receive(message)
         head = self._inbox.current
@@ -199,13 +352,27 @@ class DbWriter(SupervisedActor):
         self._stats["commands"] += len(batch)
         self._stats["largest_batch"] = max(self._stats["largest_batch"], len(batch))
         try:
-            with transaction_time():  # one timestamp for the rows of one commit
-                outcomes = self._apply(batch)
-        except _BatchAbortedError as aborted:
-            self._fail_all(batch, aborted.cause)
-            if aborted.crash:
-                raise aborted.cause from None
-            return
+            self._retry_if_due()
+        except Exception as exc:  # a bug while reconnecting: the batch's askers must hear of it first
+            self._fail_all(batch, exc)
+            raise
+        # Healthy: the whole batch. Degraded, or once an outage aborts the batch: its
+        # reads only (nothing of it was committed, so they see only committed data).
+        for writable in (True, False) if self._outage is None else (False,):
+            try:
+                with transaction_time():  # one timestamp for the rows of one commit
+                    outcomes = self._apply(batch, writable=writable)
+            except _BatchAbortedError as aborted:
+                if aborted.outage is not None:
+                    self._enter_outage(aborted.outage)
+                    continue
+                self._fail_all(batch, aborted.cause)
+                if aborted.crash:
+                    raise aborted.cause from None
+                return
+            break
+        else:
+            outcomes = [self._refused() for _ in batch]
         for pending, outcome in zip(batch, outcomes, strict=True):
             self._resolve(pending, outcome)
         # Hand the GIL over once: the askers just answered can then queue their next
@@ -214,30 +381,50 @@ class DbWriter(SupervisedActor):
         # a timed wait: with no other runnable thread it returns at once.
         time.sleep(0)
 
-    def _apply(self, batch: list[_Pending]) -> list[_Outcome]:
-        """Apply ``batch`` in one transaction and commit it; raise _BatchAbortedError when it cannot commit."""
-        conn = self._connection()
-        outcomes: list[_Outcome] = []
+    def _apply(self, batch: list[_Pending], *, writable: bool) -> list[_Outcome]:
+        """Apply ``batch`` in one transaction and commit it; raise _BatchAbortedError when it cannot commit.
+
+        Not ``writable``: only its read commands run, in a read-only transaction
+        rolled back at the end; the others are refused as unavailable.
+        """
+        conn = self._conn
+        if conn is None or not (writable or any(isinstance(p.message, READ_COMMANDS) for p in batch)):
+            outcomes = []
+            for pending in batch:
+                _abort_on_crash(pending)
+                outcomes.append(self._refused())
+            return outcomes
+        outcomes = []
         # A lone command needs no savepoint: its own transaction is rolled back when it fails.
         isolate = len(batch) > 1
         try:
-            transaction = conn.begin()
+            if writable:
+                transaction = conn.begin()
+            else:
+                with db_engine.read_only(conn):
+                    transaction = conn.begin()
         except Exception as exc:
-            raise _BatchAbortedError(exc, crash=True) from exc
+            raise _aborted(exc) from exc
         try:
             for pending in batch:
                 _abort_on_crash(pending)
-                outcomes.append(self._apply_one(conn, pending.message, isolate=isolate))
-            if not isolate and outcomes[0].error is not None:
-                transaction.rollback()
-            else:
+                if writable or isinstance(pending.message, READ_COMMANDS):
+                    outcomes.append(self._apply_one(conn, pending.message, isolate=isolate))
+                else:
+                    outcomes.append(self._refused())
+            if writable and (isolate or outcomes[0].error is None):
+                self._check_file()
                 transaction.commit()
+                # Acknowledged only if the file committed into is still the database's.
+                self._check_file()
+            else:
+                transaction.rollback()
         except _BatchAbortedError:
             self._rollback(conn)
             raise
         except Exception as exc:
             self._rollback(conn)
-            raise _BatchAbortedError(exc, crash=True) from exc
+            raise _aborted(exc) from exc
         return outcomes
 
     def _apply_one(self, conn: Connection, command: Any, *, isolate: bool) -> _Outcome:
@@ -249,7 +436,9 @@ class DbWriter(SupervisedActor):
             if savepoint is not None:
                 savepoint.rollback()
             return _Outcome(error=error)
-        except Exception:
+        except Exception as exc:
+            if classify(exc) is not None:
+                raise  # the environment, not this command: the whole batch is aborted
             self.log.exception("command_failed", command=type(command).__name__)
             if savepoint is not None:
                 savepoint.rollback()
@@ -259,17 +448,132 @@ class DbWriter(SupervisedActor):
         return _Outcome(value=value)
 
     def _rollback(self, conn: Connection) -> None:
+        # get_transaction, not in_transaction: a transaction whose commit failed is
+        # inactive but still there, and the next begin() would refuse to start. Such
+        # a rollback does not reach the driver, whose transaction may still be open
+        # (SQLite leaves it so after some failed COMMITs): roll that back too.
         try:
-            if conn.in_transaction():
+            if conn.get_transaction() is not None:
                 conn.rollback()
-        except Exception:  # the original error matters more; the connection is closed on crash anyway
-            self.log.exception("rollback_failed")
+            if not conn.invalidated:
+                conn.connection.driver_connection.rollback()  # type: ignore[union-attr]
+        except Exception as exc:  # the original error matters more; the connection is closed on crash anyway
+            if classify(exc) is None:
+                self.log.exception("rollback_failed")
 
-    def _connection(self) -> Connection:
-        if self._conn is None:
-            msg = "the DB writer has no connection (not started, or stopped)"
-            raise RuntimeError(msg)
-        return self._conn
+    # -- outages --------------------------------------------------------------------------
+
+    def _stat(self) -> tuple[int, int]:
+        """The (device, inode) of the file at the database's path; OutageError when there is none."""
+        path = cast("Path", self._path)
+        try:
+            found = path.stat()
+        except FileNotFoundError:
+            reason = f"the database file {path} was deleted (restore it there; a new one is made only at start)"
+            raise OutageError(Outage(reason, reconnect=True)) from None
+        except OSError as exc:
+            reason = f"the database file {path} cannot be examined ({exc.strerror or type(exc).__name__})"
+            raise OutageError(Outage(reason, reconnect=True)) from None
+        return found.st_dev, found.st_ino
+
+    def _check_file(self) -> None:
+        """Raise OutageError unless the file at the database's path is the one the connection has open."""
+        if self._path is None or self._identity is None:
+            return
+        if self._stat() != self._identity:
+            raise OutageError(Outage(f"the database file {self._path} was replaced by another file", reconnect=True))
+
+    def _check_database(self) -> None:
+        """The ticker's look: notice a lost file while idle; retry an outage when its time has come."""
+        if self._outage is None:
+            try:
+                self._check_file()
+            except OutageError as exc:
+                self._enter_outage(exc.outage)
+            return
+        self._retry_if_due()
+
+    def _enter_outage(self, outage: Outage) -> None:
+        """Degrade (or stay degraded, perhaps for a new reason); logged once per change."""
+        now = self._clock()
+        outage = self._on_read_only_file_system(outage)
+        if outage.reconnect:
+            self._drop_connection()
+        if self._outage is None:
+            self._down_since = now
+            # Down again soon after coming back (a nearly full disk that takes the
+            # probe's small write but not the next batch): keep backing off, so that
+            # the writer does not flap (and log) several times a second.
+            recent = now - self._up_since < self._max_retry_delay
+            self._retry_delay = min(self._retry_delay * 2, self._max_retry_delay) if recent else FIRST_RETRY_S
+            self._retry_at = now + self._retry_delay
+        self._outage = outage
+        if self.health.degrade(DB_WRITER, outage.reason):
+            self.log.error(
+                "database_unavailable",
+                reason=outage.reason,
+                retry_in_s=round(max(0.0, self._retry_at - now), 3),
+                connection_kept=self._conn is not None,
+            )
+
+    def _on_read_only_file_system(self, outage: Outage) -> Outage:
+        """Name a read-only file system when that is why: SQLite reports only "cannot open" or "read-only"."""
+        if self._path is None or "read-only" in outage.reason:
+            return outage
+        try:
+            read_only = bool(os.statvfs(self._path.parent).f_flag & os.ST_RDONLY)
+        except OSError:
+            return outage
+        if not read_only:
+            return outage
+        return Outage(f"the file system holding {self._path} is read-only ({outage.reason})", outage.reconnect)
+
+    def _retry_if_due(self) -> None:
+        """If degraded and its backoff has passed: reopen if needed, and probe with one small commit."""
+        if self._outage is None or self._clock() < self._retry_at:
+            return
+        try:
+            if self._conn is None:
+                self._reopen()
+            self._probe(cast("Connection", self._conn))
+        except Exception as exc:
+            # A newer schema found on reopening (a restored file): refused like a missing one.
+            outage = Outage(str(exc), reconnect=True) if isinstance(exc, SchemaError) else classify(exc)
+            if outage is None:
+                raise  # a bug, not the environment: the supervisor restarts the actor
+            self._retry_delay = min(self._retry_delay * 2, self._max_retry_delay)
+            self._retry_at = self._clock() + self._retry_delay
+            self._enter_outage(outage)
+            return
+        self._recovered()
+
+    def _probe(self, conn: Connection) -> None:
+        """Commit one small write, as a batch would: it succeeds only if the database takes writes again."""
+        try:
+            with conn.begin():
+                conn.execute(delete(meta).where(meta.c.key == PROBE_KEY))
+                conn.execute(insert(meta).values(key=PROBE_KEY, value=utcnow().isoformat()))
+                self._check_file()
+            self._check_file()
+        except Exception:
+            self._rollback(conn)
+            raise
+
+    def _recovered(self) -> None:
+        outage, self._outage = self._outage, None
+        if outage is not None:
+            self._up_since = self._clock()
+        if self.health.recover(DB_WRITER):
+            self.log.warning(
+                "database_available",
+                was=outage.reason if outage is not None else None,
+                after_s=round(self._clock() - self._down_since, 3) if outage is not None else None,
+            )
+
+    def _refused(self) -> _Outcome:
+        outage = self._outage
+        reason = outage.reason if outage is not None else "the database connection is closed"
+        return _Outcome(error=UnavailableError(reason))
 
     # -- replies ----------------------------------------------------------------------------
 

@@ -1,8 +1,9 @@
 """``nua-orchestrator``: start, stop, restart and query the daemon.
 
 Exit codes follow the LSB init-script conventions: 0 success, 1 failure, 2 bad
-usage, 6 not configured (the settings are wrong); ``status`` exits 0 running, 1
-dead with a pid file left, 3 not running, 4 unknown.
+usage, 6 not configured (the settings are wrong); ``status`` exits 0 running
+(degraded included: it runs; the report says what is wrong), 1 dead with a pid
+file left, 3 not running, 4 unknown.
 """
 
 from __future__ import annotations
@@ -87,6 +88,10 @@ def format_status(report: dict[str, Any]) -> str:
                 value = f"{value:.0f} s"
             if value is not None:
                 lines.append(f"  {label + ':':<13}{value}")
+    lines.extend(
+        f"  {'degraded:':<13}{item.get('component')}: {item.get('reason')} (since {item.get('since')})"
+        for item in report.get("degraded") or ()
+    )
     tree = report.get("tree")
     if isinstance(tree, dict):
         lines.append("  actors:")

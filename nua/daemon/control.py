@@ -23,7 +23,9 @@ from nua.daemon import pidfile
 from nua.daemon.daemonize import Outcome, Readiness, Report, daemonize
 from nua.daemon.endpoint import ipc_path, is_free
 
-# LSB init-script exit codes.
+# LSB init-script exit codes. A degraded daemon (running, but e.g. its database
+# unavailable) is STATUS_RUNNING: it runs and answers, as `systemctl status` calls
+# an active unit active whatever it logs; what is wrong is in the report.
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_NOT_CONFIGURED = 6
@@ -225,11 +227,13 @@ def restart(config: str | Path | None = None) -> int:
 def status(config: str | Path | None = None) -> dict[str, Any]:
     """The daemon's state as a dict; ``code`` is the LSB status exit code.
 
-    ``state`` is ``running``, ``dead`` (a pid file is left but no process holds
-    its lock), ``stopped`` or ``unknown``. When running, the daemon's own account
-    (``sys_status``: pid, uptime, endpoint, database URL, log file, method count,
-    actor tree) is merged in; it is asked with a short timeout so that a stuck
-    daemon cannot make this hang.
+    ``state`` is ``running``, ``degraded`` (running, but some component cannot do
+    all of its work: ``degraded`` lists component, reason and since), ``dead`` (a
+    pid file is left but no process holds its lock), ``stopped`` or ``unknown``.
+    When running, the daemon's own account (``sys_status``: pid, uptime, endpoint,
+    database URL, log file, method count, actor tree) is merged in; it is asked
+    with a short timeout so that a stuck daemon cannot make this hang. A degraded
+    daemon's ``code`` is still 0 (LSB: it runs).
     """
     try:
         loaded = settings.load(config)
@@ -269,6 +273,11 @@ def _running_status(loaded: settings.Settings, pid: int | None) -> dict[str, Any
         message = f"pid {pid} holds the lock but does not answer on {loaded.zmq.bind_endpoint}: {exc}"
         return {**info, "code": STATUS_UNKNOWN, "state": "unknown", "message": message}
     info.update(reply if isinstance(reply, dict) else {"sys_status": reply})
+    degraded = info.get("degraded") or []
+    if degraded:
+        reasons = "; ".join(f"{item.get('component')}: {item.get('reason')}" for item in degraded)
+        message = f"running (pid {info['pid']}) but degraded: {reasons}"
+        return {**info, "code": STATUS_RUNNING, "state": "degraded", "message": message}
     return {**info, "code": STATUS_RUNNING, "state": "running", "message": f"running (pid {info['pid']})"}
 
 

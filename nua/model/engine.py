@@ -6,30 +6,55 @@ last three are per connection, so they are set on every new connection. The
 stdlib driver's own transaction handling is switched off and SQLAlchemy emits
 ``BEGIN`` itself, the documented recipe that makes SAVEPOINTs (one per command of
 a batch) and transactional DDL (schema upgrades) work.
+
+A SQLite file is created only when asked (the daemon's first open): reopened
+after it went away, it must already exist, since an empty database silently put
+in place of a deleted one would hide the loss of every row.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
-from nua.settings import DbSettings
+from nua.settings import DbSettings, private_dir
 
 BUSY_TIMEOUT_MS = 5000
+# Key of a connection's ``info`` that makes its next BEGIN a read-only (deferred) one.
+_READ_ONLY = "nua_read_only"
 
 
-def create(db: DbSettings, **engine_args: Any) -> Engine:
-    """An engine for ``db.url``; for a SQLite file, its directory is created private (0700)."""
+def sqlite_file(db: DbSettings) -> Path | None:
+    """The file of a SQLite ``db.url`` given as a path; ``None`` for another backend, memory or a URI."""
+    url = sa.make_url(db.url)
+    database = url.database or ""
+    if url.get_backend_name() != "sqlite" or not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return Path(database).expanduser().absolute()
+
+
+def create(db: DbSettings, *, create_file: bool = True, **engine_args: Any) -> Engine:
+    """An engine for ``db.url``; a SQLite file's missing directories are created private (0700), unsafe ones refused.
+
+    ``create_file=False``: a SQLite file that does not exist is an error when
+    connecting (SQLITE_CANTOPEN), not a new empty database.
+    """
     url = sa.make_url(db.url)
     if url.get_backend_name() != "sqlite":
         return sa.create_engine(url, pool_pre_ping=True, hide_parameters=True, **engine_args)
-    database = url.database or ""
-    if database and database != ":memory:" and not database.startswith("file:"):
-        Path(database).expanduser().parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path = sqlite_file(db)
+    if path is not None and create_file:
+        private_dir(path.parent)
+    elif path is not None:
+        # SQLite's URI form is the only way to say "open, never create" (mode=rw).
+        url = url.set(database=f"file:{quote(str(path))}", query={**url.query, "mode": "rw", "uri": "true"})
     engine = sa.create_engine(url, hide_parameters=True, **engine_args)
     _configure_sqlite(engine, db.sqlite_synchronous)
     return engine
@@ -59,11 +84,28 @@ def _configure_sqlite(engine: Engine, synchronous: str) -> None:
         # Straight on the driver: through exec_driver_sql (an execution context, events,
         # a result) this one statement cost a fifth of the DB writer's time under load.
         # A failure raises the driver's own error; callers treat any error here alike.
+        # A read-only transaction stays DEFERRED: it works on a read-only file, and
+        # with the write lock held elsewhere.
+        statement = "BEGIN" if connection.info.get(_READ_ONLY) else "BEGIN IMMEDIATE"
         cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
         try:
-            cursor.execute("BEGIN IMMEDIATE")
+            cursor.execute(statement)
         finally:
             cursor.close()
+
+
+@contextmanager
+def read_only(conn: Connection) -> Iterator[None]:
+    """Make the transactions begun inside this block read-only ones, where the backend tells them apart.
+
+    On SQLite a plain ``BEGIN`` instead of ``BEGIN IMMEDIATE``: reads then work on
+    a database that cannot be written (read-only file, another writer's lock).
+    """
+    conn.info[_READ_ONLY] = True
+    try:
+        yield
+    finally:
+        conn.info.pop(_READ_ONLY, None)
 
 
 class Savepoint:
@@ -91,4 +133,4 @@ class Savepoint:
         self.release()
 
 
-__all__ = ["BUSY_TIMEOUT_MS", "Savepoint", "create"]
+__all__ = ["BUSY_TIMEOUT_MS", "Savepoint", "create", "read_only", "sqlite_file"]

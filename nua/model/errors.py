@@ -16,7 +16,7 @@ class ModelError(Exception):
     """Base of every error the data layer raises on purpose.
 
     ``kind`` is a stable machine name ("not_found", "conflict", "invalid",
-    "internal"); ``data`` is a JSON-ready dict for the client.
+    "unavailable", "internal"); ``data`` is a JSON-ready dict for the client.
     """
 
     kind: ClassVar[str] = "internal"
@@ -81,8 +81,21 @@ class InternalError(ModelError):
     kind = "internal"
 
 
+class UnavailableError(ModelError):
+    """The database cannot do this now (disk full, connection lost, file deleted); retry later.
+
+    Nothing of the command was applied. ``data``: ``reason``, said for an operator
+    (built from error codes, never from a statement or its parameters).
+    """
+
+    kind = "unavailable"
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"database unavailable: {reason}", {"reason": reason})
+
+
 def _json_scalar(value: Any) -> bool:
     return value is None or isinstance(value, str | int | float | bool)
 
 
-__all__ = ["ConflictError", "InternalError", "InvalidError", "ModelError", "NotFoundError"]
+__all__ = ["ConflictError", "InternalError", "InvalidError", "ModelError", "NotFoundError", "UnavailableError"]

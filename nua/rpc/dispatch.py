@@ -43,6 +43,7 @@ _MODEL_ERRORS: dict[str, type[errors.RpcError]] = {
     "conflict": errors.ConflictError,
     "invalid": errors.InvalidParamsError,
     "internal": errors.InternalError,
+    "unavailable": errors.UnavailableError,
 }
 
 

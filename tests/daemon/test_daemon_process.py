@@ -159,9 +159,7 @@ def test_an_unsafe_directory_is_refused_with_exit_6_and_left_as_it_is(
 
 def test_files_directly_in_a_sticky_shared_directory_leave_its_mode_alone(daemon: DaemonEnv) -> None:
     shared = make_dir(daemon.root / "tmp", 0o1777)  # stands in for /tmp
-    daemon.write_config(
-        server={"pid_file": str(shared / "nua.pid")}, zmq={"endpoint": f"ipc://{shared}/nua.sock"}
-    )
+    daemon.write_config(server={"pid_file": str(shared / "nua.pid")}, zmq={"endpoint": f"ipc://{shared}/nua.sock"})
     daemon.pid_file = shared / "nua.pid"
     pid = daemon.start()
     assert (shared / "nua.sock").is_socket()

@@ -238,7 +238,10 @@ def test_crash_outside_a_batch_keeps_the_base_semantics(writers: Writers, told: 
 
 
 class FailingCommitWriter(DbWriter):
-    """A DbWriter whose next commit fails, as a full disk or a lost server would make it."""
+    """A DbWriter whose next commit fails with an error that is no database's (a bug, whatever its text says).
+
+    A real full disk or lost server degrades the writer instead: see test_db_outage.
+    """
 
     def on_start(self) -> None:
         super().on_start()

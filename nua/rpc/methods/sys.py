@@ -27,12 +27,20 @@ class SysMethods(MethodGroup):
 
     @public(offload=True)
     def status(self) -> dict[str, Any]:
-        """Pid, uptime, endpoint, database URL, log file, method count and the actor tree."""
+        """Pid, uptime, state, endpoint, database URL, log file, method count and the actor tree.
+
+        ``state`` is ``running``, or ``degraded`` while some component cannot do all
+        of its work (the database unavailable); ``degraded`` lists why:
+        ``component``, ``reason`` and ``since`` (ISO 8601, UTC) of each condition.
+        """
         process = psutil.Process()
         started = process.create_time()
         settings = self.services.settings
+        conditions = [condition.as_dict() for condition in self.services.health.conditions()]
         return {
             "pid": os.getpid(),
+            "state": "degraded" if conditions else "running",
+            "degraded": conditions,
             "uptime_s": round(time.time() - started, 3),
             "endpoint": self.services.endpoint,
             "db_url": settings.db.safe_url,

@@ -1,0 +1,83 @@
+"""Helpers of the outage tests: a clock the test moves, a writer started with it, a SQLite backup."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pykka
+import pytest
+from dbkit import ExitLog, Writers
+
+from nua.actors._supervised import ChildContext
+from nua.actors.db_writer import CheckDatabase, DbWriter
+from nua.actors.health import Health
+from nua.model.errors import UnavailableError
+
+
+class FakeClock:
+    """A monotonic clock that moves only when the test says so."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def start_writer(
+    writers: Writers,
+    *,
+    health: Health,
+    clock: Callable[[], float],
+    generation: int = 1,
+    check_interval_s: float | None = None,
+    actor: type[DbWriter] = DbWriter,
+) -> pykka.ActorRef[Any]:
+    """A writer on ``writers.settings`` with this clock and health; stopped with the others at the end."""
+    exits = ExitLog()
+    writers.exits.append(exits)
+    context = ChildContext("db_writer", generation, exits)
+    ref = actor.start(context, writers.settings, health, clock=clock, check_interval_s=check_interval_s)
+    writers.refs.append(ref)
+    return ref
+
+
+def retry_now(writer: pykka.ActorRef[Any], clock: FakeClock, seconds: float = 60.0) -> None:
+    """Let the backoff pass and have the writer look (as its ticker would), waiting until it has."""
+    clock.advance(seconds)
+    writer.ask(CheckDatabase(), timeout=10)
+
+
+def refused(future_or_call: Callable[[], Any]) -> UnavailableError:
+    """The UnavailableError that ``future_or_call`` raises."""
+    with pytest.raises(UnavailableError) as caught:
+        future_or_call()
+    return caught.value
+
+
+def backup(path: Path, to: Path) -> None:
+    """A consistent copy of a live SQLite database (its WAL included), through SQLite's backup API."""
+    source = sqlite3.connect(path)
+    target = sqlite3.connect(to)
+    try:
+        source.backup(target)
+    finally:
+        target.close()
+        source.close()
+
+
+def wait_for(condition: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:
+    """Poll ``condition`` (set by another thread without an event to wait on) until truthy, or fail."""
+    deadline = time.monotonic() + timeout
+    while not (value := condition()):
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.01)
+    return value
