@@ -23,17 +23,19 @@ daemon).
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
-import sqlalchemy as sa
-from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
 from nua.actors._supervised import ChildContext, SupervisedActor
+from nua.actors.directory import DB_READER
+from nua.actors.health import Health
 from nua.model import commands as cmd
 from nua.model import engine as db_engine
 from nua.model import operations
-from nua.model.errors import InternalError, ModelError
+from nua.model.errors import InternalError, ModelError, UnavailableError
+from nua.model.outage import Outage, OutageError, classify
 from nua.settings import Settings
 
 # The commands that only read, and may be sent to the reader instead of the writer.
@@ -48,49 +50,22 @@ READ_COMMANDS: tuple[type[Any], ...] = (
 )
 
 
-def read_engine(settings: Settings) -> Engine:
-    """An engine whose connections only read: DEFERRED transactions and ``query_only`` on SQLite."""
-    db = settings.db
-    url = sa.make_url(db.url)
-    if url.get_backend_name() != "sqlite":
-        return db_engine.create(db)
-    engine = sa.create_engine(url, hide_parameters=True)
-
-    @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-        # As the writer's engine (nua.model.engine): the driver's own transaction handling
-        # off, SQLAlchemy's BEGIN below; but read-only, and never waiting for the write lock.
-        dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        try:
-            cursor.execute("PRAGMA query_only=ON")
-            cursor.execute(f"PRAGMA busy_timeout={db_engine.BUSY_TIMEOUT_MS}")
-        finally:
-            cursor.close()
-
-    @event.listens_for(engine, "begin")
-    def _on_begin(connection: Connection) -> None:
-        cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-        try:
-            cursor.execute("BEGIN")  # DEFERRED: a snapshot at the first read, no lock on writers
-        finally:
-            cursor.close()
-
-    return engine
-
-
 class DbReader(SupervisedActor):
     """Owns a read-only engine and one connection; answers each read command in its own transaction."""
 
-    def __init__(self, context: ChildContext, settings: Settings) -> None:
+    def __init__(self, context: ChildContext, settings: Settings, health: Health | None = None) -> None:
         super().__init__(context)
         self.settings = settings
+        self.health = health or Health()
         self._engine: Engine | None = None
         self._conn: Connection | None = None
+        self._path = db_engine.sqlite_file(settings.db)
+        # The (device, inode) of the SQLite file the connection has open.
+        self._identity: tuple[int, int] | None = None
 
     def on_start(self) -> None:
         # Connected at the first read: the reader starts even while the database is away.
-        self._engine = read_engine(self.settings)
+        self._engine = db_engine.create(self.settings.db, reader=True)
         self.log.info("db_reader_started", url=self.settings.db.safe_url)
 
     def on_stop(self) -> None:
@@ -108,23 +83,54 @@ class DbReader(SupervisedActor):
         try:
             conn = self._connection()
             try:
-                return operations.execute(conn, command)
+                value = operations.execute(conn, command)
             finally:
                 conn.rollback()  # ends the read transaction: the next read sees newer commits
         except ModelError:
             raise
-        except Exception:
-            self.log.exception("read_failed", command=type(command).__name__)
+        except Exception as exc:
+            outage = classify(exc)
+            if outage is None:
+                self.log.exception("read_failed", command=type(command).__name__)
+                self._drop_connection()
+                raise InternalError(f"{type(command).__name__} failed; see the daemon's log") from None
+            self._unavailable(outage)
+            raise UnavailableError(outage.reason) from None
+        if self.health.recover(DB_READER):
+            self.log.warning("database_readable")
+        return value
+
+    def _unavailable(self, outage: Outage) -> None:
+        """Degrade (logged once per change of reason); a spent connection is replaced at the next read."""
+        if outage.reconnect:
             self._drop_connection()
-            raise InternalError(f"{type(command).__name__} failed; see the daemon's log") from None
+        if self.health.degrade(DB_READER, outage.reason):
+            self.log.error("database_unreadable", reason=outage.reason)
 
     def _connection(self) -> Connection:
+        """The connection, (re)opened if there is none or if the SQLite file was replaced since."""
         if self._engine is None:
             msg = "the DB reader has no engine (not started, or stopped)"
             raise RuntimeError(msg)
+        identity = self._file_identity()
+        if self._conn is not None and identity != self._identity:
+            self._drop_connection()  # it reads a file that is no longer the database's
         if self._conn is None:
             self._conn = self._engine.connect()
+            self._identity = identity
         return self._conn
+
+    def _file_identity(self) -> tuple[int, int] | None:
+        """The (device, inode) at the SQLite file's path (``None`` for another backend); OutageError when gone."""
+        if self._path is None:
+            return None
+        path: Path = self._path
+        try:
+            found = path.stat()
+        except OSError as exc:
+            reason = f"the database file {path} cannot be read ({exc.strerror or type(exc).__name__})"
+            raise OutageError(Outage(reason, reconnect=True)) from None
+        return found.st_dev, found.st_ino
 
     def _drop_connection(self) -> None:
         conn, self._conn = self._conn, None
@@ -145,4 +151,4 @@ class DbReader(SupervisedActor):
                 engine.dispose()
 
 
-__all__ = ["READ_COMMANDS", "DbReader", "read_engine"]
+__all__ = ["READ_COMMANDS", "DbReader"]

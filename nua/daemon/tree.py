@@ -44,7 +44,7 @@ def child_specs(
     specs = [
         spec(SENTINEL, lambda ctx: Sentinel.start(ctx, settings, request_shutdown)),
         spec(DB_WRITER, lambda ctx: DbWriter.start(ctx, settings, health), start_timeout_s=DB_WRITER_START_TIMEOUT_S),
-        spec(DB_READER, lambda ctx: DbReader.start(ctx, settings)),
+        spec(DB_READER, lambda ctx: DbReader.start(ctx, settings, health)),
     ]
     if settings.server.start_zmq_server:
         specs.append(spec(GATEWAY, lambda ctx: Gateway.start(ctx, settings, directory, health)))

@@ -40,27 +40,31 @@ def sqlite_file(db: DbSettings) -> Path | None:
     return Path(database).expanduser().absolute()
 
 
-def create(db: DbSettings, *, create_file: bool = True, **engine_args: Any) -> Engine:
+def create(db: DbSettings, *, create_file: bool = True, reader: bool = False, **engine_args: Any) -> Engine:
     """An engine for ``db.url``; a SQLite file's missing directories are created private (0700), unsafe ones refused.
 
     ``create_file=False``: a SQLite file that does not exist is an error when
-    connecting (SQLITE_CANTOPEN), not a new empty database.
+    connecting (SQLITE_CANTOPEN), not a new empty database. ``reader``: on SQLite,
+    connections that cannot write (``query_only``) and whose transactions take no
+    lock (``BEGIN`` DEFERRED), for the DB reader beside the one writer; it never
+    creates the file.
     """
     url = sa.make_url(db.url)
     if url.get_backend_name() != "sqlite":
         return sa.create_engine(url, pool_pre_ping=True, hide_parameters=True, **engine_args)
     path = sqlite_file(db)
+    create_file = create_file and not reader
     if path is not None and create_file:
         private_dir(path.parent)
     elif path is not None:
         # SQLite's URI form is the only way to say "open, never create" (mode=rw).
         url = url.set(database=f"file:{quote(str(path))}", query={**url.query, "mode": "rw", "uri": "true"})
     engine = sa.create_engine(url, hide_parameters=True, **engine_args)
-    _configure_sqlite(engine, db.sqlite_synchronous)
+    _configure_sqlite(engine, db.sqlite_synchronous, reader=reader)
     return engine
 
 
-def _configure_sqlite(engine: Engine, synchronous: str) -> None:
+def _configure_sqlite(engine: Engine, synchronous: str, *, reader: bool) -> None:
     # The settings admit only OFF, NORMAL, FULL or EXTRA; check again since it is spliced into SQL.
     if synchronous not in {"OFF", "NORMAL", "FULL", "EXTRA"}:
         msg = f"unknown SQLite synchronous mode {synchronous!r}"
@@ -71,9 +75,12 @@ def _configure_sqlite(engine: Engine, synchronous: str) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         try:
-            cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute(f"PRAGMA synchronous={synchronous}")
-            cursor.execute("PRAGMA foreign_keys=ON")
+            if reader:
+                cursor.execute("PRAGMA query_only=ON")  # WAL is a property of the file, set by the writer
+            else:
+                cursor.execute("PRAGMA journal_mode=WAL")
+                cursor.execute(f"PRAGMA synchronous={synchronous}")
+                cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         finally:
             cursor.close()
@@ -86,7 +93,7 @@ def _configure_sqlite(engine: Engine, synchronous: str) -> None:
         # A failure raises the driver's own error; callers treat any error here alike.
         # A read-only transaction stays DEFERRED: it works on a read-only file, and
         # with the write lock held elsewhere.
-        statement = "BEGIN" if connection.info.get(_READ_ONLY) else "BEGIN IMMEDIATE"
+        statement = "BEGIN" if reader or connection.info.get(_READ_ONLY) else "BEGIN IMMEDIATE"
         cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
         try:
             cursor.execute(statement)

@@ -138,7 +138,7 @@ def test_postgresql_connections_killed_eight_times_in_a_few_seconds_never_end_th
 
             wait_until(written, what=f"the writer to reconnect (round {round_})")
         assert codes == [UNAVAILABLE] * 8
-        stored = {row["key"]: row["value"] for row in client.call("setting_list")}
+        stored = {row["key"]: row["value"] for row in client.call("setting_list")["items"]}
     assert all(stored[f"k{r}"] == r for r in range(8))
     assert is_alive(pid)
     code, report = daemon.status()

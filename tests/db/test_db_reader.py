@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import shutil
+import sqlite3
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pykka
@@ -11,10 +14,12 @@ import sqlalchemy as sa
 from dbkit import ExitLog, Gate, GatedWriter, Writers
 
 from nua.actors._supervised import ChildContext
-from nua.actors.db_reader import READ_COMMANDS, DbReader, read_engine
+from nua.actors.db_reader import READ_COMMANDS, DbReader
+from nua.actors.health import Health
 from nua.model import commands as cmd
+from nua.model import engine as db_engine
 from nua.model import prepare
-from nua.model.errors import InternalError, NotFoundError
+from nua.model.errors import InternalError, NotFoundError, UnavailableError
 from nua.settings import Settings
 
 
@@ -80,7 +85,7 @@ def test_the_read_engine_refuses_writes_on_sqlite(
 ) -> None:
     if backend != "sqlite":
         pytest.skip("query_only is SQLite's; on PostgreSQL the reader's commands are its only guard")
-    engine = read_engine(settings)
+    engine = db_engine.create(settings.db, reader=True)
     try:
         with engine.connect() as conn, pytest.raises(sa.exc.OperationalError, match=r"readonly|read-only|query_only"):
             conn.exec_driver_sql("DELETE FROM settings")
@@ -104,3 +109,32 @@ def test_a_failed_read_fails_alone_and_the_next_one_reconnects(
     finally:
         engine.dispose()
     assert reader.ask(cmd.CountUsers()) == 1
+
+
+def test_a_deleted_file_is_unavailable_and_a_restored_one_is_read_not_the_old(
+    writer: pykka.ActorRef[Any], settings: Settings, backend: str, tmp_path: Any
+) -> None:
+    if backend != "sqlite":
+        pytest.skip("a database file is SQLite's")
+    path = db_engine.sqlite_file(settings.db)
+    assert path is not None
+    add(writer, settings, "ann")
+    backup = tmp_path / "backup.db"
+    with sqlite3.connect(path) as source, sqlite3.connect(backup) as target:
+        source.backup(target)  # one user
+    add(writer, settings, "bob")  # the live file (soon deleted) has two
+    health = Health()
+    reader = DbReader.start(ChildContext("db_reader", 1, ExitLog()), settings, health)
+    try:
+        assert reader.ask(cmd.CountUsers()) == 2  # the reader has the live file open
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{path}{suffix}").unlink(missing_ok=True)
+        with pytest.raises(UnavailableError, match="cannot be read"):
+            reader.ask(cmd.CountUsers())
+        assert [c.component for c in health.conditions()] == ["db_reader"]
+        assert not path.exists()  # the reader never creates a database
+        shutil.copyfile(backup, path)
+        assert reader.ask(cmd.CountUsers()) == 1  # the restored file, not the deleted one it had open
+        assert health.conditions() == []
+    finally:
+        reader.stop(block=True, timeout=10)
