@@ -14,11 +14,9 @@ from typing import Any, cast
 import pytest
 import rpc_test_plugin
 import zmq
-from rpc_helpers import Raw, Tree
+from rpc_helpers import Raw, Tree, gateway_info, gateway_restarts
 
 from nua.actors import gateway as gateway_module
-from nua.actors.gateway import GatewayInfo
-from nua.actors.messages import ChildInfo, WhichChildren
 from nua.rpc import errors
 from nua.rpc.client import Call, Client, DaemonUnreachableError
 
@@ -26,15 +24,7 @@ REQUEST = {"jsonrpc": "2.0", "method": "test_add", "params": [2, 3], "id": 7}
 OK = {"jsonrpc": "2.0", "id": 7, "result": 5}
 
 
-def gateway_restarts(tree: Tree) -> int:
-    children = cast("tuple[ChildInfo, ...]", tree.root.ask(WhichChildren(), timeout=10))
-    return next(child.restarts for child in children if child.id == "gateway")
-
-
-def info(tree: Tree) -> dict[str, Any]:
-    ref = tree.directory.lookup("gateway")
-    assert ref is not None
-    return cast("dict[str, Any]", ref.ask(GatewayInfo(), timeout=10))
+info = gateway_info
 
 
 def wait_info(tree: Tree, key: str, predicate: Callable[[int], bool], timeout_s: float = 20.0) -> int:
