@@ -29,6 +29,7 @@ from __future__ import annotations
 import concurrent.futures
 import itertools
 import queue
+import sys
 import time
 import traceback
 from collections import OrderedDict
@@ -192,7 +193,7 @@ class Dispatcher:
         max_in_flight: int,
         call_timeout_s: float,
         max_in_flight_per_client: int | None = None,
-        max_reply_bytes: int = 1 << 62,
+        max_reply_bytes: int | None = None,
         system_executor: concurrent.futures.Executor | None = None,
         tracebacks: bool = False,
         log: structlog.stdlib.BoundLogger | None = None,
@@ -203,7 +204,7 @@ class Dispatcher:
         self.system_executor = system_executor or executor
         self.max_in_flight = max_in_flight
         self.max_in_flight_per_client = max_in_flight_per_client or max_in_flight
-        self.max_reply_bytes = max_reply_bytes
+        self.max_reply_bytes = max_reply_bytes or sys.maxsize
         self.call_timeout_s = call_timeout_s
         self.tracebacks = tracebacks
         self.log = log or structlog.stdlib.get_logger("nua.rpc.dispatch")
