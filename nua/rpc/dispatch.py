@@ -27,6 +27,7 @@ becomes a plain internal error (or, failing that too, is logged and dropped).
 from __future__ import annotations
 
 import concurrent.futures
+import functools
 import itertools
 import queue
 import sys
@@ -95,34 +96,6 @@ def _too_large_reply(request_id: Any, size: int, limit: int) -> bytes:
     return encode_error(request_id, error)
 
 
-class _Replier:
-    """Sends one request's (or one batch's) reply through ``send``; never raises.
-
-    A reply over the size bound becomes a too-large error; a reply whose sending
-    fails becomes a plain internal error, sent once; if that fails too, it is logged.
-    """
-
-    __slots__ = ("_log", "_max_reply_bytes", "_send")
-
-    def __init__(self, send: Send, max_reply_bytes: int, log: structlog.stdlib.BoundLogger) -> None:
-        self._send = send
-        self._max_reply_bytes = max_reply_bytes
-        self._log = log
-
-    def __call__(self, request_id: Any, reply: bytes) -> None:
-        if len(reply) > self._max_reply_bytes:
-            reply = _too_large_reply(request_id, len(reply), self._max_reply_bytes)
-        try:
-            self._send(reply)
-        except Exception as exc:  # noqa: BLE001 - a reply that cannot leave must not take the I/O loop with it
-            self._log.error("rpc_reply_failed", error=f"{type(exc).__name__}: {exc}")
-            fallback = encode_error(request_id, errors.InternalError("internal error: the reply could not be sent"))
-            try:
-                self._send(fallback)
-            except Exception as again:  # noqa: BLE001 - logged; this request goes unanswered
-                self._log.error("rpc_reply_dropped", error=f"{type(again).__name__}: {again}")
-
-
 @dataclass
 class _Waiting:
     request_id: Any
@@ -150,7 +123,7 @@ class _Waiting:
 class _BatchReply:
     """Collects the replies of a batch's members; sends one array once all are in."""
 
-    def __init__(self, reply: _Replier, size: int, max_reply_bytes: int) -> None:
+    def __init__(self, reply: Callable[[Any, bytes], None], size: int, max_reply_bytes: int) -> None:
         self._reply = reply
         self._max_reply_bytes = max_reply_bytes
         self._parts: list[bytes | None] = [None] * size
@@ -233,12 +206,11 @@ class Dispatcher:
         ``send`` may raise: the request then gets a plain internal error (sent
         through ``send`` again), and nothing raises out of here.
         """
-        reply = _Replier(send, self.max_reply_bytes, self.log)
         decoded = self._protocol.decode(payload)
         if isinstance(decoded, BadRequest):
-            reply(decoded.id, encode_error(decoded.id, decoded.error))
+            self._reply(send, decoded.id, encode_error(decoded.id, decoded.error))
         elif isinstance(decoded, Batch):
-            batch = _BatchReply(reply, len(decoded.members), self.max_reply_bytes)
+            batch = _BatchReply(functools.partial(self._reply, send), len(decoded.members), self.max_reply_bytes)
             for index, member in enumerate(decoded.members):
                 if isinstance(member, BadRequest):
                     batch.finisher(index, member.id)(encode_error(member.id, member.error))
@@ -246,7 +218,25 @@ class Dispatcher:
                     self._start(member, batch.finisher(index, member.unique_id), client)
         else:
             request_id = decoded.unique_id
-            self._start(decoded, lambda part: reply(request_id, part) if part is not None else None, client)
+            self._start(decoded, lambda part: None if part is None else self._reply(send, request_id, part), client)
+
+    def _reply(self, send: Send, request_id: Any, reply: bytes) -> None:
+        """Send one request's (or one batch's) reply; never raises.
+
+        A reply over the size bound becomes a too-large error; a reply whose sending
+        fails becomes a plain internal error, sent once; if that fails too, it is logged.
+        """
+        if len(reply) > self.max_reply_bytes:
+            reply = _too_large_reply(request_id, len(reply), self.max_reply_bytes)
+        try:
+            send(reply)
+        except Exception as exc:  # noqa: BLE001 - a reply that cannot leave must not take the I/O loop with it
+            self.log.error("rpc_reply_failed", error=f"{type(exc).__name__}: {exc}")
+            fallback = encode_error(request_id, errors.InternalError("internal error: the reply could not be sent"))
+            try:
+                send(fallback)
+            except Exception as again:  # noqa: BLE001 - logged; this request goes unanswered
+                self.log.error("rpc_reply_dropped", error=f"{type(again).__name__}: {again}")
 
     def _start(self, request: Any, finish: Finish, client: bytes) -> None:
         notification = bool(request.one_way)
@@ -255,20 +245,19 @@ class Dispatcher:
         def fail(error: errors.RpcError) -> None:
             finish(None if notification else encode_error(request_id, error))
 
-        method = self.registry.get(request.method)
-        if method is None:
-            fail(errors.MethodNotFoundError(f"Method not found: {request.method}", {"method": request.method}))
+        method = self._checked(request)
+        if isinstance(method, errors.RpcError):
+            fail(method)
             return
         args, kwargs = request.args, request.kwargs
-        try:
-            method.check(args, kwargs)
-        except errors.InvalidParamsError as exc:
-            fail(exc)
-            return
-        busy = self._busy(method, client)
-        if busy is not None:
-            fail(busy)
-            return
+        if (
+            self._per_client.get(client, 0) >= self.max_in_flight_per_client
+            or len(self._waiting) - self._system_waiting >= self.max_in_flight
+        ):
+            busy = self._busy(method, client)
+            if busy is not None:
+                fail(busy)
+                return
         deadline = self._clock() + self.call_timeout_s
         scope = CallScope(method.name, deadline, self._clock) if method.offload else None
         try:
@@ -292,6 +281,17 @@ class Dispatcher:
         if method.system:
             self._system_waiting += 1
         self._watch(call_id, waiting, result)
+
+    def _checked(self, request: Any) -> Method | errors.RpcError:
+        """The method ``request`` calls, its params checked; or the error to answer with."""
+        method = self.registry.get(request.method)
+        if method is None:
+            return errors.MethodNotFoundError(f"Method not found: {request.method}", {"method": request.method})
+        try:
+            method.check(request.args, request.kwargs)
+        except errors.InvalidParamsError as exc:
+            return exc
+        return method
 
     def _run(self, method: Method, scope: CallScope | None, args: list[Any], kwargs: dict[str, Any]) -> Any:
         """Call ``method`` inline, or submit it to its pool in ``scope`` (a future, then)."""
