@@ -85,7 +85,14 @@ def test_a_literal_in_the_statement_is_bound_from_the_plan() -> None:
 
 def test_a_write_through_the_plan_reads_back_through_sqlalchemy(tmp_path: Path) -> None:
     engine = db_engine.create(
-        DbSettings(backend="sqlite", url=f"sqlite:///{tmp_path}/p.db", sqlite_synchronous="FULL", max_batch=8)
+        DbSettings(
+            backend="sqlite",
+            url=f"sqlite:///{tmp_path}/p.db",
+            sqlite_synchronous="FULL",
+            max_batch=8,
+            max_value_bytes=65536,
+            reconnect_max_s=5.0,
+        )
     )
     try:
         settings_table.create(engine)
