@@ -7,6 +7,7 @@ a row that is or is not there) and that the gateway was never restarted.
 from __future__ import annotations
 
 import json
+import socket
 import time
 from collections.abc import Callable, Iterator
 from typing import Any, cast
@@ -393,3 +394,19 @@ def test_a_refused_client_is_never_counted(tree_factory: Callable[..., Tree]) ->
             for other in others:
                 other.close()
         assert first.call("test_add", 1, 1) == 2
+
+
+def test_a_connection_that_never_handshakes_holds_no_slot(tree_factory: Callable[..., Tree]) -> None:
+    tree = tree_factory(NUA_ZMQ_MAX_CLIENTS="1", NUA_ZMQ_ENDPOINT="tcp://127.0.0.1:0")
+    endpoint = info(tree)["endpoint"]
+    host, port = endpoint.removeprefix("tcp://").rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=5) as idle:  # a TCP peer that never speaks ZMTP
+        idle.sendall(b"\xff")  # not even a whole greeting
+        with Client(endpoint, timeout=5) as client:
+            assert client.call("test_add", 1, 2) == 3
+        assert info(tree)["clients"] <= 1
+        # The handshake interval ends it: libzmq closes the idle connection by itself
+        # (the server's greeting first, then the end of the stream; a timeout fails the test).
+        idle.settimeout(gateway_module.HANDSHAKE_S * 4)
+        while idle.recv(4096):
+            pass
