@@ -9,6 +9,19 @@ one byte written to the pipe, so the reply leaves at once. The poll timeout is
 the nearest call deadline, infinite when nothing waits: an idle gateway uses no
 CPU.
 
+Hostile clients are bounded here, where their bytes arrive. Only the layouts
+a client sends are accepted: ``[identity, payload]`` (DEALER) or ``[identity,
+b"", payload]`` (REQ, answered on the same layout); any other message is
+dropped whole and counted, never echoed. The whole message is bounded by
+``[rpc] max_message_bytes`` while it is received (frames past the bound are
+drained, not kept); ZeroMQ itself drops a peer sending a frame over ``[rpc]
+hard_max_message_bytes`` (its MAXMSGSIZE); a message between the two gets a
+too-large error with ``id: null``. Replies queued for a client that does not
+read stop at ``[zmq] send_hwm`` (ROUTER_MANDATORY makes a full or vanished peer
+an error instead of a silent drop): further replies are dropped, counted and
+logged once per client. Connections past ``[zmq] max_clients`` are refused
+(:mod:`nua.rpc.admission`).
+
 Each incarnation has its own ZeroMQ context, terminated when its thread ends:
 termination waits until the socket is really closed (and its last replies are
 flushed, within ``LINGER``), so a restarted gateway binds the same endpoint at
@@ -17,8 +30,10 @@ once and its clients' sockets reconnect by themselves.
 
 from __future__ import annotations
 
+import collections
 import concurrent.futures
 import contextlib
+import dataclasses
 import errno
 import json
 import os
@@ -33,6 +48,7 @@ from nua.actors.directory import Directory
 from nua.actors.health import Health
 from nua.daemon.endpoint import ipc_path
 from nua.rpc import errors, registry
+from nua.rpc.admission import Admission
 from nua.rpc.dispatch import Dispatcher
 from nua.rpc.protocol import encode_error
 from nua.rpc.services import Services
@@ -44,6 +60,12 @@ LINGER_MS = 1000
 RECV_BATCH = 256
 # Threads hashing passwords (scrypt releases the GIL) and running other offloaded methods.
 POOL_THREADS = max(2, min(8, os.cpu_count() or 2))
+# Threads of the system lane (sys_status): its calls never queue behind application work.
+SYSTEM_POOL_THREADS = 2
+# How long a new connection may take to complete its handshake before ZeroMQ drops it.
+HANDSHAKE_S = 3.0
+# Clients whose dropped replies were logged, remembered so each is logged once (the oldest are forgotten).
+LOGGED_CLIENTS = 1024
 # How long stopping waits for the I/O thread (it ends at its next poll round).
 IO_STOP_TIMEOUT_S = 5.0
 
@@ -54,25 +76,90 @@ _NOBLOCK = int(zmq.NOBLOCK)
 _SEND_MORE = int(zmq.SNDMORE | zmq.NOBLOCK)
 _EVENTS = int(zmq.EVENTS)
 _POLLIN = int(zmq.POLLIN)
+# What a full (EAGAIN) or vanished (EHOSTUNREACH) peer raises under ROUTER_MANDATORY.
+_UNDELIVERABLE = frozenset({errno.EAGAIN, errno.EHOSTUNREACH})
+# The frames of an accepted message: identity and payload, with a REQ client's empty delimiter between.
+_MAX_FRAMES = 3
 
 
-def _receive(sock: zmq.Socket[Any]) -> list[bytes]:
+@dataclass(slots=True)
+class _Message:
+    """A received message: the frames kept, and what was seen of all of them."""
+
+    frames: list[bytes]
+    count: int
+    size: int
+    delimited: bool  # the second of three frames is empty (a REQ client's delimiter)
+
+
+def _receive(sock: zmq.Socket[Any], limit: int) -> _Message:
     """One whole multipart message, without waiting (``zmq.Again`` when none is queued).
 
-    ``recv_multipart`` asks the socket for RCVMORE after each frame, an option
-    lookup and an enum conversion; a frame object carries the flag already.
+    Frames are kept only while the message has at most three of them and is
+    within ``limit`` bytes: the rest is drained and only counted, so that no
+    message makes the gateway hold more than ``limit`` bytes of it. (A frame
+    object carries the more-flag already: asking the socket for RCVMORE would
+    cost an option lookup per frame.)
     """
     frame = sock.recv(_NOBLOCK, copy=False)
     frames = [frame.bytes]
+    count, size, delimited = 1, len(frames[0]), False
     while frame.more:
         frame = sock.recv(_NOBLOCK, copy=False)
-        frames.append(frame.bytes)
-    return frames
+        count += 1
+        length = len(frame)
+        size += length
+        if count == 2:
+            delimited = length == 0
+        if count <= _MAX_FRAMES and size <= limit:
+            frames.append(frame.bytes)
+    return _Message(frames, count, size, delimited)
+
+
+def _send_reply(sock: zmq.Socket[Any], envelope: tuple[bytes, ...], reply: bytes) -> None:
+    """Send ``reply`` on ``envelope``; raises what the socket raises (a full or gone peer: ZMQError)."""
+    for frame in envelope:
+        sock.send(frame, _SEND_MORE)
+    sock.send(reply, _NOBLOCK)
+
+
+def _admit(admission: Admission, guards: list[zmq.Socket[Any]], events: dict[Any, int]) -> None:
+    """Let the admission handler process what its sockets received (connection events, ZAP requests)."""
+    for guard in guards:
+        if guard in events:
+            admission.handle(guard)
+
+
+@dataclass
+class _Counters:
+    """What the gateway dropped or refused; written by the I/O thread, read by ``GatewayInfo``."""
+
+    malformed_messages: int = 0  # a layout clients do not send: dropped whole
+    too_large_messages: int = 0  # answered with a too-large error
+    dropped_replies: int = 0  # the client did not read (send high-water mark) or was gone
+    failed_messages: int = 0  # a bug while handling one message: logged, the loop went on
+
+
+class _LoggedOnce:
+    """Remembers the last ``size`` keys seen, so that something is logged once per key, in bounded memory."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._seen: collections.OrderedDict[bytes, None] = collections.OrderedDict()
+
+    def first(self, key: bytes) -> bool:
+        """Whether ``key`` is new (and remember it)."""
+        if key in self._seen:
+            return False
+        self._seen[key] = None
+        if len(self._seen) > self._size:
+            self._seen.popitem(last=False)
+        return True
 
 
 @dataclass(frozen=True)
 class GatewayInfo:
-    """Asks the gateway for ``{"endpoint", "methods", "in_flight"}``."""
+    """Asks the gateway for its endpoint, method count, calls in flight, clients and drop counters."""
 
 
 @dataclass(frozen=True)
@@ -151,7 +238,11 @@ class Gateway(SupervisedActor):
         self._socket: zmq.Socket[Any] | None = None
         self._wakeup: _Wakeup | None = None
         self._pool: concurrent.futures.ThreadPoolExecutor | None = None
+        self._system_pool: concurrent.futures.ThreadPoolExecutor | None = None
         self._dispatcher: Dispatcher | None = None
+        self._admission: Admission | None = None
+        self._counters = _Counters()
+        self._logged_drops = _LoggedOnce(LOGGED_CLIENTS)
         self.services = Services(settings, directory, health=health or Health())
 
     # -- lifecycle ----------------------------------------------------------------------
@@ -169,17 +260,25 @@ class Gateway(SupervisedActor):
         registry.build(self.services, log=self.log)
         self._wakeup = _Wakeup()
         self._pool = concurrent.futures.ThreadPoolExecutor(POOL_THREADS, thread_name_prefix="nua-rpc-pool")
+        self._system_pool = concurrent.futures.ThreadPoolExecutor(
+            SYSTEM_POOL_THREADS, thread_name_prefix="nua-rpc-system"
+        )
         rpc = self.settings.rpc
         self._dispatcher = Dispatcher(
             self.services.registry,
             executor=self._pool,
+            system_executor=self._system_pool,
             wakeup=self._wakeup.ring,
             max_in_flight=rpc.max_in_flight,
+            max_in_flight_per_client=rpc.max_in_flight_per_client,
+            max_reply_bytes=rpc.max_reply_bytes,
             call_timeout_s=rpc.call_timeout_s,
             tracebacks=self.settings.debug.tracebacks,
             log=self.log,
         )
         self._zmq = zmq.Context()
+        # Bound before the socket binds, so that no connection is admitted unasked.
+        self._admission = Admission(self._zmq, self.settings.zmq.max_clients, handshake_s=HANDSHAKE_S, log=self.log)
         self._socket = self._bind()
         # Handing the socket to another thread is allowed with a memory barrier; starting the thread is one.
         name = f"nua-gateway-io-{self.context.generation}"
@@ -192,7 +291,12 @@ class Gateway(SupervisedActor):
         try:
             sock.setsockopt(zmq.LINGER, LINGER_MS)
             # The hard limit: a peer sending a bigger frame is disconnected by ZeroMQ itself.
-            sock.setsockopt(zmq.MAXMSGSIZE, self.settings.rpc.max_message_bytes)
+            sock.setsockopt(zmq.MAXMSGSIZE, self.settings.rpc.hard_max_message_bytes)
+            # Replies queued per client that does not read; a full or gone peer raises (see _reply_dropped).
+            sock.setsockopt(zmq.SNDHWM, self.settings.zmq.send_hwm)
+            sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
+            assert self._admission is not None  # noqa: S101 - set just before
+            self._admission.guard(sock)
             socket_file = ipc_path(self.endpoint)
             if socket_file is not None:
                 private_dir(socket_file.parent)
@@ -235,9 +339,14 @@ class Gateway(SupervisedActor):
             self._finish()
 
     def _finish(self) -> None:
-        """Release what the I/O thread does not own: the pool, the pipe, the context."""
+        """Release what the I/O thread does not own: the pools, the pipe, the context."""
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
+        if self._system_pool is not None:
+            self._system_pool.shutdown(wait=False, cancel_futures=True)
+        if self._admission is not None:
+            self._admission.close()
+            self._admission = None
         if self._wakeup is not None:
             self._wakeup.close()
             self._wakeup = None
@@ -248,11 +357,14 @@ class Gateway(SupervisedActor):
     def on_receive(self, message: Any) -> Any:
         match message:
             case GatewayInfo():
-                dispatcher = self._dispatcher
+                dispatcher, admission = self._dispatcher, self._admission
                 return {
                     "endpoint": self.services.endpoint,
                     "methods": len(self.services.registry),
                     "in_flight": dispatcher.in_flight if dispatcher is not None else 0,
+                    "clients": admission.clients if admission is not None else 0,
+                    "refused_clients": admission.refused if admission is not None else 0,
+                    **dataclasses.asdict(self._counters),
                 }
             case IoFailed(error):
                 raise GatewayIoError(error)
@@ -287,6 +399,11 @@ class Gateway(SupervisedActor):
         poller = zmq.Poller()
         poller.register(sock, zmq.POLLIN)
         poller.register(wakeup.read_fd, zmq.POLLIN)
+        admission = self._admission
+        assert admission is not None  # noqa: S101 - set in _setup
+        guards = admission.sockets()
+        for guard in guards:
+            poller.register(guard, zmq.POLLIN)
         limit = self.settings.rpc.max_message_bytes
         timeout_ms: int | None = None
         while not self._stopping.is_set():
@@ -299,44 +416,88 @@ class Gateway(SupervisedActor):
                 # an exception per wakeup costs more than the whole check.
                 for _ in range(RECV_BATCH):
                     try:
-                        frames = _receive(sock)
+                        message = _receive(sock, limit)
                     except zmq.Again:  # the poll's news was stale
                         break
-                    self._on_message(sock, frames, limit, dispatcher)
+                    self._on_message_guarded(sock, message, limit, dispatcher)
                     if not cast("int", sock.getsockopt(_EVENTS)) & _POLLIN:
                         break
+            if len(events) > 1 or sock not in events:
+                _admit(admission, guards, events)
             next_deadline = dispatcher.expire()
             # Round up: waking a hair early would only poll again.
             timeout_ms = None if next_deadline is None else int(next_deadline * 1000) + 1
 
-    @staticmethod
-    def _refuse_queued(sock: zmq.Socket[Any]) -> None:
+    def _refuse_queued(self, sock: zmq.Socket[Any]) -> None:
         """Answer the calls already queued on the socket: they were not run, a retry is safe."""
         error = errors.UnavailableError("the gateway is restarting; retry", {"dispatched": False})
+        limit = self.settings.rpc.max_message_bytes
         for _ in range(RECV_BATCH * 4):
             try:
-                frames = sock.recv_multipart(zmq.NOBLOCK)
+                message = _receive(sock, limit)
             except zmq.Again:
                 return
-            if len(frames) > 1:
-                sock.send_multipart([*frames[:-1], encode_error(_request_id(frames[-1]), error)], zmq.NOBLOCK)
+            envelope = self._envelope(message, limit)
+            if envelope is not None:
+                self._send(sock, envelope, encode_error(_request_id(message.frames[-1]), error))
 
-    @staticmethod
-    def _on_message(sock: zmq.Socket[Any], frames: list[bytes], limit: int, dispatcher: Dispatcher) -> None:
-        envelope, payload = frames[:-1], frames[-1]
-        if not envelope:
-            return  # a ROUTER always prefixes the peer's identity; this cannot be answered
+    def _envelope(self, message: _Message, limit: int) -> tuple[bytes, ...] | None:
+        """The frames to reply on, or ``None`` for a message to drop (a layout clients do not send)."""
+        if message.count == 2:
+            return (message.frames[0],)
+        if message.count == _MAX_FRAMES and message.delimited:
+            return (message.frames[0], b"")
+        self._counters.malformed_messages += 1
+        if self._counters.malformed_messages == 1:
+            self.log.warning("rpc_malformed_message_dropped", frames=message.count, bytes=message.size, limit=limit)
+        return None
+
+    def _send(self, sock: zmq.Socket[Any], envelope: tuple[bytes, ...], reply: bytes) -> None:
+        """Send one reply; a client that does not read (or is gone) loses it, counted and logged once."""
+        try:
+            _send_reply(sock, envelope, reply)
+        except zmq.ZMQError as exc:
+            if exc.errno not in _UNDELIVERABLE:
+                raise
+            self._counters.dropped_replies += 1
+            client = envelope[0]
+            if self._logged_drops.first(client):
+                reason = "the client does not read its replies" if exc.errno == errno.EAGAIN else "the client is gone"
+                self.log.warning(
+                    "rpc_reply_dropped",
+                    client=client.hex(),
+                    reason=reason,
+                    send_hwm=self.settings.zmq.send_hwm,
+                    dropped_total=self._counters.dropped_replies,
+                )
+
+    def _on_message_guarded(self, sock: zmq.Socket[Any], message: _Message, limit: int, dispatcher: Dispatcher) -> None:
+        """:meth:`_on_message`, whose failure costs that message only, never the I/O loop."""
+        try:
+            self._on_message(sock, message, limit, dispatcher)
+        except zmq.ContextTerminated:
+            raise
+        except Exception as exc:
+            self._counters.failed_messages += 1
+            self.log.exception("rpc_message_failed", error=f"{type(exc).__name__}: {exc}")
+
+    def _on_message(self, sock: zmq.Socket[Any], message: _Message, limit: int, dispatcher: Dispatcher) -> None:
+        envelope = self._envelope(message, limit)
+        if envelope is None:
+            return
 
         def send(reply: bytes) -> None:
-            for frame in envelope:
-                sock.send(frame, _SEND_MORE)
-            sock.send(reply, _NOBLOCK)
+            self._send(sock, envelope, reply)
 
-        if sum(map(len, frames)) > limit:
-            error = errors.TooLargeError(f"the message exceeds {limit} bytes", {"limit": limit})
+        if message.size > limit:
+            self._counters.too_large_messages += 1
+            error = errors.TooLargeError(
+                f"the message is {message.size} bytes, over rpc.max_message_bytes ({limit})",
+                {"max_message_bytes": limit},
+            )
             send(encode_error(None, error))
             return
-        dispatcher.handle(payload, send)
+        dispatcher.handle(message.frames[-1], send, envelope[0])
 
 
 __all__ = ["Gateway", "GatewayInfo", "GatewayIoError", "IoFailed"]

@@ -9,15 +9,28 @@ its callback queues the completion and calls ``wakeup`` so that the I/O thread
 replies at once; nothing polls.
 
 Each waiting call has a deadline (``call_timeout_s``); past it the client gets a
-timeout error and the late result is dropped. The calls waiting at once are
-bounded (``max_in_flight``): past the bound a call gets a busy error at once.
+timeout error, the late result is dropped, offloaded work that has not started
+is cancelled, and work that has started is refused when it asks an actor
+(:mod:`nua.rpc.cancel`). The calls waiting at once are bounded for all clients
+(``max_in_flight``) and for each client (``max_in_flight_per_client``, a
+client being a routing identity; each member of a batch counts): past a bound
+a call gets a busy error at once, so one client flooding the daemon cannot
+take every other client's share. System calls (``@public(system=True)``:
+status, introspection) have their own lane: their own pool, and exempt from
+the global bound.
+
+Replying never raises out of here: a reply over ``max_reply_bytes`` becomes a
+too-large error asking to page, and a reply that fails to encode or to send
+becomes a plain internal error (or, failing that too, is logged and dropped).
 """
 
 from __future__ import annotations
 
 import concurrent.futures
+import functools
 import itertools
 import queue
+import sys
 import time
 import traceback
 from collections import OrderedDict
@@ -30,8 +43,9 @@ import structlog
 
 from nua.model.errors import ModelError
 from nua.rpc import errors
+from nua.rpc.cancel import CallScope
 from nua.rpc.protocol import BadRequest, Batch, GuardedProtocol, encode_batch, encode_error, encode_result
-from nua.rpc.registry import Registry
+from nua.rpc.registry import Method, Registry
 
 Send = Callable[[bytes], None]
 # Where one request's encoded reply goes; ``None`` for a notification's.
@@ -74,6 +88,15 @@ def _outcome(future: AnyFuture) -> Any:
     return future.get(timeout=0)
 
 
+def _too_large_reply(request_id: Any, size: int, limit: int) -> bytes:
+    error = errors.TooLargeError(
+        f"the reply would be {size} bytes, over rpc.max_reply_bytes ({limit}); "
+        "ask for less: page with `limit` and `after`, or send fewer calls per batch",
+        {"max_reply_bytes": limit},
+    )
+    return encode_error(request_id, error)
+
+
 @dataclass
 class _Waiting:
     request_id: Any
@@ -81,30 +104,55 @@ class _Waiting:
     finish: Finish
     deadline: float
     notification: bool
+    client: bytes
+    system: bool
+    scope: CallScope | None
+    future: AnyFuture | None = None
 
     def fail(self, error: errors.RpcError) -> None:
         """Answer the call with ``error`` (nothing, for a notification)."""
         self.finish(None if self.notification else encode_error(self.request_id, error))
 
+    def give_up(self) -> None:
+        """The caller is answered already: cancel what has not started, refuse what comes later."""
+        if self.scope is not None:
+            self.scope.cancel()
+        if isinstance(self.future, concurrent.futures.Future):
+            self.future.cancel()  # only succeeds when the pool has not started it
+
 
 class _BatchReply:
     """Collects the replies of a batch's members; sends one array once all are in."""
 
-    def __init__(self, send: Send, size: int) -> None:
-        self._send = send
+    def __init__(self, reply: Callable[[Any, bytes], None], size: int, max_reply_bytes: int) -> None:
+        self._reply = reply
+        self._max_reply_bytes = max_reply_bytes
         self._parts: list[bytes | None] = [None] * size
+        self._ids: list[Any] = [None] * size
         self._remaining = size
 
-    def finisher(self, index: int) -> Finish:
+    def finisher(self, index: int, request_id: Any) -> Finish:
+        self._ids[index] = request_id
+
         def finish(part: bytes | None) -> None:
             self._parts[index] = part
             self._remaining -= 1
             if self._remaining == 0:
-                parts = [p for p in self._parts if p is not None]
-                if parts:  # a batch of notifications only gets no reply at all
-                    self._send(encode_batch(parts))
+                self._send_all()
 
         return finish
+
+    def _send_all(self) -> None:
+        answered = [(i, p) for i, p in enumerate(self._parts) if p is not None]
+        if not answered:
+            return  # a batch of notifications only gets no reply at all
+        size = sum(len(p) for _, p in answered) + len(answered) + 1
+        if size > self._max_reply_bytes:
+            # Each member gets the error on its own id: the batch's array stays well formed.
+            per_member = [_too_large_reply(self._ids[i], size, self._max_reply_bytes) for i, _ in answered]
+            self._reply(None, encode_batch(per_member))
+            return
+        self._reply(None, encode_batch([p for _, p in answered]))
 
 
 class Dispatcher:
@@ -118,13 +166,19 @@ class Dispatcher:
         wakeup: Callable[[], None],
         max_in_flight: int,
         call_timeout_s: float,
+        max_in_flight_per_client: int | None = None,
+        max_reply_bytes: int | None = None,
+        system_executor: concurrent.futures.Executor | None = None,
         tracebacks: bool = False,
         log: structlog.stdlib.BoundLogger | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.registry = registry
         self.executor = executor
+        self.system_executor = system_executor or executor
         self.max_in_flight = max_in_flight
+        self.max_in_flight_per_client = max_in_flight_per_client or max_in_flight
+        self.max_reply_bytes = max_reply_bytes or sys.maxsize
         self.call_timeout_s = call_timeout_s
         self.tracebacks = tracebacks
         self.log = log or structlog.stdlib.get_logger("nua.rpc.dispatch")
@@ -136,6 +190,9 @@ class Dispatcher:
         # first entry holds the nearest deadline (a heap would hold the same order).
         self._waiting: OrderedDict[int, _Waiting] = OrderedDict()
         self._done: queue.SimpleQueue[tuple[int, AnyFuture]] = queue.SimpleQueue()
+        # Waiting calls per client (entries at zero are removed: bounded by the calls waiting).
+        self._per_client: dict[bytes, int] = {}
+        self._system_waiting = 0
 
     @property
     def in_flight(self) -> int:
@@ -144,47 +201,68 @@ class Dispatcher:
 
     # -- requests ---------------------------------------------------------------------
 
-    def handle(self, payload: bytes, send: Send) -> None:
-        """Decode ``payload`` and start its call(s); ``send`` gets the reply, now or later."""
+    def handle(self, payload: bytes, send: Send, client: bytes = b"") -> None:
+        """Decode ``payload`` from ``client`` and start its call(s); ``send`` gets the reply, now or later.
+
+        ``send`` may raise: the request then gets a plain internal error (sent
+        through ``send`` again), and nothing raises out of here.
+        """
         decoded = self._protocol.decode(payload)
         if isinstance(decoded, BadRequest):
-            send(encode_error(decoded.id, decoded.error))
+            self._reply(send, decoded.id, encode_error(decoded.id, decoded.error))
         elif isinstance(decoded, Batch):
-            batch = _BatchReply(send, len(decoded.members))
+            batch = _BatchReply(functools.partial(self._reply, send), len(decoded.members), self.max_reply_bytes)
             for index, member in enumerate(decoded.members):
-                finish = batch.finisher(index)
                 if isinstance(member, BadRequest):
-                    finish(encode_error(member.id, member.error))
+                    batch.finisher(index, member.id)(encode_error(member.id, member.error))
                 else:
-                    self._start(member, finish)
+                    self._start(member, batch.finisher(index, member.unique_id), client)
         else:
-            self._start(decoded, lambda part: send(part) if part is not None else None)
+            request_id = decoded.unique_id
+            self._start(decoded, lambda part: None if part is None else self._reply(send, request_id, part), client)
 
-    def _start(self, request: Any, finish: Finish) -> None:
+    def _reply(self, send: Send, request_id: Any, reply: bytes) -> None:
+        """Send one request's (or one batch's) reply; never raises.
+
+        A reply over the size bound becomes a too-large error; a reply whose sending
+        fails becomes a plain internal error, sent once; if that fails too, it is logged.
+        """
+        if len(reply) > self.max_reply_bytes:
+            reply = _too_large_reply(request_id, len(reply), self.max_reply_bytes)
+        try:
+            send(reply)
+        except Exception as exc:  # noqa: BLE001 - a reply that cannot leave must not take the I/O loop with it
+            self.log.error("rpc_reply_failed", error=f"{type(exc).__name__}: {exc}")
+            fallback = encode_error(request_id, errors.InternalError("internal error: the reply could not be sent"))
+            try:
+                send(fallback)
+            except Exception as again:  # noqa: BLE001 - logged; this request goes unanswered
+                self.log.error("rpc_reply_dropped", error=f"{type(again).__name__}: {again}")
+
+    def _start(self, request: Any, finish: Finish, client: bytes) -> None:
         notification = bool(request.one_way)
         request_id = request.unique_id
 
         def fail(error: errors.RpcError) -> None:
             finish(None if notification else encode_error(request_id, error))
 
-        method = self.registry.get(request.method)
-        if method is None:
-            fail(errors.MethodNotFoundError(f"Method not found: {request.method}", {"method": request.method}))
+        method = self._checked(request)
+        if isinstance(method, errors.RpcError):
+            fail(method)
             return
         args, kwargs = request.args, request.kwargs
+        if (
+            self._per_client.get(client, 0) >= self.max_in_flight_per_client
+            or len(self._waiting) - self._system_waiting >= self.max_in_flight
+        ):
+            busy = self._busy(method, client)
+            if busy is not None:
+                fail(busy)
+                return
+        deadline = self._clock() + self.call_timeout_s
+        scope = CallScope(method.name, deadline, self._clock) if method.offload else None
         try:
-            method.check(args, kwargs)
-        except errors.InvalidParamsError as exc:
-            fail(exc)
-            return
-        if len(self._waiting) >= self.max_in_flight:
-            fail(errors.BusyError("too many calls in flight; retry later", {"max_in_flight": self.max_in_flight}))
-            return
-        try:
-            if method.offload:
-                result: Any = self.executor.submit(method.function, *args, **kwargs)
-            else:
-                result = method.function(*args, **kwargs)
+            result = self._run(method, scope, args, kwargs)
         except RuntimeError as exc:
             if method.offload:  # the pool is shut down: the gateway is stopping
                 fail(errors.UnavailableError("the gateway is stopping; retry"))
@@ -198,13 +276,46 @@ class Dispatcher:
             finish(None if notification else encode_result(request_id, result))
             return
         call_id = next(self._ids)
-        deadline = self._clock() + self.call_timeout_s
-        self._waiting[call_id] = _Waiting(request_id, request.method, finish, deadline, notification)
-        self._watch(call_id, result)
+        waiting = _Waiting(request_id, request.method, finish, deadline, notification, client, method.system, scope)
+        self._waiting[call_id] = waiting
+        self._per_client[client] = self._per_client.get(client, 0) + 1
+        if method.system:
+            self._system_waiting += 1
+        self._watch(call_id, waiting, result)
 
-    def _watch(self, call_id: int, future: AnyFuture) -> None:
+    def _checked(self, request: Any) -> Method | errors.RpcError:
+        """The method ``request`` calls, its params checked; or the error to answer with."""
+        method = self.registry.get(request.method)
+        if method is None:
+            return errors.MethodNotFoundError(f"Method not found: {request.method}", {"method": request.method})
+        try:
+            method.check(request.args, request.kwargs)
+        except errors.InvalidParamsError as exc:
+            return exc
+        return method
+
+    def _run(self, method: Method, scope: CallScope | None, args: list[Any], kwargs: dict[str, Any]) -> Any:
+        """Call ``method`` inline, or submit it to its pool in ``scope`` (a future, then)."""
+        if scope is None:
+            return method.function(*args, **kwargs)
+        pool = self.system_executor if method.system else self.executor
+        return pool.submit(scope.run, method.function, *args, **kwargs)
+
+    def _busy(self, method: Method, client: bytes) -> errors.BusyError | None:
+        """The busy error when a bound stops this call now, else ``None``."""
+        if self._per_client.get(client, 0) >= self.max_in_flight_per_client:
+            return errors.BusyError(
+                "too many calls in flight from this client; wait for replies before sending more",
+                {"max_in_flight_per_client": self.max_in_flight_per_client},
+            )
+        if not method.system and len(self._waiting) - self._system_waiting >= self.max_in_flight:
+            return errors.BusyError("too many calls in flight; retry later", {"max_in_flight": self.max_in_flight})
+        return None
+
+    def _watch(self, call_id: int, waiting: _Waiting, future: AnyFuture) -> None:
         done = self._done
         wakeup = self._wakeup
+        waiting.future = future
 
         def completed(resolved: Any) -> None:
             # Runs in the resolving thread (an actor's, a pool worker's): hand over only.
@@ -212,6 +323,21 @@ class Dispatcher:
             wakeup()
 
         future.add_done_callback(completed)  # type: ignore[union-attr]  # nua futures are NotifyingFuture
+
+    def _forget(self, call_id: int) -> _Waiting:
+        """Take a call off the waiting list and its client's count."""
+        waiting = self._waiting.pop(call_id)
+        self._release(waiting)
+        return waiting
+
+    def _release(self, waiting: _Waiting) -> None:
+        remaining = self._per_client[waiting.client] - 1
+        if remaining:
+            self._per_client[waiting.client] = remaining
+        else:
+            del self._per_client[waiting.client]
+        if waiting.system:
+            self._system_waiting -= 1
 
     # -- completions and deadlines --------------------------------------------------------
 
@@ -228,13 +354,13 @@ class Dispatcher:
             try:
                 value = _outcome(future)
             except Exception as exc:  # noqa: BLE001 - the future's failure is the call's error reply
-                del self._waiting[call_id]
+                self._forget(call_id)
                 waiting.fail(to_rpc_error(exc, tracebacks=self.tracebacks, log=self.log))
                 continue
             if _is_future(value):
-                self._watch(call_id, value)  # an offloaded method that ended by asking an actor
+                self._watch(call_id, waiting, value)  # an offloaded method that ended by asking an actor
                 continue
-            del self._waiting[call_id]
+            self._forget(call_id)
             waiting.finish(None if waiting.notification else encode_result(waiting.request_id, value))
 
     def expire(self) -> float | None:
@@ -244,7 +370,8 @@ class Dispatcher:
             call_id, waiting = next(iter(self._waiting.items()))
             if waiting.deadline > now:
                 return waiting.deadline - now
-            del self._waiting[call_id]
+            self._forget(call_id)
+            waiting.give_up()
             self.log.warning("rpc_call_timeout", method=waiting.method, timeout_s=self.call_timeout_s)
             error = errors.TimeoutError(
                 f"{waiting.method} did not complete within {self.call_timeout_s} s; its result will be dropped",
@@ -258,6 +385,8 @@ class Dispatcher:
         count = 0
         while self._waiting:
             _, waiting = self._waiting.popitem(last=False)
+            self._release(waiting)
+            waiting.give_up()
             waiting.fail(error)
             count += 1
         return count

@@ -13,21 +13,41 @@ use it and must start fast.
 code     kind                meaning
 =======  ==================  ========================================================
 -32700   parse_error         the message is not UTF-8 JSON
--32600   invalid_request     the JSON is not a valid request object (or batch)
+-32600   invalid_request     the JSON is not a valid request object (or batch); also
+                             an object repeating a key (anywhere in the message) and
+                             a lone surrogate (``"\\ud800"``) outside ``params``
 -32601   method_not_found    no such method; ``data.method`` names it
 -32602   invalid_params      wrong number, names or types of arguments, or a bad
-                             field value; ``data`` names the ``param`` or ``field``
+                             field value; ``data`` names the ``param`` or ``field``;
+                             also a lone surrogate in ``params``
 -32603   internal_error      a bug or a database failure; details are in the log
+                             (also: a reply that could not be encoded or sent)
 -32000   application_error   a method failed for a reason without its own code
 -32001   not_found           the row does not exist; ``data``: entity and key
 -32002   conflict            a unique field is taken; ``data``: entity, field, value
--32003   busy                too many calls in flight; retry later
--32004   timeout             no result within ``rpc.call_timeout_s``; the call may
-                             still complete, its result is dropped
+-32003   busy                too many calls in flight: from all clients
+                             (``data.max_in_flight``) or from this client
+                             (``data.max_in_flight_per_client``, each member of a
+                             batch counting); retry once replies have come back
+-32004   timeout             no result within ``rpc.call_timeout_s``; work not yet
+                             started is cancelled, offloaded work that goes on is
+                             refused before it reaches an actor; a call an actor
+                             already holds may still complete, its result dropped
 -32005   unavailable         the actor owning the method is restarting; retry
 -32006   division_by_zero    ``test_divide`` with a zero divisor
 -32007   too_large           the message exceeds ``rpc.max_message_bytes``
+                             (``data.max_message_bytes``; ``id`` null, nothing of
+                             the message echoed), or the reply would exceed
+                             ``rpc.max_reply_bytes`` (``data.max_reply_bytes``):
+                             ask for less, paging with ``limit`` and ``after``
 =======  ==================  ========================================================
+
+Not errors, because no reply can carry them: a message whose frames are not
+``[payload]`` or ``["", payload]`` (as a DEALER or a REQ socket sends them) is
+dropped unanswered; a frame over ``rpc.hard_max_message_bytes`` makes ZeroMQ drop
+the connection; replies beyond ``zmq.send_hwm`` queued for a client that does not
+read are dropped; a connection past ``zmq.max_clients`` is refused during its
+handshake, so the client sees no reply (a timeout).
 """
 
 from __future__ import annotations

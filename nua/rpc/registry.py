@@ -38,23 +38,29 @@ F = TypeVar("F", bound=Callable[..., Any])
 @dataclass(frozen=True)
 class _Public:
     offload: bool
+    system: bool
 
 
 @overload
 def public(function: F) -> F: ...
 @overload
-def public(*, offload: bool = False) -> Callable[[F], F]: ...
-def public(function: F | None = None, *, offload: bool = False) -> F | Callable[[F], F]:
+def public(*, offload: bool = False, system: bool = False) -> Callable[[F], F]: ...
+def public(function: F | None = None, *, offload: bool = False, system: bool = False) -> F | Callable[[F], F]:
     """Mark a method of a :class:`MethodGroup` as callable over RPC.
 
     A method runs in the gateway's I/O thread and must be quick: it returns a
     JSON value, or the future of an ``ask`` to the actor that does the work. With
     ``offload=True`` it runs in a small thread pool instead, for work that is slow
     but releases the GIL (hashing a password) before it asks an actor.
+
+    ``system=True`` is for the daemon's own cheap, read-only calls (status,
+    introspection): they never wait behind application work. Such a method is
+    exempt from the global in-flight bound (not from the per-client one), and
+    when offloaded runs in a pool of its own.
     """
 
     def mark(func: F) -> F:
-        func.__nua_public__ = _Public(offload)  # type: ignore[attr-defined]
+        func.__nua_public__ = _Public(offload, system)  # type: ignore[attr-defined]
         return func
 
     return mark(function) if function is not None else mark
@@ -230,6 +236,8 @@ class Method:
     signature: inspect.Signature
     check: ParamCheck
     doc: str
+    # A cheap read-only call of the daemon itself: its own lane (see :func:`public`).
+    system: bool = False
 
     def describe(self) -> dict[str, Any]:
         """What ``rpc_describe`` answers: the signature, each parameter and the doc."""
@@ -290,6 +298,7 @@ def methods_of(group: MethodGroup) -> list[Method]:
                 signature=signature,
                 check=ParamCheck(name, signature, hints),
                 doc=inspect.cleandoc(raw.__doc__ or ""),
+                system=marker.system,
             )
         )
     return found

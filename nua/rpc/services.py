@@ -17,6 +17,7 @@ import pykka
 from nua.actors._future import NotifyingFuture
 from nua.actors.directory import DB_READER, DB_WRITER, Directory
 from nua.actors.health import Health
+from nua.rpc import cancel
 from nua.rpc.errors import UnavailableError
 from nua.rpc.registry import Registry
 from nua.settings import Settings
@@ -37,8 +38,11 @@ class Services:
     def ask(self, actor: str, message: Any) -> NotifyingFuture:
         """Ask the actor registered as ``actor``; the future resolves with its reply.
 
-        Raises :class:`UnavailableError` when no such actor is running right now.
+        Raises :class:`UnavailableError` when no such actor is running right now, and
+        :class:`~nua.rpc.errors.TimeoutError` when the caller of the offloaded call
+        asking has stopped waiting (the work must not happen unseen).
         """
+        cancel.check()
         ref = self.directory.lookup(actor)
         if ref is None:
             raise UnavailableError(f"{actor} is not running (restarting?); retry", {"actor": actor})

@@ -59,3 +59,5 @@ def _open_gates() -> Iterator[None]:
         event.set()
     rpc_test_plugin.GATES.clear()
     rpc_test_plugin.ENTERED.clear()
+    rpc_test_plugin.FINISHED.clear()
+    rpc_test_plugin.OUTCOMES.clear()

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import zmq
 
@@ -18,8 +18,8 @@ from nua.actors._supervised import ChildContext
 from nua.actors.db_reader import DbReader
 from nua.actors.db_writer import DbWriter
 from nua.actors.directory import Directory
-from nua.actors.gateway import Gateway
-from nua.actors.messages import Ping
+from nua.actors.gateway import Gateway, GatewayInfo
+from nua.actors.messages import ChildInfo, Ping, WhichChildren
 from nua.actors.supervisor import ChildSpec, Intensity, Supervisor
 from nua.rpc.client import Client
 
@@ -53,6 +53,19 @@ class Tree:
 
     def client(self, timeout: float = 5.0) -> Client:
         return Client(self.endpoint, timeout=timeout)
+
+
+def gateway_restarts(tree: Tree) -> int:
+    """How often the root supervisor has restarted the gateway."""
+    children = cast("tuple[ChildInfo, ...]", tree.root.ask(WhichChildren(), timeout=10))
+    return next(child.restarts for child in children if child.id == "gateway")
+
+
+def gateway_info(tree: Tree) -> dict[str, Any]:
+    """The gateway's ``GatewayInfo``: endpoint, calls in flight, clients, drop counters."""
+    ref = tree.directory.lookup("gateway")
+    assert ref is not None
+    return cast("dict[str, Any]", ref.ask(GatewayInfo(), timeout=10))
 
 
 def start_tree(config: settings.Settings) -> Tree:

@@ -8,11 +8,17 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+from nua.actors._future import NotifyingFuture
+from nua.model import prepare
 from nua.rpc.registry import MethodGroup, public
+from nua.rpc.services import DB_WRITER
 
 # Gates the tests open; a gated call blocks a pool thread until its gate opens.
 GATES: dict[str, threading.Event] = {}
 ENTERED: dict[str, threading.Event] = {}
+# Set when a gated call has returned or raised (FINISHED) and what it raised (OUTCOMES).
+FINISHED: dict[str, threading.Event] = {}
+OUTCOMES: dict[str, str] = {}
 _lock = threading.Lock()
 
 
@@ -24,6 +30,19 @@ def gate(name: str) -> threading.Event:
 def entered(name: str) -> threading.Event:
     with _lock:
         return ENTERED.setdefault(name, threading.Event())
+
+
+def finished(name: str) -> threading.Event:
+    with _lock:
+        return FINISHED.setdefault(name, threading.Event())
+
+
+class _ExplodingDict(dict[str, Any]):
+    """A result whose encoding fails with an error no JSON encoder expects."""
+
+    def items(self) -> Any:
+        msg = "this value cannot be listed"
+        raise RuntimeError(msg)
 
 
 class SpecMethods(MethodGroup):
@@ -68,9 +87,36 @@ class SlowMethods(MethodGroup):
         gate(name).wait(30)
         return name
 
+    @public(offload=True)
+    def set_late(self, name: str, key: str) -> NotifyingFuture:
+        """Block until gate ``name`` opens, then store the setting ``key`` (unless the caller has gone)."""
+        entered(name).set()
+        try:
+            gate(name).wait(30)
+            return self.services.ask(DB_WRITER, prepare.setting_set(key, name))
+        except Exception as exc:
+            OUTCOMES[name] = type(exc).__name__
+            raise
+        finally:
+            finished(name).set()
+
     @public
     def unserialisable(self) -> object:
         return object()
+
+    @public
+    def surrogate(self) -> str:
+        """A string UTF-8 cannot encode."""
+        return "\ud800"
+
+    @public
+    def exploding(self) -> dict[str, Any]:
+        return _ExplodingDict(a=1)
+
+    @public
+    def blob(self, size: int) -> str:
+        """``size`` bytes of text."""
+        return "x" * size
 
     @public
     def boom(self) -> None:

@@ -40,6 +40,7 @@ class Owner(SupervisedActor):
     def on_receive(self, message: Any) -> Any:
         match message:
             case Double(value):
+                DOUBLED.append(value)
                 return value * 2
             case Hold(gate):
                 gate.wait(10)
@@ -65,6 +66,8 @@ class OwnerMethods(MethodGroup):
 
 
 GATE = threading.Event()
+# Every value the owner was asked to double: what reached it.
+DOUBLED: list[int] = []
 
 
 class Harness:
@@ -75,8 +78,8 @@ class Harness:
         self.woken = woken
         self.sent: list[Any] = []
 
-    def handle(self, request: Any) -> None:
-        self.dispatcher.handle(json.dumps(request).encode(), lambda reply: self.sent.append(json.loads(reply)))
+    def handle(self, request: Any, client: bytes = b"") -> None:
+        self.dispatcher.handle(json.dumps(request).encode(), lambda reply: self.sent.append(json.loads(reply)), client)
 
     def wait_reply(self) -> Any:
         while not self.sent:
@@ -103,6 +106,7 @@ def harness(tmp_path: Path) -> Iterator[Harness]:
     harness = Harness(dispatcher, woken)
     harness.now = now  # type: ignore[attr-defined]
     harness.directory = directory  # type: ignore[attr-defined]
+    harness.services = services  # type: ignore[attr-defined]
     yield harness
     GATE.set()
     pool.shutdown(wait=True)
@@ -183,3 +187,108 @@ def test_abort_all_answers_waiting_calls(harness: Harness) -> None:
     harness.handle(_request("owner_hold", [], "w"))
     assert harness.dispatcher.abort_all(errors.UnavailableError("stopping")) == 1
     assert harness.sent.pop()["error"]["code"] == errors.UNAVAILABLE
+
+
+# -- bounds, lanes, cancellation, replies that cannot leave ------------------------------------------
+
+
+class LaneMethods(MethodGroup):
+    prefix = "lane_"
+
+    @public(offload=True, system=True)
+    def status(self) -> str:
+        return "fine"
+
+    @public(offload=True)
+    def late(self, gate: str) -> NotifyingFuture:
+        try:
+            LATE_GATES[gate].wait(10)
+            return self.services.ask("owner", Double(1000))
+        finally:
+            LATE_DONE.set()
+
+    @public
+    def blob(self, size: int) -> str:
+        return "x" * size
+
+
+LATE_GATES: dict[str, threading.Event] = {}
+LATE_DONE = threading.Event()
+
+
+@pytest.fixture
+def lanes(harness: Harness) -> Harness:
+    harness.dispatcher.registry.add_group(LaneMethods(harness.services))  # type: ignore[attr-defined]
+    return harness
+
+
+def test_per_client_bound_leaves_other_clients_their_share(lanes: Harness) -> None:
+    lanes.dispatcher.max_in_flight = 10
+    lanes.dispatcher.max_in_flight_per_client = 1
+    lanes.handle(_request("owner_hold", [], "a1"), b"A")
+    lanes.handle(_request("owner_hold", [], "a2"), b"A")
+    assert lanes.sent.pop()["error"]["data"] == {"max_in_flight_per_client": 1}
+    lanes.handle(_request("owner_hold", [], "b1"), b"B")
+    assert lanes.sent == []  # B's call waits like A's first, not busy
+    assert lanes.dispatcher.in_flight == 2
+    GATE.set()
+    assert {lanes.wait_reply()["id"], lanes.wait_reply()["id"]} == {"a1", "b1"}
+    lanes.handle(_request("owner_double", [1], "a3"), b"A")
+    assert lanes.wait_reply()["id"] == "a3"  # A's count went back down
+
+
+def test_system_calls_are_exempt_from_the_global_bound(lanes: Harness) -> None:
+    lanes.dispatcher.max_in_flight_per_client = 10
+    lanes.handle(_request("owner_hold", [], 1))
+    lanes.handle(_request("owner_hold", [], 2))  # the global bound (2) is reached
+    lanes.handle(_request("lane_status", [], "status"))
+    assert lanes.wait_reply() == {"jsonrpc": "2.0", "id": "status", "result": "fine"}
+    lanes.handle(_request("owner_double", [1], 3))
+    assert lanes.sent.pop()["error"]["data"] == {"max_in_flight": 2}
+
+
+def test_offloaded_work_past_its_deadline_never_asks_the_owner(lanes: Harness) -> None:
+    LATE_GATES["late"] = threading.Event()
+    LATE_DONE.clear()
+    lanes.handle(_request("lane_late", ["late"], "late"))
+    lanes.now[0] = 6.0  # type: ignore[attr-defined]  # past call_timeout_s (5)
+    lanes.dispatcher.expire()
+    assert lanes.sent.pop()["error"]["code"] == errors.TIMEOUT
+    LATE_GATES["late"].set()
+    assert LATE_DONE.wait(5)
+    # The method went on after its caller gave up: its ask was refused, so nothing reached the owner.
+    lanes.handle(_request("owner_double", [7], "next"))
+    assert lanes.wait_reply() == {"jsonrpc": "2.0", "id": "next", "result": {"doubled": 14}}
+    assert 1000 not in DOUBLED
+    assert 7 in DOUBLED
+    assert lanes.dispatcher.in_flight == 0
+
+
+def test_a_reply_over_the_bound_becomes_too_large(lanes: Harness) -> None:
+    lanes.dispatcher.max_reply_bytes = 100
+    lanes.handle(_request("lane_blob", [200], "big"))
+    error = lanes.sent.pop()["error"]
+    assert error["code"] == errors.TOO_LARGE
+    assert error["data"] == {"max_reply_bytes": 100}
+    lanes.handle(_request("lane_blob", [10], "small"))
+    assert lanes.sent.pop()["result"] == "x" * 10
+
+
+def test_a_send_that_fails_gets_an_internal_error_and_nothing_raises(lanes: Harness) -> None:
+    attempts: list[bytes] = []
+
+    def send(reply: bytes) -> None:
+        attempts.append(reply)
+        if len(attempts) == 1:
+            msg = "the socket refused"
+            raise RuntimeError(msg)
+
+    lanes.dispatcher.handle(json.dumps(_request("lane_blob", [3], 9)).encode(), send)
+    assert json.loads(attempts[1])["error"]["code"] == errors.INTERNAL_ERROR
+    assert json.loads(attempts[1])["id"] == 9
+
+    def always_fails(_reply: bytes) -> None:
+        msg = "the socket is gone"
+        raise RuntimeError(msg)
+
+    lanes.dispatcher.handle(json.dumps(_request("lane_blob", [3], 10)).encode(), always_fails)  # no exception

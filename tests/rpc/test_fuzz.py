@@ -2,6 +2,10 @@
 
 After each random message, a well-formed request must still get its correct
 reply (on the same connection and on another), and the gateway stays up.
+The hostile cases: any Unicode, lone surrogates included (written as the
+``\\ud800`` escapes JSON allows), objects with repeated keys at any depth, and
+any layout of frames (empty frames, a REQ delimiter or not, extra frames); after
+each, the gateway's restart count is unchanged.
 """
 
 from __future__ import annotations
@@ -13,7 +17,9 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from rpc_helpers import Raw, Tree, make_settings, start_tree
+from rpc_helpers import Raw, Tree, gateway_restarts, make_settings, start_tree
+
+from nua.rpc import errors
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
@@ -41,6 +47,45 @@ messages = (
 )
 
 
+# Text with lone surrogates among ordinary characters; json.dumps writes each as a \\udXXX escape.
+any_text = st.lists(st.text(max_size=3) | st.integers(0xD800, 0xDFFF).map(chr) | st.characters(), max_size=4).map(
+    "".join
+)
+
+
+def _object_text(pairs: list[tuple[str, str]]) -> str:
+    """A JSON object from ``(key, value text)`` pairs, repeated keys kept (json.dumps would merge them)."""
+    return "{" + ",".join(f"{json.dumps(key)}:{value}" for key, value in pairs) + "}"
+
+
+json_texts = st.recursive(
+    (st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | any_text).map(
+        json.dumps
+    ),
+    lambda inner: (
+        st.lists(inner, max_size=3).map(lambda items: "[" + ",".join(items) + "]")
+        | st.lists(st.tuples(st.sampled_from(["a", "b", "id"]) | any_text, inner), max_size=4).map(_object_text)
+    ),
+    max_leaves=10,
+)
+request_keys = st.sampled_from(["jsonrpc", "method", "params", "id"])
+request_values = {
+    "jsonrpc": st.just('"2.0"'),
+    "method": (methods | any_text).map(json.dumps),
+    "params": json_texts,
+    "id": (st.integers() | any_text).map(json.dumps),
+}
+_request_pairs = request_keys.flatmap(lambda key: request_values[key].map(lambda value: (key, value)))
+# Request objects with unique keys (reaching the checks of strings), and with keys that may repeat.
+hostile_requests = st.lists(_request_pairs, min_size=1, max_size=4, unique_by=lambda pair: pair[0]).map(
+    lambda pairs: _object_text([("jsonrpc", '"2.0"'), *(pair for pair in pairs if pair[0] != "jsonrpc")])
+) | st.lists(_request_pairs, min_size=1, max_size=6).map(_object_text)
+hostile_messages = (
+    json_texts | hostile_requests | st.lists(hostile_requests, min_size=1, max_size=3).map(lambda r: f"[{','.join(r)}]")
+).map(str.encode)
+frames = st.lists(st.just(b"") | st.binary(max_size=16) | hostile_messages, min_size=1, max_size=6)
+
+
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Tree, Raw, Raw]]:
     tree = start_tree(make_settings(tmp_path_factory.mktemp("fuzz")))
@@ -49,6 +94,20 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Tree, Raw, 
     fuzzer.close()
     witness.close()
     tree.root.stop(timeout=30)
+
+
+def _check_still_served(tree: Tree, fuzzer: Raw, witness: Raw, n: int) -> None:
+    """The next reply on the fuzzer that answers the check is right; the gateway was never restarted."""
+    fuzzer.send({"jsonrpc": "2.0", "method": "test_add", "params": [n, 1], "id": "check"})
+    while True:
+        assert fuzzer.socket.poll(5000), "no reply"
+        reply = json.loads(fuzzer.socket.recv_multipart()[-1])  # a REQ-style message is answered [b"", reply]
+        assert _is_reply_shape(reply)
+        if isinstance(reply, dict) and reply.get("id") == "check":
+            assert reply["result"] == n + 1
+            break
+    assert witness.call({"jsonrpc": "2.0", "method": "test_add", "params": [n, 2], "id": 1})["result"] == n + 2
+    assert gateway_restarts(tree) == 0
 
 
 def _is_reply_shape(reply: Any) -> bool:
@@ -70,3 +129,54 @@ def test_random_input_never_hurts_the_gateway(live: tuple[Tree, Raw, Raw], paylo
             assert reply["result"] == n + 1
             break
     assert witness.call({"jsonrpc": "2.0", "method": "test_add", "params": [n, 2], "id": 1})["result"] == n + 2
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(payload=hostile_messages, n=st.integers(-1000, 1000))
+def test_hostile_unicode_and_repeated_keys_never_hurt_the_gateway(
+    live: tuple[Tree, Raw, Raw], payload: bytes, n: int
+) -> None:
+    tree, fuzzer, witness = live
+    expected = _refusal(payload)
+    fuzzer.send(payload)
+    if expected is not None:
+        assert fuzzer.recv()["error"]["code"] in expected
+    _check_still_served(tree, fuzzer, witness, n)
+
+
+def _refusal(payload: bytes) -> set[int] | None:
+    """The codes a single request object must get: refused for a repeated key or a lone surrogate."""
+    repeated = []
+
+    def pairs_hook(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        if len({key for key, _ in pairs}) != len(pairs):
+            repeated.append(pairs)
+        return dict(pairs)
+
+    try:
+        value = json.loads(payload, object_pairs_hook=pairs_hook)
+    except ValueError:
+        return None
+    if not isinstance(value, dict):
+        return None
+    if repeated:
+        return {errors.INVALID_REQUEST}
+    if not _all_encodable(value):
+        return {errors.INVALID_REQUEST, errors.INVALID_PARAMS}
+    return None
+
+
+def _all_encodable(value: Any) -> bool:
+    try:
+        json.dumps(value, ensure_ascii=False).encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(layout=frames, n=st.integers(-1000, 1000))
+def test_any_frame_layout_never_hurts_the_gateway(live: tuple[Tree, Raw, Raw], layout: list[bytes], n: int) -> None:
+    tree, fuzzer, witness = live
+    fuzzer.socket.send_multipart(layout)
+    _check_still_served(tree, fuzzer, witness, n)

@@ -66,3 +66,43 @@ def test_any_input_decodes_without_raising(data: bytes) -> None:
             json.loads(encode_error(member.id, member.error))  # always encodable
         else:
             assert isinstance(member.method, str)
+
+
+@pytest.mark.parametrize(
+    ("payload", "code", "reply_id", "data"),
+    [
+        (rb'{"jsonrpc":"2.0","method":"m\udbff","id":1}', errors.INVALID_REQUEST, 1, None),
+        (rb'{"jsonrpc":"2.0","method":"m","id":"\ud800x"}', errors.INVALID_REQUEST, None, None),
+        (rb'{"jsonrpc":"2.0","method":"m","params":[0,["\ud800"]],"id":2}', errors.INVALID_PARAMS, 2, {"param": 1}),
+        (
+            rb'{"jsonrpc":"2.0","method":"m","params":{"k":{"\uDC00":1}},"id":3}',
+            errors.INVALID_PARAMS,
+            3,
+            {"param": "k"},
+        ),
+        (rb'{"jsonrpc":"2.0","method":"m","id":1,"method":"n"}', errors.INVALID_REQUEST, None, None),
+        (rb'{"jsonrpc":"2.0","method":"m","params":[{"a":1,"a":1}],"id":1}', errors.INVALID_REQUEST, None, None),
+    ],
+)
+def test_unencodable_strings_and_repeated_keys_are_refused(
+    payload: bytes, code: int, reply_id: object, data: object
+) -> None:
+    decoded = PROTOCOL.decode(payload)
+    assert isinstance(decoded, BadRequest)
+    assert (decoded.error.code, decoded.id, decoded.error.data) == (code, reply_id, data)
+    json.loads(encode_error(decoded.id, decoded.error))  # the error reply always encodes
+
+
+def test_surrogate_pairs_and_escaped_backslashes_are_ordinary_text() -> None:
+    pair = PROTOCOL.decode(rb'{"jsonrpc":"2.0","method":"m","params":["\ud83d\ude00"],"id":1}')
+    assert pair.args == ["\N{GRINNING FACE}"]
+    escaped = PROTOCOL.decode(rb'{"jsonrpc":"2.0","method":"m","params":["\\ud800"],"id":1}')
+    assert escaped.args == ["\\ud800"]  # a backslash, then letters: no surrogate at all
+
+
+def test_replies_that_cannot_be_encoded_never_raise() -> None:
+    assert json.loads(encode_result(1, "\ud800"))["error"]["code"] == errors.INTERNAL_ERROR
+    assert json.loads(encode_error(1, errors.ApplicationError("x", {"bad": "\udfff"})))["error"]["code"] == (
+        errors.INTERNAL_ERROR
+    )
+    assert json.loads(encode_error("\ud800", errors.ApplicationError("x")))["id"] is None

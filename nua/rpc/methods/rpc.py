@@ -13,12 +13,12 @@ class RpcMethods(MethodGroup):
 
     prefix = "rpc_"
 
-    @public
+    @public(system=True)
     def methods(self) -> list[str]:
         """The names of every method, sorted."""
         return self.services.registry.names()
 
-    @public
+    @public(system=True)
     def describe(self, name: str) -> dict[str, Any]:
         """The signature, parameters and doc of the method ``name``."""
         method = self.services.registry.get(name)

@@ -25,7 +25,7 @@ class SysMethods(MethodGroup):
 
     prefix = "sys_"
 
-    @public(offload=True)
+    @public(offload=True, system=True)
     def status(self) -> dict[str, Any]:
         """Pid, uptime, state, endpoint, database URL, log file, method count and the actor tree.
 
