@@ -22,7 +22,7 @@ from typing import BinaryIO
 
 import pytest
 import sqlalchemy as sa
-from dbkit import Writers, make_settings
+from dbkit import Writers, every_item, make_settings
 from outagekit import FakeClock, backup, refused, retry_now, start_writer
 
 from nua.actors.db_writer import CheckDatabase
@@ -151,7 +151,7 @@ def test_a_restored_file_on_a_read_only_file_system_keeps_writes_refused_until_w
         assert health.conditions() == []
         assert writer.ask(cmd.GetSetting("acked"), timeout=10)["value"] == 1
         assert writer.ask(cmd.SetSetting("after", 3), timeout=10)["value"] == 3
-        refused_row = writer.ask(cmd.ListSettings(), timeout=10)
+        refused_row = every_item(writer, cmd.ListSettings())
         assert "refused" not in {row["key"] for row in refused_row}
         assert writers.exits[-1].exits == []
     finally:
@@ -201,7 +201,7 @@ def test_postgresql_connections_killed_eight_times_never_end_the_writer(pg_url: 
             assert health.conditions() == []
         assert writer.ask(Ping(), timeout=10) is True
         assert writers.exits[-1].exits == []
-        rows = writer.ask(cmd.ListSettings(), timeout=10)
+        rows = every_item(writer, cmd.ListSettings())
         keys = {row["key"] for row in rows}
         assert {f"acked.{r}" for r in range(8)} <= keys
         assert not {key for key in keys if key.startswith("lost.")}

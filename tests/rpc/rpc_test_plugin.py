@@ -93,7 +93,8 @@ class SlowMethods(MethodGroup):
         entered(name).set()
         try:
             gate(name).wait(30)
-            return self.services.ask(DB_WRITER, prepare.setting_set(key, name))
+            command = prepare.setting_set(key, name, self.services.settings.db.max_value_bytes)
+            return self.services.ask(DB_WRITER, command)
         except Exception as exc:
             OUTCOMES[name] = type(exc).__name__
             raise
