@@ -16,7 +16,6 @@ import enum
 import logging
 import os
 import queue
-import resource
 import signal
 import sys
 import threading
@@ -33,7 +32,7 @@ from nua.actors.directory import Directory
 from nua.actors.health import Health
 from nua.actors.messages import Exited, Ping
 from nua.actors.supervisor import ChildSpec
-from nua.daemon import notify, sigmask, tree
+from nua.daemon import limits, notify, sigmask, tree
 from nua.daemon.control import EXIT_NOT_CONFIGURED
 from nua.daemon.daemonize import Readiness
 from nua.daemon.endpoint import ipc_path
@@ -160,7 +159,8 @@ class Daemon:
             log.configure(self.settings.server.log_level)
             return self._start_failed(f"cannot prepare the daemon's directories: {exc}")
         self._configure_logs()
-        raise_fd_limit(self.log)
+        limits.raise_fd_limit(self.log)
+        limits.return_large_buffers(self.log)
         # Signals are caught from the very start: a SIGTERM while the tree starts
         # waits in the pipe and stops the daemon gracefully once it is up. Those
         # that arrived before (blocked since the entry point) are delivered now.
@@ -353,23 +353,6 @@ def prepare_dirs(config: settings.Settings, *, foreground: bool) -> None:
         places.append(Path(config.server.log_file).parent)
     for place in places:
         settings.private_dir(place)
-
-
-def raise_fd_limit(logger: Any) -> None:
-    """Raise the soft limit of open files to the hard one, and log both.
-
-    Each client connection costs a descriptor: the usual soft limit of 1024 would
-    let a thousand idle connections starve the daemon of files.
-    """
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    raised = soft
-    if soft != hard:
-        try:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-            raised = hard
-        except (ValueError, OSError) as exc:
-            logger.warning("fd_limit_not_raised", soft=soft, hard=hard, error=str(exc))
-    logger.info("fd_limit", soft_before=soft, soft=raised, hard=hard)
 
 
 def _differences(current: settings.Settings, fresh: settings.Settings) -> list[str]:
