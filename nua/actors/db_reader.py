@@ -15,7 +15,7 @@ only after its commit, so a client always reads what it was told is written.
 
 The reader never changes the database: on SQLite its connection is opened with
 ``PRAGMA query_only`` and its transactions begin DEFERRED (no write lock), and it
-accepts only the read commands (:data:`READ_COMMANDS`). A failed read is an error
+accepts only the read commands (:data:`nua.model.commands.READ_COMMANDS`). A failed read is an error
 for that asker alone: the connection is dropped and the next read opens a new one,
 so a database outage fails reads without ending the actor (or, by restarts, the
 daemon).
@@ -37,17 +37,6 @@ from nua.model import operations
 from nua.model.errors import InternalError, ModelError, UnavailableError
 from nua.model.outage import Outage, OutageError, classify
 from nua.settings import Settings
-
-# The commands that only read, and may be sent to the reader instead of the writer.
-READ_COMMANDS: tuple[type[Any], ...] = (
-    cmd.GetUser,
-    cmd.ListUsers,
-    cmd.CountUsers,
-    cmd.ListGroups,
-    cmd.GroupMembers,
-    cmd.GetSetting,
-    cmd.ListSettings,
-)
 
 
 class DbReader(SupervisedActor):
@@ -75,7 +64,7 @@ class DbReader(SupervisedActor):
         self._close()
 
     def on_receive(self, message: Any) -> Any:
-        if isinstance(message, READ_COMMANDS):
+        if isinstance(message, cmd.READ_COMMANDS):
             return self._read(message)
         return super().on_receive(message)
 
@@ -151,4 +140,4 @@ class DbReader(SupervisedActor):
                 engine.dispose()
 
 
-__all__ = ["READ_COMMANDS", "DbReader"]
+__all__ = ["DbReader"]

@@ -63,28 +63,16 @@ from nua.actors.directory import DB_WRITER
 from nua.actors.health import Health
 from nua.actors.messages import Crash
 from nua.actors.ticker import Ticker
-from nua.model import commands as cmd
 from nua.model import engine as db_engine
 from nua.model import operations
 from nua.model.base import transaction_time, utcnow
-from nua.model.commands import COMMAND_TYPES
+from nua.model.commands import COMMAND_TYPES, READ_COMMANDS
 from nua.model.errors import InternalError, ModelError, UnavailableError
 from nua.model.outage import Outage, OutageError, classify
 from nua.model.schema import SchemaError, SchemaState, ensure_schema, meta
 from nua.model.setting import initial_settings
 from nua.settings import Settings
 
-# Commands that change nothing: a degraded writer still runs them when it can read.
-# A command missing here is refused while degraded, the safe side.
-READ_COMMANDS: tuple[type[Any], ...] = (
-    cmd.GetUser,
-    cmd.ListUsers,
-    cmd.CountUsers,
-    cmd.ListGroups,
-    cmd.GroupMembers,
-    cmd.GetSetting,
-    cmd.ListSettings,
-)
 # Four looks a second at the database file: a deletion is noticed within a second.
 CHECK_INTERVAL_S = 0.25
 # The first retry after an outage; each failed one doubles it, up to [db] reconnect_max_s.

@@ -215,10 +215,22 @@ Command = (
     | ListSettings
 )
 COMMAND_TYPES: tuple[type[Any], ...] = typing.get_args(Command)
+# The commands that change nothing: the DB reader answers them, and a degraded
+# writer still runs them when the database can be read.
+READ_COMMANDS: tuple[type[Any], ...] = (
+    GetUser,
+    ListUsers,
+    CountUsers,
+    ListGroups,
+    GroupMembers,
+    GetSetting,
+    ListSettings,
+)
 
 __all__ = [
     "COMMAND_TYPES",
     "DEFAULT_LIMIT",
+    "READ_COMMANDS",
     "AddGroup",
     "AddGroupMembers",
     "AddUser",

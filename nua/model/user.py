@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -33,16 +34,16 @@ users: Table = cast("Table", User.__table__)
 PUBLIC_COLUMNS = tuple(column for column in users.columns if column.name != "password_hash")
 
 
-def user_dict(row: RowMapping | dict[str, Any]) -> dict[str, Any]:
-    """A user as replies carry it: JSON values only, timestamps in ISO 8601, never the hash."""
+def user_dict(row: RowMapping | dict[str, Any], stamp: Callable[[Any], str | None] = iso) -> dict[str, Any]:
+    """A user as replies carry it: JSON values only, timestamps in ISO 8601 (by ``stamp``), never the hash."""
     return {
         "id": row["id"],
         "username": row["username"],
         "email": row["email"],
         "role": row["role"],
         "display_name": row["display_name"],
-        "created_at": iso(row["created_at"]),
-        "updated_at": iso(row["updated_at"]),
+        "created_at": stamp(row["created_at"]),
+        "updated_at": stamp(row["updated_at"]),
     }
 
 
@@ -67,12 +68,4 @@ def stored_iso(text: str | None) -> str | None:
 
 def user_dict_stored(row: RowMapping | dict[str, Any]) -> dict[str, Any]:
     """:func:`user_dict` of a row read with :data:`TEXT_STAMP_COLUMNS`."""
-    return {
-        "id": row["id"],
-        "username": row["username"],
-        "email": row["email"],
-        "role": row["role"],
-        "display_name": row["display_name"],
-        "created_at": stored_iso(row["created_at"]),
-        "updated_at": stored_iso(row["updated_at"]),
-    }
+    return user_dict(row, stored_iso)

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from dbkit import ExitLog, Gate, GatedWriter, Writers
 
 from nua.actors._supervised import ChildContext
-from nua.actors.db_reader import READ_COMMANDS, DbReader
+from nua.actors.db_reader import DbReader
 from nua.actors.health import Health
 from nua.model import commands as cmd
 from nua.model import engine as db_engine
@@ -76,7 +76,7 @@ def test_the_reader_never_changes_the_database(reader: pykka.ActorRef[Any], sett
         reader.ask(prepare.setting_set("app.x", 1, 100))  # not a read: refused as an unknown message
     with pytest.raises(TypeError):
         reader.ask(cmd.DeleteAllUsers())
-    assert cmd.SetSetting not in READ_COMMANDS
+    assert cmd.SetSetting not in cmd.READ_COMMANDS
     assert reader.is_alive()
 
 
