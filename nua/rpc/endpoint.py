@@ -46,9 +46,11 @@ def _zmq_keys(text: str) -> dict[str, str | int]:
         if table != "zmq":
             continue
         assign = _ASSIGN.match(line)
-        if not assign or assign.group(1) not in _KEYS:
+        if not assign:
             raise _NeedFullLoadError
         key, raw = assign.groups()
+        if key not in _KEYS:
+            continue  # a key of the daemon's alone ([zmq] max_clients): the daemon checks it
         value: str | int = int(raw) if raw[0].isdigit() else raw[1:-1]
         if (key == "port") != isinstance(value, int):
             raise _NeedFullLoadError  # a type error: let the full loader report it

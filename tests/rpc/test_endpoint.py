@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -43,3 +45,14 @@ def test_errors_come_from_the_settings_loader(tmp_path: Path) -> None:
         find_endpoint(None, {"NUA_ZMQ_PORT": "abc"})
     with pytest.raises(settings.SettingsError):
         find_endpoint(str(tmp_path / "missing.toml"), {})
+
+
+def test_the_packaged_defaults_take_the_quick_path() -> None:
+    # The full loader costs the CLI about 15 ms of imports; a [zmq] key of the daemon's
+    # alone (max_clients) once sent every lookup through it.
+    probe = (
+        "import sys; from nua.rpc.endpoint import find_endpoint; "
+        "find_endpoint(None, {}); print('nua.settings' in sys.modules)"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60)
+    assert result.stdout.strip() == "False"
