@@ -104,7 +104,7 @@ def test_options_before_the_command_are_not_overridden(tree: Tree) -> None:
 def test_endpoint_from_the_daemons_settings(tree: Tree, tmp_path: Path) -> None:
     # A pid file of our own: a daemon running on this machine with the default one
     # would otherwise be found through its runtime record.
-    pid_file = tmp_path / "run" / "nua.pid"
+    pid_file = tmp_path / "client-run" / "nua.pid"
     config = tmp_path / "client.toml"
     config.write_text(f'[server]\npid_file = "{pid_file}"\n[zmq]\nendpoint = "{tree.endpoint}"\n', encoding="utf-8")
     assert nua(None, "call", "test_add", "[2, 2]", env={"NUA_CONFIG": str(config)}).stdout.strip() == "4"
@@ -115,7 +115,7 @@ def test_endpoint_from_the_daemons_settings(tree: Tree, tmp_path: Path) -> None:
 
 def test_the_runtime_record_wins_over_the_settings(tree: Tree, tmp_path: Path) -> None:
     # This process plays the daemon: it holds the pid lock and wrote the record.
-    pid_file = PidFile(tmp_path / "run" / "nua.pid")
+    pid_file = PidFile(tmp_path / "daemon-run" / "nua.pid")
     pid_file.path.parent.mkdir(mode=0o700)
     pid_file.acquire()
     try:
