@@ -15,6 +15,11 @@ linked or renamed into place, so nobody ever reads a half-written pid. Replacing
 stale file happens while holding the lock of the file replaced, and after checking
 that the path still names it, so two starters racing over the same stale file end
 with exactly one winner.
+
+This module is the holder's side. The read-only probe (``inspect``, ``read_pid``,
+``opened_by``) lives in the leaf :mod:`nua.pidlock`, so that clients below the
+daemon layer (the ``nua`` CLI, :mod:`nua.runtime`) can use it; it is re-exported
+here for the daemon's callers.
 """
 
 from __future__ import annotations
