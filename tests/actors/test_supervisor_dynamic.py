@@ -22,6 +22,7 @@ from nua.actors.supervisor import (
     DeleteChild,
     DuplicateChildError,
     Intensity,
+    Restart,
     RestartChild,
     StartChild,
     StartFailedError,
@@ -184,6 +185,19 @@ def test_a_crashing_dynamic_child_is_restarted_and_counted(tree: Tree) -> None:
     infos = tree.children()
     assert (infos["d"].state, infos["d"].restarts) == ("running", 1)
     assert infos["d"].last_error == "InjectedFaultError: injected fault"
+
+
+def test_a_temporary_child_that_ended_stays_listed_and_can_be_restarted_by_request(tree: Tree) -> None:
+    tree.start([])
+    start_child(tree.root, tree.worker("job", restart=Restart.TEMPORARY))
+    thread = tree.thread("job")
+    tree.directory.wait_for("job", WAIT_S).tell(Crash())
+    tree.wait_handled(thread)
+    [ended] = which_children(tree.root)
+    assert (ended.id, ended.state, ended.last_error) == ("job", "failed", "InjectedFaultError: injected fault")
+    assert tree.directory.lookup("job") is None
+    assert restart_child(tree.root, "job").state == "running"
+    assert tree.directory.wait_for("job", WAIT_S).ask(Ping(), timeout=WAIT_S) is True
 
 
 def test_a_terminated_child_is_not_restarted_with_the_others(tree: Tree) -> None:
