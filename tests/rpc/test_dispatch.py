@@ -5,6 +5,7 @@ from __future__ import annotations
 import concurrent.futures
 import json
 import threading
+import tracemalloc
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -272,6 +273,31 @@ def test_a_reply_over_the_bound_becomes_too_large(lanes: Harness) -> None:
     assert error["data"] == {"max_reply_bytes": 100}
     lanes.handle(_request("lane_blob", [10], "small"))
     assert lanes.sent.pop()["result"] == "x" * 10
+
+
+def test_a_batch_over_the_reply_bound_holds_no_more_than_the_bound(lanes: Harness) -> None:
+    # 40 members of 50 kB each against a 100 kB bound: once the sum is over, the
+    # replies already in are dropped and later ones are never kept.
+    lanes.dispatcher.max_reply_bytes = 100_000
+    batch = [_request("lane_blob", [50_000], n) for n in range(40)]
+    tracemalloc.start()
+    try:
+        lanes.handle(batch)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    replies = lanes.sent.pop()
+    assert [reply["id"] for reply in replies] == list(range(40))
+    assert {reply["error"]["code"] for reply in replies} == {errors.TOO_LARGE}
+    assert peak < 1_000_000, f"the batch held {peak} bytes at its peak"  # all 40 kept: over 2 MB
+
+
+def test_a_batch_whose_errors_would_not_fit_gets_one_too_large_error(lanes: Harness) -> None:
+    lanes.dispatcher.max_reply_bytes = 1000
+    lanes.handle([_request("lane_blob", [1], n) for n in range(200)])
+    reply = lanes.sent.pop()
+    assert reply["id"] is None
+    assert reply["error"]["code"] == errors.TOO_LARGE
 
 
 def test_a_send_that_fails_gets_an_internal_error_and_nothing_raises(lanes: Harness) -> None:
