@@ -315,7 +315,8 @@ class Dispatcher:
         """The method ``request`` calls, its params checked; or the error to answer with."""
         method = self.registry.get(request.method)
         if method is None:
-            return errors.MethodNotFoundError(f"Method not found: {request.method}", {"method": request.method})
+            name = errors.shown(request.method)
+            return errors.MethodNotFoundError(f"Method not found: {name}", {"method": name})
         try:
             method.check(request.args, request.kwargs)
         except errors.InvalidParamsError as exc:

@@ -69,6 +69,16 @@ DIVISION_BY_ZERO = -32006
 TOO_LARGE = -32007
 
 
+# How much of a name the client sent (a method, a member, a parameter) an error repeats:
+# enough to recognise it, never the message again (it may be a megabyte long).
+SHOWN_MAX = 40
+
+
+def shown(text: str) -> str:
+    """``text`` as an error repeats it: cut to :data:`SHOWN_MAX` characters, marked when cut."""
+    return text if len(text) <= SHOWN_MAX else f"{text[:SHOWN_MAX]}... ({len(text)} characters)"
+
+
 class RpcError(Exception):
     """An error reply: ``code``, a human ``message`` and JSON ``data`` (or ``None``).
 

@@ -27,7 +27,7 @@ from typing import Any, TypeAlias
 
 from tinyrpc.protocols.jsonrpc import JSONRPCProtocol, JSONRPCRequest
 
-from nua.rpc.errors import InternalError, InvalidParamsError, InvalidRequestError, ParseError, RpcError
+from nua.rpc.errors import InternalError, InvalidParamsError, InvalidRequestError, ParseError, RpcError, shown
 
 VERSION = "2.0"
 _REQUEST_KEYS = frozenset({"jsonrpc", "method", "params", "id"})
@@ -57,10 +57,6 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(msg)
 
 
-# How much of a repeated key an error shows: enough to find it, never the whole payload.
-_KEY_SHOWN = 40
-
-
 class _RepeatedKeyError(ValueError):
     """An object repeats a key: the request is ambiguous."""
 
@@ -72,7 +68,7 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     seen: set[str] = set()
     for key, _ in pairs:
         if key in seen:
-            msg = f"repeated key {_printable(key[:_KEY_SHOWN])!r} in an object"
+            msg = f"repeated key {_printable(shown(key))!r} in an object"
             raise _RepeatedKeyError(msg)
         seen.add(key)
     raise AssertionError  # unreachable: dict() dropped a repeated key
@@ -193,14 +189,14 @@ def _bad_param(params: list[Any] | dict[str, Any]) -> str | int:
     """The name (printable) or position of the first parameter holding an unencodable string."""
     if isinstance(params, list):
         return next(index for index, value in enumerate(params) if not encodable(value))
-    return next(_printable(key) for key, value in params.items() if not encodable((key, value)))
+    return next(_printable(shown(key)) for key, value in params.items() if not encodable((key, value)))
 
 
 def _problem(member: dict[Any, Any]) -> str | None:  # noqa: PLR0911 - one return per rule of the spec
     """What makes ``member`` an invalid request object, or ``None`` when it is valid."""
     if not _REQUEST_KEYS.issuperset(member):
         extra = next(str(key) for key in member if key not in _REQUEST_KEYS)
-        return f"unexpected member {extra!r}"
+        return f"unexpected member {shown(extra)!r}"
     if member.get("jsonrpc") != VERSION:
         return '"jsonrpc" must be exactly "2.0"'
     if "method" not in member:

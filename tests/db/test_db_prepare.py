@@ -82,6 +82,15 @@ def test_a_bad_password_is_never_echoed() -> None:
     assert "s3cret" not in str(error)
 
 
+def test_a_long_value_is_not_echoed_in_the_error() -> None:
+    # A client may send a megabyte where a short name is expected: the error names the field only.
+    error = invalid(prepare.user_update, 1, "k" * 100_000, "x", FAST)
+    assert error.field == "key"
+    assert "value" not in error.data
+    assert len(json.dumps(error.data)) < 200
+    assert invalid(prepare.user_update, 1, "nick", "x", FAST).data["value"] == "nick"  # a short one is
+
+
 def test_user_update_keys_and_password_rehash() -> None:
     command = prepare.user_update(3, "password", "n3w", FAST)
     assert command.field == "password_hash"

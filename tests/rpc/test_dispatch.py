@@ -300,6 +300,24 @@ def test_a_batch_whose_errors_would_not_fit_gets_one_too_large_error(lanes: Harn
     assert reply["error"]["code"] == errors.TOO_LARGE
 
 
+@pytest.mark.parametrize(
+    ("request_object", "code"),
+    [
+        ({"jsonrpc": "2.0", "method": "m" * 500_000, "id": 1}, errors.METHOD_NOT_FOUND),
+        ({"jsonrpc": "2.0", "method": "owner_double", "id": 1, "x" * 500_000: 1}, errors.INVALID_REQUEST),
+        ({"jsonrpc": "2.0", "method": "owner_double", "params": {"p" * 500_000: 1}, "id": 1}, errors.INVALID_PARAMS),
+    ],
+    ids=["method", "member", "parameter"],
+)
+def test_an_error_repeats_a_long_name_cut_short(harness: Harness, request_object: Any, code: int) -> None:
+    harness.dispatcher.max_reply_bytes = 100_000  # echoed whole, the reply would be too large instead
+    harness.handle(request_object)
+    reply = harness.sent.pop()
+    assert reply["error"]["code"] == code
+    assert len(json.dumps(reply)) < 1000
+    assert "(500000 characters)" in reply["error"]["message"]
+
+
 def test_a_send_that_fails_gets_an_internal_error_and_nothing_raises(lanes: Harness) -> None:
     attempts: list[bytes] = []
 
