@@ -197,6 +197,7 @@ class Dispatcher:
         max_in_flight_per_client: int | None = None,
         max_reply_bytes: int | None = None,
         system_executor: concurrent.futures.Executor | None = None,
+        max_batch: int | None = None,
         tracebacks: bool = False,
         log: structlog.stdlib.BoundLogger | None = None,
         clock: Callable[[], float] = time.monotonic,
@@ -212,7 +213,7 @@ class Dispatcher:
         self.log = log or structlog.stdlib.get_logger("nua.rpc.dispatch")
         self._clock = clock
         self._wakeup = wakeup
-        self._protocol = GuardedProtocol()
+        self._protocol = GuardedProtocol(max_batch=max_batch)
         self._ids = itertools.count()
         # Every call has the same timeout, so insertion order is deadline order: the
         # first entry holds the nearest deadline (a heap would hold the same order).

@@ -39,7 +39,9 @@ code     kind                meaning
                              (``data.max_message_bytes``; ``id`` null, nothing of
                              the message echoed), or the reply would exceed
                              ``rpc.max_reply_bytes`` (``data.max_reply_bytes``):
-                             ask for less, paging with ``limit`` and ``after``
+                             ask for less, paging with ``limit`` and ``after``;
+                             or a batch holds more than 10,000 calls
+                             (``data.max_batch``, ``id`` null, none run)
 =======  ==================  ========================================================
 
 Not errors, because no reply can carry them: a message whose frames are not

@@ -27,7 +27,15 @@ from typing import Any, TypeAlias
 
 from tinyrpc.protocols.jsonrpc import JSONRPCProtocol, JSONRPCRequest
 
-from nua.rpc.errors import InternalError, InvalidParamsError, InvalidRequestError, ParseError, RpcError, shown
+from nua.rpc.errors import (
+    InternalError,
+    InvalidParamsError,
+    InvalidRequestError,
+    ParseError,
+    RpcError,
+    TooLargeError,
+    shown,
+)
 
 VERSION = "2.0"
 _REQUEST_KEYS = frozenset({"jsonrpc", "method", "params", "id"})
@@ -109,7 +117,18 @@ def _valid_id(value: Any) -> bool:
 
 
 class GuardedProtocol(JSONRPCProtocol):  # type: ignore[misc] # tinyrpc ships no type hints
-    """tinyrpc's JSON-RPC 2.0 protocol whose request parsing never raises."""
+    """tinyrpc's JSON-RPC 2.0 protocol whose request parsing never raises.
+
+    ``max_batch`` bounds the calls of one batch: each member costs the decoding
+    thread its checks and its reply, so a message of a megabyte of empty
+    objects (350,000 members) would hold that thread for seconds and its
+    replies the memory of hundreds of megabytes. A longer batch is answered
+    with one too-large error, none of its members run.
+    """
+
+    def __init__(self, *args: Any, max_batch: int | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.max_batch = max_batch
 
     def decode(self, data: bytes) -> Decoded:
         """Parse one message: a request, a batch, or the error to answer it with."""
@@ -126,10 +145,16 @@ class GuardedProtocol(JSONRPCProtocol):  # type: ignore[misc] # tinyrpc ships no
             return BadRequest(ParseError(f"Parse error: {_first_line(exc)}"))
         checked = b"\\u" in data and _SURROGATE_ESCAPE.search(data) is not None
         if isinstance(parsed, list):
-            if not parsed:
-                return BadRequest(InvalidRequestError("Invalid Request: empty batch"))
-            return Batch(tuple(self.decode_member(member, check_strings=checked) for member in parsed))
+            return self._batch(parsed, check_strings=checked)
         return self.decode_member(parsed, check_strings=checked)
+
+    def _batch(self, members: list[Any], *, check_strings: bool) -> Batch | BadRequest:
+        if not members:
+            return BadRequest(InvalidRequestError("Invalid Request: empty batch"))
+        if self.max_batch is not None and len(members) > self.max_batch:
+            message = f"the batch holds {len(members)} calls, over the most one batch may hold ({self.max_batch})"
+            return BadRequest(TooLargeError(f"{message}; send fewer calls per batch", {"max_batch": self.max_batch}))
+        return Batch(tuple(self.decode_member(member, check_strings=check_strings) for member in members))
 
     def parse_request(self, data: bytes) -> JSONRPCRequest | list[JSONRPCRequest | BadRequest]:
         """tinyrpc's entry point, guarded: raises only :class:`RpcError`, for the whole message."""

@@ -102,7 +102,13 @@ def harness(tmp_path: Path) -> Iterator[Harness]:
     now = [0.0]
     pool = concurrent.futures.ThreadPoolExecutor(2)
     dispatcher = Dispatcher(
-        services.registry, executor=pool, wakeup=woken.set, max_in_flight=2, call_timeout_s=5.0, clock=lambda: now[0]
+        services.registry,
+        executor=pool,
+        wakeup=woken.set,
+        max_in_flight=2,
+        max_batch=50,
+        call_timeout_s=5.0,
+        clock=lambda: now[0],
     )
     harness = Harness(dispatcher, woken)
     harness.now = now  # type: ignore[attr-defined]
@@ -316,6 +322,18 @@ def test_an_error_repeats_a_long_name_cut_short(harness: Harness, request_object
     assert reply["error"]["code"] == code
     assert len(json.dumps(reply)) < 1000
     assert "(500000 characters)" in reply["error"]["message"]
+
+
+def test_a_batch_longer_than_its_bound_is_refused_whole(harness: Harness) -> None:
+    # A long batch (a megabyte of "{}" is 350,000 members) would hold the I/O thread for seconds.
+    harness.handle([_request("owner_double", [n], n) for n in range(101, 152)])  # 51, over max_batch
+    reply = harness.sent.pop()
+    assert reply["id"] is None
+    assert reply["error"]["code"] == errors.TOO_LARGE
+    assert reply["error"]["data"] == {"max_batch": 50}
+    harness.handle([_request("owner_double", [n], n) for n in (7000, 7001)])
+    assert [item["result"] for item in harness.wait_reply()] == [{"doubled": 14000}, {"doubled": 14002}]
+    assert not set(range(101, 152)) & set(DOUBLED)
 
 
 def test_a_send_that_fails_gets_an_internal_error_and_nothing_raises(lanes: Harness) -> None:
