@@ -17,7 +17,7 @@ from typing import Any, cast
 from nua.model import commands as cmd
 from nua.model.errors import InvalidError
 from nua.model.password import hash_password
-from nua.model.text import codepoint, encodable, first_bidi_control, first_invisible, nfc
+from nua.model.text import codepoint, encodable, first_bidi_control, first_invisible, json_depth, nfc
 from nua.settings import RpcSettings, SecuritySettings
 
 # Ids travel as JSON numbers: keep new ones exactly representable in a double.
@@ -33,6 +33,10 @@ PASSWORD_MAX = 4096
 GROUP_NAME_MAX = 128
 SOURCE_MAX = 128
 SETTING_KEY_MAX = 255
+# How deeply a setting's value may nest. Python's JSON reads and writes nesting by
+# recursion: a value a few hundred levels deep could be stored, then fail to load
+# or to encode in the thread that reads it, for every client (a poisoned row).
+MAX_VALUE_DEPTH = 64
 
 _NO_SPACE = re.compile(r"^[^\s\x00-\x1f\x7f]+$")
 _EMAIL = re.compile(r"^[^\s@\x00-\x1f\x7f]+@[^\s@\x00-\x1f\x7f]+$")
@@ -330,7 +334,8 @@ def setting_set(key: Any, value: Any, max_value_bytes: int) -> cmd.SetSetting:
     """``setting_set(key, value)``: ``value`` is any JSON value (no NaN or infinity).
 
     Its JSON text, in UTF-8, is at most ``max_value_bytes`` (``[db] max_value_bytes``),
-    and every string in it (object keys too) must be encodable.
+    it nests at most :data:`MAX_VALUE_DEPTH` levels, and every string in it (object
+    keys too) must be encodable.
     """
     checked_key = _setting_key(key)
     if isinstance(value, float) and not math.isfinite(value):
@@ -339,6 +344,8 @@ def setting_set(key: Any, value: Any, max_value_bytes: int) -> cmd.SetSetting:
         return cmd.SetSetting(checked_key, value)
     if isinstance(value, str) and value.isascii() and len(value) + 2 <= max_value_bytes:  # the hot path
         return cmd.SetSetting(checked_key, value)
+    if json_depth(value) > MAX_VALUE_DEPTH:
+        raise InvalidError("value", f"must nest arrays and objects at most {MAX_VALUE_DEPTH} levels deep")
     try:
         text = json.dumps(value, ensure_ascii=False, allow_nan=False)
     except (TypeError, ValueError) as exc:

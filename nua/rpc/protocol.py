@@ -27,6 +27,7 @@ from typing import Any, TypeAlias
 
 from tinyrpc.protocols.jsonrpc import JSONRPCProtocol, JSONRPCRequest
 
+from nua.model.text import json_encodable as encodable
 from nua.rpc.errors import (
     InternalError,
     InvalidParamsError,
@@ -94,22 +95,6 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 def _printable(text: str) -> str:
     """``text`` fit for a reply: surrogates replaced, so that it always encodes."""
     return _SURROGATE.sub("\ufffd", text)
-
-
-def encodable(value: Any) -> bool:
-    """Whether every string in ``value`` (keys included, at any depth) can be encoded as UTF-8."""
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, str):
-            if _SURROGATE.search(item):
-                return False
-        elif isinstance(item, dict):
-            stack.extend(item.keys())
-            stack.extend(item.values())
-        elif isinstance(item, list | tuple):
-            stack.extend(item)
-    return True
 
 
 def _valid_id(value: Any) -> bool:

@@ -16,6 +16,7 @@ from nua.model import commands as cmd
 from nua.model import prepare
 from nua.model.errors import ConflictError, InvalidError, ModelError, NotFoundError
 from nua.model.password import hash_password, verify_password
+from nua.model.text import json_encodable
 from nua.settings import SecuritySettings
 
 FAST = SecuritySettings(scrypt_n=16, scrypt_r=1, scrypt_p=1)
@@ -89,6 +90,18 @@ def test_a_long_value_is_not_echoed_in_the_error() -> None:
     assert "value" not in error.data
     assert len(json.dumps(error.data)) < 200
     assert invalid(prepare.user_update, 1, "nick", "x", FAST).data["value"] == "nick"  # a short one is
+
+
+def test_a_setting_value_nests_at_most_the_bound_and_is_checked_without_recursion() -> None:
+    deep: Any = []
+    for _ in range(prepare.MAX_VALUE_DEPTH - 1):
+        deep = [deep]
+    assert prepare.setting_set("k", deep, 1 << 20).value == deep
+    assert invalid(prepare.setting_set, "k", [deep], 1 << 20).field == "value"
+    very_deep: Any = "\ud800"
+    for _ in range(100_000):
+        very_deep = {"k": very_deep}
+    assert not json_encodable(very_deep)  # no RecursionError, however deep
 
 
 def test_user_update_keys_and_password_rehash() -> None:
