@@ -93,13 +93,26 @@ def _name(field: str, value: Any, max_len: int, pattern: re.Pattern[str], what: 
     return _string(field, text, max_len, pattern, what)  # NFC may lengthen a string: checked again
 
 
-def _lookup(field: str, value: Any, max_len: int) -> str:
-    """A name to look up: any non-empty encodable string, in NFC as names are stored.
+def _searched(field: str, value: Any, max_len: int) -> str:
+    """A string a query compares with stored names: :func:`_text` without NUL.
 
-    Not held to the rules of new names, so that a row stored before them can
+    No stored name holds a NUL (every rule for names refuses control characters),
+    and PostgreSQL refuses the character in any text parameter: sent, it would
+    fail the query as a database error, logged as a bug on every call.
+    """
+    text = _text(field, value, max_len)
+    if "\x00" in text:
+        raise InvalidError(field, "must not contain NUL (U+0000)")
+    return text
+
+
+def _lookup(field: str, value: Any, max_len: int) -> str:
+    """A name to look up: any non-empty encodable string without NUL, in NFC as names are stored.
+
+    Not held to the other rules of new names, so that a row stored before them can
     still be found, shown and removed.
     """
-    text = nfc(_text(field, value, max_len))
+    text = nfc(_searched(field, value, max_len))
     if not text:
         raise InvalidError(field, "must not be empty")
     return text
@@ -177,7 +190,7 @@ def _id_cursor(after: Any) -> int | None:
 
 def _name_cursor(after: Any, max_len: int) -> str | None:
     # Not normalised: the cursor is a name exactly as the previous page gave it.
-    return None if after is None else _text("after", after, max_len)
+    return None if after is None else _searched("after", after, max_len)
 
 
 def _json_type(value: Any) -> str:

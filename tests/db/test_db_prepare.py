@@ -135,6 +135,17 @@ def test_user_list_request() -> None:
     assert invalid(user_list, {"ids": [1], "names": ["n"] * RPC.max_page_size}).field == "request"
 
 
+def test_names_looked_up_and_cursors_hold_no_nul() -> None:
+    # PostgreSQL refuses NUL in any text parameter: sent, it failed the query as a bug (logged, -32603).
+    assert invalid(user_list, {"names": ["a\x00b"]}).field == "names"
+    assert invalid(user_list, {"mails": ["a\x00@b"]}).field == "mails"
+    assert invalid(prepare.group_delete, "g\x00").field == "name"
+    assert invalid(lambda: prepare.group_members("g\x00", rpc=RPC)).field == "group"
+    assert invalid(lambda: prepare.group_list(None, "g\x00", rpc=RPC)).field == "after"
+    assert invalid(lambda: prepare.setting_list(None, "k\x00", rpc=RPC)).field == "after"
+    assert prepare.group_delete("legacy name").name == "legacy name"  # other characters stay searchable
+
+
 def test_user_delete_ids() -> None:
     assert prepare.user_delete([3, 1]) == cmd.DeleteUsers((3, 1))
     assert invalid(prepare.user_delete, 3).field == "ids"
