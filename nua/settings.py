@@ -96,8 +96,19 @@ def _secret_parameter(name: str) -> bool:
 
 
 def _mask_unparsed_url(url: str) -> str:
-    """Mask by pattern what :meth:`DbSettings.safe_url` masks by parsing: user-info and secret parameters."""
-    masked = re.sub(r"([^\s:/@?#]+):[^\s/@?#]*@", rf"\1:{MASK}@", url)
+    """Mask by pattern what :meth:`DbSettings.safe_url` masks by parsing: user-info and secret parameters.
+
+    After ``scheme://``, everything from the first colon to the last ``@`` is the
+    password as far as can be told: a password may hold any character (``/``,
+    spaces, ``@`` unescaped) in a URL too broken to parse, so more may be masked
+    than the password, never less.
+    """
+    scheme, separator, rest = url.partition("://")
+    user_info, at, place = rest.rpartition("@")
+    if separator and at and ":" in user_info:
+        masked = f"{scheme}{separator}{user_info.split(':', 1)[0]}:{MASK}@{place}"
+    else:
+        masked = re.sub(r"([^\s:/@?#]+):[^\s/@?#]*@", rf"\1:{MASK}@", url)
     return re.sub(
         r"([?&;][^=&;#]*=)([^&;#]*)",
         lambda match: match.group(1) + (MASK if _secret_parameter(match.group(1)[1:-1]) else match.group(2)),

@@ -18,31 +18,56 @@ The reader never changes the database: on SQLite its connection is opened with
 accepts only the read commands (:data:`nua.model.commands.READ_COMMANDS`). A failed read is an error
 for that asker alone: the connection is dropped and the next read opens a new one,
 so a database outage fails reads without ending the actor (or, by restarts, the
-daemon).
+daemon). While an outage lasts, the reader also looks by itself four times a second
+(a :class:`~nua.actors.ticker.Ticker` tells it :class:`CheckReadable`), so that
+``status`` stops calling it degraded once the database is back, read or not.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import func, select
 from sqlalchemy.engine import Connection, Engine
 
 from nua.actors._supervised import ChildContext, SupervisedActor
 from nua.actors.directory import DB_READER
 from nua.actors.health import Health
+from nua.actors.ticker import Ticker
 from nua.model import commands as cmd
 from nua.model import engine as db_engine
 from nua.model import operations
 from nua.model.errors import InternalError, ModelError, UnavailableError
 from nua.model.outage import Outage, OutageError, classify
+from nua.model.schema import meta
 from nua.settings import Settings
+
+# Four looks a second while the database cannot be read, as the writer's.
+CHECK_INTERVAL_S = 0.25
+
+
+@dataclass(frozen=True)
+class CheckReadable:
+    """While degraded, try one small read: a success clears the reader's condition. Told by its ticker."""
 
 
 class DbReader(SupervisedActor):
-    """Owns a read-only engine and one connection; answers each read command in its own transaction."""
+    """Owns a read-only engine and one connection; answers each read command in its own transaction.
 
-    def __init__(self, context: ChildContext, settings: Settings, health: Health | None = None) -> None:
+    ``check_interval_s``: how often the ticker tells :class:`CheckReadable`
+    (``None``: no ticker; the caller tells it).
+    """
+
+    def __init__(
+        self,
+        context: ChildContext,
+        settings: Settings,
+        health: Health | None = None,
+        *,
+        check_interval_s: float | None = CHECK_INTERVAL_S,
+    ) -> None:
         super().__init__(context)
         self.settings = settings
         self.health = health or Health()
@@ -51,10 +76,16 @@ class DbReader(SupervisedActor):
         self._path = db_engine.sqlite_file(settings.db)
         # The (device, inode) of the SQLite file the connection has open.
         self._identity: tuple[int, int] | None = None
+        self._degraded = False
+        self._check_interval_s = check_interval_s
+        self._ticker: Ticker | None = None
 
     def on_start(self) -> None:
         # Connected at the first read: the reader starts even while the database is away.
         self._engine = db_engine.create(self.settings.db, reader=True)
+        if self._check_interval_s is not None:
+            self._ticker = Ticker(self.actor_ref, CheckReadable(), self._check_interval_s, f"{DB_READER}-ticker")
+            self._ticker.start()
         self.log.info("db_reader_started", url=self.settings.db.safe_url)
 
     def on_stop(self) -> None:
@@ -66,6 +97,9 @@ class DbReader(SupervisedActor):
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, cmd.READ_COMMANDS):
             return self._read(message)
+        if isinstance(message, CheckReadable):
+            self._check_readable()
+            return None
         return super().on_receive(message)
 
     def _read(self, command: Any) -> Any:
@@ -85,12 +119,36 @@ class DbReader(SupervisedActor):
                 raise InternalError(f"{type(command).__name__} failed; see the daemon's log") from None
             self._unavailable(outage)
             raise UnavailableError(outage.reason) from None
+        self._readable()
+        return value
+
+    def _readable(self) -> None:
+        self._degraded = False
         if self.health.recover(DB_READER):
             self.log.warning("database_readable")
-        return value
+
+    def _check_readable(self) -> None:
+        """The ticker's look: while degraded, read nua's own table (a file without it is no nua database)."""
+        if not self._degraded:
+            return
+        try:
+            conn = self._connection()
+            try:
+                conn.execute(select(func.count()).select_from(meta)).scalar()
+            finally:
+                conn.rollback()
+        except Exception as exc:  # noqa: BLE001 - still unreadable, whatever the reason: look again later
+            outage = classify(exc)
+            if outage is not None:
+                self._unavailable(outage)  # logged once per reason
+            else:
+                self._drop_connection()  # not a nua database (yet): quiet, the reads say why
+            return
+        self._readable()
 
     def _unavailable(self, outage: Outage) -> None:
         """Degrade (logged once per change of reason); a spent connection is replaced at the next read."""
+        self._degraded = True
         if outage.reconnect:
             self._drop_connection()
         if self.health.degrade(DB_READER, outage.reason):
@@ -130,6 +188,8 @@ class DbReader(SupervisedActor):
                 self.log.warning("reader_connection_not_closed")
 
     def _close(self) -> None:
+        if self._ticker is not None:
+            self._ticker.stop()
         conn, self._conn = self._conn, None
         engine, self._engine = self._engine, None
         try:

@@ -4,7 +4,8 @@ As in nua's original design, an operator (or a second, confused daemon) can end 
 running daemon by removing its pid file, rewriting it with another pid, or creating
 the exit flag file. The sentinel looks at those files a few times a second and,
 the first time one of them says so, asks for a graceful shutdown through the
-listener it was given (it holds no reference to the daemon). A look that fails
+listener it was given (it holds no reference to the daemon). An exit flag owned
+by another account than root or the daemon's is ignored (logged once). A look that fails
 (out of file descriptors, say) is not a change: it is logged and retried. At its first start it
 also removes the runtime files a crashed daemon may have left behind.
 """
@@ -59,6 +60,7 @@ class Sentinel(SupervisedActor):
         self._requested = False
         self._unreadable_looks = 0
         self._failing: set[tuple[Path, int | None]] = set()  # (file, errno) already logged
+        self._ignored_owner: int | None = None  # the owner of an exit flag ignored (and logged) last
         self._stopping = threading.Event()
         self._ticker: threading.Thread | None = None
 
@@ -102,7 +104,7 @@ class Sentinel(SupervisedActor):
 
     def _clean_stale_files(self) -> None:
         stale = pidfile.stale_temp_files(self.pid_file)
-        if self.exit_flag.exists():
+        if self.exit_flag.exists() and self._flag_present():  # another account's flag is not ours to remove
             stale.append(self.exit_flag)
         # Safe: this daemon holds the pid lock, so no other daemon uses the socket.
         if self.socket_file is not None and self.socket_file.is_socket():
@@ -154,16 +156,38 @@ class Sentinel(SupervisedActor):
         return None
 
     def _flag_present(self) -> bool:
-        """Whether the exit flag exists; ``False`` when that cannot be told (logged)."""
+        """Whether the exit flag exists, put there by root or by us; ``False`` when that cannot be told (logged).
+
+        Any entry by that name is the flag, even a dangling link, but only if
+        its owner could stop the daemon anyway: in a shared sticky directory
+        (``/tmp``, which :func:`~nua.settings.private_dir` accepts) any local
+        account can create the name, and must not stop the daemon with it.
+        """
         try:
-            self.exit_flag.lstat()  # any entry by that name is the flag, even a dangling link
+            owner = self.exit_flag.lstat().st_uid
         except FileNotFoundError:
             self._look_succeeded(self.exit_flag)
+            self._ignored_owner = None
             return False
         except OSError as exc:
             self._look_failed(self.exit_flag, exc)
             return False
+        if owner not in {0, os.geteuid()}:
+            self._foreign_flag(owner)
+            return False
         return True
+
+    def _foreign_flag(self, owner: int) -> None:
+        # Once while the file stays, not four times a second.
+        if self._ignored_owner == owner:
+            return
+        self._ignored_owner = owner
+        self.log.warning(
+            "exit_flag_ignored",
+            path=str(self.exit_flag),
+            owner_uid=owner,
+            reason="the exit flag belongs to another account than root or the daemon's",
+        )
 
     def _look_failed(self, path: Path, exc: OSError) -> None:
         # Once per file and kind of error, not four times a second.

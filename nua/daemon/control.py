@@ -64,15 +64,28 @@ def _load(config: str | Path | None) -> settings.Settings | None:
 # -- start -----------------------------------------------------------------------------
 
 
+def _pid_file_taken(path: Path) -> int | None:
+    """The exit code when the pid file says not to start (running already, or another account's); else None."""
+    try:
+        pidfile.check_owner(path)
+    except pidfile.ForeignPidFileError as exc:
+        _complain(f"cannot take the pid file: {exc}")
+        return EXIT_FAILED
+    state = pidfile.inspect(path)
+    if state.locked:
+        _say(f"already running (pid {state.pid})")
+        return EXIT_OK
+    return None
+
+
 def start(config: str | Path | None = None, *, foreground: bool = False) -> int:
     """Start the daemon; return when it is ready (or has failed), or run it here with ``foreground``."""
     loaded = _load(config)
     if loaded is None:
         return EXIT_NOT_CONFIGURED
-    state = pidfile.inspect(Path(loaded.server.pid_file))
-    if state.locked:
-        _say(f"already running (pid {state.pid})")
-        return EXIT_OK
+    taken = _pid_file_taken(Path(loaded.server.pid_file))
+    if taken is not None:
+        return taken
     # Imported here, before forking so that it is done once: `status` and
     # `stop` need none of the actor machinery (SQLAlchemy, ZeroMQ).
     from nua.daemon import runner  # noqa: PLC0415

@@ -45,6 +45,30 @@ class AlreadyRunningError(RuntimeError):
         self.pid = pid
 
 
+class ForeignPidFileError(PermissionError):
+    """The pid file belongs to another account than root or ours: it says nothing about our daemon.
+
+    In a shared sticky directory (``/tmp``) any local account can create the pid
+    file first and hold its lock; taken for a running daemon, it would make every
+    start answer "already running" (exit 0) while no daemon runs.
+    """
+
+    def __init__(self, path: Path, owner: int) -> None:
+        super().__init__(f"{path} belongs to uid {owner}, not to root or us (uid {os.geteuid()}): refusing to use it")
+        self.path = path
+        self.owner = owner
+
+
+def check_owner(path: Path, fd: int | None = None) -> None:
+    """Raise :class:`ForeignPidFileError` if ``path`` (or the open ``fd``) belongs to another account."""
+    try:
+        owner = (os.fstat(fd) if fd is not None else path.stat()).st_uid
+    except FileNotFoundError:
+        return
+    if owner not in {0, os.geteuid()}:
+        raise ForeignPidFileError(path, owner)
+
+
 def _same_file(fd: int, path: Path) -> bool:
     try:
         on_disk = path.stat()
@@ -122,6 +146,7 @@ class PidFile:
         except FileNotFoundError:
             return False
         try:
+            check_owner(self.path, old)
             if not try_lock(old):
                 if try_lock(old, shared=True):
                     # Only an inspector's brief shared lock (``status``, a
@@ -179,8 +204,10 @@ def stale_temp_files(path: Path) -> list[Path]:
 
 __all__ = [
     "AlreadyRunningError",
+    "ForeignPidFileError",
     "PidFile",
     "PidFileState",
+    "check_owner",
     "inspect",
     "opened_by",
     "parse_pid",

@@ -56,7 +56,9 @@ class ConflictError(ModelError):
 class InvalidError(ModelError):
     """A field is unknown, missing, or of a wrong type or value. ``data``: ``field`` and ``reason``.
 
-    ``value`` is echoed when given and a JSON scalar; callers never pass a password.
+    ``value`` is echoed when given and a JSON scalar (a string only up to
+    :data:`ECHO_MAX` characters: an error must stay small whatever was sent);
+    callers never pass a password.
     """
 
     kind = "invalid"
@@ -94,8 +96,14 @@ class UnavailableError(ModelError):
         super().__init__(f"database unavailable: {reason}", {"reason": reason})
 
 
+# The longest string value an InvalidError repeats (every name a field takes is shorter).
+ECHO_MAX = 1024
+
+
 def _json_scalar(value: Any) -> bool:
-    return value is None or isinstance(value, str | int | float | bool)
+    if isinstance(value, str):
+        return len(value) <= ECHO_MAX
+    return value is None or isinstance(value, int | float | bool)
 
 
 __all__ = ["ConflictError", "InternalError", "InvalidError", "ModelError", "NotFoundError", "UnavailableError"]

@@ -17,7 +17,7 @@ from typing import Any, cast
 from nua.model import commands as cmd
 from nua.model.errors import InvalidError
 from nua.model.password import hash_password
-from nua.model.text import codepoint, encodable, first_bidi_control, first_invisible, nfc
+from nua.model.text import codepoint, encodable, first_bidi_control, first_invisible, json_depth, nfc
 from nua.settings import RpcSettings, SecuritySettings
 
 # Ids travel as JSON numbers: keep new ones exactly representable in a double.
@@ -33,6 +33,10 @@ PASSWORD_MAX = 4096
 GROUP_NAME_MAX = 128
 SOURCE_MAX = 128
 SETTING_KEY_MAX = 255
+# How deeply a setting's value may nest. Python's JSON reads and writes nesting by
+# recursion: a value a few hundred levels deep could be stored, then fail to load
+# or to encode in the thread that reads it, for every client (a poisoned row).
+MAX_VALUE_DEPTH = 64
 
 _NO_SPACE = re.compile(r"^[^\s\x00-\x1f\x7f]+$")
 _EMAIL = re.compile(r"^[^\s@\x00-\x1f\x7f]+@[^\s@\x00-\x1f\x7f]+$")
@@ -89,13 +93,26 @@ def _name(field: str, value: Any, max_len: int, pattern: re.Pattern[str], what: 
     return _string(field, text, max_len, pattern, what)  # NFC may lengthen a string: checked again
 
 
-def _lookup(field: str, value: Any, max_len: int) -> str:
-    """A name to look up: any non-empty encodable string, in NFC as names are stored.
+def _searched(field: str, value: Any, max_len: int) -> str:
+    """A string a query compares with stored names: :func:`_text` without NUL.
 
-    Not held to the rules of new names, so that a row stored before them can
+    No stored name holds a NUL (every rule for names refuses control characters),
+    and PostgreSQL refuses the character in any text parameter: sent, it would
+    fail the query as a database error, logged as a bug on every call.
+    """
+    text = _text(field, value, max_len)
+    if "\x00" in text:
+        raise InvalidError(field, "must not contain NUL (U+0000)")
+    return text
+
+
+def _lookup(field: str, value: Any, max_len: int) -> str:
+    """A name to look up: any non-empty encodable string without NUL, in NFC as names are stored.
+
+    Not held to the other rules of new names, so that a row stored before them can
     still be found, shown and removed.
     """
-    text = nfc(_text(field, value, max_len))
+    text = nfc(_searched(field, value, max_len))
     if not text:
         raise InvalidError(field, "must not be empty")
     return text
@@ -173,7 +190,7 @@ def _id_cursor(after: Any) -> int | None:
 
 def _name_cursor(after: Any, max_len: int) -> str | None:
     # Not normalised: the cursor is a name exactly as the previous page gave it.
-    return None if after is None else _text("after", after, max_len)
+    return None if after is None else _searched("after", after, max_len)
 
 
 def _json_type(value: Any) -> str:
@@ -330,7 +347,8 @@ def setting_set(key: Any, value: Any, max_value_bytes: int) -> cmd.SetSetting:
     """``setting_set(key, value)``: ``value`` is any JSON value (no NaN or infinity).
 
     Its JSON text, in UTF-8, is at most ``max_value_bytes`` (``[db] max_value_bytes``),
-    and every string in it (object keys too) must be encodable.
+    it nests at most :data:`MAX_VALUE_DEPTH` levels, and every string in it (object
+    keys too) must be encodable.
     """
     checked_key = _setting_key(key)
     if isinstance(value, float) and not math.isfinite(value):
@@ -339,6 +357,8 @@ def setting_set(key: Any, value: Any, max_value_bytes: int) -> cmd.SetSetting:
         return cmd.SetSetting(checked_key, value)
     if isinstance(value, str) and value.isascii() and len(value) + 2 <= max_value_bytes:  # the hot path
         return cmd.SetSetting(checked_key, value)
+    if json_depth(value) > MAX_VALUE_DEPTH:
+        raise InvalidError("value", f"must nest arrays and objects at most {MAX_VALUE_DEPTH} levels deep")
     try:
         text = json.dumps(value, ensure_ascii=False, allow_nan=False)
     except (TypeError, ValueError) as exc:

@@ -78,14 +78,37 @@ def codepoint(char: str) -> str:
 
 
 def json_encodable(value: Any) -> bool:
-    """Whether every string in the JSON ``value`` (object keys included) is encodable."""
-    if isinstance(value, str):
-        return encodable(value)
-    if isinstance(value, list):
-        return all(json_encodable(item) for item in value)
-    if isinstance(value, dict):
-        return all(json_encodable(key) and json_encodable(item) for key, item in value.items())
+    """Whether every string in the JSON ``value`` (object keys included, at any depth) is encodable.
+
+    A walk with a stack of its own, not recursion: a value nested a few hundred
+    levels deep (JSON allows it) must not raise RecursionError here.
+    """
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if not encodable(item):
+                return False
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list | tuple):
+            stack.extend(item)
     return True
+
+
+def json_depth(value: Any) -> int:
+    """How deeply the JSON ``value`` nests arrays and objects (a scalar: 0), without recursion."""
+    deepest = 0
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            item = list(item.values())
+        if isinstance(item, list | tuple):
+            deepest = max(deepest, depth)
+            stack.extend((child, depth + 1) for child in item)
+    return deepest
 
 
 def repaired(value: Any) -> Any:
@@ -109,6 +132,7 @@ __all__ = [
     "encodable",
     "first_bidi_control",
     "first_invisible",
+    "json_depth",
     "json_encodable",
     "nfc",
     "repaired",

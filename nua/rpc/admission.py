@@ -3,12 +3,16 @@
 libzmq has no option bounding how many peers a listening socket accepts; two of
 its facilities make one:
 
-- a socket monitor reports each connection whose handshake succeeded, each
-  whose handshake failed, and each disconnection. libzmq reports exactly one
-  handshake failure before the disconnection of a connection that never
-  completed its handshake (``stream_engine_base_t::error``), so the clients
-  connected are ``succeeded - (disconnected - failed)``; the events carry no
-  connection id to match (a success's value is 0), only counts are sound;
+- a socket monitor reports each connection accepted and each disconnection,
+  both with the connection's file descriptor as the event's value: the set of
+  descriptors accepted and not disconnected is exactly the connections open.
+  (Counting handshakes instead cannot be exact: a success carries no
+  descriptor, and libzmq does not report every failed handshake before its
+  disconnection. A peer greeting in ZMTP 1.0 or 2.0, which libzmq refuses
+  when ZAP is on, or sending a malformed frame during its handshake, ends in a
+  ``protocol_error`` without a "handshake failed" event; counting
+  ``succeeded - (disconnected - failed)`` let any local account drive the count
+  down with such connections and connect any number of clients);
 - a ZAP handler (ZeroMQ RFC 27) bound at ``inproc://zeromq.zap.01`` in the
   socket's context is asked about every new connection during its handshake.
   With the NULL mechanism (no CURVE) libzmq asks it only when the socket has a
@@ -19,10 +23,12 @@ its facilities make one:
   never delivered (nua's client reports that no connection was made within its
   timeout); a new connection (the next CLI run) is asked again.
 
-Between an answer 200 and the monitor's "handshake succeeded", an admitted
-connection is counted as pending, for at most the handshake interval (after
-which libzmq has either completed or dropped it), so that a burst of new
-connections cannot all pass before the first is counted.
+A connection is counted from its acceptance, before its handshake: the one
+asking is among those open, so it is refused when more than ``max_clients`` are.
+A connection that never completes its handshake holds its slot until libzmq
+drops it, after the handshake interval (as it holds a descriptor until then).
+Before answering, the handler takes the monitor's pending events, so that the
+connection asking (accepted before it could ask) is counted.
 
 Both sockets belong to the thread that serves the guarded socket (a socket
 belongs to one thread): it polls :meth:`Admission.sockets` beside its own and
@@ -32,9 +38,6 @@ credentials will be checked (CURVE).
 
 from __future__ import annotations
 
-import collections
-import time
-from collections.abc import Callable
 from typing import Any
 
 import structlog
@@ -46,16 +49,9 @@ ZAP_DOMAIN = "nua"
 ZAP_VERSION = b"1.0"
 # A ZAP request: version, request id, domain, address, identity, mechanism, credentials...
 _ZAP_REQUEST_FRAMES = 6
-_FAILED = frozenset(
-    {
-        int(zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL),
-        int(zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL),
-        int(zmq.EVENT_HANDSHAKE_FAILED_AUTH),
-    }
-)
-_SUCCEEDED = int(zmq.EVENT_HANDSHAKE_SUCCEEDED)
+_ACCEPTED = int(zmq.EVENT_ACCEPTED)
 _DISCONNECTED = int(zmq.EVENT_DISCONNECTED)
-_MONITORED = _SUCCEEDED | _DISCONNECTED | sum(_FAILED)
+_MONITORED = _ACCEPTED | _DISCONNECTED
 # Events and ZAP requests handled per call, so that a storm of connections cannot starve replies.
 _BATCH = 256
 
@@ -70,17 +66,13 @@ class Admission:
         *,
         handshake_s: float,
         log: structlog.stdlib.BoundLogger | None = None,
-        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.max_clients = max_clients
         self.handshake_s = handshake_s
         self.log = log or structlog.stdlib.get_logger("nua.rpc.admission")
-        self._clock = clock
-        self._connected = 0
-        self._pending: collections.deque[float] = collections.deque()
+        # The descriptors of the connections open (bounded by the process's descriptors).
+        self._open: set[int] = set()
         self.refused = 0
-        # Handshake failures whose disconnection is still to come.
-        self._failed_pending = 0
         self._zap: zmq.Socket[Any] = context.socket(zmq.REP)
         self._zap.setsockopt(zmq.LINGER, 0)
         self._zap.bind(ZAP_ENDPOINT)
@@ -88,9 +80,8 @@ class Admission:
 
     @property
     def clients(self) -> int:
-        """Connections admitted and not gone (those still in their handshake included)."""
-        self._expire_pending()
-        return self._connected + len(self._pending)
+        """Connections open, those still in their handshake included (read from any thread)."""
+        return len(self._open)
 
     def guard(self, sock: zmq.Socket[Any]) -> None:
         """Make every connection to ``sock`` ask this handler; call before ``sock`` binds."""
@@ -130,34 +121,31 @@ class Admission:
             self._zap.send_multipart([ZAP_VERSION, b"", b"500", b"malformed ZAP request", b"", b""])
             return
         request_id = request[1]
-        if self.clients >= self.max_clients:
+        self._take_events()  # count the connection asking: it was accepted before it asked
+        if self.clients > self.max_clients:
             self.refused += 1
             if self.refused == 1 or self.refused % 1000 == 0:
                 self.log.warning("client_refused", max_clients=self.max_clients, refused=self.refused)
             reply = [ZAP_VERSION, request_id, b"400", b"too many clients", b"", b""]
         else:
-            self._pending.append(self._clock())
             reply = [ZAP_VERSION, request_id, b"200", b"OK", b"", b""]
         self._zap.send_multipart(reply)
 
-    def _on_event(self, frames: list[bytes]) -> None:
-        event = int(parse_monitor_message(frames)["event"])
-        if event == _SUCCEEDED:
-            self._connected += 1
-            if self._pending:
-                self._pending.popleft()
-        elif event in _FAILED:
-            self._failed_pending += 1  # its disconnection, next, is not a client's
-        elif event == _DISCONNECTED:
-            if self._failed_pending:
-                self._failed_pending -= 1
-            else:
-                self._connected -= 1
+    def _take_events(self) -> None:
+        """Process every event the monitor has queued."""
+        while self._monitor is not None:
+            try:
+                frames = self._monitor.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            self._on_event(frames)
 
-    def _expire_pending(self) -> None:
-        horizon = self._clock() - self.handshake_s
-        while self._pending and self._pending[0] < horizon:
-            self._pending.popleft()
+    def _on_event(self, frames: list[bytes]) -> None:
+        event = parse_monitor_message(frames)
+        if event["event"] == _ACCEPTED:
+            self._open.add(int(event["value"]))
+        elif event["event"] == _DISCONNECTED:
+            self._open.discard(int(event["value"]))
 
 
 __all__ = ["ZAP_DOMAIN", "ZAP_ENDPOINT", "Admission"]

@@ -122,7 +122,13 @@ class _Waiting:
 
 
 class _BatchReply:
-    """Collects the replies of a batch's members; sends one array once all are in."""
+    """Collects the replies of a batch's members; sends one array once all are in.
+
+    The members' replies are kept only while their sum fits ``max_reply_bytes``:
+    past it the array can only become a too-large error, so later replies are
+    counted and dropped at once. A batch thus holds at most about one reply's
+    worth of bytes, however many of its members answer large results.
+    """
 
     def __init__(self, reply: Callable[[Any, bytes], None], size: int, max_reply_bytes: int) -> None:
         self._reply = reply
@@ -130,11 +136,20 @@ class _BatchReply:
         self._parts: list[bytes | None] = [None] * size
         self._ids: list[Any] = [None] * size
         self._remaining = size
+        self._size = 1  # the brackets, and a comma per member after the first
+        self._over = False
 
     def finisher(self, index: int, request_id: Any) -> Finish:
         self._ids[index] = request_id
 
         def finish(part: bytes | None) -> None:
+            if part is not None:
+                self._size += len(part) + 1
+                if self._size > self._max_reply_bytes and not self._over:
+                    self._over = True
+                    self._parts = [None if kept is None else b"" for kept in self._parts]
+                if self._over:
+                    part = b""  # answered (it gets its error), not kept
             self._parts[index] = part
             self._remaining -= 1
             if self._remaining == 0:
@@ -146,13 +161,26 @@ class _BatchReply:
         answered = [(i, p) for i, p in enumerate(self._parts) if p is not None]
         if not answered:
             return  # a batch of notifications only gets no reply at all
-        size = sum(len(p) for _, p in answered) + len(answered) + 1
-        if size > self._max_reply_bytes:
-            # Each member gets the error on its own id: the batch's array stays well formed.
-            per_member = [_too_large_reply(self._ids[i], size, self._max_reply_bytes) for i, _ in answered]
-            self._reply(None, encode_batch(per_member))
+        if self._over:
+            self._reply(None, self._too_large([i for i, _ in answered]))
             return
         self._reply(None, encode_batch([p for _, p in answered]))
+
+    def _too_large(self, answered: list[int]) -> bytes:
+        """Each answered member's too-large error on its own id (the array stays well formed).
+
+        When even those errors would not fit (a batch of many small calls), one
+        too-large error with a null id answers the whole batch instead.
+        """
+        errors_size = 1
+        per_member = []
+        for index in answered:
+            error = _too_large_reply(self._ids[index], self._size, self._max_reply_bytes)
+            errors_size += len(error) + 1
+            if errors_size > self._max_reply_bytes:
+                return _too_large_reply(None, self._size, self._max_reply_bytes)
+            per_member.append(error)
+        return encode_batch(per_member)
 
 
 class Dispatcher:
@@ -169,6 +197,7 @@ class Dispatcher:
         max_in_flight_per_client: int | None = None,
         max_reply_bytes: int | None = None,
         system_executor: concurrent.futures.Executor | None = None,
+        max_batch: int | None = None,
         tracebacks: bool = False,
         log: structlog.stdlib.BoundLogger | None = None,
         clock: Callable[[], float] = time.monotonic,
@@ -184,7 +213,7 @@ class Dispatcher:
         self.log = log or structlog.stdlib.get_logger("nua.rpc.dispatch")
         self._clock = clock
         self._wakeup = wakeup
-        self._protocol = GuardedProtocol()
+        self._protocol = GuardedProtocol(max_batch=max_batch)
         self._ids = itertools.count()
         # Every call has the same timeout, so insertion order is deadline order: the
         # first entry holds the nearest deadline (a heap would hold the same order).
@@ -287,7 +316,8 @@ class Dispatcher:
         """The method ``request`` calls, its params checked; or the error to answer with."""
         method = self.registry.get(request.method)
         if method is None:
-            return errors.MethodNotFoundError(f"Method not found: {request.method}", {"method": request.method})
+            name = errors.shown(request.method)
+            return errors.MethodNotFoundError(f"Method not found: {name}", {"method": name})
         try:
             method.check(request.args, request.kwargs)
         except errors.InvalidParamsError as exc:

@@ -39,7 +39,9 @@ code     kind                meaning
                              (``data.max_message_bytes``; ``id`` null, nothing of
                              the message echoed), or the reply would exceed
                              ``rpc.max_reply_bytes`` (``data.max_reply_bytes``):
-                             ask for less, paging with ``limit`` and ``after``
+                             ask for less, paging with ``limit`` and ``after``;
+                             or a batch holds more than 10,000 calls
+                             (``data.max_batch``, ``id`` null, none run)
 =======  ==================  ========================================================
 
 Not errors, because no reply can carry them: a message whose frames are not
@@ -67,6 +69,16 @@ TIMEOUT = -32004
 UNAVAILABLE = -32005
 DIVISION_BY_ZERO = -32006
 TOO_LARGE = -32007
+
+
+# How much of a name the client sent (a method, a member, a parameter) an error repeats:
+# enough to recognise it, never the message again (it may be a megabyte long).
+SHOWN_MAX = 40
+
+
+def shown(text: str) -> str:
+    """``text`` as an error repeats it: cut to :data:`SHOWN_MAX` characters, marked when cut."""
+    return text if len(text) <= SHOWN_MAX else f"{text[:SHOWN_MAX]}... ({len(text)} characters)"
 
 
 class RpcError(Exception):

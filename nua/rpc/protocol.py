@@ -27,7 +27,16 @@ from typing import Any, TypeAlias
 
 from tinyrpc.protocols.jsonrpc import JSONRPCProtocol, JSONRPCRequest
 
-from nua.rpc.errors import InternalError, InvalidParamsError, InvalidRequestError, ParseError, RpcError
+from nua.model.text import json_encodable as encodable
+from nua.rpc.errors import (
+    InternalError,
+    InvalidParamsError,
+    InvalidRequestError,
+    ParseError,
+    RpcError,
+    TooLargeError,
+    shown,
+)
 
 VERSION = "2.0"
 _REQUEST_KEYS = frozenset({"jsonrpc", "method", "params", "id"})
@@ -57,10 +66,6 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(msg)
 
 
-# How much of a repeated key an error shows: enough to find it, never the whole payload.
-_KEY_SHOWN = 40
-
-
 class _RepeatedKeyError(ValueError):
     """An object repeats a key: the request is ambiguous."""
 
@@ -72,7 +77,7 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     seen: set[str] = set()
     for key, _ in pairs:
         if key in seen:
-            msg = f"repeated key {_printable(key[:_KEY_SHOWN])!r} in an object"
+            msg = f"repeated key {_printable(shown(key))!r} in an object"
             raise _RepeatedKeyError(msg)
         seen.add(key)
     raise AssertionError  # unreachable: dict() dropped a repeated key
@@ -92,28 +97,23 @@ def _printable(text: str) -> str:
     return _SURROGATE.sub("\ufffd", text)
 
 
-def encodable(value: Any) -> bool:
-    """Whether every string in ``value`` (keys included, at any depth) can be encoded as UTF-8."""
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, str):
-            if _SURROGATE.search(item):
-                return False
-        elif isinstance(item, dict):
-            stack.extend(item.keys())
-            stack.extend(item.values())
-        elif isinstance(item, list | tuple):
-            stack.extend(item)
-    return True
-
-
 def _valid_id(value: Any) -> bool:
     return value is None or (isinstance(value, str | int | float) and not isinstance(value, bool))
 
 
 class GuardedProtocol(JSONRPCProtocol):  # type: ignore[misc] # tinyrpc ships no type hints
-    """tinyrpc's JSON-RPC 2.0 protocol whose request parsing never raises."""
+    """tinyrpc's JSON-RPC 2.0 protocol whose request parsing never raises.
+
+    ``max_batch`` bounds the calls of one batch: each member costs the decoding
+    thread its checks and its reply, so a message of a megabyte of empty
+    objects (350,000 members) would hold that thread for seconds and its
+    replies the memory of hundreds of megabytes. A longer batch is answered
+    with one too-large error, none of its members run.
+    """
+
+    def __init__(self, *args: Any, max_batch: int | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.max_batch = max_batch
 
     def decode(self, data: bytes) -> Decoded:
         """Parse one message: a request, a batch, or the error to answer it with."""
@@ -130,10 +130,16 @@ class GuardedProtocol(JSONRPCProtocol):  # type: ignore[misc] # tinyrpc ships no
             return BadRequest(ParseError(f"Parse error: {_first_line(exc)}"))
         checked = b"\\u" in data and _SURROGATE_ESCAPE.search(data) is not None
         if isinstance(parsed, list):
-            if not parsed:
-                return BadRequest(InvalidRequestError("Invalid Request: empty batch"))
-            return Batch(tuple(self.decode_member(member, check_strings=checked) for member in parsed))
+            return self._batch(parsed, check_strings=checked)
         return self.decode_member(parsed, check_strings=checked)
+
+    def _batch(self, members: list[Any], *, check_strings: bool) -> Batch | BadRequest:
+        if not members:
+            return BadRequest(InvalidRequestError("Invalid Request: empty batch"))
+        if self.max_batch is not None and len(members) > self.max_batch:
+            message = f"the batch holds {len(members)} calls, over the most one batch may hold ({self.max_batch})"
+            return BadRequest(TooLargeError(f"{message}; send fewer calls per batch", {"max_batch": self.max_batch}))
+        return Batch(tuple(self.decode_member(member, check_strings=check_strings) for member in members))
 
     def parse_request(self, data: bytes) -> JSONRPCRequest | list[JSONRPCRequest | BadRequest]:
         """tinyrpc's entry point, guarded: raises only :class:`RpcError`, for the whole message."""
@@ -193,14 +199,14 @@ def _bad_param(params: list[Any] | dict[str, Any]) -> str | int:
     """The name (printable) or position of the first parameter holding an unencodable string."""
     if isinstance(params, list):
         return next(index for index, value in enumerate(params) if not encodable(value))
-    return next(_printable(key) for key, value in params.items() if not encodable((key, value)))
+    return next(_printable(shown(key)) for key, value in params.items() if not encodable((key, value)))
 
 
 def _problem(member: dict[Any, Any]) -> str | None:  # noqa: PLR0911 - one return per rule of the spec
     """What makes ``member`` an invalid request object, or ``None`` when it is valid."""
     if not _REQUEST_KEYS.issuperset(member):
         extra = next(str(key) for key in member if key not in _REQUEST_KEYS)
-        return f"unexpected member {extra!r}"
+        return f"unexpected member {shown(extra)!r}"
     if member.get("jsonrpc") != VERSION:
         return '"jsonrpc" must be exactly "2.0"'
     if "method" not in member:

@@ -25,7 +25,7 @@ from typing import Any, ClassVar, Literal, TypeVar, overload
 import pykka
 import structlog
 
-from nua.rpc.errors import InvalidParamsError
+from nua.rpc.errors import InvalidParamsError, shown
 
 if typing.TYPE_CHECKING:
     from nua.rpc.services import Services
@@ -199,7 +199,7 @@ class ParamCheck:
                 if self.var_keyword:
                     continue
                 known = ", ".join(p.name for p in self.params) or "none"
-                self._fail(f"{self.method} has no parameter {name!r} (parameters: {known})", param=name)
+                self._fail(f"{self.method} has no parameter {shown(name)!r} (parameters: {known})", param=shown(name))
             given[name] = value
         for param in self.params:
             if param.name not in given:

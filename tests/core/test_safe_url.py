@@ -24,6 +24,10 @@ def shown(url: str) -> str:
         "postgresql+psycopg://db/nua?options=-csearch_path%3Dx&password=SECRET",
         "not a url: nua:SECRET@db?password=SECRET&sslpassword=SECRET",
         "postgresql+psycopg://nua:SECRET@db:bad-port/nua?password=SECRET",
+        # Unparsable (a bad port) with a password SQLAlchemy would have read: any character goes.
+        "postgresql+psycopg://nua:SE/CRET/SECRET@db:bad-port/nua",
+        "postgresql+psycopg://nua:SE CRET SECRET@db:bad-port/nua",
+        "postgresql+psycopg://nua:SE?CRET#SECRET@db:bad-port/nua",
     ],
 )
 def test_no_password_is_shown_wherever_it_sits(url: str) -> None:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import psutil
@@ -102,6 +104,45 @@ def test_second_start_says_already_running(daemon: DaemonEnv) -> None:
     assert foreground.returncode == 0
     assert f"already running (pid {pid})" in foreground.stdout
     assert daemon.pid() == pid
+
+
+NOBODY = 65534
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="a pid file of another account needs root to make")
+@pytest.mark.parametrize("command", ["start", "run"])
+def test_a_pid_file_held_by_another_account_is_refused_not_taken_for_a_daemon(
+    daemon: DaemonEnv, request: pytest.FixtureRequest, command: str
+) -> None:
+    # In a shared sticky directory (as /tmp) another account can make the pid file
+    # first and hold its lock: that is no daemon of ours, and "already running" (exit 0)
+    # would leave the service down while claiming success.
+    # Not under tmp_path: pytest's directories are private, and the other account must reach it.
+    shared = Path(tempfile.mkdtemp(prefix="nua-shared-"))
+    shared.chmod(0o1777)
+    request.addfinalizer(lambda: shutil.rmtree(shared, ignore_errors=True))
+    pid_file = shared / "nua.pid"
+    daemon.write_config(server={"pid_file": str(pid_file)})
+    script = (
+        "import fcntl, os, sys\n"
+        f"os.setgid({NOBODY}); os.setuid({NOBODY})\n"
+        f"fd = os.open({str(pid_file)!r}, os.O_RDWR | os.O_CREAT, 0o644)\n"
+        "os.write(fd, b'1\\n'); fcntl.flock(fd, fcntl.LOCK_EX)\n"
+        "print('locked', flush=True); sys.stdin.read()"
+    )
+    squatter = subprocess.Popen(
+        [sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert squatter.stdout is not None
+        assert squatter.stdout.readline() == "locked\n"
+        result = daemon.cli(command)
+        assert result.returncode == 1, result.stdout + result.stderr
+        assert "already running" not in result.stdout
+        assert f"{pid_file} belongs to uid {NOBODY}" in result.stdout + result.stderr
+    finally:
+        squatter.kill()
+        squatter.wait()
 
 
 def test_concurrent_starts_yield_exactly_one_daemon(daemon: DaemonEnv) -> None:

@@ -114,3 +114,36 @@ def test_a_huge_pid_file_is_garbage_not_a_memory_hog(tmp_path: Path) -> None:
         assert "not a pid" in requests.reasons[0]
     finally:
         ref.stop(timeout=WAIT_S)
+
+
+NOBODY = 65534
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="making a file owned by another account needs root")
+@pytest.mark.parametrize("generation", [1, 2])
+def test_an_exit_flag_of_another_account_neither_stops_nor_is_removed(tmp_path: Path, logs, generation: int) -> None:
+    # An exit flag in a shared sticky directory (/tmp) can be made by any local account.
+    pid_file = tmp_path / "nua.pid"
+    pid_file.write_text(f"{os.getpid()}\n")
+    exit_flag = tmp_path / "nua.exit"
+    exit_flag.touch()
+    os.lchown(exit_flag, NOBODY, NOBODY)
+    requests = Requests()
+    ref = Sentinel.start(
+        ChildContext("sentinel", generation, lambda _exited: None), load(tmp_path, pid_file, exit_flag), requests
+    )
+    try:
+        assert ref.ask(Ping(), timeout=WAIT_S) is True
+        looks(ref, 10)
+        assert requests.reasons == []
+        assert exit_flag.exists()  # not the daemon's to remove, even at its first start
+        ignored = events(logs, "exit_flag_ignored")
+        assert [(entry["path"], entry["owner_uid"]) for entry in ignored] == [(str(exit_flag), NOBODY)]
+
+        exit_flag.unlink()
+        exit_flag.touch()  # ours: obeyed
+        looks(ref, 1)
+        assert requests.arrived.wait(WAIT_S)
+        assert "exit flag" in requests.reasons[0]
+    finally:
+        ref.stop(timeout=WAIT_S)

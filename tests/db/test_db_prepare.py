@@ -16,6 +16,7 @@ from nua.model import commands as cmd
 from nua.model import prepare
 from nua.model.errors import ConflictError, InvalidError, ModelError, NotFoundError
 from nua.model.password import hash_password, verify_password
+from nua.model.text import json_encodable
 from nua.settings import SecuritySettings
 
 FAST = SecuritySettings(scrypt_n=16, scrypt_r=1, scrypt_p=1)
@@ -82,6 +83,27 @@ def test_a_bad_password_is_never_echoed() -> None:
     assert "s3cret" not in str(error)
 
 
+def test_a_long_value_is_not_echoed_in_the_error() -> None:
+    # A client may send a megabyte where a short name is expected: the error names the field only.
+    error = invalid(prepare.user_update, 1, "k" * 100_000, "x", FAST)
+    assert error.field == "key"
+    assert "value" not in error.data
+    assert len(json.dumps(error.data)) < 200
+    assert invalid(prepare.user_update, 1, "nick", "x", FAST).data["value"] == "nick"  # a short one is
+
+
+def test_a_setting_value_nests_at_most_the_bound_and_is_checked_without_recursion() -> None:
+    deep: Any = []
+    for _ in range(prepare.MAX_VALUE_DEPTH - 1):
+        deep = [deep]
+    assert prepare.setting_set("k", deep, 1 << 20).value == deep
+    assert invalid(prepare.setting_set, "k", [deep], 1 << 20).field == "value"
+    very_deep: Any = "\ud800"
+    for _ in range(100_000):
+        very_deep = {"k": very_deep}
+    assert not json_encodable(very_deep)  # no RecursionError, however deep
+
+
 def test_user_update_keys_and_password_rehash() -> None:
     command = prepare.user_update(3, "password", "n3w", FAST)
     assert command.field == "password_hash"
@@ -111,6 +133,17 @@ def test_user_list_request() -> None:
     # Each filter value matches one user at most: more values than a page is a request to split.
     assert user_list({"ids": list(range(RPC.max_page_size))}).ids == tuple(range(RPC.max_page_size))
     assert invalid(user_list, {"ids": [1], "names": ["n"] * RPC.max_page_size}).field == "request"
+
+
+def test_names_looked_up_and_cursors_hold_no_nul() -> None:
+    # PostgreSQL refuses NUL in any text parameter: sent, it failed the query as a bug (logged, -32603).
+    assert invalid(user_list, {"names": ["a\x00b"]}).field == "names"
+    assert invalid(user_list, {"mails": ["a\x00@b"]}).field == "mails"
+    assert invalid(prepare.group_delete, "g\x00").field == "name"
+    assert invalid(lambda: prepare.group_members("g\x00", rpc=RPC)).field == "group"
+    assert invalid(lambda: prepare.group_list(None, "g\x00", rpc=RPC)).field == "after"
+    assert invalid(lambda: prepare.setting_list(None, "k\x00", rpc=RPC)).field == "after"
+    assert prepare.group_delete("legacy name").name == "legacy name"  # other characters stay searchable
 
 
 def test_user_delete_ids() -> None:

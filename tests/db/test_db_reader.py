@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from dbkit import ExitLog, Gate, GatedWriter, Writers
 
 from nua.actors._supervised import ChildContext
-from nua.actors.db_reader import DbReader
+from nua.actors.db_reader import CheckReadable, DbReader
 from nua.actors.health import Health
 from nua.model import commands as cmd
 from nua.model import engine as db_engine
@@ -136,5 +136,37 @@ def test_a_deleted_file_is_unavailable_and_a_restored_one_is_read_not_the_old(
         shutil.copyfile(backup, path)
         assert reader.ask(cmd.CountUsers()) == 1  # the restored file, not the deleted one it had open
         assert health.conditions() == []
+    finally:
+        reader.stop(block=True, timeout=10)
+
+
+def test_a_degraded_reader_recovers_by_itself_once_the_file_is_back(
+    writer: pykka.ActorRef[Any], settings: Settings, backend: str, tmp_path: Any
+) -> None:
+    # Without a look of its own, status called the reader degraded until some client read.
+    if backend != "sqlite":
+        pytest.skip("a database file is SQLite's")
+    path = db_engine.sqlite_file(settings.db)
+    assert path is not None
+    add(writer, settings, "ann")
+    backup = tmp_path / "backup.db"
+    with sqlite3.connect(path) as source, sqlite3.connect(backup) as target:
+        source.backup(target)
+    health = Health()
+    reader = DbReader.start(ChildContext("db_reader", 1, ExitLog()), settings, health, check_interval_s=None)
+    try:
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{path}{suffix}").unlink(missing_ok=True)
+        with pytest.raises(UnavailableError):
+            reader.ask(cmd.CountUsers())
+        reader.ask(CheckReadable())  # an ask returns once the look is done
+        assert [c.component for c in health.conditions()] == ["db_reader"]  # still gone
+        path.write_bytes(b"")  # a file, but no nua database: still degraded
+        reader.ask(CheckReadable())
+        assert [c.component for c in health.conditions()] == ["db_reader"]
+        shutil.copyfile(backup, path)
+        reader.ask(CheckReadable())
+        assert health.conditions() == []  # back, and no read was needed to say so
+        assert reader.ask(cmd.CountUsers()) == 1
     finally:
         reader.stop(block=True, timeout=10)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import concurrent.futures
 import json
 import threading
+import tracemalloc
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -101,7 +102,13 @@ def harness(tmp_path: Path) -> Iterator[Harness]:
     now = [0.0]
     pool = concurrent.futures.ThreadPoolExecutor(2)
     dispatcher = Dispatcher(
-        services.registry, executor=pool, wakeup=woken.set, max_in_flight=2, call_timeout_s=5.0, clock=lambda: now[0]
+        services.registry,
+        executor=pool,
+        wakeup=woken.set,
+        max_in_flight=2,
+        max_batch=50,
+        call_timeout_s=5.0,
+        clock=lambda: now[0],
     )
     harness = Harness(dispatcher, woken)
     harness.now = now  # type: ignore[attr-defined]
@@ -272,6 +279,61 @@ def test_a_reply_over_the_bound_becomes_too_large(lanes: Harness) -> None:
     assert error["data"] == {"max_reply_bytes": 100}
     lanes.handle(_request("lane_blob", [10], "small"))
     assert lanes.sent.pop()["result"] == "x" * 10
+
+
+def test_a_batch_over_the_reply_bound_holds_no_more_than_the_bound(lanes: Harness) -> None:
+    # 40 members of 50 kB each against a 100 kB bound: once the sum is over, the
+    # replies already in are dropped and later ones are never kept.
+    lanes.dispatcher.max_reply_bytes = 100_000
+    batch = [_request("lane_blob", [50_000], n) for n in range(40)]
+    tracemalloc.start()
+    try:
+        lanes.handle(batch)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    replies = lanes.sent.pop()
+    assert [reply["id"] for reply in replies] == list(range(40))
+    assert {reply["error"]["code"] for reply in replies} == {errors.TOO_LARGE}
+    assert peak < 1_000_000, f"the batch held {peak} bytes at its peak"  # all 40 kept: over 2 MB
+
+
+def test_a_batch_whose_errors_would_not_fit_gets_one_too_large_error(lanes: Harness) -> None:
+    lanes.dispatcher.max_reply_bytes = 1000
+    lanes.handle([_request("lane_blob", [1], n) for n in range(200)])
+    reply = lanes.sent.pop()
+    assert reply["id"] is None
+    assert reply["error"]["code"] == errors.TOO_LARGE
+
+
+@pytest.mark.parametrize(
+    ("request_object", "code"),
+    [
+        ({"jsonrpc": "2.0", "method": "m" * 500_000, "id": 1}, errors.METHOD_NOT_FOUND),
+        ({"jsonrpc": "2.0", "method": "owner_double", "id": 1, "x" * 500_000: 1}, errors.INVALID_REQUEST),
+        ({"jsonrpc": "2.0", "method": "owner_double", "params": {"p" * 500_000: 1}, "id": 1}, errors.INVALID_PARAMS),
+    ],
+    ids=["method", "member", "parameter"],
+)
+def test_an_error_repeats_a_long_name_cut_short(harness: Harness, request_object: Any, code: int) -> None:
+    harness.dispatcher.max_reply_bytes = 100_000  # echoed whole, the reply would be too large instead
+    harness.handle(request_object)
+    reply = harness.sent.pop()
+    assert reply["error"]["code"] == code
+    assert len(json.dumps(reply)) < 1000
+    assert "(500000 characters)" in reply["error"]["message"]
+
+
+def test_a_batch_longer_than_its_bound_is_refused_whole(harness: Harness) -> None:
+    # A long batch (a megabyte of "{}" is 350,000 members) would hold the I/O thread for seconds.
+    harness.handle([_request("owner_double", [n], n) for n in range(101, 152)])  # 51, over max_batch
+    reply = harness.sent.pop()
+    assert reply["id"] is None
+    assert reply["error"]["code"] == errors.TOO_LARGE
+    assert reply["error"]["data"] == {"max_batch": 50}
+    harness.handle([_request("owner_double", [n], n) for n in (7000, 7001)])
+    assert [item["result"] for item in harness.wait_reply()] == [{"doubled": 14000}, {"doubled": 14002}]
+    assert not set(range(101, 152)) & set(DOUBLED)
 
 
 def test_a_send_that_fails_gets_an_internal_error_and_nothing_raises(lanes: Harness) -> None:

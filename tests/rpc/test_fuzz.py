@@ -96,16 +96,28 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Tree, Raw, 
     tree.root.stop(timeout=30)
 
 
-def _check_still_served(tree: Tree, fuzzer: Raw, witness: Raw, n: int) -> None:
-    """The next reply on the fuzzer that answers the check is right; the gateway was never restarted."""
-    fuzzer.send({"jsonrpc": "2.0", "method": "test_add", "params": [n, 1], "id": "check"})
+def _replies_until(fuzzer: Raw, request_id: str) -> Any:
+    """Read the fuzzer's replies (each of JSON-RPC shape) up to the one with ``request_id``; return that one."""
     while True:
         assert fuzzer.socket.poll(5000), "no reply"
         reply = json.loads(fuzzer.socket.recv_multipart()[-1])  # a REQ-style message is answered [b"", reply]
         assert _is_reply_shape(reply)
-        if isinstance(reply, dict) and reply.get("id") == "check":
-            assert reply["result"] == n + 1
-            break
+        if isinstance(reply, dict) and reply.get("id") == request_id:
+            return reply
+
+
+def _check_still_served(tree: Tree, fuzzer: Raw, witness: Raw, n: int) -> None:
+    """Every reply of the case has come; the check is answered right; the gateway was never restarted.
+
+    The random calls that read (``user_count``, ``setting_get``) are answered by
+    the DB reader, possibly after an inline check: a read sent last is answered
+    after them (the reader takes its mailbox in order), so none is left to be
+    taken for the next case's reply.
+    """
+    fuzzer.send({"jsonrpc": "2.0", "method": "user_count", "id": "nua-barrier"})
+    _replies_until(fuzzer, "nua-barrier")
+    fuzzer.send({"jsonrpc": "2.0", "method": "test_add", "params": [n, 1], "id": "nua-check"})
+    assert _replies_until(fuzzer, "nua-check")["result"] == n + 1
     assert witness.call({"jsonrpc": "2.0", "method": "test_add", "params": [n, 2], "id": 1})["result"] == n + 2
     assert gateway_restarts(tree) == 0
 
@@ -118,17 +130,10 @@ def _is_reply_shape(reply: Any) -> bool:
 @settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(payload=messages, n=st.integers(-1000, 1000))
 def test_random_input_never_hurts_the_gateway(live: tuple[Tree, Raw, Raw], payload: bytes, n: int) -> None:
-    _tree, fuzzer, witness = live
+    tree, fuzzer, witness = live
     fuzzer.send(payload)
-    fuzzer.send({"jsonrpc": "2.0", "method": "test_add", "params": [n, 1], "id": "check"})
     # Whatever came back for the random message is a JSON-RPC reply; the check's reply follows it.
-    while True:
-        reply = fuzzer.recv()
-        assert _is_reply_shape(reply)
-        if isinstance(reply, dict) and reply.get("id") == "check":
-            assert reply["result"] == n + 1
-            break
-    assert witness.call({"jsonrpc": "2.0", "method": "test_add", "params": [n, 2], "id": 1})["result"] == n + 2
+    _check_still_served(tree, fuzzer, witness, n)
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -7,6 +7,7 @@ import sqlite3
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from rpc_helpers import Raw, Tree
@@ -96,6 +97,22 @@ def test_values_are_bounded_and_valid_and_settings_can_be_deleted(small: Tree) -
         with pytest.raises(errors.NotFoundError) as missing:
             client.call("setting_delete", "app.small")
         assert missing.value.data == {"entity": "setting", "key": "app.small"}
+
+
+def test_a_deeply_nested_value_is_refused_and_never_poisons_the_reads(tree: Tree) -> None:
+    # Stored, a value 500 levels deep made every setting_get and setting_list that met
+    # it fail for every client (a recursive check hit Python's recursion limit).
+    def nested(depth: int) -> Any:
+        return [] if depth == 1 else [nested(depth - 1)]
+
+    with tree.client() as client:
+        with pytest.raises(errors.InvalidParamsError) as caught:
+            client.call("setting_set", "app.deep", nested(500))
+        assert caught.value.data["field"] == "value"
+        assert "64 levels" in caught.value.message
+        client.call("setting_set", "app.deep", nested(64))
+        assert client.call("setting_get", "app.deep")["value"] == nested(64)
+        assert "app.deep" in [item["key"] for item in every_page(client, "setting_list")]
 
 
 def test_a_damaged_row_from_an_older_nua_is_listed_and_removed_with_the_cli(small: Tree, tmp_path: Path) -> None:

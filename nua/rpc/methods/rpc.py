@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from nua.rpc.errors import NotFoundError
+from nua.rpc.errors import NotFoundError, shown
 from nua.rpc.registry import MethodGroup, public
 
 
@@ -23,5 +23,5 @@ class RpcMethods(MethodGroup):
         """The signature, parameters and doc of the method ``name``."""
         method = self.services.registry.get(name)
         if method is None:
-            raise NotFoundError(f"no method {name!r}", {"entity": "method", "name": name})
+            raise NotFoundError(f"no method {shown(name)!r}", {"entity": "method", "name": shown(name)})
         return method.describe()
