@@ -44,7 +44,9 @@ def configure(level: str = "info", log_file: str | Path | None = None, stream: T
         extra: list[Any] = [structlog.processors.format_exc_info]
     else:
         handler = logging.StreamHandler(stream or sys.stderr)
-        renderer = structlog.dev.ConsoleRenderer(colors=False)
+        # Plain tracebacks: with `rich` installed, structlog's default shows each frame's
+        # local variables, a password among them.
+        renderer = structlog.dev.ConsoleRenderer(colors=False, exception_formatter=structlog.dev.plain_traceback)
         extra = []
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(

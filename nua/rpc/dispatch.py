@@ -16,8 +16,9 @@ is cancelled, and work that has started is refused when it asks an actor
 client being a routing identity; each member of a batch counts): past a bound
 a call gets a busy error at once, so one client flooding the daemon cannot
 take every other client's share. System calls (``@public(system=True)``:
-status, introspection) have their own lane: their own pool, and exempt from
-the global bound.
+status, introspection) have their own lane: their own pool, exempt from the
+global bound, and at most :data:`MAX_SYSTEM_CALLS_PER_CLIENT` waiting for each
+client, so that clients flooding the lane cannot make another's status wait.
 
 Replying never raises out of here: a reply over ``max_reply_bytes`` becomes a
 too-large error asking to page, and a reply that fails to encode or to send
@@ -46,6 +47,11 @@ from nua.rpc import errors
 from nua.rpc.cancel import CallScope
 from nua.rpc.protocol import BadRequest, Batch, GuardedProtocol, encode_batch, encode_error, encode_result
 from nua.rpc.registry import Method, Registry
+
+# System calls one client may have waiting: one status at a time is all a client needs,
+# and the lane's pool (two threads) is shared by every client: one client alone can
+# never occupy it.
+MAX_SYSTEM_CALLS_PER_CLIENT = 1
 
 Send = Callable[[bytes], None]
 # Where one request's encoded reply goes; ``None`` for a notification's.
@@ -221,6 +227,7 @@ class Dispatcher:
         self._done: queue.SimpleQueue[tuple[int, AnyFuture]] = queue.SimpleQueue()
         # Waiting calls per client (entries at zero are removed: bounded by the calls waiting).
         self._per_client: dict[bytes, int] = {}
+        self._system_per_client: dict[bytes, int] = {}
         self._system_waiting = 0
 
     @property
@@ -283,6 +290,7 @@ class Dispatcher:
         if (
             self._per_client.get(client, 0) >= self.max_in_flight_per_client
             or len(self._waiting) - self._system_waiting >= self.max_in_flight
+            or (method.system and self._system_per_client.get(client, 0) >= MAX_SYSTEM_CALLS_PER_CLIENT)
         ):
             busy = self._busy(method, client)
             if busy is not None:
@@ -310,6 +318,7 @@ class Dispatcher:
         self._per_client[client] = self._per_client.get(client, 0) + 1
         if method.system:
             self._system_waiting += 1
+            self._system_per_client[client] = self._system_per_client.get(client, 0) + 1
         self._watch(call_id, waiting, result)
 
     def _checked(self, request: Any) -> Method | errors.RpcError:
@@ -340,6 +349,11 @@ class Dispatcher:
             )
         if not method.system and len(self._waiting) - self._system_waiting >= self.max_in_flight:
             return errors.BusyError("too many calls in flight; retry later", {"max_in_flight": self.max_in_flight})
+        if method.system and self._system_per_client.get(client, 0) >= MAX_SYSTEM_CALLS_PER_CLIENT:
+            return errors.BusyError(
+                "too many status calls in flight from this client; wait for their replies",
+                {"max_system_calls_per_client": MAX_SYSTEM_CALLS_PER_CLIENT},
+            )
         return None
 
     def _watch(self, call_id: int, waiting: _Waiting, future: AnyFuture) -> None:
@@ -368,6 +382,11 @@ class Dispatcher:
             del self._per_client[waiting.client]
         if waiting.system:
             self._system_waiting -= 1
+            left = self._system_per_client[waiting.client] - 1
+            if left:
+                self._system_per_client[waiting.client] = left
+            else:
+                del self._system_per_client[waiting.client]
 
     # -- completions and deadlines --------------------------------------------------------
 

@@ -18,7 +18,7 @@ from nua.actors._future import NotifyingFuture
 from nua.actors._supervised import ChildContext, SupervisedActor
 from nua.actors.directory import Directory
 from nua.rpc import errors
-from nua.rpc.dispatch import Dispatcher
+from nua.rpc.dispatch import MAX_SYSTEM_CALLS_PER_CLIENT, Dispatcher
 from nua.rpc.registry import MethodGroup, public
 from nua.rpc.services import Services, then
 
@@ -206,6 +206,11 @@ class LaneMethods(MethodGroup):
     def status(self) -> str:
         return "fine"
 
+    @public(offload=True, system=True)
+    def held_status(self, gate: str) -> str:
+        LATE_GATES[gate].wait(10)
+        return "held"
+
     @public(offload=True)
     def late(self, gate: str) -> NotifyingFuture:
         try:
@@ -252,6 +257,20 @@ def test_system_calls_are_exempt_from_the_global_bound(lanes: Harness) -> None:
     assert lanes.wait_reply() == {"jsonrpc": "2.0", "id": "status", "result": "fine"}
     lanes.handle(_request("owner_double", [1], 3))
     assert lanes.sent.pop()["error"]["data"] == {"max_in_flight": 2}
+
+
+def test_a_client_flooding_the_system_lane_leaves_the_others_their_status(lanes: Harness) -> None:
+    lanes.dispatcher.max_in_flight_per_client = 10
+    LATE_GATES["status"] = threading.Event()
+    lanes.handle(_request("lane_held_status", ["status"], "a1"), b"A")
+    lanes.handle(_request("lane_status", [], "a2"), b"A")
+    assert lanes.sent.pop()["error"]["data"] == {"max_system_calls_per_client": MAX_SYSTEM_CALLS_PER_CLIENT}
+    lanes.handle(_request("lane_status", [], "b1"), b"B")
+    assert lanes.wait_reply() == {"jsonrpc": "2.0", "id": "b1", "result": "fine"}
+    LATE_GATES["status"].set()
+    assert lanes.wait_reply()["id"] == "a1"
+    lanes.handle(_request("lane_status", [], "a3"), b"A")
+    assert lanes.wait_reply()["id"] == "a3"  # A's count went back down
 
 
 def test_offloaded_work_past_its_deadline_never_asks_the_owner(lanes: Harness) -> None:
