@@ -2,12 +2,14 @@
 
 Every command is one JSON-RPC call (or a few) through :class:`nua.rpc.client.Client`.
 Human tables by default, ``--json`` for scripts. Exit codes: 0 success, 1 the
-daemon answered with an error, 2 a usage error, 3 the daemon is unreachable;
-each failure prints one line saying what to do.
+daemon answered with an error, 2 a usage error, 3 the daemon is unreachable, 6
+the settings are wrong; each failure prints one line saying what to do (one per
+problem with the settings).
 
 It starts fast: only ``json``, ``zmq`` and the standard library are imported on
 the way to a call (no tinyrpc, SQLAlchemy, structlog or pykka), and the endpoint
-is found from the same settings as the daemon's without loading more than needed.
+is found from the same settings as the daemon's, checked by the same rules,
+without loading more than needed (see :mod:`nua.rpc.endpoint`).
 """
 
 from __future__ import annotations
@@ -26,10 +28,15 @@ EXIT_OK = 0
 EXIT_RPC_ERROR = 1
 EXIT_USAGE = 2
 EXIT_UNREACHABLE = 3
+EXIT_NOT_CONFIGURED = 6
 
 
 class UsageError(Exception):
     """A command line that cannot be run as given (exit 2)."""
+
+
+class NotConfiguredError(Exception):
+    """The settings that say where the daemon is are wrong (exit 6, as the daemon's own)."""
 
 
 # -- output -------------------------------------------------------------------------------
@@ -400,7 +407,11 @@ def _parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
 
 
 def resolve_endpoint(args: argparse.Namespace) -> str:
-    """``--endpoint``, else the daemon's own setting from ``--config``/``NUA_CONFIG`` and ``NUA_*``."""
+    """``--endpoint``, else the daemon's own setting from ``--config``/``NUA_CONFIG`` and ``NUA_*``.
+
+    Wrong settings are :class:`NotConfiguredError`, with the loader's lines naming
+    each key and its source.
+    """
     if args.endpoint:
         return str(args.endpoint)
     from nua.rpc.endpoint import find_endpoint  # noqa: PLC0415 - only when the endpoint is not given
@@ -409,7 +420,7 @@ def resolve_endpoint(args: argparse.Namespace) -> str:
         return find_endpoint(args.config)
     except Exception as exc:
         if type(exc).__name__ == "SettingsError":  # not imported: nua.settings is loaded only when needed
-            raise UsageError(str(exc)) from None
+            raise NotConfiguredError(str(exc)) from None
         raise
 
 
@@ -417,7 +428,8 @@ def resolve_endpoint(args: argparse.Namespace) -> str:
 
 
 def _fail(message: str, code: int, stderr: TextIO) -> int:
-    print(f"nua: {message}", file=stderr)
+    for line in message.splitlines():
+        print(f"nua: {line}", file=stderr)
     return code
 
 
@@ -459,6 +471,8 @@ def main(  # noqa: PLR0911 - one exit per outcome
             result, show = args.run(client, args, stdin)
     except UsageError as exc:
         return _fail(f"{exc} (see nua --help)", EXIT_USAGE, stderr)
+    except NotConfiguredError as exc:
+        return _fail(str(exc), EXIT_NOT_CONFIGURED, stderr)
     except RpcError as exc:
         return _fail(_rpc_error_line(exc), EXIT_RPC_ERROR, stderr)
     except DaemonUnreachableError as exc:

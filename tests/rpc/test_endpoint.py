@@ -33,7 +33,7 @@ def test_same_as_the_settings_loader(tmp_path: Path, config_text: str | None, en
         config = tmp_path / "nua.toml"
         config.write_text(config_text, encoding="utf-8")
         env = {**env, "NUA_CONFIG": str(config)}
-    assert find_endpoint(None, env) == settings.load(None, env).zmq.bind_endpoint
+    assert find_endpoint(None, env) == settings.load(None, env, deep=False).zmq.bind_endpoint
 
 
 def test_errors_come_from_the_settings_loader(tmp_path: Path) -> None:
