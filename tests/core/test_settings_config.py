@@ -84,10 +84,10 @@ def test_passwords_in_the_database_url_are_masked(sources: tuple[Path, dict[str,
     assert tomllib.loads(text)["db"]["url"] == "postgresql+psycopg://nua:***@127.0.0.1:5432/nua?sslpassword=***"
 
 
-def run_config(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+def run_command(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("NUA_")}
     return subprocess.run(
-        [sys.executable, "-m", "nua.daemon.cli", *args, "config"],
+        [sys.executable, "-m", "nua.daemon.cli", *args],
         capture_output=True,
         text=True,
         timeout=60,
@@ -99,7 +99,7 @@ def run_config(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[s
 
 def test_the_command_prints_it_and_exits_0(sources: tuple[Path, dict[str, str]]) -> None:
     config, env = sources
-    done = run_config("--config", str(config), env=env)
+    done = run_command("--config", str(config), "config", env=env)
     assert done.returncode == 0, done.stderr
     assert done.stdout == settings.effective_toml(config, env)
     assert origins(done.stdout)[("db", "max_batch")] == str(config)
@@ -108,7 +108,7 @@ def test_the_command_prints_it_and_exits_0(sources: tuple[Path, dict[str, str]])
 def test_the_command_exits_6_with_one_line_per_problem(tmp_path: Path) -> None:
     config = tmp_path / "bad.toml"
     config.write_text("[zmq]\nport = 99999\n[security]\nscrypt_n = 1000\n", encoding="utf-8")
-    done = run_config(env={"NUA_CONFIG": str(config), "NUA_RPC_CALL_TIMEOUT_S": "nan"})
+    done = run_command("config", env={"NUA_CONFIG": str(config), "NUA_RPC_CALL_TIMEOUT_S": "nan"})
     assert done.returncode == 6
     assert done.stdout == ""
     assert sorted(done.stderr.splitlines()) == [
@@ -119,3 +119,23 @@ def test_the_command_exits_6_with_one_line_per_problem(tmp_path: Path) -> None:
             " above 0 and at most 86400, got nan"
         ),
     ]
+
+
+def test_start_runs_the_deep_rules_and_stop_status_do_not(tmp_path: Path) -> None:
+    env = {
+        "NUA_DB_URL": "nosuchdb://nua:s3cret@db.example/nua",
+        "XDG_RUNTIME_DIR": str(tmp_path / "run"),
+        "XDG_STATE_HOME": str(tmp_path / "state"),
+    }
+    start = run_command("start", env=env)
+    assert start.returncode == 6
+    assert start.stderr.splitlines() == [
+        (
+            "nua-orchestrator: environment NUA_DB_URL: [db] url must name a database SQLAlchemy knows,"
+            " not 'nosuchdb', got 'nosuchdb://nua:***@db.example/nua'"
+        )
+    ]
+    assert not (tmp_path / "run").exists()  # refused at load, before any directory or process was made
+    # Finding (and stopping) a daemon needs no database driver: a broken URL does not stand in the way.
+    assert run_command("status", env=env).returncode == 3
+    assert run_command("stop", env=env).returncode == 0
