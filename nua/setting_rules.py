@@ -278,7 +278,8 @@ class ScryptAccepted(CrossRule):
             hashlib.scrypt(b"", salt=b"nua", n=n, r=r, p=p, maxmem=scrypt_maxmem(n, r, p), dklen=1)
         except (ValueError, MemoryError, OverflowError) as exc:
             given = ", ".join(f"{key[1]} = {values[key]}" for key in SCRYPT_KEYS)
-            return f"[security] {given}: hashlib.scrypt refuses them with nua's memory bound ({exc})"
+            bound = "128 * n * r * (p + 1) bytes + 1 MiB"
+            return f"[security] {given}: hashlib.scrypt refuses them with the memory nua allows it, {bound} ({exc})"
         return None
 
 

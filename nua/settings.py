@@ -485,9 +485,9 @@ def effective_toml(config_file: str | Path | None = None, environ: typing.Mappin
     _check_meaning(sources, deep=True)
     lines = [
         "# nua's effective settings: the packaged defaults (params.toml), then "
-        + (f"the file {path}" if path is not None else "no file (neither --config nor NUA_CONFIG)")
-        + ", then NUA_<SECTION>_<KEY> variables.",
-        "# Each key is followed by where its value came from; passwords in URLs are shown as ***.",
+        + (f"the file {path}," if path is not None else "no file (neither --config nor NUA_CONFIG),"),
+        "# then NUA_<SECTION>_<KEY> variables. Each key is followed by where its value came from;",
+        "# passwords in URLs are shown as ***.",
     ]
     for section in _SECTIONS:
         rendered = {

@@ -1,4 +1,4 @@
-"""``nua-orchestrator``: start, stop, restart and query the daemon.
+"""``nua-orchestrator``: start, stop, restart and query the daemon; show its effective settings.
 
 Exit codes follow the LSB init-script conventions: 0 success, 1 failure, 2 bad
 usage, 6 not configured (the settings are wrong); ``status`` exits 0 running
