@@ -304,11 +304,18 @@ class _Sources:
 
     values: dict[str, dict[str, Any]] = field(default_factory=lambda: {s: {} for s in _SECTIONS})
     origins: dict[Key, str] = field(default_factory=dict)
+    # Each source by the order it was merged in: defaults, then the file, then each variable.
+    order: dict[str, int] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
 
     def record(self, section: str, key: str, value: Any, source: str) -> None:
         self.values[section][key] = value
         self.origins[(section, key)] = source
+        self.order.setdefault(source, len(self.order))
+
+    def latest(self, keys: tuple[Key, ...]) -> str:
+        """The source that had the last word among ``keys``: the environment, else the file, else the defaults."""
+        return max((self.origins[key] for key in keys), key=self.order.__getitem__)
 
     def complain(self, source: str, text: str) -> None:
         self.problems.append(f"{source}: {text}")
@@ -435,19 +442,8 @@ def _check_meaning(sources: _Sources, *, deep: bool) -> None:
             continue
         complaint = cross.complaint(values, sources.origins)
         if complaint is not None:
-            sources.complain(_latest(cross.keys, sources.origins), complaint)
+            sources.complain(sources.latest(cross.keys), complaint)
     sources.fail_if_any()
-
-
-def _latest(keys: tuple[Key, ...], origins: Mapping[Key, str]) -> str:
-    """The source that set the last word among ``keys``: the environment, else the file, else the defaults."""
-    return max((origins[key] for key in keys), key=_precedence)
-
-
-def _precedence(origin: str) -> int:
-    if origin.startswith("environment "):
-        return 2
-    return 0 if origin == DEFAULTS_SOURCE else 1
 
 
 def _build(sources: _Sources, path: Path | None) -> Settings:
@@ -462,8 +458,9 @@ def load(
 
     Raises :class:`SettingsError` listing every problem. ``deep=False`` skips the
     rules that import or run the library behind a value (the database URL's
-    parser and driver, the scrypt probe): for a client that needs only the
-    endpoint and must start fast. The daemon and ``nua-orchestrator`` keep them.
+    parser and driver, the scrypt probe): for what only finds a daemon (``nua``,
+    ``status``, ``stop``) and must be quick. ``start``, the daemon's reload and
+    ``nua-orchestrator config`` keep them.
     """
     env = os.environ if environ is None else environ
     sources, path = _gather(config_file, env)
