@@ -157,6 +157,18 @@ class _LoggedOnce:
         return True
 
 
+@dataclass
+class BoundEndpoint:
+    """The endpoint the gateway's first incarnation bound, for its successors to bind again.
+
+    ``tcp://…:0`` asks for any free port: a restarted gateway must come back on the
+    port its clients and the runtime record know, not on a new one. The start
+    function that makes each incarnation holds one and hands it to every one.
+    """
+
+    endpoint: str | None = None
+
+
 @dataclass(frozen=True)
 class GatewayInfo:
     """Asks the gateway for its endpoint, method count, calls in flight, clients and drop counters."""
@@ -227,11 +239,17 @@ class Gateway(SupervisedActor):
     """Binds the RPC endpoint and serves it from its I/O thread."""
 
     def __init__(
-        self, context: ChildContext, settings: Settings, directory: Directory, health: Health | None = None
+        self,
+        context: ChildContext,
+        settings: Settings,
+        directory: Directory,
+        health: Health | None = None,
+        bound: BoundEndpoint | None = None,
     ) -> None:
         super().__init__(context)
         self.settings = settings
-        self.endpoint = settings.zmq.bind_endpoint
+        self._bound = bound if bound is not None else BoundEndpoint()
+        self.endpoint = self._bound.endpoint or settings.zmq.bind_endpoint
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._zmq: zmq.Context[Any] | None = None
@@ -308,6 +326,7 @@ class Gateway(SupervisedActor):
             if socket_file is not None:
                 socket_file.chmod(0o600)
             self.services.endpoint = sock.getsockopt_string(zmq.LAST_ENDPOINT)
+            self._bound.endpoint = self.services.endpoint
         except BaseException:
             sock.close(linger=0)
             raise
@@ -500,4 +519,4 @@ class Gateway(SupervisedActor):
         dispatcher.handle(message.frames[-1], send, envelope[0])
 
 
-__all__ = ["Gateway", "GatewayInfo", "GatewayIoError", "IoFailed"]
+__all__ = ["BoundEndpoint", "Gateway", "GatewayInfo", "GatewayIoError", "IoFailed"]

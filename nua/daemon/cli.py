@@ -93,6 +93,9 @@ def show_config(config: str | None) -> int:
 def format_status(report: dict[str, Any]) -> str:
     """The status report for humans: a summary, then the actor tree."""
     lines = [f"nua-orchestrator: {report['message']}"]
+    # How the daemon was reached, when that is not simply through these settings.
+    notes = (("record_warning", "warning:"), ("disagreement", "note:"))
+    lines.extend(f"  {label:<13}{report[key]}" for key, label in notes if report.get(key))
     labels = (
         ("pid", "pid"),
         ("uptime_s", "uptime"),

@@ -2,7 +2,9 @@
 
 Each returns the exit code the ``nua-orchestrator`` command exits with (``status``
 returns a dict carrying it) and prints one line saying what happened. They find
-the daemon through the pid file's lock, never through the file's mere existence.
+the daemon through the pid file's lock, never through the file's mere existence,
+and reach it through its runtime record (:mod:`nua.runtime`), the settings'
+endpoint serving only when there is no record to trust.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import Any
 
 import psutil
 
-from nua import settings
+from nua import runtime, settings
 from nua.daemon import pidfile
 from nua.daemon.daemonize import Outcome, Readiness, Report, daemonize
 from nua.daemon.endpoint import ipc_path, is_free
@@ -103,7 +105,9 @@ def start(config: str | Path | None = None, *, foreground: bool = False) -> int:
 def _report_start(report: Report, loaded: settings.Settings) -> int:
     match report.outcome:
         case Outcome.READY:
-            _say(f"started (pid {report.pid}, endpoint {loaded.zmq.bind_endpoint}, log {loaded.server.log_file})")
+            # The endpoint it bound, which a tcp port 0 only the daemon knows.
+            endpoint = runtime.locate(loaded.server.pid_file, loaded.zmq.bind_endpoint).endpoint
+            _say(f"started (pid {report.pid}, endpoint {endpoint}, log {loaded.server.log_file})")
             return EXIT_OK
         case Outcome.RUNNING:
             _say(f"already running (pid {report.pid})")
@@ -132,12 +136,15 @@ def stop(config: str | Path | None = None) -> int:
     pid = _holder(state, path)
     if pid is None:
         return EXIT_FAILED
+    found = runtime.locate(path, loaded.zmq.bind_endpoint, state)
+    if found.problem is not None:
+        _complain(f"warning: {found.problem}; using the settings' endpoint {found.endpoint}")
     if not _stop_process(pid, loaded.server.stop_timeout_s):
         _complain(f"pid {pid} survived SIGKILL")
         return EXIT_FAILED
-    _clean_after(loaded, path)
-    if not _wait_endpoint_free(loaded.zmq.bind_endpoint, KILL_WAIT_S):
-        _complain(f"stopped pid {pid}, but {loaded.zmq.bind_endpoint} is still in use by another process")
+    _clean_after(found.endpoint, path, pid)
+    if not _wait_endpoint_free(found.endpoint, KILL_WAIT_S):
+        _complain(f"stopped pid {pid}, but {found.endpoint} is still in use by another process")
         return EXIT_FAILED
     _say(f"stopped (pid {pid})")
     return EXIT_OK
@@ -191,11 +198,13 @@ def wait_gone(pid: int, timeout_s: float) -> bool:
         os.close(pidfd)
 
 
-def _clean_after(loaded: settings.Settings, path: Path) -> None:
-    """Remove what a killed daemon could not: its pid file and socket file, if no one owns them."""
+def _clean_after(endpoint: str, path: Path, pid: int) -> None:
+    """Remove what a killed daemon ``pid`` could not: its pid file, record and socket file, if no one owns them."""
     pidfile.remove_stale(path)
-    socket_file = ipc_path(loaded.zmq.bind_endpoint)
-    if socket_file is not None and socket_file.is_socket() and is_free(loaded.zmq.bind_endpoint):
+    with contextlib.suppress(OSError):  # left behind, it is not trusted anyway (its pid holds no lock)
+        runtime.remove_if_pid(runtime.record_path(path), pid)
+    socket_file = ipc_path(endpoint)
+    if socket_file is not None and socket_file.is_socket() and is_free(endpoint):
         with contextlib.suppress(FileNotFoundError):
             socket_file.unlink()
 
@@ -236,6 +245,11 @@ def status(config: str | Path | None = None) -> dict[str, Any]:
     database URL, log file, method count, actor tree) is merged in; it is asked
     with a short timeout so that a stuck daemon cannot make this hang. A degraded
     daemon's ``code`` is still 0 (LSB: it runs).
+
+    The daemon is reached through its runtime record when there is one to trust
+    (``record``; ``endpoint`` is then the one it bound), else through the settings
+    (``settings_endpoint``). ``disagreement`` says in one line how the daemon's
+    own settings differ from these; ``record_warning`` why a record was not used.
     """
     try:
         loaded = settings.load(config, deep=False)
@@ -245,18 +259,28 @@ def status(config: str | Path | None = None) -> dict[str, Any]:
     base: dict[str, Any] = {
         "pid_file": str(path),
         "endpoint": loaded.zmq.bind_endpoint,
+        "settings_endpoint": loaded.zmq.bind_endpoint,
         "log_file": loaded.server.log_file,
+        "record": None,
+        "disagreement": None,
     }
     try:
         state = pidfile.inspect(path)
     except OSError as exc:
         return {**base, "code": STATUS_UNKNOWN, "state": "unknown", "running": False, "message": str(exc)}
+    found = runtime.locate(path, loaded.zmq.bind_endpoint, state)
+    base["endpoint"] = found.endpoint
+    if found.problem is not None:
+        base["record_warning"] = found.problem
+    if found.record is not None:
+        base["record"] = found.record.as_dict()
+        base["disagreement"] = disagreement(found.record, loaded)
     if state.locked:
         if state.pid is None or pidfile.opened_by(state.pid, path) is False:
             message = f"a process holds the lock of {path}, but not the pid it names ({state.pid})"
             return {**base, "code": STATUS_UNKNOWN, "state": "unknown", "running": True, "pid": state.pid,
                     "message": message}  # fmt: skip
-        return {**base, **_running_status(loaded, state.pid)}
+        return {**base, **_running_status(loaded, state.pid, found)}
     if state.exists:
         message = f"not running, but {path} is left (pid {state.pid})"
         return {**base, "code": STATUS_DEAD_PID_FILE, "state": "dead", "running": False, "pid": state.pid,
@@ -264,15 +288,35 @@ def status(config: str | Path | None = None) -> dict[str, Any]:
     return {**base, "code": STATUS_NOT_RUNNING, "state": "stopped", "running": False, "message": "not running"}
 
 
-def _running_status(loaded: settings.Settings, pid: int | None) -> dict[str, Any]:
+def disagreement(record: runtime.Record, loaded: settings.Settings) -> str | None:
+    """One line saying how the running daemon's settings differ from ``loaded``, ``None`` if they agree."""
+    differences = []
+    if record.settings_endpoint != loaded.zmq.bind_endpoint:
+        bound = f" (bound {record.endpoint})" if record.endpoint not in {None, record.settings_endpoint} else ""
+        differences.append(
+            f"it was started with endpoint {record.settings_endpoint}{bound}, these settings say"
+            f" {loaded.zmq.bind_endpoint}"
+        )
+    mine = str(loaded.config_file) if loaded.config_file is not None else None
+    if record.config_file != mine:
+        started_with = record.config_file or "(none)"
+        differences.append(f"it was started with config file {started_with}, these say {mine or '(none)'}")
+    if not differences:
+        return None
+    return "the daemon's settings differ from these: " + "; ".join(differences) + " (a restart applies these)"
+
+
+def _running_status(loaded: settings.Settings, pid: int | None, found: runtime.Located) -> dict[str, Any]:
     info: dict[str, Any] = {"pid": pid, "uptime_s": _uptime(pid), "running": True}
-    if not loaded.server.start_zmq_server:
+    rpc_disabled = found.record.endpoint is None if found.record is not None else not loaded.server.start_zmq_server
+    if rpc_disabled:
         message = f"running (pid {pid}); RPC is disabled ([server] start_zmq_server = false)"
         return {**info, "code": STATUS_RUNNING, "state": "running", "message": message}
     try:
-        reply = query(loaded.zmq.bind_endpoint, "sys_status", timeout_s=STATUS_RPC_TIMEOUT_S)
+        reply = query(found.endpoint, "sys_status", timeout_s=STATUS_RPC_TIMEOUT_S)
     except QueryError as exc:
-        message = f"pid {pid} holds the lock but does not answer on {loaded.zmq.bind_endpoint}: {exc}"
+        source = "its runtime record" if found.record is not None else "the settings (no runtime record to trust)"
+        message = f"pid {pid} holds the lock but {exc.reason} on {found.endpoint}, the endpoint from {source}"
         return {**info, "code": STATUS_UNKNOWN, "state": "unknown", "message": message}
     info.update(reply if isinstance(reply, dict) else {"sys_status": reply})
     degraded = info.get("degraded") or []
@@ -293,7 +337,15 @@ def _uptime(pid: int | None) -> float | None:
 
 
 class QueryError(RuntimeError):
-    """The daemon did not answer a JSON-RPC call in time, or answered with an error."""
+    """The daemon did not answer a JSON-RPC call in time, or answered with an error.
+
+    ``reason`` says what happened without the client's advice to start a daemon,
+    which would contradict a caller that knows one runs.
+    """
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 def query(endpoint: str, method: str, *, timeout_s: float) -> Any:
@@ -308,5 +360,7 @@ def query(endpoint: str, method: str, *, timeout_s: float) -> Any:
     try:
         with Client(endpoint, timeout=timeout_s) as client:
             return client.call(method)
-    except (DaemonUnreachableError, ProtocolError, RpcError) as exc:
-        raise QueryError(str(exc)) from exc
+    except DaemonUnreachableError as exc:
+        raise QueryError(str(exc), f"does not answer within {timeout_s:g} s") from exc
+    except (ProtocolError, RpcError) as exc:
+        raise QueryError(str(exc), f"answers {method} with an error ({exc})") from exc

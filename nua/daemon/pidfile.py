@@ -15,17 +15,22 @@ linked or renamed into place, so nobody ever reads a half-written pid. Replacing
 stale file happens while holding the lock of the file replaced, and after checking
 that the path still names it, so two starters racing over the same stale file end
 with exactly one winner.
+
+This module is the holder's side. The read-only probe (``inspect``, ``read_pid``,
+``opened_by``) lives in the leaf :mod:`nua.pidlock`, so that clients below the
+daemon layer (the ``nua`` CLI, :mod:`nua.runtime`) can use it; it is re-exported
+here for the daemon's callers.
 """
 
 from __future__ import annotations
 
 import contextlib
-import errno
 import fcntl
 import os
 import secrets
-from dataclasses import dataclass
 from pathlib import Path
+
+from nua.pidlock import PidFileState, inspect, is_locked, opened_by, parse_pid, read_pid, try_lock
 
 TEMP_SUFFIX = ".tmp"
 
@@ -38,86 +43,6 @@ class AlreadyRunningError(RuntimeError):
         super().__init__(f"already running ({owner}, pid file {path})")
         self.path = path
         self.pid = pid
-
-
-@dataclass(frozen=True)
-class PidFileState:
-    """What a look at the pid file found, without changing anything."""
-
-    exists: bool
-    locked: bool  # a live process holds the lock: a daemon runs
-    pid: int | None  # the pid written in the file, if readable
-
-
-def parse_pid(data: bytes) -> int | None:
-    """The pid a pid file's content names, or ``None`` if it is not one."""
-    text = data.strip()
-    return int(text) if text.isdigit() and int(text) > 0 else None
-
-
-def read_pid(path: Path) -> int | None:
-    """The pid written in ``path``, or ``None`` if it is missing, unreadable or not a pid."""
-    try:
-        return parse_pid(path.read_bytes())
-    except OSError:
-        return None
-
-
-def _try_lock(fd: int, *, shared: bool = False) -> bool:
-    try:
-        fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
-    except OSError as exc:
-        if exc.errno in {errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES}:
-            return False
-        raise
-    return True
-
-
-def _is_locked(path: Path) -> bool:
-    """Whether a live process holds ``path``'s exclusive lock; ``FileNotFoundError`` if it is gone."""
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        # A shared lock is enough to learn whether an exclusive one is held, and
-        # two inspectors never block each other.
-        return not _try_lock(fd, shared=True)
-    finally:
-        os.close(fd)  # also releases our shared lock
-
-
-def inspect(path: Path) -> PidFileState:
-    """Whether ``path`` exists, is locked by a live daemon, and which pid it names."""
-    try:
-        locked = _is_locked(path)
-    except FileNotFoundError:
-        return PidFileState(exists=False, locked=False, pid=None)
-    return PidFileState(exists=True, locked=locked, pid=read_pid(path))
-
-
-def opened_by(pid: int, path: Path) -> bool | None:
-    """Whether process ``pid`` has ``path`` open (the lock holder does), ``None`` if we cannot tell.
-
-    Compared by inode, not by name: the holder opened the file under a temporary
-    name before linking it into place.
-    """
-    try:
-        target = path.stat()
-    except FileNotFoundError:
-        return False
-    fd_dir = Path(f"/proc/{pid}/fd")
-    try:
-        entries = list(fd_dir.iterdir())
-    except FileNotFoundError:
-        return False if Path("/proc/self/fd").is_dir() else None
-    except PermissionError:
-        return None
-    for entry in entries:
-        try:
-            info = entry.stat()
-        except OSError:
-            continue  # closed meanwhile, or not a file
-        if (info.st_dev, info.st_ino) == (target.st_dev, target.st_ino):
-            return True
-    return False
 
 
 def _same_file(fd: int, path: Path) -> bool:
@@ -197,8 +122,8 @@ class PidFile:
         except FileNotFoundError:
             return False
         try:
-            if not _try_lock(old):
-                if _try_lock(old, shared=True):
+            if not try_lock(old):
+                if try_lock(old, shared=True):
                     # Only an inspector's brief shared lock (``status``, a
                     # starter's check): no daemon holds it. Look again.
                     fcntl.flock(old, fcntl.LOCK_UN)
@@ -234,7 +159,7 @@ def remove_stale(path: Path) -> bool:
     except FileNotFoundError:
         return False
     try:
-        if not _try_lock(fd) or not _same_file(fd, path):
+        if not try_lock(fd) or not _same_file(fd, path):
             return False
         path.unlink()
         return True
@@ -247,6 +172,19 @@ def stale_temp_files(path: Path) -> list[Path]:
     stale = []
     for candidate in path.parent.glob(f".{path.name}.*{TEMP_SUFFIX}"):
         with contextlib.suppress(FileNotFoundError):  # installed or removed meanwhile
-            if candidate.is_file() and not _is_locked(candidate):
+            if candidate.is_file() and not is_locked(candidate):
                 stale.append(candidate)
     return stale
+
+
+__all__ = [
+    "AlreadyRunningError",
+    "PidFile",
+    "PidFileState",
+    "inspect",
+    "opened_by",
+    "parse_pid",
+    "read_pid",
+    "remove_stale",
+    "stale_temp_files",
+]

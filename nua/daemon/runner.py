@@ -19,6 +19,7 @@ import queue
 import signal
 import sys
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -27,8 +28,10 @@ from typing import Any
 import pykka
 import pykka.debug
 
-from nua import log, settings
-from nua.actors.directory import Directory
+import nua
+from nua import log, runtime, settings
+from nua.actors.directory import GATEWAY, Directory
+from nua.actors.gateway import GatewayInfo
 from nua.actors.health import Health
 from nua.actors.messages import Exited, Ping
 from nua.actors.supervisor import ChildSpec
@@ -51,6 +54,8 @@ _POSTED = 0  # never a signal number: "look at the posted events"
 # Python code (the DB writer building a batch), which delays replies and shrinks the
 # next batch. A shorter interval bounds that wait. Process-wide, so set here.
 GIL_SWITCH_INTERVAL_S = 0.0005
+# How long the daemon waits for the gateway to say which endpoint it bound.
+GATEWAY_INFO_TIMEOUT_S = 5.0
 
 
 class _Kind(enum.Enum):
@@ -137,6 +142,9 @@ class Daemon:
         self.foreground = foreground
         self.readiness = readiness or Readiness(None)
         self.pid_file = PidFile(config.server.pid_file)
+        self.record_file = runtime.record_path(config.server.pid_file)
+        self._record_written: tuple[int, int] | None = None
+        self.started_at = time.time()
         self.directory = Directory()
         self.health = Health()
         self.wakeup = _Wakeup()
@@ -181,11 +189,26 @@ class Daemon:
         except OSError as exc:
             return self._start_failed(f"cannot take the pid file {self.pid_file.path}: {exc}")
         try:
+            # Under our lock, a record still there was left by a daemon that died
+            # without cleaning up (kill -9): it must not point clients at its endpoint.
+            self._remove_stale_record()
             return self._serve()
         finally:
             self._remove_runtime_files()
             self.pid_file.release()
             self.log.info("daemon_exited")
+
+    def _remove_stale_record(self) -> None:
+        # Writing ours renames over a record that cannot be removed; until then
+        # clients do not trust it (its pid holds no lock).
+        for path in [self.record_file, *runtime.leftover_temp_files(self.record_file)]:
+            try:
+                removed = runtime.remove(path)
+            except OSError as exc:
+                self.log.error("stale_file_not_removed", path=str(path), error=str(exc))
+                continue
+            if removed:
+                self.log.info("stale_file_removed", path=str(path))
 
     def _configure_logs(self) -> None:
         server = self.settings.server
@@ -234,10 +257,45 @@ class Daemon:
         return EXIT_FAILED
 
     def _ready(self) -> None:
-        self.log.info("daemon_ready", endpoint=self.settings.zmq.bind_endpoint, children=self.directory.names())
+        endpoint = self._bound_endpoint()
+        # Before anyone is told we are ready: a client that `start` has just
+        # returned to must find the record.
+        self._write_record(endpoint)
+        self.log.info("daemon_ready", endpoint=endpoint, children=self.directory.names())
         self.readiness.ready()
         if notify.notify("READY=1"):
             self.log.debug("notified_systemd", state="READY=1")
+
+    def _bound_endpoint(self) -> str | None:
+        """The endpoint the gateway bound (a tcp port 0 resolved), as it says; ``None`` without RPC."""
+        gateway = self.directory.lookup(GATEWAY)
+        if gateway is None:
+            return None
+        try:
+            info = gateway.ask(GatewayInfo(), timeout=GATEWAY_INFO_TIMEOUT_S)
+        except (pykka.ActorDeadError, pykka.Timeout) as exc:
+            self.log.error("gateway_info_failed", error=repr(exc))
+            return None
+        endpoint = info.get("endpoint") if isinstance(info, dict) else None
+        return endpoint if isinstance(endpoint, str) and endpoint else None
+
+    def _write_record(self, endpoint: str | None) -> None:
+        """Write the runtime record; a failure is logged, not fatal (clients fall back to the settings)."""
+        config_file = self.settings.config_file
+        record = runtime.Record(
+            pid=os.getpid(),
+            started_at=self.started_at,
+            version=nua.__version__,
+            endpoint=endpoint,
+            settings_endpoint=self.settings.zmq.bind_endpoint,
+            config_file=str(config_file) if config_file is not None else None,
+        )
+        try:
+            self._record_written = runtime.write(self.record_file, record)
+        except OSError as exc:
+            self.log.error("runtime_record_failed", path=str(self.record_file), error=str(exc))
+            return
+        self.log.debug("runtime_record_written", path=str(self.record_file), endpoint=endpoint)
 
     # -- running ---------------------------------------------------------------------
 
@@ -333,7 +391,14 @@ class Daemon:
 
     def _remove_runtime_files(self) -> None:
         # Still under our pid lock: no other daemon can be using these. The exit
-        # flag, if it ended us, has been consumed.
+        # flag, if it ended us, has been consumed. The record only if it is still
+        # the one we wrote: had our pid file been removed, a newer daemon may own it.
+        written, self._record_written = self._record_written, None
+        if written is not None:
+            try:
+                runtime.remove(self.record_file, written)
+            except OSError as exc:
+                self.log.error("runtime_record_not_removed", path=str(self.record_file), error=str(exc))
         socket_file = ipc_path(self.settings.zmq.bind_endpoint)
         if socket_file is not None and socket_file.is_socket():
             socket_file.unlink(missing_ok=True)

@@ -21,7 +21,7 @@ from nua.actors._supervised import ChildContext, ExitListener
 from nua.actors.db_reader import DbReader
 from nua.actors.db_writer import DbWriter
 from nua.actors.directory import DB_READER, DB_WRITER, GATEWAY, ROOT, SENTINEL, Directory
-from nua.actors.gateway import Gateway
+from nua.actors.gateway import BoundEndpoint, Gateway
 from nua.actors.health import Health
 from nua.actors.sentinel import Sentinel, ShutdownListener
 from nua.actors.supervisor import ChildSpec, Intensity, Restart, Strategy, Supervisor
@@ -47,7 +47,8 @@ def child_specs(
         spec(DB_READER, lambda ctx: DbReader.start(ctx, settings, health)),
     ]
     if settings.server.start_zmq_server:
-        specs.append(spec(GATEWAY, lambda ctx: Gateway.start(ctx, settings, directory, health)))
+        bound = BoundEndpoint()  # a restarted gateway binds the port the first one got
+        specs.append(spec(GATEWAY, lambda ctx: Gateway.start(ctx, settings, directory, health, bound)))
     return specs
 
 

@@ -6,10 +6,12 @@ daemon answered with an error, 2 a usage error, 3 the daemon is unreachable, 6
 the settings are wrong; each failure prints one line saying what to do (one per
 problem with the settings).
 
-It starts fast: only ``json``, ``zmq`` and the standard library are imported on
-the way to a call (no tinyrpc, SQLAlchemy, structlog or pykka), and the endpoint
-is found from the same settings as the daemon's, checked by the same rules,
-without loading more than needed (see :mod:`nua.rpc.endpoint`).
+It starts fast: only ``json``, ``zmq``, the settings and the standard library are
+imported on the way to a call (no tinyrpc, SQLAlchemy, structlog or pykka). The
+endpoint is the running daemon's own, from its runtime record (:mod:`nua.runtime`),
+found through the pid file the daemon's settings name; the settings' endpoint
+when there is no record to trust. The settings are checked as the daemon's are,
+but for the deep rules (database driver, scrypt), which this client needs not.
 """
 
 from __future__ import annotations
@@ -406,22 +408,31 @@ def _parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
 # -- the endpoint -------------------------------------------------------------------------------
 
 
-def resolve_endpoint(args: argparse.Namespace) -> str:
-    """``--endpoint``, else the daemon's own setting from ``--config``/``NUA_CONFIG`` and ``NUA_*``.
+def resolve_endpoint(args: argparse.Namespace, stderr: TextIO | None = None) -> str:
+    """``--endpoint``, else the daemon's own: its runtime record, else its settings.
 
-    Wrong settings are :class:`NotConfiguredError`, with the loader's lines naming
-    each key and its source.
+    The pid file named by the settings (``--config``/``NUA_CONFIG``, ``NUA_*``)
+    says which daemon; its runtime record, where it really listens (it may have
+    been started with another port, or its settings changed since). Without a
+    record to trust, the settings' endpoint, with a one-line warning on ``stderr``
+    when a record was there but could not be used.
     """
     if args.endpoint:
         return str(args.endpoint)
-    from nua.rpc.endpoint import find_endpoint  # noqa: PLC0415 - only when the endpoint is not given
+    # Only when the endpoint is not given: --endpoint needs neither.
+    from pathlib import Path  # noqa: PLC0415
+
+    from nua import runtime, settings  # noqa: PLC0415
 
     try:
-        return find_endpoint(args.config)
-    except Exception as exc:
-        if type(exc).__name__ == "SettingsError":  # not imported: nua.settings is loaded only when needed
-            raise NotConfiguredError(str(exc)) from None
-        raise
+        loaded = settings.load(args.config, deep=False)
+    except settings.SettingsError as exc:
+        raise NotConfiguredError(str(exc)) from None
+    found = runtime.locate(Path(loaded.server.pid_file), loaded.zmq.bind_endpoint)
+    if found.problem is not None:
+        warning = f"nua: warning: {found.problem}; using the settings' endpoint {found.endpoint}"
+        print(warning, file=stderr or sys.stderr)
+    return found.endpoint
 
 
 # -- main -----------------------------------------------------------------------------------------
@@ -466,7 +477,7 @@ def main(  # noqa: PLR0911 - one exit per outcome
     except SystemExit as exc:  # argparse already printed the usage line
         return EXIT_USAGE if exc.code not in (0, None) else EXIT_OK
     try:
-        endpoint = resolve_endpoint(args)
+        endpoint = resolve_endpoint(args, stderr)
         with Client(endpoint, timeout=args.timeout) as client:
             result, show = args.run(client, args, stdin)
     except UsageError as exc:

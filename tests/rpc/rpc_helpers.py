@@ -18,7 +18,7 @@ from nua.actors._supervised import ChildContext
 from nua.actors.db_reader import DbReader
 from nua.actors.db_writer import DbWriter
 from nua.actors.directory import Directory
-from nua.actors.gateway import Gateway, GatewayInfo
+from nua.actors.gateway import BoundEndpoint, Gateway, GatewayInfo
 from nua.actors.messages import ChildInfo, Ping, WhichChildren
 from nua.actors.supervisor import ChildSpec, Intensity, Supervisor
 from nua.rpc.client import Client
@@ -70,12 +70,13 @@ def gateway_info(tree: Tree) -> dict[str, Any]:
 
 def start_tree(config: settings.Settings) -> Tree:
     directory = Directory()
+    bound = BoundEndpoint()
     root = Supervisor.start(
         ChildContext("root", 1, lambda _exited: None),
         [
             ChildSpec("db_writer", start=lambda ctx: DbWriter.start(ctx, config), start_timeout_s=30),
             ChildSpec("db_reader", start=lambda ctx: DbReader.start(ctx, config)),
-            ChildSpec("gateway", start=lambda ctx: Gateway.start(ctx, config, directory)),
+            ChildSpec("gateway", start=lambda ctx: Gateway.start(ctx, config, directory, bound=bound)),
         ],
         directory=directory,
         intensity=Intensity(max_restarts=20, max_seconds=5),

@@ -11,6 +11,9 @@ from pathlib import Path
 import pytest
 from rpc_helpers import Tree
 
+from nua import runtime
+from nua.daemon.pidfile import PidFile
+
 NUA = str(Path(__file__).resolve().parents[2] / "bin" / "nua")
 
 
@@ -99,11 +102,49 @@ def test_options_before_the_command_are_not_overridden(tree: Tree) -> None:
 
 
 def test_endpoint_from_the_daemons_settings(tree: Tree, tmp_path: Path) -> None:
+    # A pid file of our own: a daemon running on this machine with the default one
+    # would otherwise be found through its runtime record.
+    pid_file = tmp_path / "client-run" / "nua.pid"
     config = tmp_path / "client.toml"
-    config.write_text(f'[zmq]\nendpoint = "{tree.endpoint}"\n', encoding="utf-8")
+    config.write_text(f'[server]\npid_file = "{pid_file}"\n[zmq]\nendpoint = "{tree.endpoint}"\n', encoding="utf-8")
     assert nua(None, "call", "test_add", "[2, 2]", env={"NUA_CONFIG": str(config)}).stdout.strip() == "4"
     assert nua(None, "call", "test_add", "[2, 3]", "--config", str(config)).stdout.strip() == "5"
-    assert nua(None, "call", "test_add", "[2, 4]", env={"NUA_ZMQ_ENDPOINT": tree.endpoint}).stdout.strip() == "6"
+    only_env = {"NUA_ZMQ_ENDPOINT": tree.endpoint, "NUA_SERVER_PID_FILE": str(pid_file)}
+    assert nua(None, "call", "test_add", "[2, 4]", env=only_env).stdout.strip() == "6"
+
+
+def test_the_runtime_record_wins_over_the_settings(tree: Tree, tmp_path: Path) -> None:
+    # This process plays the daemon: it holds the pid lock and wrote the record.
+    pid_file = PidFile(tmp_path / "daemon-run" / "nua.pid")
+    pid_file.path.parent.mkdir(mode=0o700)
+    pid_file.acquire()
+    try:
+        record = runtime.Record(
+            pid=os.getpid(),
+            started_at=1.0,
+            version="0.1.0",
+            endpoint=tree.endpoint,
+            settings_endpoint=tree.endpoint,
+            config_file=None,
+        )
+        runtime.write(runtime.record_path(pid_file.path), record)
+        nowhere = f"ipc://{tmp_path}/nobody.sock"
+        env = {"NUA_SERVER_PID_FILE": str(pid_file.path), "NUA_ZMQ_ENDPOINT": nowhere}
+        found = nua(None, "call", "test_add", "[1, 1]", env=env)
+        assert (found.returncode, found.stdout.strip(), found.stderr) == (0, "2", "")
+
+        runtime.record_path(pid_file.path).write_text("{garbage", encoding="utf-8")
+        fallen_back = nua(None, "call", "test_add", "[1, 1]", "--timeout", "1", env=env)
+        assert fallen_back.returncode == 3
+        warning, unreachable = fallen_back.stderr.splitlines()
+        assert warning.startswith(f"nua: warning: ignoring the runtime record {runtime.record_path(pid_file.path)}")
+        assert warning.endswith(f"using the settings' endpoint {nowhere}")
+        assert nowhere in unreachable
+
+        given = nua(tree, "call", "test_add", "[1, 2]", env=env)  # --endpoint: neither record nor settings
+        assert (given.returncode, given.stdout.strip(), given.stderr) == (0, "3", "")
+    finally:
+        pid_file.release()
 
 
 def test_methods_describe_call_status_groups_settings(tree: Tree) -> None:

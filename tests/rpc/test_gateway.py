@@ -12,7 +12,7 @@ import pykka
 import pytest
 import rpc_test_plugin
 import zmq
-from rpc_helpers import Raw, Tree, make_settings
+from rpc_helpers import Raw, Tree, gateway_info, make_settings
 from tinyrpc.client import RPCClient
 from tinyrpc.exc import RPCError as TinyRPCError
 from tinyrpc.protocols.jsonrpc import JSONRPCProtocol
@@ -21,7 +21,7 @@ from tinyrpc.transports.zmq import ZmqClientTransport
 from nua.actors._supervised import ChildContext
 from nua.actors.directory import Directory
 from nua.actors.gateway import Gateway, GatewayInfo
-from nua.actors.messages import Exited, Ping
+from nua.actors.messages import Crash, Exited, Ping
 from nua.actors.supervisor import ChildSpec, Supervisor
 from nua.rpc import errors
 from nua.rpc.cli import every_page
@@ -249,6 +249,20 @@ def test_busy_past_max_in_flight(tree_factory: Callable[..., Tree]) -> None:
 
 
 # -- restart and rebind ---------------------------------------------------------------------------
+
+
+def test_a_restarted_gateway_binds_the_port_its_first_incarnation_got(tree_factory: Callable[..., Tree]) -> None:
+    tree = tree_factory(NUA_ZMQ_ENDPOINT="tcp://127.0.0.1:0")
+    first = gateway_info(tree)["endpoint"]
+    assert first.startswith("tcp://127.0.0.1:")
+    assert not first.endswith(":0")
+    old = tree.directory.lookup("gateway")
+    assert old is not None
+    old.tell(Crash("test"))
+    tree.directory.wait_for("gateway", 10, not_ref=old)
+    assert gateway_info(tree)["endpoint"] == first
+    with Client(first, timeout=10) as client:
+        assert client.call("test_add", 1, 2) == 3
 
 
 def test_gateway_crash_answers_first_then_restarts_and_rebinds(tree: Tree, client: Client) -> None:
