@@ -132,8 +132,8 @@ class Endpoint(Rule):
     """A ZeroMQ endpoint the daemon binds and clients connect to; empty means ``tcp://address:port``.
 
     ``tcp://HOST:PORT`` takes a port from 1 to 65535, or ``0`` / ``*`` for any
-    free port (the daemon then reports the port it bound); ``ipc://`` takes an
-    absolute path short enough for a Unix socket.
+    free port (the daemon records the port it bound, see :mod:`nua.runtime`);
+    ``ipc://`` takes an absolute path short enough for a Unix socket.
     """
 
     def complaint(self, value: Any) -> str | None:
@@ -197,7 +197,9 @@ class DbUrl(Rule):
 
 # The rules of the keys that say where the daemon listens.
 HOST = Host()
-PORT = Between(1, HIGHEST_PORT)
+# 0 is "any free port": the daemon writes the port it bound in its runtime record,
+# where status, stop and nua find it (nua.runtime).
+PORT = Between(0, HIGHEST_PORT)
 ENDPOINT = Endpoint()
 
 

@@ -126,7 +126,7 @@ class ServerSettings:
 @dataclass(frozen=True)
 class ZmqSettings:
     address: Annotated[str, HOST]
-    # Clients compute the daemon's address from it: "any free port" (0) is for `endpoint`.
+    # 0: any free port, found by clients through the daemon's runtime record.
     port: Annotated[int, PORT]
     endpoint: Annotated[str, ENDPOINT]
     max_clients: Annotated[int, AT_LEAST_ONE]

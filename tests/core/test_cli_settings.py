@@ -103,7 +103,7 @@ def test_the_variable_beats_the_file_as_for_the_daemon(nua: Nua, stand_in: Stand
 @pytest.mark.parametrize(
     ("env", "line"),
     [
-        ({"NUA_ZMQ_PORT": "99999"}, "nua: environment NUA_ZMQ_PORT: [zmq] port must be from 1 to 65535, got 99999"),
+        ({"NUA_ZMQ_PORT": "99999"}, "nua: environment NUA_ZMQ_PORT: [zmq] port must be from 0 to 65535, got 99999"),
         (
             {"NUA_ZMQ_ENDPOINT": "ipc://relative.sock"},
             "nua: environment NUA_ZMQ_ENDPOINT: [zmq] endpoint must be ipc://",
@@ -123,7 +123,7 @@ def test_a_bad_config_file_exits_6_naming_it(nua: Nua, tmp_path: Path) -> None:
     config.write_text("[zmq]\nport = 70000\n", encoding="utf-8")
     done = nua("user", "count", "--config", str(config), env={})
     assert done.returncode == 6
-    assert done.stderr.splitlines() == [f"nua: {config}: [zmq] port must be from 1 to 65535, got 70000"]
+    assert done.stderr.splitlines() == [f"nua: {config}: [zmq] port must be from 0 to 65535, got 70000"]
 
 
 def test_a_key_the_client_does_not_use_is_checked_too(nua: Nua, tmp_path: Path) -> None:

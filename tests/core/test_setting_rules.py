@@ -29,8 +29,8 @@ def problems(tmp_path: Path, text: str, env: dict[str, str] | None = None, *, de
     ("text", "line"),
     [
         # ports
-        ("[zmq]\nport = 99999\n", "[zmq] port must be from 1 to 65535, got 99999"),
-        ("[zmq]\nport = 0\n", "[zmq] port must be from 1 to 65535, got 0"),
+        ("[zmq]\nport = 99999\n", "[zmq] port must be from 0 to 65535, got 99999"),
+        ("[zmq]\nport = -1\n", "[zmq] port must be from 0 to 65535, got -1"),
         # timeouts and intervals
         ("[rpc]\ncall_timeout_s = -1\n", "[rpc] call_timeout_s must be a number of seconds above 0"),
         ("[server]\nstop_timeout_s = 0\n", "[server] stop_timeout_s must be a number of seconds above 0"),
@@ -70,12 +70,12 @@ def test_a_bad_value_is_one_line_naming_the_file_and_the_key(tmp_path: Path, tex
 def test_good_values_at_the_edges_load(tmp_path: Path) -> None:
     config = tmp_path / "nua.toml"
     config.write_text(
-        FAST_SCRYPT + "[zmq]\nport = 65535\nendpoint = 'tcp://127.0.0.1:0'\n[supervisor]\nmax_restarts = 0\n"
+        FAST_SCRYPT + "[zmq]\nport = 0\nendpoint = 'tcp://127.0.0.1:0'\n[supervisor]\nmax_restarts = 0\n"
         "[rpc]\nplugins = ['a.b_c', 'd']\ncall_timeout_s = 86400\n",
         encoding="utf-8",
     )
     loaded = settings.load(config, environ={})
-    assert (loaded.zmq.port, loaded.supervisor.max_restarts) == (65535, 0)
+    assert (loaded.zmq.port, loaded.supervisor.max_restarts) == (0, 0)
     assert loaded.zmq.bind_endpoint == "tcp://127.0.0.1:0"
 
 
@@ -105,7 +105,7 @@ def test_nan_and_infinity_from_the_environment_are_refused(raw: str) -> None:
 
 
 def test_a_port_past_65535_from_the_environment_names_the_variable() -> None:
-    with pytest.raises(SettingsError, match=r"^environment NUA_ZMQ_PORT: \[zmq\] port must be from 1 to 65535"):
+    with pytest.raises(SettingsError, match=r"^environment NUA_ZMQ_PORT: \[zmq\] port must be from 0 to 65535"):
         settings.load(environ={"NUA_ZMQ_PORT": "99999"}, deep=False)
 
 

@@ -113,7 +113,7 @@ def test_the_command_exits_6_with_one_line_per_problem(tmp_path: Path) -> None:
     assert done.stdout == ""
     assert sorted(done.stderr.splitlines()) == [
         f"nua-orchestrator: {config}: [security] scrypt_n must be a power of two above 1 (1024, 16384, ...), got 1000",
-        f"nua-orchestrator: {config}: [zmq] port must be from 1 to 65535, got 99999",
+        f"nua-orchestrator: {config}: [zmq] port must be from 0 to 65535, got 99999",
         (
             "nua-orchestrator: environment NUA_RPC_CALL_TIMEOUT_S: [rpc] call_timeout_s must be a number of seconds"
             " above 0 and at most 86400, got nan"
