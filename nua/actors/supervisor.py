@@ -7,18 +7,33 @@ restarts them according to their restart type and the supervisor's strategy; and
 gives up when restarts come faster than its :class:`Intensity` allows, stopping
 every child in reverse order and failing itself so that its own supervisor (or, at
 the root, the daemon) hears of it. Every wait on a child is bounded by a timeout.
+
+Children may also be added and removed while it runs, as OTP's ``start_child``,
+``terminate_child``, ``restart_child`` and ``delete_child`` do: by asking it
+:class:`StartChild`, :class:`TerminateChild`, :class:`RestartChild` and
+:class:`DeleteChild` (or through the functions of the same names), so that any
+thread may use them; the supervisor's own thread does the work between two
+exits, never during one. A child added later goes to the end of the list: it
+stops before the children that were there first, and the strategies treat it by
+its place in the list, as they do the children given at start.
+
+One difference from OTP: a temporary child's spec is kept once it has ended
+(shown ``stopped`` or ``failed`` with its last error) until :class:`DeleteChild`,
+so that the tree still says what happened to it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import enum
+import functools
+import itertools
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, NoReturn
+from typing import Any, NoReturn, cast
 
 import pykka
 
@@ -75,9 +90,92 @@ class EscalationError(RuntimeError):
     """Restart intensity was exceeded; the supervisor stopped its children and fails."""
 
 
-@dataclass
+class UnknownChildError(LookupError):
+    """A request named a child id this supervisor does not have."""
+
+    def __init__(self, child_id: str) -> None:
+        super().__init__(f"no child {child_id!r}")
+        self.child_id = child_id
+
+
+class DuplicateChildError(ValueError):
+    """:class:`StartChild` with an id the supervisor already has (running or not)."""
+
+    def __init__(self, child_id: str, state: str) -> None:
+        super().__init__(f"child {child_id!r} already exists ({state}): terminate and delete it first")
+        self.child_id = child_id
+        self.state = state
+
+
+class ChildRunningError(RuntimeError):
+    """:class:`RestartChild` or :class:`DeleteChild` of a child that is running: terminate it first."""
+
+    def __init__(self, child_id: str) -> None:
+        super().__init__(f"child {child_id!r} is running: terminate it first")
+        self.child_id = child_id
+
+
+# -- requests (asks) --------------------------------------------------------------------------
+# Here rather than in ``messages``: a StartChild carries a ChildSpec, defined above,
+# and ``messages`` must not import the supervisor (which imports ``messages``).
+
+
+@dataclass(frozen=True)
+class StartChild:
+    """Add ``spec`` at the end of the children and start it; answered with its :class:`ChildInfo`.
+
+    Fails with :class:`DuplicateChildError` if the id is taken, or :class:`StartFailedError`
+    if the child does not come up, in which case the spec is not kept (as in OTP).
+    """
+
+    spec: ChildSpec
+
+
+@dataclass(frozen=True)
+class TerminateChild:
+    """Stop a child and keep its spec (state ``stopped``); it is not restarted until :class:`RestartChild`.
+
+    Answered with its :class:`ChildInfo`; terminating a child that is not running is not an error.
+    """
+
+    child_id: str
+
+
+@dataclass(frozen=True)
+class RestartChild:
+    """Start again a child that is not running (terminated, or ended and not restarted).
+
+    Answered with its :class:`ChildInfo`; :class:`ChildRunningError` if it runs, :class:`StartFailedError`
+    if it does not come up (the spec stays, ``failed``).
+    """
+
+    child_id: str
+
+
+@dataclass(frozen=True)
+class DeleteChild:
+    """Forget the spec of a child that is not running; :class:`ChildRunningError` if it runs."""
+
+    child_id: str
+
+
+@dataclass(frozen=True)
+class _ChildExited:
+    """An :class:`Exited`, tagged with the key of the :class:`_Child` it was started as.
+
+    The key tells the exit of a deleted child from that of a new child under the same id
+    and generation number.
+    """
+
+    key: int
+    exited: Exited
+
+
+@dataclass(eq=False)
 class _Child:
     spec: ChildSpec
+    # Unique within the supervisor, for the whole life of this entry (see _ChildExited).
+    key: int
     ref: pykka.ActorRef[Any] | None = None
     generation: int = 0
     state: str = "stopped"
@@ -109,14 +207,15 @@ class Supervisor(SupervisedActor):
         if len(set(ids)) != len(ids):
             msg = f"child ids must be unique, got {ids}"
             raise ValueError(msg)
-        self._children = [_Child(spec) for spec in children]
+        self._keys = itertools.count(1)
+        self._children = [_Child(spec, next(self._keys)) for spec in children]
         self._by_id = {child.spec.id: child for child in self._children}
         self.strategy = strategy
         self.intensity = intensity or Intensity()
         self.directory = directory or Directory()
         self._restart_times: deque[float] = deque()
         # Written by children's threads, read by ours after their ActorDeadError.
-        self._exit_errors: dict[tuple[str, int], str | None] = {}
+        self._exit_errors: dict[tuple[int, int], str | None] = {}
 
     # -- lifecycle --------------------------------------------------------------
 
@@ -133,11 +232,13 @@ class Supervisor(SupervisedActor):
 
     def on_receive(self, message: Any) -> Any:
         match message:
-            case Exited():
-                self._child_exited(message)
+            case _ChildExited(key, exited):
+                self._child_exited(key, exited)
                 return None
             case WhichChildren():
                 return self.which_children()
+            case StartChild() | TerminateChild() | RestartChild() | DeleteChild():
+                return self._dynamic(message)
             case _:
                 return super().on_receive(message)
 
@@ -161,13 +262,76 @@ class Supervisor(SupervisedActor):
             children=grandchildren,
         )
 
+    # -- dynamic children ------------------------------------------------------------------
+
+    def _dynamic(self, request: StartChild | TerminateChild | RestartChild | DeleteChild) -> ChildInfo | None:
+        match request:
+            case StartChild(spec):
+                return self._start_dynamic(spec)
+            case TerminateChild(child_id):
+                return self._terminate(self._child(child_id))
+            case RestartChild(child_id):
+                return self._restart_terminated(self._child(child_id))
+            case DeleteChild(child_id):
+                self._delete(self._child(child_id))
+                return None
+
+    def _child(self, child_id: str) -> _Child:
+        child = self._by_id.get(child_id)
+        if child is None:
+            raise UnknownChildError(child_id)
+        return child
+
+    def _start_dynamic(self, spec: object) -> ChildInfo:
+        if not isinstance(spec, ChildSpec):
+            msg = f"StartChild needs a ChildSpec, got {type(spec).__name__}"
+            raise TypeError(msg)
+        existing = self._by_id.get(spec.id)
+        if existing is not None:
+            raise DuplicateChildError(spec.id, existing.state)
+        child = _Child(spec, next(self._keys))
+        self._children.append(child)
+        self._by_id[spec.id] = child
+        try:
+            self._start_child(child)
+        except StartFailedError:
+            self._forget(child)
+            raise
+        return self._info(child)
+
+    def _terminate(self, child: _Child) -> ChildInfo:
+        child.down = True  # whatever happens next, the strategies leave it alone
+        self._stop_child(child)
+        self.log.info("child_terminated", child=child.spec.id)
+        return self._info(child)
+
+    def _restart_terminated(self, child: _Child) -> ChildInfo:
+        if child.ref is not None:
+            raise ChildRunningError(child.spec.id)
+        try:
+            self._start_child(child)
+        except StartFailedError:
+            child.down = True  # still not running: not one for the strategies to restart
+            raise
+        return self._info(child)
+
+    def _delete(self, child: _Child) -> None:
+        if child.ref is not None:
+            raise ChildRunningError(child.spec.id)
+        self._forget(child)
+        self.log.info("child_deleted", child=child.spec.id)
+
+    def _forget(self, child: _Child) -> None:
+        self._children.remove(child)
+        del self._by_id[child.spec.id]
+
     # -- starting and stopping ----------------------------------------------------------
 
-    def _listener(self, exited: Exited) -> None:
+    def _listener(self, key: int, exited: Exited) -> None:
         # Runs in the child's thread.
-        self._exit_errors[(exited.child_id, exited.generation)] = exited.error
+        self._exit_errors[(key, exited.generation)] = exited.error
         with contextlib.suppress(pykka.ActorDeadError):  # we are stopping and stopped it ourselves
-            self.actor_ref.tell(exited)
+            self.actor_ref.tell(_ChildExited(key, exited))
 
     def _start_in_order(self, children: Sequence[_Child]) -> None:
         """Start ``children`` in order; on a failure stop those this call started and raise."""
@@ -184,7 +348,7 @@ class Supervisor(SupervisedActor):
         spec = child.spec
         child.generation += 1
         child.state = "starting"
-        context = ChildContext(spec.id, child.generation, self._listener)
+        context = ChildContext(spec.id, child.generation, functools.partial(self._listener, child.key))
         try:
             ref = spec.start(context)
         except Exception as exc:  # noqa: BLE001 - whatever the start function raised is the reason
@@ -192,7 +356,7 @@ class Supervisor(SupervisedActor):
         try:
             ref.ask(Ping(), timeout=spec.start_timeout_s)
         except pykka.ActorDeadError:
-            reason = self._exit_errors.pop((spec.id, child.generation), None) or "stopped while starting"
+            reason = self._exit_errors.pop((child.key, child.generation), None) or "stopped while starting"
             self._start_failed(child, reason)
         except pykka.Timeout:
             ref.stop(block=False)
@@ -226,15 +390,15 @@ class Supervisor(SupervisedActor):
             # Threads cannot be killed: log it, forget it, let the process exit anyway.
             self.log.error("child_abandoned", child=child.spec.id, timeout_s=child.spec.shutdown_s)
         child.state = "stopped"
-        self._exit_errors.pop((child.spec.id, child.generation), None)
+        self._exit_errors.pop((child.key, child.generation), None)
 
     # -- exits and restarts -------------------------------------------------------------
 
-    def _child_exited(self, exited: Exited) -> None:
+    def _child_exited(self, key: int, exited: Exited) -> None:
         child = self._by_id.get(exited.child_id)
-        self._exit_errors.pop((exited.child_id, exited.generation), None)
-        if child is None or exited.generation != child.generation or child.state != "running":
-            return  # an incarnation we replaced or stopped ourselves
+        self._exit_errors.pop((key, exited.generation), None)
+        if child is None or child.key != key or exited.generation != child.generation or child.state != "running":
+            return  # an incarnation we replaced, stopped or deleted ourselves
         if child.ref is not None:
             self.directory.unregister(child.spec.id, child.ref)
         child.ref = None
@@ -291,3 +455,35 @@ class Supervisor(SupervisedActor):
             f" last: {child.spec.id}: {reason}"
         )
         raise EscalationError(msg)
+
+
+# -- for callers in other threads ---------------------------------------------------------------
+
+# How long the functions below wait for the supervisor's answer unless told otherwise:
+# it answers after it has handled what was queued before (a restart, another start).
+ASK_TIMEOUT_S = 30.0
+
+
+def start_child(supervisor: pykka.ActorRef[Any], spec: ChildSpec, *, timeout: float = ASK_TIMEOUT_S) -> ChildInfo:
+    """Ask ``supervisor`` to add and start ``spec`` (see :class:`StartChild`)."""
+    return cast("ChildInfo", supervisor.ask(StartChild(spec), timeout=timeout))
+
+
+def terminate_child(supervisor: pykka.ActorRef[Any], child_id: str, *, timeout: float = ASK_TIMEOUT_S) -> ChildInfo:
+    """Ask ``supervisor`` to stop ``child_id`` and keep its spec (see :class:`TerminateChild`)."""
+    return cast("ChildInfo", supervisor.ask(TerminateChild(child_id), timeout=timeout))
+
+
+def restart_child(supervisor: pykka.ActorRef[Any], child_id: str, *, timeout: float = ASK_TIMEOUT_S) -> ChildInfo:
+    """Ask ``supervisor`` to start ``child_id`` again (see :class:`RestartChild`)."""
+    return cast("ChildInfo", supervisor.ask(RestartChild(child_id), timeout=timeout))
+
+
+def delete_child(supervisor: pykka.ActorRef[Any], child_id: str, *, timeout: float = ASK_TIMEOUT_S) -> None:
+    """Ask ``supervisor`` to forget the spec of ``child_id``, which must not be running (see :class:`DeleteChild`)."""
+    supervisor.ask(DeleteChild(child_id), timeout=timeout)
+
+
+def which_children(supervisor: pykka.ActorRef[Any], *, timeout: float = ASK_TIMEOUT_S) -> tuple[ChildInfo, ...]:
+    """Ask ``supervisor`` for its children, nested supervisors' children included."""
+    return cast("tuple[ChildInfo, ...]", supervisor.ask(WhichChildren(), timeout=timeout))

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import socket
 import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -16,7 +15,7 @@ from daemon_helpers import DaemonEnv
 from nua import settings
 from nua.actors._supervised import ChildContext
 from nua.actors.messages import Crash, Exited, Ping
-from nua.actors.sentinel import Check, Sentinel
+from nua.actors.sentinel import INTERVAL_S, Check, Sentinel
 
 WAIT_S = 5.0
 
@@ -69,7 +68,9 @@ def write_pid(config: settings.Settings, pid: int) -> Path:
 def test_quiet_while_the_pid_file_is_ours(files: settings.Settings, start_sentinel) -> None:
     write_pid(files, os.getpid())
     ref, requests = start_sentinel(files)
-    assert not requests.arrived.wait(0.6), "no request while nothing changed (two looks at least)"
+    for _ in range(3):  # each ask is answered after the look it asked for
+        ref.ask(Check(), timeout=WAIT_S)
+    assert not requests.arrived.is_set(), "no request while nothing changed"
     assert ref.is_alive()
 
 
@@ -83,17 +84,31 @@ def test_quiet_while_the_pid_file_is_ours(files: settings.Settings, start_sentin
     ],
     ids=["removed", "rewritten", "garbage", "exit-flag"],
 )
-def test_requests_shutdown_within_a_second(files: settings.Settings, start_sentinel, change, expected) -> None:
+def test_the_ticker_notices_a_change_on_its_own(files: settings.Settings, start_sentinel, change, expected) -> None:
     path = write_pid(files, os.getpid())
     ref, requests = start_sentinel(files)
-    changed_at = time.monotonic()
     change(path)
-    assert requests.arrived.wait(WAIT_S)
-    assert time.monotonic() - changed_at < 1.0, "the issue asks for a shutdown within a second"
+    assert requests.arrived.wait(WAIT_S), "nobody but the ticker asks it to look"
     assert expected in requests.reasons[0]
     ref.ask(Check(), timeout=WAIT_S)
     ref.ask(Check(), timeout=WAIT_S)
     assert len(requests.reasons) == 1, "one request, however many looks follow"
+
+
+@pytest.mark.parametrize(
+    "change",
+    [lambda path: path.unlink(), lambda path: path.with_name("nua.exit").touch()],
+    ids=["removed", "exit-flag"],
+)
+def test_the_first_look_after_a_change_requests_shutdown(files: settings.Settings, start_sentinel, change) -> None:
+    """With a look every INTERVAL_S, a change is acted on within a second (the issue's promise)."""
+    assert 2 * INTERVAL_S <= 1.0
+    path = write_pid(files, os.getpid())
+    ref, requests = start_sentinel(files)
+    change(path)
+    ref.ask(Check(), timeout=WAIT_S)  # answered after the look: the ticker's or this one
+    assert requests.arrived.is_set()
+    assert len(requests.reasons) == 1
 
 
 def test_first_start_cleans_stale_runtime_files(files: settings.Settings, start_sentinel) -> None:
@@ -130,17 +145,16 @@ def test_crash_reports_exit_and_stops_the_ticker(files: settings.Settings) -> No
         exits.append(exit_report)
         exited.set()
 
-    before = threading.active_count()
-    ref = Sentinel.start(ChildContext("sentinel", 1, on_exit), files, Requests())
+    ref = Sentinel.start(ChildContext("sentinel-crashing", 1, on_exit), files, Requests())
     ref.ask(Ping(), timeout=WAIT_S)
+    # The ticker the actor started, known by the name it gives it (its child id).
+    (ticker,) = [thread for thread in threading.enumerate() if thread.name == "sentinel-crashing-ticker"]
     ref.tell(Crash("test"))
     assert exited.wait(WAIT_S)
     assert exits[0].error is not None
     assert "test" in exits[0].error
-    deadline = time.monotonic() + WAIT_S
-    while threading.active_count() > before and time.monotonic() < deadline:
-        time.sleep(0.01)  # threads have no join-by-count; bounded
-    assert threading.active_count() == before
+    # The sentinel joins its ticker before its thread reports the exit.
+    assert not ticker.is_alive()
 
 
 # -- in a real daemon ------------------------------------------------------------------
@@ -157,10 +171,8 @@ def test_crash_reports_exit_and_stops_the_ticker(files: settings.Settings) -> No
 )
 def test_daemon_shuts_down_gracefully(daemon: DaemonEnv, change, reason: str) -> None:
     pid = daemon.start()
-    changed_at = time.monotonic()
     change(daemon)
-    daemon.wait_gone(pid)
-    assert time.monotonic() - changed_at < 3.0  # within a second of noticing, plus process exit
+    daemon.wait_gone(pid)  # how fast is for the sentinel's actor-level test above (one look interval)
     record = daemon.wait_for_log("shutdown_requested", pid=pid)
     assert reason in record["reason"]
     assert daemon.wait_for_log("daemon_exited", pid=pid)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
-import time
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -16,6 +16,19 @@ from nua.actors._supervised import ChildContext
 from nua.actors.db_writer import CheckDatabase, DbWriter
 from nua.actors.health import Health
 from nua.model.errors import UnavailableError
+
+
+class WatchedHealth(Health):
+    """A :class:`Health` that also sets ``degraded_event`` when a component degrades: an event to wait on."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.degraded_event = threading.Event()
+
+    def degrade(self, component: str, reason: str) -> bool:
+        changed = super().degrade(component, reason)
+        self.degraded_event.set()
+        return changed
 
 
 class FakeClock:
@@ -71,13 +84,3 @@ def backup(path: Path, to: Path) -> None:
     finally:
         target.close()
         source.close()
-
-
-def wait_for(condition: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:
-    """Poll ``condition`` (set by another thread without an event to wait on) until truthy, or fail."""
-    deadline = time.monotonic() + timeout
-    while not (value := condition()):
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.01)
-    return value

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from dbkit import Gate, Writers, make_settings
-from outagekit import FakeClock, backup, refused, retry_now, start_writer, wait_for
+from outagekit import FakeClock, WatchedHealth, backup, refused, retry_now, start_writer
 from sqlalchemy import event
 
 from nua.actors.db_writer import CheckDatabase, DbWriter
@@ -385,11 +385,11 @@ def test_a_replaced_file_is_noticed_and_a_file_without_a_nua_schema_is_not_taken
 def test_the_ticker_notices_a_deleted_file_while_idle(sqlite_writers: Writers, sqlite_settings: Settings) -> None:
     path = db_engine.sqlite_file(sqlite_settings.db)
     assert path is not None
-    health = Health()
+    health = WatchedHealth()
     writer = start_writer(sqlite_writers, health=health, clock=FakeClock(), check_interval_s=0.05)
     writer.ask(cmd.SetSetting("acked", 1), timeout=10)
     path.unlink()
-    wait_for(health.conditions, what="the writer to notice the deletion")
+    assert health.degraded_event.wait(10), "the writer's ticker did not notice the deletion"
     assert health.conditions()[0].reason.startswith(f"the database file {path} was deleted")
     assert writer.ask(Ping(), timeout=10) is True
 

@@ -7,10 +7,12 @@ too, and ``from conftest import`` would depend on collection order.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
+import pykka
 import zmq
 
 from nua import settings
@@ -68,13 +70,17 @@ def gateway_info(tree: Tree) -> dict[str, Any]:
     return cast("dict[str, Any]", ref.ask(GatewayInfo(), timeout=10))
 
 
-def start_tree(config: settings.Settings) -> Tree:
+def start_tree(
+    config: settings.Settings,
+    writer: Callable[[ChildContext, settings.Settings], pykka.ActorRef[Any]] = DbWriter.start,
+) -> Tree:
+    """The daemon's children under a root supervisor; ``writer`` starts the DB writer (a test double may)."""
     directory = Directory()
     bound = BoundEndpoint()
     root = Supervisor.start(
         ChildContext("root", 1, lambda _exited: None),
         [
-            ChildSpec("db_writer", start=lambda ctx: DbWriter.start(ctx, config), start_timeout_s=30),
+            ChildSpec("db_writer", start=lambda ctx: writer(ctx, config), start_timeout_s=30),
             ChildSpec("db_reader", start=lambda ctx: DbReader.start(ctx, config)),
             ChildSpec("gateway", start=lambda ctx: Gateway.start(ctx, config, directory, bound=bound)),
         ],

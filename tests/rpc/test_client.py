@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import socket
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -65,13 +64,11 @@ def test_a_late_reply_is_not_taken_for_the_next_call(tree: Tree) -> None:
 
 
 def test_unreachable_daemon_says_how_to_start_it(tmp_path: Path) -> None:
-    started = time.monotonic()
     with (
         Client(f"ipc://{tmp_path}/nobody.sock", timeout=0.3) as client,
         pytest.raises(DaemonUnreachableError) as caught,
     ):
         client.call("test_add", 1, 2)
-    assert time.monotonic() - started < 2
     assert "nua-orchestrator start" in str(caught.value)
     assert not caught.value.connected
 
@@ -84,10 +81,9 @@ def test_a_daemon_that_is_not_there_is_reported_at_once(tmp_path: Path, where: s
             endpoint = f"tcp://127.0.0.1:{probe.getsockname()[1]}"
     else:
         endpoint = f"ipc://{tmp_path}/absent.sock"
-    started = time.monotonic()
-    with Client(endpoint, timeout=30) as client, pytest.raises(DaemonUnreachableError) as caught:
+    with Client(endpoint, timeout=3600) as client, pytest.raises(DaemonUnreachableError) as caught:
         client.call("test_add", 1, 2)
-    assert time.monotonic() - started < 5  # not the 30 s timeout
+    # Said only by the check made at once, not by the end of the (here hour-long) timeout.
     assert "nothing listens there" in str(caught.value)
 
 

@@ -12,20 +12,23 @@ import pykka
 import pytest
 import rpc_test_plugin
 import zmq
-from rpc_helpers import Raw, Tree, gateway_info, make_settings
+from rpc_helpers import Raw, Tree, gateway_info, make_settings, start_tree
 from tinyrpc.client import RPCClient
 from tinyrpc.exc import RPCError as TinyRPCError
 from tinyrpc.protocols.jsonrpc import JSONRPCProtocol
 from tinyrpc.transports.zmq import ZmqClientTransport
+from zmq.utils.monitor import recv_monitor_message
 
+from nua import settings
 from nua.actors._supervised import ChildContext
+from nua.actors.db_writer import DbWriter
 from nua.actors.directory import Directory
 from nua.actors.gateway import Gateway, GatewayInfo
 from nua.actors.messages import Crash, Exited, Ping
 from nua.actors.supervisor import ChildSpec, Supervisor
 from nua.rpc import errors
 from nua.rpc.cli import every_page
-from nua.rpc.client import Client, DaemonUnreachableError
+from nua.rpc.client import Client
 
 REQUEST = {"jsonrpc": "2.0", "method": "test_add", "params": [2, 3], "id": 7}
 OK = {"jsonrpc": "2.0", "id": 7, "result": 5}
@@ -265,34 +268,81 @@ def test_a_restarted_gateway_binds_the_port_its_first_incarnation_got(tree_facto
         assert client.call("test_add", 1, 2) == 3
 
 
+def wait_event(monitor: zmq.Socket, event: int, timeout_s: float = 10.0) -> None:
+    """Read ``monitor`` until ``event`` comes; fail if it does not within ``timeout_s``."""
+    while monitor.poll(int(timeout_s * 1000)):
+        if recv_monitor_message(monitor)["event"] == event:
+            return
+    pytest.fail(f"no socket event {event} within {timeout_s} s")
+
+
 def test_gateway_crash_answers_first_then_restarts_and_rebinds(tree: Tree, client: Client) -> None:
-    old = tree.directory.lookup("gateway")
-    assert client.call("sys_fault", "gateway") == "crash injected into gateway"
-    new = tree.directory.wait_for("gateway", 10, not_ref=old)
-    assert new is not old
-    # The same client socket reconnects by itself. A call sent before it noticed
-    # the old connection close can be lost on the wire (that is the network's
-    # doing, not the gateway's), so a lost first try is allowed on a busy machine.
-    client.timeout = 1.0
-    results = []
-    for _ in range(3):
-        try:
-            results.append(client.call("test_add", 2, 2))
-            break
-        except DaemonUnreachableError:
-            continue
-    assert results == [4]
+    assert client.call("test_add", 1, 1) == 2  # connected to the first gateway
+    monitor = client._socket.get_monitor_socket(zmq.EVENT_DISCONNECTED | zmq.EVENT_HANDSHAKE_SUCCEEDED)
+    try:
+        old = tree.directory.lookup("gateway")
+        assert client.call("sys_fault", "gateway") == "crash injected into gateway"
+        new = tree.directory.wait_for("gateway", 10, not_ref=old)
+        assert new is not old
+        # The same client socket reconnects by itself. A call sent before it noticed the
+        # old connection close would be lost on the wire (the network's doing, not the
+        # gateway's): wait for the socket to see the close, then its new connection.
+        wait_event(monitor, zmq.EVENT_DISCONNECTED)
+        wait_event(monitor, zmq.EVENT_HANDSHAKE_SUCCEEDED)
+        assert client.call("test_add", 2, 2) == 4
+    finally:
+        client._socket.disable_monitor()
+        monitor.close()
     status = client.call("sys_status")
     gateway = next(c for c in status["tree"]["children"] if c["id"] == "gateway")
     assert gateway["restarts"] == 1
     assert "sys_fault" in gateway["last_error"]
 
 
-def test_db_writer_crash_gives_unavailable_or_a_reply_never_a_hang(tree: Tree, client: Client) -> None:
-    old = tree.directory.lookup("db_writer")
-    client.call("sys_fault", "db_writer")
-    tree.directory.wait_for("db_writer", 10, not_ref=old)
-    assert client.call("user_count") == 0
+class Hold:
+    """Holds a restarted DB writer in ``on_start`` until released: the window a restart opens, kept open."""
+
+    def __init__(self) -> None:
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+
+class HeldWriter(DbWriter):
+    """The real DB writer, except that its restarts wait for the test in ``on_start``."""
+
+    def __init__(self, context: ChildContext, config: settings.Settings, hold: Hold) -> None:
+        super().__init__(context, config)
+        self.hold = hold
+
+    def on_start(self) -> None:
+        if self.context.generation > 1:
+            self.hold.entered.set()
+            self.hold.release.wait(60)
+        super().on_start()
+
+
+def test_a_write_while_the_db_writer_restarts_is_unavailable_then_served(tmp_path: Path) -> None:
+    hold = Hold()
+    tree = start_tree(make_settings(tmp_path), writer=lambda ctx, config: HeldWriter.start(ctx, config, hold))
+    try:
+        with tree.client() as client:
+            client.call("setting_set", "k", 1)
+            old = tree.directory.lookup("db_writer")
+            client.call("sys_fault", "db_writer")
+            # The new writer is starting: the old one is gone and unregistered.
+            assert hold.entered.wait(10)
+            assert tree.directory.lookup("db_writer") is None
+            with pytest.raises(errors.UnavailableError) as caught:
+                client.call("setting_set", "k", 2)
+            assert caught.value.data == {"actor": "db_writer"}
+            assert client.call("setting_get", "k")["value"] == 1  # reads go on, to the reader
+            hold.release.set()
+            tree.directory.wait_for("db_writer", 10, not_ref=old)
+            client.call("setting_set", "k", 3)
+            assert client.call("setting_get", "k")["value"] == 3
+    finally:
+        hold.release.set()
+        tree.root.stop(timeout=30)
 
 
 def test_unavailable_while_the_owner_is_not_registered(tree: Tree, client: Client) -> None:
