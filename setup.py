@@ -11,17 +11,24 @@ setup(
     python_requires=">=3.11",
     packages=find_packages(include=["nua", "nua.*"]),
     package_data={"nua": ["params.toml", "py.typed"]},
+    # Each runtime dependency up to its next major release, as its project defines one:
+    # semantic versions (pykka, pyzmq, tinyrpc, psutil, psycopg) below the next first
+    # number; SQLAlchemy's x.y series are its majors (2.0 -> 2.1 has a migration
+    # guide), so below 2.2; toml is 0.x (the next minor is a major); structlog uses
+    # CalVer (the first number is the year) and breaks only after a year of
+    # DeprecationWarning, so below next year's. Raise a bound after `make test`
+    # passes on the new release.
     install_requires=[
         "pykka>=4.1,<5",
-        "pyzmq>=25",
-        "tinyrpc>=1.1.7",
-        "sqlalchemy>=2.0.30",
-        "psutil>=5.9",
-        "toml>=0.10.2",
-        "structlog>=24.1",
+        "pyzmq>=25,<28",
+        "tinyrpc>=1.1.7,<2",
+        "sqlalchemy>=2.0.30,<2.2",
+        "psutil>=5.9,<8",
+        "toml>=0.10.2,<0.11",
+        "structlog>=24.1,<27",
     ],
     extras_require={
-        "pg": ["psycopg[binary]>=3.1"],
+        "pg": ["psycopg[binary]>=3.1,<4"],
         "test": [
             "pytest==9.2.0",
             "pytest-timeout==2.4.0",

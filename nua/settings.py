@@ -1,10 +1,18 @@
 """Settings: packaged defaults < a config file < ``NUA_<SECTION>_<KEY>`` variables.
 
-The defaults live in ``params.toml`` (shipped inside the package) and are also the
-schema: the dataclasses below name every key and its type, and a test checks that
-both agree. Every mistake an operator can make (an unknown key, a wrong type, an
-unreadable file) becomes a :class:`SettingsError` naming the key and where it came
-from, never a traceback.
+The defaults live in ``params.toml`` (shipped inside the package) and the
+dataclasses below are the schema: each key's type and, beside it, the rule its
+value must meet (``Annotated[int, Between(1, 65535)]``, see
+:mod:`nua.setting_rules`); a test checks that the file and the classes agree.
+Every mistake an operator can make (an unknown key, a wrong type, a value that
+makes no sense, keys that contradict each other, an unreadable file) becomes a
+:class:`SettingsError` with one line per mistake naming the key and where its
+value came from, at load, never a traceback or a failure later on.
+
+Files are read with the standard library's ``tomllib`` (TOML 1.0); the ``toml``
+package only writes the effective settings back out (:func:`effective_toml`). The
+``nua`` CLI loads these settings to find the daemon, so this module imports
+little: SQLAlchemy and OpenSSL only for the deep rules, ``toml`` only to write.
 """
 
 from __future__ import annotations
@@ -12,74 +20,44 @@ from __future__ import annotations
 import os
 import re
 import stat
+import tomllib
 import typing
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-import toml
+from nua.setting_rules import (
+    ENDPOINT,
+    HOST,
+    LOG_LEVELS,
+    PORT,
+    SQLITE_SYNCHRONOUS,
+    AbsolutePath,
+    AtMost,
+    Between,
+    CrossRule,
+    DbUrl,
+    Key,
+    ModuleNames,
+    OneOf,
+    PowerOfTwo,
+    Rule,
+    ScryptAccepted,
+    Seconds,
+    Shown,
+    name,
+)
 
 ENV_PREFIX = "NUA_"
 CONFIG_ENV = "NUA_CONFIG"
+# Where a value came from when no file or variable set it.
+DEFAULTS_SOURCE = "default (params.toml)"
+DEFAULTS_FILE = Path(__file__).with_name("params.toml")
 
 
 class SettingsError(Exception):
-    """A setting is unknown, of the wrong type, or its file cannot be read."""
-
-
-@dataclass(frozen=True)
-class ServerSettings:
-    pid_file: str
-    exit_flag: str
-    log_file: str
-    log_level: str
-    start_zmq_server: bool
-    stop_timeout_s: float
-
-
-@dataclass(frozen=True)
-class ZmqSettings:
-    address: str
-    port: int
-    endpoint: str
-    max_clients: int
-    send_hwm: int
-
-    @property
-    def bind_endpoint(self) -> str:
-        """The ZeroMQ endpoint the gateway binds and clients connect to."""
-        return self.endpoint or f"tcp://{self.address}:{self.port}"
-
-
-@dataclass(frozen=True)
-class DbSettings:
-    backend: str
-    url: str
-    sqlite_synchronous: str
-    max_batch: int
-    max_value_bytes: int
-    reconnect_max_s: float
-
-    @property
-    def safe_url(self) -> str:
-        """``url`` with every password masked, fit for logs, status and RPC replies.
-
-        Masked wherever it sits: the user-info part (``user:secret@host``) and any
-        query parameter that carries a secret (see :data:`SECRET_URL_PARAMETERS`;
-        libpq takes ``?password=`` and ``?sslpassword=``, other drivers ``passwd``,
-        tokens, keys). A URL SQLAlchemy cannot parse is masked the same way by pattern.
-        """
-        from sqlalchemy.engine import make_url  # noqa: PLC0415 - only the daemon needs it, not the CLI
-        from sqlalchemy.exc import ArgumentError  # noqa: PLC0415
-
-        try:
-            url = make_url(self.url)
-        except (ArgumentError, ValueError):  # not a URL, or a bad part (a port that is not a number)
-            return _mask_unparsed_url(self.url)
-        query = {key: (MASK if _secret_parameter(key) else value) for key, value in url.query.items()}
-        # The URL form quotes the mask ("%2A%2A%2A"): shown as the password's is.
-        return url.set(query=query).render_as_string(hide_password=True).replace("=%2A%2A%2A", f"={MASK}")
+    """Settings that cannot be used: one line per problem, each naming the key and its source."""
 
 
 # What replaces a secret in a shown URL (SQLAlchemy's own mask for the password).
@@ -90,13 +68,33 @@ MASK = "***"
 SECRET_URL_PARAMETERS = ("pass", "pwd", "secret", "token", "key", "credential", "auth")
 
 
-def _secret_parameter(name: str) -> bool:
-    lowered = name.lower()
+def mask_url(url: str) -> str:
+    """``url`` with every password masked, fit for logs, status, RPC replies and ``config``.
+
+    Masked wherever it sits: the user-info part (``user:secret@host``) and any
+    query parameter that carries a secret (see :data:`SECRET_URL_PARAMETERS`;
+    libpq takes ``?password=`` and ``?sslpassword=``, other drivers ``passwd``,
+    tokens, keys). A URL SQLAlchemy cannot parse is masked the same way by pattern.
+    """
+    from sqlalchemy.engine import make_url  # noqa: PLC0415 - only the daemon needs it, not the CLI
+    from sqlalchemy.exc import ArgumentError  # noqa: PLC0415
+
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):  # not a URL, or a bad part (a port that is not a number)
+        return _mask_unparsed_url(url)
+    query = {key: (MASK if _secret_parameter(key) else value) for key, value in parsed.query.items()}
+    # The URL form quotes the mask ("%2A%2A%2A"): shown as the password's is.
+    return parsed.set(query=query).render_as_string(hide_password=True).replace("=%2A%2A%2A", f"={MASK}")
+
+
+def _secret_parameter(parameter: str) -> bool:
+    lowered = parameter.lower()
     return any(word in lowered for word in SECRET_URL_PARAMETERS)
 
 
 def _mask_unparsed_url(url: str) -> str:
-    """Mask by pattern what :meth:`DbSettings.safe_url` masks by parsing: user-info and secret parameters.
+    """Mask by pattern what :func:`mask_url` masks by parsing: user-info and secret parameters.
 
     After ``scheme://``, everything from the first colon to the last ``@`` is the
     password as far as can be told: a password may hold any character (``/``,
@@ -116,31 +114,84 @@ def _mask_unparsed_url(url: str) -> str:
     )
 
 
+# -- the schema: each key's type and its rule ------------------------------------------------
+
+COUNT = Between(0)
+AT_LEAST_ONE = Between(1)
+# A message, reply or value bound below this cannot carry a user_add or one page.
+MESSAGE_BYTES = Between(1024)
+SECONDS = Seconds()
+PATH = AbsolutePath()
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    pid_file: Annotated[str, PATH]
+    exit_flag: Annotated[str, PATH]
+    log_file: Annotated[str, PATH]
+    log_level: Annotated[str, OneOf(LOG_LEVELS, "a log level")]
+    start_zmq_server: bool
+    stop_timeout_s: Annotated[float, SECONDS]
+
+
+@dataclass(frozen=True)
+class ZmqSettings:
+    address: Annotated[str, HOST]
+    # 0: any free port, found by clients through the daemon's runtime record.
+    port: Annotated[int, PORT]
+    endpoint: Annotated[str, ENDPOINT]
+    max_clients: Annotated[int, AT_LEAST_ONE]
+    # ZeroMQ reads 0 as "no limit": at least one reply is queued per client.
+    send_hwm: Annotated[int, AT_LEAST_ONE]
+
+    @property
+    def bind_endpoint(self) -> str:
+        """The ZeroMQ endpoint the gateway binds and clients connect to."""
+        return self.endpoint or f"tcp://{self.address}:{self.port}"
+
+
+@dataclass(frozen=True)
+class DbSettings:
+    # Not read by nua yet (the URL's dialect decides); kept so that existing files still load.
+    backend: str
+    url: Annotated[str, DbUrl(), Shown(mask_url)]
+    sqlite_synchronous: Annotated[str, OneOf(SQLITE_SYNCHRONOUS, "a synchronous mode")]
+    max_batch: Annotated[int, AT_LEAST_ONE]
+    max_value_bytes: Annotated[int, AT_LEAST_ONE]
+    reconnect_max_s: Annotated[float, SECONDS]
+
+    @property
+    def safe_url(self) -> str:
+        """``url`` with every password masked (see :func:`mask_url`)."""
+        return mask_url(self.url)
+
+
 @dataclass(frozen=True)
 class SecuritySettings:
-    scrypt_n: int
-    scrypt_r: int
-    scrypt_p: int
+    scrypt_n: Annotated[int, PowerOfTwo()]
+    scrypt_r: Annotated[int, AT_LEAST_ONE]
+    scrypt_p: Annotated[int, AT_LEAST_ONE]
 
 
 @dataclass(frozen=True)
 class SupervisorSettings:
-    max_restarts: int
-    max_seconds: float
-    shutdown_timeout_s: float
+    # 0: the first crash stops the tree (OTP's intensity 0).
+    max_restarts: Annotated[int, COUNT]
+    max_seconds: Annotated[float, SECONDS]
+    shutdown_timeout_s: Annotated[float, SECONDS]
 
 
 @dataclass(frozen=True)
 class RpcSettings:
-    plugins: list[str]
-    call_timeout_s: float
-    max_message_bytes: int
-    hard_max_message_bytes: int
-    max_reply_bytes: int
-    max_in_flight: int
-    max_in_flight_per_client: int
-    page_size: int
-    max_page_size: int
+    plugins: Annotated[list[str], ModuleNames()]
+    call_timeout_s: Annotated[float, SECONDS]
+    max_message_bytes: Annotated[int, MESSAGE_BYTES]
+    hard_max_message_bytes: Annotated[int, MESSAGE_BYTES]
+    max_reply_bytes: Annotated[int, MESSAGE_BYTES]
+    max_in_flight: Annotated[int, AT_LEAST_ONE]
+    max_in_flight_per_client: Annotated[int, AT_LEAST_ONE]
+    page_size: Annotated[int, AT_LEAST_ONE]
+    max_page_size: Annotated[int, AT_LEAST_ONE]
 
 
 @dataclass(frozen=True)
@@ -162,24 +213,61 @@ class Settings:
     config_file: Path | None = field(default=None, compare=False)
 
 
+# What several keys must be together.
+CROSS_RULES: tuple[CrossRule, ...] = (
+    AtMost(("rpc", "max_message_bytes"), ("rpc", "hard_max_message_bytes")),
+    AtMost(("rpc", "page_size"), ("rpc", "max_page_size")),
+    AtMost(("rpc", "max_in_flight_per_client"), ("rpc", "max_in_flight")),
+    ScryptAccepted(),
+)
+
 _SECTIONS: dict[str, type[Any]] = {
-    name: hint for name, hint in typing.get_type_hints(Settings).items() if name != "config_file"
-}
-# Each section's keys and their types: the schema the files and variables are checked against.
-_KEY_TYPES: dict[str, dict[str, Any]] = {name: typing.get_type_hints(cls) for name, cls in _SECTIONS.items()}
-_VALIDATORS: dict[tuple[str, str], tuple[frozenset[str], str]] = {
-    ("server", "log_level"): (frozenset({"debug", "info", "warning", "error"}), "a log level"),
-    ("db", "sqlite_synchronous"): (frozenset({"OFF", "NORMAL", "FULL", "EXTRA"}), "a synchronous mode"),
+    section: hint for section, hint in typing.get_type_hints(Settings).items() if section != "config_file"
 }
 
 
-def _check_value(section: str, key: str, value: Any, source: str) -> Any:
+def _split(hint: Any) -> tuple[Any, tuple[Any, ...]]:
+    """A key's type hint as its type and, from the ``Annotated`` beside it, its rules (and how it is shown)."""
+    if typing.get_origin(hint) is Annotated:
+        base, *extras = typing.get_args(hint)
+        return base, tuple(extras)
+    return hint, ()
+
+
+def _schema() -> tuple[dict[str, dict[str, Any]], dict[Key, tuple[Any, ...]]]:
+    """Each section's keys and their types, and each key's rules: what files and variables are checked against."""
+    types: dict[str, dict[str, Any]] = {section: {} for section in _SECTIONS}
+    extras: dict[Key, tuple[Any, ...]] = {}
+    for section, cls in _SECTIONS.items():
+        for key, hint in typing.get_type_hints(cls, include_extras=True).items():
+            types[section][key], extras[(section, key)] = _split(hint)
+    return types, extras
+
+
+_KEY_TYPES, _KEY_EXTRAS = _schema()
+
+
+def _rules(key: Key) -> list[Rule]:
+    return [extra for extra in _KEY_EXTRAS[key] if isinstance(extra, Rule)]
+
+
+def _show(key: Key, value: Any) -> Any:
+    """``value`` as messages and ``config`` show it: through the key's :class:`Shown`, if any."""
+    for extra in _KEY_EXTRAS[key]:
+        if isinstance(extra, Shown):
+            return extra.show(value)
+    return value
+
+
+# -- reading the sources ---------------------------------------------------------------------
+
+
+def _type_problem(section: str, key: str, value: Any) -> tuple[Any, str | None]:
+    """``value`` as the key's type (an integer is a valid float), or what was wrong with it."""
     expected = _KEY_TYPES[section][key]
-    name = f"[{section}] {key}"
     if expected is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
-    origin = typing.get_origin(expected)
-    if origin is list:
+    if typing.get_origin(expected) is list:
         (item,) = typing.get_args(expected)
         ok = isinstance(value, list) and all(isinstance(v, item) for v in value)
         wanted = f"a list of {item.__name__}"
@@ -189,58 +277,105 @@ def _check_value(section: str, key: str, value: Any, source: str) -> Any:
     else:
         ok = isinstance(value, expected)
         wanted = {bool: "true or false", float: "a number", str: "a string"}.get(expected, str(expected))
-    if not ok:
-        msg = f"{source}: {name} must be {wanted}, got {value!r}"
-        raise SettingsError(msg)
-    if (section, key) in _VALIDATORS:
-        allowed, what = _VALIDATORS[(section, key)]
-        if value not in allowed:
-            msg = f"{source}: {name} must be {what} ({', '.join(sorted(allowed))}), got {value!r}"
-            raise SettingsError(msg)
-    return value
+    return value, None if ok else f"must be {wanted}"
 
 
-def _parse_env_value(section: str, key: str, raw: str, source: str) -> Any:
+# The words a boolean variable may say, as systemd and most tools accept them.
+_BOOLEAN_WORDS = {
+    "1": True,
+    "true": True,
+    "yes": True,
+    "on": True,
+    "0": False,
+    "false": False,
+    "no": False,
+    "off": False,
+}
+
+
+def _parse_env_value(section: str, key: str, raw: str) -> tuple[Any, str | None]:
+    """A variable's text as the key's type, or what was wrong with it."""
     expected = _KEY_TYPES[section][key]
     if expected is str:
-        return raw
-    if expected is bool:
-        lowered = raw.strip().lower()
-        if lowered in {"1", "true", "yes", "on"}:
-            return True
-        if lowered in {"0", "false", "no", "off"}:
-            return False
-        msg = f"{source}: [{section}] {key} must be true or false, got {raw!r}"
-        raise SettingsError(msg)
+        return raw, None
     if typing.get_origin(expected) is list:
-        return [item.strip() for item in raw.split(",") if item.strip()]
+        return [item.strip() for item in raw.split(",") if item.strip()], None
+    if expected is bool:
+        word = raw.strip().lower()
+        return (_BOOLEAN_WORDS[word], None) if word in _BOOLEAN_WORDS else (raw, "must be true or false")
     try:
-        return expected(raw)
+        return expected(raw), None
     except ValueError:
-        kind = "an integer" if expected is int else "a number"
-        msg = f"{source}: [{section}] {key} must be {kind}, got {raw!r}"
-        raise SettingsError(msg) from None
+        return raw, f"must be {'an integer' if expected is int else 'a number'}"
 
 
-def _merge(into: dict[str, dict[str, Any]], overrides: dict[str, Any], source: str) -> None:
-    for section, values in overrides.items():
-        if section not in _SECTIONS:
-            msg = f"{source}: unknown section [{section}] (known: {', '.join(_SECTIONS)})"
-            raise SettingsError(msg)
-        if not isinstance(values, dict):
-            msg = f"{source}: [{section}] must be a table"
-            raise SettingsError(msg)
-        for key, value in values.items():
+@dataclass
+class _Sources:
+    """The values gathered so far, where each came from, and what was wrong on the way."""
+
+    values: dict[str, dict[str, Any]] = field(default_factory=lambda: {s: {} for s in _SECTIONS})
+    origins: dict[Key, str] = field(default_factory=dict)
+    # Each source by the order it was merged in: defaults, then the file, then each variable.
+    order: dict[str, int] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+
+    def record(self, section: str, key: str, value: Any, source: str) -> None:
+        self.values[section][key] = value
+        self.origins[(section, key)] = source
+        self.order.setdefault(source, len(self.order))
+
+    def latest(self, keys: tuple[Key, ...]) -> str:
+        """The source that had the last word among ``keys``: the environment, else the file, else the defaults."""
+        return max((self.origins[key] for key in keys), key=self.order.__getitem__)
+
+    def complain(self, source: str, text: str) -> None:
+        self.problems.append(f"{source}: {text}")
+
+    def merge(self, overrides: dict[str, Any], source: str) -> None:
+        for section, values in overrides.items():
+            if section not in _SECTIONS:
+                self.complain(source, f"unknown section [{section}] (known: {', '.join(_SECTIONS)})")
+            elif not isinstance(values, dict):
+                self.complain(source, f"[{section}] must be a table")
+            else:
+                for key, value in values.items():
+                    if key not in _KEY_TYPES[section]:
+                        self.complain(source, f"unknown key [{section}] {key}")
+                        continue
+                    typed, problem = _type_problem(section, key, value)
+                    if problem is None:
+                        self.record(section, key, typed, source)
+                    else:
+                        self.complain(source, f"[{section}] {key} {problem}, got {value!r}")
+
+    def merge_environment(self, env: Mapping[str, str]) -> None:
+        for variable, raw in env.items():
+            if not variable.startswith(ENV_PREFIX) or variable == CONFIG_ENV:
+                continue
+            section, _, key = variable[len(ENV_PREFIX) :].lower().partition("_")
+            if section not in _SECTIONS:
+                continue  # other NUA_* variables (NUA_TEST_PG_URL, ...) are not settings
+            source = f"environment {variable}"
             if key not in _KEY_TYPES[section]:
-                msg = f"{source}: unknown key [{section}] {key}"
-                raise SettingsError(msg)
-            into[section][key] = _check_value(section, key, value, source)
+                self.complain("environment", f"unknown setting {variable} (no key [{section}] {key})")
+                continue
+            value, problem = _parse_env_value(section, key, raw)
+            if problem is None:
+                value, problem = _type_problem(section, key, value)
+            if problem is None:
+                self.record(section, key, value, source)
+            else:
+                self.complain(source, f"[{section}] {key} {problem}, got {raw!r}")
+
+    def fail_if_any(self) -> None:
+        if self.problems:
+            raise SettingsError("\n".join(self.problems))
 
 
 def _read_toml(text: str, source: str) -> dict[str, Any]:
     try:
-        return dict(toml.loads(text))
-    except toml.TomlDecodeError as exc:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
         msg = f"{source}: not valid TOML: {exc}"
         raise SettingsError(msg) from None
 
@@ -256,7 +391,7 @@ def _read_file(path: Path) -> dict[str, Any]:
 
 def defaults_text() -> str:
     """The packaged ``params.toml``, the documented defaults."""
-    return resources.files("nua").joinpath("params.toml").read_text(encoding="utf-8")
+    return DEFAULTS_FILE.read_text(encoding="utf-8")
 
 
 def _private_dirs(env: typing.Mapping[str, str]) -> dict[str, str]:
@@ -282,36 +417,95 @@ class _KeepUnknown(dict[str, str]):
         return "{" + key + "}"
 
 
-def load(config_file: str | Path | None = None, environ: typing.Mapping[str, str] | None = None) -> Settings:
-    """Build the settings from the defaults, ``config_file`` (or ``$NUA_CONFIG``) and the environment."""
-    env = os.environ if environ is None else environ
-    values: dict[str, dict[str, Any]] = {s: {} for s in _SECTIONS}
-    _merge(values, _read_toml(defaults_text(), "params.toml (defaults)"), "params.toml (defaults)")
-    missing = [f"[{s}] {k}" for s in _SECTIONS for k in _KEY_TYPES[s] if k not in values[s]]
+def _gather(config_file: str | Path | None, env: Mapping[str, str]) -> tuple[_Sources, Path | None]:
+    """Every key's value and origin from the defaults, the file and the environment, type-checked."""
+    sources = _Sources()
+    sources.merge(_read_toml(defaults_text(), DEFAULTS_SOURCE), DEFAULTS_SOURCE)
+    missing = [name((s, k)) for s in _SECTIONS for k in _KEY_TYPES[s] if k not in sources.values[s]]
     if missing:
-        msg = f"params.toml (defaults): missing {', '.join(missing)}"
-        raise SettingsError(msg)
-
+        sources.complain(DEFAULTS_SOURCE, f"missing {', '.join(missing)}")
     path_text = str(config_file) if config_file is not None else env.get(CONFIG_ENV, "")
     path = Path(path_text).expanduser() if path_text else None
     if path is not None:
-        _merge(values, _read_file(path), str(path))
+        sources.merge(_read_file(path), str(path))
+    sources.merge_environment(env)
+    sources.fail_if_any()
+    _expand(sources.values, env)
+    return sources, path
 
-    for name, raw in env.items():
-        if not name.startswith(ENV_PREFIX) or name == CONFIG_ENV:
+
+def _check_meaning(sources: _Sources, *, deep: bool) -> None:
+    """Every key's rule, then the rules across keys whose keys all passed; all problems at once."""
+    failed: set[Key] = set()
+    for key in _KEY_EXTRAS:
+        value = sources.values[key[0]][key[1]]
+        for rule in _rules(key):
+            if rule.deep and not deep:
+                continue
+            complaint = rule.complaint(value)
+            if complaint is not None:
+                failed.add(key)
+                sources.complain(sources.origins[key], f"{name(key)} must {complaint}, got {_show(key, value)!r}")
+                break
+    values = {key: sources.values[key[0]][key[1]] for key in _KEY_EXTRAS}
+    for cross in CROSS_RULES:
+        if (cross.deep and not deep) or failed.intersection(cross.keys):
             continue
-        section, _, key = name[len(ENV_PREFIX) :].lower().partition("_")
-        if section not in _SECTIONS:
-            continue  # other NUA_* variables (NUA_TEST_PG_URL, ...) are not settings
-        if key not in _KEY_TYPES[section]:
-            msg = f"environment: unknown setting {name} (no key [{section}] {key})"
-            raise SettingsError(msg)
-        source = f"environment {name}"
-        values[section][key] = _check_value(section, key, _parse_env_value(section, key, raw, source), source)
+        complaint = cross.complaint(values, sources.origins)
+        if complaint is not None:
+            sources.complain(sources.latest(cross.keys), complaint)
+    sources.fail_if_any()
 
-    _expand(values, env)
-    sections = {s: cls(**values[s]) for s, cls in _SECTIONS.items()}
+
+def _build(sources: _Sources, path: Path | None) -> Settings:
+    sections = {s: cls(**sources.values[s]) for s, cls in _SECTIONS.items()}
     return Settings(**sections, config_file=path)
+
+
+def load(
+    config_file: str | Path | None = None, environ: typing.Mapping[str, str] | None = None, *, deep: bool = True
+) -> Settings:
+    """Build the settings from the defaults, ``config_file`` (or ``$NUA_CONFIG``) and the environment.
+
+    Raises :class:`SettingsError` listing every problem. ``deep=False`` skips the
+    rules that import or run the library behind a value (the database URL's
+    parser and driver, the scrypt probe): for what only finds a daemon (``nua``,
+    ``status``, ``stop``) and must be quick. ``start``, the daemon's reload and
+    ``nua-orchestrator config`` keep them.
+    """
+    env = os.environ if environ is None else environ
+    sources, path = _gather(config_file, env)
+    _check_meaning(sources, deep=deep)
+    return _build(sources, path)
+
+
+def effective_toml(config_file: str | Path | None = None, environ: typing.Mapping[str, str] | None = None) -> str:
+    """The effective settings as TOML, each key commented with where its value came from.
+
+    As ``git config --show-origin``: the packaged default, the file, or the
+    variable. Checked as :func:`load` checks them (deep rules included); the
+    database URL's password is masked, so the text is safe to paste anywhere.
+    """
+    import toml  # noqa: PLC0415 - only this command writes TOML
+
+    env = os.environ if environ is None else environ
+    sources, path = _gather(config_file, env)
+    _check_meaning(sources, deep=True)
+    lines = [
+        "# nua's effective settings: the packaged defaults (params.toml), then "
+        + (f"the file {path}," if path is not None else "no file (neither --config nor NUA_CONFIG),"),
+        "# then NUA_<SECTION>_<KEY> variables. Each key is followed by where its value came from;",
+        "# passwords in URLs are shown as ***.",
+    ]
+    for section in _SECTIONS:
+        rendered = {
+            key: toml.dumps({key: _show((section, key), value)}).strip()
+            for key, value in sources.values[section].items()
+        }
+        width = max(len(text) for text in rendered.values())
+        lines += ["", f"[{section}]"]
+        lines += [f"{text:<{width}}  # {sources.origins[(section, key)]}" for key, text in rendered.items()]
+    return "\n".join(lines) + "\n"
 
 
 PRIVATE_MODE = 0o700
@@ -383,6 +577,8 @@ def _check_safe(directory: Path, target: Path) -> None:
 
 __all__ = [
     "CONFIG_ENV",
+    "CROSS_RULES",
+    "DEFAULTS_SOURCE",
     "DbSettings",
     "DebugSettings",
     "RpcSettings",
@@ -392,6 +588,9 @@ __all__ = [
     "SettingsError",
     "SupervisorSettings",
     "ZmqSettings",
+    "defaults_text",
+    "effective_toml",
     "load",
+    "mask_url",
     "private_dir",
 ]

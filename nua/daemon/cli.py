@@ -1,4 +1,4 @@
-"""``nua-orchestrator``: start, stop, restart and query the daemon.
+"""``nua-orchestrator``: start, stop, restart and query the daemon; show its effective settings.
 
 Exit codes follow the LSB init-script conventions: 0 success, 1 failure, 2 bad
 usage, 6 not configured (the settings are wrong); ``status`` exits 0 running
@@ -39,6 +39,9 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser("restart", help="stop the daemon, then start a new one")
     status = commands.add_parser("status", help="whether the daemon runs, and its actor tree (LSB exit codes)")
     status.add_argument("--json", action="store_true", help="one JSON object, for scripts")
+    commands.add_parser(
+        "config", help="check the settings and print them as TOML, each key commented with where it came from"
+    )
     return parser
 
 
@@ -61,6 +64,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return control.stop(args.config)
         case "restart":
             return control.restart(args.config)
+        case "config":
+            return show_config(args.config)
         case _:
             report = control.status(args.config)
             if args.json:
@@ -68,6 +73,21 @@ def main(argv: Sequence[str] | None = None) -> int:
             else:
                 print(format_status(report))  # noqa: T201
             return int(report["code"])
+
+
+def show_config(config: str | None) -> int:
+    """Print the effective settings with their origins (exit 0), or every problem with them (exit 6)."""
+    from nua import settings  # noqa: PLC0415 - as control: after the mask is set
+    from nua.daemon.control import EXIT_NOT_CONFIGURED  # noqa: PLC0415
+
+    try:
+        text = settings.effective_toml(config)
+    except settings.SettingsError as exc:
+        for line in str(exc).splitlines():
+            print(f"nua-orchestrator: {line}", file=sys.stderr)  # noqa: T201
+        return EXIT_NOT_CONFIGURED
+    sys.stdout.write(text)
+    return 0
 
 
 def format_status(report: dict[str, Any]) -> str:

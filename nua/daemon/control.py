@@ -53,9 +53,11 @@ def _complain(message: str) -> None:
     print(f"{NAME}: {message}", file=sys.stderr, flush=True)  # noqa: T201
 
 
-def _load(config: str | Path | None) -> settings.Settings | None:
+def _load(config: str | Path | None, *, deep: bool = True) -> settings.Settings | None:
+    # deep=False for the commands that only find a daemon: a database driver or a scrypt
+    # cost broken since it started must not stop `stop`, nor cost `status` SQLAlchemy and a hash.
     try:
-        return settings.load(config)
+        return settings.load(config, deep=deep)
     except settings.SettingsError as exc:
         _complain(str(exc))
         return None
@@ -133,7 +135,7 @@ def _report_start(report: Report, loaded: settings.Settings) -> int:
 
 def stop(config: str | Path | None = None) -> int:
     """Stop the daemon gracefully, forcefully if it will not; return when it is gone."""
-    loaded = _load(config)
+    loaded = _load(config, deep=False)
     if loaded is None:
         return EXIT_NOT_CONFIGURED
     path = Path(loaded.server.pid_file)
@@ -263,7 +265,7 @@ def status(config: str | Path | None = None) -> dict[str, Any]:
     own settings differ from these; ``record_warning`` why a record was not used.
     """
     try:
-        loaded = settings.load(config)
+        loaded = settings.load(config, deep=False)
     except settings.SettingsError as exc:
         return {"code": STATUS_UNKNOWN, "state": "unknown", "running": False, "message": str(exc)}
     path = Path(loaded.server.pid_file)

@@ -14,6 +14,7 @@ import hashlib
 import hmac
 import secrets
 
+from nua.setting_rules import scrypt_maxmem
 from nua.settings import SecuritySettings
 
 SALT_BYTES = 16
@@ -30,8 +31,7 @@ def _unb64(text: str) -> bytes:
 
 
 def _derive(password: str, salt: bytes, n: int, r: int, p: int) -> bytes:
-    # scrypt needs 128 * n * r bytes per lane; allow that plus slack instead of the 32 MiB default.
-    maxmem = 128 * n * r * (p + 1) + 1024 * 1024
+    maxmem = scrypt_maxmem(n, r, p)  # the bound the settings were checked with at load
     return hashlib.scrypt(password.encode("utf-8"), salt=salt, n=n, r=r, p=p, maxmem=maxmem, dklen=KEY_BYTES)
 
 

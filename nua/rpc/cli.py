@@ -2,14 +2,16 @@
 
 Every command is one JSON-RPC call (or a few) through :class:`nua.rpc.client.Client`.
 Human tables by default, ``--json`` for scripts. Exit codes: 0 success, 1 the
-daemon answered with an error, 2 a usage error, 3 the daemon is unreachable;
-each failure prints one line saying what to do.
+daemon answered with an error, 2 a usage error, 3 the daemon is unreachable, 6
+the settings are wrong; each failure prints one line saying what to do (one per
+problem with the settings).
 
 It starts fast: only ``json``, ``zmq``, the settings and the standard library are
 imported on the way to a call (no tinyrpc, SQLAlchemy, structlog or pykka). The
 endpoint is the running daemon's own, from its runtime record (:mod:`nua.runtime`),
 found through the pid file the daemon's settings name; the settings' endpoint
-when there is no record to trust.
+when there is no record to trust. The settings are checked as the daemon's are,
+but for the deep rules (database driver, scrypt), which this client needs not.
 """
 
 from __future__ import annotations
@@ -28,10 +30,15 @@ EXIT_OK = 0
 EXIT_RPC_ERROR = 1
 EXIT_USAGE = 2
 EXIT_UNREACHABLE = 3
+EXIT_NOT_CONFIGURED = 6
 
 
 class UsageError(Exception):
     """A command line that cannot be run as given (exit 2)."""
+
+
+class NotConfiguredError(Exception):
+    """The settings that say where the daemon is are wrong (exit 6, as the daemon's own)."""
 
 
 # -- output -------------------------------------------------------------------------------
@@ -418,9 +425,9 @@ def resolve_endpoint(args: argparse.Namespace, stderr: TextIO | None = None) -> 
     from nua import runtime, settings  # noqa: PLC0415
 
     try:
-        loaded = settings.load(args.config)
+        loaded = settings.load(args.config, deep=False)
     except settings.SettingsError as exc:
-        raise UsageError(str(exc)) from None
+        raise NotConfiguredError(str(exc)) from None
     found = runtime.locate(Path(loaded.server.pid_file), loaded.zmq.bind_endpoint)
     if found.problem is not None:
         warning = f"nua: warning: {found.problem}; using the settings' endpoint {found.endpoint}"
@@ -432,7 +439,8 @@ def resolve_endpoint(args: argparse.Namespace, stderr: TextIO | None = None) -> 
 
 
 def _fail(message: str, code: int, stderr: TextIO) -> int:
-    print(f"nua: {message}", file=stderr)
+    for line in message.splitlines():
+        print(f"nua: {line}", file=stderr)
     return code
 
 
@@ -474,6 +482,8 @@ def main(  # noqa: PLR0911 - one exit per outcome
             result, show = args.run(client, args, stdin)
     except UsageError as exc:
         return _fail(f"{exc} (see nua --help)", EXIT_USAGE, stderr)
+    except NotConfiguredError as exc:
+        return _fail(str(exc), EXIT_NOT_CONFIGURED, stderr)
     except RpcError as exc:
         return _fail(_rpc_error_line(exc), EXIT_RPC_ERROR, stderr)
     except DaemonUnreachableError as exc:

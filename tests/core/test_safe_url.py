@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from nua import settings
 
 
 def shown(url: str) -> str:
-    return settings.load(environ={"NUA_DB_URL": url}).db.safe_url
+    # Built directly: some of these URLs (no driver, no parse) would not pass load's checks,
+    # and the masking must hold for any text, whatever reaches it.
+    return dataclasses.replace(settings.load(environ={}, deep=False).db, url=url).safe_url
 
 
 @pytest.mark.parametrize(

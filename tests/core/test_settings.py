@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+import tomllib
 import typing
 from pathlib import Path
 
 import pytest
-import toml
 
 from nua import settings
 from nua.settings import Settings, SettingsError
@@ -19,7 +19,7 @@ def write(path: Path, text: str) -> Path:
 
 
 def test_the_packaged_defaults_cover_exactly_the_schema() -> None:
-    defaults = toml.loads(settings.defaults_text())
+    defaults = tomllib.loads(settings.defaults_text())
     for section in dataclasses.fields(Settings):
         if section.name == "config_file":
             continue

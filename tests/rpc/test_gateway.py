@@ -232,7 +232,7 @@ def test_timeout_then_the_late_result_is_dropped(tree_factory: Callable[..., Tre
 
 
 def test_busy_past_max_in_flight(tree_factory: Callable[..., Tree]) -> None:
-    tree = tree_factory(NUA_RPC_MAX_IN_FLIGHT="2")
+    tree = tree_factory(NUA_RPC_MAX_IN_FLIGHT="2", NUA_RPC_MAX_IN_FLIGHT_PER_CLIENT="2")
     raw = Raw(tree.endpoint)
     try:
         for name in ("b1", "b2"):

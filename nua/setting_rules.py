@@ -1,0 +1,312 @@
+"""What a setting's value must mean beyond its type: the rules ``nua.settings`` puts beside each key.
+
+A rule is data in the schema: ``port: Annotated[int, Between(1, 65535)]`` says both
+the key's type and which values make sense, so the settings classes read as one
+table and a key cannot be added without deciding its rule. A rule's
+``complaint(value)`` is ``None`` for a good value, else the words finishing
+"``[section] key`` must ...", which the loader prefixes with where the value came
+from (a file, ``environment NUA_…``): the one line an operator sees, at load,
+instead of a failure later (``scrypt_n = 1000`` at the first ``user_add``, a port
+past 65535 when ``stop`` builds its address).
+
+Cross-key rules (:class:`AtMost`, :class:`ScryptAccepted`) read several keys.
+*Deep* rules ask the library that will use the value (SQLAlchemy's URL parser and
+the database driver, ``hashlib.scrypt``): they cost imports and a hash, so a
+client that needs only the endpoint may skip them; the daemon never does.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable, Mapping
+from pathlib import PurePath
+from typing import Any, ClassVar
+
+# A ``(section, key)`` pair, e.g. ``("zmq", "port")``.
+Key = tuple[str, str]
+
+# ZeroMQ's socket options (SNDHWM, MAXMSGSIZE's peers) and scrypt's ``maxmem`` are C ints.
+C_INT_MAX = 2**31 - 1
+HIGHEST_PORT = 65535
+# A timeout or interval longer than a day is a typo, and far longer ones overflow
+# the C timeouts they end up in (a poll's milliseconds, a condition's wait).
+DAY_S = 86400.0
+# A Unix socket's path lives in ``sockaddr_un.sun_path`` (108 bytes with its NUL):
+# ZeroMQ refuses a longer ``ipc://`` path at bind time with ENAMETOOLONG.
+MAX_IPC_PATH_BYTES = 107
+LOG_LEVELS = ("debug", "info", "warning", "error")
+SQLITE_SYNCHRONOUS = ("OFF", "NORMAL", "FULL", "EXTRA")
+
+
+def name(key: Key) -> str:
+    """``[section] key``, as messages and ``params.toml`` spell a setting."""
+    return f"[{key[0]}] {key[1]}"
+
+
+class Rule:
+    """What one key's value must be; subclasses say it in :meth:`complaint`.
+
+    Plain slotted classes: a rule holds a bound or two, built once at import,
+    and needs neither the equality nor the generated code of a dataclass.
+    """
+
+    __slots__ = ()
+    # Deep rules import or run the library that will use the value (see the module's doc).
+    deep: ClassVar[bool] = False
+
+    def complaint(self, value: Any) -> str | None:
+        """``None`` if ``value`` is acceptable, else what it must be ("be from 1 to 65535")."""
+        raise NotImplementedError
+
+
+class Shown:
+    """How a key's value appears in messages and in ``nua-orchestrator config`` (a URL's password masked)."""
+
+    __slots__ = ("show",)
+
+    def __init__(self, show: Callable[[str], str]) -> None:
+        self.show = show
+
+
+class Between(Rule):
+    """An integer from ``low`` to ``high``: a port, a count, a size."""
+
+    __slots__ = ("high", "low")
+
+    def __init__(self, low: int, high: int = C_INT_MAX) -> None:
+        self.low, self.high = low, high
+
+    def complaint(self, value: Any) -> str | None:
+        return None if self.low <= value <= self.high else f"be from {self.low} to {self.high}"
+
+
+class Seconds(Rule):
+    """A timeout or an interval: above 0 and finite (NaN and infinity compare false with every bound)."""
+
+    __slots__ = ("high",)
+
+    def __init__(self, high: float = DAY_S) -> None:
+        self.high = high
+
+    def complaint(self, value: Any) -> str | None:
+        if math.isfinite(value) and 0 < value <= self.high:
+            return None
+        return f"be a number of seconds above 0 and at most {self.high:g}"
+
+
+class OneOf(Rule):
+    """A word from a fixed set: a log level, a SQLite synchronous mode."""
+
+    __slots__ = ("choices", "what")
+
+    def __init__(self, choices: tuple[str, ...], what: str) -> None:
+        self.choices, self.what = choices, what
+
+    def complaint(self, value: Any) -> str | None:
+        return None if value in self.choices else f"be {self.what} ({', '.join(self.choices)})"
+
+
+class PowerOfTwo(Rule):
+    """An integer power of two above 1, as scrypt's cost ``n`` must be."""
+
+    def complaint(self, value: Any) -> str | None:
+        return None if value > 1 and value & (value - 1) == 0 else "be a power of two above 1 (1024, 16384, ...)"
+
+
+class AbsolutePath(Rule):
+    """A file the daemon makes or reads, whatever its working directory (a daemon's is ``/``)."""
+
+    def complaint(self, value: Any) -> str | None:
+        return None if PurePath(value).is_absolute() and "\0" not in value else "be an absolute path"
+
+
+class Host(Rule):
+    """A host name, an address or an interface for ZeroMQ's ``tcp://HOST:PORT``."""
+
+    def complaint(self, value: Any) -> str | None:
+        return None if value and not any(c.isspace() or c in "/\0" for c in value) else "be a host name or address"
+
+
+class Endpoint(Rule):
+    """A ZeroMQ endpoint the daemon binds and clients connect to; empty means ``tcp://address:port``.
+
+    ``tcp://HOST:PORT`` takes a port from 1 to 65535, or ``0`` / ``*`` for any
+    free port (the daemon records the port it bound, see :mod:`nua.runtime`);
+    ``ipc://`` takes an absolute path short enough for a Unix socket.
+    """
+
+    def complaint(self, value: Any) -> str | None:
+        if value == "":
+            return None
+        scheme, _, rest = value.partition("://")
+        if scheme == "tcp":
+            host, _, port = rest.rpartition(":")
+            free = port == "*" or (port.isascii() and port.isdigit() and int(port) <= HIGHEST_PORT)
+            if host and free and Host().complaint(host) is None:
+                return None
+            return f"be tcp://HOST:PORT with PORT from 1 to {HIGHEST_PORT} (0 or * for any free port)"
+        if scheme == "ipc":
+            path_ok = PurePath(rest).is_absolute() and "\0" not in rest
+            if path_ok and len(os.fsencode(rest)) <= MAX_IPC_PATH_BYTES:
+                return None
+            return f"be ipc:// and an absolute path of at most {MAX_IPC_PATH_BYTES} bytes"
+        return "be a tcp://HOST:PORT or ipc:///path endpoint (or empty for tcp://address:port)"
+
+
+class ModuleNames(Rule):
+    """Importable module names (``a.b.c``), as ``[rpc] plugins`` lists them."""
+
+    def complaint(self, value: Any) -> str | None:
+        ok = all(part.isidentifier() for item in value for part in item.split("."))
+        return None if ok else "be a list of module names (package.module)"
+
+
+class DbUrl(Rule):
+    """A database URL SQLAlchemy parses, whose dialect it knows and whose driver is installed.
+
+    Its complaints never quote the URL (it may hold a password): only the
+    dialect and the driver's module.
+    """
+
+    deep: ClassVar[bool] = True
+
+    def complaint(self, value: Any) -> str | None:
+        from sqlalchemy.engine import make_url  # noqa: PLC0415 - deep: only the daemon pays for SQLAlchemy
+        from sqlalchemy.exc import ArgumentError, NoSuchModuleError  # noqa: PLC0415
+
+        try:
+            url = make_url(value)
+        except (ArgumentError, ValueError):  # ValueError: a part SQLAlchemy converts, such as the port
+            return "be a database URL SQLAlchemy can parse (dialect+driver://user:password@host:port/database)"
+        try:
+            dialect = url.get_dialect()
+        except NoSuchModuleError:
+            return f"name a database SQLAlchemy knows, not {url.drivername!r}"
+        try:
+            dialect.import_dbapi()
+        except ImportError as exc:
+            missing = exc.name or url.get_driver_name()
+            if url.get_backend_name() == "postgresql":
+                hint = "pip install 'nua[pg]' and use postgresql+psycopg://"
+            else:
+                hint = f"install the Python package of the {url.get_driver_name()} driver"
+            return f"use an installed driver: {url.drivername} needs the module {missing}, which is missing ({hint})"
+        return None
+
+
+# The rules of the keys that say where the daemon listens.
+HOST = Host()
+# 0 is "any free port": the daemon writes the port it bound in its runtime record,
+# where status, stop and nua find it (nua.runtime).
+PORT = Between(0, HIGHEST_PORT)
+ENDPOINT = Endpoint()
+
+
+# -- rules across keys ---------------------------------------------------------------------------
+
+
+class CrossRule:
+    """What several keys must be together; ``keys`` are the ones it reads."""
+
+    __slots__ = ()
+    deep: ClassVar[bool] = False
+
+    @property
+    def keys(self) -> tuple[Key, ...]:
+        """The keys it reads: a key that already failed its own rule skips this one."""
+        raise NotImplementedError
+
+    def complaint(self, values: Mapping[Key, Any], origins: Mapping[Key, str]) -> str | None:
+        """``None`` if the values agree, else the whole sentence (naming every key) saying why not."""
+        raise NotImplementedError
+
+
+class AtMost(CrossRule):
+    """``key`` must not exceed ``limit``: a default or page size within its largest, a share within the whole."""
+
+    __slots__ = ("key", "limit")
+
+    def __init__(self, key: Key, limit: Key) -> None:
+        self.key, self.limit = key, limit
+
+    @property
+    def keys(self) -> tuple[Key, ...]:
+        return (self.key, self.limit)
+
+    def complaint(self, values: Mapping[Key, Any], origins: Mapping[Key, str]) -> str | None:
+        if values[self.key] <= values[self.limit]:
+            return None
+        return (
+            f"{name(self.key)} ({values[self.key]}) must be at most {name(self.limit)}"
+            f" ({values[self.limit]}, from {origins[self.limit]})"
+        )
+
+
+def scrypt_maxmem(n: int, r: int, p: int) -> int:
+    """The ``maxmem`` nua passes to ``hashlib.scrypt``: what ``n``, ``r`` and ``p`` need, plus slack.
+
+    scrypt needs ``128 * n * r`` bytes per lane; OpenSSL's default cap (32 MiB)
+    would refuse costs an operator may choose on purpose.
+    """
+    return 128 * n * r * (p + 1) + 1024 * 1024
+
+
+SCRYPT_KEYS: tuple[Key, ...] = (("security", "scrypt_n"), ("security", "scrypt_r"), ("security", "scrypt_p"))
+
+
+class ScryptAccepted(CrossRule):
+    """``hashlib.scrypt`` accepts these costs with the memory nua allows it (one hash of nothing, at load).
+
+    OpenSSL's limits (``n < 2**(16 r)``, ``r * p < 2**30``, the memory within a C
+    int) are its own to state: asking it once is the only check that cannot drift
+    from them. It costs one hash at the configured cost (tens of milliseconds at
+    the defaults).
+    """
+
+    deep: ClassVar[bool] = True
+
+    @property
+    def keys(self) -> tuple[Key, ...]:
+        return SCRYPT_KEYS
+
+    def complaint(self, values: Mapping[Key, Any], origins: Mapping[Key, str]) -> str | None:  # noqa: ARG002
+        import hashlib  # noqa: PLC0415 - deep: OpenSSL's bindings are not the client's to load
+
+        n, r, p = (values[key] for key in SCRYPT_KEYS)
+        try:
+            hashlib.scrypt(b"", salt=b"nua", n=n, r=r, p=p, maxmem=scrypt_maxmem(n, r, p), dklen=1)
+        except (ValueError, MemoryError, OverflowError) as exc:
+            given = ", ".join(f"{key[1]} = {values[key]}" for key in SCRYPT_KEYS)
+            bound = "128 * n * r * (p + 1) bytes + 1 MiB"
+            return f"[security] {given}: hashlib.scrypt refuses them with the memory nua allows it, {bound} ({exc})"
+        return None
+
+
+__all__ = [
+    "C_INT_MAX",
+    "DAY_S",
+    "ENDPOINT",
+    "HIGHEST_PORT",
+    "HOST",
+    "LOG_LEVELS",
+    "PORT",
+    "SQLITE_SYNCHRONOUS",
+    "AbsolutePath",
+    "AtMost",
+    "Between",
+    "CrossRule",
+    "DbUrl",
+    "Endpoint",
+    "Host",
+    "Key",
+    "ModuleNames",
+    "OneOf",
+    "PowerOfTwo",
+    "Rule",
+    "ScryptAccepted",
+    "Seconds",
+    "Shown",
+    "name",
+    "scrypt_maxmem",
+]
