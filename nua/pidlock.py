@@ -11,12 +11,11 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 
-@dataclass(frozen=True)
-class PidFileState:
+class PidFileState(NamedTuple):
     """What a look at the pid file found, without changing anything."""
 
     exists: bool

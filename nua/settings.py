@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 
+from nua import paths
 from nua.setting_rules import (
     ENDPOINT,
     HOST,
@@ -394,27 +395,12 @@ def defaults_text() -> str:
     return DEFAULTS_FILE.read_text(encoding="utf-8")
 
 
-def _private_dirs(env: typing.Mapping[str, str]) -> dict[str, str]:
-    """Per-user directories: the daemon never writes to a shared, world-writable path."""
-    if os.geteuid() == 0:
-        return {"runtime_dir": "/run/nua", "state_dir": "/var/lib/nua", "log_dir": "/var/log/nua"}
-    runtime = env.get("XDG_RUNTIME_DIR")
-    runtime_dir = f"{runtime}/nua" if runtime else f"/tmp/nua-{os.getuid()}"  # noqa: S108 - made 0700 and owner-checked
-    state_home = env.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return {"runtime_dir": runtime_dir, "state_dir": f"{state_home}/nua", "log_dir": f"{state_home}/nua"}
-
-
 def _expand(values: dict[str, dict[str, Any]], env: typing.Mapping[str, str]) -> None:
-    dirs = _private_dirs(env)
+    dirs = paths.private_dirs(env)
     for section in values.values():
         for key, value in section.items():
-            if isinstance(value, str) and "{" in value:
-                section[key] = value.format_map(_KeepUnknown(dirs))
-
-
-class _KeepUnknown(dict[str, str]):
-    def __missing__(self, key: str) -> str:
-        return "{" + key + "}"
+            if isinstance(value, str):
+                section[key] = paths.expand(value, dirs)
 
 
 def _gather(config_file: str | Path | None, env: Mapping[str, str]) -> tuple[_Sources, Path | None]:

@@ -422,13 +422,18 @@ def resolve_endpoint(args: argparse.Namespace, stderr: TextIO | None = None) -> 
     # Only when the endpoint is not given: --endpoint needs neither.
     from pathlib import Path  # noqa: PLC0415
 
-    from nua import runtime, settings  # noqa: PLC0415
+    from nua import client_settings, runtime  # noqa: PLC0415
 
-    try:
-        loaded = settings.load(args.config, deep=False)
-    except settings.SettingsError as exc:
-        raise NotConfiguredError(str(exc)) from None
-    found = runtime.locate(Path(loaded.server.pid_file), loaded.zmq.bind_endpoint)
+    place = client_settings.places(args.config)
+    if place is None:  # something the quick reader leaves to the full loader, which says what is wrong
+        from nua import settings  # noqa: PLC0415
+
+        try:
+            loaded = settings.load(args.config, deep=False)
+        except settings.SettingsError as exc:
+            raise NotConfiguredError(str(exc)) from None
+        place = client_settings.Places(loaded.server.pid_file, loaded.zmq.bind_endpoint)
+    found = runtime.locate(Path(place.pid_file), place.endpoint)
     if found.problem is not None:
         warning = f"nua: warning: {found.problem}; using the settings' endpoint {found.endpoint}"
         print(warning, file=stderr or sys.stderr)
