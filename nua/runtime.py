@@ -27,7 +27,7 @@ import stat
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from nua import pidlock
+from nua import paths, pidlock
 
 RECORD_SUFFIX = ".runtime.json"
 # A record is a few hundred bytes; anything past this is not one of ours.
@@ -94,7 +94,7 @@ def write(path: Path, record: Record) -> tuple[int, int]:
         raise
     finally:
         os.close(fd)
-    _fsync_dir(path.parent)
+    paths.fsync_dir(path.parent)
     return info.st_dev, info.st_ino
 
 
@@ -134,14 +134,6 @@ def remove_if_pid(path: Path, pid: int) -> bool:
 def leftover_temp_files(path: Path) -> list[Path]:
     """Temporary files of a record write that a killed daemon never renamed into place."""
     return sorted(path.parent.glob(f".{path.name}.*.part"))
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 # -- reading (the clients) -----------------------------------------------------------------------

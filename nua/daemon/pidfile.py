@@ -30,6 +30,7 @@ import os
 import secrets
 from pathlib import Path
 
+from nua import paths
 from nua.pidlock import PidFileState, inspect, is_locked, opened_by, parse_pid, read_pid, try_lock
 
 TEMP_SUFFIX = ".tmp"
@@ -78,14 +79,6 @@ def _same_file(fd: int, path: Path) -> bool:
     return (mine.st_dev, mine.st_ino) == (on_disk.st_dev, on_disk.st_ino)
 
 
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 class PidFile:
     """The daemon's pid file, locked from :meth:`acquire` until :meth:`release` or process exit."""
 
@@ -111,7 +104,7 @@ class PidFile:
                 temp.unlink()
             raise
         self._fd = fd
-        _fsync_dir(self.path.parent)
+        paths.fsync_dir(self.path.parent)
 
     def _write_locked_temp(self, pid: int) -> tuple[Path, int]:
         # Unique per attempt, created exclusively: racing starters never share one.
