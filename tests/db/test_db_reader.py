@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,6 +11,7 @@ import pykka
 import pytest
 import sqlalchemy as sa
 from dbkit import ExitLog, Gate, GatedWriter, Writers
+from outagekit import backup
 
 from nua.actors._supervised import ChildContext
 from nua.actors.db_reader import CheckReadable, DbReader
@@ -111,17 +111,22 @@ def test_a_failed_read_fails_alone_and_the_next_one_reconnects(
     assert reader.ask(cmd.CountUsers()) == 1
 
 
-def test_a_deleted_file_is_unavailable_and_a_restored_one_is_read_not_the_old(
-    writer: pykka.ActorRef[Any], settings: Settings, backend: str, tmp_path: Any
-) -> None:
+def backed_up(writer: pykka.ActorRef[Any], settings: Settings, backend: str, tmp_path: Path) -> tuple[Path, Path]:
+    """The SQLite file holding one user, and a consistent copy of it (skips on other backends)."""
     if backend != "sqlite":
         pytest.skip("a database file is SQLite's")
     path = db_engine.sqlite_file(settings.db)
     assert path is not None
     add(writer, settings, "ann")
-    backup = tmp_path / "backup.db"
-    with sqlite3.connect(path) as source, sqlite3.connect(backup) as target:
-        source.backup(target)  # one user
+    backup_file = tmp_path / "backup.db"
+    backup(path, backup_file)
+    return path, backup_file
+
+
+def test_a_deleted_file_is_unavailable_and_a_restored_one_is_read_not_the_old(
+    writer: pykka.ActorRef[Any], settings: Settings, backend: str, tmp_path: Any
+) -> None:
+    path, backup = backed_up(writer, settings, backend, tmp_path)  # one user
     add(writer, settings, "bob")  # the live file (soon deleted) has two
     health = Health()
     reader = DbReader.start(ChildContext("db_reader", 1, ExitLog()), settings, health)
@@ -144,14 +149,7 @@ def test_a_degraded_reader_recovers_by_itself_once_the_file_is_back(
     writer: pykka.ActorRef[Any], settings: Settings, backend: str, tmp_path: Any
 ) -> None:
     # Without a look of its own, status called the reader degraded until some client read.
-    if backend != "sqlite":
-        pytest.skip("a database file is SQLite's")
-    path = db_engine.sqlite_file(settings.db)
-    assert path is not None
-    add(writer, settings, "ann")
-    backup = tmp_path / "backup.db"
-    with sqlite3.connect(path) as source, sqlite3.connect(backup) as target:
-        source.backup(target)
+    path, backup = backed_up(writer, settings, backend, tmp_path)
     health = Health()
     reader = DbReader.start(ChildContext("db_reader", 1, ExitLog()), settings, health, check_interval_s=None)
     try:
