@@ -31,7 +31,7 @@ unit: $(VENV)/.installed-test
 
 test: lint typecheck unit
 
-BENCHMARKS := restart db_writer rpc lifecycle reads
+BENCHMARKS := restart db_writer rpc lifecycle reads hostile
 
 bench: $(VENV)/.installed-test
 	for name in $(BENCHMARKS); do $(BIN)/python bench/$$name.py || exit 1; done
