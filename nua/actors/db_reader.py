@@ -41,7 +41,7 @@ from nua.model import engine as db_engine
 from nua.model import operations
 from nua.model.errors import InternalError, ModelError, UnavailableError
 from nua.model.outage import Outage, OutageError, classify
-from nua.model.schema import meta
+from nua.model.schema import SCHEMA_VERSION, meta, recorded_version
 from nua.settings import Settings
 
 # Four looks a second while the database cannot be read, as the writer's.
@@ -163,9 +163,31 @@ class DbReader(SupervisedActor):
         if self._conn is not None and identity != self._identity:
             self._drop_connection()  # it reads a file that is no longer the database's
         if self._conn is None:
-            self._conn = self._engine.connect()
-            self._identity = identity
+            conn = self._engine.connect()
+            try:
+                self._check_schema(conn)
+            except BaseException:
+                conn.invalidate()
+                conn.close()
+                raise
+            self._conn, self._identity = conn, identity
         return self._conn
+
+    def _check_schema(self, conn: Connection) -> None:
+        """Refuse, as an outage, a database that is not (or not yet) a nua database this nua reads.
+
+        A file put back at the path may be anything: every read of it would
+        otherwise fail as a bug, a traceback in the log per client call.
+        """
+        try:
+            version = recorded_version(conn)
+        finally:
+            conn.rollback()
+        if version is None or version > SCHEMA_VERSION:
+            where = self._path or self.settings.db.safe_url
+            found = "no nua database" if version is None else f"a newer schema (version {version})"
+            reason = f"{where} holds {found}; restore the daemon's database there"
+            raise OutageError(Outage(reason, reconnect=True))
 
     def _file_identity(self) -> tuple[int, int] | None:
         """The (device, inode) at the SQLite file's path (``None`` for another backend); OutageError when gone."""

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from sqlalchemy import String, Table, insert, select
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -61,6 +62,14 @@ def _write_meta(connection: Connection, key: str, value: str) -> None:
         connection.execute(meta.update().where(meta.c.key == key).values(value=value))
 
 
+def recorded_version(connection: Connection) -> int | None:
+    """The schema version the database records; ``None`` when it holds no nua schema at all (only reads)."""
+    if not sa_inspect(connection).has_table(meta.name):
+        return None
+    recorded = _read_meta(connection, "schema_version")
+    return int(recorded) if recorded is not None and recorded.isdigit() else None
+
+
 def ensure_schema(connection: Connection, initial_settings: Mapping[str, Any] | None = None) -> SchemaState:
     """Create or upgrade the schema inside the caller's transaction; safe to run at every start.
 
@@ -95,4 +104,4 @@ def _bootstrap_settings(connection: Connection, rows: Mapping[str, Any]) -> None
         connection.execute(insert(table), missing)
 
 
-__all__ = ["SCHEMA_VERSION", "UPGRADES", "SchemaError", "SchemaState", "ensure_schema"]
+__all__ = ["SCHEMA_VERSION", "UPGRADES", "SchemaError", "SchemaState", "ensure_schema", "recorded_version"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -166,5 +167,27 @@ def test_a_degraded_reader_recovers_by_itself_once_the_file_is_back(
         reader.ask(CheckReadable())
         assert health.conditions() == []  # back, and no read was needed to say so
         assert reader.ask(cmd.CountUsers()) == 1
+    finally:
+        reader.stop(block=True, timeout=10)
+
+
+def test_a_file_without_nua_schema_put_back_is_unavailable_not_a_bug(
+    writer: pykka.ActorRef[Any], settings: Settings, backend: str, tmp_path: Path
+) -> None:
+    # Read as a bug, each client call logged a traceback: a log any client could fill.
+    path, _backup = backed_up(writer, settings, backend, tmp_path)
+    health = Health()
+    reader = DbReader.start(ChildContext("db_reader", 1, ExitLog()), settings, health, check_interval_s=None)
+    try:
+        assert reader.ask(cmd.CountUsers()) == 1
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{path}{suffix}").unlink(missing_ok=True)
+        with sqlite3.connect(path) as other:
+            other.execute("CREATE TABLE users (id INTEGER)")
+        for _ in range(3):
+            with pytest.raises(UnavailableError, match="holds no nua database"):
+                reader.ask(cmd.CountUsers())
+        assert [c.component for c in health.conditions()] == ["db_reader"]
+        assert reader.is_alive()
     finally:
         reader.stop(block=True, timeout=10)
