@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint typecheck unit bench clean
+.PHONY: run test lint typecheck contracts unit bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,10 +26,14 @@ lint: $(VENV)/.installed-test
 typecheck: $(VENV)/.installed-test
 	$(BIN)/mypy
 
+# The import contracts in pyproject.toml ([tool.importlinter]): layers read one way.
+contracts: $(VENV)/.installed-test
+	$(BIN)/lint-imports --no-cache
+
 unit: $(VENV)/.installed-test
 	$(BIN)/python -m pytest
 
-test: lint typecheck unit
+test: lint typecheck contracts unit
 
 BENCHMARKS := restart db_writer rpc lifecycle reads hostile
 

@@ -35,6 +35,7 @@ setup(
             "hypothesis==6.170.17",
             "ruff==0.17.6",
             "mypy==2.4.1",
+            "import-linter==2.17",
             "types-toml==0.10.8.20260518",
             "types-psutil==7.2.2.20261111",
             "psycopg[binary]==3.3.9",

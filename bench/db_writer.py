@@ -41,8 +41,8 @@ from sqlalchemy.orm import Session
 
 import nua.settings
 from nua import log
-from nua.actors._supervised import ChildContext
 from nua.actors.db_writer import DbWriter, WriterStats
+from nua.actors.supervised import ChildContext
 from nua.model import commands as cmd
 from nua.model import engine as db_engine
 from nua.model.base import utcnow

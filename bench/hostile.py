@@ -30,7 +30,8 @@ import psutil
 import toml
 import zmq
 
-from nua.daemon import control, pidfile
+from nua import pidfile
+from nua.daemon import control
 
 REPO = Path(__file__).resolve().parents[1]
 DAEMON = [sys.executable, "-m", "nua.daemon.cli"]

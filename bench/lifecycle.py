@@ -32,7 +32,8 @@ from pathlib import Path
 
 import psutil
 
-from nua.daemon import control, endpoint, pidfile
+from nua import endpoint, pidfile
+from nua.daemon import control
 
 REPO = Path(__file__).resolve().parents[1]
 DAEMON = [sys.executable, "-m", "nua.daemon.cli"]

@@ -19,9 +19,9 @@ from typing import Any
 import pykka
 
 from nua import log
-from nua.actors._supervised import ChildContext, SupervisedActor
 from nua.actors.directory import Directory
 from nua.actors.messages import Crash, Exited, Ping
+from nua.actors.supervised import ChildContext, SupervisedActor
 from nua.actors.supervisor import ChildSpec, Intensity, Supervisor
 
 

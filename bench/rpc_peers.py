@@ -80,14 +80,14 @@ def tinyrpc_server(endpoint: str, db_url: str, synchronous: str) -> None:
 
 def tree(endpoint: str, db_url: str) -> None:
     from nua import log, settings  # noqa: PLC0415
-    from nua.actors._supervised import ChildContext  # noqa: PLC0415
     from nua.actors.db_reader import DbReader  # noqa: PLC0415
     from nua.actors.db_writer import DbWriter  # noqa: PLC0415
     from nua.actors.directory import Directory  # noqa: PLC0415
-    from nua.actors.gateway import Gateway  # noqa: PLC0415
     from nua.actors.messages import Ping  # noqa: PLC0415
+    from nua.actors.supervised import ChildContext  # noqa: PLC0415
     from nua.actors.supervisor import ChildSpec, Supervisor  # noqa: PLC0415
     from nua.daemon.runner import GIL_SWITCH_INTERVAL_S  # noqa: PLC0415
+    from nua.rpc.gateway import Gateway  # noqa: PLC0415
 
     sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)  # as the daemon does at start
     log.configure("warning")

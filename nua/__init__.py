@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-__version__ = "0.1.0"
+from nua.version import VERSION
+
+__version__ = VERSION
 
 
 def start(config: str | None = None) -> int:

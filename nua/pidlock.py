@@ -1,6 +1,6 @@
 """The pid lock as everyone else sees it: whether a daemon holds a pid file, and which pid it names.
 
-The daemon's side (taking the lock, writing the file) is :mod:`nua.daemon.pidfile`;
+The daemon's side (taking the lock, writing the file) is :mod:`nua.pidfile`;
 this is the read-only probe that ``status``, ``stop``, the ``nua`` client and the
 runtime record (:mod:`nua.runtime`) share. A leaf: it imports nothing of nua, so
 any layer may use it.

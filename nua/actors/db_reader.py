@@ -32,9 +32,9 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.engine import Connection, Engine
 
-from nua.actors._supervised import ChildContext, SupervisedActor
 from nua.actors.directory import DB_READER
 from nua.actors.health import Health
+from nua.actors.supervised import ChildContext, SupervisedActor
 from nua.actors.ticker import Ticker
 from nua.model import commands as cmd
 from nua.model import engine as db_engine

@@ -58,10 +58,10 @@ import pykka
 from sqlalchemy import delete, insert
 from sqlalchemy.engine import Connection, Engine
 
-from nua.actors._supervised import ChildContext, InjectedFaultError, SupervisedActor, describe
 from nua.actors.directory import DB_WRITER
 from nua.actors.health import Health
 from nua.actors.messages import Crash
+from nua.actors.supervised import ChildContext, InjectedFaultError, SupervisedActor, describe
 from nua.actors.ticker import Ticker
 from nua.model import engine as db_engine
 from nua.model import operations

@@ -23,9 +23,9 @@ from typing import Any
 
 import pykka
 
-from nua.actors._supervised import ChildContext, SupervisedActor
-from nua.daemon import pidfile
-from nua.daemon.endpoint import ipc_path
+from nua import pidfile
+from nua.actors.supervised import ChildContext, SupervisedActor
+from nua.endpoint import ipc_path
 from nua.settings import Settings
 
 ShutdownListener = Callable[[str], None]

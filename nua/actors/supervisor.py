@@ -37,9 +37,9 @@ from typing import Any, NoReturn, cast
 
 import pykka
 
-from nua.actors._supervised import ChildContext, SupervisedActor, describe
 from nua.actors.directory import Directory
 from nua.actors.messages import ChildInfo, Exited, Ping, WhichChildren
+from nua.actors.supervised import ChildContext, SupervisedActor, describe
 
 
 class Restart(enum.StrEnum):

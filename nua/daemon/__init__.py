@@ -1,1 +1,1 @@
-"""The process layer: daemonisation, the pid lock, signals, and the wiring of the actor tree."""
+"""The process layer: daemonisation, signals, sd_notify, the wiring of the actor tree and `nua-orchestrator`."""

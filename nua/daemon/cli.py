@@ -14,8 +14,9 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-import nua
 from nua.daemon import sigmask
+from nua.status_tree import tree_lines
+from nua.version import VERSION
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -27,7 +28,7 @@ def _parser() -> argparse.ArgumentParser:
             " then NUA_<SECTION>_<KEY> environment variables."
         ),
     )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {nua.__version__}")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {VERSION}")
     parser.add_argument("--config", metavar="PATH", help="settings file (TOML) overriding the defaults")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     start = commands.add_parser("start", help="start the daemon; returns once it serves")
@@ -78,7 +79,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def show_config(config: str | None) -> int:
     """Print the effective settings with their origins (exit 0), or every problem with them (exit 6)."""
     from nua import settings  # noqa: PLC0415 - as control: after the mask is set
-    from nua.daemon.control import EXIT_NOT_CONFIGURED  # noqa: PLC0415
+    from nua.daemon.exit_codes import EXIT_NOT_CONFIGURED  # noqa: PLC0415
 
     try:
         text = settings.effective_toml(config)
@@ -118,18 +119,8 @@ def format_status(report: dict[str, Any]) -> str:
     tree = report.get("tree")
     if isinstance(tree, dict):
         lines.append("  actors:")
-        lines.extend(_tree_lines(tree, depth=2))
+        lines.extend(tree_lines(tree, depth=2))
     return "\n".join(lines)
-
-
-def _tree_lines(node: dict[str, Any], depth: int) -> list[str]:
-    text = f"{'  ' * depth}{node.get('id')}: {node.get('state')}, restarts {node.get('restarts')}"
-    if node.get("last_error"):
-        text += f", last error: {node['last_error']}"
-    lines = [text]
-    for child in node.get("children") or ():
-        lines.extend(_tree_lines(child, depth + 1))
-    return lines
 
 
 if __name__ == "__main__":

@@ -20,21 +20,18 @@ from typing import Any
 
 import psutil
 
-from nua import runtime, settings
-from nua.daemon import pidfile
+from nua import pidfile, runtime, settings
 from nua.daemon.daemonize import Outcome, Readiness, Report, daemonize
-from nua.daemon.endpoint import ipc_path, is_free
-
-# LSB init-script exit codes. A degraded daemon (running, but e.g. its database
-# unavailable) is STATUS_RUNNING: it runs and answers, as `systemctl status` calls
-# an active unit active whatever it logs; what is wrong is in the report.
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_NOT_CONFIGURED = 6
-STATUS_RUNNING = 0
-STATUS_DEAD_PID_FILE = 1
-STATUS_NOT_RUNNING = 3
-STATUS_UNKNOWN = 4
+from nua.daemon.exit_codes import (
+    EXIT_FAILED,
+    EXIT_NOT_CONFIGURED,
+    EXIT_OK,
+    STATUS_DEAD_PID_FILE,
+    STATUS_NOT_RUNNING,
+    STATUS_RUNNING,
+    STATUS_UNKNOWN,
+)
+from nua.endpoint import ipc_path, is_free
 
 NAME = "nua-orchestrator"
 # `status` must never hang on a stuck daemon.

@@ -28,23 +28,23 @@ from typing import Any
 import pykka
 import pykka.debug
 
-import nua
 from nua import log, runtime, settings
 from nua.actors.directory import GATEWAY, Directory
-from nua.actors.gateway import GatewayInfo
 from nua.actors.health import Health
 from nua.actors.messages import Exited, Ping
 from nua.actors.supervisor import ChildSpec
 from nua.daemon import limits, notify, sigmask, tree
-from nua.daemon.control import EXIT_NOT_CONFIGURED
 from nua.daemon.daemonize import Readiness
-from nua.daemon.endpoint import ipc_path
-from nua.daemon.pidfile import AlreadyRunningError, PidFile
+from nua.daemon.exit_codes import EXIT_FAILED, EXIT_NOT_CONFIGURED, EXIT_OK
+from nua.endpoint import ipc_path
+from nua.pidfile import AlreadyRunningError, PidFile
+from nua.rpc.gateway import GatewayInfo
+from nua.version import VERSION
 
 # The daemon's exit status: 0 only when it was asked to stop and stopped cleanly.
-EXIT_OK = 0
-EXIT_FAILED = 1  # could not start, gave up (escalation), stopped by itself, internal error, stop timed out
-# EXIT_NOT_CONFIGURED (6): a setting is wrong, or a directory it names is unsafe.
+# EXIT_OK: asked to stop, stopped cleanly. EXIT_FAILED: could not start, gave up (escalation),
+# stopped by itself, internal error, stop timed out. EXIT_NOT_CONFIGURED: a setting is wrong,
+# or a directory it names is unsafe.
 
 _SHUTDOWN_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 _HANDLED_SIGNALS = tuple(sorted(sigmask.HANDLED))
@@ -285,7 +285,7 @@ class Daemon:
         record = runtime.Record(
             pid=os.getpid(),
             started_at=self.started_at,
-            version=nua.__version__,
+            version=VERSION,
             endpoint=endpoint,
             settings_endpoint=self.settings.zmq.bind_endpoint,
             config_file=str(config_file) if config_file is not None else None,

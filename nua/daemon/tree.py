@@ -17,14 +17,14 @@ from typing import Any
 
 import pykka
 
-from nua.actors._supervised import ChildContext, ExitListener
 from nua.actors.db_reader import DbReader
 from nua.actors.db_writer import DbWriter
 from nua.actors.directory import DB_READER, DB_WRITER, GATEWAY, ROOT, SENTINEL, Directory
-from nua.actors.gateway import BoundEndpoint, Gateway
 from nua.actors.health import Health
 from nua.actors.sentinel import Sentinel, ShutdownListener
+from nua.actors.supervised import ChildContext, ExitListener
 from nua.actors.supervisor import ChildSpec, Intensity, Restart, Strategy, Supervisor
+from nua.rpc.gateway import BoundEndpoint, Gateway
 from nua.settings import Settings
 
 # Opening the database (and creating or upgrading its schema) may take longer

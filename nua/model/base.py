@@ -73,7 +73,7 @@ def transaction_time() -> Iterator[datetime]:
     writer batch, committed together, are stamped together. It also spares the
     writer's serial section a clock read, a bind conversion and an ISO rendering per
     command: the same datetime object is converted once (see :func:`iso` and
-    ``nua.model.prepared``).
+    ``nua.model.compiled``).
     """
     now = datetime.now(UTC)
     token = _TRANSACTION_TIME.set(now)

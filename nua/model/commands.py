@@ -1,6 +1,6 @@
 """The commands the DB writer executes: small frozen dataclasses, one per operation.
 
-A command is trusted data: build it with :mod:`nua.model.prepare`, which
+A command is trusted data: build it with :mod:`nua.model.checks`, which
 validates what a client sent and hashes passwords in the caller's thread, so that
 the writer's serial section is database work only. Ask the writer with
 ``directory.lookup("db_writer").ask(command, block=False)``; the future resolves

@@ -22,9 +22,9 @@ from sqlalchemy.engine import Connection
 
 from nua.model import commands as cmd
 from nua.model.base import utcnow
+from nua.model.compiled import Prepared
 from nua.model.errors import ConflictError, NotFoundError
 from nua.model.group import group_dict, group_members, user_groups
-from nua.model.prepared import Prepared
 from nua.model.setting import setting_dict, settings_table, stored_setting_dict
 from nua.model.user import PUBLIC_COLUMNS, TEXT_STAMP_COLUMNS, user_dict, user_dict_stored, users
 
@@ -80,13 +80,13 @@ def _rows_kept_out_of_errors() -> Iterator[None]:
         if exc.connection_invalidated or exc.orig is None or not _row_error(exc):
             raise
         raise type(exc)(exc.statement, None, _without_row(exc.orig), hide_parameters=True) from None
-    except Exception as exc:  # the driver's own, from statements run on its cursor (nua.model.prepared)
+    except Exception as exc:  # the driver's own, from statements run on its cursor (nua.model.compiled)
         if not _row_error(exc):
             raise
         raise _without_row(exc) from None
 
 
-# The statements of a user add, a hot path: compiled once, run on the driver (see nua.model.prepared).
+# The statements of a user add, a hot path: compiled once, run on the driver (see nua.model.compiled).
 _USER_ROW_KEYS = ("id", "username", "email", "password_hash", "role", "display_name", "created_at", "updated_at")
 _SAME_NAME_OR_MAIL = Prepared(
     select(users.c.username, users.c.email)

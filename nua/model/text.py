@@ -2,7 +2,7 @@
 
 JSON can carry a lone surrogate (``"\\ud800"``): Python decodes it into a ``str``
 that UTF-8 cannot encode, so a reply holding it cannot be sent. The gateway
-refuses such strings where requests are decoded; :mod:`nua.model.prepare` checks
+refuses such strings where requests are decoded; :mod:`nua.model.checks` checks
 again (defence in depth), and rows read back are checked in case an older
 database already holds one (:func:`repaired`).
 

@@ -1,1 +1,1 @@
-"""JSON-RPC 2.0 over ZeroMQ: the protocol guard, the method registry, the client and the CLI."""
+"""JSON-RPC 2.0 over ZeroMQ: the protocol guard, the method registry, the gateway actor, the client and the CLI."""

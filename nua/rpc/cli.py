@@ -25,6 +25,7 @@ from typing import Any, NoReturn, TextIO
 
 from nua.rpc.client import Client, DaemonUnreachableError, ProtocolError
 from nua.rpc.errors import RpcError, error_code
+from nua.status_tree import tree_lines
 
 EXIT_OK = 0
 EXIT_RPC_ERROR = 1
@@ -79,23 +80,12 @@ def human(value: Any) -> str:
     return _cell(value)
 
 
-def tree_lines(node: dict[str, Any], depth: int = 0) -> list[str]:
-    """The actor tree, one indented line per actor."""
-    line = f"{'  ' * depth}{node.get('id')}  {node.get('state')}  restarts={node.get('restarts')}"
-    if node.get("last_error"):
-        line += f"  last_error={node['last_error']}"
-    lines = [line]
-    for child in node.get("children") or []:
-        lines += tree_lines(child, depth + 1)
-    return lines
-
-
 def show_status(status: dict[str, Any]) -> str:
     head = {key: status.get(key) for key in ("pid", "uptime_s", "endpoint", "db_url", "log_file", "methods")}
     tree = status.get("tree")
     text = human(head)
     if isinstance(tree, dict):
-        text += "\ntree\n" + "\n".join("  " + line for line in tree_lines(tree))
+        text += "\ntree\n" + "\n".join(tree_lines(tree, depth=1))
     return text
 
 

@@ -6,31 +6,24 @@ against it (count, names, and the JSON types its annotations name) and answers
 -32602 before running anything. ``@public`` only marks a function, never wraps
 it, so that the signature seen here is the one written.
 
-Groups come from :mod:`nua.rpc.methods` (built in), from the modules named in
-``[rpc] plugins`` and from installed packages exposing the entry point group
-``nua.rpc``; a plugin that fails to load is logged and skipped.
+The registry is a leaf: it knows a group only as an object with a ``prefix`` and
+marked methods. The gateway fills it (:func:`nua.rpc.plugins.build`) with the
+built-in groups (:mod:`nua.rpc.methods`) and the plugins; groups derive from
+:class:`nua.rpc.method_group.MethodGroup`.
 """
 
 from __future__ import annotations
 
-import importlib
 import inspect
 import types
 import typing
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from importlib import metadata
-from typing import Any, ClassVar, Literal, TypeVar, overload
+from typing import Any, ClassVar, Literal, Protocol, TypeVar, overload
 
 import pykka
-import structlog
 
 from nua.rpc.errors import InvalidParamsError, shown
-
-if typing.TYPE_CHECKING:
-    from nua.rpc.services import Services
-
-ENTRY_POINT_GROUP = "nua.rpc"
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -66,22 +59,10 @@ def public(function: F | None = None, *, offload: bool = False, system: bool = F
     return mark(function) if function is not None else mark
 
 
-class MethodGroup:
-    """A set of RPC methods sharing the name prefix ``prefix``.
+class Group(Protocol):
+    """What the registry needs of a method group: its name prefix (its methods are found by :func:`public`)."""
 
-    Subclasses set ``prefix`` and mark their methods with :func:`public`; they
-    reach the rest of the daemon through ``self.services``.
-    """
-
-    prefix: ClassVar[str] = ""
-
-    def __init__(self, services: Services) -> None:
-        self.services = services
-
-    @classmethod
-    def enabled(cls, services: Services) -> bool:  # noqa: ARG003 - subclasses decide from the settings
-        """Whether this group is served at all (``sys_fault`` only with fault injection on)."""
-        return True
+    prefix: ClassVar[str]
 
 
 # -- parameter checks -------------------------------------------------------------------
@@ -279,7 +260,7 @@ def _resolved(signature: inspect.Signature, hints: Mapping[str, Any]) -> inspect
     return signature.replace(parameters=params, return_annotation=returns)
 
 
-def methods_of(group: MethodGroup) -> list[Method]:
+def methods_of(group: Group) -> list[Method]:
     """The :func:`public` methods of ``group``, named with its prefix."""
     found = []
     for attr, raw in inspect.getmembers(type(group), inspect.isfunction):
@@ -310,7 +291,7 @@ class Registry:
     def __init__(self) -> None:
         self._methods: dict[str, Method] = {}
 
-    def add_group(self, group: MethodGroup) -> list[str]:
+    def add_group(self, group: Group) -> list[str]:
         """Add every public method of ``group``; all or nothing when a name is taken."""
         methods = methods_of(group)
         taken = [m.name for m in methods if m.name in self._methods]
@@ -339,99 +320,12 @@ class Registry:
         return name in self._methods
 
 
-# -- loading ---------------------------------------------------------------------------------
-
-
-def groups_in(obj: Any) -> list[type[MethodGroup]]:
-    """The method groups a plugin offers: a group class, a list of them, or a module's own."""
-    if isinstance(obj, type) and issubclass(obj, MethodGroup):
-        return [obj]
-    if isinstance(obj, list | tuple):
-        return [g for item in obj for g in groups_in(item)]
-    if isinstance(obj, types.ModuleType):
-        return [
-            value
-            for value in vars(obj).values()
-            if isinstance(value, type)
-            and issubclass(value, MethodGroup)
-            and value is not MethodGroup
-            and value.__module__ == obj.__name__
-        ]
-    msg = f"{obj!r} is neither a MethodGroup subclass nor a module holding some"
-    raise TypeError(msg)
-
-
-def add_groups(registry: Registry, groups: Iterable[type[MethodGroup]], services: Services) -> list[str]:
-    """Instantiate and add each enabled group; return the names added."""
-    added: list[str] = []
-    for cls in groups:
-        if cls.enabled(services):
-            added += registry.add_group(cls(services))
-    return added
-
-
-def _plugin_sources(plugins: Sequence[str], use_entry_points: bool) -> list[tuple[str, Callable[[], Any]]]:
-    sources: list[tuple[str, Callable[[], Any]]] = [
-        (name, lambda name=name: importlib.import_module(name))  # type: ignore[misc]
-        for name in plugins
-    ]
-    if use_entry_points:
-        found = metadata.entry_points(group=ENTRY_POINT_GROUP)
-        sources += [(f"entry point {ep.name} ({ep.value})", ep.load) for ep in found]
-    return sources
-
-
-def load_plugins(
-    registry: Registry,
-    services: Services,
-    plugins: Sequence[str],
-    *,
-    use_entry_points: bool = True,
-    log: structlog.stdlib.BoundLogger | None = None,
-) -> dict[str, str]:
-    """Load each plugin into ``registry``; a broken one is logged and skipped.
-
-    Returns ``{plugin: error}`` for those skipped. A plugin is all or nothing: if
-    one of its groups fails, none of its methods stay registered.
-    """
-    logger = log or structlog.stdlib.get_logger("nua.rpc.registry")
-    failed: dict[str, str] = {}
-    for source, load in _plugin_sources(plugins, use_entry_points):
-        before = set(registry.names())
-        try:
-            added = add_groups(registry, groups_in(load()), services)
-        except Exception as exc:  # noqa: BLE001 - any failure of a plugin is that plugin's, never the daemon's
-            registry.remove(set(registry.names()) - before)
-            failed[source] = f"{type(exc).__name__}: {exc}"
-            logger.error("rpc_plugin_skipped", plugin=source, error=failed[source])
-            continue
-        logger.info("rpc_plugin_loaded", plugin=source, methods=added)
-    return failed
-
-
-def build(
-    services: Services, *, use_entry_points: bool = True, log: structlog.stdlib.BoundLogger | None = None
-) -> Registry:
-    """The registry of a gateway: the built-in groups, then the plugins."""
-    from nua.rpc.methods import BUILTIN_GROUPS  # noqa: PLC0415 - the methods import the registry
-
-    registry = services.registry
-    add_groups(registry, BUILTIN_GROUPS, services)
-    load_plugins(registry, services, services.settings.rpc.plugins, use_entry_points=use_entry_points, log=log)
-    return registry
-
-
 __all__ = [
-    "ENTRY_POINT_GROUP",
     "DuplicateMethodError",
+    "Group",
     "Method",
-    "MethodGroup",
     "ParamCheck",
     "Registry",
-    "add_groups",
-    "build",
-    "groups_in",
-    "load_plugins",
     "methods_of",
     "public",
 ]

@@ -14,8 +14,8 @@ from typing import Any
 
 import pykka
 
-from nua.actors._future import NotifyingFuture
 from nua.actors.directory import DB_READER, DB_WRITER, Directory
+from nua.actors.future import NotifyingFuture
 from nua.actors.health import Health
 from nua.rpc import cancel
 from nua.rpc.errors import UnavailableError

@@ -18,9 +18,9 @@ from typing import Any
 
 import pykka
 
-from nua.actors._supervised import ChildContext, SupervisedActor
 from nua.actors.directory import Directory
 from nua.actors.messages import ChildInfo, Crash, Exited, Ping, WhichChildren
+from nua.actors.supervised import ChildContext, SupervisedActor
 from nua.actors.supervisor import ChildSpec, Intensity, Supervisor
 
 WAIT_S = 10.0

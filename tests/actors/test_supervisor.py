@@ -12,8 +12,8 @@ import pykka
 import pytest
 from actorkit import WAIT_S, Hang, StopSelf, Tree
 
-from nua.actors._supervised import ChildContext
 from nua.actors.messages import Crash, Exited, Ping
+from nua.actors.supervised import ChildContext
 from nua.actors.supervisor import ChildSpec, Intensity, Restart, Strategy, Supervisor, start_child
 
 

@@ -14,8 +14,8 @@ import pykka
 import pytest
 from actorkit import WAIT_S, Hang, Tree
 
-from nua.actors._supervised import ChildContext
 from nua.actors.messages import Crash, Ping
+from nua.actors.supervised import ChildContext
 from nua.actors.supervisor import (
     ChildRunningError,
     ChildSpec,

@@ -12,8 +12,8 @@ import pykka
 import pytest
 
 from nua import log
-from nua.actors._supervised import ChildContext, SupervisedActor
 from nua.actors.messages import Crash, Exited
+from nua.actors.supervised import ChildContext, SupervisedActor
 
 
 @pytest.fixture

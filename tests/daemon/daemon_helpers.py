@@ -25,7 +25,8 @@ import psutil
 import pytest
 import toml
 
-from nua.daemon import control, pidfile
+from nua import pidfile
+from nua.daemon import control
 
 REPO = Path(__file__).resolve().parents[2]
 DAEMON = [sys.executable, "-m", "nua.daemon.cli"]

@@ -15,7 +15,7 @@ import psutil
 import pytest
 from daemon_helpers import REPO, WAIT_S, DaemonEnv, is_alive, wait_until
 
-from nua.daemon import endpoint
+from nua import endpoint
 
 
 def test_start_status_stop_daemonised(daemon: DaemonEnv) -> None:
@@ -295,7 +295,7 @@ def test_stop_never_signals_a_pid_that_does_not_hold_the_lock(daemon: DaemonEnv)
     daemon.popens.append(bystander)  # type: ignore[arg-type]
     daemon.run_dir.mkdir(mode=0o700, exist_ok=True)
     code = (
-        "import sys; from nua.daemon.pidfile import PidFile;"
+        "import sys; from nua.pidfile import PidFile;"
         " PidFile(sys.argv[1]).acquire(pid=int(sys.argv[2])); print('locked', flush=True); sys.stdin.read()"
     )
     holder = subprocess.Popen(

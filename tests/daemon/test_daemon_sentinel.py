@@ -13,9 +13,9 @@ import pytest
 from daemon_helpers import DaemonEnv
 
 from nua import settings
-from nua.actors._supervised import ChildContext
 from nua.actors.messages import Crash, Exited, Ping
 from nua.actors.sentinel import INTERVAL_S, Check, Sentinel
+from nua.actors.supervised import ChildContext
 
 WAIT_S = 5.0
 

@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from nua.daemon import notify, pidfile
-from nua.daemon.pidfile import AlreadyRunningError, PidFile
+from nua import pidfile
+from nua.daemon import notify
+from nua.pidfile import AlreadyRunningError, PidFile
 
 
 def test_acquire_writes_our_pid_and_locks(tmp_path: Path) -> None:
@@ -45,7 +46,7 @@ def test_a_stale_file_is_replaced(tmp_path: Path) -> None:
 def test_the_lock_outlives_nothing_but_the_process(tmp_path: Path) -> None:
     path = tmp_path / "nua.pid"
     code = (
-        "import sys; from nua.daemon.pidfile import PidFile; PidFile(sys.argv[1]).acquire();"
+        "import sys; from nua.pidfile import PidFile; PidFile(sys.argv[1]).acquire();"
         " print('locked', flush=True); sys.stdin.read()"
     )
     holder = subprocess.Popen(

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from nua import runtime
-from nua.daemon.pidfile import PidFile
+from nua.pidfile import PidFile
 
 SETTINGS_ENDPOINT = "tcp://127.0.0.1:5999"
 

@@ -12,9 +12,9 @@ import pytest
 import structlog
 
 from nua import settings
-from nua.actors._supervised import ChildContext
 from nua.actors.messages import Ping
 from nua.actors.sentinel import Check, Sentinel
+from nua.actors.supervised import ChildContext
 
 WAIT_S = 5.0
 

@@ -12,9 +12,9 @@ import pykka
 import pytest
 
 import nua.settings
-from nua.actors._supervised import ChildContext
 from nua.actors.db_writer import DbWriter
 from nua.actors.messages import Exited
+from nua.actors.supervised import ChildContext
 from nua.settings import Settings
 
 # Cheap scrypt for tests: the cost parameters are the settings', the code path is the same.

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import nua.settings
 from nua import log
-from nua.actors._supervised import ChildContext
 from nua.actors.db_writer import DbWriter
+from nua.actors.supervised import ChildContext
 from nua.model.commands import AddUser
 
 ASKERS = 4

@@ -12,9 +12,9 @@ import pykka
 import pytest
 from dbkit import ExitLog, Writers
 
-from nua.actors._supervised import ChildContext
 from nua.actors.db_writer import CheckDatabase, DbWriter
 from nua.actors.health import Health
+from nua.actors.supervised import ChildContext
 from nua.model.errors import UnavailableError
 
 

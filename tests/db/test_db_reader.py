@@ -14,12 +14,12 @@ import sqlalchemy as sa
 from dbkit import ExitLog, Gate, GatedWriter, Writers
 from outagekit import backup
 
-from nua.actors._supervised import ChildContext
 from nua.actors.db_reader import CheckReadable, DbReader
 from nua.actors.health import Health
+from nua.actors.supervised import ChildContext
+from nua.model import checks
 from nua.model import commands as cmd
 from nua.model import engine as db_engine
-from nua.model import prepare
 from nua.model.errors import InternalError, NotFoundError, UnavailableError
 from nua.settings import Settings
 
@@ -34,7 +34,7 @@ def reader(writer: pykka.ActorRef[Any], settings: Settings) -> Iterator[pykka.Ac
 
 def add(writer: pykka.ActorRef[Any], settings: Settings, name: str) -> dict[str, Any]:
     data = {"username": name, "email": f"{name}@example.org", "password": "pw"}
-    user: dict[str, Any] = writer.ask(prepare.user_add(data, settings.security))
+    user: dict[str, Any] = writer.ask(checks.user_add(data, settings.security))
     return user
 
 
@@ -46,10 +46,10 @@ def test_every_acknowledged_write_is_read(
         # Asked right after the acknowledgement: the reader's next transaction sees the commit.
         assert reader.ask(cmd.GetUser(user["id"])) == user
         assert reader.ask(cmd.CountUsers()) == index + 1
-        writer.ask(prepare.setting_set("app.last", index, 100))
-        assert reader.ask(prepare.setting_get("app.last"))["value"] == index
-    writer.ask(prepare.group_add("ops"))
-    writer.ask(prepare.group_add_members("ops", [1, 2]))
+        writer.ask(checks.setting_set("app.last", index, 100))
+        assert reader.ask(checks.setting_get("app.last"))["value"] == index
+    writer.ask(checks.group_add("ops"))
+    writer.ask(checks.group_add_members("ops", [1, 2]))
     assert [g["name"] for g in reader.ask(cmd.ListGroups())["items"]] == ["ops"]
     assert [u["id"] for u in reader.ask(cmd.GroupMembers("ops"))["items"]] == [1, 2]
     assert reader.ask(cmd.ListUsers(limit=5, after=15))["next"] is None
@@ -59,22 +59,22 @@ def test_every_acknowledged_write_is_read(
 def test_a_read_does_not_wait_for_the_writer(writers: Writers, settings: Settings, tmp_path: Any, backend: str) -> None:
     gate = Gate()
     writer = writers.start(gate, actor=GatedWriter)
-    held = writer.ask(prepare.setting_set("app.held", 1, 100), block=False)
+    held = writer.ask(checks.setting_set("app.held", 1, 100), block=False)
     gate.wait_entered()  # the writer is held at the start of a batch: whatever is queued to it waits
     reader = DbReader.start(ChildContext("db_reader", 1, ExitLog()), settings)
     try:
         with pytest.raises(NotFoundError):
-            reader.ask(prepare.setting_get("app.held"), timeout=10)  # answered now, without the batch
+            reader.ask(checks.setting_get("app.held"), timeout=10)  # answered now, without the batch
     finally:
         gate.released.set()
         held.get(timeout=10)
-        assert reader.ask(prepare.setting_get("app.held"), timeout=10)["value"] == 1
+        assert reader.ask(checks.setting_get("app.held"), timeout=10)["value"] == 1
         reader.stop(block=True, timeout=10)
 
 
 def test_the_reader_never_changes_the_database(reader: pykka.ActorRef[Any], settings: Settings) -> None:
     with pytest.raises(TypeError):
-        reader.ask(prepare.setting_set("app.x", 1, 100))  # not a read: refused as an unknown message
+        reader.ask(checks.setting_set("app.x", 1, 100))  # not a read: refused as an unknown message
     with pytest.raises(TypeError):
         reader.ask(cmd.DeleteAllUsers())
     assert cmd.SetSetting not in cmd.READ_COMMANDS

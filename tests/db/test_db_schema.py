@@ -11,9 +11,9 @@ import sqlalchemy as sa
 from dbkit import Writers, make_settings
 
 from nua.actors.messages import Ping
+from nua.model import checks, schema
 from nua.model import commands as cmd
 from nua.model import engine as db_engine
-from nua.model import prepare, schema
 from nua.model.schema import SchemaError, ensure_schema, meta
 from nua.model.setting import initial_settings
 from nua.settings import Settings
@@ -33,8 +33,8 @@ def test_an_existing_database_keeps_its_rows_and_its_settings(
 ) -> None:
     first = writers.start()
     data = {"username": "kept", "email": "k@example.org", "password": "p"}
-    user = first.ask(prepare.user_add(data, settings.security))
-    first.ask(prepare.setting_set("db.max_batch", 7, 100))
+    user = first.ask(checks.user_add(data, settings.security))
+    first.ask(checks.setting_set("db.max_batch", 7, 100))
     first.stop(block=True, timeout=10)
     recorded = read_meta(db_url)
     assert recorded["schema_version"] == str(schema.SCHEMA_VERSION)
@@ -42,7 +42,7 @@ def test_an_existing_database_keeps_its_rows_and_its_settings(
     second = writers.start()
 
     assert second.ask(cmd.ListUsers())["items"] == [user]
-    assert second.ask(prepare.setting_get("db.max_batch"))["value"] == 7  # not bootstrapped again
+    assert second.ask(checks.setting_get("db.max_batch"))["value"] == 7  # not bootstrapped again
     assert read_meta(db_url) == recorded
 
 

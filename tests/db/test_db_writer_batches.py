@@ -12,19 +12,19 @@ import sqlalchemy as sa
 from dbkit import ExitLog, Gate, GatedWriter, Writers, every_item, make_settings
 from sqlalchemy import event
 
-from nua.actors._supervised import ChildContext, InjectedFaultError
 from nua.actors.db_writer import DbWriter, WriterStats
 from nua.actors.directory import Directory
 from nua.actors.messages import Crash
+from nua.actors.supervised import ChildContext, InjectedFaultError
 from nua.actors.supervisor import ChildSpec, Intensity, Supervisor
+from nua.model import checks
 from nua.model import commands as cmd
-from nua.model import prepare
 from nua.model.errors import ConflictError, InternalError, ModelError, NotFoundError
 from nua.settings import Settings
 
 
 def user(settings: Settings, name: str) -> cmd.AddUser:
-    return prepare.user_add({"username": name, "email": f"{name}@example.org", "password": "pw"}, settings.security)
+    return checks.user_add({"username": name, "email": f"{name}@example.org", "password": "pw"}, settings.security)
 
 
 def outcome(future: pykka.Future[Any]) -> Any:

@@ -11,8 +11,8 @@ import pytest
 import sqlalchemy as sa
 from dbkit import every_item
 
+from nua.model import checks
 from nua.model import commands as cmd
-from nua.model import prepare
 from nua.model.errors import ConflictError, InternalError, InvalidError, NotFoundError
 from nua.model.password import verify_password
 from nua.model.user import users
@@ -24,7 +24,7 @@ USER_KEYS = {"id", "username", "email", "role", "display_name", "created_at", "u
 
 def add(writer: pykka.ActorRef[Any], settings: Settings, name: str, **extra: Any) -> dict[str, Any]:
     data = {"username": name, "email": f"{name}@example.org", "password": f"pw-{name}", **extra}
-    user: dict[str, Any] = writer.ask(prepare.user_add(data, settings.security))
+    user: dict[str, Any] = writer.ask(checks.user_add(data, settings.security))
     return user
 
 
@@ -74,7 +74,7 @@ def test_password_is_stored_as_a_verifiable_salted_hash(
     assert "pw-carol" not in carol_hash
     assert verify_password("pw-carol", carol_hash)
     assert not verify_password("pw-dave", carol_hash)
-    fresh = prepare.user_update(second["id"], "password", "pw-carol", settings.security)
+    fresh = checks.user_update(second["id"], "password", "pw-carol", settings.security)
     writer.ask(fresh)
     assert stored_hash(db_url, second["id"]) != carol_hash  # same password, another salt
     assert verify_password("pw-carol", stored_hash(db_url, second["id"]))
@@ -112,7 +112,7 @@ def test_add_conflict_names_the_field(writer: pykka.ActorRef[Any], settings: Set
     data[field] = "erin" if field == "username" else "erin@example.org"
 
     with pytest.raises(ConflictError) as caught:
-        writer.ask(prepare.user_add(data, settings.security))
+        writer.ask(checks.user_add(data, settings.security))
 
     assert caught.value.data == {"entity": "user", "field": field, "value": data[field]}
     assert writer.ask(cmd.CountUsers()) == 1
@@ -129,7 +129,7 @@ def test_list_filters_are_or_ed_and_ordered_by_id(writer: pykka.ActorRef[Any], s
         add(writer, settings, name, id=user_id)
 
     def ids(request: Any) -> list[int]:
-        return [user["id"] for user in writer.ask(prepare.user_list(request, rpc=settings.rpc))["items"]]
+        return [user["id"] for user in writer.ask(checks.user_list(request, rpc=settings.rpc))["items"]]
 
     assert ids(None) == [2, 5, 7, 9]
     assert ids({}) == [2, 5, 7, 9]
@@ -158,7 +158,7 @@ def test_update_sets_one_field_and_returns_the_user(
 ) -> None:
     before = add(writer, settings, "frank")
 
-    after = writer.ask(prepare.user_update(before["id"], key, value, settings.security))
+    after = writer.ask(checks.user_update(before["id"], key, value, settings.security))
 
     assert after == writer.ask(cmd.GetUser(before["id"]))
     assert after[key] == value
@@ -173,15 +173,15 @@ def test_update_errors(writer: pykka.ActorRef[Any], settings: Settings) -> None:
     hank = add(writer, settings, "hank")
 
     with pytest.raises(NotFoundError):
-        writer.ask(prepare.user_update(99, "role", "admin", settings.security))
+        writer.ask(checks.user_update(99, "role", "admin", settings.security))
     with pytest.raises(ConflictError) as caught:
-        writer.ask(prepare.user_update(hank["id"], "username", "gina", settings.security))
+        writer.ask(checks.user_update(hank["id"], "username", "gina", settings.security))
     assert caught.value.field == "username"
     with pytest.raises(ConflictError) as caught:
-        writer.ask(prepare.user_update(hank["id"], "email", "gina@example.org", settings.security))
+        writer.ask(checks.user_update(hank["id"], "email", "gina@example.org", settings.security))
     assert caught.value.field == "email"
     # Setting a user's own value again is no conflict.
-    assert writer.ask(prepare.user_update(hank["id"], "username", "hank", settings.security))["username"] == "hank"
+    assert writer.ask(checks.user_update(hank["id"], "username", "hank", settings.security))["username"] == "hank"
     assert writer.ask(cmd.GetUser(hank["id"]))["email"] == "hank@example.org"
 
 
@@ -189,9 +189,9 @@ def test_delete_counts_what_existed(writer: pykka.ActorRef[Any], settings: Setti
     for name in ("a", "b", "c", "d"):
         add(writer, settings, name)
 
-    assert writer.ask(prepare.user_delete([1, 3, 3, 42])) == 2
+    assert writer.ask(checks.user_delete([1, 3, 3, 42])) == 2
     assert [user["id"] for user in writer.ask(cmd.ListUsers())["items"]] == [2, 4]
-    assert writer.ask(prepare.user_delete([])) == 0
+    assert writer.ask(checks.user_delete([])) == 0
     assert writer.ask(cmd.DeleteAllUsers()) == 2
     assert writer.ask(cmd.CountUsers()) == 0
     assert writer.ask(cmd.DeleteAllUsers()) == 0
@@ -200,7 +200,7 @@ def test_delete_counts_what_existed(writer: pykka.ActorRef[Any], settings: Setti
 def test_delete_many_ids_at_once(writer: pykka.ActorRef[Any], settings: Settings) -> None:
     for index in range(5):
         add(writer, settings, f"u{index}")
-    assert writer.ask(prepare.user_delete(list(range(2000)))) == 5
+    assert writer.ask(checks.user_delete(list(range(2000)))) == 5
 
 
 # -- groups ---------------------------------------------------------------------------------
@@ -209,45 +209,45 @@ def test_delete_many_ids_at_once(writer: pykka.ActorRef[Any], settings: Settings
 def test_groups_and_members(writer: pykka.ActorRef[Any], settings: Settings) -> None:
     for name in ("ann", "ben", "cid"):
         add(writer, settings, name)
-    ops = writer.ask(prepare.group_add("ops"))
+    ops = writer.ask(checks.group_add("ops"))
     assert ops["name"] == "ops"
     assert ops["source"] == ""
     assert ops["members"] == 0
-    writer.ask(prepare.group_add("dev", "ldap"))
+    writer.ask(checks.group_add("dev", "ldap"))
 
-    assert writer.ask(prepare.group_add_members("ops", [3, 1])) == 2
-    assert writer.ask(prepare.group_add_members("ops", [1, 2])) == 1  # 1 already in
-    members = writer.ask(prepare.group_members("ops", rpc=settings.rpc))["items"]
+    assert writer.ask(checks.group_add_members("ops", [3, 1])) == 2
+    assert writer.ask(checks.group_add_members("ops", [1, 2])) == 1  # 1 already in
+    members = writer.ask(checks.group_members("ops", rpc=settings.rpc))["items"]
     assert [user["username"] for user in members] == ["ann", "ben", "cid"]
     assert [(g["name"], g["source"], g["members"]) for g in writer.ask(cmd.ListGroups())["items"]] == [
         ("dev", "ldap", 0),
         ("ops", "", 3),
     ]
 
-    assert writer.ask(prepare.group_remove_members("ops", [2, 99])) == 1
-    writer.ask(prepare.user_delete([3]))  # memberships go with the user
-    assert [user["id"] for user in writer.ask(prepare.group_members("ops", rpc=settings.rpc))["items"]] == [1]
+    assert writer.ask(checks.group_remove_members("ops", [2, 99])) == 1
+    writer.ask(checks.user_delete([3]))  # memberships go with the user
+    assert [user["id"] for user in writer.ask(checks.group_members("ops", rpc=settings.rpc))["items"]] == [1]
 
-    assert writer.ask(prepare.group_delete("ops")) == 1
-    assert writer.ask(prepare.group_delete("ops")) == 0
+    assert writer.ask(checks.group_delete("ops")) == 1
+    assert writer.ask(checks.group_delete("ops")) == 0
     assert [g["name"] for g in writer.ask(cmd.ListGroups())["items"]] == ["dev"]
     assert writer.ask(cmd.CountUsers()) == 2  # deleting a group deletes no user
 
 
 def test_group_errors(writer: pykka.ActorRef[Any], settings: Settings) -> None:
     add(writer, settings, "ann")
-    writer.ask(prepare.group_add("ops"))
+    writer.ask(checks.group_add("ops"))
 
     with pytest.raises(ConflictError) as conflict:
-        writer.ask(prepare.group_add("ops"))
+        writer.ask(checks.group_add("ops"))
     assert conflict.value.data == {"entity": "group", "field": "name", "value": "ops"}
     with pytest.raises(NotFoundError) as missing_group:
-        writer.ask(prepare.group_members("nope", rpc=settings.rpc))
+        writer.ask(checks.group_members("nope", rpc=settings.rpc))
     assert missing_group.value.data == {"entity": "group", "name": "nope"}
     with pytest.raises(NotFoundError) as missing_user:
-        writer.ask(prepare.group_add_members("ops", [1, 77]))
+        writer.ask(checks.group_add_members("ops", [1, 77]))
     assert missing_user.value.data == {"entity": "user", "id": 77}
-    assert writer.ask(prepare.group_members("ops", rpc=settings.rpc))["items"] == []  # nothing half-added
+    assert writer.ask(checks.group_members("ops", rpc=settings.rpc))["items"] == []  # nothing half-added
 
 
 # -- settings -------------------------------------------------------------------------------
@@ -265,21 +265,21 @@ def test_settings_are_bootstrapped_from_the_configuration(writer: pykka.ActorRef
 
 def test_setting_get_set_list(writer: pykka.ActorRef[Any]) -> None:
     value = {"nested": [1, 2.5, None, True, "x"], "n": 3}
-    stored = writer.ask(prepare.setting_set("app.theme", value, MAX_VALUE))
+    stored = writer.ask(checks.setting_set("app.theme", value, MAX_VALUE))
     assert stored["key"] == "app.theme"
     assert stored["value"] == value
-    assert writer.ask(prepare.setting_get("app.theme")) == stored
+    assert writer.ask(checks.setting_get("app.theme")) == stored
 
-    replaced = writer.ask(prepare.setting_set("app.theme", "dark", MAX_VALUE))
+    replaced = writer.ask(checks.setting_set("app.theme", "dark", MAX_VALUE))
     assert replaced["value"] == "dark"
-    assert writer.ask(prepare.setting_get("app.theme"))["value"] == "dark"
-    assert writer.ask(prepare.setting_set("app.none", None, MAX_VALUE))["value"] is None
-    assert writer.ask(prepare.setting_get("app.none"))["value"] is None
+    assert writer.ask(checks.setting_get("app.theme"))["value"] == "dark"
+    assert writer.ask(checks.setting_set("app.none", None, MAX_VALUE))["value"] is None
+    assert writer.ask(checks.setting_get("app.none"))["value"] is None
     keys = [row["key"] for row in every_item(writer, cmd.ListSettings())]
     assert keys.count("app.theme") == 1
 
     with pytest.raises(NotFoundError) as caught:
-        writer.ask(prepare.setting_get("app.missing"))
+        writer.ask(checks.setting_get("app.missing"))
     assert caught.value.data == {"entity": "setting", "key": "app.missing"}
 
 
@@ -288,7 +288,7 @@ def test_setting_get_set_list(writer: pykka.ActorRef[Any]) -> None:
 
 def test_bad_commands_never_kill_the_writer(writer: pykka.ActorRef[Any], settings: Settings) -> None:
     add(writer, settings, "ivy")
-    duplicate = prepare.user_add({"username": "ivy", "email": "i@x.org", "password": "p"}, settings.security)
+    duplicate = checks.user_add({"username": "ivy", "email": "i@x.org", "password": "p"}, settings.security)
     writer.tell(duplicate)  # told: nobody to tell about the conflict; it is logged
     writer.tell(cmd.GetUser(404))
     with pytest.raises(InternalError):
@@ -302,7 +302,7 @@ def test_bad_commands_never_kill_the_writer(writer: pykka.ActorRef[Any], setting
 
 def test_prepared_inputs_are_rejected_before_the_writer(settings: Settings) -> None:
     with pytest.raises(InvalidError) as caught:
-        prepare.user_add({"username": "x", "email": "x@y", "password": "p", "colour": "red"}, settings.security)
+        checks.user_add({"username": "x", "email": "x@y", "password": "p", "colour": "red"}, settings.security)
     assert caught.value.field == "colour"
 
 

@@ -16,14 +16,14 @@ import pykka
 import zmq
 
 from nua import settings
-from nua.actors._supervised import ChildContext
 from nua.actors.db_reader import DbReader
 from nua.actors.db_writer import DbWriter
 from nua.actors.directory import Directory
-from nua.actors.gateway import BoundEndpoint, Gateway, GatewayInfo
 from nua.actors.messages import ChildInfo, Ping, WhichChildren
+from nua.actors.supervised import ChildContext
 from nua.actors.supervisor import ChildSpec, Intensity, Supervisor
 from nua.rpc.client import Client
+from nua.rpc.gateway import BoundEndpoint, Gateway, GatewayInfo
 
 HERE = Path(__file__).resolve().parent
 

@@ -8,9 +8,10 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from nua.actors._future import NotifyingFuture
-from nua.model import prepare
-from nua.rpc.registry import MethodGroup, public
+from nua.actors.future import NotifyingFuture
+from nua.model import checks
+from nua.rpc.method_group import MethodGroup
+from nua.rpc.registry import public
 from nua.rpc.services import DB_WRITER
 
 # Gates the tests open; a gated call blocks a pool thread until its gate opens.
@@ -93,7 +94,7 @@ class SlowMethods(MethodGroup):
         entered(name).set()
         try:
             gate(name).wait(30)
-            command = prepare.setting_set(key, name, self.services.settings.db.max_value_bytes)
+            command = checks.setting_set(key, name, self.services.settings.db.max_value_bytes)
             return self.services.ask(DB_WRITER, command)
         except Exception as exc:
             OUTCOMES[name] = type(exc).__name__

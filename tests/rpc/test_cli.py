@@ -12,7 +12,7 @@ import pytest
 from rpc_helpers import Tree
 
 from nua import runtime
-from nua.daemon.pidfile import PidFile
+from nua.pidfile import PidFile
 
 NUA = str(Path(__file__).resolve().parents[2] / "bin" / "nua")
 
@@ -153,7 +153,7 @@ def test_methods_describe_call_status_groups_settings(tree: Tree) -> None:
     assert nua(tree, "call", "test_add", '{"a": 1, "b": 2}').stdout.strip() == "3"
     assert nua(tree, "call", "test_divide", "[1, 0]").returncode == 1
     status = nua(tree, "status")
-    assert "gateway  running  restarts=0" in status.stdout
+    assert "gateway: running, restarts 0" in status.stdout
     assert json.loads(nua(tree, "status", "--json").stdout)["tree"]["id"] == "root"
     assert nua(tree, "group", "add", "ops").returncode == 0
     assert "ops" in nua(tree, "group", "list").stdout

@@ -14,12 +14,13 @@ from typing import Any
 import pytest
 from rpc_helpers import make_settings
 
-from nua.actors._future import NotifyingFuture
-from nua.actors._supervised import ChildContext, SupervisedActor
 from nua.actors.directory import Directory
+from nua.actors.future import NotifyingFuture
+from nua.actors.supervised import ChildContext, SupervisedActor
 from nua.rpc import errors
 from nua.rpc.dispatch import MAX_SYSTEM_CALLS_PER_CLIENT, Dispatcher
-from nua.rpc.registry import MethodGroup, public
+from nua.rpc.method_group import MethodGroup
+from nua.rpc.registry import public
 from nua.rpc.services import Services, then
 
 

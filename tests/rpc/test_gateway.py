@@ -20,15 +20,15 @@ from tinyrpc.transports.zmq import ZmqClientTransport
 from zmq.utils.monitor import recv_monitor_message
 
 from nua import settings
-from nua.actors._supervised import ChildContext
 from nua.actors.db_writer import DbWriter
 from nua.actors.directory import Directory
-from nua.actors.gateway import Gateway, GatewayInfo
 from nua.actors.messages import Crash, Exited, Ping
+from nua.actors.supervised import ChildContext
 from nua.actors.supervisor import ChildSpec, Supervisor
 from nua.rpc import errors
 from nua.rpc.cli import every_page
 from nua.rpc.client import Client
+from nua.rpc.gateway import Gateway, GatewayInfo
 
 REQUEST = {"jsonrpc": "2.0", "method": "test_add", "params": [2, 3], "id": 7}
 OK = {"jsonrpc": "2.0", "id": 7, "result": 5}

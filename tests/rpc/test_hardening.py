@@ -17,8 +17,8 @@ import rpc_test_plugin
 import zmq
 from rpc_helpers import Raw, Tree, gateway_info, gateway_restarts
 
-from nua.actors import gateway as gateway_module
 from nua.rpc import errors
+from nua.rpc import gateway as gateway_module
 from nua.rpc.client import Call, Client, DaemonUnreachableError
 
 REQUEST = {"jsonrpc": "2.0", "method": "test_add", "params": [2, 3], "id": 7}

@@ -10,8 +10,9 @@ import pytest
 from rpc_helpers import make_settings
 
 from nua.actors.directory import Directory
-from nua.rpc import errors, registry
-from nua.rpc.registry import MethodGroup, Registry, public
+from nua.rpc import errors, plugins, registry
+from nua.rpc.method_group import MethodGroup
+from nua.rpc.registry import Registry, public
 from nua.rpc.services import Services
 
 
@@ -129,7 +130,7 @@ def test_a_taken_name_adds_nothing_of_the_group(reg: Registry, services: Service
 
 
 def test_plugins_load_and_a_broken_one_is_skipped(services: Services) -> None:
-    failed = registry.load_plugins(
+    failed = plugins.load_plugins(
         services.registry, services, ["rpc_broken_plugin", "rpc_test_plugin", "no.such.module"], use_entry_points=False
     )
     assert set(failed) == {"rpc_broken_plugin", "no.such.module"}
@@ -149,14 +150,14 @@ def test_entry_point_plugins(services: Services, monkeypatch: pytest.MonkeyPatch
             return self._target
 
     points = [EntryPoint("good", Sample), EntryPoint("bad", RuntimeError("cannot load"))]
-    monkeypatch.setattr(registry.metadata, "entry_points", lambda group: points if group == "nua.rpc" else [])
-    failed = registry.load_plugins(services.registry, services, [], use_entry_points=True)
+    monkeypatch.setattr(plugins.metadata, "entry_points", lambda group: points if group == "nua.rpc" else [])
+    failed = plugins.load_plugins(services.registry, services, [], use_entry_points=True)
     assert list(failed) == ["entry point bad (bad:x)"]
     assert "sample_typed" in services.registry
 
 
 def test_builtins_with_the_original_names(services: Services) -> None:
-    reg = registry.build(services, use_entry_points=False)
+    reg = plugins.build(services, use_entry_points=False)
     for name in ("test_add", "test_divide", "rpc_methods", "rpc_describe", "user_add", "user_count", "user_list",
                  "user_update", "user_delete", "user_delete_all", "setting_get", "setting_set", "setting_list",
                  "group_add", "group_list", "group_members", "sys_status", "sys_fault"):  # fmt: skip

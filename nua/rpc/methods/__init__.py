@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+from nua.rpc.method_group import MethodGroup
 from nua.rpc.methods.group import GroupMethods
 from nua.rpc.methods.rpc import RpcMethods
 from nua.rpc.methods.setting import SettingMethods
 from nua.rpc.methods.sys import FaultMethods, SysMethods
 from nua.rpc.methods.test import TestMethods
 from nua.rpc.methods.user import UserMethods
-from nua.rpc.registry import MethodGroup
 
 BUILTIN_GROUPS: tuple[type[MethodGroup], ...] = (
     TestMethods,

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import builtins
 
-from nua.actors._future import NotifyingFuture
-from nua.model import prepare
-from nua.rpc.registry import MethodGroup, public
+from nua.actors.future import NotifyingFuture
+from nua.model import checks
+from nua.rpc.method_group import MethodGroup
+from nua.rpc.registry import public
 from nua.rpc.services import DB_READER, DB_WRITER
 
 
@@ -18,7 +19,7 @@ class GroupMethods(MethodGroup):
     @public
     def add(self, name: str, source: str = "") -> NotifyingFuture:
         """Create the group ``name``; return its dict."""
-        return self.services.ask(DB_WRITER, prepare.group_add(name, source))
+        return self.services.ask(DB_WRITER, checks.group_add(name, source))
 
     @public
     def list(self, limit: int | None = None, after: str | None = None) -> NotifyingFuture:
@@ -26,27 +27,27 @@ class GroupMethods(MethodGroup):
 
         ``limit`` groups at most (default ``[rpc] page_size``); ``after``: the ``next`` of the previous page.
         """
-        return self.services.ask(DB_READER, prepare.group_list(limit, after, rpc=self.services.settings.rpc))
+        return self.services.ask(DB_READER, checks.group_list(limit, after, rpc=self.services.settings.rpc))
 
     @public
     def delete(self, name: str) -> NotifyingFuture:
         """Delete the group ``name``; return 1, or 0 when there was none."""
-        return self.services.ask(DB_WRITER, prepare.group_delete(name))
+        return self.services.ask(DB_WRITER, checks.group_delete(name))
 
     @public
     def add_members(self, group: str, user_ids: builtins.list[int]) -> NotifyingFuture:
         """Add users to ``group`` (at most ``[rpc] max_page_size`` ids a call); return how many memberships are new."""
         most = self.services.settings.rpc.max_page_size
-        return self.services.ask(DB_WRITER, prepare.group_add_members(group, user_ids, most))
+        return self.services.ask(DB_WRITER, checks.group_add_members(group, user_ids, most))
 
     @public
     def remove_members(self, group: str, user_ids: builtins.list[int]) -> NotifyingFuture:
         """Remove users from ``group`` (at most ``[rpc] max_page_size`` ids a call); return how many were removed."""
         most = self.services.settings.rpc.max_page_size
-        return self.services.ask(DB_WRITER, prepare.group_remove_members(group, user_ids, most))
+        return self.services.ask(DB_WRITER, checks.group_remove_members(group, user_ids, most))
 
     @public
     def members(self, group: str, limit: int | None = None, after: int | None = None) -> NotifyingFuture:
         """One page of the members of ``group`` ordered by id: ``{"items": [...], "next": id or null}``."""
-        command = prepare.group_members(group, limit, after, rpc=self.services.settings.rpc)
+        command = checks.group_members(group, limit, after, rpc=self.services.settings.rpc)
         return self.services.ask(DB_READER, command)

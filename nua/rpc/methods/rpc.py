@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from nua.rpc.errors import NotFoundError, shown
-from nua.rpc.registry import MethodGroup, public
+from nua.rpc.method_group import MethodGroup
+from nua.rpc.registry import public
 
 
 class RpcMethods(MethodGroup):

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from nua.actors._future import NotifyingFuture
-from nua.model import prepare
-from nua.rpc.registry import MethodGroup, public
+from nua.actors.future import NotifyingFuture
+from nua.model import checks
+from nua.rpc.method_group import MethodGroup
+from nua.rpc.registry import public
 from nua.rpc.services import DB_READER, DB_WRITER
 
 
@@ -18,18 +19,18 @@ class SettingMethods(MethodGroup):
     @public
     def get(self, key: str) -> NotifyingFuture:
         """The setting ``key`` as ``{key, value, updated_at}``."""
-        return self.services.ask(DB_READER, prepare.setting_get(key))
+        return self.services.ask(DB_READER, checks.setting_get(key))
 
     @public
     def set(self, key: str, value: Any) -> NotifyingFuture:
         """Create or replace the setting ``key``; return its dict once durable."""
-        command = prepare.setting_set(key, value, self.services.settings.db.max_value_bytes)
+        command = checks.setting_set(key, value, self.services.settings.db.max_value_bytes)
         return self.services.ask(DB_WRITER, command)
 
     @public
     def delete(self, key: str) -> NotifyingFuture:
         """Delete the setting ``key``; return 1 (not found: -32001)."""
-        return self.services.ask(DB_WRITER, prepare.setting_delete(key))
+        return self.services.ask(DB_WRITER, checks.setting_delete(key))
 
     @public
     def list(self, limit: int | None = None, after: str | None = None) -> NotifyingFuture:
@@ -37,4 +38,4 @@ class SettingMethods(MethodGroup):
 
         ``limit`` settings at most (default ``[rpc] page_size``); ``after``: the ``next`` of the previous page.
         """
-        return self.services.ask(DB_READER, prepare.setting_list(limit, after, rpc=self.services.settings.rpc))
+        return self.services.ask(DB_READER, checks.setting_list(limit, after, rpc=self.services.settings.rpc))

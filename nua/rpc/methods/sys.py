@@ -13,7 +13,8 @@ import pykka
 from nua.actors.directory import ROOT
 from nua.actors.messages import ChildInfo, Crash, WhichChildren
 from nua.rpc.errors import NotFoundError, UnavailableError
-from nua.rpc.registry import MethodGroup, public
+from nua.rpc.method_group import MethodGroup
+from nua.rpc.registry import public
 from nua.rpc.services import Services
 
 # The tree is only a part of the status: a busy root must not make it hang.

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from nua.rpc.errors import DivisionByZeroError
-from nua.rpc.registry import MethodGroup, public
+from nua.rpc.method_group import MethodGroup
+from nua.rpc.registry import public
 
 
 class TestMethods(MethodGroup):

@@ -12,9 +12,10 @@ from __future__ import annotations
 import builtins
 from typing import Any
 
-from nua.actors._future import NotifyingFuture
-from nua.model import commands, prepare
-from nua.rpc.registry import MethodGroup, public
+from nua.actors.future import NotifyingFuture
+from nua.model import checks, commands
+from nua.rpc.method_group import MethodGroup
+from nua.rpc.registry import public
 from nua.rpc.services import DB_READER, DB_WRITER
 
 
@@ -30,7 +31,7 @@ class UserMethods(MethodGroup):
         An ``id`` that is missing, negative or taken means the next free id; a
         ``salt`` key is accepted and ignored (each hash makes its own).
         """
-        command = prepare.user_add(user_data, self.services.settings.security)
+        command = checks.user_add(user_data, self.services.settings.security)
         return self.services.ask(DB_WRITER, command)
 
     @public
@@ -41,7 +42,7 @@ class UserMethods(MethodGroup):
     @public
     def get(self, id: int) -> NotifyingFuture:  # noqa: A002 - the original API's parameter name
         """The user with this id."""
-        return self.services.ask(DB_READER, prepare.user_get(id))
+        return self.services.ask(DB_READER, checks.user_get(id))
 
     @public
     def list(
@@ -53,19 +54,19 @@ class UserMethods(MethodGroup):
         is listed; none, or ``all``, lists every user). ``limit`` users at most
         (default ``[rpc] page_size``); ``after``: the ``next`` of the previous page.
         """
-        command = prepare.user_list(request, limit, after, rpc=self.services.settings.rpc)
+        command = checks.user_list(request, limit, after, rpc=self.services.settings.rpc)
         return self.services.ask(DB_READER, command)
 
     @public(offload=True)
     def update(self, id: int, key: str, value: Any) -> NotifyingFuture:  # noqa: A002 - the original API's name
         """Set ``key`` (username, email, role, display_name or password) of user ``id``; return its dict."""
-        command = prepare.user_update(id, key, value, self.services.settings.security)
+        command = checks.user_update(id, key, value, self.services.settings.security)
         return self.services.ask(DB_WRITER, command)
 
     @public
     def delete(self, ids: builtins.list[int]) -> NotifyingFuture:
         """Delete the users with these ids (at most ``[rpc] max_page_size`` a call); return how many were deleted."""
-        return self.services.ask(DB_WRITER, prepare.user_delete(ids, self.services.settings.rpc.max_page_size))
+        return self.services.ask(DB_WRITER, checks.user_delete(ids, self.services.settings.rpc.max_page_size))
 
     @public
     def delete_all(self) -> NotifyingFuture:

@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 import pykka
 
 from nua import log
-from nua.actors._future import NotifyingFuture
+from nua.actors.future import NotifyingFuture
 from nua.actors.messages import Crash, Exited, Ping
 
 ExitListener = Callable[[Exited], None]

@@ -16,10 +16,11 @@ stale file happens while holding the lock of the file replaced, and after checki
 that the path still names it, so two starters racing over the same stale file end
 with exactly one winner.
 
-This module is the holder's side. The read-only probe (``inspect``, ``read_pid``,
-``opened_by``) lives in the leaf :mod:`nua.pidlock`, so that clients below the
-daemon layer (the ``nua`` CLI, :mod:`nua.runtime`) can use it; it is re-exported
-here for the daemon's callers.
+This module is the holder's side; a leaf, since the daemon holds the file and the
+sentinel (an actor) watches it. The read-only probe (``inspect``, ``read_pid``,
+``opened_by``) lives in the leaf :mod:`nua.pidlock`, which the ``nua`` CLI and
+:mod:`nua.runtime` use without this module; it is re-exported here for the holder's
+callers.
 """
 
 from __future__ import annotations

@@ -12,8 +12,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import nua.settings
+from nua.model import checks
 from nua.model import commands as cmd
-from nua.model import prepare
 from nua.model.errors import ConflictError, InvalidError, ModelError, NotFoundError
 from nua.model.password import hash_password, verify_password
 from nua.model.text import json_encodable
@@ -31,7 +31,7 @@ def invalid(call: Any, *args: Any) -> InvalidError:
 
 
 def test_user_add_fills_defaults_hashes_and_ignores_salt() -> None:
-    command = prepare.user_add({**GOOD, "salt": "ignored", "id": 7}, FAST)
+    command = checks.user_add({**GOOD, "salt": "ignored", "id": 7}, FAST)
 
     assert isinstance(command, cmd.AddUser)
     assert (command.username, command.email, command.id, command.role, command.display_name) == (
@@ -67,37 +67,37 @@ def test_user_add_fills_defaults_hashes_and_ignores_salt() -> None:
     ],
 )
 def test_user_add_rejects_with_the_field_named(data: dict[str, Any], field: str) -> None:
-    error = invalid(prepare.user_add, data, FAST)
+    error = invalid(checks.user_add, data, FAST)
     assert error.field == field
     assert error.kind == "invalid"
     json.dumps(error.data)  # JSON-ready for the RPC layer
 
 
 def test_user_add_needs_an_object() -> None:
-    assert invalid(prepare.user_add, ["alice"], FAST).field == "user_data"
+    assert invalid(checks.user_add, ["alice"], FAST).field == "user_data"
 
 
 def test_a_bad_password_is_never_echoed() -> None:
-    error = invalid(prepare.user_add, {**GOOD, "password": ["s3cret-list"]}, FAST)
+    error = invalid(checks.user_add, {**GOOD, "password": ["s3cret-list"]}, FAST)
     assert "s3cret" not in json.dumps(error.data)
     assert "s3cret" not in str(error)
 
 
 def test_a_long_value_is_not_echoed_in_the_error() -> None:
     # A client may send a megabyte where a short name is expected: the error names the field only.
-    error = invalid(prepare.user_update, 1, "k" * 100_000, "x", FAST)
+    error = invalid(checks.user_update, 1, "k" * 100_000, "x", FAST)
     assert error.field == "key"
     assert "value" not in error.data
     assert len(json.dumps(error.data)) < 200
-    assert invalid(prepare.user_update, 1, "nick", "x", FAST).data["value"] == "nick"  # a short one is
+    assert invalid(checks.user_update, 1, "nick", "x", FAST).data["value"] == "nick"  # a short one is
 
 
 def test_a_setting_value_nests_at_most_the_bound_and_is_checked_without_recursion() -> None:
     deep: Any = []
-    for _ in range(prepare.MAX_VALUE_DEPTH - 1):
+    for _ in range(checks.MAX_VALUE_DEPTH - 1):
         deep = [deep]
-    assert prepare.setting_set("k", deep, 1 << 20).value == deep
-    assert invalid(prepare.setting_set, "k", [deep], 1 << 20).field == "value"
+    assert checks.setting_set("k", deep, 1 << 20).value == deep
+    assert invalid(checks.setting_set, "k", [deep], 1 << 20).field == "value"
     very_deep: Any = "\ud800"
     for _ in range(100_000):
         very_deep = {"k": very_deep}
@@ -105,18 +105,18 @@ def test_a_setting_value_nests_at_most_the_bound_and_is_checked_without_recursio
 
 
 def test_user_update_keys_and_password_rehash() -> None:
-    command = prepare.user_update(3, "password", "n3w", FAST)
+    command = checks.user_update(3, "password", "n3w", FAST)
     assert command.field == "password_hash"
     assert verify_password("n3w", command.value)
-    assert prepare.user_update(3, "display_name", "Al", FAST) == cmd.UpdateUser(3, "display_name", "Al")
-    assert invalid(prepare.user_update, 3, "password_hash", "x", FAST).field == "key"
-    assert invalid(prepare.user_update, 3, "id", 4, FAST).field == "key"
-    assert invalid(prepare.user_update, "3", "role", "admin", FAST).field == "id"
-    assert invalid(prepare.user_update, 3, "email", "nope", FAST).field == "email"
+    assert checks.user_update(3, "display_name", "Al", FAST) == cmd.UpdateUser(3, "display_name", "Al")
+    assert invalid(checks.user_update, 3, "password_hash", "x", FAST).field == "key"
+    assert invalid(checks.user_update, 3, "id", 4, FAST).field == "key"
+    assert invalid(checks.user_update, "3", "role", "admin", FAST).field == "id"
+    assert invalid(checks.user_update, 3, "email", "nope", FAST).field == "email"
 
 
 def user_list(request: Any = None, limit: Any = None, after: Any = None) -> cmd.ListUsers:
-    return prepare.user_list(request, limit, after, rpc=RPC)
+    return checks.user_list(request, limit, after, rpc=RPC)
 
 
 def test_user_list_request() -> None:
@@ -139,40 +139,40 @@ def test_names_looked_up_and_cursors_hold_no_nul() -> None:
     # PostgreSQL refuses NUL in any text parameter: sent, it failed the query as a bug (logged, -32603).
     assert invalid(user_list, {"names": ["a\x00b"]}).field == "names"
     assert invalid(user_list, {"mails": ["a\x00@b"]}).field == "mails"
-    assert invalid(prepare.group_delete, "g\x00").field == "name"
-    assert invalid(lambda: prepare.group_members("g\x00", rpc=RPC)).field == "group"
-    assert invalid(lambda: prepare.group_list(None, "g\x00", rpc=RPC)).field == "after"
-    assert invalid(lambda: prepare.setting_list(None, "k\x00", rpc=RPC)).field == "after"
-    assert prepare.group_delete("legacy name").name == "legacy name"  # other characters stay searchable
+    assert invalid(checks.group_delete, "g\x00").field == "name"
+    assert invalid(lambda: checks.group_members("g\x00", rpc=RPC)).field == "group"
+    assert invalid(lambda: checks.group_list(None, "g\x00", rpc=RPC)).field == "after"
+    assert invalid(lambda: checks.setting_list(None, "k\x00", rpc=RPC)).field == "after"
+    assert checks.group_delete("legacy name").name == "legacy name"  # other characters stay searchable
 
 
 def test_user_delete_ids() -> None:
-    assert prepare.user_delete([3, 1]) == cmd.DeleteUsers((3, 1))
-    assert invalid(prepare.user_delete, 3).field == "ids"
-    assert invalid(prepare.user_delete, [None]).field == "ids"
-    assert prepare.user_delete([1, 2], 2) == cmd.DeleteUsers((1, 2))
-    assert invalid(prepare.user_delete, [1, 2, 3], 2).field == "ids"
-    assert invalid(prepare.group_add_members, "ops", [1, 2, 3], 2).field == "user_ids"
-    assert invalid(prepare.group_remove_members, "ops", [1, 2, 3], 2).field == "user_ids"
+    assert checks.user_delete([3, 1]) == cmd.DeleteUsers((3, 1))
+    assert invalid(checks.user_delete, 3).field == "ids"
+    assert invalid(checks.user_delete, [None]).field == "ids"
+    assert checks.user_delete([1, 2], 2) == cmd.DeleteUsers((1, 2))
+    assert invalid(checks.user_delete, [1, 2, 3], 2).field == "ids"
+    assert invalid(checks.group_add_members, "ops", [1, 2, 3], 2).field == "user_ids"
+    assert invalid(checks.group_remove_members, "ops", [1, 2, 3], 2).field == "user_ids"
 
 
 def test_settings_and_groups() -> None:
-    assert prepare.setting_set("a.b", [1, {"c": None}], 100) == cmd.SetSetting("a.b", [1, {"c": None}])
-    assert invalid(prepare.setting_set, "", 1, 100).field == "key"
-    assert invalid(prepare.setting_set, "k", math.nan, 100).field == "value"
-    assert invalid(prepare.setting_set, "k", {"x": object()}, 100).field == "value"
-    assert invalid(prepare.setting_get, 5).field == "key"
-    assert prepare.group_add("ops", "ldap") == cmd.AddGroup("ops", "ldap")
-    assert invalid(prepare.group_add, "two words").field == "name"
-    assert invalid(prepare.group_add_members, "ops", [1, "2"]).field == "user_ids"
-    assert invalid(lambda group: prepare.group_members(group, rpc=RPC), None).field == "group"
+    assert checks.setting_set("a.b", [1, {"c": None}], 100) == cmd.SetSetting("a.b", [1, {"c": None}])
+    assert invalid(checks.setting_set, "", 1, 100).field == "key"
+    assert invalid(checks.setting_set, "k", math.nan, 100).field == "value"
+    assert invalid(checks.setting_set, "k", {"x": object()}, 100).field == "value"
+    assert invalid(checks.setting_get, 5).field == "key"
+    assert checks.group_add("ops", "ldap") == cmd.AddGroup("ops", "ldap")
+    assert invalid(checks.group_add, "two words").field == "name"
+    assert invalid(checks.group_add_members, "ops", [1, "2"]).field == "user_ids"
+    assert invalid(lambda group: checks.group_members(group, rpc=RPC), None).field == "group"
 
 
 @given(st.recursive(st.none() | st.booleans() | st.integers() | st.text(), st.lists))
 def test_any_json_username_is_a_command_or_an_invalid_error_naming_it(data: Any) -> None:
     outcome: Any
     try:
-        outcome = prepare.user_add({"username": data, "email": "a@b", "password": "p"}, FAST)
+        outcome = checks.user_add({"username": data, "email": "a@b", "password": "p"}, FAST)
     except InvalidError as error:
         outcome = error.field
     assert outcome == "username" or (

@@ -17,7 +17,7 @@ from nua.model import commands as cmd
 from nua.model import engine as db_engine
 from nua.model import operations
 from nua.model.base import iso, transaction_time, utcnow
-from nua.model.prepared import Prepared
+from nua.model.compiled import Prepared
 from nua.model.setting import settings_table
 from nua.settings import DbSettings
 

@@ -43,11 +43,11 @@ from typing import Any, cast
 
 import zmq
 
-from nua.actors._supervised import ChildContext, SupervisedActor
 from nua.actors.directory import Directory
 from nua.actors.health import Health
-from nua.daemon.endpoint import ipc_path
-from nua.rpc import errors, registry
+from nua.actors.supervised import ChildContext, SupervisedActor
+from nua.endpoint import ipc_path
+from nua.rpc import errors, plugins
 from nua.rpc.admission import Admission
 from nua.rpc.dispatch import Dispatcher
 from nua.rpc.protocol import encode_error
@@ -278,7 +278,7 @@ class Gateway(SupervisedActor):
         self.log.info("gateway_listening", endpoint=self.services.endpoint, methods=len(self.services.registry))
 
     def _setup(self) -> None:
-        registry.build(self.services, log=self.log)
+        plugins.build(self.services, log=self.log)
         self._wakeup = _Wakeup()
         self._pool = concurrent.futures.ThreadPoolExecutor(POOL_THREADS, thread_name_prefix="nua-rpc-pool")
         self._system_pool = concurrent.futures.ThreadPoolExecutor(
