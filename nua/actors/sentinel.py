@@ -15,16 +15,14 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pykka
-
 from nua import pidfile
 from nua.actors.supervised import ChildContext, SupervisedActor
+from nua.actors.ticker import Ticker
 from nua.endpoint import ipc_path
 from nua.settings import Settings
 
@@ -61,8 +59,7 @@ class Sentinel(SupervisedActor):
         self._unreadable_looks = 0
         self._failing: set[tuple[Path, int | None]] = set()  # (file, errno) already logged
         self._ignored_owner: int | None = None  # the owner of an exit flag ignored (and logged) last
-        self._stopping = threading.Event()
-        self._ticker: threading.Thread | None = None
+        self._ticker: Ticker | None = None
 
     def on_start(self) -> None:
         # Only the first incarnation cleans: after a restart the files belong to
@@ -70,7 +67,9 @@ class Sentinel(SupervisedActor):
         if self.context.generation == 1:
             self._clean_stale_files()
         self._check()
-        self._ticker = threading.Thread(target=self._tick, name=f"{self.context.child_id}-ticker", daemon=True)
+        # The ticker only keeps time; the looking happens in the actor's own thread,
+        # so that a fault there is the actor's and gets supervised.
+        self._ticker = Ticker(self.actor_ref, Check(), INTERVAL_S, f"{self.context.child_id}-ticker")
         self._ticker.start()
 
     def on_stop(self) -> None:
@@ -88,19 +87,9 @@ class Sentinel(SupervisedActor):
             case _:
                 return super().on_receive(message)
 
-    def _tick(self) -> None:
-        # A separate thread only keeps time; the looking happens in the actor's
-        # own thread, so that a fault there is the actor's and gets supervised.
-        while not self._stopping.wait(INTERVAL_S):
-            try:
-                self.actor_ref.tell(Check())
-            except pykka.ActorDeadError:
-                return
-
     def _stop_ticker(self) -> None:
-        self._stopping.set()
-        if self._ticker is not None and self._ticker is not threading.current_thread():
-            self._ticker.join()
+        if self._ticker is not None:
+            self._ticker.stop()
 
     def _clean_stale_files(self) -> None:
         stale = pidfile.stale_temp_files(self.pid_file)
