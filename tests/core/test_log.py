@@ -4,24 +4,14 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pykka
-import pytest
 
 from nua import log
 from nua.actors.messages import Crash, Exited
 from nua.actors.supervised import ChildContext, SupervisedActor
-
-
-@pytest.fixture
-def log_file(tmp_path: Path) -> Iterator[Path]:
-    path = tmp_path / "logs" / "nua.log"
-    log.configure("info", log_file=path)
-    yield path
-    log.configure("info")
 
 
 def records(path: Path) -> list[dict[str, Any]]:

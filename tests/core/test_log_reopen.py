@@ -6,21 +6,12 @@ import json
 import logging
 import shutil
 import stat
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from nua import log
 from nua.settings import SettingsError
-
-
-@pytest.fixture
-def log_file(tmp_path: Path) -> Iterator[Path]:
-    path = tmp_path / "logs" / "nua.log"
-    log.configure("info", log_file=path)
-    yield path
-    log.configure("info")
 
 
 def events(path: Path) -> list[str]:

@@ -11,6 +11,7 @@ from pathlib import Path
 import pykka
 import pytest
 from daemon_helpers import DaemonEnv
+from sentinelkit import Requests
 
 from nua import settings
 from nua.actors.messages import Crash, Exited, Ping
@@ -18,18 +19,6 @@ from nua.actors.sentinel import INTERVAL_S, Check, Sentinel
 from nua.actors.supervised import ChildContext
 
 WAIT_S = 5.0
-
-
-class Requests:
-    """Collects the sentinel's shutdown requests."""
-
-    def __init__(self) -> None:
-        self.reasons: list[str] = []
-        self.arrived = threading.Event()
-
-    def __call__(self, reason: str) -> None:
-        self.reasons.append(reason)
-        self.arrived.set()
 
 
 @pytest.fixture

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import os
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pykka
 import pytest
 import structlog
+from sentinelkit import Requests
 
 from nua import settings
 from nua.actors.messages import Ping
@@ -17,16 +17,6 @@ from nua.actors.sentinel import Check, Sentinel
 from nua.actors.supervised import ChildContext
 
 WAIT_S = 5.0
-
-
-class Requests:
-    def __init__(self) -> None:
-        self.reasons: list[str] = []
-        self.arrived = threading.Event()
-
-    def __call__(self, reason: str) -> None:
-        self.reasons.append(reason)
-        self.arrived.set()
 
 
 def load(tmp_path: Path, pid_file: Path, exit_flag: Path) -> settings.Settings:
