@@ -28,6 +28,7 @@ from typing import Any, TypeAlias
 from tinyrpc.protocols.jsonrpc import JSONRPCProtocol, JSONRPCRequest
 
 from nua.model.text import json_encodable as encodable
+from nua.model.text import repaired
 from nua.rpc.errors import (
     InternalError,
     InvalidParamsError,
@@ -77,7 +78,7 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     seen: set[str] = set()
     for key, _ in pairs:
         if key in seen:
-            msg = f"repeated key {_printable(shown(key))!r} in an object"
+            msg = f"repeated key {repaired(shown(key))!r} in an object"
             raise _RepeatedKeyError(msg)
         seen.add(key)
     raise AssertionError  # unreachable: dict() dropped a repeated key
@@ -89,12 +90,6 @@ _ENCODER = json.JSONEncoder(allow_nan=False, ensure_ascii=False, separators=(","
 # A surrogate code point can only come from a \ud800-\udfff escape: valid UTF-8 never
 # encodes one. Messages without such an escape (nearly all) skip the walk below.
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
-_SURROGATE = re.compile("[\ud800-\udfff]")
-
-
-def _printable(text: str) -> str:
-    """``text`` fit for a reply: surrogates replaced, so that it always encodes."""
-    return _SURROGATE.sub("\ufffd", text)
 
 
 def _valid_id(value: Any) -> bool:
@@ -199,7 +194,8 @@ def _bad_param(params: list[Any] | dict[str, Any]) -> str | int:
     """The name (printable) or position of the first parameter holding an unencodable string."""
     if isinstance(params, list):
         return next(index for index, value in enumerate(params) if not encodable(value))
-    return next(_printable(shown(key)) for key, value in params.items() if not encodable((key, value)))
+    name: str = next(repaired(shown(key)) for key, value in params.items() if not encodable((key, value)))
+    return name
 
 
 def _problem(member: dict[Any, Any]) -> str | None:  # noqa: PLR0911 - one return per rule of the spec
@@ -247,7 +243,7 @@ def encode_error(request_id: Any, error: RpcError) -> bytes:
     try:
         return _dumps({"jsonrpc": VERSION, "id": request_id, "error": error.to_dict()})
     except Exception as exc:  # noqa: BLE001 - a method's error data may be anything
-        fallback = InternalError(f"the error reply cannot be sent as JSON: {_printable(_first_line(exc))}")
+        fallback = InternalError(f"the error reply cannot be sent as JSON: {repaired(_first_line(exc))}")
         try:
             return _dumps({"jsonrpc": VERSION, "id": request_id, "error": fallback.to_dict()})
         except Exception:  # noqa: BLE001 - the id itself cannot be encoded
@@ -263,7 +259,7 @@ def encode_result(request_id: Any, result: Any) -> bytes:
     try:
         return _dumps({"jsonrpc": VERSION, "id": request_id, "result": result})
     except Exception as exc:  # noqa: BLE001 - any failure to encode is this reply's, never the I/O loop's
-        error = InternalError(f"the result cannot be sent as JSON: {_printable(_first_line(exc))}")
+        error = InternalError(f"the result cannot be sent as JSON: {repaired(_first_line(exc))}")
         return encode_error(request_id, error)
 
 
@@ -278,7 +274,6 @@ __all__ = [
     "Batch",
     "Decoded",
     "GuardedProtocol",
-    "encodable",
     "encode_batch",
     "encode_error",
     "encode_result",
