@@ -189,6 +189,15 @@ class _BatchReply:
         return encode_batch(per_member)
 
 
+def _decrement(counts: dict[bytes, int], client: bytes) -> None:
+    """One call fewer for ``client``; a client with none left is forgotten (the map stays bounded)."""
+    left = counts[client] - 1
+    if left:
+        counts[client] = left
+    else:
+        del counts[client]
+
+
 class Dispatcher:
     """Runs the calls of decoded messages and hands back each reply when it is ready."""
 
@@ -287,15 +296,10 @@ class Dispatcher:
             fail(method)
             return
         args, kwargs = request.args, request.kwargs
-        if (
-            self._per_client.get(client, 0) >= self.max_in_flight_per_client
-            or len(self._waiting) - self._system_waiting >= self.max_in_flight
-            or (method.system and self._system_per_client.get(client, 0) >= MAX_SYSTEM_CALLS_PER_CLIENT)
-        ):
-            busy = self._busy(method, client)
-            if busy is not None:
-                fail(busy)
-                return
+        busy = self._busy(method, client)
+        if busy is not None:
+            fail(busy)
+            return
         deadline = self._clock() + self.call_timeout_s
         scope = CallScope(method.name, deadline, self._clock) if method.offload else None
         try:
@@ -375,18 +379,10 @@ class Dispatcher:
         return waiting
 
     def _release(self, waiting: _Waiting) -> None:
-        remaining = self._per_client[waiting.client] - 1
-        if remaining:
-            self._per_client[waiting.client] = remaining
-        else:
-            del self._per_client[waiting.client]
+        _decrement(self._per_client, waiting.client)
         if waiting.system:
             self._system_waiting -= 1
-            left = self._system_per_client[waiting.client] - 1
-            if left:
-                self._system_per_client[waiting.client] = left
-            else:
-                del self._system_per_client[waiting.client]
+            _decrement(self._system_per_client, waiting.client)
 
     # -- completions and deadlines --------------------------------------------------------
 
