@@ -21,7 +21,6 @@ from typing import Any, NamedTuple
 
 from nua import paths
 
-DEFAULTS_FILE = Path(__file__).resolve().parent / "params.toml"
 _MAX_PORT = 65535
 
 
@@ -36,7 +35,7 @@ def places(config_file: str | None = None, environ: Mapping[str, str] | None = N
     """The pid file and endpoint these settings give, or ``None`` when only the full loader can tell."""
     env = os.environ if environ is None else environ
     try:
-        values = _table_values(tomllib.loads(DEFAULTS_FILE.read_text(encoding="utf-8")))
+        values = _table_values(tomllib.loads(paths.DEFAULTS_FILE.read_text(encoding="utf-8")))
         path = config_file if config_file is not None else env.get("NUA_CONFIG", "")
         if path:
             with Path(path).expanduser().open("rb") as file:

@@ -12,6 +12,9 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
+# The packaged defaults: the settings loader's base, and the quick client lookup's.
+DEFAULTS_FILE = Path(__file__).with_name("params.toml")
+
 
 def private_dirs(env: Mapping[str, str]) -> dict[str, str]:
     """Per-user directories: the daemon never writes to a shared, world-writable path."""
@@ -42,4 +45,4 @@ def fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-__all__ = ["expand", "fsync_dir", "private_dirs"]
+__all__ = ["DEFAULTS_FILE", "expand", "fsync_dir", "private_dirs"]

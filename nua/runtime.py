@@ -14,7 +14,8 @@ checked, and a record that is not ours, writable by others, malformed, or left b
 a daemon that no longer holds the pid lock (``kill -9``) is not trusted: the
 callers fall back to the settings and say why in one line.
 
-A leaf: it imports only :mod:`nua.pidlock`, so both CLIs and the daemon may use it.
+A leaf: it imports only the leaves :mod:`nua.pidlock` and :mod:`nua.paths`, so both CLIs and the
+daemon may use it.
 """
 
 from __future__ import annotations

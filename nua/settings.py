@@ -54,7 +54,6 @@ ENV_PREFIX = "NUA_"
 CONFIG_ENV = "NUA_CONFIG"
 # Where a value came from when no file or variable set it.
 DEFAULTS_SOURCE = "default (params.toml)"
-DEFAULTS_FILE = Path(__file__).with_name("params.toml")
 
 
 class SettingsError(Exception):
@@ -392,7 +391,7 @@ def _read_file(path: Path) -> dict[str, Any]:
 
 def defaults_text() -> str:
     """The packaged ``params.toml``, the documented defaults."""
-    return DEFAULTS_FILE.read_text(encoding="utf-8")
+    return paths.DEFAULTS_FILE.read_text(encoding="utf-8")
 
 
 def _expand(values: dict[str, dict[str, Any]], env: typing.Mapping[str, str]) -> None:
