@@ -93,7 +93,7 @@ class Sentinel(SupervisedActor):
 
     def _clean_stale_files(self) -> None:
         stale = pidfile.stale_temp_files(self.pid_file)
-        if self.exit_flag.exists() and self._flag_present():  # another account's flag is not ours to remove
+        if self._flag_present():  # another account's flag is not ours to remove
             stale.append(self.exit_flag)
         # Safe: this daemon holds the pid lock, so no other daemon uses the socket.
         if self.socket_file is not None and self.socket_file.is_socket():

@@ -117,6 +117,17 @@ def test_first_start_cleans_stale_runtime_files(files: settings.Settings, start_
     assert not requests.reasons
 
 
+def test_first_start_cleans_a_dangling_link_left_as_exit_flag(files: settings.Settings, start_sentinel) -> None:
+    # Any entry by that name is the flag: a dangling link left by a crash is cleaned, not obeyed.
+    write_pid(files, os.getpid())
+    exit_flag = Path(files.server.exit_flag)
+    exit_flag.symlink_to(exit_flag.with_name("gone"))
+    ref, requests = start_sentinel(files)
+    ref.ask(Check(), timeout=WAIT_S)
+    assert not exit_flag.is_symlink()
+    assert not requests.reasons
+
+
 def test_a_restarted_sentinel_obeys_an_exit_flag(files: settings.Settings, start_sentinel) -> None:
     write_pid(files, os.getpid())
     Path(files.server.exit_flag).touch()
