@@ -20,8 +20,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from nua import paths
-
-_MAX_PORT = 65535
+from nua.endpoint import HIGHEST_PORT, ipc_path, port_number, tcp_parts
 
 
 class Places(NamedTuple):
@@ -74,7 +73,7 @@ def _checked(values: dict[tuple[str, str], Any], dirs: Mapping[str, str]) -> Pla
         return None
     if isinstance(port, str):  # from the environment
         port = int(port) if port.isascii() and port.isdigit() else None
-    if not isinstance(port, int) or isinstance(port, bool) or not 0 <= port <= _MAX_PORT:
+    if not isinstance(port, int) or isinstance(port, bool) or not 0 <= port <= HIGHEST_PORT:
         return None
     pid_file, endpoint = paths.expand(pid_file, dirs), paths.expand(endpoint, dirs)
     endpoint = endpoint or f"tcp://{address}:{port}"
@@ -85,12 +84,15 @@ def _checked(values: dict[tuple[str, str], Any], dirs: Mapping[str, str]) -> Pla
 
 def _plain_endpoint(endpoint: str) -> bool:
     """``ipc://`` with an absolute path, or ``tcp://host:port`` with a port in range: the forms clients use."""
-    scheme, _, rest = endpoint.partition("://")
-    if scheme == "ipc":
-        return rest.startswith("/") and "{" not in rest
-    host, _, port = rest.rpartition(":")
+    path = ipc_path(endpoint)
+    if path is not None:
+        return path.is_absolute() and "{" not in str(path)
+    parts = tcp_parts(endpoint)
+    if parts is None:
+        return False
+    host, port = parts
     plain_host = bool(host) and all(char.isascii() and (char.isalnum() or char in "-.[]:*") for char in host)
-    return scheme == "tcp" and plain_host and port.isascii() and port.isdigit() and int(port) <= _MAX_PORT
+    return plain_host and port_number(port) is not None
 
 
 __all__ = ["Places", "places"]

@@ -8,6 +8,7 @@ from pathlib import Path
 
 IPC_PREFIX = "ipc://"
 TCP_PREFIX = "tcp://"
+HIGHEST_PORT = 65535
 
 
 def ipc_path(endpoint: str) -> Path | None:
@@ -15,6 +16,22 @@ def ipc_path(endpoint: str) -> Path | None:
     if not endpoint.startswith(IPC_PREFIX):
         return None
     return Path(endpoint[len(IPC_PREFIX) :])
+
+
+def tcp_parts(endpoint: str) -> tuple[str, str] | None:
+    """The host and port text of a ``tcp://host:port`` endpoint (either may be empty); ``None`` for another one."""
+    if not endpoint.startswith(TCP_PREFIX):
+        return None
+    host, _, port = endpoint[len(TCP_PREFIX) :].rpartition(":")
+    return host, port
+
+
+def port_number(text: str) -> int | None:
+    """``text`` as a TCP port (ASCII digits, 0 to 65535), else ``None``."""
+    if not (text.isascii() and text.isdigit()):
+        return None
+    port = int(text)
+    return port if port <= HIGHEST_PORT else None
 
 
 def is_free(endpoint: str) -> bool:
@@ -27,10 +44,11 @@ def is_free(endpoint: str) -> bool:
     path = ipc_path(endpoint)
     if path is not None:
         return not _unix_listening(path)
-    if endpoint.startswith(TCP_PREFIX):
-        host, _, port = endpoint[len(TCP_PREFIX) :].rpartition(":")
-        if port.isdigit() and host:
-            return _tcp_bindable(host.strip("[]"), int(port))
+    parts = tcp_parts(endpoint)
+    if parts is not None:
+        host, port = parts[0], port_number(parts[1])
+        if port is not None and host:
+            return _tcp_bindable(host.strip("[]"), port)
     return True  # an endpoint nua cannot probe is assumed free
 
 

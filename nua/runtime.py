@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from nua import paths, pidlock
+from nua.endpoint import port_number, tcp_parts
 
 RECORD_SUFFIX = ".runtime.json"
 # A record is a few hundred bytes; anything past this is not one of ours.
@@ -36,7 +37,6 @@ MAX_RECORD_BYTES = 8192
 FORMAT = 1
 # The endpoint a client connects to must be one it can use as is.
 CLIENT_SCHEMES = ("tcp://", "ipc://")
-MAX_TCP_PORT = 65535
 _MAX_TEXT = 4096
 _MAX_VERSION = 64
 
@@ -257,9 +257,10 @@ def client_endpoint(value: Any) -> str:
     if not text.startswith(CLIENT_SCHEMES):
         msg = f"endpoint is neither tcp:// nor ipc:// ({text[:40]!r})"
         raise RecordError(msg)
-    if text.startswith("tcp://"):
-        host, _, port = text[len("tcp://") :].rpartition(":")
-        if not host or not port.isdigit() or not 0 < int(port) <= MAX_TCP_PORT:
+    parts = tcp_parts(text)
+    if parts is not None:
+        host, port = parts[0], port_number(parts[1])
+        if not host or not port:
             msg = f"endpoint has no usable host and port ({text[:40]!r})"
             raise RecordError(msg)
     elif len(text) == len("ipc://"):

@@ -23,12 +23,13 @@ from collections.abc import Callable, Mapping
 from pathlib import PurePath
 from typing import Any, ClassVar
 
+from nua.endpoint import HIGHEST_PORT, port_number, tcp_parts
+
 # A ``(section, key)`` pair, e.g. ``("zmq", "port")``.
 Key = tuple[str, str]
 
 # ZeroMQ's socket options (SNDHWM, MAXMSGSIZE's peers) and scrypt's ``maxmem`` are C ints.
 C_INT_MAX = 2**31 - 1
-HIGHEST_PORT = 65535
 # A timeout or interval longer than a day is a typo, and far longer ones overflow
 # the C timeouts they end up in (a poll's milliseconds, a condition's wait).
 DAY_S = 86400.0
@@ -140,10 +141,10 @@ class Endpoint(Rule):
         if value == "":
             return None
         scheme, _, rest = value.partition("://")
-        if scheme == "tcp":
-            host, _, port = rest.rpartition(":")
-            free = port == "*" or (port.isascii() and port.isdigit() and int(port) <= HIGHEST_PORT)
-            if host and free and Host().complaint(host) is None:
+        parts = tcp_parts(value)
+        if parts is not None:
+            host, port = parts
+            if host and (port == "*" or port_number(port) is not None) and Host().complaint(host) is None:
                 return None
             return f"be tcp://HOST:PORT with PORT from 1 to {HIGHEST_PORT} (0 or * for any free port)"
         if scheme == "ipc":
