@@ -40,7 +40,7 @@ from nua.model import commands as cmd
 from nua.model import engine as db_engine
 from nua.model import operations
 from nua.model.errors import InternalError, ModelError, UnavailableError
-from nua.model.outage import Outage, OutageError, classify
+from nua.model.outage import Outage, OutageError, classify, no_nua_database
 from nua.model.schema import SCHEMA_VERSION, meta, recorded_version
 from nua.settings import Settings
 
@@ -183,10 +183,11 @@ class DbReader(SupervisedActor):
             version = recorded_version(conn)
         finally:
             conn.rollback()
-        if version is None or version > SCHEMA_VERSION:
-            where = self._path or self.settings.db.safe_url
-            found = "no nua database" if version is None else f"a newer schema (version {version})"
-            reason = f"{where} holds {found}; restore the daemon's database there"
+        where = self._path or self.settings.db.safe_url
+        if version is None:
+            raise no_nua_database(where)
+        if version > SCHEMA_VERSION:
+            reason = f"{where} holds a newer schema (version {version}); restore the daemon's database there"
             raise OutageError(Outage(reason, reconnect=True))
 
     def _file_identity(self) -> tuple[int, int] | None:

@@ -68,8 +68,8 @@ from nua.model import operations
 from nua.model.base import transaction_time, utcnow
 from nua.model.commands import COMMAND_TYPES, READ_COMMANDS
 from nua.model.errors import InternalError, ModelError, UnavailableError
-from nua.model.outage import Outage, OutageError, classify
-from nua.model.schema import SchemaError, SchemaState, ensure_schema, meta
+from nua.model.outage import Outage, OutageError, classify, no_nua_database
+from nua.model.schema import SchemaError, SchemaState, ensure_schema, meta, recorded_version
 from nua.model.setting import initial_settings
 from nua.settings import Settings
 
@@ -286,16 +286,9 @@ class DbWriter(SupervisedActor):
     def _ensure_schema(self, conn: Connection, *, first: bool) -> SchemaState:
         """Create or upgrade the schema; reopening, a database without one is an outage, not a new start."""
         with conn.begin():
-            state = ensure_schema(conn, initial_settings(self.settings) if first else None)
-            self._refuse_new(state, first=first)
-        return state
-
-    def _refuse_new(self, state: SchemaState, *, first: bool) -> None:
-        if state.created and not first:
-            # Rolled back with its transaction: no empty database in place of a lost one.
-            where = self._path or self.settings.db.safe_url
-            reason = f"{where} holds no nua database (restore it, or restart the daemon to create a new one)"
-            raise OutageError(Outage(reason, reconnect=True))
+            if not first and recorded_version(conn) is None:
+                raise no_nua_database(self._path or self.settings.db.safe_url)
+            return ensure_schema(conn, initial_settings(self.settings) if first else None)
 
     def _drop_connection(self) -> None:
         """Close the connection for good (its driver connection too: it is not reused)."""

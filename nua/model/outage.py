@@ -41,6 +41,16 @@ class OutageError(Exception):
         self.outage = outage
 
 
+def no_nua_database(where: object) -> OutageError:
+    """The outage of a database holding no nua schema where the daemon's was (a file put back that is another).
+
+    Only the daemon's start creates a database: while it runs, such a file is
+    refused rather than filled, by the writer and the reader alike.
+    """
+    reason = f"{where} holds no nua database (restore it, or restart the daemon to create a new one)"
+    return OutageError(Outage(reason, reconnect=True))
+
+
 # SQLite primary result codes (the low byte of an extended code) that come from the
 # environment, with what to tell the operator and whether the connection is spent.
 _SQLITE: dict[int, tuple[str, bool]] = {
@@ -136,4 +146,4 @@ def _psycopg_outage(error: BaseException) -> Outage | None:
     return None
 
 
-__all__ = ["Outage", "OutageError", "classify"]
+__all__ = ["Outage", "OutageError", "classify", "no_nua_database"]
