@@ -205,7 +205,6 @@ class DbWriter(SupervisedActor):
         self._retry_delay = FIRST_RETRY_S
         self._retry_at = 0.0
         self._max_retry_delay = max(FIRST_RETRY_S, settings.db.reconnect_max_s)
-        self._engine_creates = False
 
     @staticmethod
     def _create_actor_inbox() -> queue.Queue[Any]:
@@ -218,7 +217,6 @@ class DbWriter(SupervisedActor):
         # reopens what is there, as a recovery does.
         first = self.context.generation == 1
         self._engine = db_engine.create(self.settings.db, create_file=first)
-        self._engine_creates = first
         try:
             self._open(first=first)
         except Exception as exc:
@@ -273,12 +271,10 @@ class DbWriter(SupervisedActor):
         )
 
     def _reopen(self) -> None:
-        """Connect again after an outage, through an engine that never creates the SQLite file."""
-        if self._engine_creates:
-            if self._engine is not None:
-                self._engine.dispose()
-            self._engine = db_engine.create(self.settings.db, create_file=False)
-            self._engine_creates = False
+        """Connect again after an outage, through a new engine that never creates the SQLite file."""
+        if self._engine is not None:
+            self._engine.dispose()
+        self._engine = db_engine.create(self.settings.db, create_file=False)
         if self._path is not None:
             self._stat()  # no file: say it was deleted, rather than SQLite's "cannot open"
         self._open(first=False)
@@ -485,9 +481,7 @@ class DbWriter(SupervisedActor):
             # Down again soon after coming back (a nearly full disk that takes the
             # probe's small write but not the next batch): keep backing off, so that
             # the writer does not flap (and log) several times a second.
-            recent = now - self._up_since < self._max_retry_delay
-            self._retry_delay = min(self._retry_delay * 2, self._max_retry_delay) if recent else FIRST_RETRY_S
-            self._retry_at = now + self._retry_delay
+            self._back_off(now, afresh=now - self._up_since >= self._max_retry_delay)
         self._outage = outage
         if self.health.degrade(DB_WRITER, outage.reason):
             self.log.error(
@@ -496,6 +490,11 @@ class DbWriter(SupervisedActor):
                 retry_in_s=round(max(0.0, self._retry_at - now), 3),
                 connection_kept=self._conn is not None,
             )
+
+    def _back_off(self, now: float, *, afresh: bool = False) -> None:
+        """Set the next retry: the first delay again when ``afresh``, else twice the last, up to the cap."""
+        self._retry_delay = FIRST_RETRY_S if afresh else min(self._retry_delay * 2, self._max_retry_delay)
+        self._retry_at = now + self._retry_delay
 
     def _on_read_only_file_system(self, outage: Outage) -> Outage:
         """Name a read-only file system when that is why: SQLite reports only "cannot open" or "read-only"."""
@@ -522,8 +521,7 @@ class DbWriter(SupervisedActor):
             outage = Outage(str(exc), reconnect=True) if isinstance(exc, SchemaError) else classify(exc)
             if outage is None:
                 raise  # a bug, not the environment: the supervisor restarts the actor
-            self._retry_delay = min(self._retry_delay * 2, self._max_retry_delay)
-            self._retry_at = self._clock() + self._retry_delay
+            self._back_off(self._clock())
             self._enter_outage(outage)
             return
         self._recovered()
