@@ -29,10 +29,20 @@ def parse_pid(data: bytes) -> int | None:
     return int(text) if text.isdigit() and int(text) > 0 else None
 
 
+# More than any pid's digits and a newline: a pid file is read no further than this.
+PID_FILE_MAX_BYTES = 32
+
+
+def read_head(path: Path) -> bytes:
+    """The start of the pid file ``path``, bounded: whoever rewrites it may write a lot (``OSError`` as raised)."""
+    with path.open("rb") as file:
+        return file.read(PID_FILE_MAX_BYTES)
+
+
 def read_pid(path: Path) -> int | None:
     """The pid written in ``path``, or ``None`` if it is missing, unreadable or not a pid."""
     try:
-        return parse_pid(path.read_bytes())
+        return parse_pid(read_head(path))
     except OSError:
         return None
 
@@ -95,4 +105,14 @@ def opened_by(pid: int, path: Path) -> bool | None:
     return False
 
 
-__all__ = ["PidFileState", "inspect", "is_locked", "opened_by", "parse_pid", "read_pid", "try_lock"]
+__all__ = [
+    "PID_FILE_MAX_BYTES",
+    "PidFileState",
+    "inspect",
+    "is_locked",
+    "opened_by",
+    "parse_pid",
+    "read_head",
+    "read_pid",
+    "try_lock",
+]

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from nua import pidfile
+from nua import pidfile, pidlock
 from nua.actors.supervised import ChildContext, SupervisedActor
 from nua.actors.ticker import Ticker
 from nua.endpoint import ipc_path
@@ -31,8 +31,6 @@ ShutdownListener = Callable[[str], None]
 # Four looks a second: a shutdown request is noticed well within a second, and an
 # idle daemon spends a few microseconds a second on it.
 INTERVAL_S = 0.25
-# A pid and a newline; more is garbage, never read whole.
-PID_FILE_MAX_BYTES = 32
 
 
 @dataclass(frozen=True)
@@ -123,8 +121,7 @@ class Sentinel(SupervisedActor):
 
     def _pid_file_changed(self) -> str | None:
         try:
-            with self.pid_file.open("rb") as file:
-                data = file.read(PID_FILE_MAX_BYTES)  # bounded: whoever rewrites it may write a lot
+            data = pidlock.read_head(self.pid_file)
         except FileNotFoundError:
             return f"pid file {self.pid_file} was removed"
         except OSError as exc:
