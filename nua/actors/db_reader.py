@@ -167,8 +167,7 @@ class DbReader(SupervisedActor):
             try:
                 self._check_schema(conn)
             except BaseException:
-                conn.invalidate()
-                conn.close()
+                db_engine.discard(conn)
                 raise
             self._conn, self._identity = conn, identity
         return self._conn
@@ -204,11 +203,8 @@ class DbReader(SupervisedActor):
 
     def _drop_connection(self) -> None:
         conn, self._conn = self._conn, None
-        if conn is not None:
-            try:
-                conn.invalidate()  # never back into the pool: it may be the broken one
-            except Exception:  # noqa: BLE001 - already failing; the read's error was logged
-                self.log.warning("reader_connection_not_closed")
+        if conn is not None and not db_engine.discard(conn):  # never back into the pool: it may be the broken one
+            self.log.warning("reader_connection_not_closed")
 
     def _close(self) -> None:
         if self._ticker is not None:

@@ -257,8 +257,7 @@ class DbWriter(SupervisedActor):
             state = self._ensure_schema(conn, first=first)
             identity = self._stat() if self._path is not None else None
         except BaseException:
-            conn.invalidate()
-            conn.close()
+            db_engine.discard(conn)
             raise
         self._conn, self._identity = conn, identity
         self.log.info(
@@ -289,13 +288,8 @@ class DbWriter(SupervisedActor):
     def _drop_connection(self) -> None:
         """Close the connection for good (its driver connection too: it is not reused)."""
         conn, self._conn = self._conn, None
-        if conn is None:
-            return
-        try:
-            conn.invalidate()  # rolls back whatever is uncommitted, closes the driver connection
-            conn.close()
-        except Exception:  # a broken connection may fail to close; it is gone either way
-            self.log.debug("connection_close_failed", exc_info=True)
+        if conn is not None and not db_engine.discard(conn):
+            self.log.debug("connection_close_failed")
 
     # -- messages ---------------------------------------------------------------------------
 

@@ -101,6 +101,19 @@ def _configure_sqlite(engine: Engine, synchronous: str, *, reader: bool) -> None
             cursor.close()
 
 
+def discard(conn: Connection) -> bool:
+    """Close ``conn`` for good: what is uncommitted rolled back, its driver connection closed, never pooled again.
+
+    A broken connection may fail to close; it is gone either way: ``False`` then, for the caller to log.
+    """
+    try:
+        conn.invalidate()
+        conn.close()
+    except Exception:  # noqa: BLE001 - already broken: nothing more to do with it
+        return False
+    return True
+
+
 @contextmanager
 def read_only(conn: Connection) -> Iterator[None]:
     """Make the transactions begun inside this block read-only ones, where the backend tells them apart.
@@ -140,4 +153,4 @@ class Savepoint:
         self.release()
 
 
-__all__ = ["BUSY_TIMEOUT_MS", "Savepoint", "create", "read_only", "sqlite_file"]
+__all__ = ["BUSY_TIMEOUT_MS", "Savepoint", "create", "discard", "read_only", "sqlite_file"]
