@@ -35,7 +35,7 @@ from nua.actors.messages import Exited, Ping
 from nua.actors.supervisor import ChildSpec
 from nua.daemon import limits, notify, sigmask, tree
 from nua.daemon.daemonize import Readiness
-from nua.daemon.exit_codes import EXIT_FAILED, EXIT_NOT_CONFIGURED, EXIT_OK
+from nua.daemon.exit_codes import EXIT_FAILED, EXIT_OK
 from nua.endpoint import ipc_path
 from nua.pidfile import AlreadyRunningError, PidFile
 from nua.rpc.gateway import GatewayInfo
@@ -156,16 +156,11 @@ class Daemon:
     # -- the whole life ------------------------------------------------------------
 
     def run(self) -> int:
-        """Run until asked to stop; the process's exit code."""
-        try:
-            prepare_dirs(self.settings, foreground=self.foreground)
-        except settings.SettingsError as exc:
-            log.configure(self.settings.server.log_level)  # the log file's own place may be the problem
-            self._start_failed(str(exc))
-            return EXIT_NOT_CONFIGURED
-        except OSError as exc:
-            log.configure(self.settings.server.log_level)
-            return self._start_failed(f"cannot prepare the daemon's directories: {exc}")
+        """Run until asked to stop; the process's exit code.
+
+        The directories are ready: :func:`prepare_dirs` made or checked them before
+        (``control.start`` does, before forking, so that an unsafe one exits 6).
+        """
         self._configure_logs()
         limits.raise_fd_limit(self.log)
         limits.return_large_buffers(self.log)
@@ -436,7 +431,7 @@ def _differences(current: settings.Settings, fresh: settings.Settings) -> list[s
 
 
 def run(config: settings.Settings, *, foreground: bool, readiness: Readiness | None = None) -> int:
-    """Run the daemon in this process until it stops; its exit code."""
+    """Run the daemon in this process until it stops; its exit code. Call :func:`prepare_dirs` first."""
     daemon = Daemon(config, foreground=foreground, readiness=readiness)
     try:
         code = daemon.run()
