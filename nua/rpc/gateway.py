@@ -268,8 +268,8 @@ class Gateway(SupervisedActor):
 
     # -- lifecycle ----------------------------------------------------------------------
 
-    def on_start(self) -> None:
-        # on_failure and on_stop are not called when on_start raises: clean up here.
+    def setup(self) -> None:
+        # cleanup is not called when setup raises: clean up here.
         try:
             self._setup()
         except BaseException:
@@ -342,12 +342,10 @@ class Gateway(SupervisedActor):
             self._socket = None
         self._finish()
 
-    def on_stop(self) -> None:
+    def cleanup(self, error: BaseException | None) -> None:
         self._shutdown()
-        self.log.info("gateway_stopped", endpoint=self.services.endpoint)
-
-    def on_failure(self, *_exc_info: object) -> None:
-        self._shutdown()
+        if error is None:
+            self.log.info("gateway_stopped", endpoint=self.services.endpoint)
 
     def _shutdown(self) -> None:
         self._stopping.set()

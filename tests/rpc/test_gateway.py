@@ -314,11 +314,11 @@ class HeldWriter(DbWriter):
         super().__init__(context, config)
         self.hold = hold
 
-    def on_start(self) -> None:
+    def setup(self) -> None:
         if self.context.generation > 1:
             self.hold.entered.set()
             self.hold.release.wait(60)
-        super().on_start()
+        super().setup()
 
 
 def test_a_write_while_the_db_writer_restarts_is_unavailable_then_served(tmp_path: Path) -> None:
