@@ -14,7 +14,10 @@ from __future__ import annotations
 
 import typing
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Literal
+
+from nua.model.audit import AuditEntry
 
 # Columns of ``users`` that UpdateUser may change; "password_hash" takes a hash from nua.model.password.
 UserField = Literal["username", "email", "role", "display_name", "password_hash"]
@@ -195,6 +198,53 @@ class ListSettings:
     max_bytes: int = 0
 
 
+# -- the audit trail ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Audited:
+    """Apply ``command`` and, only if it succeeds, record ``entry`` (outcome ``ok``) in the same savepoint.
+
+    Replies with ``command``'s own reply. A command that fails leaves no record,
+    and a batch that does not commit takes its records with it: an acknowledged
+    change always has its record, a rolled-back one never does.
+    """
+
+    command: Any
+    entry: AuditEntry
+
+
+@dataclass(frozen=True)
+class RecordDenied:
+    """Record a call refused for want of a role (outcome ``denied``, detail: the role ``needed``); replies with None."""
+
+    entry: AuditEntry
+    needed: str
+
+
+@dataclass(frozen=True)
+class ListAudit:
+    """Replies with one page of audit records, newest first: ``{"items": [...], "next": id | None}``.
+
+    Records at or after ``since`` (when given), by ``who`` and of ``method`` (when
+    given), with an id below ``after``, at most ``limit``.
+    """
+
+    since: datetime | None = None
+    who: str | None = None
+    method: str | None = None
+    limit: int = DEFAULT_LIMIT
+    after: int | None = None
+
+
+@dataclass(frozen=True)
+class PruneAudit:
+    """Delete up to ``most`` audit records older than ``before``, oldest first; replies with how many went."""
+
+    before: datetime
+    most: int
+
+
 Command = (
     AddUser
     | GetUser
@@ -213,6 +263,10 @@ Command = (
     | SetSetting
     | DeleteSetting
     | ListSettings
+    | Audited
+    | RecordDenied
+    | ListAudit
+    | PruneAudit
 )
 COMMAND_TYPES: tuple[type[Any], ...] = typing.get_args(Command)
 # The commands that change nothing: the DB reader answers them, and a degraded
@@ -225,6 +279,7 @@ READ_COMMANDS: tuple[type[Any], ...] = (
     GroupMembers,
     GetSetting,
     ListSettings,
+    ListAudit,
 )
 
 __all__ = [
@@ -234,6 +289,7 @@ __all__ = [
     "AddGroup",
     "AddGroupMembers",
     "AddUser",
+    "Audited",
     "Command",
     "CountUsers",
     "DeleteAllUsers",
@@ -243,9 +299,12 @@ __all__ = [
     "GetSetting",
     "GetUser",
     "GroupMembers",
+    "ListAudit",
     "ListGroups",
     "ListSettings",
     "ListUsers",
+    "PruneAudit",
+    "RecordDenied",
     "RemoveGroupMembers",
     "SetSetting",
     "UpdateUser",

@@ -18,13 +18,19 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Mapped, mapped_column
 
 # Importing the model modules registers their tables in Base.metadata.
-from nua.model import group, setting, user  # noqa: F401 - imported for their tables
+from nua.model import audit, group, setting, user  # noqa: F401 - imported for their tables
 from nua.model.base import Base, utcnow
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+
+
+def _add_audit(connection: Connection) -> None:
+    """Version 2: the audit trail (``audit``), empty: nothing before it was recorded."""
+    audit.audit_table.create(connection)
+
 
 # UPGRADES[n] takes a database at version n to n + 1.
-UPGRADES: dict[int, Callable[[Connection], None]] = {}
+UPGRADES: dict[int, Callable[[Connection], None]] = {1: _add_audit}
 
 
 class SchemaError(RuntimeError):

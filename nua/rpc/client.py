@@ -91,7 +91,7 @@ class Client:
 
     # -- public API ---------------------------------------------------------------------
 
-    def call(self, method: str, *args: Any, **kwargs: Any) -> Any:
+    def call(self, method: str, /, *args: Any, **kwargs: Any) -> Any:
         """Call ``method`` with positional or named arguments; return its result or raise its error."""
         if args and kwargs:
             msg = "JSON-RPC takes positional or named params, not both"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from nua.rpc.method_group import MethodGroup
+from nua.rpc.methods.audit import AuditMethods
 from nua.rpc.methods.group import GroupMethods
 from nua.rpc.methods.rpc import RpcMethods
 from nua.rpc.methods.setting import SettingMethods
@@ -16,6 +17,7 @@ BUILTIN_GROUPS: tuple[type[MethodGroup], ...] = (
     UserMethods,
     GroupMethods,
     SettingMethods,
+    AuditMethods,
     SysMethods,
     FaultMethods,
 )

@@ -1,0 +1,221 @@
+"""The audit trail: who changed what, when, with which (redacted) parameters, and the calls refused.
+
+A record is written by the DB writer in the same transaction (the same SAVEPOINT)
+as the change it describes (:class:`nua.model.commands.Audited`), so an
+acknowledged change always has its record and a rolled-back one never does; a
+denied call gets a record of its own. What a record holds of the call's
+parameters went through :func:`redact` first, in the caller's thread: no
+password, password hash, secret key, token or URL password reaches the table, and
+the text stored is bounded whatever the call carried.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal, cast
+
+from sqlalchemy import JSON, BigInteger, Integer, RowMapping, String, Table
+from sqlalchemy.orm import Mapped, mapped_column
+
+from nua.model.base import Base, UtcDateTime, iso
+from nua.settings import mask_url
+
+# SQLite: an INTEGER PRIMARY KEY (the rowid); elsewhere 64-bit.
+_AuditId = BigInteger().with_variant(Integer(), "sqlite")
+
+Outcome = Literal["ok", "denied"]
+WHO_MAX = 128
+ROLE_MAX = 32
+METHOD_MAX = 128
+DETAIL_MAX = 255
+
+
+class AuditRecord(Base):
+    __tablename__ = "audit"
+    # AUTOINCREMENT on SQLite: an id is never given twice, even once retention has removed the newest rows.
+    __table_args__ = {"sqlite_autoincrement": True}  # noqa: RUF012 - SQLAlchemy's declarative attribute
+
+    id: Mapped[int] = mapped_column(_AuditId, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+    who: Mapped[str] = mapped_column(String(WHO_MAX))
+    role: Mapped[str] = mapped_column(String(ROLE_MAX))
+    method: Mapped[str] = mapped_column(String(METHOD_MAX))
+    params: Mapped[Any] = mapped_column(JSON)
+    outcome: Mapped[str] = mapped_column(String(16))
+    detail: Mapped[str] = mapped_column(String(DETAIL_MAX), default="")
+
+
+audit_table: Table = cast("Table", AuditRecord.__table__)
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """What a record says of one call: who made it (key name and role), the method, its redacted params.
+
+    Build it with :meth:`of`, which redacts and bounds the params: an entry is
+    trusted by the writer, as commands are.
+    """
+
+    who: str
+    role: str
+    method: str
+    params: Any = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, who: str, role: str, method: str, params: Mapping[str, Any] | None = None) -> AuditEntry:
+        """An entry for a call of ``method`` with ``params`` (by name), redacted and bounded."""
+        return cls(_bounded(who, WHO_MAX), _bounded(role, ROLE_MAX), _bounded(method, METHOD_MAX), redact(params or {}))
+
+
+def _bounded(text: str, most: int) -> str:
+    return text if len(text) <= most else text[: most - 1] + "…"
+
+
+def audit_dict(row: RowMapping | dict[str, Any]) -> dict[str, Any]:
+    """A record as replies carry it."""
+    return {
+        "id": row["id"],
+        "at": iso(row["at"]),
+        "who": row["who"],
+        "role": row["role"],
+        "method": row["method"],
+        "params": row["params"],
+        "outcome": row["outcome"],
+        "detail": row["detail"],
+    }
+
+
+# -- redaction ------------------------------------------------------------------------------
+
+REDACTED = "***"
+# The longest string kept whole; a longer one is cut, with a marker saying how much went.
+STRING_MAX = 256
+# Items kept of one list or object; the rest is counted in a marker.
+ITEMS_MAX = 50
+# Nesting kept; deeper values are replaced by a marker.
+DEPTH_MAX = 8
+# The largest params text a record stores (JSON); past it, a cut copy of the text (already redacted).
+PARAMS_MAX_BYTES = 4096
+
+# Words that make a name (a parameter, an object key, a setting's key) name a secret.
+SECRET_WORDS = frozenset(
+    {
+        "password",
+        "passwd",
+        "pwd",
+        "passphrase",
+        "secret",
+        "token",
+        "credential",
+        "credentials",
+        "hash",
+        "private",
+        "apikey",
+        "authorization",
+        "cookie",
+        "salt",
+    }
+)
+# "key" is a secret after these words (``api_key``, ``secret_key``); alone it names a
+# setting, and ``public_key`` or ``server_key`` (a CURVE public key) is no secret.
+SECRET_KEY_QUALIFIERS = frozenset({"api", "access", "secret", "private", "signing", "encryption", "master", "session"})
+# An object holding one of these naming a secret has its "value" redacted: user_update(key="password", value=...).
+NAME_FIELDS = ("key", "name", "field")
+_WORD = re.compile(r"[A-Z]?[a-z0-9]+|[A-Z]+(?![a-z])")
+
+
+def secret_name(name: str) -> bool:
+    """Whether ``name`` (``password_hash``, ``secretKey``, ``db.token``, ``api-key``) names a secret."""
+    words = [word.lower() for word in _WORD.findall(name)]
+    for index, word in enumerate(words):
+        if word in SECRET_WORDS or any(word.startswith(secret) for secret in ("password", "passwd", "secret", "token")):
+            return True
+        if word == "key" and index and words[index - 1] in SECRET_KEY_QUALIFIERS:
+            return True
+    return False
+
+
+def redact(value: Any) -> Any:
+    """``value`` (a call's params) as a record may hold it: JSON values, secrets replaced by ``***``, bounded.
+
+    Recursively through lists and objects: the value of any key that names a
+    secret (:func:`secret_name`) is replaced, as is the ``value`` beside a
+    ``key``/``name``/``field`` naming one; a string holding a URL has the URL's
+    password masked. Strings, containers and nesting are cut with markers, and
+    the whole text is kept within :data:`PARAMS_MAX_BYTES`.
+    """
+    redacted = _redact(value, DEPTH_MAX)
+    text = json.dumps(redacted, ensure_ascii=False)
+    if len(text) <= PARAMS_MAX_BYTES // 4 or len(text.encode("utf-8")) <= PARAMS_MAX_BYTES:
+        return redacted
+    # The text is escaped again inside the marker: shorten until the whole fits.
+    keep = PARAMS_MAX_BYTES
+    while True:
+        kept = text[:keep]
+        cut = {"truncated": f"{kept}… [{len(text) - len(kept)} more characters]"}
+        if _size(cut) <= PARAMS_MAX_BYTES:
+            return cut
+        keep = keep * 3 // 4
+
+
+def _size(value: Any) -> int:
+    return len(json.dumps(value, ensure_ascii=False).encode("utf-8"))
+
+
+def _redact(value: Any, depth: int) -> Any:
+    if isinstance(value, str):
+        return _string(value)
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    if depth <= 0:
+        return "[nested too deep]"
+    if isinstance(value, Mapping):
+        return _mapping(value, depth)
+    if isinstance(value, list | tuple):
+        items = [_redact(item, depth - 1) for item in value[:ITEMS_MAX]]
+        if len(value) > ITEMS_MAX:
+            items.append(f"[{len(value) - ITEMS_MAX} more items]")
+        return items
+    return _string(f"[{type(value).__name__}]")
+
+
+def _mapping(value: Mapping[Any, Any], depth: int) -> dict[str, Any]:
+    named = next((value[name] for name in NAME_FIELDS if isinstance(value.get(name), str)), None)
+    value_is_secret = named is not None and secret_name(named)
+    result: dict[str, Any] = {}
+    for index, (key, item) in enumerate(value.items()):
+        if index == ITEMS_MAX:
+            result["…"] = f"[{len(value) - ITEMS_MAX} more keys]"
+            break
+        name = _string(str(key))
+        if secret_name(str(key)) or (value_is_secret and key == "value"):
+            result[name] = REDACTED
+        else:
+            result[name] = _redact(item, depth - 1)
+    return result
+
+
+def _string(text: str) -> str:
+    if "://" in text:
+        text = mask_url(text)
+    if not text.isascii():
+        text = text.encode("utf-8", "replace").decode("utf-8")  # a lone surrogate cannot be stored
+    if len(text) > STRING_MAX:
+        return f"{text[:STRING_MAX]}… [{len(text) - STRING_MAX} more characters]"
+    return text
+
+
+__all__ = [
+    "REDACTED",
+    "AuditEntry",
+    "AuditRecord",
+    "Outcome",
+    "audit_dict",
+    "audit_table",
+    "redact",
+    "secret_name",
+]
