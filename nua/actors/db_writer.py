@@ -60,6 +60,7 @@ follow at the next tick), so that a prune never holds the writer for long.
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections.abc import Callable
@@ -75,6 +76,7 @@ from sqlalchemy.engine import Connection, Engine
 from nua.actors import call
 from nua.actors.directory import DB_WRITER
 from nua.actors.health import Health
+from nua.actors.log_thread import LogThread
 from nua.actors.supervised import ChildContext, SupervisedActor, describe
 from nua.actors.ticker import Ticker
 from nua.model import engine as db_engine
@@ -183,6 +185,7 @@ class DbWriter(SupervisedActor):
         self._clock = clock
         self._check_interval_s = check_interval_s
         self._ticker: Ticker | None = None
+        self._audit_log: LogThread | None = None  # the lines of audited calls, written in a thread of their own
         self._path = db_engine.sqlite_file(settings.db)
         self._identity: tuple[int, int] | None = None
         self._outage: Outage | None = None
@@ -215,6 +218,7 @@ class DbWriter(SupervisedActor):
         else:
             # A restarted writer inherits its predecessor's condition until it has proven better.
             self._recovered()
+        self._audit_log = LogThread(self.log, f"{DB_WRITER}-log")
         if self._check_interval_s is not None:
             self._ticker = Ticker(self.actor_ref, CheckDatabase(), self._check_interval_s, f"{DB_WRITER}-ticker")
             self._ticker.start()
@@ -232,6 +236,8 @@ class DbWriter(SupervisedActor):
     def _close(self) -> None:
         if self._ticker is not None:
             self._ticker.stop()
+        if self._audit_log is not None:
+            self._audit_log.stop()  # the lines of the last batches are written
         self._drop_connection()
         engine, self._engine = self._engine, None
         if engine is not None:
@@ -493,15 +499,22 @@ class DbWriter(SupervisedActor):
         self._prune_at = self._clock() + (0.0 if removed >= PRUNE_MOST else PRUNE_INTERVAL_S)
 
     def _log_audited(self, batch: list[_Pending], outcomes: list[_Outcome]) -> None:
-        """One log line per audited call committed, and per denied call: who, role, method, outcome (no params)."""
+        """One log line per audited call committed, and per denied call: who, role, method, outcome (no params).
+
+        Written by the writer's :class:`~nua.actors.log_thread.LogThread`, outside
+        its serial section; the level is looked at once per batch, here (structlog
+        runs its processors, a timestamp among them, before the level is checked).
+        """
+        info = self.log.isEnabledFor(logging.INFO)
+        lines = self._audit_log or self.log
         for pending, outcome in zip(batch, outcomes, strict=True):
             message = pending.message
-            if isinstance(message, Audited) and outcome.error is None:
+            if info and isinstance(message, Audited) and outcome.error is None:
                 entry = message.entry
-                self.log.info("rpc_audited", who=entry.who, role=entry.role, method=entry.method, outcome="ok")
+                lines.info("rpc_audited", who=entry.who, role=entry.role, method=entry.method, outcome="ok")
             elif isinstance(message, RecordDenied):
                 entry = message.entry
-                self.log.warning(
+                lines.warning(
                     "rpc_denied",
                     who=entry.who,
                     role=entry.role,

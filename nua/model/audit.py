@@ -11,14 +11,15 @@ the text stored is bounded whatever the call carried.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, cast
 
-from sqlalchemy import JSON, BigInteger, Integer, RowMapping, String, Table
+from sqlalchemy import BigInteger, Integer, RowMapping, String, Table, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from nua.model.base import Base, UtcDateTime, iso
@@ -44,7 +45,8 @@ class AuditRecord(Base):
     who: Mapped[str] = mapped_column(String(WHO_MAX))
     role: Mapped[str] = mapped_column(String(ROLE_MAX))
     method: Mapped[str] = mapped_column(String(METHOD_MAX))
-    params: Mapped[Any] = mapped_column(JSON)
+    # JSON text, rendered (and redacted) in the caller's thread: the writer only stores it.
+    params: Mapped[str] = mapped_column(Text)
     outcome: Mapped[str] = mapped_column(String(16))
     detail: Mapped[str] = mapped_column(String(DETAIL_MAX), default="")
 
@@ -56,19 +58,27 @@ audit_table: Table = cast("Table", AuditRecord.__table__)
 class AuditEntry:
     """What a record says of one call: who made it (key name and role), the method, its redacted params.
 
-    Build it with :meth:`of`, which redacts and bounds the params: an entry is
-    trusted by the writer, as commands are.
+    ``params_json`` is the params' JSON text, already redacted and bounded. Build
+    an entry with :meth:`of`, which does that: an entry is trusted by the writer,
+    as commands are.
     """
 
     who: str
     role: str
     method: str
-    params: Any = field(default_factory=dict)
+    params_json: str = "{}"
 
     @classmethod
     def of(cls, who: str, role: str, method: str, params: Mapping[str, Any] | None = None) -> AuditEntry:
         """An entry for a call of ``method`` with ``params`` (by name), redacted and bounded."""
-        return cls(_bounded(who, WHO_MAX), _bounded(role, ROLE_MAX), _bounded(method, METHOD_MAX), redact(params or {}))
+        return cls(
+            _bounded(who, WHO_MAX), _bounded(role, ROLE_MAX), _bounded(method, METHOD_MAX), redacted_json(params or {})
+        )
+
+    @property
+    def params(self) -> Any:
+        """The redacted params, as a record shows them."""
+        return json.loads(self.params_json)
 
 
 def _bounded(text: str, most: int) -> str:
@@ -83,7 +93,7 @@ def audit_dict(row: RowMapping | dict[str, Any]) -> dict[str, Any]:
         "who": row["who"],
         "role": row["role"],
         "method": row["method"],
-        "params": row["params"],
+        "params": json.loads(row["params"]),
         "outcome": row["outcome"],
         "detail": row["detail"],
     }
@@ -130,9 +140,22 @@ _WORD = re.compile(r"[A-Z]?[a-z0-9]+|[A-Z]+(?![a-z])")
 
 def secret_name(name: str) -> bool:
     """Whether ``name`` (``password_hash``, ``secretKey``, ``db.token``, ``api-key``) names a secret."""
+    if _HINT.search(name) is None:  # most names: no word of a secret at all
+        return False
+    return _secret_words(name) if len(name) <= _CACHED_NAME_MAX else _secret_words.__wrapped__(name)
+
+
+# Every secret word holds one of these (case-insensitively): a quick refusal for the other names.
+_HINT = re.compile(r"pass|pwd|secret|token|credential|hash|private|key|auth|cookie|salt", re.IGNORECASE)
+# Names are few (parameter names, setting keys): the words of short ones are remembered.
+_CACHED_NAME_MAX = 128
+
+
+@functools.lru_cache(maxsize=1024)
+def _secret_words(name: str) -> bool:
     words = [word.lower() for word in _WORD.findall(name)]
     for index, word in enumerate(words):
-        if word in SECRET_WORDS or any(word.startswith(secret) for secret in ("password", "passwd", "secret", "token")):
+        if word in SECRET_WORDS or word.startswith(("password", "passwd", "secret", "token")):
             return True
         if word == "key" and index and words[index - 1] in SECRET_KEY_QUALIFIERS:
             return True
@@ -140,37 +163,47 @@ def secret_name(name: str) -> bool:
 
 
 def redact(value: Any) -> Any:
-    """``value`` (a call's params) as a record may hold it: JSON values, secrets replaced by ``***``, bounded.
+    """``value`` (a call's params) as a record holds it: see :func:`redacted_json`, whose text this is decoded."""
+    return json.loads(redacted_json(value))
+
+
+def redacted_json(value: Any) -> str:
+    """The JSON text a record stores of ``value`` (a call's params): secrets replaced by ``***``, bounded.
 
     Recursively through lists and objects: the value of any key that names a
     secret (:func:`secret_name`) is replaced, as is the ``value`` beside a
     ``key``/``name``/``field`` naming one; a string holding a URL has the URL's
     password masked. Strings, containers and nesting are cut with markers, and
-    the whole text is kept within :data:`PARAMS_MAX_BYTES`.
+    the whole text is kept within :data:`PARAMS_MAX_BYTES` (ASCII: non-ASCII
+    characters are escaped).
+
+    It runs in the caller's thread for every audited call (the gateway's): the
+    common case (a few scalars and short strings) takes no detour, and the
+    writer stores the text as it is.
     """
     redacted = _redact(value, DEPTH_MAX)
-    text = json.dumps(redacted, ensure_ascii=False)
-    if len(text) <= PARAMS_MAX_BYTES // 4 or len(text.encode("utf-8")) <= PARAMS_MAX_BYTES:
-        return redacted
+    text = json.dumps(redacted)
+    if len(text) <= PARAMS_MAX_BYTES:
+        return text
     # The text is escaped again inside the marker: shorten until the whole fits.
     keep = PARAMS_MAX_BYTES
     while True:
         kept = text[:keep]
-        cut = {"truncated": f"{kept}… [{len(text) - len(kept)} more characters]"}
-        if _size(cut) <= PARAMS_MAX_BYTES:
+        cut = json.dumps({"truncated": f"{kept}… [{len(text) - len(kept)} more characters]"})
+        if len(cut) <= PARAMS_MAX_BYTES:
             return cut
         keep = keep * 3 // 4
 
 
-def _size(value: Any) -> int:
-    return len(json.dumps(value, ensure_ascii=False).encode("utf-8"))
+# What JSON decoding gives besides containers and strings: kept as they are.
+_SCALARS = frozenset({int, float, bool, type(None)})
 
 
 def _redact(value: Any, depth: int) -> Any:
-    if isinstance(value, str):
-        return _string(value)
-    if value is None or isinstance(value, bool | int | float):
+    if type(value) in _SCALARS or isinstance(value, bool | int | float):  # subclasses (an IntEnum) too
         return value
+    if isinstance(value, str):
+        return _string(str(value))
     if depth <= 0:
         return "[nested too deep]"
     if isinstance(value, Mapping):
@@ -184,22 +217,28 @@ def _redact(value: Any, depth: int) -> Any:
 
 
 def _mapping(value: Mapping[Any, Any], depth: int) -> dict[str, Any]:
-    named = next((value[name] for name in NAME_FIELDS if isinstance(value.get(name), str)), None)
-    value_is_secret = named is not None and secret_name(named)
+    value_is_secret = False
+    for field_name in NAME_FIELDS:
+        named = value.get(field_name)
+        if type(named) is str:
+            value_is_secret = secret_name(named)
+            break
     result: dict[str, Any] = {}
     for index, (key, item) in enumerate(value.items()):
         if index == ITEMS_MAX:
             result["…"] = f"[{len(value) - ITEMS_MAX} more keys]"
             break
-        name = _string(str(key))
-        if secret_name(str(key)) or (value_is_secret and key == "value"):
+        name = _string(key if type(key) is str else str(key))
+        if secret_name(name) or (value_is_secret and name == "value"):
             result[name] = REDACTED
         else:
-            result[name] = _redact(item, depth - 1)
+            result[name] = item if type(item) in _SCALARS else _redact(item, depth - 1)
     return result
 
 
 def _string(text: str) -> str:
+    if len(text) <= STRING_MAX and text.isascii() and "://" not in text:
+        return text  # the usual string: nothing to mask, cut or repair
     if "://" in text:
         text = mask_url(text)
     if not text.isascii():
@@ -217,5 +256,6 @@ __all__ = [
     "audit_dict",
     "audit_table",
     "redact",
+    "redacted_json",
     "secret_name",
 ]

@@ -384,7 +384,7 @@ def _record(conn: Connection, entry: AuditEntry, outcome: Outcome, detail: str =
         "who": entry.who,
         "role": entry.role,
         "method": entry.method,
-        "params": entry.params,
+        "params": entry.params_json,
         "outcome": outcome,
         "detail": detail,
     }

@@ -11,6 +11,8 @@ submitted as :func:`bound` (its entry entered inside the pool's thread).
 
 from __future__ import annotations
 
+import functools
+import inspect
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -42,11 +44,27 @@ def call_entry(who: str, role: str, method: Method, args: Any = (), kwargs: Any 
     """
     positional = list(args or [])
     keywords = dict(kwargs or {})
-    try:
-        params: dict[str, Any] = dict(method.signature.bind_partial(*positional, **keywords).arguments)
-    except TypeError:
-        params = {"args": positional, **keywords}
+    names = _positional_names(method.signature)
+    if names is not None and len(positional) <= len(names) and not keywords.keys() & names[: len(positional)]:
+        params = dict(zip(names, positional, strict=False)) | keywords  # the usual call: no binding needed
+    else:
+        try:
+            params = dict(method.signature.bind_partial(*positional, **keywords).arguments)
+        except TypeError:
+            params = {"args": positional, **keywords}
     return AuditEntry.of(who, role, method.name, params)
+
+
+@functools.lru_cache(maxsize=1024)
+def _positional_names(signature: inspect.Signature) -> tuple[str, ...] | None:
+    """The names positional params take, in order; ``None`` when the signature has ``*args`` (bind it)."""
+    names = []
+    for param in signature.parameters.values():
+        if param.kind is inspect.Parameter.VAR_POSITIONAL:
+            return None
+        if param.kind in (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD):
+            names.append(param.name)
+    return tuple(names)
 
 
 def current() -> AuditEntry | None:

@@ -33,7 +33,16 @@ from nua.actors.supervised import ChildContext
 from nua.model import checks, schema
 from nua.model import commands as cmd
 from nua.model import engine as db_engine
-from nua.model.audit import PARAMS_MAX_BYTES, REDACTED, STRING_MAX, AuditEntry, audit_table, redact, secret_name
+from nua.model.audit import (
+    PARAMS_MAX_BYTES,
+    REDACTED,
+    STRING_MAX,
+    AuditEntry,
+    audit_table,
+    redact,
+    redacted_json,
+    secret_name,
+)
 from nua.model.errors import ConflictError, InternalError, NotFoundError, UnavailableError
 from nua.model.outage import Outage, OutageError
 from nua.model.schema import meta
@@ -47,11 +56,12 @@ def entry(method: str, who: str = "alice", role: str = "admin", **params: Any) -
 
 
 def records(settings: Settings) -> list[dict[str, Any]]:
-    """Every audit record in the database, oldest first, read on a connection of the test's own."""
+    """Every audit record in the database, oldest first (params decoded), read on a connection of the test's own."""
     engine = sa.create_engine(settings.db.url)
     try:
         with engine.connect() as conn:
-            return [dict(row) for row in conn.execute(sa.select(audit_table).order_by(audit_table.c.id)).mappings()]
+            rows = conn.execute(sa.select(audit_table).order_by(audit_table.c.id)).mappings()
+            return [{**row, "params": json.loads(row["params"])} for row in rows]
     finally:
         engine.dispose()
 
@@ -403,17 +413,20 @@ def test_redaction_reaches_every_nested_secret() -> None:
 
 def test_redaction_bounds_what_it_keeps() -> None:
     long_text = "x" * 10_000
-    redacted = redact({"text": long_text, "ids": list(range(1000)), "deep": _nested(100), "bad": "\ud800"})
-    assert len(json.dumps(redacted, ensure_ascii=False).encode()) <= PARAMS_MAX_BYTES
+    params = {"text": long_text, "ids": list(range(1000)), "deep": _nested(100), "bad": "\ud800"}
+    assert len(redacted_json(params)) <= PARAMS_MAX_BYTES
+    redacted = redact(params)
     assert redacted["text"].startswith("x" * STRING_MAX)
     assert redacted["text"].endswith(f"[{10_000 - STRING_MAX} more characters]")
     assert redacted["ids"][-1] == "[950 more items]"
     assert "[nested too deep]" in json.dumps(redacted)
     json.dumps(redacted).encode("utf-8")  # storable: no lone surrogate left
 
-    huge = redact({f"k{index}": "y" * 200 for index in range(40)})  # each part within bounds, the whole not
+    many = {f"k{index}": '"é\n' * 80 for index in range(40)}  # each part within bounds, the whole not
+    assert len(redacted_json(many)) <= PARAMS_MAX_BYTES
+    assert redacted_json(many).isascii()
+    huge = redact(many)
     assert set(huge) == {"truncated"}
-    assert len(json.dumps(huge, ensure_ascii=False).encode()) <= PARAMS_MAX_BYTES
     assert huge["truncated"].endswith("more characters]")
 
 
