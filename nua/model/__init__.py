@@ -6,6 +6,7 @@
 - :mod:`~nua.model.errors`: not found, conflict, invalid, internal, each with JSON ``data``;
 - :mod:`~nua.model.user`, :mod:`~nua.model.group`, :mod:`~nua.model.setting`: the tables
   and the dict form of their rows for replies;
+- :mod:`~nua.model.audit`: the audit trail's table, its entries and the redaction of their params;
 - :mod:`~nua.model.schema`: the recorded schema version and create-or-upgrade;
 - :mod:`~nua.model.engine`: the engine and its SQLite connection settings;
 - :mod:`~nua.model.operations`: how each command reads or changes the database;

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 
 import pytest
 from daemon_helpers import REPO, DaemonEnv, wait_until
@@ -16,20 +15,8 @@ from daemon_helpers import REPO, DaemonEnv, wait_until
 from nua.rpc.client import Client
 from nua.rpc.errors import NotFoundError
 
-NUA = str(REPO / "bin" / "nua")
 PLUGINS = REPO / "tests" / "rpc"
 SECRETS = ("s3cret-first", "s3cret-second", "s3cret-third", "scrypt$")
-
-
-def nua(daemon: DaemonEnv, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [NUA, *args, "--config", str(daemon.config)],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        env=daemon.env(),
-        check=False,
-    )
 
 
 def test_every_audited_change_is_listed_by_nua_audit_and_logged_once(daemon: DaemonEnv) -> None:
@@ -54,7 +41,7 @@ def test_every_audited_change_is_listed_by_nua_audit_and_logged_once(daemon: Dae
         client.call("audited_deny", "eve", "reader", "user_delete_all", "admin")
         client.call("setting_set", "not.audited", 1)  # outside the context
 
-    listed = nua(daemon, "audit", "--json")
+    listed = daemon.nua("audit", "--json")
     assert listed.returncode == 0, listed.stderr
     records = json.loads(listed.stdout)
     assert [(r["who"], r["role"], r["method"], r["outcome"]) for r in records] == [
@@ -66,7 +53,7 @@ def test_every_audited_change_is_listed_by_nua_audit_and_logged_once(daemon: Dae
     assert records[0]["detail"] == "needs role admin"
     assert records[1]["params"] == {"key": "mail.token", "value": "***"}
     assert records[2]["params"] == {"id": user["id"], "key": "password", "value": "***"}
-    table = nua(daemon, "audit", "--who", "alice", "--method", "user_add")
+    table = daemon.nua("audit", "--who", "alice", "--method", "user_add")
     assert table.returncode == 0, table.stderr
     assert len(table.stdout.splitlines()) == 2
     assert "user_add" in table.stdout

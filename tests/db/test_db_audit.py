@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Iterator
 from concurrent.futures import Future
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -26,7 +25,6 @@ from sqlalchemy import event
 
 from nua.actors import db_writer
 from nua.actors.call import call
-from nua.actors.db_reader import DbReader
 from nua.actors.db_writer import CheckDatabase, DbWriter
 from nua.actors.health import Health
 from nua.actors.supervised import ChildContext
@@ -71,14 +69,6 @@ def outcome(future: Future[Any]) -> Any:
         return future.result(timeout=10)
     except Exception as exc:
         return type(exc)
-
-
-@pytest.fixture
-def reader(writer: pykka.ActorRef[Any], settings: Settings) -> Iterator[pykka.ActorRef[Any]]:
-    writer.ask(cmd.CountUsers())  # the writer created the schema
-    ref = DbReader.start(ChildContext("db_reader", 1, ExitLog()), settings)
-    yield ref
-    ref.stop(block=True, timeout=10)
 
 
 # -- committed together, or not at all --------------------------------------------------
