@@ -261,11 +261,9 @@ class Daemon:
         self.readiness.ready()
         if notify.notify("READY=1"):
             self.log.debug("notified_systemd", state="READY=1")
-        # Collection was paused for the start (control.start). What the start loaded is
-        # there for good: frozen, no later collection goes through it again (a full one
-        # took 15 to 30 ms here, holding the GIL), at the price of the few cycles the
-        # start left (about 100 KiB), kept with it.
-        gc.freeze()
+        # Collection was paused for the start (control.start), and resumes now. Not frozen
+        # (gc.freeze): the first children, started before this, would then never be
+        # collected once a restart replaced them.
         gc.enable()
 
     def _bound_endpoint(self) -> str | None:

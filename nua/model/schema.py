@@ -53,9 +53,12 @@ def _read_meta(connection: Connection, key: str) -> str | None:
 
 
 def _write_meta(connection: Connection, key: str, value: str) -> None:
-    if _read_meta(connection, key) is None:
+    current = _read_meta(connection, key)
+    if current is None:
         connection.execute(insert(meta).values(key=key, value=value))
-    else:
+    elif current != value:
+        # Only a change is written: a start that finds its schema leaves the transaction
+        # read-only, and its commit costs no disk flush.
         connection.execute(meta.update().where(meta.c.key == key).values(value=value))
 
 
