@@ -85,7 +85,9 @@ class FaultMethods(MethodGroup):
         """Make the actor ``actor_id`` crash from inside, so that its supervisor restarts it.
 
         The reply goes out first: for the gateway itself, the crash is handled by
-        its actor thread while this reply is already on its way.
+        its actor thread while this reply is already on its way. It may still be lost
+        then: the restart closes the connection, and a client that had not read the
+        reply by then (a loaded machine) does not get it.
         """
         ref = self.services.directory.lookup(actor_id)
         if ref is None:
