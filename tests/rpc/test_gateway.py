@@ -278,6 +278,9 @@ def wait_event(monitor: zmq.Socket, event: int, timeout_s: float = 10.0) -> None
 
 def test_gateway_crash_answers_first_then_restarts_and_rebinds(tree: Tree, client: Client) -> None:
     assert client.call("test_add", 1, 1) == 2  # connected to the first gateway
+    # A socket has one monitor: the client's own (handshake refusals) gives way to this one.
+    client._socket.disable_monitor()
+    client._monitor.close()
     monitor = client._socket.get_monitor_socket(zmq.EVENT_DISCONNECTED | zmq.EVENT_HANDSHAKE_SUCCEEDED)
     try:
         old = tree.directory.lookup("gateway")
