@@ -211,15 +211,11 @@ class AddKey:
 
 
 @dataclass(frozen=True)
-class EnsureKey:
+class EnsureKey(AddKey):
     """Register ``public_key`` under ``name`` with ``role``, replacing the key of that name if it differs.
 
     For the key the daemon makes for its own account: the file is the truth. Replies with the key's dict.
     """
-
-    name: str
-    public_key: str
-    role: str
 
 
 @dataclass(frozen=True)

@@ -385,7 +385,7 @@ def add_key(conn: Connection, command: cmd.AddKey) -> dict[str, Any]:
     return key_dict(row)
 
 
-def _key_row(command: cmd.AddKey | cmd.EnsureKey) -> dict[str, Any]:
+def _key_row(command: cmd.AddKey) -> dict[str, Any]:
     return {"name": command.name, "public_key": command.public_key, "role": command.role}
 
 

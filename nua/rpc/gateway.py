@@ -62,6 +62,7 @@ from nua.rpc import credentials, errors, plugins
 from nua.rpc.access import UNAUTHENTICATED, Caller
 from nua.rpc.admission import Admission, StopHandler
 from nua.rpc.dispatch import Dispatcher
+from nua.rpc.key_cache import KeyCache
 from nua.rpc.protocol import encode_error
 from nua.rpc.services import Services
 from nua.settings import Settings, private_dir
@@ -83,8 +84,9 @@ LOGGED_CLIENTS = 1024
 MAX_BATCH_CALLS = 10_000
 # How long stopping waits for the I/O thread (it ends at its next poll round).
 IO_STOP_TIMEOUT_S = 5.0
-# How long the start waits for the key store (registering the owner's key, reading every key).
-KEYS_TIMEOUT_S = 10.0
+# How long the start waits for each answer of the key store (registering the owner's key, a page
+# of keys): within the gateway's start timeout (5 s) for the two.
+KEYS_TIMEOUT_S = 2.0
 # Keys read per page when the key store is loaded.
 KEYS_PAGE = 1000
 # A key's last_seen_at is recorded at most this often (each record is a write).
@@ -192,6 +194,9 @@ class BoundEndpoint:
     """
 
     endpoint: str | None = None
+    # The key store as the last incarnation had it: a successor that cannot read the
+    # database (an outage) serves with it rather than fail its start.
+    keys: KeyCache | None = None
 
 
 @dataclass(frozen=True)
@@ -353,7 +358,21 @@ class Gateway(SupervisedActor):
         """The server key pair; the owner's key registered as admin, and every key in the cache."""
         pair = credentials.server_pair(self.settings)
         owner = credentials.owner_pair(self.settings)
-        self._wait(self.services.ask(DB_WRITER, checks.key_ensure(credentials.owner_name(), owner.public, "admin")))
+        try:
+            self._wait(self.services.ask(DB_WRITER, checks.key_ensure(credentials.owner_name(), owner.public, "admin")))
+            self.services.keys.load(self._read_keys())
+        except Exception as exc:
+            previous = self._bound.keys
+            if previous is None:
+                raise  # the first start: the daemon's start fails, saying why
+            self.services.keys = previous
+            self.log.error("client_keys_not_reloaded", error=f"{type(exc).__name__}: {exc}", keys=len(previous))
+        else:
+            self.log.info("client_keys_loaded", keys=len(self.services.keys), server_key=pair.public)
+        self._bound.keys = self.services.keys
+        return pair
+
+    def _read_keys(self) -> list[dict[str, Any]]:
         rows: list[dict[str, Any]] = []
         after: str | None = None
         while True:
@@ -361,10 +380,7 @@ class Gateway(SupervisedActor):
             rows += page["items"]
             after = page["next"]
             if after is None:
-                break
-        self.services.keys.load(rows)
-        self.log.info("client_keys_loaded", keys=len(self.services.keys), server_key=pair.public)
-        return pair
+                return rows
 
     @staticmethod
     def _wait(future: Any) -> Any:

@@ -166,3 +166,28 @@ def test_a_handler_that_cannot_judge_refuses() -> None:
         assert zap.ask(b"CURVE", b"k" * 32)[2:4] == [b"500", b"internal error"]
     finally:
         zap.close()
+
+
+# -- a gateway restarted during an outage -----------------------------------------------------------
+
+
+def test_a_gateway_restarted_without_the_database_keeps_the_keys_it_had(
+    tree_factory: Any, tmp_path: Path
+) -> None:
+    from rpc_helpers import gateway_info  # noqa: PLC0415
+
+    from nua.rpc.client import Client  # noqa: PLC0415
+
+    tree = tree_factory(NUA_ZMQ_AUTH="curve")
+    server_key = gateway_info(tree)["server_key"]
+    owner = curve_keys.read(tmp_path / "client" / "client.key_secret")
+    with Client(tree.endpoint, 5.0, server_key=server_key, client_key=owner) as client:
+        assert client.call("test_add", 1, 1) == 2
+        reader = tree.directory.lookup("db_reader")
+        assert reader is not None
+        tree.directory.unregister("db_reader", reader)  # reads now fail: "db_reader is not running"
+        old = tree.directory.lookup("gateway")
+        client.call("sys_fault", "gateway")
+        tree.directory.wait_for("gateway", 10, not_ref=old)
+        assert client.call("test_add", 2, 2) == 4  # the restarted gateway still knows the owner's key
+        tree.directory.register("db_reader", reader)
