@@ -73,6 +73,8 @@ class ConnectionRefusedByDaemonError(DaemonUnreachableError):
         self.connected = False
 
 
+# A CURVE key in Z85; anything else given as a key names a key file.
+_Z85_KEY_CHARS = 40
 # The handshake failures the client watches for (a ZAP refusal; a mechanism the server does not speak).
 _REFUSALS = int(zmq.EVENT_HANDSHAKE_FAILED_AUTH | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL)
 # The ZAP status (RFC 27) the daemon refuses with: an unknown key, or too many clients.
@@ -109,21 +111,25 @@ class Client:
         *,
         context: zmq.Context[Any] | None = None,
         server_key: str | None = None,
-        client_key: tuple[str, str] | None = None,
+        client_key: tuple[str, str] | str | os.PathLike[str] | None = None,
     ) -> None:
-        """Connect to ``endpoint``; with ``server_key`` (Z85), over CURVE with ``client_key`` (public, secret; Z85)."""
-        if server_key is not None and client_key is None:
-            msg = "a CURVE connection (server_key) needs the client's key pair (client_key)"
-            raise ValueError(msg)
+        """Connect to ``endpoint``; with ``server_key``, over CURVE with ``client_key``.
+
+        ``server_key``: the daemon's public key (Z85), or a key file holding it;
+        ``client_key``: this client's (public, secret) pair in Z85, or its key file
+        (``nua keygen`` makes one). A key file is read with
+        :func:`nua.curve_keys.read`: a secret key open to others is refused.
+        """
+        curve = _curve_keys(server_key, client_key)
         self.endpoint = endpoint
         self.timeout = timeout
         self._context = context or zmq.Context.instance()
         self._socket: zmq.Socket[Any] = self._context.socket(zmq.DEALER)
         self._socket.setsockopt(zmq.LINGER, 0)
-        if server_key is not None and client_key is not None:
-            self._socket.curve_serverkey = server_key.encode("ascii")
-            self._socket.curve_publickey = client_key[0].encode("ascii")
-            self._socket.curve_secretkey = client_key[1].encode("ascii")
+        if curve is not None:
+            self._socket.curve_serverkey = curve[0].encode("ascii")
+            self._socket.curve_publickey = curve[1][0].encode("ascii")
+            self._socket.curve_secretkey = curve[1][1].encode("ascii")
         # Queue messages only on a live connection, so that a send to a daemon
         # that is not there times out instead of waiting forever.
         self._socket.setsockopt(zmq.IMMEDIATE, 1)
@@ -131,7 +137,7 @@ class Client:
         self._socket.setsockopt(zmq.RECONNECT_IVL_MAX, RECONNECT_IVL_MAX_MS)
         # Before connecting: a refusal during the first handshake must be seen.
         self._monitor: zmq.Socket[Any] = self._socket.get_monitor_socket(_REFUSALS)
-        self._curve = server_key is not None
+        self._curve = curve is not None
         self._socket.connect(endpoint)
         # Ids unique to this client and process: a late reply never matches a newer call.
         self._ids = itertools.count(1)
@@ -282,6 +288,25 @@ class Client:
                 continue
             return reply
         raise DaemonUnreachableError(self.endpoint, self.timeout, connected=True)
+
+
+def _curve_keys(
+    server_key: str | None, client_key: tuple[str, str] | str | os.PathLike[str] | None
+) -> tuple[str, tuple[str, str]] | None:
+    """The server's public key and the client's pair in Z85, read from their files when given as files."""
+    if server_key is None:
+        return None
+    if client_key is None:
+        msg = "a CURVE connection (server_key) needs the client's key pair (client_key)"
+        raise ValueError(msg)
+    if len(server_key) == _Z85_KEY_CHARS and isinstance(client_key, tuple):
+        return server_key, client_key
+    from pathlib import Path  # noqa: PLC0415 - only for keys given as files
+
+    from nua import curve_keys  # noqa: PLC0415
+
+    pair = client_key if isinstance(client_key, tuple) else curve_keys.read(Path(client_key))
+    return curve_keys.public_key(server_key), (pair[0], pair[1])
 
 
 def _nobody_listens(endpoint: str) -> bool:

@@ -277,7 +277,8 @@ def test_a_remote_operator_over_tcp_with_its_own_key(daemon: DaemonEnv, tmp_path
     assert "forbidden (-32008)" in denied.stderr
     assert "admin" in denied.stderr
     pair = curve_keys.read(remote_dir / "client.key_secret")
-    with Client(endpoint, WAIT_S, server_key=server_key(daemon), client_key=pair) as client:
+    # The Python client takes the same: the server key (or its file) and the client's key file.
+    with Client(endpoint, WAIT_S, server_key=str(server_file), client_key=remote_dir / "client.key_secret") as client:
         assert client.call("setting_get", "site.name")["value"] == "remote"
     # The wrong server key: the client cannot talk to an impostor, nor the daemon to it.
     wrong = Client(endpoint, REFUSED_WAIT_S, server_key=curve_keys.generate().public, client_key=pair)
