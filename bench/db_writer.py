@@ -41,6 +41,7 @@ from sqlalchemy.orm import Session
 
 import nua.settings
 from nua import log
+from nua.actors.call import call
 from nua.actors.db_writer import DbWriter, WriterStats
 from nua.actors.supervised import ChildContext
 from nua.model import commands as cmd
@@ -127,7 +128,7 @@ def writer(settings: Settings) -> Iterator[pykka.ActorRef[Any]]:
 
 
 def through_writer(settings: Settings, workload: Workload, tag: str, writes: int, askers: int) -> tuple[float, float]:
-    """Writes/s through the actor with ``askers`` threads each asking and waiting in turn; and commands per commit."""
+    """Writes/s through the actor with ``askers`` threads each calling and waiting in turn; and commands per commit."""
     with writer(settings) as ref:
         ref.ask(cmd.CountUsers(), timeout=30)  # started and schema ready
         per_asker = writes // askers
@@ -138,7 +139,7 @@ def through_writer(settings: Settings, workload: Workload, tag: str, writes: int
             start.wait()
             try:
                 for index in range(per_asker):
-                    ref.ask(workload.command(f"{tag}a{asker}", index), timeout=60)
+                    call(ref, workload.command(f"{tag}a{asker}", index)).result(timeout=60)
             except BaseException as exc:
                 errors.append(exc)
 

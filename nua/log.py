@@ -5,8 +5,9 @@ may move it away without ``copytruncate``, and a removed log directory is made
 again rather than logs going on into a deleted file.
 
 Everything goes through the standard ``logging`` module at the bottom so that the
-records of libraries (``pykka`` above all: an actor that dies in a ``tell`` is only
-reported there) end up in the same place and format as nua's own.
+records of libraries (SQLAlchemy, pykka) end up in the same place and format as
+nua's own. An actor's failure is logged once, by the actor, with its id: pykka's
+own report of it is silenced.
 """
 
 from __future__ import annotations
@@ -96,8 +97,10 @@ def reopen() -> Path | None:
 def set_level(level: str) -> None:
     """Change the level of every logger at once (SIGHUP uses this)."""
     logging.getLogger().setLevel(LEVELS[level])
-    # pykka logs every ask that raises at INFO: that is a reply to a caller, not news.
-    logging.getLogger("pykka").setLevel(max(LEVELS[level], logging.WARNING))
+    # pykka logs every ask that raises at INFO: that is a reply to a caller, not news;
+    # and every actor failure at ERROR, which SupervisedActor logs itself, with the
+    # actor's id. What pykka alone can tell (a BaseException stopping all actors) is CRITICAL.
+    logging.getLogger("pykka").setLevel(logging.CRITICAL)
 
 
 def get(name: str, **bound: Any) -> structlog.stdlib.BoundLogger:

@@ -80,7 +80,7 @@ class DbReader(SupervisedActor):
         self._check_interval_s = check_interval_s
         self._ticker: Ticker | None = None
 
-    def on_start(self) -> None:
+    def setup(self) -> None:
         # Connected at the first read: the reader starts even while the database is away.
         self._engine = db_engine.create(self.settings.db, reader=True)
         if self._check_interval_s is not None:
@@ -88,10 +88,7 @@ class DbReader(SupervisedActor):
             self._ticker.start()
         self.log.info("db_reader_started", url=self.settings.db.safe_url)
 
-    def on_stop(self) -> None:
-        self._close()
-
-    def on_failure(self, *_exc_info: object) -> None:
+    def cleanup(self, error: BaseException | None) -> None:  # noqa: ARG002 - the same either way
         self._close()
 
     def on_receive(self, message: Any) -> Any:

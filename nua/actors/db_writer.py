@@ -1,12 +1,18 @@
 """The DB writer: the one actor that writes the database, with group commit.
 
 Every change (and every read that must see the changes) is a command message
-(:mod:`nua.model.commands`); the reply future resolves once the transaction that
-holds it is durable. When several commands wait in the mailbox, the writer takes
-them all (up to ``[db] max_batch``) and applies them in one transaction, each in
-its own SAVEPOINT so that one bad command fails alone; after the single commit it
-resolves every future. A durable commit costs a disk flush, so sharing one between
-many commands is what makes the writer fast under concurrent load.
+(:mod:`nua.model.commands`), sent as a :class:`~nua.actors.call.Call`; its reply
+resolves once the transaction that holds it is durable. A durable commit costs a
+disk flush, so sharing one between many commands is what makes the writer fast
+under concurrent load: group commit. The first call to arrive opens a batch and the
+writer tells itself a :class:`_Flush` marker, which queues behind every command
+already in the mailbox; those join the batch as they arrive (up to ``[db]
+max_batch``), and when the marker comes the batch is applied in one transaction,
+each command in its own SAVEPOINT so that one bad command fails alone; after the
+single commit every reply is resolved. Any other message (a ping, a stop, a fault)
+first ends the open batch, so it keeps its place in the order of the mailbox. A
+command asked with pykka's ``ask`` instead of a call runs at once, in a batch of
+its own.
 
 Failure semantics:
 
@@ -28,8 +34,9 @@ Failure semantics:
 - any other error of the transaction itself (BEGIN, a savepoint, COMMIT) is a
   bug: it fails every command of the batch with an InternalError, then crashes
   the actor so that its supervisor restarts it with a fresh connection;
-- a :class:`~nua.actors.messages.Crash` met inside a batch (fault injection) fails
-  the batch's uncommitted commands the same way; told, it crashes the actor.
+- a :class:`~nua.actors.messages.Crash` (fault injection) is no command: the open
+  batch commits first, then it is handled as any supervised actor handles it; a
+  crash fails the calls still queued with ``ActorDeadError``.
 
 Nothing is acknowledged before its commit, so a crash at any point loses only
 unacknowledged work.
@@ -47,21 +54,20 @@ Only the daemon's first start creates a database file.
 from __future__ import annotations
 
 import os
-import queue
 import time
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple, cast
 
-import pykka
 from sqlalchemy import delete, insert
 from sqlalchemy.engine import Connection, Engine
 
+from nua.actors import call
 from nua.actors.directory import DB_WRITER
 from nua.actors.health import Health
-from nua.actors.messages import Crash
-from nua.actors.supervised import ChildContext, InjectedFaultError, SupervisedActor, describe
+from nua.actors.supervised import ChildContext, SupervisedActor, describe
 from nua.actors.ticker import Ticker
 from nua.model import engine as db_engine
 from nua.model import operations
@@ -81,36 +87,6 @@ FIRST_RETRY_S = 0.1
 PROBE_KEY = "writer_probe"
 
 
-class _Inbox(queue.Queue[Any]):
-    """The actor's mailbox, remembering the envelope taken last.
-
-    pykka hands ``on_receive`` the message without its envelope; the writer needs
-    the envelope's reply future to resolve it itself, after the batch's commit.
-    Only the actor's thread takes from the mailbox, so one attribute suffices.
-    """
-
-    current: Any = None
-
-    def get(self, block: bool = True, timeout: float | None = None) -> Any:
-        envelope = super().get(block, timeout)
-        self.current = envelope
-        return envelope
-
-    def take_while(self, accept: tuple[type[Any], ...], limit: int) -> list[Any]:
-        """Take up to ``limit`` envelopes from the head while their message is one of ``accept``.
-
-        One lock round for the whole run instead of one ``get_nowait`` per envelope;
-        the first envelope not accepted stays at the head, in its turn.
-        """
-        taken: list[Any] = []
-        with self.mutex:
-            while len(taken) < limit and self._qsize() and isinstance(self.queue[0].message, accept):
-                taken.append(self._get())
-            if taken:
-                self.not_full.notify(len(taken))
-        return taken
-
-
 @dataclass(frozen=True)
 class WriterStats:
     """Asks the writer how it has batched so far; answered with a dict of counters.
@@ -128,12 +104,22 @@ class CheckDatabase:
     """
 
 
+@dataclass(frozen=True)
+class _Flush:
+    """Apply batch number ``batch`` now: every command queued before this marker has joined it.
+
+    A batch ended earlier (full, or by another message) ignores its marker.
+    """
+
+    batch: int
+
+
 @dataclass
 class _Pending:
-    """One message of a batch and where its reply goes (``None`` when it was told)."""
+    """One command of a batch and where its reply goes."""
 
     message: Any
-    reply_to: pykka.Future[Any] | None
+    reply: Future[Any]
 
 
 class _Outcome(NamedTuple):
@@ -144,30 +130,12 @@ class _Outcome(NamedTuple):
 
 
 class _BatchAbortedError(Exception):
-    """The batch cannot commit: an ``outage``, or ``cause`` that kills the actor when ``crash``."""
+    """The batch cannot commit because of ``cause``: an ``outage`` to wait out, else a bug that crashes the actor."""
 
-    def __init__(self, cause: BaseException, *, crash: bool, outage: Outage | None = None) -> None:
+    def __init__(self, cause: BaseException) -> None:
         super().__init__(str(cause))
         self.cause = cause
-        self.crash = crash
-        self.outage = outage
-
-
-def _aborted(cause: BaseException) -> _BatchAbortedError:
-    """What an error of the transaction means: an outage to wait out, or a bug that crashes the actor."""
-    outage = classify(cause)
-    return _BatchAbortedError(cause, crash=outage is None, outage=outage)
-
-
-def _abort_on_crash(pending: _Pending) -> None:
-    """A Crash inside a batch aborts it: asked, the fault is its asker's error; told, it kills the actor."""
-    if isinstance(pending.message, Crash):
-        fault = InjectedFaultError(pending.message.reason)
-        raise _BatchAbortedError(fault, crash=pending.reply_to is None)
-
-
-# What a batch takes from the mailbox: the commands, and Crash (fault injection mid-batch).
-_BATCHED: tuple[type[Any], ...] = (*COMMAND_TYPES, Crash)
+        self.outage = classify(cause)
 
 
 class DbWriter(SupervisedActor):
@@ -192,7 +160,8 @@ class DbWriter(SupervisedActor):
         self.max_batch = max(1, settings.db.max_batch)
         self._engine: Engine | None = None
         self._conn: Connection | None = None
-        self._inbox = cast("_Inbox", self.actor_inbox)
+        self._batch: list[_Pending] = []  # the batch that the next _Flush applies
+        self._batch_number = 0
         self._stats = {"batches": 0, "commands": 0, "largest_batch": 0}
         self._clock = clock
         self._check_interval_s = check_interval_s
@@ -206,13 +175,9 @@ class DbWriter(SupervisedActor):
         self._retry_at = 0.0
         self._max_retry_delay = max(FIRST_RETRY_S, settings.db.reconnect_max_s)
 
-    @staticmethod
-    def _create_actor_inbox() -> queue.Queue[Any]:
-        return _Inbox()
-
     # -- lifecycle --------------------------------------------------------------------------
 
-    def on_start(self) -> None:
+    def setup(self) -> None:
         # Only the daemon's first writer may create the database; a restarted one
         # reopens what is there, as a recovery does.
         first = self.context.generation == 1
@@ -233,11 +198,15 @@ class DbWriter(SupervisedActor):
             self._ticker = Ticker(self.actor_ref, CheckDatabase(), self._check_interval_s, f"{DB_WRITER}-ticker")
             self._ticker.start()
 
-    def on_stop(self) -> None:
-        self._close()
-
-    def on_failure(self, *_exc_info: object) -> None:
-        self._close()
+    def cleanup(self, error: BaseException | None) -> None:
+        try:
+            if error is None:
+                self._flush()  # stopped: the calls queued before the stop are answered
+            elif self._batch:
+                self._fail_all(self._batch, error)
+                self._batch = []
+        finally:
+            self._close()
 
     def _close(self) -> None:
         if self._ticker is not None:
@@ -294,29 +263,52 @@ class DbWriter(SupervisedActor):
     # -- messages ---------------------------------------------------------------------------
 
     def on_receive(self, message: Any) -> Any:
+        if isinstance(message, call.Call) and isinstance(message.message, COMMAND_TYPES):
+            self._join(message)
+            return None
+        if isinstance(message, _Flush):
+            if message.batch == self._batch_number:
+                self._flush()
+            return None
+        # Anything else takes its turn after the commands queued before it.
+        self._flush()
         if isinstance(message, WriterStats):
             return dict(self._stats)
         if isinstance(message, CheckDatabase):
             self._check_database()
             return None
-        if not isinstance(message, COMMAND_TYPES):
-            return super().on_receive(message)
-        head = self._inbox.current
-        if head is None or head.message is not message:  # pragma: no cover - pykka changed how it delivers
-            msg = "the DB writer lost track of its current envelope"
-            raise RuntimeError(msg)
-        # Take over the head's reply: every future of the batch is resolved here, after
-        # the commit, and pykka's loop must not answer it early (or twice).
-        batch = [_Pending(message, head.reply_to)]
-        head.reply_to = None
-        # The waiting commands (and Crash) join the batch; a stop or a ping ends the
-        # run and stays first in the mailbox: its turn comes right after the batch.
-        waiting = self._inbox.take_while(_BATCHED, self.max_batch - 1)
-        batch += [_Pending(envelope.message, envelope.reply_to) for envelope in waiting]
-        self._run(batch)
-        return None
+        if isinstance(message, COMMAND_TYPES):
+            return self._run_alone(message)
+        return super().on_receive(message)
 
     # -- batches ----------------------------------------------------------------------------
+
+    def _join(self, received: call.Call) -> None:
+        """Add a command to the open batch, opening one (and queueing its marker) if there is none."""
+        if not call.accept(self.actor_urn, received):
+            return  # its caller has given up: a command nobody waits for is not applied
+        self._batch.append(_Pending(received.message, received.reply))
+        if len(self._batch) == 1:
+            self._batch_number += 1
+            self.actor_ref.tell(_Flush(self._batch_number))
+        elif len(self._batch) >= self.max_batch:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._batch:
+            batch, self._batch = self._batch, []
+            self._run(batch)
+
+    def _run_alone(self, command: Any) -> Any:
+        """Apply a command asked directly (not called): its own batch, its outcome returned or raised.
+
+        A bug of the transaction is raised to the asker too (pykka's rule for asks):
+        only a call's batch, which is told, crashes the writer for a restart.
+        """
+        reply: Future[Any] = Future()
+        reply.set_running_or_notify_cancel()
+        self._run([_Pending(command, reply)])
+        return reply.result(timeout=0)
 
     def _run(self, batch: list[_Pending]) -> None:
         self._stats["batches"] += 1
@@ -338,9 +330,7 @@ class DbWriter(SupervisedActor):
                     self._enter_outage(aborted.outage)
                     continue
                 self._fail_all(batch, aborted.cause)
-                if aborted.crash:
-                    raise aborted.cause from None
-                return
+                raise aborted.cause from None
             break
         else:
             outcomes = [self._refused() for _ in batch]
@@ -360,11 +350,7 @@ class DbWriter(SupervisedActor):
         """
         conn = self._conn
         if conn is None or not (writable or any(isinstance(p.message, READ_COMMANDS) for p in batch)):
-            outcomes = []
-            for pending in batch:
-                _abort_on_crash(pending)
-                outcomes.append(self._refused())
-            return outcomes
+            return [self._refused() for _ in batch]
         outcomes = []
         # A lone command needs no savepoint: its own transaction is rolled back when it fails.
         isolate = len(batch) > 1
@@ -375,10 +361,9 @@ class DbWriter(SupervisedActor):
                 with db_engine.read_only(conn):
                     transaction = conn.begin()
         except Exception as exc:
-            raise _aborted(exc) from exc
+            raise _BatchAbortedError(exc) from exc
         try:
             for pending in batch:
-                _abort_on_crash(pending)
                 if writable or isinstance(pending.message, READ_COMMANDS):
                     outcomes.append(self._apply_one(conn, pending.message, isolate=isolate))
                 else:
@@ -395,7 +380,7 @@ class DbWriter(SupervisedActor):
             raise
         except Exception as exc:
             self._rollback(conn)
-            raise _aborted(exc) from exc
+            raise _BatchAbortedError(exc) from exc
         return outcomes
 
     def _apply_one(self, conn: Connection, command: Any, *, isolate: bool) -> _Outcome:
@@ -550,27 +535,17 @@ class DbWriter(SupervisedActor):
 
     # -- replies ----------------------------------------------------------------------------
 
-    def _resolve(self, pending: _Pending, outcome: _Outcome) -> None:
-        if pending.reply_to is None:
-            if outcome.error is not None:
-                command = type(pending.message).__name__
-                self.log.warning("told_command_failed", command=command, error=str(outcome.error))
-            return
+    @staticmethod
+    def _resolve(pending: _Pending, outcome: _Outcome) -> None:
         if outcome.error is None:
-            pending.reply_to.set(outcome.value)
+            pending.reply.set_result(outcome.value)
         else:
-            error = outcome.error
-            pending.reply_to.set_exception((type(error), error, None))
+            pending.reply.set_exception(outcome.error)
 
     def _fail_all(self, batch: list[_Pending], cause: BaseException) -> None:
         """Fail every future of an aborted batch: nothing of it was committed."""
         self.log.error("batch_aborted", commands=len(batch), error=describe(cause))
         for pending in batch:
-            if pending.reply_to is None:
-                continue
-            if isinstance(pending.message, Crash):
-                pending.reply_to.set_exception((type(cause), cause, cause.__traceback__))
-                continue
-            # One instance per future: each asker raises (and so mutates) its own.
+            # One instance per reply: each caller raises (and so mutates) its own.
             error = InternalError(f"not applied: the batch was aborted ({describe(cause)})")
-            pending.reply_to.set_exception((InternalError, error, None))
+            pending.reply.set_exception(error)

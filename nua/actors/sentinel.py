@@ -59,7 +59,7 @@ class Sentinel(SupervisedActor):
         self._ignored_owner: int | None = None  # the owner of an exit flag ignored (and logged) last
         self._ticker: Ticker | None = None
 
-    def on_start(self) -> None:
+    def setup(self) -> None:
         # Only the first incarnation cleans: after a restart the files belong to
         # this daemon, and an exit flag that appeared meanwhile is a request.
         if self.context.generation == 1:
@@ -70,12 +70,10 @@ class Sentinel(SupervisedActor):
         self._ticker = Ticker(self.actor_ref, Check(), INTERVAL_S, f"{self.context.child_id}-ticker")
         self._ticker.start()
 
-    def on_stop(self) -> None:
+    def cleanup(self, error: BaseException | None) -> None:
         self._stop_ticker()
-        self.log.info("sentinel_stopped")
-
-    def on_failure(self, *_exc_info: object) -> None:
-        self._stop_ticker()
+        if error is None:
+            self.log.info("sentinel_stopped")
 
     def on_receive(self, message: Any) -> Any:
         match message:

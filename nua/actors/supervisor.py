@@ -219,16 +219,14 @@ class Supervisor(SupervisedActor):
 
     # -- lifecycle --------------------------------------------------------------
 
-    def on_start(self) -> None:
+    def setup(self) -> None:
         self.log.info("supervisor_starting", children=[c.spec.id for c in self._children], strategy=self.strategy)
         self._start_in_order(self._children)
 
-    def on_stop(self) -> None:
+    def cleanup(self, error: BaseException | None) -> None:
         self._stop_in_reverse(self._children)
-        self.log.info("supervisor_stopped")
-
-    def on_failure(self, *_exc_info: object) -> None:
-        self._stop_in_reverse(self._children)
+        if error is None:
+            self.log.info("supervisor_stopped")
 
     def on_receive(self, message: Any) -> Any:
         match message:

@@ -2,8 +2,8 @@
 
 A command is trusted data: build it with :mod:`nua.model.checks`, which
 validates what a client sent and hashes passwords in the caller's thread, so that
-the writer's serial section is database work only. Ask the writer with
-``directory.lookup("db_writer").ask(command, block=False)``; the future resolves
+the writer's serial section is database work only. Send it to the writer with
+``nua.actors.call.call(directory.lookup("db_writer"), command)``; the reply resolves
 once the transaction holding the command is durable, with a JSON-ready value (see
 each class) or a :class:`nua.model.errors.ModelError`. The commands that only read
 are answered the same way by the DB reader (``nua.actors.db_reader``), which does

@@ -78,17 +78,23 @@ class _Compiled:
 
 
 def _plain_binds(compiled: SQLCompiler, processors: Mapping[str, Callable[[Any], Any]]) -> tuple[_Bind, ...] | None:
-    """The parameters of ``compiled`` as a fixed plan, or None when only construct_params handles them."""
-    # construct_params' own switches: names to escape, post-compile expansion, parameters
-    # collected while compiling (none of them in the statements prepared here).
-    if compiled.escaped_bind_names or compiled._render_postcompile or getattr(compiled, "_collected_params", None):  # noqa: SLF001
+    """The parameters of ``compiled`` as a fixed plan, or None when only construct_params handles them.
+
+    Built from the compiler's public attributes, then checked once against
+    ``construct_params`` itself: a statement (or a SQLAlchemy release) for which the
+    plan would bind anything else takes the general path instead.
+    """
+    if compiled.escaped_bind_names:
         return None
     binds = []
     for bindparam, name in compiled.bind_names.items():
-        if bindparam.callable is not None:
+        if bindparam.callable is not None or bindparam.expanding or bindparam.literal_execute:
             return None
         binds.append(_Bind(name, bindparam.key, bool(bindparam.required), bindparam.value, processors.get(name)))
-    return tuple(binds)
+    plan = tuple(binds)
+    probe = {bind.key: object() for bind in plan}
+    planned = {bind.name: probe[bind.key] for bind in plan}
+    return plan if compiled.construct_params(probe) == planned else None
 
 
 def _last_one(process: Callable[[Any], Any]) -> Callable[[Any], Any]:

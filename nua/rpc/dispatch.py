@@ -57,7 +57,6 @@ MAX_SYSTEM_CALLS_PER_CLIENT = 1
 Send = Callable[[bytes], None]
 # Where one request's encoded reply goes; ``None`` for a notification's.
 Finish = Callable[[bytes | None], None]
-AnyFuture = pykka.Future[Any] | concurrent.futures.Future[Any]
 
 _MODEL_ERRORS: dict[str, type[errors.RpcError]] = {
     "not_found": errors.NotFoundError,
@@ -84,17 +83,6 @@ def to_rpc_error(exc: BaseException, *, tracebacks: bool, log: structlog.stdlib.
     return errors.InternalError(f"internal error ({type(exc).__name__}); see the daemon's log", data)
 
 
-def _is_future(value: Any) -> bool:
-    return isinstance(value, pykka.Future | concurrent.futures.Future)
-
-
-def _outcome(future: AnyFuture) -> Any:
-    """The value of a resolved future, or its exception raised."""
-    if isinstance(future, concurrent.futures.Future):
-        return future.result(timeout=0)
-    return future.get(timeout=0)
-
-
 def _too_large_reply(request_id: Any, size: int, limit: int) -> bytes:
     error = errors.TooLargeError(
         f"the reply would be {size} bytes, over rpc.max_reply_bytes ({limit}); "
@@ -114,7 +102,7 @@ class _Waiting:
     client: bytes
     system: bool
     scope: CallScope | None
-    future: AnyFuture | None = None
+    future: concurrent.futures.Future[Any] | None = None
 
     def fail(self, error: errors.RpcError) -> None:
         """Answer the call with ``error`` (nothing, for a notification)."""
@@ -124,8 +112,8 @@ class _Waiting:
         """The caller is answered already: cancel what has not started, refuse what comes later."""
         if self.scope is not None:
             self.scope.cancel()
-        if isinstance(self.future, concurrent.futures.Future):
-            self.future.cancel()  # only succeeds when the pool has not started it
+        if self.future is not None:
+            self.future.cancel()  # only succeeds when the pool or the actor has not started it
 
 
 class _BatchReply:
@@ -234,7 +222,7 @@ class Dispatcher:
         # Every call has the same timeout, so insertion order is deadline order: the
         # first entry holds the nearest deadline (a heap would hold the same order).
         self._waiting: OrderedDict[int, _Waiting] = OrderedDict()
-        self._done: queue.SimpleQueue[tuple[int, AnyFuture]] = queue.SimpleQueue()
+        self._done: queue.SimpleQueue[tuple[int, concurrent.futures.Future[Any]]] = queue.SimpleQueue()
         # Waiting calls per client (entries at zero are removed: bounded by the calls waiting).
         self._per_client: dict[bytes, int] = {}
         self._system_per_client: dict[bytes, int] = {}
@@ -313,7 +301,7 @@ class Dispatcher:
         except Exception as exc:  # noqa: BLE001 - every failure of a method becomes its error reply
             fail(to_rpc_error(exc, tracebacks=self.tracebacks, log=self.log))
             return
-        if not _is_future(result):
+        if not isinstance(result, concurrent.futures.Future):
             finish(None if notification else encode_result(request_id, result))
             return
         deadline = scope.deadline if scope is not None else self._clock() + self.call_timeout_s
@@ -367,7 +355,7 @@ class Dispatcher:
             )
         return None
 
-    def _watch(self, call_id: int, waiting: _Waiting, future: AnyFuture) -> None:
+    def _watch(self, call_id: int, waiting: _Waiting, future: concurrent.futures.Future[Any]) -> None:
         done = self._done
         wakeup = self._wakeup
         waiting.future = future
@@ -377,7 +365,7 @@ class Dispatcher:
             done.put((call_id, resolved))
             wakeup()
 
-        future.add_done_callback(completed)  # type: ignore[union-attr]  # nua futures are NotifyingFuture
+        future.add_done_callback(completed)
 
     def _forget(self, call_id: int) -> _Waiting:
         """Take a call off the waiting list and its client's count."""
@@ -404,12 +392,12 @@ class Dispatcher:
             if waiting is None:
                 continue  # timed out already: the late result is dropped
             try:
-                value = _outcome(future)
+                value = future.result(timeout=0)
             except Exception as exc:  # noqa: BLE001 - the future's failure is the call's error reply
                 self._forget(call_id)
                 waiting.fail(to_rpc_error(exc, tracebacks=self.tracebacks, log=self.log))
                 continue
-            if _is_future(value):
+            if isinstance(value, concurrent.futures.Future):
                 self._watch(call_id, waiting, value)  # an offloaded method that ended by asking an actor
                 continue
             self._forget(call_id)

@@ -301,8 +301,8 @@ class Gateway(SupervisedActor):
 
     # -- lifecycle ----------------------------------------------------------------------
 
-    def on_start(self) -> None:
-        # on_failure and on_stop are not called when on_start raises: clean up here.
+    def setup(self) -> None:
+        # cleanup is not called when setup raises: clean up here.
         try:
             self._setup()
         except BaseException:
@@ -384,7 +384,7 @@ class Gateway(SupervisedActor):
 
     @staticmethod
     def _wait(future: Any) -> Any:
-        return future.get(timeout=KEYS_TIMEOUT_S)
+        return future.result(timeout=KEYS_TIMEOUT_S)
 
     def _authenticate(self, raw_public_key: bytes) -> str | None:
         """The name of a connecting client's key (I/O thread); its last_seen_at recorded now and then."""
@@ -437,12 +437,10 @@ class Gateway(SupervisedActor):
             self._socket = None
         self._finish()
 
-    def on_stop(self) -> None:
+    def cleanup(self, error: BaseException | None) -> None:
         self._shutdown()
-        self.log.info("gateway_stopped", endpoint=self.services.endpoint)
-
-    def on_failure(self, *_exc_info: object) -> None:
-        self._shutdown()
+        if error is None:
+            self.log.info("gateway_stopped", endpoint=self.services.endpoint)
 
     def _shutdown(self) -> None:
         self._stopping.set()

@@ -8,14 +8,14 @@ once instead of a call that hangs.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
 import pykka
 
+from nua.actors.call import call
 from nua.actors.directory import DB_READER, DB_WRITER, Directory
-from nua.actors.future import NotifyingFuture
 from nua.actors.health import Health
 from nua.rpc import cancel
 from nua.rpc.errors import UnavailableError
@@ -38,8 +38,8 @@ class Services:
     # The registered client keys, as the gateway checks them ([zmq] auth = "curve").
     keys: KeyCache = field(default_factory=KeyCache)
 
-    def ask(self, actor: str, message: Any) -> NotifyingFuture:
-        """Ask the actor registered as ``actor``; the future resolves with its reply.
+    def ask(self, actor: str, message: Any) -> Future[Any]:
+        """Call the actor registered as ``actor``; the future resolves with its reply.
 
         Raises :class:`UnavailableError` when no such actor is running right now, and
         :class:`~nua.rpc.errors.TimeoutError` when the caller of the offloaded call
@@ -50,32 +50,9 @@ class Services:
         if ref is None:
             raise UnavailableError(f"{actor} is not running (restarting?); retry", {"actor": actor})
         try:
-            future = ref.ask(message, block=False)
+            return call(ref, message)
         except pykka.ActorDeadError:
             raise UnavailableError(f"{actor} stopped (restarting?); retry", {"actor": actor}) from None
-        if not isinstance(future, NotifyingFuture):
-            msg = f"{actor} is not a nua actor: its replies cannot notify"
-            raise TypeError(msg)
-        return future
 
 
-def then(future: NotifyingFuture, transform: Callable[[Any], Any]) -> NotifyingFuture:
-    """A future resolved with ``transform(value)`` once ``future`` resolves (errors pass through).
-
-    ``transform`` runs in the thread that resolves ``future``: keep it trivial.
-    """
-    result = NotifyingFuture()
-
-    def forward(done: NotifyingFuture) -> None:
-        try:
-            value = transform(done.get(timeout=0))
-        except Exception:  # noqa: BLE001 - the error is the result, handed on as is
-            result.set_exception()
-        else:
-            result.set(value)
-
-    future.add_done_callback(forward)
-    return result
-
-
-__all__ = ["DB_READER", "DB_WRITER", "Services", "then"]
+__all__ = ["DB_READER", "DB_WRITER", "Services"]

@@ -54,15 +54,16 @@ class Worker(SupervisedActor):
         self.threads = threads
         self.fail_on_start = fail_on_start
 
-    def on_start(self) -> None:
+    def setup(self) -> None:
         self.threads[self.context.child_id].append(threading.current_thread())
         if self.fail_on_start:
             msg = "cannot start"
             raise RuntimeError(msg)
         self.journal.append(("start", self.context.child_id))
 
-    def on_stop(self) -> None:
-        self.journal.append(("stop", self.context.child_id))
+    def cleanup(self, error: BaseException | None) -> None:
+        if error is None:
+            self.journal.append(("stop", self.context.child_id))
 
     def on_receive(self, message: Any) -> Any:
         match message:
@@ -98,9 +99,7 @@ class Tree:
     def supervisor(self, child_id: str, children: list[ChildSpec], **options: Any) -> ChildSpec:
         """A spec of a nested supervisor sharing this tree's directory."""
         options.setdefault("intensity", Intensity(max_restarts=100, max_seconds=5))
-        return ChildSpec(
-            child_id, lambda ctx: Supervisor.start(ctx, children, directory=self.directory, **options)
-        )
+        return ChildSpec(child_id, lambda ctx: Supervisor.start(ctx, children, directory=self.directory, **options))
 
     def root_listener(self, exited: Exited) -> None:
         self.exits.append(exited)

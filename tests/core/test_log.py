@@ -1,4 +1,4 @@
-"""Logs: JSON lines in the file, bound actor ids, and pykka's own failures routed in."""
+"""Logs: JSON lines in the file, bound actor ids, libraries' records routed in, each failure logged once."""
 
 from __future__ import annotations
 
@@ -6,8 +6,6 @@ import json
 import logging
 from pathlib import Path
 from typing import Any
-
-import pykka
 
 from nua import log
 from nua.actors.messages import Crash, Exited
@@ -42,15 +40,20 @@ def test_an_actor_dying_in_a_tell_is_logged_with_its_id(log_file: Path) -> None:
     assert exits == [Exited("worker", 1, "InjectedFaultError: boom")]
 
 
-def test_pykka_own_logger_is_routed_to_the_file(log_file: Path) -> None:
-    class Plain(pykka.ThreadingActor):
-        def on_receive(self, message: Any) -> Any:
-            raise ValueError(message)
+def test_a_librarys_own_records_are_routed_to_the_file(log_file: Path) -> None:
+    logging.getLogger("sqlalchemy.pool").warning("pool overflow")
+    (record,) = records(log_file)
+    assert record["logger"] == "sqlalchemy.pool"
+    assert record["event"] == "pool overflow"
+    assert record["level"] == "warning"
 
-    ref = Plain.start()
-    ref.tell("not a plain actor's day")
+
+def test_an_actor_failure_is_logged_once_not_again_by_pykka(log_file: Path) -> None:
+    ref = SupervisedActor.start(ChildContext("worker", 1, lambda _exited: None))
+    ref.tell(Crash("once"))
     ref.stop(block=True, timeout=5)
-    assert any(r["logger"] == "pykka" and "Unhandled exception" in r["event"] for r in records(log_file))
+    with_traceback = [r for r in records(log_file) if "exception" in r]
+    assert [(r["logger"], r["event"]) for r in with_traceback] == [("nua.actors.worker", "actor_failed")]
 
 
 def test_set_level_filters_at_once(log_file: Path) -> None:

@@ -20,6 +20,7 @@ from dbkit import Gate, Writers, make_settings
 from outagekit import FakeClock, WatchedHealth, backup, refused, retry_now, start_writer
 from sqlalchemy import event
 
+from nua.actors.call import call
 from nua.actors.db_writer import CheckDatabase, DbWriter
 from nua.actors.health import Health
 from nua.actors.messages import Ping
@@ -113,8 +114,8 @@ def test_psycopg_errors_are_classified_by_class_and_sqlstate() -> None:
 class OutageAtCommitWriter(DbWriter):
     """A DbWriter whose next commit fails with the driver error a full disk (SQLite) or a killed server gives."""
 
-    def on_start(self) -> None:
-        super().on_start()
+    def setup(self) -> None:
+        super().setup()
         assert self._conn is not None
         if self._conn.dialect.name == "sqlite":
             error: BaseException = sqlite_error(13, "SQLITE_FULL")
@@ -169,8 +170,8 @@ class FlakyDisk:
 class FlakyCommitWriter(DbWriter):
     disk = FlakyDisk()
 
-    def on_start(self) -> None:
-        super().on_start()
+    def setup(self) -> None:
+        super().setup()
         event.listen(self._conn, "commit", self.disk)
 
 
@@ -238,14 +239,14 @@ def test_a_bug_while_retrying_fails_the_waiting_batch_and_crashes_the_writer(
     refused(lambda: writer.ask(cmd.SetSetting("a", 1), timeout=10))
     clock.advance(60)
     with pytest.raises(InternalError, match="probe bug"):
-        writer.ask(cmd.SetSetting("b", 2), timeout=10)
+        call(writer, cmd.SetSetting("b", 2)).result(timeout=10)  # a call's batch is told: a bug crashes
     assert writers.exits[-1].wait().error == "KeyError: 'probe bug'"
 
 
 def test_an_unexpected_error_at_commit_still_crashes_the_writer(writers: Writers) -> None:
     class BugAtCommitWriter(DbWriter):
-        def on_start(self) -> None:
-            super().on_start()
+        def setup(self) -> None:
+            super().setup()
 
             def bug(_conn: sa.Connection) -> None:
                 raise KeyError("a bug")
@@ -254,8 +255,8 @@ def test_an_unexpected_error_at_commit_still_crashes_the_writer(writers: Writers
 
     health = Health()
     writer = start_writer(writers, health=health, clock=FakeClock(), actor=BugAtCommitWriter)
-    with pytest.raises(Exception, match="aborted"):
-        writer.ask(cmd.SetSetting("x", 1), timeout=10)
+    with pytest.raises(InternalError, match="aborted"):
+        call(writer, cmd.SetSetting("x", 1)).result(timeout=10)
     assert writers.exits[-1].wait().error == "KeyError: 'a bug'"
     assert health.conditions() == []
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ import sqlalchemy as sa
 from dbkit import ExitLog, Gate, GatedWriter, Writers, every_item, make_settings
 from sqlalchemy import event
 
+from nua.actors.call import call
 from nua.actors.db_writer import DbWriter, WriterStats
 from nua.actors.directory import Directory
 from nua.actors.messages import Crash
@@ -27,10 +29,10 @@ def user(settings: Settings, name: str) -> cmd.AddUser:
     return checks.user_add({"username": name, "email": f"{name}@example.org", "password": "pw"}, settings.security)
 
 
-def outcome(future: pykka.Future[Any]) -> Any:
-    """The future's value, or the type of the error it raised."""
+def outcome(future: Future[Any]) -> Any:
+    """The reply's value, or the type of the error it raised."""
     try:
-        return future.get(timeout=10)
+        return future.result(timeout=10)
     except Exception as exc:
         return type(exc)
 
@@ -38,16 +40,16 @@ def outcome(future: pykka.Future[Any]) -> Any:
 def test_queued_commands_share_one_transaction_and_fail_alone(writers: Writers, settings: Settings) -> None:
     gate = Gate()
     writer = writers.start(gate, actor=GatedWriter)
-    head = writer.ask(user(settings, "head"), block=False)
+    head = call(writer, user(settings, "head"))
     gate.wait_entered()
     queued = [
-        writer.ask(user(settings, "a"), block=False),
-        writer.ask(user(settings, "a"), block=False),  # duplicate: fails alone
-        writer.ask(cmd.GetUser(999), block=False),  # a failing read
-        writer.ask(user(settings, "b"), block=False),
-        writer.ask(cmd.SetSetting("broken", object()), block=False),  # unexpected error inside one command
-        writer.ask(cmd.ListUsers(names=("a", "b")), block=False),  # sees the writes queued before it
-        writer.ask(cmd.CountUsers(), block=False),
+        call(writer, user(settings, "a")),
+        call(writer, user(settings, "a")),  # duplicate: fails alone
+        call(writer, cmd.GetUser(999)),  # a failing read
+        call(writer, user(settings, "b")),
+        call(writer, cmd.SetSetting("broken", object())),  # unexpected error inside one command
+        call(writer, cmd.ListUsers(names=("a", "b"))),  # sees the writes queued before it
+        call(writer, cmd.CountUsers()),
     ]
     gate.released.set()
 
@@ -66,11 +68,11 @@ def test_queued_commands_share_one_transaction_and_fail_alone(writers: Writers, 
 def test_a_message_that_ends_a_batch_keeps_its_place_in_the_mailbox(writers: Writers, settings: Settings) -> None:
     gate = Gate()
     writer = writers.start(gate, actor=GatedWriter)
-    head = writer.ask(user(settings, "head"), block=False)
+    head = call(writer, user(settings, "head"))
     gate.wait_entered()
-    before = [writer.ask(user(settings, name), block=False) for name in ("a", "b")]
-    stats = writer.ask(WriterStats(), block=False)  # not a command: it ends the batch
-    after = writer.ask(user(settings, "c"), block=False)
+    before = [call(writer, user(settings, name)) for name in ("a", "b")]
+    stats = call(writer, WriterStats())  # not a command: it ends the batch
+    after = call(writer, user(settings, "c"))
     gate.released.set()
 
     assert [outcome(future)["username"] for future in (head, *before, after)] == ["head", "a", "b", "c"]
@@ -82,9 +84,9 @@ def test_a_message_that_ends_a_batch_keeps_its_place_in_the_mailbox(writers: Wri
 def test_the_rows_of_one_batch_share_its_timestamp(writers: Writers, settings: Settings) -> None:
     gate = Gate()
     writer = writers.start(gate, actor=GatedWriter)
-    head = writer.ask(cmd.SetSetting("head", 0), block=False)
+    head = call(writer, cmd.SetSetting("head", 0))
     gate.wait_entered()
-    queued = [writer.ask(cmd.SetSetting(f"k{index}", index), block=False) for index in range(3)]
+    queued = [call(writer, cmd.SetSetting(f"k{index}", index)) for index in range(3)]
     gate.released.set()
 
     stamps = [outcome(future)["updated_at"] for future in queued]
@@ -100,9 +102,9 @@ def test_max_batch_bounds_each_transaction(tmp_path: Path, db_url: str) -> None:
     try:
         gate = Gate()
         writer = writers.start(gate, actor=GatedWriter)
-        head = writer.ask(cmd.CountUsers(), block=False)
+        head = call(writer, cmd.CountUsers())
         gate.wait_entered()
-        futures = [writer.ask(user(settings, f"u{index}"), block=False) for index in range(5)]
+        futures = [call(writer, user(settings, f"u{index}")) for index in range(5)]
         gate.released.set()
 
         assert outcome(head) == 0
@@ -115,9 +117,9 @@ def test_max_batch_bounds_each_transaction(tmp_path: Path, db_url: str) -> None:
 def test_a_stop_behind_queued_commands_lets_them_commit(writers: Writers, settings: Settings) -> None:
     gate = Gate()
     writer = writers.start(gate, actor=GatedWriter)
-    head = writer.ask(user(settings, "head"), block=False)
+    head = call(writer, user(settings, "head"))
     gate.wait_entered()
-    before_stop = [writer.ask(user(settings, f"q{index}"), block=False) for index in range(5)]
+    before_stop = [call(writer, user(settings, f"q{index}")) for index in range(5)]
     stopped = writer.stop(block=False)
     gate.released.set()
 
@@ -130,7 +132,7 @@ def test_a_stop_behind_queued_commands_lets_them_commit(writers: Writers, settin
     assert reopened.ask(cmd.CountUsers()) == 6
 
 
-def test_told_crash_mid_batch_fails_the_batch_and_the_supervisor_restarts_the_writer(
+def test_told_crash_commits_the_open_batch_fails_the_calls_behind_it_and_the_writer_restarts(
     settings: Settings,
 ) -> None:
     gate = Gate()
@@ -145,38 +147,42 @@ def test_told_crash_mid_batch_fails_the_batch_and_the_supervisor_restarts_the_wr
     )
     try:
         first = directory.wait_for("db_writer", timeout=10)
-        acknowledged = first.ask(user(settings, "committed"), block=False)
+        acknowledged = call(first, user(settings, "committed"))
         gate.wait_entered()
-        doomed = [first.ask(user(settings, f"lost{index}"), block=False) for index in range(3)]
+        before = [call(first, user(settings, f"before{index}")) for index in range(3)]
         first.tell(Crash("mid-batch"))
-        after = first.ask(user(settings, "after"), block=False)  # same batch, behind the crash
+        after = call(first, user(settings, "after"))  # queued behind the crash: never taken
         gate.released.set()
 
         assert outcome(acknowledged)["username"] == "committed"
-        assert [outcome(future) for future in doomed] == [InternalError] * 3
-        assert outcome(after) is InternalError
+        # A fault is no command: the batch open when it came commits first, in mailbox order.
+        assert [outcome(future)["username"] for future in before] == ["before0", "before1", "before2"]
+        assert outcome(after) is pykka.ActorDeadError  # failed at the writer's exit, not left hanging
 
         second = directory.wait_for("db_writer", timeout=10, not_ref=first)
         assert not first.is_alive()
-        assert [found["username"] for found in second.ask(cmd.ListUsers())["items"]] == ["committed"]
-        assert second.ask(user(settings, "lost0"))["username"] == "lost0"  # the writer works again
+        names = [found["username"] for found in second.ask(cmd.ListUsers())["items"]]
+        assert names == ["committed", "before0", "before1", "before2"]
+        assert second.ask(user(settings, "after"))["username"] == "after"  # the writer works again
     finally:
         root.stop(block=True, timeout=10)
 
 
-def test_asked_crash_mid_batch_fails_the_batch_but_keeps_the_writer(writers: Writers, settings: Settings) -> None:
+def test_asked_crash_mid_batch_is_its_callers_error_and_keeps_the_writer(writers: Writers, settings: Settings) -> None:
     gate = Gate()
     writer = writers.start(gate, actor=GatedWriter)
-    head = writer.ask(cmd.CountUsers(), block=False)
+    head = call(writer, cmd.CountUsers())
     gate.wait_entered()
-    doomed = writer.ask(user(settings, "x"), block=False)
-    crash = writer.ask(Crash("asked"), block=False)
+    before = call(writer, user(settings, "x"))
+    crash = call(writer, Crash("asked"))
+    after = call(writer, user(settings, "y"))
     gate.released.set()
 
     assert outcome(head) == 0
-    assert outcome(doomed) is InternalError
+    assert outcome(before)["username"] == "x"
     assert outcome(crash) is InjectedFaultError
-    assert writer.ask(cmd.CountUsers()) == 0
+    assert outcome(after)["username"] == "y"
+    assert writer.ask(cmd.CountUsers()) == 2
     assert writer.is_alive()
 
 
@@ -194,11 +200,11 @@ def test_concurrent_adds_with_duplicates_count_exactly(writer: pykka.ActorRef[An
             # Every tenth name is tried by all threads at once: exactly one may win.
             name = f"shared{index}" if index % shared_every == 0 else f"t{thread}n{index}"
             try:
-                writer.ask(user(settings, name), timeout=60)
+                call(writer, user(settings, name)).result(timeout=60)
             except ConflictError:
                 with lock:
                     rejected.append(name)
-            except (ModelError, pykka.Timeout) as exc:
+            except (ModelError, TimeoutError) as exc:
                 with lock:
                     other_errors.append(exc)
             else:
@@ -243,8 +249,8 @@ class FailingCommitWriter(DbWriter):
     A real full disk or lost server degrades the writer instead: see test_db_outage.
     """
 
-    def on_start(self) -> None:
-        super().on_start()
+    def setup(self) -> None:
+        super().setup()
         assert self._conn is not None
 
         def refuse(_conn: sa.Connection) -> None:
@@ -257,7 +263,7 @@ def test_a_failed_commit_fails_the_whole_batch_and_crashes_the_writer(writers: W
     writer = writers.start(actor=FailingCommitWriter)
 
     with pytest.raises(InternalError, match="disk full"):
-        writer.ask(user(settings, "never"))
+        call(writer, user(settings, "never")).result(timeout=10)
 
     assert writers.exits[-1].wait().error == "OSError: disk full (simulated)"
     assert writers.start().ask(cmd.CountUsers()) == 0  # nothing half-written, nothing acknowledged

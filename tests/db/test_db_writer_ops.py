@@ -11,6 +11,7 @@ import pytest
 import sqlalchemy as sa
 from dbkit import every_item
 
+from nua.actors.call import call
 from nua.model import checks
 from nua.model import commands as cmd
 from nua.model.errors import ConflictError, InternalError, InvalidError, NotFoundError
@@ -289,8 +290,7 @@ def test_setting_get_set_list(writer: pykka.ActorRef[Any]) -> None:
 def test_bad_commands_never_kill_the_writer(writer: pykka.ActorRef[Any], settings: Settings) -> None:
     add(writer, settings, "ivy")
     duplicate = checks.user_add({"username": "ivy", "email": "i@x.org", "password": "p"}, settings.security)
-    writer.tell(duplicate)  # told: nobody to tell about the conflict; it is logged
-    writer.tell(cmd.GetUser(404))
+    unheard = [call(writer, duplicate), call(writer, cmd.GetUser(404))]  # calls nobody waits for
     with pytest.raises(InternalError):
         writer.ask(cmd.SetSetting("bad", object()))  # not JSON: an unexpected failure inside one command
     with pytest.raises(TypeError):
@@ -298,6 +298,7 @@ def test_bad_commands_never_kill_the_writer(writer: pykka.ActorRef[Any], setting
 
     assert writer.ask(cmd.CountUsers()) == 1
     assert writer.is_alive()
+    assert [type(reply.exception(timeout=0)) for reply in unheard] == [ConflictError, NotFoundError]
 
 
 def test_prepared_inputs_are_rejected_before_the_writer(settings: Settings) -> None:

@@ -6,9 +6,9 @@ Loaded through ``[rpc] plugins = ["rpc_test_plugin"]``, which also tests plugin 
 from __future__ import annotations
 
 import threading
+from concurrent.futures import Future
 from typing import Any
 
-from nua.actors.future import NotifyingFuture
 from nua.model import checks
 from nua.rpc.method_group import MethodGroup
 from nua.rpc.registry import public
@@ -89,7 +89,7 @@ class SlowMethods(MethodGroup):
         return name
 
     @public(offload=True, role="reader")
-    def set_late(self, name: str, key: str) -> NotifyingFuture:
+    def set_late(self, name: str, key: str) -> Future[Any]:
         """Block until gate ``name`` opens, then store the setting ``key`` (unless the caller has gone)."""
         entered(name).set()
         try:

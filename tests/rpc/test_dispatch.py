@@ -15,13 +15,12 @@ import pytest
 from rpc_helpers import make_settings
 
 from nua.actors.directory import Directory
-from nua.actors.future import NotifyingFuture
 from nua.actors.supervised import ChildContext, SupervisedActor
 from nua.rpc import errors
 from nua.rpc.dispatch import MAX_SYSTEM_CALLS_PER_CLIENT, Dispatcher
 from nua.rpc.method_group import MethodGroup
 from nua.rpc.registry import public
-from nua.rpc.services import Services, then
+from nua.rpc.services import Services
 
 
 @dataclass(frozen=True)
@@ -43,7 +42,7 @@ class Owner(SupervisedActor):
         match message:
             case Double(value):
                 DOUBLED.append(value)
-                return value * 2
+                return {"doubled": value * 2}
             case Hold(gate):
                 gate.wait(10)
                 return "held"
@@ -55,15 +54,15 @@ class OwnerMethods(MethodGroup):
     prefix = "owner_"
 
     @public(role="reader")
-    def double(self, value: int) -> NotifyingFuture:
-        return then(self.services.ask("owner", Double(value)), lambda doubled: {"doubled": doubled})
+    def double(self, value: int) -> concurrent.futures.Future[Any]:
+        return self.services.ask("owner", Double(value))
 
     @public(role="reader")
-    def hold(self) -> NotifyingFuture:
+    def hold(self) -> concurrent.futures.Future[Any]:
         return self.services.ask("owner", Hold(GATE))
 
     @public(offload=True, role="reader")
-    def offloaded(self, value: int) -> NotifyingFuture:
+    def offloaded(self, value: int) -> concurrent.futures.Future[Any]:
         return self.services.ask("owner", Double(value))
 
 
@@ -133,7 +132,7 @@ def test_reply_when_the_owner_answers(harness: Harness) -> None:
 
 def test_offloaded_method_chains_into_the_owner(harness: Harness) -> None:
     harness.handle(_request("owner_offloaded", [5]))
-    assert harness.wait_reply()["result"] == 10
+    assert harness.wait_reply()["result"] == {"doubled": 10}
 
 
 def test_a_held_call_does_not_block_others(harness: Harness) -> None:
@@ -213,7 +212,7 @@ class LaneMethods(MethodGroup):
         return "held"
 
     @public(offload=True, role="reader")
-    def late(self, gate: str) -> NotifyingFuture:
+    def late(self, gate: str) -> concurrent.futures.Future[Any]:
         try:
             LATE_GATES[gate].wait(10)
             return self.services.ask("owner", Double(1000))

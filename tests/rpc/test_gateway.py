@@ -279,9 +279,10 @@ def wait_event(monitor: zmq.Socket, event: int, timeout_s: float = 10.0) -> None
 def test_gateway_crash_answers_first_then_restarts_and_rebinds(tree: Tree, client: Client) -> None:
     assert client.call("test_add", 1, 1) == 2  # connected to the first gateway
     # A socket has one monitor: the client's own (handshake refusals) gives way to this one.
-    client._socket.disable_monitor()
-    client._monitor.close()
-    monitor = client._socket.get_monitor_socket(zmq.EVENT_DISCONNECTED | zmq.EVENT_HANDSHAKE_SUCCEEDED)
+    address = f"inproc://test-monitor-{id(client)}"
+    client._socket.monitor(address, zmq.EVENT_DISCONNECTED | zmq.EVENT_HANDSHAKE_SUCCEEDED)
+    monitor = zmq.Context.instance().socket(zmq.PAIR)
+    monitor.connect(address)
     try:
         old = tree.directory.lookup("gateway")
         assert client.call("sys_fault", "gateway") == "crash injected into gateway"
@@ -317,11 +318,11 @@ class HeldWriter(DbWriter):
         super().__init__(context, config)
         self.hold = hold
 
-    def on_start(self) -> None:
+    def setup(self) -> None:
         if self.context.generation > 1:
             self.hold.entered.set()
             self.hold.release.wait(60)
-        super().on_start()
+        super().setup()
 
 
 def test_a_write_while_the_db_writer_restarts_is_unavailable_then_served(tmp_path: Path) -> None:

@@ -7,14 +7,15 @@ connect at once.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from concurrent.futures import Future
 from typing import Any
 
-from nua.actors.future import NotifyingFuture
 from nua.model import checks
 from nua.rpc import credentials
 from nua.rpc.method_group import MethodGroup
 from nua.rpc.registry import public
-from nua.rpc.services import DB_READER, DB_WRITER, then
+from nua.rpc.services import DB_READER, DB_WRITER
 
 
 class KeyMethods(MethodGroup):
@@ -23,36 +24,25 @@ class KeyMethods(MethodGroup):
     prefix = "key_"
 
     @public(role="admin", changes=True)
-    def add(self, name: str, public_key: str, role: str) -> NotifyingFuture:
+    def add(self, name: str, public_key: str, role: str) -> Future[Any]:
         """Register the client public key ``public_key`` (Z85) as ``name`` with ``role`` (reader, operator, admin).
 
         Returns the key's ``{name, public_key, role, created_at, last_seen_at}``.
         """
         command = checks.key_add(name, public_key, role)
-        cache = self.services.keys
-
-        def added(row: dict[str, Any]) -> dict[str, Any]:
-            cache.put(row)
-            return row
-
-        return then(self.services.ask(DB_WRITER, command), added)
+        return _then(self.services.ask(DB_WRITER, command), self.services.keys.put)
 
     @public(role="admin")
-    def list(self, limit: int | None = None, after: str | None = None) -> NotifyingFuture:
+    def list(self, limit: int | None = None, after: str | None = None) -> Future[Any]:
         """One page of keys ordered by name: ``{"items": [...], "next": name or null}``."""
         return self.services.ask(DB_READER, checks.key_list(limit, after, rpc=self.services.settings.rpc))
 
     @public(role="admin", changes=True)
-    def remove(self, name: str) -> NotifyingFuture:
+    def remove(self, name: str) -> Future[Any]:
         """Remove the key ``name``; its open connections are refused from their next call. Returns 1."""
         command = checks.key_remove(name)
         cache = self.services.keys
-
-        def removed(count: int) -> int:
-            cache.drop(command.name)
-            return count
-
-        return then(self.services.ask(DB_WRITER, command), removed)
+        return _then(self.services.ask(DB_WRITER, command), lambda _count: cache.drop(command.name))
 
     @public(offload=True, role="admin", changes=True)
     def rotate_server(self) -> dict[str, Any]:
@@ -64,3 +54,18 @@ class KeyMethods(MethodGroup):
         """
         pair = credentials.rotate_server(self.services.settings)
         return {"public_key": pair.public, "applies": "at the next restart"}
+
+
+def _then(future: Future[Any], apply: Callable[[Any], None]) -> Future[Any]:
+    """``future``, with ``apply(result)`` run once it succeeds, before the gateway can reply with it.
+
+    Done callbacks run in the order they were added, in the resolving thread: this
+    one is added before the dispatcher's, so the cache has changed when the reply leaves.
+    """
+
+    def applied(done: Future[Any]) -> None:
+        if not done.cancelled() and done.exception() is None:
+            apply(done.result())
+
+    future.add_done_callback(applied)
+    return future

@@ -10,9 +10,9 @@ acknowledged change and never waits behind the writer.
 from __future__ import annotations
 
 import builtins
+from concurrent.futures import Future
 from typing import Any
 
-from nua.actors.future import NotifyingFuture
 from nua.model import checks, commands
 from nua.rpc.method_group import MethodGroup
 from nua.rpc.registry import public
@@ -25,7 +25,7 @@ class UserMethods(MethodGroup):
     prefix = "user_"
 
     @public(offload=True, role="admin", changes=True)
-    def add(self, user_data: dict[str, Any]) -> NotifyingFuture:
+    def add(self, user_data: dict[str, Any]) -> Future[Any]:
         """Add a user from ``{username, email, password[, id, role, display_name]}``; return its dict.
 
         An ``id`` that is missing, negative or taken means the next free id; a
@@ -35,19 +35,19 @@ class UserMethods(MethodGroup):
         return self.services.ask(DB_WRITER, command)
 
     @public(role="reader")
-    def count(self) -> NotifyingFuture:
+    def count(self) -> Future[Any]:
         """The number of users."""
         return self.services.ask(DB_READER, commands.CountUsers())
 
     @public(role="reader")
-    def get(self, id: int) -> NotifyingFuture:  # noqa: A002 - the original API's parameter name
+    def get(self, id: int) -> Future[Any]:  # noqa: A002 - the original API's parameter name
         """The user with this id."""
         return self.services.ask(DB_READER, checks.user_get(id))
 
     @public(role="reader")
     def list(
         self, request: dict[str, Any] | None = None, limit: int | None = None, after: int | None = None
-    ) -> NotifyingFuture:
+    ) -> Future[Any]:
         """One page of users ordered by id: ``{"items": [...], "next": id or null}``.
 
         ``request`` filters by ``ids``, ``names``, ``mails`` (a user matching any
@@ -58,17 +58,17 @@ class UserMethods(MethodGroup):
         return self.services.ask(DB_READER, command)
 
     @public(offload=True, role="admin", changes=True)
-    def update(self, id: int, key: str, value: Any) -> NotifyingFuture:  # noqa: A002 - the original API's name
+    def update(self, id: int, key: str, value: Any) -> Future[Any]:  # noqa: A002 - the original API's name
         """Set ``key`` (username, email, role, display_name or password) of user ``id``; return its dict."""
         command = checks.user_update(id, key, value, self.services.settings.security)
         return self.services.ask(DB_WRITER, command)
 
     @public(role="admin", changes=True)
-    def delete(self, ids: builtins.list[int]) -> NotifyingFuture:
+    def delete(self, ids: builtins.list[int]) -> Future[Any]:
         """Delete the users with these ids (at most ``[rpc] max_page_size`` a call); return how many were deleted."""
         return self.services.ask(DB_WRITER, checks.user_delete(ids, self.services.settings.rpc.max_page_size))
 
     @public(role="admin", changes=True)
-    def delete_all(self) -> NotifyingFuture:
+    def delete_all(self) -> Future[Any]:
         """Delete every user; return how many were deleted."""
         return self.services.ask(DB_WRITER, commands.DeleteAllUsers())
