@@ -24,8 +24,6 @@ import time
 from pathlib import Path
 from typing import NamedTuple
 
-from nua import paths
-
 Z85_CHARS = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ.-:+=^!/*?&<>()[]{}@%$#"
 _Z85_VALUE = {char: index for index, char in enumerate(Z85_CHARS)}
 # A CURVE key is 32 bytes: 40 characters of Z85.
@@ -106,6 +104,15 @@ def _write_temp(path: Path, pair: KeyPair) -> Path:
     return temp
 
 
+def _fsync_dir(directory: Path) -> None:
+    """Make a new name in ``directory`` durable: a key the daemon made must survive a crash of the machine."""
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def create(path: Path, pair: KeyPair | None = None) -> KeyPair:
     """Write ``pair`` (a new one when not given) to ``path``, which must not exist (``FileExistsError``).
 
@@ -117,7 +124,7 @@ def create(path: Path, pair: KeyPair | None = None) -> KeyPair:
         os.link(temp, path)  # unlike a rename, never replaces a file already there
     finally:
         temp.unlink(missing_ok=True)
-    paths.fsync_dir(path.parent)
+    _fsync_dir(path.parent)
     return pair
 
 
@@ -130,7 +137,7 @@ def replace(path: Path, pair: KeyPair | None = None) -> KeyPair:
     except BaseException:
         temp.unlink(missing_ok=True)
         raise
-    paths.fsync_dir(path.parent)
+    _fsync_dir(path.parent)
     return pair
 
 

@@ -1,4 +1,4 @@
-"""The per-user directories the settings' path placeholders stand for, and making a rename in one durable.
+"""The per-user directories the settings' path placeholders stand for.
 
 A leaf, importing only the standard library: the settings loader expands
 ``{runtime_dir}``, ``{state_dir}``, ``{log_dir}`` and ``{config_dir}`` with it, and the ``nua``
@@ -49,13 +49,4 @@ class _KeepUnknown(dict[str, str]):
         return "{" + key + "}"
 
 
-def fsync_dir(directory: Path) -> None:
-    """Flush ``directory``'s entries: a file renamed into it then survives a crash under its new name."""
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-__all__ = ["DEFAULTS_FILE", "expand", "fsync_dir", "private_dirs"]
+__all__ = ["DEFAULTS_FILE", "expand", "private_dirs"]

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import enum
+import gc
 import logging
 import os
 import queue
@@ -260,6 +261,14 @@ class Daemon:
         self.readiness.ready()
         if notify.notify("READY=1"):
             self.log.debug("notified_systemd", state="READY=1")
+        # Collection was paused for the start (control.start) and resumes now. What the
+        # start made goes to the oldest generation as it is (frozen, then unfrozen: moved,
+        # not scanned): otherwise the first collection would scan all of it at once (20 to
+        # 50 ms holding the GIL here), just as the first calls arrive. Not left frozen: the
+        # first children would then never be collected once a restart replaced them.
+        gc.freeze()
+        gc.unfreeze()
+        gc.enable()
 
     def _bound_endpoint(self) -> tuple[str | None, str | None]:
         """The endpoint the gateway bound (a tcp port 0 resolved) and its CURVE public key, as it says.

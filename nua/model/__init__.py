@@ -1,4 +1,4 @@
-"""The platform's state: SQLAlchemy models and the commands the DB writer executes.
+"""The platform's state: SQLAlchemy Core tables and the commands the DB writer executes.
 
 - :mod:`~nua.model.commands`: the typed command messages the DB writer handles;
 - :mod:`~nua.model.checks`: client input -> command, or an InvalidError naming the field
@@ -11,7 +11,7 @@
 - :mod:`~nua.model.engine`: the engine and its SQLite connection settings;
 - :mod:`~nua.model.operations`: how each command reads or changes the database;
 - :mod:`~nua.model.compiled`: the hot statements, compiled once and run on the driver;
-- :mod:`~nua.model.base`: the declarative base, UTC timestamps, one timestamp per transaction;
+- :mod:`~nua.model.base`: the metadata of the tables, UTC timestamps, one timestamp per transaction;
 - :mod:`~nua.model.password`: scrypt hashes, verified in constant time;
 - :mod:`~nua.model.text`: valid Unicode, NFC names without invisible characters, repaired old values.
 """

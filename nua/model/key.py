@@ -8,30 +8,25 @@ ever reaches the database.
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import RowMapping, String, Table
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import Column, RowMapping, String, Table
 
-from nua.model.base import Base, UtcDateTime, iso
+from nua.model.base import UtcDateTime, iso, metadata
 
 NAME_MAX = 64
 
-
-class ClientKey(Base):
-    __tablename__ = "client_keys"
-
-    name: Mapped[str] = mapped_column(String(NAME_MAX), primary_key=True)
+client_keys = Table(
+    "client_keys",
+    metadata,
+    Column("name", String(NAME_MAX), primary_key=True),
     # Z85, 40 characters (32 bytes).
-    public_key: Mapped[str] = mapped_column(String(40), unique=True)
-    role: Mapped[str] = mapped_column(String(16))
-    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    Column("public_key", String(40), nullable=False, unique=True),
+    Column("role", String(16), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
     # When a connection last authenticated with it (recorded at most once a minute per key).
-    last_seen_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
-
-
-client_keys: Table = cast("Table", ClientKey.__table__)
+    Column("last_seen_at", UtcDateTime, nullable=True),
+)
 
 
 def key_dict(row: RowMapping | dict[str, Any]) -> dict[str, Any]:

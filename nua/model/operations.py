@@ -1,8 +1,8 @@
 """How each command changes or reads the database, on a Connection inside the caller's transaction.
 
 SQLAlchemy Core, not the ORM: the DB writer applies every command through here
-and the ORM's per-unit-of-work bookkeeping would be most of its CPU time. The ORM
-classes remain the schema. Uniqueness is checked by a query before each write:
+and the ORM's per-unit-of-work bookkeeping would be most of its CPU time (the
+tables are Core tables too, see :mod:`nua.model.base`). Uniqueness is checked by a query before each write:
 the writer is the database's only writer, so the check cannot race, and it tells
 *which* field conflicts on every backend (PostgreSQL gives no usable answer once a
 statement has failed and aborted the transaction).
@@ -13,11 +13,10 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import bindparam, delete, func, insert, or_, select, update
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from nua.model import commands as cmd
@@ -28,6 +27,9 @@ from nua.model.group import group_dict, group_members, user_groups
 from nua.model.key import client_keys, key_dict
 from nua.model.setting import setting_dict, settings_table, stored_setting_dict
 from nua.model.user import PUBLIC_COLUMNS, TEXT_STAMP_COLUMNS, user_dict, user_dict_stored, users
+
+if TYPE_CHECKING:
+    from sqlalchemy.dialects import postgresql, sqlite
 
 # Bound parameters per IN list: far below every backend's limit (SQLite's is 32,766, older ones 999).
 _CHUNK = 500
@@ -314,7 +316,17 @@ def _upsert_setting(dialect: str) -> Prepared | None:
     """One statement instead of a read and a write, where the backend has one; the hot path of a setting write."""
     statement = _UPSERTS.get(dialect)
     if statement is None and dialect in ("sqlite", "postgresql"):
-        insert_ = (sqlite.insert if dialect == "sqlite" else postgresql.insert)(settings_table)
+        # The dialect's module is imported here, where its engine has loaded it already:
+        # a daemon on SQLite never imports PostgreSQL's (a sixth of SQLAlchemy's import).
+        insert_: sqlite.Insert | postgresql.Insert
+        if dialect == "sqlite":
+            from sqlalchemy.dialects.sqlite import insert as sqlite_insert  # noqa: PLC0415
+
+            insert_ = sqlite_insert(settings_table)
+        else:
+            from sqlalchemy.dialects.postgresql import insert as postgresql_insert  # noqa: PLC0415
+
+            insert_ = postgresql_insert(settings_table)
         statement = Prepared(
             insert_.on_conflict_do_update(
                 index_elements=[settings_table.c.key],

@@ -7,7 +7,6 @@ import time
 from datetime import UTC, datetime
 from typing import Any, cast
 
-import psutil
 import pykka
 
 from nua.actors.directory import GATEWAY, ROOT
@@ -35,8 +34,9 @@ class SysMethods(MethodGroup):
         of its work (the database unavailable); ``degraded`` lists why:
         ``component``, ``reason`` and ``since`` (ISO 8601, UTC) of each condition.
         """
-        process = psutil.Process()
-        started = process.create_time()
+        import psutil  # noqa: PLC0415 - at the first status: an idle daemon does not hold it (2 MiB)
+
+        started = psutil.Process().create_time()
         settings = self.services.settings
         conditions = [condition.as_dict() for condition in self.services.health.conditions()]
         return {
