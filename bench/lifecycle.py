@@ -123,6 +123,9 @@ class Nua:
             f'log_file = "{self.log_file}"\n'
             "[zmq]\n"
             f'endpoint = "ipc://{self.socket}"\n'
+            # CURVE, the default: its key files stay in the work directory.
+            f'keys_dir = "{workdir}/keys"\n'
+            f'client_key = "{workdir}/client/client.key_secret"\n'
             "[db]\n"
             f'url = "sqlite:///{workdir}/nua.db"\n'
         )

@@ -18,6 +18,7 @@ import nor a setting changed since the daemon started stops it; the daemon never
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import os
 from collections.abc import Callable, Mapping
@@ -39,6 +40,7 @@ DAY_S = 86400.0
 MAX_IPC_PATH_BYTES = 107
 LOG_LEVELS = ("debug", "info", "warning", "error")
 SQLITE_SYNCHRONOUS = ("OFF", "NORMAL", "FULL", "EXTRA")
+AUTH_MODES = ("curve", "none")
 
 
 def name(key: Key) -> str:
@@ -245,6 +247,40 @@ class AtMost(CrossRule):
         )
 
 
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (a ZeroMQ tcp host: a name, an address, ``*``, an interface) can only be reached locally."""
+    host = host.strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # *, an interface or a name: other hosts may reach it
+
+
+class AuthFitsEndpoint(CrossRule):
+    """``[zmq] auth = "none"`` only where no other host can connect: an ``ipc://`` or loopback endpoint."""
+
+    __slots__ = ()
+    _KEYS: ClassVar[tuple[Key, ...]] = (("zmq", "auth"), ("zmq", "address"), ("zmq", "port"), ("zmq", "endpoint"))
+
+    @property
+    def keys(self) -> tuple[Key, ...]:
+        return self._KEYS
+
+    def complaint(self, values: Mapping[Key, Any], origins: Mapping[Key, str]) -> str | None:  # noqa: ARG002
+        if values[("zmq", "auth")] != "none":
+            return None
+        endpoint = values[("zmq", "endpoint")] or f"tcp://{values[('zmq', 'address')]}:{values[('zmq', 'port')]}"
+        parts = tcp_parts(endpoint)
+        if parts is None or is_loopback(parts[0]):
+            return None
+        return (
+            f'[zmq] auth = "none" is accepted only for an ipc:// or loopback endpoint, not {endpoint}:'
+            ' any host could administer the daemon; use auth = "curve" (the default)'
+        )
+
+
 def scrypt_maxmem(n: int, r: int, p: int) -> int:
     """The ``maxmem`` nua passes to ``hashlib.scrypt``: what ``n``, ``r`` and ``p`` need, plus slack.
 
@@ -307,6 +343,7 @@ class ScryptAccepted(CrossRule):
 
 
 __all__ = [
+    "AUTH_MODES",
     "C_INT_MAX",
     "DAY_S",
     "ENDPOINT",
@@ -317,6 +354,7 @@ __all__ = [
     "SQLITE_SYNCHRONOUS",
     "AbsolutePath",
     "AtMost",
+    "AuthFitsEndpoint",
     "Between",
     "CrossRule",
     "DbUrl",
@@ -330,6 +368,7 @@ __all__ = [
     "ScryptAccepted",
     "Seconds",
     "Shown",
+    "is_loopback",
     "name",
     "scrypt_maxmem",
     "scrypt_refusal",

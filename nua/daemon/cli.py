@@ -44,10 +44,13 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser(
         "config", help="check the settings and print them as TOML, each key commented with where it came from"
     )
+    from nua.daemon import key_commands  # noqa: PLC0415 - its own module: the keys commands
+
+    key_commands.add_parser(commands)
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 - one exit per command
     # First of all, before the imports that take a while: a signal sent to a
     # daemon starting in this process waits until it can be handled.
     previous = sigmask.block()
@@ -68,6 +71,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _leave(control.restart(args.config))
         case "config":
             return show_config(args.config)
+        case "keys":
+            from nua.daemon import key_commands  # noqa: PLC0415
+
+            return key_commands.run(args.config, args)
         case _:
             report = control.status(args.config)
             if args.json:

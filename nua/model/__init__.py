@@ -4,7 +4,8 @@
 - :mod:`~nua.model.checks`: client input -> command, or an InvalidError naming the field
   (passwords are hashed here, in the caller's thread);
 - :mod:`~nua.model.errors`: not found, conflict, invalid, internal, each with JSON ``data``;
-- :mod:`~nua.model.user`, :mod:`~nua.model.group`, :mod:`~nua.model.setting`: the tables
+- :mod:`~nua.model.user`, :mod:`~nua.model.group`, :mod:`~nua.model.setting`, :mod:`~nua.model.key`
+  (the client keys allowed to call the daemon): the tables
   and the dict form of their rows for replies;
 - :mod:`~nua.model.schema`: the recorded schema version and create-or-upgrade;
 - :mod:`~nua.model.engine`: the engine and its SQLite connection settings;

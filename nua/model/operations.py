@@ -24,6 +24,7 @@ from nua.model.base import utcnow
 from nua.model.compiled import Prepared
 from nua.model.errors import ConflictError, NotFoundError
 from nua.model.group import group_dict, group_members, user_groups
+from nua.model.key import client_keys, key_dict
 from nua.model.setting import setting_dict, settings_table, stored_setting_dict
 from nua.model.user import PUBLIC_COLUMNS, TEXT_STAMP_COLUMNS, user_dict, user_dict_stored, users
 
@@ -383,6 +384,57 @@ def list_settings(conn: Connection, command: cmd.ListSettings) -> dict[str, Any]
 _SETTING_OVERHEAD = 64
 
 
+# -- client keys ----------------------------------------------------------------------------
+
+
+def add_key(conn: Connection, command: cmd.AddKey) -> dict[str, Any]:
+    for field in ("name", "public_key"):
+        value = getattr(command, field)
+        if conn.execute(select(client_keys.c.name).where(client_keys.c[field] == value)).first() is not None:
+            raise ConflictError("key", field, value)
+    row = {**_key_row(command), "created_at": utcnow(), "last_seen_at": None}
+    conn.execute(insert(client_keys), row)
+    return key_dict(row)
+
+
+def _key_row(command: cmd.AddKey) -> dict[str, Any]:
+    return {"name": command.name, "public_key": command.public_key, "role": command.role}
+
+
+def ensure_key(conn: Connection, command: cmd.EnsureKey) -> dict[str, Any]:
+    found = conn.execute(select(client_keys).where(client_keys.c.name == command.name)).mappings().first()
+    if found is not None and (found["public_key"], found["role"]) == (command.public_key, command.role):
+        return key_dict(found)
+    # The public key under another name (renamed by an admin) goes: one key, one name.
+    conn.execute(delete(client_keys).where(client_keys.c.public_key == command.public_key))
+    if found is None:
+        return add_key(conn, cmd.AddKey(command.name, command.public_key, command.role))
+    conn.execute(update(client_keys).where(client_keys.c.name == command.name).values(_key_row(command)))
+    return key_dict({**found, **_key_row(command)})
+
+
+def list_keys(conn: Connection, command: cmd.ListKeys) -> dict[str, Any]:
+    query = select(client_keys).order_by(client_keys.c.name).limit(command.limit + 1)
+    if command.after is not None:
+        query = query.where(client_keys.c.name > command.after)
+    return _page(conn.execute(query).mappings().all(), command.limit, key_dict, "name")
+
+
+def remove_key(conn: Connection, command: cmd.RemoveKey) -> int:
+    removed = int(conn.execute(delete(client_keys).where(client_keys.c.name == command.name)).rowcount)
+    if not removed:
+        raise NotFoundError("key", name=command.name)
+    return removed
+
+
+def mark_keys_seen(conn: Connection, command: cmd.MarkKeysSeen) -> int:
+    seen = 0
+    for chunk in _chunks(_unique(command.names)):
+        statement = update(client_keys).where(client_keys.c.name.in_(chunk)).values(last_seen_at=utcnow())
+        seen += conn.execute(statement).rowcount
+    return seen
+
+
 # -- dispatch -----------------------------------------------------------------------------
 
 Handler = Callable[[Connection, Any], Any]
@@ -405,6 +457,11 @@ HANDLERS: dict[type[Any], Handler] = {
     cmd.SetSetting: set_setting,
     cmd.DeleteSetting: delete_setting,
     cmd.ListSettings: list_settings,
+    cmd.AddKey: add_key,
+    cmd.EnsureKey: ensure_key,
+    cmd.ListKeys: list_keys,
+    cmd.RemoveKey: remove_key,
+    cmd.MarkKeysSeen: mark_keys_seen,
 }
 
 

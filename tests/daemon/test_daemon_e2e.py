@@ -178,6 +178,7 @@ def test_make_run_then_nua_user_add_and_list(daemon: DaemonEnv) -> None:
         pytest.skip("make is not installed")
     if subprocess.run([make, "-q", ".venv/.installed"], cwd=REPO, check=False).returncode != 0:
         pytest.skip("`make run` would (re)install .venv first; run it once by hand")
+    daemon.write_config(zmq={"auth": "curve"})  # the default: `nua` needs no key setup all the same
     env = daemon.env(NUA_CONFIG=str(daemon.config))
     process = subprocess.Popen([make, "run"], cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     daemon.popens.append(process)  # type: ignore[arg-type]

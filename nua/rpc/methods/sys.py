@@ -9,8 +9,9 @@ from typing import Any, cast
 
 import pykka
 
-from nua.actors.directory import ROOT
+from nua.actors.directory import GATEWAY, ROOT
 from nua.actors.messages import ChildInfo, Crash, WhichChildren
+from nua.rpc.admission import StopHandler
 from nua.rpc.errors import NotFoundError, UnavailableError
 from nua.rpc.method_group import MethodGroup
 from nua.rpc.registry import public
@@ -25,7 +26,7 @@ class SysMethods(MethodGroup):
 
     prefix = "sys_"
 
-    @public(offload=True, system=True)
+    @public(offload=True, system=True, role="reader")
     def status(self) -> dict[str, Any]:
         """Pid, uptime, state, endpoint, database URL, log file, method count and the actor tree.
 
@@ -80,7 +81,7 @@ class FaultMethods(MethodGroup):
     def enabled(cls, services: Services) -> bool:
         return services.settings.debug.allow_fault_injection
 
-    @public
+    @public(role="admin", changes=True)
     def fault(self, actor_id: str) -> str:
         """Make the actor ``actor_id`` crash from inside, so that its supervisor restarts it.
 
@@ -98,3 +99,12 @@ class FaultMethods(MethodGroup):
         except pykka.ActorDeadError:
             raise UnavailableError(f"{actor_id} is already stopping", {"actor": actor_id}) from None
         return f"crash injected into {actor_id}"
+
+    @public(role="admin", changes=True)
+    def fault_authenticator(self) -> str:
+        """Stop the gateway's ZAP handler, as if it had died: every new connection must then be refused."""
+        ref = self.services.directory.lookup(GATEWAY)
+        if ref is None:
+            raise UnavailableError("the gateway is not running", {"actor": GATEWAY})
+        ref.tell(StopHandler())
+        return "the ZAP handler stops: new connections are refused until the gateway restarts"
