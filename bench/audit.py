@@ -62,6 +62,8 @@ log_file = "{tmp}/nua.log"
 log_level = "{log_level}"
 [zmq]
 endpoint = "{endpoint}"
+# Plaintext, as bench/rpc.py's setting_set peer: what is compared is the audit record alone.
+auth = "none"
 [db]
 url = "sqlite:///{tmp}/nua.db"
 sqlite_synchronous = "FULL"

@@ -16,7 +16,7 @@ class AuditedBenchMethods(MethodGroup):
 
     prefix = "bench_"
 
-    @public
+    @public(role="operator")
     def audited_set(self, key: str, value: Any) -> Future[Any]:
         """What ``setting_set`` costs with its audit record: the entry built, redacted, recorded and logged."""
         method = self.services.registry.get("setting_set")

@@ -16,17 +16,12 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any, Literal, cast
+from typing import Any, Literal
 
-from sqlalchemy import BigInteger, Integer, RowMapping, String, Table, Text
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import BigInteger, Column, Integer, RowMapping, String, Table, Text
 
-from nua.model.base import Base, UtcDateTime, iso
+from nua.model.base import UtcDateTime, iso, metadata
 from nua.settings import mask_url
-
-# SQLite: an INTEGER PRIMARY KEY (the rowid); elsewhere 64-bit.
-_AuditId = BigInteger().with_variant(Integer(), "sqlite")
 
 Outcome = Literal["ok", "denied"]
 WHO_MAX = 128
@@ -34,24 +29,22 @@ ROLE_MAX = 32
 METHOD_MAX = 128
 DETAIL_MAX = 255
 
-
-class AuditRecord(Base):
-    __tablename__ = "audit"
-    # AUTOINCREMENT on SQLite: an id is never given twice, even once retention has removed the newest rows.
-    __table_args__ = {"sqlite_autoincrement": True}  # noqa: RUF012 - SQLAlchemy's declarative attribute
-
-    id: Mapped[int] = mapped_column(_AuditId, primary_key=True, autoincrement=True)
-    at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
-    who: Mapped[str] = mapped_column(String(WHO_MAX))
-    role: Mapped[str] = mapped_column(String(ROLE_MAX))
-    method: Mapped[str] = mapped_column(String(METHOD_MAX))
+audit_table = Table(
+    "audit",
+    metadata,
+    # SQLite: an INTEGER PRIMARY KEY (the rowid), AUTOINCREMENT so that an id is never given
+    # twice, even once retention has removed the newest rows; elsewhere 64-bit.
+    Column("id", BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True),
+    Column("at", UtcDateTime, nullable=False, index=True),
+    Column("who", String(WHO_MAX), nullable=False),
+    Column("role", String(ROLE_MAX), nullable=False),
+    Column("method", String(METHOD_MAX), nullable=False),
     # JSON text, rendered (and redacted) in the caller's thread: the writer only stores it.
-    params: Mapped[str] = mapped_column(Text)
-    outcome: Mapped[str] = mapped_column(String(16))
-    detail: Mapped[str] = mapped_column(String(DETAIL_MAX), default="")
-
-
-audit_table: Table = cast("Table", AuditRecord.__table__)
+    Column("params", Text, nullable=False),
+    Column("outcome", String(16), nullable=False),
+    Column("detail", String(DETAIL_MAX), nullable=False, default=""),
+    sqlite_autoincrement=True,
+)
 
 
 @dataclass(frozen=True)
@@ -251,7 +244,6 @@ def _string(text: str) -> str:
 __all__ = [
     "REDACTED",
     "AuditEntry",
-    "AuditRecord",
     "Outcome",
     "audit_dict",
     "audit_table",

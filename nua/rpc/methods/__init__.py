@@ -5,6 +5,7 @@ from __future__ import annotations
 from nua.rpc.method_group import MethodGroup
 from nua.rpc.methods.audit import AuditMethods
 from nua.rpc.methods.group import GroupMethods
+from nua.rpc.methods.key import KeyMethods
 from nua.rpc.methods.rpc import RpcMethods
 from nua.rpc.methods.setting import SettingMethods
 from nua.rpc.methods.sys import FaultMethods, SysMethods
@@ -17,6 +18,7 @@ BUILTIN_GROUPS: tuple[type[MethodGroup], ...] = (
     UserMethods,
     GroupMethods,
     SettingMethods,
+    KeyMethods,
     AuditMethods,
     SysMethods,
     FaultMethods,

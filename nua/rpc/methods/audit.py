@@ -16,7 +16,7 @@ class AuditMethods(MethodGroup):
 
     prefix = "audit_"
 
-    @public
+    @public(role="admin")
     def list(
         self,
         since: str | None = None,
