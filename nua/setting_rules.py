@@ -199,6 +199,11 @@ class DbUrl(Rule):
         return None
 
 
+# How long audit records are kept: 0 keeps them forever; a century is past any policy (and far
+# within what a ``timedelta`` of days can hold).
+MAX_KEEP_DAYS = 36500
+KEEP_DAYS = Between(0, MAX_KEEP_DAYS)
+
 # The rules of the keys that say where the daemon listens.
 HOST = Host()
 # 0 is "any free port": the daemon writes the port it bound in its runtime record,
@@ -349,7 +354,9 @@ __all__ = [
     "ENDPOINT",
     "HIGHEST_PORT",
     "HOST",
+    "KEEP_DAYS",
     "LOG_LEVELS",
+    "MAX_KEEP_DAYS",
     "PORT",
     "SQLITE_SYNCHRONOUS",
     "AbsolutePath",

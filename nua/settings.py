@@ -32,6 +32,7 @@ from nua.setting_rules import (
     AUTH_MODES,
     ENDPOINT,
     HOST,
+    KEEP_DAYS,
     LOG_LEVELS,
     PORT,
     SQLITE_SYNCHRONOUS,
@@ -206,6 +207,12 @@ class RpcSettings:
 
 
 @dataclass(frozen=True)
+class AuditSettings:
+    # Days an audit record is kept (the DB writer removes older ones hourly); 0: forever.
+    keep_days: Annotated[int, KEEP_DAYS]
+
+
+@dataclass(frozen=True)
 class DebugSettings:
     allow_fault_injection: bool
     tracebacks: bool
@@ -219,6 +226,7 @@ class Settings:
     security: SecuritySettings
     supervisor: SupervisorSettings
     rpc: RpcSettings
+    audit: AuditSettings
     debug: DebugSettings
     # Where the overrides came from, for messages and for SIGHUP's re-read.
     config_file: Path | None = field(default=None, compare=False)
@@ -593,6 +601,7 @@ __all__ = [
     "CONFIG_ENV",
     "CROSS_RULES",
     "DEFAULTS_SOURCE",
+    "AuditSettings",
     "DbSettings",
     "DebugSettings",
     "RpcSettings",

@@ -49,15 +49,24 @@ nothing is acknowledged into a file that is gone. The probe then reopens the pat
 without creating it: a nua database restored there (its schema checked) brings
 the writer back; no file, or a file that is not a nua database, keeps it refusing.
 Only the daemon's first start creates a database file.
+
+The audit trail: an :class:`~nua.model.commands.Audited` command is applied with its
+record in one savepoint; once the batch holding it has committed and its replies
+are sent, the writer logs one line per audited call (who, role, method, outcome;
+never the params), and one per denied call. The same ticker prunes the records
+older than ``[audit] keep_days``, hourly, at most :data:`PRUNE_MOST` a time (more
+follow at the next tick), so that a prune never holds the writer for long.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, NamedTuple, cast
 
@@ -67,12 +76,13 @@ from sqlalchemy.engine import Connection, Engine
 from nua.actors import call
 from nua.actors.directory import DB_WRITER
 from nua.actors.health import Health
+from nua.actors.log_thread import LogThread
 from nua.actors.supervised import ChildContext, SupervisedActor, describe
 from nua.actors.ticker import Ticker
 from nua.model import engine as db_engine
 from nua.model import operations
 from nua.model.base import transaction_time, utcnow
-from nua.model.commands import COMMAND_TYPES, READ_COMMANDS
+from nua.model.commands import COMMAND_TYPES, READ_COMMANDS, Audited, PruneAudit, RecordDenied
 from nua.model.errors import InternalError, ModelError, UnavailableError
 from nua.model.outage import Outage, OutageError, classify, no_nua_database
 from nua.model.schema import SchemaError, SchemaState, ensure_schema, meta, recorded_version
@@ -85,6 +95,13 @@ CHECK_INTERVAL_S = 0.25
 FIRST_RETRY_S = 0.1
 # The row the recovery probe writes: a commit that succeeds proves the database takes writes.
 PROBE_KEY = "writer_probe"
+# How often audit records past their retention are removed, and the most removed in one transaction.
+PRUNE_INTERVAL_S = 3600.0
+PRUNE_MOST = 10_000
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
 
 
 @dataclass(frozen=True)
@@ -141,8 +158,9 @@ class _BatchAbortedError(Exception):
 class DbWriter(SupervisedActor):
     """Owns the engine and one connection; applies commands in group-committed batches.
 
-    ``clock`` times the retries of an outage and ``check_interval_s`` the looks at
-    the database file (``None``: no ticker; the caller tells :class:`CheckDatabase`).
+    ``clock`` times the retries of an outage and the audit prunes, ``check_interval_s``
+    the looks at the database file and the prunes (``None``: no ticker; the caller
+    tells :class:`CheckDatabase`); ``wall_clock`` says how old an audit record is.
     """
 
     def __init__(
@@ -153,6 +171,7 @@ class DbWriter(SupervisedActor):
         *,
         clock: Callable[[], float] = time.monotonic,
         check_interval_s: float | None = CHECK_INTERVAL_S,
+        wall_clock: Callable[[], datetime] = _utc_now,
     ) -> None:
         super().__init__(context)
         self.settings = settings
@@ -166,6 +185,7 @@ class DbWriter(SupervisedActor):
         self._clock = clock
         self._check_interval_s = check_interval_s
         self._ticker: Ticker | None = None
+        self._audit_log: LogThread | None = None  # the lines of audited calls, written in a thread of their own
         self._path = db_engine.sqlite_file(settings.db)
         self._identity: tuple[int, int] | None = None
         self._outage: Outage | None = None
@@ -174,6 +194,10 @@ class DbWriter(SupervisedActor):
         self._retry_delay = FIRST_RETRY_S
         self._retry_at = 0.0
         self._max_retry_delay = max(FIRST_RETRY_S, settings.db.reconnect_max_s)
+        self._wall_clock = wall_clock
+        keep_days = settings.audit.keep_days
+        self._keep = timedelta(days=keep_days) if keep_days > 0 else None
+        self._prune_at = float("-inf")  # the first look prunes
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -194,6 +218,7 @@ class DbWriter(SupervisedActor):
         else:
             # A restarted writer inherits its predecessor's condition until it has proven better.
             self._recovered()
+        self._audit_log = LogThread(self.log, f"{DB_WRITER}-log")
         if self._check_interval_s is not None:
             self._ticker = Ticker(self.actor_ref, CheckDatabase(), self._check_interval_s, f"{DB_WRITER}-ticker")
             self._ticker.start()
@@ -211,6 +236,8 @@ class DbWriter(SupervisedActor):
     def _close(self) -> None:
         if self._ticker is not None:
             self._ticker.stop()
+        if self._audit_log is not None:
+            self._audit_log.stop()  # the lines of the last batches are written
         self._drop_connection()
         engine, self._engine = self._engine, None
         if engine is not None:
@@ -336,6 +363,7 @@ class DbWriter(SupervisedActor):
             outcomes = [self._refused() for _ in batch]
         for pending, outcome in zip(batch, outcomes, strict=True):
             self._resolve(pending, outcome)
+        self._log_audited(batch, outcomes)
         # Hand the GIL over once: the askers just answered can then queue their next
         # command before the next drain, and the next commit carries more of them
         # (about 6 commands a commit instead of 4 with 8 blocking askers). It is not
@@ -440,14 +468,60 @@ class DbWriter(SupervisedActor):
             raise OutageError(Outage(f"the database file {self._path} was replaced by another file", reconnect=True))
 
     def _check_database(self) -> None:
-        """The ticker's look: notice a lost file while idle; retry an outage when its time has come."""
+        """The ticker's look: notice a lost file while idle; retry an outage when its time has come; prune."""
         if self._outage is None:
             try:
                 self._check_file()
             except OutageError as exc:
                 self._enter_outage(exc.outage)
+                return
+            self._prune_if_due()
             return
         self._retry_if_due()
+
+    # -- the audit trail ------------------------------------------------------------------
+
+    def _prune_if_due(self) -> None:
+        """Remove the audit records past ``[audit] keep_days``, in a batch of its own, when the time has come."""
+        if self._keep is None or self._clock() < self._prune_at:
+            return
+        reply: Future[Any] = Future()
+        reply.set_running_or_notify_cancel()
+        self._run([_Pending(PruneAudit(self._wall_clock() - self._keep, PRUNE_MOST), reply)])
+        try:
+            removed = reply.result(timeout=0)
+        except ModelError as exc:  # an outage (logged as such): tried again at the next interval
+            self.log.warning("audit_prune_failed", error=exc.message)
+            removed = 0
+        if removed:
+            self.log.info("audit_pruned", removed=removed, keep_days=self._keep.days)
+        # A full prune leaves more behind: the next tick goes on.
+        self._prune_at = self._clock() + (0.0 if removed >= PRUNE_MOST else PRUNE_INTERVAL_S)
+
+    def _log_audited(self, batch: list[_Pending], outcomes: list[_Outcome]) -> None:
+        """One log line per audited call committed, and per denied call: who, role, method, outcome (no params).
+
+        Written by the writer's :class:`~nua.actors.log_thread.LogThread`, outside
+        its serial section; the level is looked at once per batch, here (structlog
+        runs its processors, a timestamp among them, before the level is checked).
+        """
+        info = self.log.isEnabledFor(logging.INFO)
+        lines = self._audit_log or self.log
+        for pending, outcome in zip(batch, outcomes, strict=True):
+            message = pending.message
+            if info and isinstance(message, Audited) and outcome.error is None:
+                entry = message.entry
+                lines.info("rpc_audited", who=entry.who, role=entry.role, method=entry.method, outcome="ok")
+            elif isinstance(message, RecordDenied):
+                entry = message.entry
+                lines.warning(
+                    "rpc_denied",
+                    who=entry.who,
+                    role=entry.role,
+                    method=entry.method,
+                    needed=message.needed,
+                    recorded=outcome.error is None,
+                )
 
     def _enter_outage(self, outage: Outage) -> None:
         """Degrade (or stay degraded, perhaps for a new reason); logged once per change."""

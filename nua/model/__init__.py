@@ -7,6 +7,7 @@
 - :mod:`~nua.model.user`, :mod:`~nua.model.group`, :mod:`~nua.model.setting`, :mod:`~nua.model.key`
   (the client keys allowed to call the daemon): the tables
   and the dict form of their rows for replies;
+- :mod:`~nua.model.audit`: the audit trail's table, its entries and the redaction of their params;
 - :mod:`~nua.model.schema`: the recorded schema version and create-or-upgrade;
 - :mod:`~nua.model.engine`: the engine and its SQLite connection settings;
 - :mod:`~nua.model.operations`: how each command reads or changes the database;

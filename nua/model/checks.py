@@ -12,10 +12,12 @@ import json
 import math
 import re
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any, cast
 
 from nua import curve_keys
 from nua.model import commands as cmd
+from nua.model.audit import METHOD_MAX, WHO_MAX
 from nua.model.errors import InvalidError
 from nua.model.key import NAME_MAX as KEY_NAME_MAX
 from nua.model.password import hash_password
@@ -415,10 +417,42 @@ def setting_set(key: Any, value: Any, max_value_bytes: int) -> cmd.SetSetting:
     return cmd.SetSetting(checked_key, value)
 
 
+# -- the audit trail ----------------------------------------------------------------------
+
+# The longest ``since`` accepted: an ISO 8601 timestamp with microseconds and an offset is 32 characters.
+SINCE_MAX = 64
+
+
+def _since(value: Any) -> datetime | None:
+    """An ISO 8601 timestamp (UTC when it names no offset), as ``audit_list``'s ``since``."""
+    if value is None:
+        return None
+    text = _text("since", value, SINCE_MAX)
+    try:
+        stamp = datetime.fromisoformat(text)
+    except ValueError:
+        raise InvalidError("since", "must be an ISO 8601 timestamp (2026-01-31T12:00:00+00:00)", value=text) from None
+    return stamp.replace(tzinfo=UTC) if stamp.tzinfo is None else stamp.astimezone(UTC)
+
+
+def audit_list(
+    since: Any = None, who: Any = None, method: Any = None, limit: Any = None, after: Any = None, *, rpc: RpcSettings
+) -> cmd.ListAudit:
+    """``audit_list(since=None, who=None, method=None, limit=None, after=None)``: a page of records, newest first."""
+    return cmd.ListAudit(
+        since=_since(since),
+        who=None if who is None else _lookup("who", who, WHO_MAX),
+        method=None if method is None else _lookup("method", method, METHOD_MAX),
+        limit=_page(limit, rpc),
+        after=_id_cursor(after),
+    )
+
+
 __all__ = [
     "USER_ADD_FIELDS",
     "USER_LIST_FILTERS",
     "USER_UPDATE_KEYS",
+    "audit_list",
     "group_add",
     "group_add_members",
     "group_delete",

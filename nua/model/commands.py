@@ -14,7 +14,10 @@ from __future__ import annotations
 
 import typing
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Literal
+
+from nua.model.audit import AuditEntry
 
 # Columns of ``users`` that UpdateUser may change; "password_hash" takes a hash from nua.model.password.
 UserField = Literal["username", "email", "role", "display_name", "password_hash"]
@@ -240,6 +243,53 @@ class MarkKeysSeen:
     names: tuple[str, ...]
 
 
+# -- the audit trail ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Audited:
+    """Apply ``command`` and, only if it succeeds, record ``entry`` (outcome ``ok``) in the same savepoint.
+
+    Replies with ``command``'s own reply. A command that fails leaves no record,
+    and a batch that does not commit takes its records with it: an acknowledged
+    change always has its record, a rolled-back one never does.
+    """
+
+    command: Any
+    entry: AuditEntry
+
+
+@dataclass(frozen=True)
+class RecordDenied:
+    """Record a call refused for want of a role (outcome ``denied``, detail: the role ``needed``); replies with None."""
+
+    entry: AuditEntry
+    needed: str
+
+
+@dataclass(frozen=True)
+class ListAudit:
+    """Replies with one page of audit records, newest first: ``{"items": [...], "next": id | None}``.
+
+    Records at or after ``since`` (when given), by ``who`` and of ``method`` (when
+    given), with an id below ``after``, at most ``limit``.
+    """
+
+    since: datetime | None = None
+    who: str | None = None
+    method: str | None = None
+    limit: int = DEFAULT_LIMIT
+    after: int | None = None
+
+
+@dataclass(frozen=True)
+class PruneAudit:
+    """Delete up to ``most`` audit records older than ``before``, oldest first; replies with how many went."""
+
+    before: datetime
+    most: int
+
+
 Command = (
     AddUser
     | GetUser
@@ -263,6 +313,10 @@ Command = (
     | ListKeys
     | RemoveKey
     | MarkKeysSeen
+    | Audited
+    | RecordDenied
+    | ListAudit
+    | PruneAudit
 )
 COMMAND_TYPES: tuple[type[Any], ...] = typing.get_args(Command)
 # The commands that change nothing: the DB reader answers them, and a degraded
@@ -276,6 +330,7 @@ READ_COMMANDS: tuple[type[Any], ...] = (
     GetSetting,
     ListSettings,
     ListKeys,
+    ListAudit,
 )
 
 __all__ = [
@@ -286,6 +341,7 @@ __all__ = [
     "AddGroupMembers",
     "AddKey",
     "AddUser",
+    "Audited",
     "Command",
     "CountUsers",
     "DeleteAllUsers",
@@ -296,11 +352,14 @@ __all__ = [
     "GetSetting",
     "GetUser",
     "GroupMembers",
+    "ListAudit",
     "ListGroups",
     "ListKeys",
     "ListSettings",
     "ListUsers",
     "MarkKeysSeen",
+    "PruneAudit",
+    "RecordDenied",
     "RemoveGroupMembers",
     "RemoveKey",
     "SetSetting",

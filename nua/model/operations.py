@@ -20,6 +20,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection
 
 from nua.model import commands as cmd
+from nua.model.audit import AuditEntry, Outcome, audit_dict, audit_table
 from nua.model.base import utcnow
 from nua.model.compiled import Prepared
 from nua.model.errors import ConflictError, NotFoundError
@@ -435,6 +436,56 @@ def mark_keys_seen(conn: Connection, command: cmd.MarkKeysSeen) -> int:
     return seen
 
 
+# -- the audit trail ----------------------------------------------------------------------
+
+_AUDIT_ROW_KEYS = ("at", "who", "role", "method", "params", "outcome", "detail")
+_INSERT_AUDIT = Prepared(insert(audit_table), column_keys=_AUDIT_ROW_KEYS)
+
+
+def _record(conn: Connection, entry: AuditEntry, outcome: Outcome, detail: str = "") -> None:
+    row = {
+        "at": utcnow(),
+        "who": entry.who,
+        "role": entry.role,
+        "method": entry.method,
+        "params": entry.params_json,
+        "outcome": outcome,
+        "detail": detail,
+    }
+    _INSERT_AUDIT.execute(conn, row)
+
+
+def audited(conn: Connection, command: cmd.Audited) -> Any:
+    # The writer runs this inside the command's savepoint: a failure below takes the change and its record.
+    value = execute(conn, command.command)
+    _record(conn, command.entry, "ok")
+    return value
+
+
+def record_denied(conn: Connection, command: cmd.RecordDenied) -> None:
+    _record(conn, command.entry, "denied", f"needs role {command.needed}"[:255])
+
+
+def list_audit(conn: Connection, command: cmd.ListAudit) -> dict[str, Any]:
+    # Newest first, keyset paging on the id: each page costs its own rows.
+    query = select(audit_table).order_by(audit_table.c.id.desc()).limit(command.limit + 1)
+    if command.after is not None:
+        query = query.where(audit_table.c.id < command.after)
+    if command.since is not None:
+        query = query.where(audit_table.c.at >= command.since)
+    if command.who is not None:
+        query = query.where(audit_table.c.who == command.who)
+    if command.method is not None:
+        query = query.where(audit_table.c.method == command.method)
+    return _page(conn.execute(query).mappings().all(), command.limit, audit_dict, "id")
+
+
+def prune_audit(conn: Connection, command: cmd.PruneAudit) -> int:
+    oldest = select(audit_table.c.id).where(audit_table.c.at < command.before).order_by(audit_table.c.id)
+    doomed = oldest.limit(command.most).scalar_subquery()
+    return int(conn.execute(delete(audit_table).where(audit_table.c.id.in_(doomed))).rowcount)
+
+
 # -- dispatch -----------------------------------------------------------------------------
 
 Handler = Callable[[Connection, Any], Any]
@@ -462,6 +513,10 @@ HANDLERS: dict[type[Any], Handler] = {
     cmd.ListKeys: list_keys,
     cmd.RemoveKey: remove_key,
     cmd.MarkKeysSeen: mark_keys_seen,
+    cmd.Audited: audited,
+    cmd.RecordDenied: record_denied,
+    cmd.ListAudit: list_audit,
+    cmd.PruneAudit: prune_audit,
 }
 
 

@@ -17,11 +17,11 @@ from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.engine import Connection
 
 # Importing the model modules registers their tables in the metadata.
-from nua.model import group, setting, user  # noqa: F401 - imported for their tables
+from nua.model import audit, group, setting, user  # noqa: F401 - imported for their tables
 from nua.model import key as _key  # noqa: F401 - imported for its table
 from nua.model.base import metadata, utcnow
 
-# A new table needs no step: ``create_all`` below adds it to an older database (client_keys did).
+# A new table needs no step: ``create_all`` below adds it to an older database (client_keys and audit did).
 SCHEMA_VERSION = 1
 
 # UPGRADES[n] takes a database at version n to n + 1.

@@ -19,8 +19,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, NamedTuple, NoReturn, TextIO
 
@@ -47,6 +49,7 @@ class NotConfiguredError(Exception):
 # -- output -------------------------------------------------------------------------------
 
 USER_COLUMNS = ("id", "username", "email", "role", "display_name", "created_at")
+AUDIT_COLUMNS = ("id", "at", "who", "role", "method", "outcome", "detail", "params")
 
 
 def _cell(value: Any) -> str:
@@ -154,8 +157,8 @@ def _user_add(client: Client, args: argparse.Namespace, stdin: TextIO) -> tuple[
     return client.call("user_add", data), lambda user: table([user], USER_COLUMNS)
 
 
-def every_page(client: Client, method: str, **params: Any) -> list[Any]:
-    """Every item of a paged list method, following ``next`` from page to page.
+def every_page(client: Client, method: str, most: int | None = None, /, **params: Any) -> list[Any]:
+    """Every item of a paged list method (the first ``most``, when given), following ``next`` from page to page.
 
     A reply that is a plain list (a daemon from before paging) is taken whole.
     """
@@ -164,14 +167,14 @@ def every_page(client: Client, method: str, **params: Any) -> list[Any]:
     while True:
         page = client.call(method, **params) if after is None else client.call(method, **params, after=after)
         if isinstance(page, list):
-            return items + page
+            return (items + page)[:most]
         if not isinstance(page, dict) or not isinstance(page.get("items"), list):
             msg = f"{method} answered {type(page).__name__}, not a page of items"
             raise ProtocolError(msg)
         items += page["items"]
         following = page.get("next")
-        if following is None or following == after:  # the last page (or a server going round in circles)
-            return items
+        if following is None or following == after or (most is not None and len(items) >= most):
+            return items[:most]  # the last page wanted (or a server going round in circles)
         after = following
 
 
@@ -194,6 +197,40 @@ def _listed(method: str, *fields: str, show: Callable[[Any], str] = human) -> Ru
         return every_page(client, method, **{name: getattr(args, name) for name in fields}), show
 
     return run
+
+
+_AGE = re.compile(r"^([0-9]{1,6})([smhdw])$")
+_AGE_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def since_timestamp(text: str, now: datetime | None = None) -> str:
+    """``--since``: an ISO 8601 timestamp (UTC when it has no offset) or an age (``30m``, ``1h``, ``2d``, ``1w``).
+
+    Returned as an ISO 8601 timestamp in UTC, as ``audit_list`` takes it.
+    """
+    age = _AGE.match(text.strip())
+    if age is not None:
+        delta = timedelta(**{_AGE_UNITS[age.group(2)]: int(age.group(1))})
+        return ((now or datetime.now(UTC)) - delta).isoformat()
+    try:
+        stamp = datetime.fromisoformat(text.strip())
+    except ValueError:
+        msg = f"--since takes an ISO 8601 time (2026-01-31T12:00) or an age (30m, 1h, 2d, 1w), not {text!r}"
+        raise UsageError(msg) from None
+    return (stamp.replace(tzinfo=UTC) if stamp.tzinfo is None else stamp.astimezone(UTC)).isoformat()
+
+
+def _audit(client: Client, args: argparse.Namespace, _stdin: TextIO) -> tuple[Any, Callable[[Any], str]]:
+    most = None
+    if args.limit is not None:
+        if not args.limit.isdigit() or int(args.limit) < 1:
+            msg = f"--limit takes a whole number of records, at least 1, not {args.limit!r}"
+            raise UsageError(msg)
+        most = int(args.limit)
+    filters = {"since": None if args.since is None else since_timestamp(args.since), "who": args.who}
+    filters["method"] = args.method
+    params = {name: value for name, value in filters.items() if value is not None}
+    return every_page(client, "audit_list", most, **params), lambda rows: table(rows, AUDIT_COLUMNS)
 
 
 def _user_update(client: Client, args: argparse.Namespace, stdin: TextIO) -> tuple[Any, Callable[[Any], str]]:
@@ -273,6 +310,7 @@ _TOP_HELP = {
     "call": "call any method",
     "status": "the daemon's status and actor tree",
     "keygen": "make this account's client key pair and print its public key (for `nua-orchestrator keys add`)",
+    "audit": "list the audit trail: changes made and calls denied, newest first",
 }
 
 
@@ -364,6 +402,16 @@ def _daemon(top: Any, common: argparse.ArgumentParser) -> None:
     )  # fmt: skip
 
 
+def _audit_command(top: Any, common: argparse.ArgumentParser) -> None:
+    _Commands(top, "", common).add(
+        "audit", _audit, _TOP_HELP["audit"],
+        _arg("--since", metavar="TIME_OR_AGE", help="from this ISO 8601 time, or this long ago (30m, 1h, 2d, 1w)"),
+        _arg("--who", metavar="NAME", help="calls made with this key name only"),
+        _arg("--method", metavar="NAME", help="calls of this method only"),
+        _arg("--limit", metavar="N", help="the N most recent records only"),
+    )  # fmt: skip
+
+
 _GROUPS: dict[str, Callable[[Any, argparse.ArgumentParser], None]] = {
     "user": _users,
     "group": _groups,
@@ -373,6 +421,7 @@ _GROUPS: dict[str, Callable[[Any, argparse.ArgumentParser], None]] = {
     "call": _daemon,
     "status": _daemon,
     "keygen": _daemon,
+    "audit": _audit_command,
 }
 _VALUE_OPTIONS = frozenset({"--endpoint", "--config", "--timeout", "--server-key", "--client-key"})
 
@@ -529,9 +578,12 @@ def keygen(_client: Client | None, args: argparse.Namespace, _stdin: TextIO) -> 
     except settings.SettingsError as exc:
         raise NotConfiguredError(str(exc)) from None
     result = {"public_key": pair.public, "key_file": str(path)}
-    return result, lambda made: (
-        f"{made['public_key']}\n(the key pair is in {made['key_file']}; give an admin the public key above:"
-        " nua-orchestrator keys add NAME --role ROLE --public-key KEY)"
+    return (
+        result,
+        lambda made: (
+            f"{made['public_key']}\n(the key pair is in {made['key_file']}; give an admin the public key above:"
+            " nua-orchestrator keys add NAME --role ROLE --public-key KEY)"
+        ),
     )
 
 

@@ -145,8 +145,11 @@ class Client:
 
     # -- public API ---------------------------------------------------------------------
 
-    def call(self, method: str, *args: Any, **kwargs: Any) -> Any:
-        """Call ``method`` with positional or named arguments; return its result or raise its error."""
+    def call(self, method: str, /, *args: Any, **kwargs: Any) -> Any:
+        """Call ``method`` with positional or named arguments; return its result or raise its error.
+
+        ``method`` is positional only: a call may have a param named ``method`` (``audit_list``'s).
+        """
         if args and kwargs:
             msg = "JSON-RPC takes positional or named params, not both"
             raise TypeError(msg)

@@ -3,7 +3,8 @@
 Methods never hold an actor reference: they name the actor and :meth:`Services.ask`
 resolves the name each time, so that a restarted actor is reached under the same
 name, and an actor that is restarting yields an "unavailable, retry" error at
-once instead of a call that hangs.
+once instead of a call that hangs. Inside :func:`nua.rpc.auditing.auditing`, a
+change asked of the DB writer carries the call's audit record with it.
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ import pykka
 from nua.actors.call import call
 from nua.actors.directory import DB_READER, DB_WRITER, Directory
 from nua.actors.health import Health
-from nua.rpc import cancel
+from nua.model.audit import AuditEntry
+from nua.model.commands import RecordDenied
+from nua.rpc import auditing, cancel
 from nua.rpc.errors import UnavailableError
 from nua.rpc.key_cache import KeyCache
 from nua.rpc.registry import Registry
@@ -43,9 +46,13 @@ class Services:
 
         Raises :class:`UnavailableError` when no such actor is running right now, and
         :class:`~nua.rpc.errors.TimeoutError` when the caller of the offloaded call
-        asking has stopped waiting (the work must not happen unseen).
+        asking has stopped waiting (the work must not happen unseen). A command
+        changing the database, asked while an audit entry is current
+        (:func:`~nua.rpc.auditing.auditing`), is committed with its record.
         """
         cancel.check()
+        if actor == DB_WRITER:
+            message = auditing.audited(message)
         ref = self.directory.lookup(actor)
         if ref is None:
             raise UnavailableError(f"{actor} is not running (restarting?); retry", {"actor": actor})
@@ -53,6 +60,10 @@ class Services:
             return call(ref, message)
         except pykka.ActorDeadError:
             raise UnavailableError(f"{actor} stopped (restarting?); retry", {"actor": actor}) from None
+
+    def record_denied(self, entry: AuditEntry, needed: str) -> Future[Any]:
+        """Record a call refused for want of the role ``needed``; the future resolves once the record is durable."""
+        return self.ask(DB_WRITER, RecordDenied(entry, needed))
 
 
 __all__ = ["DB_READER", "DB_WRITER", "Services"]

@@ -44,6 +44,8 @@ def problems(tmp_path: Path, text: str, env: dict[str, str] | None = None, *, de
         ("[zmq]\nsend_hwm = 0\n", "[zmq] send_hwm must be from 1 to"),
         ("[zmq]\nsend_hwm = 4294967296\n", "[zmq] send_hwm must be from 1 to 2147483647, got 4294967296"),
         ("[rpc]\nmax_reply_bytes = 100\n", "[rpc] max_reply_bytes must be from 1024 to"),
+        ("[audit]\nkeep_days = -1\n", "[audit] keep_days must be from 0 to 36500, got -1"),
+        ("[audit]\nkeep_days = 1000000000\n", "[audit] keep_days must be from 0 to 36500, got 1000000000"),
         # enumerations
         ('[server]\nlog_level = "loud"\n', "[server] log_level must be a log level (debug, info, warning, error)"),
         ('[db]\nsqlite_synchronous = "full"\n', "[db] sqlite_synchronous must be a synchronous mode"),

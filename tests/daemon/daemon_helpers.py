@@ -30,6 +30,7 @@ from nua.daemon import control
 
 REPO = Path(__file__).resolve().parents[2]
 DAEMON = [sys.executable, "-m", "nua.daemon.cli"]
+NUA = str(REPO / "bin" / "nua")
 WAIT_S = 15.0
 # Longest path an AF_UNIX socket may have, less some room.
 MAX_SOCKET_PATH = 100
@@ -122,6 +123,17 @@ class DaemonEnv:
         )
         self.remember_daemon()
         return result
+
+    def nua(self, *args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
+        """Run ``bin/nua --config <ours> ARGS`` to completion (the daemon found through our settings)."""
+        return subprocess.run(
+            [NUA, "--config", str(self.config), *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=self.env(),
+            check=False,
+        )
 
     def spawn(self, *args: str, env: dict[str, str] | None = None, config: bool = True) -> subprocess.Popen[str]:
         """Start ``nua-orchestrator ARGS`` without waiting (a foreground daemon, a racing start)."""

@@ -410,4 +410,3 @@ def test_nua_with_an_unregistered_key_says_so(curve: DaemonEnv, tmp_path: Path) 
     assert done.returncode == 3
     assert "refused the connection" in done.stderr
     assert "keys add" in done.stderr
-

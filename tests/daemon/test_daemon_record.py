@@ -11,16 +11,14 @@ import json
 import os
 import signal
 import socket
-import subprocess
 from pathlib import Path
 from typing import Any
 
-from daemon_helpers import REPO, DaemonEnv, is_alive
+from daemon_helpers import DaemonEnv, is_alive
 
 import nua
 from nua import runtime
 
-NUA = str(REPO / "bin" / "nua")
 ANY_PORT = "tcp://127.0.0.1:0"
 
 
@@ -34,18 +32,6 @@ def free_port() -> int:
         probe.bind(("127.0.0.1", 0))
         port: int = probe.getsockname()[1]
         return port
-
-
-def nua_cli(daemon: DaemonEnv, *args: str) -> subprocess.CompletedProcess[str]:
-    """``bin/nua --config <ours> ARGS``, without any NUA_ZMQ_* variable."""
-    return subprocess.run(
-        [NUA, "--config", str(daemon.config), *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=daemon.env(),
-        check=False,
-    )
 
 
 def record_file(daemon: DaemonEnv) -> Path:
@@ -96,7 +82,7 @@ def test_started_on_another_port_it_is_found_and_stopped_without_that_port(daemo
     assert bound in notes[0]
     assert ANY_PORT in notes[0]
 
-    counted = nua_cli(daemon, "user", "count")
+    counted = daemon.nua("user", "count")
     assert (counted.returncode, counted.stdout.strip(), counted.stderr) == (0, "0", "")
 
     stopped = daemon.cli("stop")
@@ -119,12 +105,12 @@ def test_port_zero_is_recorded_resolved_and_the_settings_agree(daemon: DaemonEnv
     code, report = daemon.status()
     assert (code, report["endpoint"], report["disagreement"]) == (0, bound, None), report
     assert "note:" not in daemon.cli("status").stdout
-    assert nua_cli(daemon, "call", "test_add", "[2, 3]").stdout.strip() == "5"
+    assert daemon.nua("call", "test_add", "[2, 3]").stdout.strip() == "5"
 
     restarted = daemon.cli("restart")
     assert restarted.returncode == 0, restarted.stderr
     assert record_of(daemon)["pid"] == daemon.pid()
-    assert nua_cli(daemon, "user", "count").returncode == 0
+    assert daemon.nua("user", "count").returncode == 0
 
 
 def _corruptions(good: dict[str, Any]) -> dict[str, bytes]:
@@ -155,7 +141,7 @@ def test_a_corrupted_record_falls_back_to_the_settings_with_one_warning(daemon: 
         assert (code, report["state"], report["record"]) == (0, "running", None), name
         assert report["endpoint"] == daemon.endpoint, name
         assert report["record_warning"].startswith(f"ignoring the runtime record {path}: "), name
-        counted = nua_cli(daemon, "user", "count")
+        counted = daemon.nua("user", "count")
         assert counted.returncode == 0, (name, counted.stderr)
         assert counted.stderr.count("\n") == 1, (name, counted.stderr)
         assert counted.stderr.startswith("nua: warning: ignoring the runtime record"), (name, counted.stderr)
@@ -201,7 +187,7 @@ def test_kill_9_leaves_a_stale_record_that_is_not_trusted_and_is_replaced(daemon
     assert report["endpoint"] == ANY_PORT
     assert f"pid {old} does not hold the lock" in report["record_warning"]
     assert old_endpoint not in json.dumps({k: v for k, v in report.items() if k != "record_warning"})
-    unreachable = nua_cli(daemon, "user", "count", "--timeout", "1")
+    unreachable = daemon.nua("user", "count", "--timeout", "1")
     assert unreachable.returncode == 3
     assert "stale runtime record" in unreachable.stderr
 

@@ -16,8 +16,11 @@ from typing import Any
 import pykka
 import pytest
 import sqlalchemy as sa
-from dbkit import Writers, make_settings
+from dbkit import ExitLog, Writers, make_settings
 
+from nua.actors.db_reader import DbReader
+from nua.actors.supervised import ChildContext
+from nua.model import commands as cmd
 from nua.settings import Settings
 
 PG_URL_ENV = "NUA_TEST_PG_URL"
@@ -71,3 +74,12 @@ def writers(settings: Settings) -> Iterator[Writers]:
 @pytest.fixture
 def writer(writers: Writers) -> pykka.ActorRef[Any]:
     return writers.start()
+
+
+@pytest.fixture
+def reader(writer: pykka.ActorRef[Any], settings: Settings) -> Iterator[pykka.ActorRef[Any]]:
+    """A DB reader beside ``writer``, on the same database."""
+    writer.ask(cmd.CountUsers())  # the writer created the schema
+    ref = DbReader.start(ChildContext("db_reader", 1, ExitLog()), settings)
+    yield ref
+    ref.stop(block=True, timeout=10)

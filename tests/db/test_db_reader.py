@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import shutil
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,14 +21,6 @@ from nua.model import commands as cmd
 from nua.model import engine as db_engine
 from nua.model.errors import InternalError, NotFoundError, UnavailableError
 from nua.settings import Settings
-
-
-@pytest.fixture
-def reader(writer: pykka.ActorRef[Any], settings: Settings) -> Iterator[pykka.ActorRef[Any]]:
-    writer.ask(cmd.CountUsers())  # the writer created the schema
-    ref = DbReader.start(ChildContext("db_reader", 1, ExitLog()), settings)
-    yield ref
-    ref.stop(block=True, timeout=10)
 
 
 def add(writer: pykka.ActorRef[Any], settings: Settings, name: str) -> dict[str, Any]:

@@ -88,14 +88,15 @@ def test_an_older_schema_is_upgraded_once(settings: Settings, monkeypatch: pytes
     try:
         with engine.begin() as conn:
             ensure_schema(conn)
-        monkeypatch.setattr(schema, "SCHEMA_VERSION", 2)
-        monkeypatch.setitem(schema.UPGRADES, 1, add_notes)
+        current = schema.SCHEMA_VERSION
+        monkeypatch.setattr(schema, "SCHEMA_VERSION", current + 1)
+        monkeypatch.setitem(schema.UPGRADES, current, add_notes)
         with engine.begin() as conn:
             state = ensure_schema(conn)
         with engine.begin() as conn:
             again = ensure_schema(conn)
             conn.exec_driver_sql("INSERT INTO notes (body) VALUES ('upgraded')")
-        assert (state.upgraded_from, state.version) == (1, 2)
+        assert (state.upgraded_from, state.version) == (current, current + 1)
         assert again.upgraded_from is None
         assert steps == [1]
     finally:
@@ -112,13 +113,14 @@ def test_a_failed_upgrade_leaves_the_database_as_it_was(settings: Settings, monk
     try:
         with engine.begin() as conn:
             ensure_schema(conn)
-        monkeypatch.setattr(schema, "SCHEMA_VERSION", 2)
-        monkeypatch.setitem(schema.UPGRADES, 1, broken)
+        current = schema.SCHEMA_VERSION
+        monkeypatch.setattr(schema, "SCHEMA_VERSION", current + 1)
+        monkeypatch.setitem(schema.UPGRADES, current, broken)
         with pytest.raises(RuntimeError), engine.begin() as conn:
             ensure_schema(conn)
         with engine.connect() as conn:
             assert not sa.inspect(conn).has_table("half_done")
-            assert conn.execute(sa.select(meta.c.value).where(meta.c.key == "schema_version")).scalar() == "1"
+            assert conn.execute(sa.select(meta.c.value).where(meta.c.key == "schema_version")).scalar() == str(current)
     finally:
         engine.dispose()
 

@@ -1,4 +1,4 @@
-"""A plugin for the RPC tests: the JSON-RPC specification's example methods and gated slow calls.
+"""A plugin for the RPC tests: the JSON-RPC specification's example methods, gated slow calls, audited calls.
 
 Loaded through ``[rpc] plugins = ["rpc_test_plugin"]``, which also tests plugin loading.
 """
@@ -10,6 +10,8 @@ from concurrent.futures import Future
 from typing import Any
 
 from nua.model import checks
+from nua.rpc.auditing import auditing, call_entry
+from nua.rpc.errors import NotFoundError
 from nua.rpc.method_group import MethodGroup
 from nua.rpc.registry import public
 from nua.rpc.services import DB_WRITER
@@ -124,3 +126,32 @@ class SlowMethods(MethodGroup):
     def boom(self) -> None:
         msg = "a bug in a method"
         raise RuntimeError(msg)
+
+
+class AuditedMethods(MethodGroup):
+    """Calls made as the dispatcher makes them once it audits: the method inside ``auditing`` of its entry.
+
+    Until the gateway knows who calls (the key store), the caller names itself:
+    these exist for the tests only.
+    """
+
+    prefix = "audited_"
+
+    @public(offload=True, role="admin")
+    def call(self, who: str, role: str, method: str, params: list[Any] | dict[str, Any] | None = None) -> Any:
+        """Call ``method`` with ``params`` as ``who`` with ``role``; offloaded, as a pool job of the dispatcher."""
+        target = self.services.registry.get(method)
+        if target is None:
+            raise NotFoundError(f"no method {method!r}", {"method": method})
+        args, kwargs = (params, {}) if isinstance(params, list) else ([], params or {})
+        target.check(args, kwargs)
+        with auditing(call_entry(who, role, target, args, kwargs)):
+            return target.function(*args, **kwargs)
+
+    @public(role="admin")
+    def deny(self, who: str, role: str, method: str, needed: str, params: dict[str, Any] | None = None) -> Any:
+        """Record ``method`` as denied to ``who`` for want of the role ``needed``."""
+        target = self.services.registry.get(method)
+        if target is None:
+            raise NotFoundError(f"no method {method!r}", {"method": method})
+        return self.services.record_denied(call_entry(who, role, target, [], params), needed)

@@ -171,9 +171,7 @@ def test_a_handler_that_cannot_judge_refuses() -> None:
 # -- a gateway restarted during an outage -----------------------------------------------------------
 
 
-def test_a_gateway_restarted_without_the_database_keeps_the_keys_it_had(
-    tree_factory: Any, tmp_path: Path
-) -> None:
+def test_a_gateway_restarted_without_the_database_keeps_the_keys_it_had(tree_factory: Any, tmp_path: Path) -> None:
     from rpc_helpers import gateway_info  # noqa: PLC0415
 
     from nua.actors.messages import Crash  # noqa: PLC0415

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from nua.rpc.method_group import MethodGroup
+from nua.rpc.methods.audit import AuditMethods
 from nua.rpc.methods.group import GroupMethods
 from nua.rpc.methods.key import KeyMethods
 from nua.rpc.methods.rpc import RpcMethods
@@ -18,6 +19,7 @@ BUILTIN_GROUPS: tuple[type[MethodGroup], ...] = (
     GroupMethods,
     SettingMethods,
     KeyMethods,
+    AuditMethods,
     SysMethods,
     FaultMethods,
 )

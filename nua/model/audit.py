@@ -1,0 +1,253 @@
+"""The audit trail: who changed what, when, with which (redacted) parameters, and the calls refused.
+
+A record is written by the DB writer in the same transaction (the same SAVEPOINT)
+as the change it describes (:class:`nua.model.commands.Audited`), so an
+acknowledged change always has its record and a rolled-back one never does; a
+denied call gets a record of its own. What a record holds of the call's
+parameters went through :func:`redact` first, in the caller's thread: no
+password, password hash, secret key, token or URL password reaches the table, and
+the text stored is bounded whatever the call carried.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from sqlalchemy import BigInteger, Column, Integer, RowMapping, String, Table, Text
+
+from nua.model.base import UtcDateTime, iso, metadata
+from nua.settings import mask_url
+
+Outcome = Literal["ok", "denied"]
+WHO_MAX = 128
+ROLE_MAX = 32
+METHOD_MAX = 128
+DETAIL_MAX = 255
+
+audit_table = Table(
+    "audit",
+    metadata,
+    # SQLite: an INTEGER PRIMARY KEY (the rowid), AUTOINCREMENT so that an id is never given
+    # twice, even once retention has removed the newest rows; elsewhere 64-bit.
+    Column("id", BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True),
+    Column("at", UtcDateTime, nullable=False, index=True),
+    Column("who", String(WHO_MAX), nullable=False),
+    Column("role", String(ROLE_MAX), nullable=False),
+    Column("method", String(METHOD_MAX), nullable=False),
+    # JSON text, rendered (and redacted) in the caller's thread: the writer only stores it.
+    Column("params", Text, nullable=False),
+    Column("outcome", String(16), nullable=False),
+    Column("detail", String(DETAIL_MAX), nullable=False, default=""),
+    sqlite_autoincrement=True,
+)
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """What a record says of one call: who made it (key name and role), the method, its redacted params.
+
+    ``params_json`` is the params' JSON text, already redacted and bounded. Build
+    an entry with :meth:`of`, which does that: an entry is trusted by the writer,
+    as commands are.
+    """
+
+    who: str
+    role: str
+    method: str
+    params_json: str = "{}"
+
+    @classmethod
+    def of(cls, who: str, role: str, method: str, params: Mapping[str, Any] | None = None) -> AuditEntry:
+        """An entry for a call of ``method`` with ``params`` (by name), redacted and bounded."""
+        return cls(
+            _bounded(who, WHO_MAX), _bounded(role, ROLE_MAX), _bounded(method, METHOD_MAX), redacted_json(params or {})
+        )
+
+    @property
+    def params(self) -> Any:
+        """The redacted params, as a record shows them."""
+        return json.loads(self.params_json)
+
+
+def _bounded(text: str, most: int) -> str:
+    return text if len(text) <= most else text[: most - 1] + "…"
+
+
+def audit_dict(row: RowMapping | dict[str, Any]) -> dict[str, Any]:
+    """A record as replies carry it."""
+    return {
+        "id": row["id"],
+        "at": iso(row["at"]),
+        "who": row["who"],
+        "role": row["role"],
+        "method": row["method"],
+        "params": json.loads(row["params"]),
+        "outcome": row["outcome"],
+        "detail": row["detail"],
+    }
+
+
+# -- redaction ------------------------------------------------------------------------------
+
+REDACTED = "***"
+# The longest string kept whole; a longer one is cut, with a marker saying how much went.
+STRING_MAX = 256
+# Items kept of one list or object; the rest is counted in a marker.
+ITEMS_MAX = 50
+# Nesting kept; deeper values are replaced by a marker.
+DEPTH_MAX = 8
+# The largest params text a record stores (JSON); past it, a cut copy of the text (already redacted).
+PARAMS_MAX_BYTES = 4096
+
+# Words that make a name (a parameter, an object key, a setting's key) name a secret.
+SECRET_WORDS = frozenset(
+    {
+        "password",
+        "passwd",
+        "pwd",
+        "passphrase",
+        "secret",
+        "token",
+        "credential",
+        "credentials",
+        "hash",
+        "private",
+        "apikey",
+        "authorization",
+        "cookie",
+        "salt",
+    }
+)
+# "key" is a secret after these words (``api_key``, ``secret_key``); alone it names a
+# setting, and ``public_key`` or ``server_key`` (a CURVE public key) is no secret.
+SECRET_KEY_QUALIFIERS = frozenset({"api", "access", "secret", "private", "signing", "encryption", "master", "session"})
+# An object holding one of these naming a secret has its "value" redacted: user_update(key="password", value=...).
+NAME_FIELDS = ("key", "name", "field")
+_WORD = re.compile(r"[A-Z]?[a-z0-9]+|[A-Z]+(?![a-z])")
+
+
+def secret_name(name: str) -> bool:
+    """Whether ``name`` (``password_hash``, ``secretKey``, ``db.token``, ``api-key``) names a secret."""
+    if _HINT.search(name) is None:  # most names: no word of a secret at all
+        return False
+    return _secret_words(name) if len(name) <= _CACHED_NAME_MAX else _secret_words.__wrapped__(name)
+
+
+# Every secret word holds one of these (case-insensitively): a quick refusal for the other names.
+_HINT = re.compile(r"pass|pwd|secret|token|credential|hash|private|key|auth|cookie|salt", re.IGNORECASE)
+# Names are few (parameter names, setting keys): the words of short ones are remembered.
+_CACHED_NAME_MAX = 128
+
+
+@functools.lru_cache(maxsize=1024)
+def _secret_words(name: str) -> bool:
+    words = [word.lower() for word in _WORD.findall(name)]
+    for index, word in enumerate(words):
+        if word in SECRET_WORDS or word.startswith(("password", "passwd", "secret", "token")):
+            return True
+        if word == "key" and index and words[index - 1] in SECRET_KEY_QUALIFIERS:
+            return True
+    return False
+
+
+def redact(value: Any) -> Any:
+    """``value`` (a call's params) as a record holds it: see :func:`redacted_json`, whose text this is decoded."""
+    return json.loads(redacted_json(value))
+
+
+def redacted_json(value: Any) -> str:
+    """The JSON text a record stores of ``value`` (a call's params): secrets replaced by ``***``, bounded.
+
+    Recursively through lists and objects: the value of any key that names a
+    secret (:func:`secret_name`) is replaced, as is the ``value`` beside a
+    ``key``/``name``/``field`` naming one; a string holding a URL has the URL's
+    password masked. Strings, containers and nesting are cut with markers, and
+    the whole text is kept within :data:`PARAMS_MAX_BYTES` (ASCII: non-ASCII
+    characters are escaped).
+
+    It runs in the caller's thread for every audited call (the gateway's): the
+    common case (a few scalars and short strings) takes no detour, and the
+    writer stores the text as it is.
+    """
+    redacted = _redact(value, DEPTH_MAX)
+    text = json.dumps(redacted)
+    if len(text) <= PARAMS_MAX_BYTES:
+        return text
+    # The text is escaped again inside the marker: shorten until the whole fits.
+    keep = PARAMS_MAX_BYTES
+    while True:
+        kept = text[:keep]
+        cut = json.dumps({"truncated": f"{kept}… [{len(text) - len(kept)} more characters]"})
+        if len(cut) <= PARAMS_MAX_BYTES:
+            return cut
+        keep = keep * 3 // 4
+
+
+# What JSON decoding gives besides containers and strings: kept as they are.
+_SCALARS = frozenset({int, float, bool, type(None)})
+
+
+def _redact(value: Any, depth: int) -> Any:
+    if type(value) in _SCALARS or isinstance(value, bool | int | float):  # subclasses (an IntEnum) too
+        return value
+    if isinstance(value, str):
+        return _string(str(value))
+    if depth <= 0:
+        return "[nested too deep]"
+    if isinstance(value, Mapping):
+        return _mapping(value, depth)
+    if isinstance(value, list | tuple):
+        items = [_redact(item, depth - 1) for item in value[:ITEMS_MAX]]
+        if len(value) > ITEMS_MAX:
+            items.append(f"[{len(value) - ITEMS_MAX} more items]")
+        return items
+    return _string(f"[{type(value).__name__}]")
+
+
+def _mapping(value: Mapping[Any, Any], depth: int) -> dict[str, Any]:
+    value_is_secret = False
+    for field_name in NAME_FIELDS:
+        named = value.get(field_name)
+        if type(named) is str:
+            value_is_secret = secret_name(named)
+            break
+    result: dict[str, Any] = {}
+    for index, (key, item) in enumerate(value.items()):
+        if index == ITEMS_MAX:
+            result["…"] = f"[{len(value) - ITEMS_MAX} more keys]"
+            break
+        name = _string(key if type(key) is str else str(key))
+        if secret_name(name) or (value_is_secret and name == "value"):
+            result[name] = REDACTED
+        else:
+            result[name] = item if type(item) in _SCALARS else _redact(item, depth - 1)
+    return result
+
+
+def _string(text: str) -> str:
+    if len(text) <= STRING_MAX and text.isascii() and "://" not in text:
+        return text  # the usual string: nothing to mask, cut or repair
+    if "://" in text:
+        text = mask_url(text)
+    if not text.isascii():
+        text = text.encode("utf-8", "replace").decode("utf-8")  # a lone surrogate cannot be stored
+    if len(text) > STRING_MAX:
+        return f"{text[:STRING_MAX]}… [{len(text) - STRING_MAX} more characters]"
+    return text
+
+
+__all__ = [
+    "REDACTED",
+    "AuditEntry",
+    "Outcome",
+    "audit_dict",
+    "audit_table",
+    "redact",
+    "redacted_json",
+    "secret_name",
+]

@@ -1,0 +1,103 @@
+"""The audit context of one RPC call: who is calling, and which call, while its method runs.
+
+The dispatcher enters :func:`auditing` around a call's method; while the entry is
+current, :meth:`nua.rpc.services.Services.ask` sends every command that changes
+the database as :class:`~nua.model.commands.Audited`, so the DB writer commits
+the call's record with its change (one record per change; reads are not
+recorded). The entry lives in a :class:`contextvars.ContextVar`: it is per thread
+and does not flow into a thread pool by itself, so an offloaded method is
+submitted as :func:`bound` (its entry entered inside the pool's thread).
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Any, TypeVar
+
+from nua.model.audit import AuditEntry
+from nua.model.commands import COMMAND_TYPES, READ_COMMANDS, Audited, PruneAudit, RecordDenied
+from nua.rpc.registry import Method
+
+R = TypeVar("R")
+# Commands that change nothing the call asked for: never wrapped.
+_NOT_AUDITED: tuple[type[Any], ...] = (*READ_COMMANDS, Audited, RecordDenied, PruneAudit)
+
+_CURRENT: ContextVar[AuditEntry | None] = ContextVar("nua_audit_entry", default=None)
+
+
+def entry(who: str, role: str, method: str, params: Mapping[str, Any] | None = None) -> AuditEntry:
+    """The audit entry of a call: ``params`` by name, redacted and bounded (see :func:`nua.model.audit.redact`)."""
+    return AuditEntry.of(who, role, method, params)
+
+
+def call_entry(who: str, role: str, method: Method, args: Any = (), kwargs: Any = None) -> AuditEntry:
+    """The audit entry of a call of ``method`` with the request's ``args`` and ``kwargs``.
+
+    Positional params are named after the method's parameters, so that
+    ``user_update(1, "password", "...")`` is redacted as a keyword call would be;
+    params its signature cannot bind (a call the registry refuses) are kept under
+    ``args``.
+    """
+    positional = list(args or [])
+    keywords = dict(kwargs or {})
+    names = _positional_names(method.signature)
+    if names is not None and len(positional) <= len(names) and not keywords.keys() & names[: len(positional)]:
+        params = dict(zip(names, positional, strict=False)) | keywords  # the usual call: no binding needed
+    else:
+        try:
+            params = dict(method.signature.bind_partial(*positional, **keywords).arguments)
+        except TypeError:
+            params = {"args": positional, **keywords}
+    return AuditEntry.of(who, role, method.name, params)
+
+
+@functools.lru_cache(maxsize=1024)
+def _positional_names(signature: inspect.Signature) -> tuple[str, ...] | None:
+    """The names positional params take, in order; ``None`` when the signature has ``*args`` (bind it)."""
+    names = []
+    for param in signature.parameters.values():
+        if param.kind is inspect.Parameter.VAR_POSITIONAL:
+            return None
+        if param.kind in (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD):
+            names.append(param.name)
+    return tuple(names)
+
+
+def current() -> AuditEntry | None:
+    """The entry of the call running in this thread, if any."""
+    return _CURRENT.get()
+
+
+@contextmanager
+def auditing(audit_entry: AuditEntry) -> Iterator[AuditEntry]:
+    """Make ``audit_entry`` current until the block ends (in this thread; nested blocks restore the outer one)."""
+    token = _CURRENT.set(audit_entry)
+    try:
+        yield audit_entry
+    finally:
+        _CURRENT.reset(token)
+
+
+def bound(audit_entry: AuditEntry, function: Callable[..., R]) -> Callable[..., R]:
+    """``function`` running inside :func:`auditing` ``(audit_entry)`` wherever it is called: for a pool job."""
+
+    def run(*args: Any, **kwargs: Any) -> R:
+        with auditing(audit_entry):
+            return function(*args, **kwargs)
+
+    return run
+
+
+def audited(message: Any) -> Any:
+    """``message`` as it is sent to the DB writer: a change, while an entry is current, wrapped in Audited."""
+    found = _CURRENT.get()
+    if found is None or not isinstance(message, COMMAND_TYPES) or isinstance(message, _NOT_AUDITED):
+        return message
+    return Audited(message, found)
+
+
+__all__ = ["audited", "auditing", "bound", "call_entry", "current", "entry"]
