@@ -42,8 +42,9 @@ from typing import Any
 import pykka
 import structlog
 
+from nua.model.audit import AuditEntry
 from nua.model.errors import ModelError
-from nua.rpc import errors
+from nua.rpc import auditing, errors
 from nua.rpc.access import UNAUTHENTICATED, Caller, denial
 from nua.rpc.cancel import CallScope
 from nua.rpc.protocol import BadRequest, Batch, GuardedProtocol, encode_batch, encode_error, encode_result
@@ -54,6 +55,8 @@ from nua.rpc.registry import Method, Registry
 # never occupy it.
 MAX_SYSTEM_CALLS_PER_CLIENT = 1
 
+# Records a denied call (its audit entry, the role it needed); must not raise.
+DeniedRecorder = Callable[[AuditEntry, str], None]
 Send = Callable[[bytes], None]
 # Where one request's encoded reply goes; ``None`` for a notification's.
 Finish = Callable[[bytes | None], None]
@@ -81,6 +84,11 @@ def to_rpc_error(exc: BaseException, *, tracebacks: bool, log: structlog.stdlib.
     log.error("rpc_method_failed", error=f"{type(exc).__name__}: {exc}", traceback=text)
     data = {"exception": type(exc).__name__, "traceback": text} if tracebacks else None
     return errors.InternalError(f"internal error ({type(exc).__name__}); see the daemon's log", data)
+
+
+def _who(caller: Caller) -> str:
+    """The name an audit record gives the caller (every caller is unnamed with authentication off)."""
+    return caller.name or "(auth off)"
 
 
 def _too_large_reply(request_id: Any, size: int, limit: int) -> bytes:
@@ -205,8 +213,10 @@ class Dispatcher:
         tracebacks: bool = False,
         log: structlog.stdlib.BoundLogger | None = None,
         clock: Callable[[], float] = time.monotonic,
+        record_denied: DeniedRecorder | None = None,
     ) -> None:
         self.registry = registry
+        self._record_denied = record_denied
         self.executor = executor
         self.system_executor = system_executor or executor
         self.max_in_flight = max_in_flight
@@ -297,7 +307,7 @@ class Dispatcher:
         # A call answered at once (test_add) needs no deadline: the clock is read only for one that may wait.
         scope = CallScope(method.name, self._clock() + self.call_timeout_s, self._clock) if method.offload else None
         try:
-            result = self._run(method, scope, args, kwargs)
+            result = self._run(method, scope, args, kwargs, caller)
         except Exception as exc:  # noqa: BLE001 - every failure of a method becomes its error reply
             fail(to_rpc_error(exc, tracebacks=self.tracebacks, log=self.log))
             return
@@ -322,6 +332,9 @@ class Dispatcher:
             return errors.MethodNotFoundError(f"Method not found: {name}", {"method": name})
         refused = denial(method, caller)
         if refused is not None:
+            if self._record_denied is not None and method.role is not None:
+                entry = auditing.call_entry(_who(caller), caller.role.label, method, request.args, request.kwargs)
+                self._record_denied(entry, method.role.label)
             return refused
         try:
             method.check(request.args, request.kwargs)
@@ -329,13 +342,23 @@ class Dispatcher:
             return exc
         return method
 
-    def _run(self, method: Method, scope: CallScope | None, args: list[Any], kwargs: dict[str, Any]) -> Any:
-        """Call ``method`` inline, or submit it to its pool in ``scope`` (a future, then)."""
+    def _run(
+        self, method: Method, scope: CallScope | None, args: list[Any], kwargs: dict[str, Any], caller: Caller
+    ) -> Any:
+        """Call ``method`` inline, or submit it to its pool in ``scope`` (a future, then).
+
+        A method that changes state runs with its call's audit entry current, so that
+        each change it sends the DB writer commits with its audit record.
+        """
+        function = method.function
+        if method.changes:
+            entry = auditing.call_entry(_who(caller), caller.role.label, method, args, kwargs)
+            function = auditing.bound(entry, function)
         if scope is None:
-            return method.function(*args, **kwargs)
+            return function(*args, **kwargs)
         pool = self.system_executor if method.system else self.executor
         try:
-            return pool.submit(scope.run, method.function, *args, **kwargs)
+            return pool.submit(scope.run, function, *args, **kwargs)
         except RuntimeError:  # the pool is shut down: the gateway is stopping
             raise errors.UnavailableError("the gateway is stopping; retry") from None
 

@@ -57,6 +57,7 @@ from nua.actors.supervised import ChildContext, SupervisedActor
 from nua.curve_keys import KeyPair
 from nua.endpoint import ipc_path
 from nua.model import checks
+from nua.model.audit import AuditEntry
 from nua.model.commands import ListKeys, MarkKeysSeen
 from nua.rpc import credentials, errors, plugins
 from nua.rpc.access import UNAUTHENTICATED, Caller
@@ -336,6 +337,7 @@ class Gateway(SupervisedActor):
             call_timeout_s=rpc.call_timeout_s,
             tracebacks=self.settings.debug.tracebacks,
             log=self.log,
+            record_denied=self._record_denied,
         )
         if self._curve:
             self._server_key = self._load_keys()
@@ -436,6 +438,15 @@ class Gateway(SupervisedActor):
             self._socket.close(linger=0)
             self._socket = None
         self._finish()
+
+    def _record_denied(self, entry: AuditEntry, needed: str) -> None:
+        """Send a denied call's audit record to the DB writer (the I/O thread does not wait for it)."""
+        try:
+            self.services.record_denied(entry, needed)
+        except errors.RpcError as exc:  # the writer is restarting: the denial is at least in the log
+            self.log.warning(
+                "rpc_denied", who=entry.who, method=entry.method, needed=needed, recorded=False, why=str(exc)
+            )
 
     def cleanup(self, error: BaseException | None) -> None:
         self._shutdown()

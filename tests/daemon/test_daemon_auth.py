@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from daemon_helpers import WAIT_S, DaemonEnv, is_alive
+from daemon_helpers import WAIT_S, DaemonEnv, is_alive, wait_until
 
 from nua import curve_keys, runtime
 from nua.rpc.client import Client, ConnectionRefusedByDaemonError, DaemonUnreachableError
@@ -145,6 +145,17 @@ def test_a_reader_is_denied_user_delete_all_with_the_role_it_needs(curve: Daemon
     assert denied.value.data == expected
     with owner(curve) as admin:
         assert admin.call("user_count") == 1  # nothing was deleted
+
+        def denials() -> list[tuple[str, str, str, str]]:
+            items = admin.call("audit_list")["items"]
+            return [(r["who"], r["role"], r["method"], r["outcome"]) for r in items if r["outcome"] == "denied"]
+
+        # Recorded by the writer after the refusal went out: waited for, not assumed.
+        found = wait_until(lambda: len(denials()) == 2 and denials(), what="the two denials audited")
+    assert found == [
+        ("reader1", "reader", "setting_set", "denied"),
+        ("reader1", "reader", "user_delete_all", "denied"),
+    ]
 
 
 def test_an_operator_sets_settings_but_administers_no_keys(curve: DaemonEnv) -> None:

@@ -141,11 +141,12 @@ def test_audited_calls_through_the_gateway_and_audit_list(alice: Client) -> None
             "audited_call", "alice", "admin", "user_add", [{"username": "u1", "email": "u2@x.org", "password": "p"}]
         )
     alice.call("audited_deny", "eve", "reader", "user_delete_all", "admin")
-    alice.call("setting_set", "plain", 1)  # outside any context: not recorded
+    alice.call("setting_set", "plain", 1)  # the dispatcher's own context: the caller (auth is off here)
 
     page = alice.call("audit_list")
     assert page["next"] is None
     assert [(r["who"], r["method"], r["outcome"]) for r in page["items"]] == [
+        ("(auth off)", "setting_set", "ok"),
         ("eve", "user_delete_all", "denied"),
         ("bob", "setting_set", "ok"),
         ("alice", "user_update", "ok"),
@@ -154,9 +155,9 @@ def test_audited_calls_through_the_gateway_and_audit_list(alice: Client) -> None
     text = json.dumps(page)
     for secret in ("pw-one", "pw-two", "pw-three", "scrypt"):
         assert secret not in text
-    assert page["items"][1]["params"] == {"key": "smtp.password", "value": "***"}
+    assert page["items"][2]["params"] == {"key": "smtp.password", "value": "***"}
     assert [r["method"] for r in alice.call("audit_list", who="alice")["items"]] == ["user_update", "user_add"]
-    assert alice.call("audit_list", method="setting_set", limit=1)["items"][0]["who"] == "bob"
+    assert [r["who"] for r in alice.call("audit_list", method="setting_set")["items"]] == ["(auth off)", "bob"]
     first = alice.call("audit_list", limit=2)
     assert [r["id"] for r in alice.call("audit_list", after=first["next"])["items"]] == [
         r["id"] for r in page["items"][2:]
