@@ -260,6 +260,17 @@ class Audited:
 
 
 @dataclass(frozen=True)
+class ChangedOutside:
+    """A change a call made outside the database (``what``: the server's key files rotated); replies with None.
+
+    Applying it changes nothing: it exists to be sent while the call's audit entry
+    is current, so that the change, like every other, commits its audit record.
+    """
+
+    what: str
+
+
+@dataclass(frozen=True)
 class RecordDenied:
     """Record a call refused for want of a role (outcome ``denied``, detail: the role ``needed``); replies with None."""
 
@@ -314,6 +325,7 @@ Command = (
     | RemoveKey
     | MarkKeysSeen
     | Audited
+    | ChangedOutside
     | RecordDenied
     | ListAudit
     | PruneAudit
@@ -342,6 +354,7 @@ __all__ = [
     "AddKey",
     "AddUser",
     "Audited",
+    "ChangedOutside",
     "Command",
     "CountUsers",
     "DeleteAllUsers",

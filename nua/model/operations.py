@@ -462,6 +462,11 @@ def audited(conn: Connection, command: cmd.Audited) -> Any:
     return value
 
 
+def changed_outside(_conn: Connection, _command: cmd.ChangedOutside) -> None:
+    # Nothing to apply: audited, its record is the point (see the command).
+    return None
+
+
 def record_denied(conn: Connection, command: cmd.RecordDenied) -> None:
     _record(conn, command.entry, "denied", f"needs role {command.needed}"[:255])
 
@@ -514,6 +519,7 @@ HANDLERS: dict[type[Any], Handler] = {
     cmd.RemoveKey: remove_key,
     cmd.MarkKeysSeen: mark_keys_seen,
     cmd.Audited: audited,
+    cmd.ChangedOutside: changed_outside,
     cmd.RecordDenied: record_denied,
     cmd.ListAudit: list_audit,
     cmd.PruneAudit: prune_audit,

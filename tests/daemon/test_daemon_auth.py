@@ -243,6 +243,15 @@ def test_rotate_server_applies_at_the_next_start(curve: DaemonEnv) -> None:
     assert done.returncode == 0, done.stderr
 
 
+def test_rotating_the_server_key_by_rpc_is_audited_like_any_change(curve: DaemonEnv) -> None:
+    with owner(curve) as admin:
+        rotated = admin.call("key_rotate_server")
+        assert rotated["public_key"] == curve_keys.read(curve.keys_dir / "server.key_secret").public
+        (record_,) = admin.call("audit_list", method="key_rotate_server")["items"]
+    assert (record_["role"], record_["outcome"], record_["params"]) == ("admin", "ok", {})
+    assert record_["who"].startswith("local-")
+
+
 def test_nua_keygen_makes_a_private_pair_once(daemon: DaemonEnv, tmp_path: Path) -> None:
     path = tmp_path / "mine" / "client.key_secret"
     done = nua(daemon, "keygen", "--client-key", str(path))

@@ -12,6 +12,7 @@ from concurrent.futures import Future
 from typing import Any
 
 from nua.model import checks
+from nua.model.commands import ChangedOutside
 from nua.rpc import credentials
 from nua.rpc.method_group import MethodGroup
 from nua.rpc.registry import public
@@ -53,6 +54,9 @@ class KeyMethods(MethodGroup):
         runtime record by themselves).
         """
         pair = credentials.rotate_server(self.services.settings)
+        # Answered once its audit record is durable, as every change is.
+        recorded = self.services.ask(DB_WRITER, ChangedOutside("the server key pair rotated"))
+        recorded.result(timeout=self.services.settings.rpc.call_timeout_s)
         return {"public_key": pair.public, "applies": "at the next restart"}
 
 
