@@ -87,6 +87,10 @@ class SupervisedActor(pykka.ThreadingActor):
             self.setup()
         except BaseException as exc:
             self.log.error("actor_failed", error=describe(exc), exc_info=exc)
+            # Dead before the report, as pykka makes an actor dead before on_failure:
+            # a call() told after this raises, and none can slip in after abandon().
+            pykka.ActorRegistry.unregister(self.actor_ref)
+            self.actor_stopped.set()
             self._ended(exc)
             raise
 

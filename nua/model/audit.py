@@ -109,7 +109,11 @@ SECRET_WORDS = frozenset(
     {
         "password",
         "passwd",
+        "pass",
         "pwd",
+        "pw",
+        "privkey",
+        "sshkey",
         "passphrase",
         "secret",
         "token",
@@ -139,7 +143,7 @@ def secret_name(name: str) -> bool:
 
 
 # Every secret word holds one of these (case-insensitively): a quick refusal for the other names.
-_HINT = re.compile(r"pass|pwd|secret|token|credential|hash|private|key|auth|cookie|salt", re.IGNORECASE)
+_HINT = re.compile(r"pass|pwd|pw|secret|token|credential|hash|priv|key|auth|cookie|salt", re.IGNORECASE)
 # Names are few (parameter names, setting keys): the words of short ones are remembered.
 _CACHED_NAME_MAX = 128
 
@@ -213,8 +217,8 @@ def _mapping(value: Mapping[Any, Any], depth: int) -> dict[str, Any]:
     value_is_secret = False
     for field_name in NAME_FIELDS:
         named = value.get(field_name)
-        if type(named) is str:
-            value_is_secret = secret_name(named)
+        if type(named) is str and secret_name(named):
+            value_is_secret = True
             break
     result: dict[str, Any] = {}
     for index, (key, item) in enumerate(value.items()):

@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any, TypeVar
 
-from nua.model.audit import AuditEntry
+from nua.model.audit import REDACTED, AuditEntry
 from nua.model.commands import COMMAND_TYPES, READ_COMMANDS, Audited, PruneAudit, RecordDenied
 from nua.rpc.registry import Method
 
@@ -44,14 +44,19 @@ def call_entry(who: str, role: str, method: Method, args: Any = (), kwargs: Any 
     """
     positional = list(args or [])
     keywords = dict(kwargs or {})
-    names = _positional_names(method.signature)
+    try:
+        names = _positional_names(method.signature)
+    except TypeError:  # a default that cannot be hashed (a list): not cached
+        names = _positional_names.__wrapped__(method.signature)
     if names is not None and len(positional) <= len(names) and not keywords.keys() & names[: len(positional)]:
         params = dict(zip(names, positional, strict=False)) | keywords  # the usual call: no binding needed
     else:
         try:
             params = dict(method.signature.bind_partial(*positional, **keywords).arguments)
         except TypeError:
-            params = {"args": positional, **keywords}
+            # Params the method does not take (a refused call): nameless values could be
+            # secrets that no name gives away, so none of them is kept.
+            params = {"unbound_params": REDACTED}
     return AuditEntry.of(who, role, method.name, params)
 
 

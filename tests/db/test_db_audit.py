@@ -365,6 +365,12 @@ def test_an_existing_database_gets_an_empty_audit_table_at_start(writers: Writer
         ("credentials", True),
         ("private_key", True),
         ("Authorization", True),
+        ("smtp_pass", True),
+        ("mail.pass", True),
+        ("ldap.bind_pw", True),
+        ("privkey", True),
+        ("sshkey", True),
+        ("compass", False),
         ("key", False),  # a setting's key
         ("public_key", False),  # a CURVE public key is no secret
         ("server_key", False),
@@ -398,6 +404,8 @@ def test_redaction_reaches_every_nested_secret() -> None:
     assert redacted["url"].startswith("postgresql+psycopg://nua:***@db.example/nua")
     assert redacted["public_key"] == params["public_key"]
     assert redacted["user_data"]["username"] == "u"
+    # Any of key/name/field naming a secret hides the value beside it, not only the first one present.
+    assert redact({"name": "db", "field": "password", "value": "pw6"})["value"] == REDACTED
 
 
 def test_redaction_bounds_what_it_keeps() -> None:

@@ -116,8 +116,9 @@ def test_call_entry_names_positional_params_so_that_secrets_are_redacted(service
         "key": "role",
         "value": "x",
     }
-    unbound = auditing.call_entry("alice", "admin", method, [1, 2, 3, 4, 5])
-    assert unbound.params == {"args": [1, 2, 3, 4, 5]}
+    # Params the method cannot take (a refused call): nameless, so none is kept.
+    unbound = auditing.call_entry("alice", "admin", method, [1, "password", "hunter2", 0])
+    assert unbound.params == {"unbound_params": "***"}
 
 
 # -- through the gateway ---------------------------------------------------------------------------
