@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import os
 from pathlib import Path
+from typing import Any
 
 FILE_MODE = 0o640
 
@@ -123,3 +124,57 @@ def tail(path: Path, lines: int, backups: int, max_bytes: int = 1024 * 1024) -> 
             break
     text = b"".join(chunks).decode("utf-8", errors="replace")
     return text.splitlines()[-lines:] if lines > 0 else []
+
+
+def follow(path: Path, cursor: Any, max_bytes: int = 256 * 1024) -> tuple[list[str], dict[str, int]]:
+    """The whole lines written to ``path`` since ``cursor``, and the cursor to pass next time.
+
+    A cursor is ``{"inode": n, "offset": n}``: where the reader stopped, in which
+    file. When ``path`` has been rotated since, the rest of the old file (now
+    ``NAME.log.1``, found by its inode) comes first, then the new file from its
+    start: ``tail -F`` across a rotation, without losing the old file's last
+    lines. ``cursor=None`` gives no lines and the cursor of the file's end.
+    Raises :class:`ValueError` for a cursor that is not one.
+    """
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        return [], cursor if _valid(cursor) else {"inode": 0, "offset": 0}
+    if cursor is None:
+        return [], {"inode": info.st_ino, "offset": info.st_size}
+    if not _valid(cursor):
+        msg = "must be the cursor of a previous reply ({'inode': int, 'offset': int})"
+        raise ValueError(msg)
+    lines: list[str] = []
+    offset = int(cursor["offset"])
+    if cursor["inode"] != info.st_ino:
+        rotated = path.with_name(f"{path.name}.1")
+        with contextlib.suppress(FileNotFoundError):
+            if rotated.stat().st_ino == cursor["inode"]:
+                lines, _ = _read_lines(rotated, offset, max_bytes, whole_file=True)
+        offset = 0
+    more, offset = _read_lines(path, offset, max_bytes - sum(len(line) + 1 for line in lines), whole_file=False)
+    return lines + more, {"inode": info.st_ino, "offset": offset}
+
+
+def _valid(cursor: Any) -> bool:
+    return (
+        isinstance(cursor, dict)
+        and set(cursor) == {"inode", "offset"}
+        and all(isinstance(cursor[k], int) and not isinstance(cursor[k], bool) and cursor[k] >= 0 for k in cursor)
+    )
+
+
+def _read_lines(path: Path, offset: int, max_bytes: int, *, whole_file: bool) -> tuple[list[str], int]:
+    """The lines from ``offset`` (at most ``max_bytes``), and the offset after the last whole one.
+
+    ``whole_file``: a file that no longer grows (rotated away): its unfinished last line counts too.
+    """
+    with path.open("rb") as file:
+        file.seek(offset)
+        data = file.read(max(max_bytes, 0))
+    end = len(data) if whole_file else data.rfind(b"\n") + 1
+    if end == 0 and len(data) >= max_bytes > 0:
+        end = len(data)  # one line longer than a reply: shown in pieces rather than never
+    text = data[:end].decode("utf-8", errors="replace")
+    return text.splitlines(), offset + end

@@ -195,6 +195,34 @@ class ListSettings:
     max_bytes: int = 0
 
 
+# -- services added at run time ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PutService:
+    """Store a service's declaration (a JSON table); replies with its row dict.
+
+    ``create``: a new service (ConflictError if the name is stored); otherwise a
+    replacement (NotFoundError if it is not).
+    """
+
+    name: str
+    config: dict[str, Any]
+    create: bool
+
+
+@dataclass(frozen=True)
+class DeleteService:
+    """Forget a stored service; replies with 1. NotFoundError when there is none."""
+
+    name: str
+
+
+@dataclass(frozen=True)
+class ListServices:
+    """Replies with every stored service's row dict, ordered by name (services are few: no pages)."""
+
+
 Command = (
     AddUser
     | GetUser
@@ -213,6 +241,9 @@ Command = (
     | SetSetting
     | DeleteSetting
     | ListSettings
+    | PutService
+    | DeleteService
+    | ListServices
 )
 COMMAND_TYPES: tuple[type[Any], ...] = typing.get_args(Command)
 # The commands that change nothing: the DB reader answers them, and a degraded
@@ -225,6 +256,7 @@ READ_COMMANDS: tuple[type[Any], ...] = (
     GroupMembers,
     GetSetting,
     ListSettings,
+    ListServices,
 )
 
 __all__ = [
@@ -238,14 +270,17 @@ __all__ = [
     "CountUsers",
     "DeleteAllUsers",
     "DeleteGroup",
+    "DeleteService",
     "DeleteSetting",
     "DeleteUsers",
     "GetSetting",
     "GetUser",
     "GroupMembers",
     "ListGroups",
+    "ListServices",
     "ListSettings",
     "ListUsers",
+    "PutService",
     "RemoveGroupMembers",
     "SetSetting",
     "UpdateUser",

@@ -18,7 +18,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Mapped, mapped_column
 
 # Importing the model modules registers their tables in Base.metadata.
-from nua.model import group, setting, user  # noqa: F401 - imported for their tables
+from nua.model import group, service, setting, user  # noqa: F401 - imported for their tables
 from nua.model.base import Base, utcnow
 
 SCHEMA_VERSION = 1

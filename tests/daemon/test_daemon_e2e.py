@@ -125,6 +125,7 @@ def test_sys_fault_restarts_each_child_while_clients_are_served(faulty: DaemonEn
         "sentinel": 1,
         "db_writer": 1,
         "db_reader": 1,
+        "services": 0,
         "gateway": 1,
     }
     assert faulty.pid() == pid

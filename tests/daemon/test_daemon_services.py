@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import pwd
 import re
@@ -18,8 +19,9 @@ from typing import Any
 
 import psutil
 import pytest
-from daemon_helpers import WAIT_S, DaemonEnv, is_alive, wait_until
+from daemon_helpers import REPO, WAIT_S, DaemonEnv, is_alive, wait_until
 
+from nua.rpc.client import Client
 from nua.service_settings import SERVICE_MARK
 
 USER = {"user": "root"} if os.geteuid() == 0 else {}
@@ -223,3 +225,79 @@ def test_a_service_runs_as_its_user_with_the_users_groups(daemon: DaemonEnv) -> 
     finally:
         daemon.kill_all()
         subprocess.run(["userdel", "-r", account], check=False, capture_output=True)
+
+
+def nua(daemon: DaemonEnv, *args: str) -> subprocess.CompletedProcess[str]:
+    """``bin/nua --config <ours> ARGS``."""
+    return subprocess.run(
+        [str(REPO / "bin" / "nua"), "--config", str(daemon.config), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=daemon.env(),
+        check=False,
+    )
+
+
+def test_a_service_added_by_rpc_survives_a_daemon_restart_and_the_cli_drives_it(daemon: DaemonEnv) -> None:
+    sleeper = {"command": ["sleep", "300"], "start_s": 0, **USER}
+    daemon.write_config(services={"filed": sleeper})
+    first = daemon.start()
+    added = nua(daemon, "service", "add", "extra", json.dumps({**sleeper, "depends_on": ["filed"]}), "--json")
+    assert added.returncode == 0, added.stderr
+    assert json.loads(added.stdout)["source"] == "database"
+    listed = nua(daemon, "service", "list")
+    assert re.search(r"^filed\s+RUNNING\s+\d+.*file$", listed.stdout, re.MULTILINE), listed.stdout
+    assert re.search(r"^extra\s+RUNNING\s+\d+.*database$", listed.stdout, re.MULTILINE), listed.stdout
+    # The file's service is the file's; a bad declaration is one line; a dependency is kept.
+    refused = nua(daemon, "service", "remove", "filed")
+    assert (refused.returncode, refused.stderr.count("\n")) == (1, 1)
+    assert "declared in the settings file" in refused.stderr
+    bad = nua(daemon, "service", "add", "broken", '{"command": [], "restart": "sometimes"}')
+    assert bad.returncode == 1
+    assert "[services.broken] command" in bad.stderr
+    assert "[services.broken] restart" in bad.stderr
+    stopped = nua(daemon, "service", "stop", "extra", "--json")
+    assert json.loads(stopped.stdout)["state"] == "STOPPED"
+    started = nua(daemon, "service", "start", "extra", "--json")
+    assert json.loads(started.stdout)["state"] == "RUNNING"
+    assert daemon.cli("stop").returncode == 0
+    daemon.wait_gone(first)
+    daemon.start()
+    again = json.loads(nua(daemon, "service", "status", "extra", "--json").stdout)
+    assert again["state"] == "RUNNING"
+    assert again["config"]["depends_on"] == ["filed"]
+    assert nua(daemon, "service", "remove", "extra").returncode == 0
+    assert "extra" not in nua(daemon, "service", "list").stdout
+    assert daemon.cli("stop").returncode == 0
+    daemon.start()
+    assert "extra" not in nua(daemon, "service", "list").stdout
+
+
+def test_logs_tail_and_follow_across_a_rotation(daemon: DaemonEnv) -> None:
+    # Numbered lines, fast enough to rotate a 1 KiB log many times over.
+    count = "i=0; while [ $i -lt 3000 ]; do echo line $i; i=$((i+1)); done; exec sleep 300"
+    daemon.write_config(
+        services={"counter": {"command": count, "shell": True, "log_max_bytes": 1024, "log_backups": 2, **USER}}
+    )
+    daemon.start()
+    log = daemon.log_file.parent / "services" / "counter.log"
+    wait_until(lambda: log.exists() and "line 2999" in log.read_text(), what="the last line")
+    tail = nua(daemon, "service", "logs", "counter", "-n", "3")
+    assert tail.stdout.splitlines() == ["line 2997", "line 2998", "line 2999"]
+    with Client(daemon.endpoint, timeout=WAIT_S) as client:
+        cursor = client.call("service_logs", "counter", 0)["cursor"]
+        client.call("service_signal", "counter", "KILL")  # restarted: it writes 3000 lines again
+        seen: list[str] = []
+        while len(seen) < 3000:
+            reply = client.call("service_logs", "counter", 0, cursor)
+            seen += reply["lines"]
+            cursor = reply["cursor"]
+            if not reply["lines"]:
+                wait_until(lambda at=cursor: log.stat().st_size != at["offset"] or log.stat().st_ino != at["inode"])
+    # Lines written while more than one rotation happened between two reads are gone
+    # with the backups, but what is shown is in order and never twice.
+    numbers = [int(line.split()[1]) for line in seen]
+    assert numbers == sorted(numbers)
+    assert len(numbers) == len(set(numbers))
+    assert numbers[-1] == 2999

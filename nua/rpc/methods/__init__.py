@@ -5,6 +5,7 @@ from __future__ import annotations
 from nua.rpc.method_group import MethodGroup
 from nua.rpc.methods.group import GroupMethods
 from nua.rpc.methods.rpc import RpcMethods
+from nua.rpc.methods.service import ServiceMethods
 from nua.rpc.methods.setting import SettingMethods
 from nua.rpc.methods.sys import FaultMethods, SysMethods
 from nua.rpc.methods.test import TestMethods
@@ -16,6 +17,7 @@ BUILTIN_GROUPS: tuple[type[MethodGroup], ...] = (
     UserMethods,
     GroupMethods,
     SettingMethods,
+    ServiceMethods,
     SysMethods,
     FaultMethods,
 )
