@@ -188,3 +188,27 @@ def terminate(processes: list[psutil.Process], signum: int, timeout_s: float) ->
         signal_all(left, signal.SIGKILL)
         wait_gone(left, timeout_s)
     return left
+
+
+# A process forked by a group member while the group was being stopped is caught by the next look.
+GROUP_ROUNDS = 3
+
+
+def end_group(
+    pgid: int, born_since: float, signum: int, timeout_s: float, also: Iterable[psutil.Process] = ()
+) -> list[psutil.Process]:
+    """Stop every process of group ``pgid`` (and ``also``): ``signum``, then SIGKILL; those that needed it.
+
+    The group is looked at again after each round, so that what a member forked
+    meanwhile does not outlive it; the later rounds SIGKILL at once.
+    """
+    extra = list(also)
+    members = group_members(pgid, born_since)
+    members += [p for p in extra if all(m.pid != p.pid for m in members)]
+    killed = terminate(members, signum, timeout_s)
+    for _ in range(GROUP_ROUNDS):
+        rest = group_members(pgid, born_since)
+        if not rest:
+            break
+        killed += terminate(rest, signal.SIGKILL, timeout_s)
+    return killed

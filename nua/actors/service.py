@@ -333,7 +333,7 @@ class Service(SupervisedActor):
             if leftovers:
                 pids = [p.pid for p in leftovers]
                 self.log.warning("service_group_leftovers_killed", service=self.config.name, pids=pids)
-                os_process.terminate(leftovers, signal.SIGKILL, self.config.stop_timeout_s)
+                os_process.end_group(run.pid, run.identity.create_time, signal.SIGKILL, self.config.stop_timeout_s)
         self._remove_record()
         was = self.state
         self.log.info("service_exited", service=self.config.name, state=was, **describe_exit(code))
@@ -358,13 +358,11 @@ class Service(SupervisedActor):
             return
         self._enter(ServiceState.STOPPING)
         timeout_s = self.config.stop_timeout_s
-        members: list[psutil.Process] = []
+        killed: list[psutil.Process] = []
         if run.identity is not None:
-            members = os_process.group_members(run.pid, run.identity.create_time)
             leader = run.identity.process() if not run.gone.is_set() else None
-            if leader is not None and all(m.pid != leader.pid for m in members):
-                members.append(leader)
-        killed = os_process.terminate(members, self.config.stop_signum, timeout_s)
+            also = [leader] if leader is not None else []
+            killed = os_process.end_group(run.pid, run.identity.create_time, self.config.stop_signum, timeout_s, also)
         if killed:
             pids = [p.pid for p in killed]
             self.log.warning("service_killed", service=self.config.name, pids=pids, timeout_s=timeout_s)
@@ -421,7 +419,8 @@ class Service(SupervisedActor):
         found += os_process.escaped(mark, identity.pid)
         if found:
             self.log.warning("service_left_running", service=self.config.name, pids=[p.pid for p in found])
-            os_process.terminate(found, self.config.stop_signum, self.config.stop_timeout_s)
+            timeout_s = self.config.stop_timeout_s
+            os_process.end_group(identity.pid, identity.create_time, self.config.stop_signum, timeout_s, found)
         self._remove_record()
 
     # -- status ------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ where RPC methods reach it.
 
 Two sources declare services: the settings file, read at load, and the database,
 which holds those added at run time (``service_add``). The file's come first; the
-database's are read from the DB reader when this supervisor starts, and started
+database's are read (from the DB writer) when this supervisor starts, and started
 after them (they may depend on the file's, not the other way round). A name the
 file declares is the file's: a stored service of the same name is skipped with a
 warning, and RPC refuses to add, change or remove it (edit the file instead), as
@@ -30,7 +30,7 @@ from typing import Any, cast
 import pykka
 
 from nua.actors.call import call
-from nua.actors.directory import DB_READER, Directory
+from nua.actors.directory import DB_WRITER, Directory
 from nua.actors.service import REAP_WAIT_S, Service, ServiceHost, ServiceStatus
 from nua.actors.supervised import ChildContext
 from nua.actors.supervisor import (
@@ -50,7 +50,7 @@ SERVICES = "services"
 PREFIX = "service:"
 # How long the tree waits for one service's figures.
 DETAIL_TIMEOUT_S = 1.0
-# How long the start waits for the DB reader's list of stored services.
+# How long the start waits for the list of stored services.
 STORED_TIMEOUT_S = 10.0
 FILE = "file"
 DATABASE = "database"
@@ -162,11 +162,12 @@ class ServicesSupervisor(Supervisor):
 
     def _stored(self) -> list[ServiceConfig]:
         """The services stored in the database, checked again, in dependency order; none if it cannot be read."""
-        reader = self.directory.lookup(DB_READER)
+        # Asked of the writer, which has its connection open: the reader connects at its first read.
+        writer = self.directory.lookup(DB_WRITER)
         try:
-            if reader is None:
-                raise LookupError(DB_READER)  # noqa: TRY301 - one way out for every failure
-            rows = call(reader, ListServices()).result(STORED_TIMEOUT_S)
+            if writer is None:
+                raise LookupError(DB_WRITER)  # noqa: TRY301 - one way out for every failure
+            rows = call(writer, ListServices()).result(STORED_TIMEOUT_S)
         except Exception as exc:  # noqa: BLE001 - the file's services run all the same
             self.log.error("stored_services_unreadable", error=repr(exc))
             return []

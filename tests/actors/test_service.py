@@ -156,6 +156,9 @@ def test_what_a_killed_daemon_left_running_is_stopped_before_the_service_starts(
     try:
         identity = os_process.Identity.of(left.pid)
         assert identity is not None
+        deadline = time.monotonic() + WAIT_S
+        while len(group_alive(left.pid, identity.create_time)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)  # the shell forks its background sleep: no event tells when
         services.host.record_dir.mkdir(parents=True)
         record = {"pid": left.pid, "create_time": identity.create_time, "mark": mark}
         (services.host.record_dir / "left.json").write_text(json.dumps(record))

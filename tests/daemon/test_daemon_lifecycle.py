@@ -282,8 +282,10 @@ def test_shutdown_signals_stop_the_daemon_gracefully(daemon: DaemonEnv, signum: 
     assert daemon.wait_for_log("shutdown_requested", pid=pid)["reason"] == f"signal {signal.Signals(signum).name}"
     assert daemon.wait_for_log("daemon_exited", pid=pid)
     # Reverse start order: the gateway (started last) stops first, the sentinel (first) last.
-    events = [e["event"] for e in daemon.log_events()]
-    order = [events.index(name) for name in ("gateway_stopped", "sentinel_stopped", "supervisor_stopped")]
+    events = [
+        e["event"] if e["event"] != "supervisor_stopped" else f"{e.get('actor')}_stopped" for e in daemon.log_events()
+    ]
+    order = [events.index(name) for name in ("gateway_stopped", "services_stopped", "sentinel_stopped", "root_stopped")]
     assert order == sorted(order), events
     assert not daemon.pid_file.exists()
     assert not daemon.socket.exists()
