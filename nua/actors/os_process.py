@@ -25,6 +25,7 @@ import subprocess
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
 import psutil
 
@@ -125,10 +126,13 @@ def group_members(pgid: int, born_since: float) -> list[psutil.Process]:
     return members
 
 
-def escaped(mark: str, pgid: int) -> list[psutil.Process]:
-    """Live processes bearing ``mark`` (``NUA_SERVICE`` in their environment) outside the group ``pgid``."""
+def escaped(mark: str, pgid: int, among: Iterable[psutil.Process] | None = None) -> list[psutil.Process]:
+    """Live processes bearing ``mark`` (``NUA_SERVICE`` in their environment) outside the group ``pgid``.
+
+    Looked for ``among`` the given processes (a subreaper's :func:`own_descendants`), else among all.
+    """
     found = []
-    for process in psutil.process_iter():
+    for process in psutil.process_iter() if among is None else among:
         with contextlib.suppress(psutil.Error, ProcessLookupError, PermissionError):
             if process.pid == os.getpid() or os.getpgid(process.pid) == pgid:
                 continue
@@ -212,3 +216,46 @@ def end_group(
             break
         killed += terminate(rest, signal.SIGKILL, timeout_s)
     return killed
+
+
+def group_exists(pgid: int) -> bool:
+    """Whether any process is in group ``pgid`` (a null signal; no process scan)."""
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def own_descendants(skip: Iterable[int] = ()) -> list[psutil.Process]:
+    """This process's live descendants, read from the kernel's ``/proc/PID/task/TID/children`` lists.
+
+    Cheaper than scanning every process: a subreaper finds there the escaped
+    descendants of its services, which were given to it when their parents ended.
+    The processes ``skip`` names (the services' own leaders) are left out, with
+    their descendants.
+    """
+    found: list[psutil.Process] = []
+    pending = [os.getpid()]
+    seen: set[int] = set(skip)
+    while pending:
+        parent = pending.pop()
+        try:
+            tasks = list(Path(f"/proc/{parent}/task").iterdir())
+        except OSError:
+            continue
+        for task in tasks:
+            try:
+                children = [int(pid) for pid in (task / "children").read_text(encoding="ascii").split()]
+            except (OSError, ValueError):
+                continue
+            for pid in children:
+                if pid in seen:
+                    continue
+                seen.add(pid)
+                pending.append(pid)
+                with contextlib.suppress(psutil.Error):
+                    found.append(psutil.Process(pid))
+    return found

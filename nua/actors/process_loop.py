@@ -108,6 +108,11 @@ class ProcessLoop:
         self._request(lambda: self._watch(popen.pid, pidfd, pipe, (output, on_output_end)))
         return popen
 
+    def owned(self) -> frozenset[int]:
+        """The pids of the processes started here and not yet reaped."""
+        with self._lock:
+            return frozenset(self._owners)
+
     def open_log(self, log_file: ServiceLog) -> ServiceLog:
         """Adopt ``log_file``: the loop writes it, reopens it on :meth:`reopen_logs`, closes it at stop."""
         self._request(lambda: self._logs.add(log_file))

@@ -328,7 +328,7 @@ class Service(SupervisedActor):
         self._cancel_timer()
         self.last_exit = {**describe_exit(code), "at": _now_iso()}
         # What the leader left in its group must not run beside its replacement.
-        if run.identity is not None:
+        if run.identity is not None and os_process.group_exists(run.pid):
             leftovers = os_process.group_members(run.pid, run.identity.create_time)
             if leftovers:
                 pids = [p.pid for p in leftovers]
@@ -357,26 +357,47 @@ class Service(SupervisedActor):
                 self._enter(ServiceState.STOPPED)
             return
         self._enter(ServiceState.STOPPING)
-        timeout_s = self.config.stop_timeout_s
-        killed: list[psutil.Process] = []
-        if run.identity is not None:
-            leader = run.identity.process() if not run.gone.is_set() else None
-            also = [leader] if leader is not None else []
-            killed = os_process.end_group(run.pid, run.identity.create_time, self.config.stop_signum, timeout_s, also)
+        killed = self._end_group(run) if run.identity is not None else []
         if killed:
             pids = [p.pid for p in killed]
-            self.log.warning("service_killed", service=self.config.name, pids=pids, timeout_s=timeout_s)
+            self.log.warning(
+                "service_killed", service=self.config.name, pids=pids, timeout_s=self.config.stop_timeout_s
+            )
         if not run.gone.wait(REAP_WAIT_S):
             self.log.error("service_not_reaped", service=self.config.name, pid=run.pid)
-        strays = os_process.escaped(self.mark, run.pid)
+        # A subreaper was given the escaped descendants: no need to look through every process.
+        among = os_process.own_descendants(skip=self.host.loop.owned()) if self.host.loop.reap_all else None
+        strays = os_process.escaped(self.mark, run.pid, among)
         if strays:
             self.log.warning("service_escaped_processes", service=self.config.name, pids=[p.pid for p in strays])
-            os_process.terminate(strays, self.config.stop_signum, timeout_s)
+            os_process.terminate(strays, self.config.stop_signum, self.config.stop_timeout_s)
         if run.code is not None:
             self.last_exit = {**describe_exit(run.code), "at": _now_iso()}
         self._remove_record()
         self._enter(ServiceState.STOPPED)
         self.log.info("service_stopped", service=self.config.name, pid=run.pid)
+
+    def _end_group(self, run: _Run) -> list[psutil.Process]:
+        """Stop the process group of ``run``; the processes that needed SIGKILL.
+
+        The quick way first: ``stop_signal`` to the group while its leader (checked by
+        identity) holds the group id, then a wait for the leader's end (the loop's
+        event). Only if members are left is the group looked for, waited for on
+        pidfds for the rest of ``stop_timeout_s``, and SIGKILLed.
+        """
+        assert run.identity is not None  # noqa: S101 - the caller checked
+        signum, timeout_s = self.config.stop_signum, self.config.stop_timeout_s
+        deadline = time.monotonic() + timeout_s
+        leader = run.identity.process() if not run.gone.is_set() else None
+        if leader is not None:
+            os.killpg(run.pid, signum)
+            if run.gone.wait(timeout_s) and not os_process.group_exists(run.pid):
+                return []
+        leader = run.identity.process() if not run.gone.is_set() else None
+        also = [leader] if leader is not None else []
+        return os_process.end_group(
+            run.pid, run.identity.create_time, signum, max(deadline - time.monotonic(), 0.0), also
+        )
 
     def _signal(self, signum: int) -> None:
         run = self._run

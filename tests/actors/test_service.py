@@ -19,8 +19,14 @@ from nua.service_settings import SERVICE_MARK
 
 # A shell whose group holds two more sleeping processes.
 FAMILY = "sleep 300 & sleep 300 & exec sleep 300"
-# Ignores SIGTERM, as does the child it starts in its group.
-STUBBORN = "trap '' TERM; sleep 300 & while :; do sleep 1; done"
+# Ignores SIGTERM, as does the child it starts in its group; says so once it does.
+STUBBORN = (
+    "import signal, subprocess, time\n"
+    "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+    "subprocess.Popen(['sleep', '300'])\n"
+    "print('ready', flush=True)\n"
+    "time.sleep(300)\n"
+)
 
 
 def group_alive(pgid: int, since: float) -> list[psutil.Process]:
@@ -38,8 +44,10 @@ def test_start_counts_after_start_s_and_stop_leaves_no_process_of_the_group(serv
     assert services.status(ref)["state"] == "STARTING"
     services.timers.advance(0.2)
     services.journal.wait_for("RUNNING")
-    members = group_alive(pid, identity.create_time)
-    assert len(members) == 3
+    deadline = time.monotonic() + WAIT_S
+    while len(group_alive(pid, identity.create_time)) < 3 and time.monotonic() < deadline:
+        time.sleep(0.01)  # the shell forks its sleeps: no event tells when
+    assert len(group_alive(pid, identity.create_time)) == 3
     assert os.getpgid(pid) == pid
     assert os.getsid(pid) == pid  # a session of its own
     stopped = ref.ask(StopService(), timeout=WAIT_S)
@@ -51,11 +59,16 @@ def test_start_counts_after_start_s_and_stop_leaves_no_process_of_the_group(serv
 
 
 def test_a_child_ignoring_sigterm_is_killed_within_stop_timeout(services: Harness) -> None:
-    ref = services.start(config("stubborn", STUBBORN, shell=True, start_s=0, stop_timeout_s=0.5))  # noqa: S604
+    ref = services.start(config("stubborn", [PYTHON, "-c", STUBBORN], start_s=0, stop_timeout_s=0.5))
     services.journal.wait_for("RUNNING")
     pid = services.status(ref)["pid"]
     identity = os_process.Identity.of(pid)
     assert identity is not None
+    log = services.log_path("stubborn")
+    deadline = time.monotonic() + WAIT_S
+    while not (log.exists() and "ready" in log.read_text()) and time.monotonic() < deadline:
+        time.sleep(0.01)  # the program says when it ignores SIGTERM; its output has no event for a test
+    assert len(group_alive(pid, identity.create_time)) == 2
     began = time.monotonic()
     stopped = ref.ask(StopService(), timeout=WAIT_S)
     took = time.monotonic() - began

@@ -11,16 +11,14 @@ import json
 import os
 import signal
 import socket
-import subprocess
 from pathlib import Path
 from typing import Any
 
-from daemon_helpers import REPO, DaemonEnv, is_alive
+from daemon_helpers import DaemonEnv, is_alive, nua_cli
 
 import nua
 from nua import runtime
 
-NUA = str(REPO / "bin" / "nua")
 ANY_PORT = "tcp://127.0.0.1:0"
 
 
@@ -34,18 +32,6 @@ def free_port() -> int:
         probe.bind(("127.0.0.1", 0))
         port: int = probe.getsockname()[1]
         return port
-
-
-def nua_cli(daemon: DaemonEnv, *args: str) -> subprocess.CompletedProcess[str]:
-    """``bin/nua --config <ours> ARGS``, without any NUA_ZMQ_* variable."""
-    return subprocess.run(
-        [NUA, "--config", str(daemon.config), *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=daemon.env(),
-        check=False,
-    )
 
 
 def record_file(daemon: DaemonEnv) -> Path:

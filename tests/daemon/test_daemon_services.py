@@ -19,7 +19,8 @@ from typing import Any
 
 import psutil
 import pytest
-from daemon_helpers import REPO, WAIT_S, DaemonEnv, is_alive, wait_until
+from daemon_helpers import WAIT_S, DaemonEnv, is_alive, wait_until
+from daemon_helpers import nua_cli as nua
 
 from nua.rpc.client import Client
 from nua.service_settings import SERVICE_MARK
@@ -225,18 +226,6 @@ def test_a_service_runs_as_its_user_with_the_users_groups(daemon: DaemonEnv) -> 
     finally:
         daemon.kill_all()
         subprocess.run(["userdel", "-r", account], check=False, capture_output=True)
-
-
-def nua(daemon: DaemonEnv, *args: str) -> subprocess.CompletedProcess[str]:
-    """``bin/nua --config <ours> ARGS``."""
-    return subprocess.run(
-        [str(REPO / "bin" / "nua"), "--config", str(daemon.config), *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=daemon.env(),
-        check=False,
-    )
 
 
 def test_a_service_added_by_rpc_survives_a_daemon_restart_and_the_cli_drives_it(daemon: DaemonEnv) -> None:
