@@ -37,7 +37,7 @@ from typing import Any
 import pykka
 import sqlalchemy as sa
 from sqlalchemy import event
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import DeclarativeBase, Session
 
 import nua.settings
 from nua import log
@@ -49,11 +49,24 @@ from nua.model import engine as db_engine
 from nua.model.base import utcnow
 from nua.model.password import hash_password
 from nua.model.schema import ensure_schema
-from nua.model.setting import Setting, settings_table
-from nua.model.user import User, users
+from nua.model.setting import settings_table
+from nua.model.user import users
 from nua.settings import Settings
 
 ASKERS = 8
+
+
+# The baseline's ORM classes, mapped onto nua's own tables (nua itself uses Core only).
+class _Orm(DeclarativeBase):
+    pass
+
+
+class User(_Orm):
+    __table__ = users
+
+
+class Setting(_Orm):
+    __table__ = settings_table
 
 
 def load_settings(url: str, synchronous: str, max_batch: int | None = None, state: Path | None = None) -> Settings:
@@ -83,7 +96,7 @@ class Workload:
             session.merge(Setting(key=f"{tag}.{index}", value={"n": index}, updated_at=utcnow()))
             return
         # The original orchestrator's user add: next id from max(id), then insert.
-        highest = session.scalar(sa.select(sa.func.max(User.id))) or 0
+        highest = session.scalar(sa.select(sa.func.max(users.c.id))) or 0
         now = utcnow()
         session.add(
             User(
@@ -188,7 +201,7 @@ def one_transaction(url: str, synchronous: str, workload: Workload, tag: str, wr
     engine = plain_engine(url, synchronous)
     try:
         with engine.connect() as conn:
-            first_id = (conn.scalar(sa.select(sa.func.max(User.id))) or 0) + 1
+            first_id = (conn.scalar(sa.select(sa.func.max(users.c.id))) or 0) + 1
         table, rows = workload.core_rows(tag, writes, first_id)
         began = time.perf_counter()
         with engine.begin() as conn:

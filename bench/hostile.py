@@ -67,7 +67,14 @@ class Daemon:
                         "exit_flag": str(workdir / "run" / "nua.exit"),
                         "log_file": str(self.log_file),
                     },
-                    "zmq": {"address": "127.0.0.1", "port": self.port},
+                    # Raw sockets, as an attacker on the host would use before keys (auth "none" on loopback).
+                    "zmq": {
+                        "address": "127.0.0.1",
+                        "port": self.port,
+                        "auth": "none",
+                        "keys_dir": str(workdir / "keys"),
+                        "client_key": str(workdir / "client" / "client.key_secret"),
+                    },
                     "db": {"url": f"sqlite:///{self.db}"},
                     # Cheap hashes: the attacks are about the daemon, not about scrypt's cost.
                     "security": {"scrypt_n": 1024},

@@ -3,18 +3,28 @@
 Measured for nua-orchestrator and, side by side, for supervisord (a process
 supervisor daemon in Python with a control socket, a comparable peer) when it is
 installed (``pip install supervisor`` into .venv; it is not a dependency of nua).
-Every daemon runs in a temporary directory with its own socket; each is ended by
-its pid.
+``--compare DIR`` measures a second nua source tree too (another version, e.g.
+``git archive`` of main unpacked in DIR), its runs interleaved with this one's so
+that both meet the same load. Every daemon runs in a temporary directory with its
+own socket; each is ended by its pid.
 
-    .venv/bin/python bench/lifecycle.py [--runs 5] [--idle-s 10]
+Each nua tree's bytecode is compiled first, as ``pip install`` does: the daemon
+is measured as installed. Where ``PYTHONDONTWRITEBYTECODE`` is set and nothing
+compiled it, every start would compile all of nua again (``--no-compile``
+measures that).
+
+    .venv/bin/python bench/lifecycle.py [--runs 5] [--idle-s 10] [--compare DIR] [--no-compile]
 
 Targets (issue 5): an idle daemon under 1% of a core; ``start`` to ready and
-``stop`` each under a second.
+``stop`` each under a second. Issue 9: ``start`` to ready under 250 ms median,
+idle RSS under 45 MiB.
 """
 
 from __future__ import annotations
 
 import argparse
+import compileall
+import contextlib
 import json
 import os
 import platform
@@ -99,9 +109,9 @@ def kill_if_alive(pid: int | None) -> None:
 
 
 class Nua:
-    name = "nua-orchestrator"
-
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, source: Path = REPO, name: str = "nua-orchestrator") -> None:
+        self.name = name
+        self.workdir = workdir
         self.pid_file = workdir / "run" / "nua.pid"
         self.socket = workdir / "run" / "nua.sock"
         self.log_file = workdir / "nua.log"
@@ -113,14 +123,20 @@ class Nua:
             f'log_file = "{self.log_file}"\n'
             "[zmq]\n"
             f'endpoint = "ipc://{self.socket}"\n'
+            # CURVE, the default: its key files stay in the work directory.
+            f'keys_dir = "{workdir}/keys"\n'
+            f'client_key = "{workdir}/client/client.key_secret"\n'
             "[db]\n"
             f'url = "sqlite:///{workdir}/nua.db"\n'
         )
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("NUA_")}
-        self.env["PYTHONPATH"] = str(REPO)
+        self.env["PYTHONPATH"] = str(source)
 
     def _cli(self, *args: str) -> None:
-        subprocess.run([*DAEMON, "--config", str(self.config), *args], env=self.env, check=True, capture_output=True)
+        # Run from the work directory: `python -m` puts the current directory first on
+        # sys.path, where a nua tree would win over PYTHONPATH's.
+        command = [*DAEMON, "--config", str(self.config), *args]
+        subprocess.run(command, env=self.env, cwd=self.workdir, check=True, capture_output=True)
 
     def start(self) -> int:
         """``nua-orchestrator start``: returns once the daemon serves. Its pid."""
@@ -198,31 +214,41 @@ class Supervisord:
 # -- measuring -----------------------------------------------------------------------------
 
 
-def measure(daemon: Nua | Supervisord, runs: int, idle_s: float) -> Figures:
-    start_s, sigterm_s, stop_cmd_s = [], [], []
+def start_stop_cycle(daemon: Nua | Supervisord, figures: Figures) -> None:
+    """Start, SIGTERM; start, the stop command: one sample of each into ``figures``."""
+    began = time.perf_counter()
+    pid = daemon.start()
+    figures.start_s.append(time.perf_counter() - began)
+    began = time.perf_counter()
+    os.kill(pid, signal.SIGTERM)
+    wait_gone(pid, READY_TIMEOUT_S)
+    figures.sigterm_s.append(time.perf_counter() - began)
+
+    daemon.start()
+    began = time.perf_counter()
+    daemon.stop_command()
+    figures.stop_cmd_s.append(time.perf_counter() - began)
+
+
+def measure(daemons: list[Nua | Supervisord], runs: int, idle_s: float) -> list[Figures]:
+    """Each daemon's figures; the daemons take turns, run by run, so that they meet the same load."""
+    results = [Figures(daemon.name, [], [], [], 0.0, 0.0, idle_s) for daemon in daemons]
     try:
         for _ in range(runs):
-            began = time.perf_counter()
+            for daemon, figures in zip(daemons, results, strict=True):
+                start_stop_cycle(daemon, figures)
+        for daemon, figures in zip(daemons, results, strict=True):
             pid = daemon.start()
-            start_s.append(time.perf_counter() - began)
-            began = time.perf_counter()
-            os.kill(pid, signal.SIGTERM)
-            wait_gone(pid, READY_TIMEOUT_S)
-            sigterm_s.append(time.perf_counter() - began)
-
-            daemon.start()
-            began = time.perf_counter()
+            time.sleep(1.0)  # let start-up work (imports, schema check) settle before the idle window
+            figures.rss_mib, figures.cpu_s = idle_usage(pid, idle_s)
             daemon.stop_command()
-            stop_cmd_s.append(time.perf_counter() - began)
-
-        pid = daemon.start()
-        time.sleep(1.0)  # let start-up work (imports, schema check) settle before the idle window
-        rss, cpu = idle_usage(pid, idle_s)
-        daemon.stop_command()
     finally:
-        kill_if_alive(daemon.pid())
-    tree_start_s = daemon.tree_start_s() if isinstance(daemon, Nua) else []
-    return Figures(daemon.name, start_s, sigterm_s, stop_cmd_s, rss, cpu, idle_s, tree_start_s)
+        for daemon in daemons:
+            kill_if_alive(daemon.pid())
+    for daemon, figures in zip(daemons, results, strict=True):
+        if isinstance(daemon, Nua):
+            figures.tree_start_s = daemon.tree_start_s()
+    return results
 
 
 def median_ms(values: list[float]) -> float:
@@ -247,16 +273,16 @@ def report(results: list[Figures]) -> None:
     print(f"{'':<{width}}  " + "  ".join(f"{f.name:>17}" for f in results))
     for label, cell in rows:
         print(f"{label:<{width}}  " + "  ".join(f"{cell(f):>17}" for f in results))
-    if len(results) == 2:
-        nua, peer = results
+    nua = results[0]
+    for other in results[1:]:
         print()
-        print(f"ratios nua / {peer.name}:")
-        print(f"  start -> ready   {median_ms(nua.start_s) / median_ms(peer.start_s):.2f}")
-        print(f"  SIGTERM -> gone  {median_ms(nua.sigterm_s) / median_ms(peer.sigterm_s):.2f}")
-        print(f"  stop command     {median_ms(nua.stop_cmd_s) / median_ms(peer.stop_cmd_s):.2f}")
-        print(f"  idle RSS         {nua.rss_mib / peer.rss_mib:.2f}")
-        if peer.cpu_s > 0:
-            print(f"  idle CPU         {nua.cpu_s / peer.cpu_s:.2f}")
+        print(f"ratios {nua.name} / {other.name}:")
+        print(f"  start -> ready   {median_ms(nua.start_s) / median_ms(other.start_s):.2f}")
+        print(f"  SIGTERM -> gone  {median_ms(nua.sigterm_s) / median_ms(other.sigterm_s):.2f}")
+        print(f"  stop command     {median_ms(nua.stop_cmd_s) / median_ms(other.stop_cmd_s):.2f}")
+        print(f"  idle RSS         {nua.rss_mib / other.rss_mib:.2f}")
+        if other.cpu_s > 0:
+            print(f"  idle CPU         {nua.cpu_s / other.cpu_s:.2f}")
 
 
 def find_supervisord() -> str | None:
@@ -266,30 +292,53 @@ def find_supervisord() -> str | None:
     return shutil.which("supervisord")
 
 
+def compile_bytecode(source: Path) -> None:
+    """Compile the tree's nua package, as ``pip install`` does (quietly; an up-to-date file is left alone)."""
+    if not compileall.compile_dir(source / "nua", quiet=1):
+        msg = f"could not compile {source / 'nua'}"
+        raise RuntimeError(msg)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5, help="start/stop cycles per daemon (default 5)")
     parser.add_argument("--idle-s", type=float, default=10.0, help="idle measurement window (default 10 s)")
+    parser.add_argument("--compare", type=Path, metavar="DIR", help="another nua source tree, measured side by side")
+    parser.add_argument(
+        "--no-compile", action="store_true", help="leave the bytecode as it is (see PYTHONDONTWRITEBYTECODE)"
+    )
     args = parser.parse_args()
+    sources = [REPO] if args.compare is None else [REPO, args.compare.resolve()]
+    if not args.no_compile:
+        for source in sources:
+            compile_bytecode(source)
     print(f"Python {platform.python_version()} on {platform.machine()}, {os.cpu_count()} CPUs, {platform.platform()}")
     print(f"load average before the run: {' '.join(f'{x:.2f}' for x in os.getloadavg())} (other work skews timings)")
+    bytecode = "as it was" if args.no_compile else "compiled first"
+    dont_write = "set" if os.environ.get("PYTHONDONTWRITEBYTECODE") else "unset"
+    print(f"nua's bytecode: {bytecode} (PYTHONDONTWRITEBYTECODE {dont_write})")
     print(f"{args.runs} runs each; idle window {args.idle_s:g} s\n")
 
-    results = []
-    with tempfile.TemporaryDirectory(prefix="nua-bench-") as workdir:
-        results.append(measure(Nua(Path(workdir)), args.runs, args.idle_s))
-    supervisord = find_supervisord()
-    if supervisord is None:
-        print("supervisord not installed (pip install supervisor into .venv to compare): nua alone\n")
-    else:
-        with tempfile.TemporaryDirectory(prefix="nua-bench-peer-") as workdir:
-            results.append(measure(Supervisord(Path(workdir), supervisord), args.runs, args.idle_s))
+    with contextlib.ExitStack() as stack:
+        daemons: list[Nua | Supervisord] = []
+        for index, source in enumerate(sources):
+            workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="nua-bench-")))
+            daemons.append(Nua(workdir, source, "nua-orchestrator" if index == 0 else f"nua ({source.name})"))
+        supervisord = find_supervisord()
+        if supervisord is None:
+            print("supervisord not installed (pip install supervisor into .venv to compare)\n")
+        else:
+            workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="nua-bench-peer-")))
+            daemons.append(Supervisord(workdir, supervisord))
+        results = measure(daemons, args.runs, args.idle_s)
     report(results)
     nua = results[0]
     verdicts = {
         "idle < 1% of a core": nua.cpu_percent < 1.0,
         "start -> ready < 1 s (median)": statistics.median(nua.start_s) < 1.0,
         "stop < 1 s (median)": statistics.median(nua.stop_cmd_s) < 1.0,
+        "start -> ready < 250 ms (median)": statistics.median(nua.start_s) < 0.25,
+        "idle RSS < 45 MiB": nua.rss_mib < 45.0,
     }
     print()
     for target, met in verdicts.items():

@@ -18,8 +18,15 @@ processes with a raw DEALER socket, the same code for every server):
   tinyrpc's ``RPCClient`` and ``ZmqClientTransport`` (nua byte-compiled first,
   as installed packages are: ``__pycache__`` is git-ignored).
 
+nua runs twice, side by side: with ``[zmq] auth = "none"`` (plaintext, the peer
+the stock clients can talk to) and with ``auth = "curve"`` (the default: every
+client authenticated and encrypted; the clients use the daemon's own admin key),
+so that ``test_add`` latency and throughput and the CLI's wall time are shown
+for both in the same run.
+
 Targets (issue 4): p50 within 1.5x of echo, 8-client throughput >= 0.6x echo,
-setting_set >= 3x tinyrpc, CLI <= 1.2x the tinyrpc script.
+setting_set >= 3x tinyrpc, CLI <= 1.2x the tinyrpc script. Issue 10: CURVE p50
+<= 1.3x plaintext.
 
 ``--only set`` (or ``latency``, ``throughput``, ``cli``) runs just those phases,
 measured exactly as in a full run: for quick comparisons while tuning one path.
@@ -48,6 +55,7 @@ sys.path.insert(0, str(ROOT))
 
 import rpc_peers  # noqa: E402
 
+from nua import curve_keys, runtime  # noqa: E402
 from nua.rpc.client import Client, DaemonUnreachableError  # noqa: E402
 from nua.rpc.errors import RpcError  # noqa: E402
 
@@ -96,11 +104,16 @@ def process(args: list[str], *, ready_line: bool, env: dict[str, str] | None = N
             proc.wait()
 
 
-def wait_answering(endpoint: str, timeout_s: float) -> None:
+# A CURVE peer: the server's public key, the client's public and secret keys.
+Curve = tuple[str, str, str] | None
+
+
+def wait_answering(endpoint: str, timeout_s: float, curve: Curve = None) -> None:
     deadline = time.monotonic() + timeout_s
+    server_key, client_key = (None, None) if curve is None else (curve[0], (curve[1], curve[2]))
     while time.monotonic() < deadline:
         try:
-            with Client(endpoint, timeout=1.0) as client:
+            with Client(endpoint, timeout=1.0, server_key=server_key, client_key=client_key) as client:
                 client.call("test_add", 1, 2)
                 return
         except (DaemonUnreachableError, RpcError):
@@ -109,13 +122,15 @@ def wait_answering(endpoint: str, timeout_s: float) -> None:
     raise RuntimeError(msg)
 
 
-def run_clients(endpoint: str, method: str, clients: int, *, calls: int = 0, seconds: float = 0) -> dict[str, float]:
-    """Run ``clients`` load processes at once; return latency percentiles and calls per second."""
+def run_clients(
+    endpoint: str, method: str, clients: int, *, calls: int = 0, seconds: float = 0, curve: Curve = None
+) -> dict[str, float]:
+    """Run ``clients`` load processes at once (over CURVE with ``curve``); return latency percentiles and calls/s."""
     ctx = multiprocessing.get_context("spawn")
     out = ctx.Queue()
     start_at = time.time() + 0.5 + 0.1 * clients  # spawning takes a moment; start together
     procs = [
-        ctx.Process(target=rpc_peers.load, args=(endpoint, method, n, calls, seconds, start_at, out))
+        ctx.Process(target=rpc_peers.load, args=(endpoint, method, n, calls, seconds, start_at, out, curve))
         for n in range(clients)
     ]
     for proc in procs:
@@ -145,7 +160,7 @@ def wall_time(args: list[str], env: dict[str, str]) -> float:
     return elapsed * 1000
 
 
-def write_config(tmp: Path, endpoint: str) -> Path:
+def write_config(tmp: Path, endpoint: str, auth: str = "none") -> Path:
     config = tmp / "nua.toml"
     config.write_text(
         f"""
@@ -156,6 +171,9 @@ log_file = "{tmp}/nua.log"
 log_level = "warning"
 [zmq]
 endpoint = "{endpoint}"
+auth = "{auth}"
+keys_dir = "{tmp}/keys"
+client_key = "{tmp}/client/client.key_secret"
 [db]
 url = "sqlite:///{tmp}/nua.db"
 sqlite_synchronous = "FULL"
@@ -180,6 +198,28 @@ def nua_server(kind: str, tmp: Path, endpoint: str, config: Path) -> Iterator[No
             yield
 
 
+@contextmanager
+def curve_daemon(tmp: Path, endpoint: str) -> Iterator[tuple[Path, Curve]]:
+    """A second nua daemon, with CURVE (the default); its config and the keys its clients use (its admin's)."""
+    home = tmp / "curve"
+    home.mkdir(mode=0o700)
+    config = write_config(home, endpoint, auth="curve")
+    args = [PY, "-m", "nua.daemon.cli", "--config", str(config), "start", "--foreground"]
+    with process(args, ready_line=False, env={**os.environ, "PYTHONPATH": str(ROOT)}):
+        deadline = time.monotonic() + 30
+        record = None
+        while record is None or record.server_key is None:
+            if time.monotonic() > deadline:
+                msg = "the CURVE daemon wrote no runtime record with its key"
+                raise RuntimeError(msg)
+            time.sleep(0.1)  # waiting on another process to come up
+            record = runtime.read(runtime.record_path(home / "run" / "nua.pid"))
+        client = curve_keys.read(home / "client" / "client.key_secret")
+        curve = (record.server_key, client.public, client.secret)
+        wait_answering(endpoint, 30, curve)
+        yield config, curve
+
+
 def ratio(a: float, b: float) -> str:
     return f"{a / b:.2f}x"
 
@@ -188,7 +228,7 @@ def measure(opts: argparse.Namespace) -> tuple[dict[str, dict[str, float]], dict
     """Run every phase; return the median figures per phase and the CLI wall times."""
     with tempfile.TemporaryDirectory(prefix="nua-bench-rpc-") as tmp_name, ExitStack() as servers:
         tmp = Path(tmp_name)
-        nua_ep, echo_ep, tiny_ep = free_endpoint(), free_endpoint(), free_endpoint()
+        nua_ep, echo_ep, tiny_ep, curve_ep = free_endpoint(), free_endpoint(), free_endpoint(), free_endpoint()
         config = write_config(tmp, nua_ep)
         # All servers run for the whole benchmark and the phases alternate between
         # them, so that a slow moment of this 2-core machine hits both sides alike.
@@ -198,20 +238,25 @@ def measure(opts: argparse.Namespace) -> tuple[dict[str, dict[str, float]], dict
             process([PY, str(HERE / "rpc_peers.py"), "tinyrpc", tiny_ep, tiny_db, "FULL"], ready_line=True)
         )
         servers.enter_context(nua_server(opts.server, tmp, nua_ep, config))
-        peers = {"echo": echo_ep, "nua": nua_ep}
-        for endpoint in peers.values():
-            run_clients(endpoint, "test_add", 1, calls=300)  # warm-up
+        curve_config, curve = servers.enter_context(curve_daemon(tmp, curve_ep))
+        peers: dict[str, tuple[str, Curve]] = {
+            "echo": (echo_ep, None),
+            "nua": (nua_ep, None),
+            "curve": (curve_ep, curve),
+        }
+        for endpoint, keys in peers.values():
+            run_clients(endpoint, "test_add", 1, calls=300, curve=keys)  # warm-up
         rounds: dict[str, list[dict[str, float]]] = {}
         for _ in range(opts.rounds if "latency" in opts.only else 0):
-            for name, endpoint in peers.items():
+            for name, (endpoint, keys) in peers.items():
                 rounds.setdefault(f"{name} lat", []).append(
-                    run_clients(endpoint, "test_add", 1, calls=opts.latency_calls // opts.rounds)
+                    run_clients(endpoint, "test_add", 1, calls=opts.latency_calls // opts.rounds, curve=keys)
                 )
         for _ in range(opts.rounds if "throughput" in opts.only else 0):
-            for name, endpoint in peers.items():
+            for name, (endpoint, keys) in peers.items():
                 for clients in (1, 8):
                     rounds.setdefault(f"{name} {clients}", []).append(
-                        run_clients(endpoint, "test_add", clients, seconds=opts.seconds / opts.rounds)
+                        run_clients(endpoint, "test_add", clients, seconds=opts.seconds / opts.rounds, curve=keys)
                     )
         for _ in range(opts.rounds if "set" in opts.only else 0):
             for name, endpoint in (("tinyrpc set 8", tiny_ep), ("nua set 8", nua_ep)):
@@ -231,13 +276,14 @@ def measure(opts: argparse.Namespace) -> tuple[dict[str, dict[str, float]], dict
         script.write_text(TINYRPC_SCRIPT, encoding="utf-8")
         nua_cli = str(ROOT / "bin" / "nua")
         # Interleaved run by run, so that a slow moment of the machine hits all three.
-        cli_tiny, cli_ep, cli_cfg = [], [], []
+        cli_tiny, cli_ep, cli_cfg, cli_curve = [], [], [], []
         for _ in range(opts.cli_runs if "cli" in opts.only else 0):
             cli_tiny.append(wall_time([PY, str(script), nua_ep], env))
             cli_ep.append(wall_time([nua_cli, "user", "count", "--endpoint", nua_ep], env))
             cli_cfg.append(wall_time([nua_cli, "user", "count"], {**env, "NUA_CONFIG": str(config)}))
+            cli_curve.append(wall_time([nua_cli, "user", "count"], {**env, "NUA_CONFIG": str(curve_config)}))
 
-    return figures, {"tiny": cli_tiny, "ep": cli_ep, "cfg": cli_cfg}
+    return figures, {"tiny": cli_tiny, "ep": cli_ep, "cfg": cli_cfg, "curve": cli_curve}
 
 
 def main() -> None:
@@ -274,19 +320,24 @@ def main() -> None:
 
 def report_latency(figures: dict[str, dict[str, float]]) -> None:
     print("\ntest_add latency, 1 client (microseconds)")
-    for name in ("echo lat", "nua lat"):
+    for name in ("echo lat", "nua lat", "curve lat"):
         print(f"  {name[:-4]:<8} p50 {figures[name]['p50_us']:8.1f}   p99 {figures[name]['p99_us']:8.1f}")
     p50 = ratio(figures["nua lat"]["p50_us"], figures["echo lat"]["p50_us"])
     p99 = ratio(figures["nua lat"]["p99_us"], figures["echo lat"]["p99_us"])
-    print(f"  nua/echo p50 {p50}   p99 {p99}   (target p50 <= 1.5x)")
+    print(f"  nua/echo p50 {p50}   p99 {p99}   (target p50 <= 1.5x; nua with auth = none)")
+    p50 = ratio(figures["curve lat"]["p50_us"], figures["nua lat"]["p50_us"])
+    p99 = ratio(figures["curve lat"]["p99_us"], figures["nua lat"]["p99_us"])
+    print(f"  curve/plaintext p50 {p50}   p99 {p99}   (target p50 <= 1.3x)")
 
 
 def report_throughput(figures: dict[str, dict[str, float]]) -> None:
     print("\ntest_add throughput (calls/s)")
     for clients in ("1", "8"):
         nua, echo = figures[f"nua {clients}"]["per_s"], figures[f"echo {clients}"]["per_s"]
+        curve = figures[f"curve {clients}"]["per_s"]
         target = "   (target >= 0.6x)" if clients == "8" else ""
         print(f"  {clients} client(s): echo {echo:9.0f}   nua {nua:9.0f}   nua/echo {ratio(nua, echo)}{target}")
+        print(f"  {' ' * len(clients)}            curve {curve:9.0f}   curve/plaintext {ratio(curve, nua)}")
 
 
 def report_setting_set(figures: dict[str, dict[str, float]]) -> None:
@@ -299,11 +350,13 @@ def report_setting_set(figures: dict[str, dict[str, float]]) -> None:
 
 
 def report_cli(cli: dict[str, list[float]], runs: int) -> None:
-    tiny_ms, ep_ms, cfg_ms = (statistics.median(cli[key]) for key in ("tiny", "ep", "cfg"))
+    tiny_ms, ep_ms, cfg_ms, curve_ms = (statistics.median(cli[key]) for key in ("tiny", "ep", "cfg", "curve"))
     print(f"\n`user count` whole-process wall time, median of {runs} interleaved runs (ms)")
     print(f"  tinyrpc script           {tiny_ms:6.1f}")
     print(f"  nua user count --endpoint {ep_ms:6.1f}   {ratio(ep_ms, tiny_ms)} (target <= 1.2x)")
     print(f"  nua user count (settings) {cfg_ms:6.1f}   {ratio(cfg_ms, tiny_ms)}")
+    versus = f"{ratio(curve_ms, tiny_ms)} ({ratio(curve_ms, cfg_ms)} of plaintext)"
+    print(f"  the same, CURVE daemon    {curve_ms:6.1f}   {versus}")
 
 
 if __name__ == "__main__":

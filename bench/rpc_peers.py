@@ -91,7 +91,8 @@ def tree(endpoint: str, db_url: str) -> None:
 
     sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)  # as the daemon does at start
     log.configure("warning")
-    loaded = settings.load(environ={**os.environ, "NUA_ZMQ_ENDPOINT": endpoint, "NUA_DB_URL": db_url})
+    overrides = {"NUA_ZMQ_ENDPOINT": endpoint, "NUA_DB_URL": db_url, "NUA_ZMQ_AUTH": "none"}
+    loaded = settings.load(environ={**os.environ, **overrides})
     directory = Directory()
     root = Supervisor.start(
         ChildContext("root", 1, lambda _exited: None),
@@ -112,14 +113,24 @@ def tree(endpoint: str, db_url: str) -> None:
 
 
 def load(  # noqa: PLR0917 - a multiprocessing target takes positional arguments
-    endpoint: str, method: str, client: int, calls: int, duration_s: float, start_at: float, out: Any
+    endpoint: str,
+    method: str,
+    client: int,
+    calls: int,
+    duration_s: float,
+    start_at: float,
+    out: Any,
+    curve: tuple[str, str, str] | None = None,
 ) -> None:
     """One client: calls in a loop (``calls`` of them, or for ``duration_s``), one at a time.
 
+    With ``curve`` (the server's public key, the client's public and secret keys), over CURVE.
     Puts ``(client, latencies_in_seconds, elapsed_s)`` on ``out``.
     """
     sock = zmq.Context.instance().socket(zmq.DEALER)
     sock.setsockopt(zmq.LINGER, 0)
+    if curve is not None:
+        sock.curve_serverkey, sock.curve_publickey, sock.curve_secretkey = (key.encode() for key in curve)
     sock.connect(endpoint)
     latencies: list[float] = []
     time.sleep(max(0.0, start_at - time.time()))

@@ -1,4 +1,4 @@
-"""The two settings a client needs to find the daemon, read with ``tomllib`` alone.
+"""The settings a client needs to find the daemon (and its own key), read with ``tomllib`` alone.
 
 The ``nua`` CLI must start about as fast as a minimal tinyrpc script: loading the
 whole settings schema (:mod:`nua.settings`: every section's dataclass and rule)
@@ -24,10 +24,11 @@ from nua.endpoint import HIGHEST_PORT, ipc_path, port_number, tcp_parts
 
 
 class Places(NamedTuple):
-    """Where a client looks for the daemon: its pid file, and the endpoint its settings name."""
+    """Where a client looks for the daemon (its pid file, the endpoint its settings name), and its own key."""
 
     pid_file: str
     endpoint: str
+    client_key: str = ""  # this account's client key file (CURVE); "" when the settings name none
 
 
 def places(config_file: str | None = None, environ: Mapping[str, str] | None = None) -> Places | None:
@@ -52,7 +53,7 @@ class _UnknownError(Exception):
     """A shape of settings the quick reader leaves to the full loader."""
 
 
-_WANTED = (("server", "pid_file"), ("zmq", "address"), ("zmq", "port"), ("zmq", "endpoint"))
+_WANTED = (("server", "pid_file"), ("zmq", "address"), ("zmq", "port"), ("zmq", "endpoint"), ("zmq", "client_key"))
 
 
 def _table_values(document: dict[str, Any]) -> dict[tuple[str, str], Any]:
@@ -69,7 +70,13 @@ def _table_values(document: dict[str, Any]) -> dict[tuple[str, str], Any]:
 def _checked(values: dict[tuple[str, str], Any], dirs: Mapping[str, str]) -> Places | None:
     pid_file, address = values.get(("server", "pid_file")), values.get(("zmq", "address"))
     port, endpoint = values.get(("zmq", "port")), values.get(("zmq", "endpoint"))
+    client_key = values.get(("zmq", "client_key"))
     if not (isinstance(pid_file, str) and isinstance(address, str) and isinstance(endpoint, str)):
+        return None
+    if not isinstance(client_key, str):
+        return None
+    client_key = paths.expand(client_key, dirs)
+    if not Path(client_key).is_absolute() or "{" in client_key:
         return None
     if isinstance(port, str):  # from the environment
         port = int(port) if port.isascii() and port.isdigit() else None
@@ -79,7 +86,7 @@ def _checked(values: dict[tuple[str, str], Any], dirs: Mapping[str, str]) -> Pla
     endpoint = endpoint or f"tcp://{address}:{port}"
     if not Path(pid_file).is_absolute() or "{" in pid_file or not _plain_endpoint(endpoint):
         return None
-    return Places(pid_file, endpoint)
+    return Places(pid_file, endpoint, client_key)
 
 
 def _plain_endpoint(endpoint: str) -> bool:

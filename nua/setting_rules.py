@@ -10,13 +10,15 @@ instead of a failure later (``scrypt_n = 1000`` at the first ``user_add``, a por
 past 65535 when ``stop`` builds its address).
 
 Cross-key rules (:class:`AtMost`, :class:`ScryptAccepted`) read several keys.
-*Deep* rules ask the library that will use the value (SQLAlchemy's URL parser and
-the database driver, ``hashlib.scrypt``): they cost imports and a hash, so a
-client that needs only the endpoint may skip them; the daemon never does.
+*Deep* rules are about what only the daemon uses (the database URL, which
+SQLAlchemy's parser and the driver are asked about, and scrypt's costs): a
+client that needs only the endpoint skips them, so that neither SQLAlchemy's
+import nor a setting changed since the daemon started stops it; the daemon never does.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import os
 from collections.abc import Callable, Mapping
@@ -38,6 +40,7 @@ DAY_S = 86400.0
 MAX_IPC_PATH_BYTES = 107
 LOG_LEVELS = ("debug", "info", "warning", "error")
 SQLITE_SYNCHRONOUS = ("OFF", "NORMAL", "FULL", "EXTRA")
+AUTH_MODES = ("curve", "none")
 
 
 def name(key: Key) -> str:
@@ -244,6 +247,40 @@ class AtMost(CrossRule):
         )
 
 
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (a ZeroMQ tcp host: a name, an address, ``*``, an interface) can only be reached locally."""
+    host = host.strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # *, an interface or a name: other hosts may reach it
+
+
+class AuthFitsEndpoint(CrossRule):
+    """``[zmq] auth = "none"`` only where no other host can connect: an ``ipc://`` or loopback endpoint."""
+
+    __slots__ = ()
+    _KEYS: ClassVar[tuple[Key, ...]] = (("zmq", "auth"), ("zmq", "address"), ("zmq", "port"), ("zmq", "endpoint"))
+
+    @property
+    def keys(self) -> tuple[Key, ...]:
+        return self._KEYS
+
+    def complaint(self, values: Mapping[Key, Any], origins: Mapping[Key, str]) -> str | None:  # noqa: ARG002
+        if values[("zmq", "auth")] != "none":
+            return None
+        endpoint = values[("zmq", "endpoint")] or f"tcp://{values[('zmq', 'address')]}:{values[('zmq', 'port')]}"
+        parts = tcp_parts(endpoint)
+        if parts is None or is_loopback(parts[0]):
+            return None
+        return (
+            f'[zmq] auth = "none" is accepted only for an ipc:// or loopback endpoint, not {endpoint}:'
+            ' any host could administer the daemon; use auth = "curve" (the default)'
+        )
+
+
 def scrypt_maxmem(n: int, r: int, p: int) -> int:
     """The ``maxmem`` nua passes to ``hashlib.scrypt``: what ``n``, ``r`` and ``p`` need, plus slack.
 
@@ -254,15 +291,40 @@ def scrypt_maxmem(n: int, r: int, p: int) -> int:
 
 
 SCRYPT_KEYS: tuple[Key, ...] = (("security", "scrypt_n"), ("security", "scrypt_r"), ("security", "scrypt_p"))
+# OpenSSL checks n below 2 ** (16 * r) only while that power fits in 64 bits.
+_LOG2_UINT64_MAX = 63
+
+
+def scrypt_refusal(n: int, r: int, p: int) -> str | None:
+    """Why ``hashlib.scrypt`` refuses these costs with nua's ``maxmem``, or ``None`` if it accepts them.
+
+    The checks CPython's ``hashlib.scrypt`` and OpenSSL 3's ``EVP_PBE_scrypt`` make
+    before they hash, done in arithmetic: asking hashlib itself costs a whole hash
+    at the configured cost (tens of milliseconds at the defaults, seconds at a
+    gigabyte), at every start. OpenSSL's other bounds (``r * p`` below ``2 ** 30``,
+    ``128 * r * p`` within a C int) follow from ``maxmem`` being a C int. A test
+    holds this to what hashlib answers at each limit, so that a Python or OpenSSL
+    that moves one fails there.
+    """
+    if n < 2 or n & (n - 1):  # CPython
+        return "n must be a power of two above 1"
+    if r < 1 or p < 1:  # OpenSSL
+        return "r and p must be at least 1"
+    maxmem = scrypt_maxmem(n, r, p)
+    if maxmem > C_INT_MAX:  # CPython: maxmem is a C int
+        return f"the memory allowed, 128 * n * r * (p + 1) bytes + 1 MiB = {maxmem}, must be at most {C_INT_MAX}"
+    if 16 * r <= _LOG2_UINT64_MAX and n >= 1 << (16 * r):  # OpenSSL, as the rest
+        return "n must be below 2 ** (16 * r)"
+    if 128 * r * (p + n + 2) > maxmem:
+        return f"scrypt's memory, 128 * r * (p + n + 2) bytes, must be at most the {maxmem} allowed"
+    return None
 
 
 class ScryptAccepted(CrossRule):
-    """``hashlib.scrypt`` accepts these costs with the memory nua allows it (one hash of nothing, at load).
+    """``hashlib.scrypt`` accepts these costs with the memory nua allows it (see :func:`scrypt_refusal`).
 
-    OpenSSL's limits (``n < 2**(16 r)``, ``r * p < 2**30``, the memory within a C
-    int) are its own to state: asking it once is the only check that cannot drift
-    from them. It costs one hash at the configured cost (tens of milliseconds at
-    the defaults).
+    Deep although it is arithmetic: only the daemon hashes, and a cost changed
+    since a daemon started must not stop ``stop`` or ``status`` from finding it.
     """
 
     deep: ClassVar[bool] = True
@@ -272,19 +334,16 @@ class ScryptAccepted(CrossRule):
         return SCRYPT_KEYS
 
     def complaint(self, values: Mapping[Key, Any], origins: Mapping[Key, str]) -> str | None:  # noqa: ARG002
-        import hashlib  # noqa: PLC0415 - deep: OpenSSL's bindings are not the client's to load
-
         n, r, p = (values[key] for key in SCRYPT_KEYS)
-        try:
-            hashlib.scrypt(b"", salt=b"nua", n=n, r=r, p=p, maxmem=scrypt_maxmem(n, r, p), dklen=1)
-        except (ValueError, MemoryError, OverflowError) as exc:
-            given = ", ".join(f"{key[1]} = {values[key]}" for key in SCRYPT_KEYS)
-            bound = "128 * n * r * (p + 1) bytes + 1 MiB"
-            return f"[security] {given}: hashlib.scrypt refuses them with the memory nua allows it, {bound} ({exc})"
-        return None
+        refusal = scrypt_refusal(n, r, p)
+        if refusal is None:
+            return None
+        given = ", ".join(f"{key[1]} = {values[key]}" for key in SCRYPT_KEYS)
+        return f"[security] {given}: hashlib.scrypt refuses them ({refusal})"
 
 
 __all__ = [
+    "AUTH_MODES",
     "C_INT_MAX",
     "DAY_S",
     "ENDPOINT",
@@ -295,6 +354,7 @@ __all__ = [
     "SQLITE_SYNCHRONOUS",
     "AbsolutePath",
     "AtMost",
+    "AuthFitsEndpoint",
     "Between",
     "CrossRule",
     "DbUrl",
@@ -308,6 +368,8 @@ __all__ = [
     "ScryptAccepted",
     "Seconds",
     "Shown",
+    "is_loopback",
     "name",
     "scrypt_maxmem",
+    "scrypt_refusal",
 ]

@@ -30,6 +30,7 @@ from typing import Annotated, Any
 from nua import paths
 from nua.service_settings import ServiceConfig, parse_service, start_order
 from nua.setting_rules import (
+    AUTH_MODES,
     ENDPOINT,
     HOST,
     LOG_LEVELS,
@@ -37,6 +38,7 @@ from nua.setting_rules import (
     SQLITE_SYNCHRONOUS,
     AbsolutePath,
     AtMost,
+    AuthFitsEndpoint,
     Between,
     CrossRule,
     DbUrl,
@@ -144,6 +146,15 @@ class ZmqSettings:
     max_clients: Annotated[int, AT_LEAST_ONE]
     # ZeroMQ reads 0 as "no limit": at least one reply is queued per client.
     send_hwm: Annotated[int, AT_LEAST_ONE]
+    # "none" only where no other host can connect (AuthFitsEndpoint).
+    auth: Annotated[str, OneOf(AUTH_MODES, "an authentication mode")]
+    keys_dir: Annotated[str, PATH]
+    client_key: Annotated[str, PATH]
+
+    @property
+    def curve(self) -> bool:
+        """Whether clients must authenticate with a registered CURVE key."""
+        return self.auth == "curve"
 
     @property
     def bind_endpoint(self) -> str:
@@ -232,6 +243,7 @@ CROSS_RULES: tuple[CrossRule, ...] = (
     AtMost(("rpc", "page_size"), ("rpc", "max_page_size")),
     AtMost(("rpc", "max_in_flight_per_client"), ("rpc", "max_in_flight")),
     ScryptAccepted(),
+    AuthFitsEndpoint(),
 )
 
 # The section of tables, one per service, each checked by nua.service_settings rather than the schema.
@@ -544,8 +556,12 @@ def effective_toml(config_file: str | Path | None = None, environ: typing.Mappin
 PRIVATE_MODE = 0o700
 
 
-def private_dir(path: str | Path) -> Path:
+def private_dir(path: str | Path, *, owner_only: bool = False) -> Path:
     """Make ``path`` usable for the daemon's own files; ``SettingsError`` naming the path if it is unsafe.
+
+    ``owner_only``: the directory must also be ours and closed to everyone else
+    (no group or other bits: 0700), for what must be unreachable by other
+    accounts from the moment it exists (an ``ipc://`` socket).
 
     Only the directories created here are made 0700 (each one, parents included,
     whatever the umask): an existing directory is never chmodded, since it may
@@ -572,7 +588,20 @@ def private_dir(path: str | Path) -> Path:
             continue
         # The umask may have removed the owner's own bits; this directory is ours to set.
         made.chmod(PRIVATE_MODE)
+    if owner_only:
+        _check_owner_only(directory)
     return directory
+
+
+def _check_owner_only(directory: Path) -> None:
+    info = directory.stat()
+    mode = stat.S_IMODE(info.st_mode)
+    if info.st_uid != os.geteuid() or mode & 0o077:
+        msg = (
+            f"{directory} is open to other accounts (mode {mode:04o}, uid {info.st_uid}): it must be a directory of"
+            " this account's with mode 0700 (e.g. ipc://{runtime_dir}/nua.sock)"
+        )
+        raise SettingsError(msg)
 
 
 def _check_safe(directory: Path, target: Path) -> None:

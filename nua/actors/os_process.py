@@ -15,8 +15,6 @@ Rules every function here keeps (see the field notes, "Supervising OS processes"
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import ctypes.util
 import os
 import pwd
 import select
@@ -26,21 +24,27 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-
-import psutil
+from typing import TYPE_CHECKING
 
 from nua.service_settings import SERVICE_MARK, ServiceConfig, clean_environment
+
+if TYPE_CHECKING:
+    import psutil
+
+# psutil is imported where it is used: a daemon without services never loads it (2 MiB, part of a start).
 
 PR_SET_CHILD_SUBREAPER = 36
 
 
 def become_subreaper() -> bool:
     """Make this process the reaper of its orphaned descendants (Linux ``prctl``); ``False`` elsewhere."""
-    libc_name = ctypes.util.find_library("c")
-    if libc_name is None:
+    import ctypes  # noqa: PLC0415 - once, at the daemon's start
+
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl  # libc's, already loaded in this process
+    except (OSError, AttributeError):
         return False
-    libc = ctypes.CDLL(libc_name, use_errno=True)
-    return bool(libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0)
+    return bool(prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0)
 
 
 @dataclass(frozen=True)
@@ -53,6 +57,8 @@ class Identity:
     @classmethod
     def of(cls, pid: int) -> Identity | None:
         """The identity of the live process ``pid``, ``None`` if there is none."""
+        import psutil  # noqa: PLC0415 - see the module's imports
+
         try:
             return cls(pid, psutil.Process(pid).create_time())
         except psutil.Error:
@@ -60,6 +66,8 @@ class Identity:
 
     def process(self) -> psutil.Process | None:
         """The psutil process, only if ``pid`` is still the process started (not gone, not recycled)."""
+        import psutil  # noqa: PLC0415 - see the module's imports
+
         try:
             process = psutil.Process(self.pid)
         except psutil.Error:
@@ -107,6 +115,8 @@ def group_members(pgid: int, born_since: float) -> list[psutil.Process]:
     member lives, ``pgid`` is the group started; once the leader is gone a process
     with that pid is another's, and its group is not this one.
     """
+    import psutil  # noqa: PLC0415 - see the module's imports
+
     try:
         if abs(psutil.Process(pgid).create_time() - born_since) >= 0.01:
             return []
@@ -131,6 +141,8 @@ def escaped(mark: str, pgid: int, among: Iterable[psutil.Process] | None = None)
 
     Looked for ``among`` the given processes (a subreaper's :func:`own_descendants`), else among all.
     """
+    import psutil  # noqa: PLC0415 - see the module's imports
+
     found = []
     for process in psutil.process_iter() if among is None else among:
         with contextlib.suppress(psutil.Error, ProcessLookupError, PermissionError):
@@ -143,6 +155,8 @@ def escaped(mark: str, pgid: int, among: Iterable[psutil.Process] | None = None)
 
 def signal_all(processes: Iterable[psutil.Process], signum: int) -> None:
     """Send ``signum`` to each process that is still the one found (psutil checks its creation time)."""
+    import psutil  # noqa: PLC0415 - see the module's imports
+
     for process in processes:
         with contextlib.suppress(psutil.Error):
             process.send_signal(signum)
@@ -237,6 +251,8 @@ def own_descendants(skip: Iterable[int] = ()) -> list[psutil.Process]:
     The processes ``skip`` names (the services' own leaders) are left out, with
     their descendants.
     """
+    import psutil  # noqa: PLC0415 - see the module's imports
+
     found: list[psutil.Process] = []
     pending = [os.getpid()]
     seen: set[int] = set(skip)

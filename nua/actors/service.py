@@ -39,9 +39,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import psutil
 import pykka
 
 from nua.actors import os_process
@@ -50,6 +49,9 @@ from nua.actors.service_log import ServiceLog
 from nua.actors.supervised import ChildContext, SupervisedActor
 from nua.actors.timers import Cancel, Timers
 from nua.service_settings import ServiceConfig
+
+if TYPE_CHECKING:
+    import psutil
 
 # How long a stop waits for the process loop to reap a leader already killed.
 REAP_WAIT_S = 5.0
@@ -261,6 +263,8 @@ class Service(SupervisedActor):
             self.last_exit = {"error": f"cannot start: {exc}", "at": _now_iso()}
             self._failed_start()
             return
+        import psutil  # noqa: PLC0415 - loaded with the first service (a start without any needs none)
+
         identity = os_process.Identity.of(popen.pid)
         run = _Run(serial, popen, identity, self.host.clock())
         if identity is not None:
@@ -455,6 +459,8 @@ class Service(SupervisedActor):
             figures["pid"] = run.pid
             figures["uptime_s"] = round(self.host.clock() - run.started, 3)
             if run.sampler is not None:
+                import psutil  # noqa: PLC0415 - loaded by the start of this run already
+
                 with contextlib.suppress(psutil.Error):
                     with run.sampler.oneshot():
                         figures["cpu_percent"] = run.sampler.cpu_percent(None)

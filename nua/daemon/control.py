@@ -10,17 +10,16 @@ endpoint serving only when there is no record to trust.
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import select
 import signal
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
-import psutil
-
-from nua import pidfile, runtime, settings
+from nua import curve_keys, pidfile, runtime, settings
 from nua.daemon.daemonize import Outcome, Readiness, Report, daemonize
 from nua.daemon.exit_codes import (
     EXIT_FAILED,
@@ -78,7 +77,23 @@ def _pid_file_taken(path: Path) -> int | None:
 
 
 def start(config: str | Path | None = None, *, foreground: bool = False) -> int:
-    """Start the daemon; return when it is ready (or has failed), or run it here with ``foreground``."""
+    """Start the daemon; return when it is ready (or has failed), or run it here with ``foreground``.
+
+    The cyclic garbage collector is paused while the daemon starts: a start is
+    mostly imports, whose objects stay for good, and collecting among them took a
+    tenth of it. The daemon resumes collection once it is ready (``runner``); this
+    process, when the call returns.
+    """
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        return _start(config, foreground=foreground)
+    finally:
+        if collecting:
+            gc.enable()
+
+
+def _start(config: str | Path | None, *, foreground: bool) -> int:
     loaded = _load(config)
     if loaded is None:
         return EXIT_NOT_CONFIGURED
@@ -88,10 +103,13 @@ def start(config: str | Path | None = None, *, foreground: bool = False) -> int:
     # Imported here, before forking so that it is done once: `status` and
     # `stop` need none of the actor machinery (SQLAlchemy, ZeroMQ).
     from nua.daemon import runner  # noqa: PLC0415
+    from nua.rpc import credentials  # noqa: PLC0415
 
     try:
         runner.prepare_dirs(loaded, foreground=foreground)
-    except settings.SettingsError as exc:
+        # Its key files too: a secret key open to others is a setting to fix (exit 6), found before forking.
+        credentials.prepare(loaded)
+    except (settings.SettingsError, curve_keys.KeyFileError) as exc:
         _complain(str(exc))
         return EXIT_NOT_CONFIGURED
     except OSError as exc:
@@ -193,6 +211,8 @@ def wait_gone(pid: int, timeout_s: float) -> bool:
     except ProcessLookupError:
         return True
     except OSError:  # no pidfd (old kernel): psutil polls instead
+        import psutil  # noqa: PLC0415 - only here: `start`, the daemon, need none of it
+
         try:
             psutil.Process(pid).wait(timeout_s)
         except psutil.NoSuchProcess:
@@ -323,7 +343,7 @@ def _running_status(loaded: settings.Settings, pid: int | None, found: runtime.L
         message = f"running (pid {pid}); RPC is disabled ([server] start_zmq_server = false)"
         return {**info, "code": STATUS_RUNNING, "state": "running", "message": message}
     try:
-        reply = query(found.endpoint, "sys_status", timeout_s=STATUS_RPC_TIMEOUT_S)
+        reply = query(found.endpoint, "sys_status", timeout_s=STATUS_RPC_TIMEOUT_S, keys=keys_for(loaded, found))
     except QueryError as exc:
         source = "its runtime record" if found.record is not None else "the settings (no runtime record to trust)"
         message = f"pid {pid} holds the lock but {exc.reason} on {found.endpoint}, the endpoint from {source}"
@@ -340,6 +360,8 @@ def _running_status(loaded: settings.Settings, pid: int | None, found: runtime.L
 def _uptime(pid: int | None) -> float | None:
     if pid is None:
         return None
+    import psutil  # noqa: PLC0415 - as in wait_gone
+
     try:
         return round(time.time() - psutil.Process(pid).create_time(), 3)
     except psutil.Error:
@@ -358,8 +380,33 @@ class QueryError(RuntimeError):
         self.reason = reason
 
 
-def query(endpoint: str, method: str, *, timeout_s: float) -> Any:
-    """One JSON-RPC call, without parameters, that never waits past ``timeout_s``.
+class Keys(NamedTuple):
+    """The daemon's CURVE public key and this account's key pair, or a reason they cannot be used."""
+
+    server_key: str | None
+    client_key: tuple[str, str] | None
+    problem: str | None = None
+
+
+def keys_for(loaded: settings.Settings, found: runtime.Located) -> Keys:
+    """How to authenticate to the daemon ``found``: its record's public key and ``[zmq] client_key``'s pair.
+
+    No key in the record (``auth = "none"``, or no record): no CURVE.
+    """
+    server_key = found.record.server_key if found.record is not None else None
+    if server_key is None:
+        return Keys(None, None)
+    path = Path(loaded.zmq.client_key)
+    try:
+        return Keys(server_key, curve_keys.read(path))
+    except FileNotFoundError:
+        return Keys(server_key, None, f"no client key at {path} ([zmq] client_key)")
+    except curve_keys.KeyFileError as exc:
+        return Keys(server_key, None, str(exc))
+
+
+def query(endpoint: str, method: str, *params: Any, timeout_s: float, keys: Keys | None = None) -> Any:
+    """One JSON-RPC call that never waits past ``timeout_s``, authenticated with ``keys`` when they have a server key.
 
     The RPC client is imported here so that the commands that do not need it
     (``start``, ``stop``) do not load ZeroMQ.
@@ -367,9 +414,12 @@ def query(endpoint: str, method: str, *, timeout_s: float) -> Any:
     from nua.rpc.client import Client, DaemonUnreachableError, ProtocolError  # noqa: PLC0415
     from nua.rpc.errors import RpcError  # noqa: PLC0415
 
+    keys = keys or Keys(None, None)
+    if keys.problem is not None:
+        raise QueryError(keys.problem, f"cannot be authenticated to ({keys.problem})")
     try:
-        with Client(endpoint, timeout=timeout_s) as client:
-            return client.call(method)
+        with Client(endpoint, timeout=timeout_s, server_key=keys.server_key, client_key=keys.client_key) as client:
+            return client.call(method, *params)
     except DaemonUnreachableError as exc:
         raise QueryError(str(exc), f"does not answer within {timeout_s:g} s") from exc
     except (ProtocolError, RpcError) as exc:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import enum
+import gc
 import logging
 import os
 import queue
@@ -277,29 +278,42 @@ class Daemon:
         return EXIT_FAILED
 
     def _ready(self) -> None:
-        endpoint = self._bound_endpoint()
+        endpoint, server_key = self._bound_endpoint()
         # Before anyone is told we are ready: a client that `start` has just
         # returned to must find the record.
-        self._write_record(endpoint)
+        self._write_record(endpoint, server_key)
         self.log.info("daemon_ready", endpoint=endpoint, children=self.directory.names())
         self.readiness.ready()
         if notify.notify("READY=1"):
             self.log.debug("notified_systemd", state="READY=1")
+        # Collection was paused for the start (control.start) and resumes now. What the
+        # start made goes to the oldest generation as it is (frozen, then unfrozen: moved,
+        # not scanned): otherwise the first collection would scan all of it at once (20 to
+        # 50 ms holding the GIL here), just as the first calls arrive. Not left frozen: the
+        # first children would then never be collected once a restart replaced them.
+        gc.freeze()
+        gc.unfreeze()
+        gc.enable()
 
-    def _bound_endpoint(self) -> str | None:
-        """The endpoint the gateway bound (a tcp port 0 resolved), as it says; ``None`` without RPC."""
+    def _bound_endpoint(self) -> tuple[str | None, str | None]:
+        """The endpoint the gateway bound (a tcp port 0 resolved) and its CURVE public key, as it says.
+
+        ``(None, None)`` without RPC; the key is ``None`` without authentication.
+        """
         gateway = self.directory.lookup(GATEWAY)
         if gateway is None:
-            return None
+            return None, None
         try:
             info = gateway.ask(GatewayInfo(), timeout=GATEWAY_INFO_TIMEOUT_S)
         except (pykka.ActorDeadError, pykka.Timeout) as exc:
             self.log.error("gateway_info_failed", error=repr(exc))
-            return None
-        endpoint = info.get("endpoint") if isinstance(info, dict) else None
-        return endpoint if isinstance(endpoint, str) and endpoint else None
+            return None, None
+        if not isinstance(info, dict):
+            return None, None
+        endpoint, server_key = info.get("endpoint"), info.get("server_key")
+        return (endpoint if isinstance(endpoint, str) and endpoint else None), server_key
 
-    def _write_record(self, endpoint: str | None) -> None:
+    def _write_record(self, endpoint: str | None, server_key: str | None = None) -> None:
         """Write the runtime record; a failure is logged, not fatal (clients fall back to the settings)."""
         config_file = self.settings.config_file
         record = runtime.Record(
@@ -309,6 +323,7 @@ class Daemon:
             endpoint=endpoint,
             settings_endpoint=self.settings.zmq.bind_endpoint,
             config_file=str(config_file) if config_file is not None else None,
+            server_key=server_key,
         )
         try:
             self._record_written = runtime.write(self.record_file, record)
@@ -434,13 +449,14 @@ def prepare_dirs(config: settings.Settings, *, foreground: bool) -> None:
     ``SettingsError`` naming the path when one is unsafe (see ``settings.private_dir``).
     """
     places = [Path(config.server.pid_file).parent]
-    socket_file = ipc_path(config.zmq.bind_endpoint)
-    if socket_file is not None and config.server.start_zmq_server:
-        places.append(socket_file.parent)
     if not foreground:
         places.append(Path(config.server.log_file).parent)
     for place in places:
         settings.private_dir(place)
+    socket_file = ipc_path(config.zmq.bind_endpoint)
+    if socket_file is not None and config.server.start_zmq_server:
+        # No other account may reach the socket, from the moment it exists.
+        settings.private_dir(socket_file.parent, owner_only=True)
 
 
 def _differences(current: settings.Settings, fresh: settings.Settings) -> list[str]:

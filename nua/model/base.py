@@ -1,4 +1,9 @@
-"""The declarative base every model class shares, and the UTC timestamp column type."""
+"""The metadata every table belongs to, and the UTC timestamp column type.
+
+The tables are SQLAlchemy Core tables, not ORM classes: nua reads and writes
+them with Core statements only, and the ORM is a third of SQLAlchemy's import
+time and a few MiB of the daemon's memory.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +15,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import DateTime, Dialect, MetaData
-from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
 
 # Stable constraint names, so that later schema upgrades can refer to them on any backend.
@@ -23,10 +27,8 @@ NAMING_CONVENTION = {
 }
 
 
-class Base(DeclarativeBase):
-    """Base of nua's tables; ``Base.metadata`` is the whole schema."""
-
-    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+# nua's tables: the whole schema.
+metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
 class UtcDateTime(TypeDecorator[datetime]):

@@ -14,10 +14,13 @@ import re
 from collections.abc import Mapping
 from typing import Any, cast
 
+from nua import curve_keys
 from nua.model import commands as cmd
 from nua.model.errors import InvalidError
+from nua.model.key import NAME_MAX as KEY_NAME_MAX
 from nua.model.password import hash_password
 from nua.model.text import codepoint, encodable, first_bidi_control, first_invisible, json_depth, nfc
+from nua.roles import ROLES, role_named
 from nua.settings import RpcSettings, SecuritySettings
 
 # Ids travel as JSON numbers: keep new ones exactly representable in a double.
@@ -337,6 +340,45 @@ def setting_list(limit: Any = None, after: Any = None, *, rpc: RpcSettings) -> c
     """A page of settings that fits in half of ``[rpc] max_reply_bytes`` however large the values."""
     page, cursor = _page(limit, rpc), _name_cursor(after, SETTING_KEY_MAX)
     return cmd.ListSettings(limit=page, after=cursor, max_bytes=max(1, rpc.max_reply_bytes // 2))
+
+
+# -- client keys --------------------------------------------------------------------------
+
+_KEY_NAME = re.compile(r"^[A-Za-z0-9_.@-]+$")
+
+
+def _key_name(value: Any) -> str:
+    return _string("name", value, KEY_NAME_MAX, _KEY_NAME, "non-empty letters, digits, '_', '.', '@' or '-'")
+
+
+def key_role(value: Any) -> str:
+    """A role's name: ``reader``, ``operator`` or ``admin``."""
+    if not isinstance(value, str) or role_named(value) is None:
+        raise InvalidError("role", f"must be one of {', '.join(ROLES)}", value=value)
+    return value
+
+
+def public_key(value: Any) -> str:
+    """A CURVE public key: 40 characters of Z85."""
+    if not curve_keys.is_key(value):
+        raise InvalidError("public_key", "must be a CURVE public key: 40 characters of Z85", value=value)
+    return cast("str", value)
+
+
+def key_add(name: Any, public: Any, role: Any) -> cmd.AddKey:
+    return cmd.AddKey(_key_name(name), public_key(public), key_role(role))
+
+
+def key_ensure(name: Any, public: Any, role: Any) -> cmd.EnsureKey:
+    return cmd.EnsureKey(_key_name(name), public_key(public), key_role(role))
+
+
+def key_list(limit: Any = None, after: Any = None, *, rpc: RpcSettings) -> cmd.ListKeys:
+    return cmd.ListKeys(limit=_page(limit, rpc), after=_name_cursor(after, KEY_NAME_MAX))
+
+
+def key_remove(name: Any) -> cmd.RemoveKey:
+    return cmd.RemoveKey(_lookup("name", name, KEY_NAME_MAX))
 
 
 def _too_large(size: int, max_bytes: int) -> InvalidError:

@@ -195,6 +195,51 @@ class ListSettings:
     max_bytes: int = 0
 
 
+# -- client keys ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AddKey:
+    """Register a client public key (Z85) under ``name`` with ``role``; replies with the key's dict.
+
+    ConflictError naming ``name`` or ``public_key`` when either is registered already.
+    """
+
+    name: str
+    public_key: str
+    role: str
+
+
+@dataclass(frozen=True)
+class EnsureKey(AddKey):
+    """Register ``public_key`` under ``name`` with ``role``, replacing the key of that name if it differs.
+
+    For the key the daemon makes for its own account: the file is the truth. Replies with the key's dict.
+    """
+
+
+@dataclass(frozen=True)
+class ListKeys:
+    """Replies with one page of key dicts ordered by name: ``{"items": [...], "next": name | None}``."""
+
+    limit: int = DEFAULT_LIMIT
+    after: str | None = None
+
+
+@dataclass(frozen=True)
+class RemoveKey:
+    """Remove the key ``name``; replies with 1. NotFoundError when there is none."""
+
+    name: str
+
+
+@dataclass(frozen=True)
+class MarkKeysSeen:
+    """Set ``last_seen_at`` of these keys to now; replies with how many exist."""
+
+    names: tuple[str, ...]
+
+
 # -- services added at run time ----------------------------------------------------------
 
 
@@ -241,6 +286,11 @@ Command = (
     | SetSetting
     | DeleteSetting
     | ListSettings
+    | AddKey
+    | EnsureKey
+    | ListKeys
+    | RemoveKey
+    | MarkKeysSeen
     | PutService
     | DeleteService
     | ListServices
@@ -256,6 +306,7 @@ READ_COMMANDS: tuple[type[Any], ...] = (
     GroupMembers,
     GetSetting,
     ListSettings,
+    ListKeys,
     ListServices,
 )
 
@@ -265,6 +316,7 @@ __all__ = [
     "READ_COMMANDS",
     "AddGroup",
     "AddGroupMembers",
+    "AddKey",
     "AddUser",
     "Command",
     "CountUsers",
@@ -273,15 +325,19 @@ __all__ = [
     "DeleteService",
     "DeleteSetting",
     "DeleteUsers",
+    "EnsureKey",
     "GetSetting",
     "GetUser",
     "GroupMembers",
     "ListGroups",
+    "ListKeys",
     "ListServices",
     "ListSettings",
     "ListUsers",
+    "MarkKeysSeen",
     "PutService",
     "RemoveGroupMembers",
+    "RemoveKey",
     "SetSetting",
     "UpdateUser",
     "UserField",

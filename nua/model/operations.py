@@ -1,8 +1,8 @@
 """How each command changes or reads the database, on a Connection inside the caller's transaction.
 
 SQLAlchemy Core, not the ORM: the DB writer applies every command through here
-and the ORM's per-unit-of-work bookkeeping would be most of its CPU time. The ORM
-classes remain the schema. Uniqueness is checked by a query before each write:
+and the ORM's per-unit-of-work bookkeeping would be most of its CPU time (the
+tables are Core tables too, see :mod:`nua.model.base`). Uniqueness is checked by a query before each write:
 the writer is the database's only writer, so the check cannot race, and it tells
 *which* field conflicts on every backend (PostgreSQL gives no usable answer once a
 statement has failed and aborted the transaction).
@@ -13,11 +13,10 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import bindparam, delete, func, insert, or_, select, update
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from nua.model import commands as cmd
@@ -25,9 +24,13 @@ from nua.model.base import utcnow
 from nua.model.compiled import Prepared
 from nua.model.errors import ConflictError, NotFoundError
 from nua.model.group import group_dict, group_members, user_groups
+from nua.model.key import client_keys, key_dict
 from nua.model.service import service_row_dict, services_table
 from nua.model.setting import setting_dict, settings_table, stored_setting_dict
 from nua.model.user import PUBLIC_COLUMNS, TEXT_STAMP_COLUMNS, user_dict, user_dict_stored, users
+
+if TYPE_CHECKING:
+    from sqlalchemy.dialects import postgresql, sqlite
 
 # Bound parameters per IN list: far below every backend's limit (SQLite's is 32,766, older ones 999).
 _CHUNK = 500
@@ -314,7 +317,17 @@ def _upsert_setting(dialect: str) -> Prepared | None:
     """One statement instead of a read and a write, where the backend has one; the hot path of a setting write."""
     statement = _UPSERTS.get(dialect)
     if statement is None and dialect in ("sqlite", "postgresql"):
-        insert_ = (sqlite.insert if dialect == "sqlite" else postgresql.insert)(settings_table)
+        # The dialect's module is imported here, where its engine has loaded it already:
+        # a daemon on SQLite never imports PostgreSQL's (a sixth of SQLAlchemy's import).
+        insert_: sqlite.Insert | postgresql.Insert
+        if dialect == "sqlite":
+            from sqlalchemy.dialects.sqlite import insert as sqlite_insert  # noqa: PLC0415
+
+            insert_ = sqlite_insert(settings_table)
+        else:
+            from sqlalchemy.dialects.postgresql import insert as postgresql_insert  # noqa: PLC0415
+
+            insert_ = postgresql_insert(settings_table)
         statement = Prepared(
             insert_.on_conflict_do_update(
                 index_elements=[settings_table.c.key],
@@ -372,6 +385,57 @@ def list_settings(conn: Connection, command: cmd.ListSettings) -> dict[str, Any]
 _SETTING_OVERHEAD = 64
 
 
+# -- client keys ----------------------------------------------------------------------------
+
+
+def add_key(conn: Connection, command: cmd.AddKey) -> dict[str, Any]:
+    for field in ("name", "public_key"):
+        value = getattr(command, field)
+        if conn.execute(select(client_keys.c.name).where(client_keys.c[field] == value)).first() is not None:
+            raise ConflictError("key", field, value)
+    row = {**_key_row(command), "created_at": utcnow(), "last_seen_at": None}
+    conn.execute(insert(client_keys), row)
+    return key_dict(row)
+
+
+def _key_row(command: cmd.AddKey) -> dict[str, Any]:
+    return {"name": command.name, "public_key": command.public_key, "role": command.role}
+
+
+def ensure_key(conn: Connection, command: cmd.EnsureKey) -> dict[str, Any]:
+    found = conn.execute(select(client_keys).where(client_keys.c.name == command.name)).mappings().first()
+    if found is not None and (found["public_key"], found["role"]) == (command.public_key, command.role):
+        return key_dict(found)
+    # The public key under another name (renamed by an admin) goes: one key, one name.
+    conn.execute(delete(client_keys).where(client_keys.c.public_key == command.public_key))
+    if found is None:
+        return add_key(conn, cmd.AddKey(command.name, command.public_key, command.role))
+    conn.execute(update(client_keys).where(client_keys.c.name == command.name).values(_key_row(command)))
+    return key_dict({**found, **_key_row(command)})
+
+
+def list_keys(conn: Connection, command: cmd.ListKeys) -> dict[str, Any]:
+    query = select(client_keys).order_by(client_keys.c.name).limit(command.limit + 1)
+    if command.after is not None:
+        query = query.where(client_keys.c.name > command.after)
+    return _page(conn.execute(query).mappings().all(), command.limit, key_dict, "name")
+
+
+def remove_key(conn: Connection, command: cmd.RemoveKey) -> int:
+    removed = int(conn.execute(delete(client_keys).where(client_keys.c.name == command.name)).rowcount)
+    if not removed:
+        raise NotFoundError("key", name=command.name)
+    return removed
+
+
+def mark_keys_seen(conn: Connection, command: cmd.MarkKeysSeen) -> int:
+    seen = 0
+    for chunk in _chunks(_unique(command.names)):
+        statement = update(client_keys).where(client_keys.c.name.in_(chunk)).values(last_seen_at=utcnow())
+        seen += conn.execute(statement).rowcount
+    return seen
+
+
 # -- dispatch -----------------------------------------------------------------------------
 
 Handler = Callable[[Connection, Any], Any]
@@ -424,6 +488,11 @@ HANDLERS: dict[type[Any], Handler] = {
     cmd.SetSetting: set_setting,
     cmd.DeleteSetting: delete_setting,
     cmd.ListSettings: list_settings,
+    cmd.AddKey: add_key,
+    cmd.EnsureKey: ensure_key,
+    cmd.ListKeys: list_keys,
+    cmd.RemoveKey: remove_key,
+    cmd.MarkKeysSeen: mark_keys_seen,
     cmd.PutService: put_service,
     cmd.DeleteService: delete_service,
     cmd.ListServices: list_services,

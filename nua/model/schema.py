@@ -10,17 +10,18 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import String, Table, insert, select
+from sqlalchemy import Column, String, Table, insert, select
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.engine import Connection
-from sqlalchemy.orm import Mapped, mapped_column
 
-# Importing the model modules registers their tables in Base.metadata.
+# Importing the model modules registers their tables in the metadata.
 from nua.model import group, service, setting, user  # noqa: F401 - imported for their tables
-from nua.model.base import Base, utcnow
+from nua.model import key as _key  # noqa: F401 - imported for its table
+from nua.model.base import metadata, utcnow
 
+# A new table needs no step: ``create_all`` below adds it to an older database (client_keys did).
 SCHEMA_VERSION = 1
 
 # UPGRADES[n] takes a database at version n to n + 1.
@@ -31,14 +32,12 @@ class SchemaError(RuntimeError):
     """The database's schema cannot be used by this version of nua."""
 
 
-class Meta(Base):
-    __tablename__ = "nua_meta"
-
-    key: Mapped[str] = mapped_column(String(64), primary_key=True)
-    value: Mapped[str] = mapped_column(String(255))
-
-
-meta: Table = cast("Table", Meta.__table__)
+meta = Table(
+    "nua_meta",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", String(255), nullable=False),
+)
 
 
 @dataclass(frozen=True)
@@ -56,9 +55,12 @@ def _read_meta(connection: Connection, key: str) -> str | None:
 
 
 def _write_meta(connection: Connection, key: str, value: str) -> None:
-    if _read_meta(connection, key) is None:
+    current = _read_meta(connection, key)
+    if current is None:
         connection.execute(insert(meta).values(key=key, value=value))
-    else:
+    elif current != value:
+        # Only a change is written: a start that finds its schema leaves the transaction
+        # read-only, and its commit costs no disk flush.
         connection.execute(meta.update().where(meta.c.key == key).values(value=value))
 
 
@@ -87,7 +89,7 @@ def ensure_schema(connection: Connection, initial_settings: Mapping[str, Any] | 
     while version < SCHEMA_VERSION:
         UPGRADES[version](connection)
         version += 1
-    Base.metadata.create_all(connection, checkfirst=True)
+    metadata.create_all(connection, checkfirst=True)
     _write_meta(connection, "schema_version", str(SCHEMA_VERSION))
     if initial_settings is not None and _read_meta(connection, "settings_bootstrapped") is None:
         _bootstrap_settings(connection, initial_settings)

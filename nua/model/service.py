@@ -8,24 +8,19 @@ settings file are not stored: the file is their only source.
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import JSON, RowMapping, String, Table
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import JSON, Column, RowMapping, String, Table
 
-from nua.model.base import Base, UtcDateTime, iso
+from nua.model.base import UtcDateTime, iso, metadata
 
-
-class Service(Base):
-    __tablename__ = "services"
-
-    name: Mapped[str] = mapped_column(String(64), primary_key=True)
-    config: Mapped[Any] = mapped_column(JSON)
-    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
-
-
-services_table: Table = cast("Table", Service.__table__)
+services_table = Table(
+    "services",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("config", JSON, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+)
 
 
 def service_row_dict(row: RowMapping | dict[str, Any]) -> dict[str, Any]:

@@ -3,26 +3,21 @@
 from __future__ import annotations
 
 import dataclasses
-from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import JSON, RowMapping, String, Table
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import JSON, Column, RowMapping, String, Table
 
-from nua.model.base import Base, UtcDateTime, iso
+from nua.model.base import UtcDateTime, iso, metadata
 from nua.model.text import json_encodable, repaired
 from nua.settings import Settings
 
-
-class Setting(Base):
-    __tablename__ = "settings"
-
-    key: Mapped[str] = mapped_column(String(255), primary_key=True)
-    value: Mapped[Any] = mapped_column(JSON)
-    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
-
-
-settings_table: Table = cast("Table", Setting.__table__)
+settings_table = Table(
+    "settings",
+    metadata,
+    Column("key", String(255), primary_key=True),
+    Column("value", JSON, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+)
 
 
 # Why a setting's value is shown repaired (see stored_setting_dict).

@@ -4,32 +4,29 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import BigInteger, ColumnElement, Integer, RowMapping, String, Table, type_coerce
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import BigInteger, Column, ColumnElement, Integer, RowMapping, String, Table, type_coerce
 
-from nua.model.base import Base, UtcDateTime, iso
+from nua.model.base import UtcDateTime, iso, metadata
 
 # SQLite makes an "INTEGER PRIMARY KEY" the rowid (fast, 64-bit); elsewhere ids are 64-bit too.
 IdType = BigInteger().with_variant(Integer(), "sqlite")
 
 
-class User(Base):
-    __tablename__ = "users"
-
+users = Table(
+    "users",
+    metadata,
     # Ids are chosen by the writer (a given id, else the next free one), never by a sequence.
-    id: Mapped[int] = mapped_column(IdType, primary_key=True, autoincrement=False)
-    username: Mapped[str] = mapped_column(String(254), unique=True)
-    email: Mapped[str] = mapped_column(String(254), unique=True)
-    password_hash: Mapped[str] = mapped_column(String(255))
-    role: Mapped[str] = mapped_column(String(32), default="user")
-    display_name: Mapped[str] = mapped_column(String(512), default="")
-    created_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
-    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
-
-
-users: Table = cast("Table", User.__table__)
+    Column("id", IdType, primary_key=True, autoincrement=False),
+    Column("username", String(254), nullable=False, unique=True),
+    Column("email", String(254), nullable=False, unique=True),
+    Column("password_hash", String(255), nullable=False),
+    Column("role", String(32), nullable=False, default="user"),
+    Column("display_name", String(512), nullable=False, default=""),
+    Column("created_at", UtcDateTime, nullable=False, index=True),
+    Column("updated_at", UtcDateTime, nullable=False),
+)
 # What a reply may show of a user: every column but the password hash.
 PUBLIC_COLUMNS = tuple(column for column in users.columns if column.name != "password_hash")
 

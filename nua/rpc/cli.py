@@ -21,8 +21,10 @@ import json
 import os
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any, NoReturn, TextIO
+from pathlib import Path
+from typing import Any, NamedTuple, NoReturn, TextIO
 
+from nua import client_settings, runtime
 from nua.rpc.client import Client, DaemonUnreachableError, ProtocolError
 from nua.rpc.errors import RpcError, error_code
 from nua.status_tree import duration, service_summary, tree_lines
@@ -246,6 +248,18 @@ def _common_options() -> argparse.ArgumentParser:
     common.add_argument("--config", default=argparse.SUPPRESS, help="settings file (default: $NUA_CONFIG)")
     common.add_argument("--timeout", type=float, default=argparse.SUPPRESS, help="seconds to wait (default 10)")
     common.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print JSON for scripts")
+    common.add_argument(
+        "--server-key",
+        default=argparse.SUPPRESS,
+        metavar="KEY_OR_FILE",
+        help="the daemon's CURVE public key, or a file holding it (default: the local daemon's runtime record)",
+    )
+    common.add_argument(
+        "--client-key",
+        default=argparse.SUPPRESS,
+        metavar="FILE",
+        help="this client's CURVE key file (default: [zmq] client_key, ~/.config/nua/client.key_secret)",
+    )
     return common
 
 
@@ -259,6 +273,7 @@ _TOP_HELP = {
     "describe": "describe a method",
     "call": "call any method",
     "status": "the daemon's status and actor tree",
+    "keygen": "make this account's client key pair and print its public key (for `nua-orchestrator keys add`)",
 }
 
 
@@ -411,6 +426,10 @@ def _daemon(top: Any, common: argparse.ArgumentParser) -> None:
         _arg("method"), _arg("params", nargs="?", metavar="PARAMS_JSON", help="a JSON array or object"),
     )  # fmt: skip
     daemon.add("status", _simple("sys_status", show=show_status), _TOP_HELP["status"])
+    daemon.add(
+        "keygen", keygen, _TOP_HELP["keygen"],
+        _arg("--output", metavar="FILE", help="where to write the key pair (default: the --client-key file)"),
+    )  # fmt: skip
 
 
 _GROUPS: dict[str, Callable[[Any, argparse.ArgumentParser], None]] = {
@@ -422,8 +441,9 @@ _GROUPS: dict[str, Callable[[Any, argparse.ArgumentParser], None]] = {
     "describe": _daemon,
     "call": _daemon,
     "status": _daemon,
+    "keygen": _daemon,
 }
-_VALUE_OPTIONS = frozenset({"--endpoint", "--config", "--timeout"})
+_VALUE_OPTIONS = frozenset({"--endpoint", "--config", "--timeout", "--server-key", "--client-key"})
 
 
 def _command_of(argv: Sequence[str]) -> str | None:
@@ -447,7 +467,7 @@ def _parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="nua", description="Talk to the nua orchestrator daemon.", parents=[_common_options()]
     )
-    parser.set_defaults(endpoint=None, config=None, timeout=10.0, json=False)
+    parser.set_defaults(endpoint=None, config=None, timeout=10.0, json=False, server_key=None, client_key=None)
     common = _common_options()
     top = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     wanted = _command_of(argv) if argv is not None else None
@@ -464,25 +484,20 @@ def _parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     return parser
 
 
-# -- the endpoint -------------------------------------------------------------------------------
+# -- the endpoint and the keys ------------------------------------------------------------------
 
 
-def resolve_endpoint(args: argparse.Namespace, stderr: TextIO | None = None) -> str:
-    """``--endpoint``, else the daemon's own: its runtime record, else its settings.
+class Target(NamedTuple):
+    """Where to call and how: the endpoint, the daemon's CURVE public key (``None``: no CURVE) and our key file."""
 
-    The pid file named by the settings (``--config``/``NUA_CONFIG``, ``NUA_*``)
-    says which daemon; its runtime record, where it really listens (it may have
-    been started with another port, or its settings changed since). Without a
-    record to trust, the settings' endpoint, with a one-line warning on ``stderr``
-    when a record was there but could not be used.
-    """
-    if args.endpoint:
-        return str(args.endpoint)
-    # Only when the endpoint is not given: --endpoint needs neither.
-    from pathlib import Path  # noqa: PLC0415
+    endpoint: str
+    server_key: str | None
+    client_key_file: str
+    settings_problem: str | None = None  # why the settings could not say where the client key is
 
-    from nua import client_settings, runtime  # noqa: PLC0415
 
+def _places(args: argparse.Namespace) -> client_settings.Places:
+    """The pid file, endpoint and client key file the settings name (the full loader when the quick one cannot)."""
     place = client_settings.places(args.config)
     if place is None:  # something the quick reader leaves to the full loader, which says what is wrong
         from nua import settings  # noqa: PLC0415
@@ -491,12 +506,105 @@ def resolve_endpoint(args: argparse.Namespace, stderr: TextIO | None = None) -> 
             loaded = settings.load(args.config, deep=False)
         except settings.SettingsError as exc:
             raise NotConfiguredError(str(exc)) from None
-        place = client_settings.Places(loaded.server.pid_file, loaded.zmq.bind_endpoint)
-    found = runtime.locate(Path(place.pid_file), place.endpoint)
+        place = client_settings.Places(loaded.server.pid_file, loaded.zmq.bind_endpoint, loaded.zmq.client_key)
+    return place
+
+
+def _server_key_arg(value: str) -> str:
+    from nua import curve_keys  # noqa: PLC0415 - only for a key given on the command line
+
+    try:
+        return curve_keys.public_key(value)
+    except curve_keys.KeyFileError as exc:
+        msg = f"--server-key: {exc}"
+        raise UsageError(msg) from None
+
+
+def resolve_target(args: argparse.Namespace, stderr: TextIO | None = None) -> Target:
+    """``--endpoint``, else the daemon's own: its runtime record, else its settings; and its key.
+
+    The pid file named by the settings (``--config``/``NUA_CONFIG``, ``NUA_*``)
+    says which daemon; its runtime record, where it really listens (it may have
+    been started with another port, or its settings changed since) and its CURVE
+    public key. Without a record to trust, the settings' endpoint, with a
+    one-line warning on ``stderr`` when a record was there but could not be used.
+    ``--server-key`` names the key (a remote daemon's); with ``--endpoint`` alone,
+    the local record's key serves only when the record names that endpoint.
+    """
+    given_key = _server_key_arg(args.server_key) if args.server_key else None
+    if args.endpoint:
+        return _given_endpoint(args, str(args.endpoint), given_key)
+    place = _places(args)
+    client_key_file = str(args.client_key or place.client_key)
+    found = runtime.locate(place.pid_file, place.endpoint)
+    record = found.record
     if found.problem is not None:
         warning = f"nua: warning: {found.problem}; using the settings' endpoint {found.endpoint}"
         print(warning, file=stderr or sys.stderr)
-    return found.endpoint
+    local_key = record.server_key if record is not None else None
+    return Target(found.endpoint, given_key or local_key, client_key_file)
+
+
+def _given_endpoint(args: argparse.Namespace, endpoint: str, given_key: str | None) -> Target:
+    """``--endpoint``'s target: the settings are read only for what is not given, and only if they can be.
+
+    Wrong settings do not stand in the way of a daemon named by hand; they are
+    reported only when the client key they name is needed.
+    """
+    if given_key is not None and args.client_key:
+        return Target(endpoint, given_key, str(args.client_key))  # nothing to read
+    try:
+        place = _places(args)
+    except NotConfiguredError as exc:
+        return Target(endpoint, given_key, str(args.client_key or ""), str(exc))
+    record = runtime.locate(place.pid_file, place.endpoint).record
+    local_key = record.server_key if record is not None and record.endpoint == endpoint else None
+    return Target(endpoint, given_key or local_key, str(args.client_key or place.client_key))
+
+
+def client_key(target: Target) -> tuple[str, str] | None:
+    """This account's key pair when the daemon wants CURVE (``NotConfiguredError`` saying what to do if absent)."""
+    if target.server_key is None:
+        return None
+    if not target.client_key_file:
+        raise NotConfiguredError(target.settings_problem or "no client key file: pass --client-key FILE")
+    from nua import curve_keys  # noqa: PLC0415
+
+    path = Path(target.client_key_file).expanduser()
+    try:
+        return curve_keys.read(path)
+    except FileNotFoundError:
+        msg = (
+            f"no client key at {path}: the daemon at {target.endpoint} authenticates its clients."
+            " Make one with `nua keygen`, then have an admin register its public key"
+            " (`nua-orchestrator keys add NAME --role ROLE --public-key KEY`)"
+        )
+        raise NotConfiguredError(msg) from None
+    except curve_keys.KeyFileError as exc:
+        raise NotConfiguredError(str(exc)) from None
+
+
+def keygen(_client: Client | None, args: argparse.Namespace, _stdin: TextIO) -> tuple[Any, Callable[[Any], str]]:
+    """Make a client key pair (0600, in a 0700 directory) and show its public key; talks to no daemon."""
+    from nua import curve_keys, settings  # noqa: PLC0415
+
+    path = Path(args.output or args.client_key or _places(args).client_key).expanduser()
+    try:
+        settings.private_dir(path.parent)
+        pair = curve_keys.create(path)
+    except FileExistsError:
+        msg = f"{path} exists already: its public key is in it; remove it first to make a new pair, or pass --output"
+        raise UsageError(msg) from None
+    except settings.SettingsError as exc:
+        raise NotConfiguredError(str(exc)) from None
+    result = {"public_key": pair.public, "key_file": str(path)}
+    return (
+        result,
+        lambda made: (
+            f"{made['public_key']}\n(the key pair is in {made['key_file']}; give an admin the public key above:"
+            " nua-orchestrator keys add NAME --role ROLE --public-key KEY)"
+        ),
+    )
 
 
 # -- main -----------------------------------------------------------------------------------------
@@ -521,6 +629,7 @@ def _rpc_error_line(exc: RpcError) -> str:
         "method_not_found": "; see `nua methods`",
         "invalid_params": "; see `nua describe METHOD`",
         "internal_error": "; see the daemon's log file",
+        "forbidden": "; ask an admin for a key with that role (nua-orchestrator keys add)",
     }
     return line + hints.get(exc.kind, "")
 
@@ -541,9 +650,13 @@ def main(  # noqa: PLR0911 - one exit per outcome
     except SystemExit as exc:  # argparse already printed the usage line
         return EXIT_USAGE if exc.code not in (0, None) else EXIT_OK
     try:
-        endpoint = resolve_endpoint(args, stderr)
-        with Client(endpoint, timeout=args.timeout) as client:
-            result, show = args.run(client, args, stdin)
+        if args.run is keygen:
+            result, show = keygen(None, args, stdin)
+        else:
+            target = resolve_target(args, stderr)
+            keys = client_key(target)
+            with Client(target.endpoint, timeout=args.timeout, server_key=target.server_key, client_key=keys) as client:
+                result, show = args.run(client, args, stdin)
     except UsageError as exc:
         return _fail(f"{exc} (see nua --help)", EXIT_USAGE, stderr)
     except NotConfiguredError as exc:

@@ -13,6 +13,14 @@ Errors come back as the exceptions of :mod:`nua.rpc.errors` (``code``,
 ``message``, ``data``). A daemon that does not answer gives, within the
 timeout, :class:`DaemonUnreachableError` saying how to start it.
 
+With ``server_key`` (the daemon's CURVE public key) the connection is
+encrypted and authenticated both ways: the client proves it holds the secret of
+``client_key``, which the daemon must know (``nua-orchestrator keys add``), and
+the daemon proves it holds the secret of ``server_key``. A daemon that does not
+know the key refuses the connection during its handshake: no call is delivered,
+and the client says so at once (:class:`ConnectionRefusedByDaemonError`, read from
+the socket's handshake events) rather than at the end of its timeout.
+
 Imports only ``json`` and ``zmq``: the CLI starts fast. One client per thread
 (a ZeroMQ socket belongs to one thread).
 """
@@ -55,6 +63,29 @@ class DaemonUnreachableError(ConnectionError):
         self.connected = connected
 
 
+class ConnectionRefusedByDaemonError(DaemonUnreachableError):
+    """Something answers at the endpoint but refused this client during the handshake, and why."""
+
+    def __init__(self, endpoint: str, timeout: float, reason: str) -> None:
+        ConnectionError.__init__(self, f"the daemon at {endpoint} refused the connection: {reason}")
+        self.endpoint = endpoint
+        self.timeout = timeout
+        self.connected = False
+
+
+# A CURVE key in Z85; anything else given as a key names a key file.
+_Z85_KEY_CHARS = 40
+# The handshake failures the client watches for (a ZAP refusal; a mechanism the server does not speak).
+_REFUSALS = int(zmq.EVENT_HANDSHAKE_FAILED_AUTH | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL)
+# The ZAP status (RFC 27) the daemon refuses with: an unknown key, or too many clients.
+_DENIED = 400
+_KEY_HINT = (
+    "this client's key is not registered there (an admin adds it: nua-orchestrator keys add NAME --role ROLE"
+    " --public-key KEY; `nua keygen` makes one), or the server key given is not that daemon's"
+)
+_TOO_MANY = "it serves too many clients ([zmq] max_clients); retry once others have disconnected"
+
+
 class ProtocolError(RuntimeError):
     """The reply was not valid JSON-RPC 2.0."""
 
@@ -73,17 +104,40 @@ class Call(NamedTuple):
 class Client:
     """Calls methods of the daemon at ``endpoint``, each within ``timeout`` seconds."""
 
-    def __init__(self, endpoint: str, timeout: float = 10.0, *, context: zmq.Context[Any] | None = None) -> None:
+    def __init__(
+        self,
+        endpoint: str,
+        timeout: float = 10.0,
+        *,
+        context: zmq.Context[Any] | None = None,
+        server_key: str | None = None,
+        client_key: tuple[str, str] | str | os.PathLike[str] | None = None,
+    ) -> None:
+        """Connect to ``endpoint``; with ``server_key``, over CURVE with ``client_key``.
+
+        ``server_key``: the daemon's public key (Z85), or a key file holding it;
+        ``client_key``: this client's (public, secret) pair in Z85, or its key file
+        (``nua keygen`` makes one). A key file is read with
+        :func:`nua.curve_keys.read`: a secret key open to others is refused.
+        """
+        curve = _curve_keys(server_key, client_key)
         self.endpoint = endpoint
         self.timeout = timeout
         self._context = context or zmq.Context.instance()
         self._socket: zmq.Socket[Any] = self._context.socket(zmq.DEALER)
         self._socket.setsockopt(zmq.LINGER, 0)
+        if curve is not None:
+            self._socket.curve_serverkey = curve[0].encode("ascii")
+            self._socket.curve_publickey = curve[1][0].encode("ascii")
+            self._socket.curve_secretkey = curve[1][1].encode("ascii")
         # Queue messages only on a live connection, so that a send to a daemon
         # that is not there times out instead of waiting forever.
         self._socket.setsockopt(zmq.IMMEDIATE, 1)
         self._socket.setsockopt(zmq.RECONNECT_IVL, RECONNECT_IVL_MS)
         self._socket.setsockopt(zmq.RECONNECT_IVL_MAX, RECONNECT_IVL_MAX_MS)
+        # Before connecting: a refusal during the first handshake must be seen.
+        self._monitor: zmq.Socket[Any] = self._socket.get_monitor_socket(_REFUSALS)
+        self._curve = curve is not None
         self._socket.connect(endpoint)
         # Ids unique to this client and process: a late reply never matches a newer call.
         self._ids = itertools.count(1)
@@ -148,6 +202,10 @@ class Client:
         return results
 
     def close(self) -> None:
+        if self._socket.closed:
+            return
+        self._socket.disable_monitor()
+        self._monitor.close(linger=0)
         self._socket.close(linger=0)
 
     def __enter__(self) -> Self:
@@ -163,15 +221,42 @@ class Client:
     def _next_id(self) -> str:
         return f"{self._prefix}{next(self._ids)}"
 
+    def _writable(self, timeout_ms: int) -> bool:
+        """Whether the socket can send within ``timeout_ms``; raises at once when the daemon refused us."""
+        poller = zmq.Poller()
+        poller.register(self._socket, zmq.POLLOUT)
+        poller.register(self._monitor, zmq.POLLIN)
+        events = dict(poller.poll(timeout_ms))
+        if self._monitor in events:
+            self._refused()
+        return self._socket in events
+
+    def _refused(self) -> None:
+        from zmq.utils.monitor import recv_monitor_message  # noqa: PLC0415 - only when refused
+
+        event = recv_monitor_message(self._monitor)
+        if event["event"] == zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL:
+            reason = (
+                "the security mechanisms differ: it authenticates clients with CURVE (pass --server-key, the"
+                " daemon's public key from `nua-orchestrator keys list`)"
+                if not self._curve
+                else 'the security mechanisms differ: it does not use CURVE ([zmq] auth = "none"): omit --server-key'
+            )
+        elif event["value"] == _DENIED:
+            reason = f"{_KEY_HINT}; or it serves too many clients" if self._curve else _TOO_MANY
+        else:
+            reason = f"authentication failed (ZAP status {event['value']}); see the daemon's log"
+        raise ConnectionRefusedByDaemonError(self.endpoint, self.timeout, reason)
+
     def _send(self, payload: bytes, deadline: float) -> None:
         grace_ms = int(min(ABSENT_GRACE_S, max(0.0, deadline - time.monotonic())) * 1000)
-        if not self._socket.poll(grace_ms, zmq.POLLOUT) and _nobody_listens(self.endpoint):
+        if not self._writable(grace_ms) and _nobody_listens(self.endpoint):
             # Nothing to wait for (the grace covers a gateway rebinding during its
             # restart): say so now rather than at the end of the timeout.
             raise DaemonUnreachableError(self.endpoint, self.timeout, connected=False, refused=True)
         while True:
             remaining = deadline - time.monotonic()
-            if not self._socket.poll(max(0, int(remaining * 1000)), zmq.POLLOUT):
+            if not self._writable(max(0, int(remaining * 1000))):
                 raise DaemonUnreachableError(self.endpoint, self.timeout, connected=False)
             try:
                 self._socket.send(payload, zmq.NOBLOCK)
@@ -203,6 +288,25 @@ class Client:
                 continue
             return reply
         raise DaemonUnreachableError(self.endpoint, self.timeout, connected=True)
+
+
+def _curve_keys(
+    server_key: str | None, client_key: tuple[str, str] | str | os.PathLike[str] | None
+) -> tuple[str, tuple[str, str]] | None:
+    """The server's public key and the client's pair in Z85, read from their files when given as files."""
+    if server_key is None:
+        return None
+    if client_key is None:
+        msg = "a CURVE connection (server_key) needs the client's key pair (client_key)"
+        raise ValueError(msg)
+    if len(server_key) == _Z85_KEY_CHARS and isinstance(client_key, tuple):
+        return server_key, client_key
+    from pathlib import Path  # noqa: PLC0415 - only for keys given as files
+
+    from nua import curve_keys  # noqa: PLC0415
+
+    pair = client_key if isinstance(client_key, tuple) else curve_keys.read(Path(client_key))
+    return curve_keys.public_key(server_key), (pair[0], pair[1])
 
 
 def _nobody_listens(endpoint: str) -> bool:
@@ -267,4 +371,4 @@ def _result(reply: Any) -> Any:
     return reply["result"]
 
 
-__all__ = ["START_HINT", "Call", "Client", "DaemonUnreachableError", "ProtocolError"]
+__all__ = ["START_HINT", "Call", "Client", "ConnectionRefusedByDaemonError", "DaemonUnreachableError", "ProtocolError"]

@@ -44,6 +44,7 @@ import structlog
 
 from nua.model.errors import ModelError
 from nua.rpc import errors
+from nua.rpc.access import UNAUTHENTICATED, Caller, denial
 from nua.rpc.cancel import CallScope
 from nua.rpc.protocol import BadRequest, Batch, GuardedProtocol, encode_batch, encode_error, encode_result
 from nua.rpc.registry import Method, Registry
@@ -234,8 +235,11 @@ class Dispatcher:
 
     # -- requests ---------------------------------------------------------------------
 
-    def handle(self, payload: bytes, send: Send, client: bytes = b"") -> None:
+    def handle(self, payload: bytes, send: Send, client: bytes = b"", caller: Caller = UNAUTHENTICATED) -> None:
         """Decode ``payload`` from ``client`` and start its call(s); ``send`` gets the reply, now or later.
+
+        ``caller`` is the key the connection authenticated with: each call is
+        checked against its method's role before anything runs.
 
         ``send`` may raise: the request then gets a plain internal error (sent
         through ``send`` again), and nothing raises out of here.
@@ -249,10 +253,12 @@ class Dispatcher:
                 if isinstance(member, BadRequest):
                     batch.finisher(index, member.id)(encode_error(member.id, member.error))
                 else:
-                    self._start(member, batch.finisher(index, member.unique_id), client)
+                    self._start(member, batch.finisher(index, member.unique_id), client, caller)
         else:
             request_id = decoded.unique_id
-            self._start(decoded, lambda part: None if part is None else self._reply(send, request_id, part), client)
+            self._start(
+                decoded, lambda part: None if part is None else self._reply(send, request_id, part), client, caller
+            )
 
     def _reply(self, send: Send, request_id: Any, reply: bytes) -> None:
         """Send one request's (or one batch's) reply; never raises.
@@ -272,14 +278,14 @@ class Dispatcher:
             except Exception as again:  # noqa: BLE001 - logged; this request goes unanswered
                 self.log.error("rpc_reply_dropped", error=f"{type(again).__name__}: {again}")
 
-    def _start(self, request: Any, finish: Finish, client: bytes) -> None:
+    def _start(self, request: Any, finish: Finish, client: bytes, caller: Caller) -> None:
         notification = bool(request.one_way)
         request_id = request.unique_id
 
         def fail(error: errors.RpcError) -> None:
             finish(None if notification else encode_error(request_id, error))
 
-        method = self._checked(request)
+        method = self._checked(request, caller)
         if isinstance(method, errors.RpcError):
             fail(method)
             return
@@ -308,12 +314,15 @@ class Dispatcher:
             self._system_per_client[client] = self._system_per_client.get(client, 0) + 1
         self._watch(call_id, waiting, result)
 
-    def _checked(self, request: Any) -> Method | errors.RpcError:
-        """The method ``request`` calls, its params checked; or the error to answer with."""
+    def _checked(self, request: Any, caller: Caller) -> Method | errors.RpcError:
+        """The method ``request`` calls, ``caller`` allowed and its params checked; or the error to answer with."""
         method = self.registry.get(request.method)
         if method is None:
             name = errors.shown(request.method)
             return errors.MethodNotFoundError(f"Method not found: {name}", {"method": name})
+        refused = denial(method, caller)
+        if refused is not None:
+            return refused
         try:
             method.check(request.args, request.kwargs)
         except errors.InvalidParamsError as exc:

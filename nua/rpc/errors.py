@@ -42,6 +42,10 @@ code     kind                meaning
                              ask for less, paging with ``limit`` and ``after``;
                              or a batch holds more than 10,000 calls
                              (``data.max_batch``, ``id`` null, none run)
+-32008   forbidden           the caller's key lacks the role the method needs
+                             (``data``: method, role_needed, and the caller's
+                             key and role), or the method declares no role
+                             (denied to everyone); nothing was run
 =======  ==================  ========================================================
 
 Not errors, because no reply can carry them: a message whose frames are not
@@ -69,6 +73,7 @@ TIMEOUT = -32004
 UNAVAILABLE = -32005
 DIVISION_BY_ZERO = -32006
 TOO_LARGE = -32007
+FORBIDDEN = -32008
 
 
 # How much of a name the client sent (a method, a member, a parameter) an error repeats:
@@ -172,6 +177,11 @@ class TooLargeError(RpcError):
     kind = "too_large"
 
 
+class ForbiddenError(RpcError):
+    code = FORBIDDEN
+    kind = "forbidden"
+
+
 _BY_CODE: dict[int, type[RpcError]] = {
     cls.code: cls
     for cls in (
@@ -188,6 +198,7 @@ _BY_CODE: dict[int, type[RpcError]] = {
         UnavailableError,
         DivisionByZeroError,
         TooLargeError,
+        ForbiddenError,
     )
 }
 
@@ -232,6 +243,7 @@ __all__ = [
     "BUSY",
     "CONFLICT",
     "DIVISION_BY_ZERO",
+    "FORBIDDEN",
     "INTERNAL_ERROR",
     "INVALID_PARAMS",
     "INVALID_REQUEST",
@@ -245,6 +257,7 @@ __all__ = [
     "BusyError",
     "ConflictError",
     "DivisionByZeroError",
+    "ForbiddenError",
     "InternalError",
     "InvalidParamsError",
     "InvalidRequestError",

@@ -22,6 +22,13 @@ an error instead of a silent drop): further replies are dropped, counted and
 logged once per client. Connections past ``[zmq] max_clients`` are refused
 (:mod:`nua.rpc.admission`).
 
+With ``[zmq] auth = "curve"`` the socket is a CURVE server with the daemon's
+key pair (:mod:`nua.rpc.credentials`), and the admission handler admits only
+keys of the key store (cached in ``services.keys``, loaded here at start, after
+the daemon's own account's key is registered as admin). The handler names the
+key in each connection's User-Id; each message is received with its frame
+metadata, so the dispatcher knows every call's caller (:mod:`nua.rpc.access`).
+
 Each incarnation has its own ZeroMQ context, terminated when its thread ends:
 termination waits until the socket is really closed (and its last replies are
 flushed, within ``LINGER``), so a restarted gateway binds the same endpoint at
@@ -38,18 +45,24 @@ import errno
 import json
 import os
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any, cast
 
 import zmq
 
-from nua.actors.directory import Directory
+from nua.actors.directory import DB_READER, DB_WRITER, Directory
 from nua.actors.health import Health
 from nua.actors.supervised import ChildContext, SupervisedActor
+from nua.curve_keys import KeyPair
 from nua.endpoint import ipc_path
-from nua.rpc import errors, plugins
-from nua.rpc.admission import Admission
+from nua.model import checks
+from nua.model.commands import ListKeys, MarkKeysSeen
+from nua.rpc import credentials, errors, plugins
+from nua.rpc.access import UNAUTHENTICATED, Caller
+from nua.rpc.admission import Admission, StopHandler
 from nua.rpc.dispatch import Dispatcher
+from nua.rpc.key_cache import KeyCache
 from nua.rpc.protocol import encode_error
 from nua.rpc.services import Services
 from nua.settings import Settings, private_dir
@@ -71,6 +84,13 @@ LOGGED_CLIENTS = 1024
 MAX_BATCH_CALLS = 10_000
 # How long stopping waits for the I/O thread (it ends at its next poll round).
 IO_STOP_TIMEOUT_S = 5.0
+# How long the start waits for each answer of the key store (registering the owner's key, a page
+# of keys): within the gateway's start timeout (5 s) for the two.
+KEYS_TIMEOUT_S = 2.0
+# Keys read per page when the key store is loaded.
+KEYS_PAGE = 1000
+# A key's last_seen_at is recorded at most this often (each record is a write).
+SEEN_EVERY_S = 60.0
 
 
 # pyzmq's flags are enum members: combining or converting them on every message costs
@@ -93,10 +113,14 @@ class _Message:
     count: int
     size: int
     delimited: bool  # the second of three frames is empty (a REQ client's delimiter)
+    user: str | None = None  # the connection's ZAP User-Id (its key's name), read when asked for
 
 
-def _receive(sock: zmq.Socket[Any], limit: int) -> _Message:
+def _receive(sock: zmq.Socket[Any], limit: int, *, identify: bool = False) -> _Message:
     """One whole multipart message, without waiting (``zmq.Again`` when none is queued).
+
+    With ``identify``, the message carries its connection's User-Id (metadata of
+    its frames, which ``recv_multipart`` would drop).
 
     Frames are kept only while the message has at most three of them and is
     within ``limit`` bytes: the rest is drained and only counted, so that no
@@ -116,7 +140,7 @@ def _receive(sock: zmq.Socket[Any], limit: int) -> _Message:
             delimited = length == 0
         if count <= _MAX_FRAMES and size <= limit:
             frames.append(frame.bytes)
-    return _Message(frames, count, size, delimited)
+    return _Message(frames, count, size, delimited, str(frame.get("User-Id")) if identify else None)
 
 
 def _send_reply(sock: zmq.Socket[Any], envelope: tuple[bytes, ...], reply: bytes) -> None:
@@ -170,6 +194,9 @@ class BoundEndpoint:
     """
 
     endpoint: str | None = None
+    # The key store as the last incarnation had it: a successor that cannot read the
+    # database (an outage) serves with it rather than fail its start.
+    keys: KeyCache | None = None
 
 
 @dataclass(frozen=True)
@@ -265,6 +292,12 @@ class Gateway(SupervisedActor):
         self._counters = _Counters()
         self._logged_drops = _LoggedOnce(LOGGED_CLIENTS)
         self.services = Services(settings, directory, health=health or Health())
+        self._curve = settings.zmq.curve
+        self._server_key: KeyPair | None = None
+        # Asked from the actor thread (tests: sys_fault_authenticator), done by the I/O thread.
+        self._stop_handler = threading.Event()
+        # When each key's last_seen_at was last recorded (bounded by the keys registered).
+        self._seen: dict[str, float] = {}
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -276,6 +309,12 @@ class Gateway(SupervisedActor):
             self._teardown_unstarted()
             raise
         self.log.info("gateway_listening", endpoint=self.services.endpoint, methods=len(self.services.registry))
+        if not self._curve:
+            self.log.warning(
+                "authentication_off",
+                endpoint=self.services.endpoint,
+                reason='[zmq] auth = "none": every local account that can reach the endpoint is admin',
+            )
 
     def _setup(self) -> None:
         plugins.build(self.services, log=self.log)
@@ -298,14 +337,66 @@ class Gateway(SupervisedActor):
             tracebacks=self.settings.debug.tracebacks,
             log=self.log,
         )
+        if self._curve:
+            self._server_key = self._load_keys()
         self._zmq = zmq.Context()
         # Bound before the socket binds, so that no connection is admitted unasked.
-        self._admission = Admission(self._zmq, self.settings.zmq.max_clients, handshake_s=HANDSHAKE_S, log=self.log)
+        self._admission = Admission(
+            self._zmq,
+            self.settings.zmq.max_clients,
+            handshake_s=HANDSHAKE_S,
+            authenticate=self._authenticate if self._curve else None,
+            log=self.log,
+        )
         self._socket = self._bind()
         # Handing the socket to another thread is allowed with a memory barrier; starting the thread is one.
         name = f"nua-gateway-io-{self.context.generation}"
         self._thread = threading.Thread(target=self._io_main, name=name, daemon=True)
         self._thread.start()
+
+    def _load_keys(self) -> KeyPair:
+        """The server key pair; the owner's key registered as admin, and every key in the cache."""
+        pair = credentials.server_pair(self.settings)
+        owner = credentials.owner_pair(self.settings)
+        try:
+            self._wait(self.services.ask(DB_WRITER, checks.key_ensure(credentials.owner_name(), owner.public, "admin")))
+            self.services.keys.load(self._read_keys())
+        except Exception as exc:
+            previous = self._bound.keys
+            if previous is None:
+                raise  # the first start: the daemon's start fails, saying why
+            self.services.keys = previous
+            self.log.error("client_keys_not_reloaded", error=f"{type(exc).__name__}: {exc}", keys=len(previous))
+        else:
+            self.log.info("client_keys_loaded", keys=len(self.services.keys), server_key=pair.public)
+        self._bound.keys = self.services.keys
+        return pair
+
+    def _read_keys(self) -> list[dict[str, Any]]:
+        rows: list[dict[str, Any]] = []
+        after: str | None = None
+        while True:
+            page = self._wait(self.services.ask(DB_READER, ListKeys(limit=KEYS_PAGE, after=after)))
+            rows += page["items"]
+            after = page["next"]
+            if after is None:
+                return rows
+
+    @staticmethod
+    def _wait(future: Any) -> Any:
+        return future.result(timeout=KEYS_TIMEOUT_S)
+
+    def _authenticate(self, raw_public_key: bytes) -> str | None:
+        """The name of a connecting client's key (I/O thread); its last_seen_at recorded now and then."""
+        name = self.services.keys.name_of(raw_public_key)
+        if name is not None:
+            now = time.monotonic()
+            last = self._seen.get(name)
+            if last is None or now - last >= SEEN_EVERY_S:
+                self._seen[name] = now
+                with contextlib.suppress(errors.UnavailableError):  # a restarting writer: next time
+                    self.services.ask(DB_WRITER, MarkKeysSeen((name,)))
+        return name
 
     def _bind(self) -> zmq.Socket[Any]:
         assert self._zmq is not None  # noqa: S101 - set just before
@@ -317,11 +408,15 @@ class Gateway(SupervisedActor):
             # Replies queued per client that does not read; a full or gone peer raises (see _reply_dropped).
             sock.setsockopt(zmq.SNDHWM, self.settings.zmq.send_hwm)
             sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
+            if self._server_key is not None:
+                sock.curve_server = True
+                sock.curve_secretkey = self._server_key.secret.encode("ascii")
+                sock.curve_publickey = self._server_key.public.encode("ascii")
             assert self._admission is not None  # noqa: S101 - set just before
             self._admission.guard(sock)
             socket_file = ipc_path(self.endpoint)
             if socket_file is not None:
-                private_dir(socket_file.parent)
+                private_dir(socket_file.parent, owner_only=True)
             try:
                 sock.bind(self.endpoint)
             except zmq.ZMQError as exc:
@@ -385,10 +480,17 @@ class Gateway(SupervisedActor):
                     "in_flight": dispatcher.in_flight if dispatcher is not None else 0,
                     "clients": admission.clients if admission is not None else 0,
                     "refused_clients": admission.refused if admission is not None else 0,
+                    "unknown_keys": admission.unknown_keys if admission is not None else 0,
+                    "server_key": self._server_key.public if self._server_key is not None else None,
                     **dataclasses.asdict(self._counters),
                 }
             case IoFailed(error):
                 raise GatewayIoError(error)
+            case StopHandler():
+                self._stop_handler.set()
+                if self._wakeup is not None:
+                    self._wakeup.ring()
+                return None
             case _:
                 return super().on_receive(message)
 
@@ -431,13 +533,15 @@ class Gateway(SupervisedActor):
             events = dict(poller.poll(timeout_ms))
             if wakeup.read_fd in events:
                 wakeup.drain()
+                if self._stop_handler.is_set():
+                    guards = self._stop_admission_handler(poller, admission, guards)
             dispatcher.process_completions()
             if sock in events:
                 # Ask the socket whether more is queued rather than catch zmq.Again:
                 # an exception per wakeup costs more than the whole check.
                 for _ in range(RECV_BATCH):
                     try:
-                        message = _receive(sock, limit)
+                        message = _receive(sock, limit, identify=self._curve)
                     except zmq.Again:  # the poll's news was stale
                         break
                     self._on_message_guarded(sock, message, limit, dispatcher)
@@ -448,6 +552,20 @@ class Gateway(SupervisedActor):
             next_deadline = dispatcher.expire()
             # Round up: waking a hair early would only poll again.
             timeout_ms = None if next_deadline is None else int(next_deadline * 1000) + 1
+
+    def _stop_admission_handler(
+        self, poller: zmq.Poller, admission: Admission, guards: list[zmq.Socket[Any]]
+    ) -> list[zmq.Socket[Any]]:
+        """Close the ZAP handler (tests: as if it had died); the guards left to poll."""
+        self._stop_handler.clear()
+        for guard in guards:
+            poller.unregister(guard)
+        admission.stop_handler()
+        self.log.warning("zap_handler_stopped", reason="fault injected: new connections are refused from now on")
+        left = admission.sockets()
+        for guard in left:
+            poller.register(guard, zmq.POLLIN)
+        return left
 
     def _refuse_queued(self, sock: zmq.Socket[Any]) -> None:
         """Answer the calls already queued on the socket: they were not run, a retry is safe."""
@@ -518,7 +636,21 @@ class Gateway(SupervisedActor):
             )
             send(encode_error(None, error))
             return
-        dispatcher.handle(message.frames[-1], send, envelope[0])
+        caller = self._caller(message)
+        if caller is None:
+            gone = errors.ForbiddenError(
+                f"the key {message.user!r} of this connection was removed; connect with a registered key",
+                {"key": message.user},
+            )
+            send(encode_error(_request_id(message.frames[-1]), gone))
+            return
+        dispatcher.handle(message.frames[-1], send, envelope[0], caller)
+
+    def _caller(self, message: _Message) -> Caller | None:
+        """Who sent ``message``: its key's caller (``None`` once the key is removed); anyone without CURVE."""
+        if not self._curve:
+            return UNAUTHENTICATED
+        return self.services.keys.caller(message.user or "")
 
 
 __all__ = ["BoundEndpoint", "Gateway", "GatewayInfo", "GatewayIoError", "IoFailed"]

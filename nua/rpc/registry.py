@@ -23,23 +23,44 @@ from typing import Any, ClassVar, Literal, Protocol, TypeVar, overload
 
 import pykka
 
+from nua.roles import ROLES, Role, role_named
 from nua.rpc.errors import InvalidParamsError, shown
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+RoleName = Literal["reader", "operator", "admin"]
 
 
 @dataclass(frozen=True)
 class _Public:
     offload: bool
     system: bool
+    role: Role | None
+    changes: bool
 
 
 @overload
 def public(function: F) -> F: ...
 @overload
-def public(*, offload: bool = False, system: bool = False) -> Callable[[F], F]: ...
-def public(function: F | None = None, *, offload: bool = False, system: bool = False) -> F | Callable[[F], F]:
+def public(
+    *, offload: bool = False, system: bool = False, role: RoleName | None = None, changes: bool = False
+) -> Callable[[F], F]: ...
+def public(
+    function: F | None = None,
+    *,
+    offload: bool = False,
+    system: bool = False,
+    role: RoleName | None = None,
+    changes: bool = False,
+) -> F | Callable[[F], F]:
     """Mark a method of a :class:`MethodGroup` as callable over RPC.
+
+    ``role`` is the least role a caller's key must hold (``reader``, ``operator``,
+    ``admin``; see :mod:`nua.roles`): the gateway checks it before the call. A
+    method that declares none is denied to every caller (default deny): a plugin
+    cannot expose a method by forgetting to say who may call it. ``changes=True``
+    says that the method changes state (what an audit trail records).
 
     A method runs in the gateway's I/O thread and must be quick: it returns a
     JSON value, or the future of an ``ask`` to the actor that does the work. With
@@ -52,8 +73,13 @@ def public(function: F | None = None, *, offload: bool = False, system: bool = F
     when offloaded runs in a pool of its own.
     """
 
+    needed = None if role is None else role_named(role)
+    if role is not None and needed is None:
+        msg = f"@public(role={role!r}): a role is one of {', '.join(ROLES)}"
+        raise ValueError(msg)
+
     def mark(func: F) -> F:
-        func.__nua_public__ = _Public(offload, system)  # type: ignore[attr-defined]
+        func.__nua_public__ = _Public(offload, system, needed, changes)  # type: ignore[attr-defined]
         return func
 
     return mark(function) if function is not None else mark
@@ -219,6 +245,10 @@ class Method:
     doc: str
     # A cheap read-only call of the daemon itself: its own lane (see :func:`public`).
     system: bool = False
+    # The least role a caller needs; None: declared none, denied to everyone.
+    role: Role | None = None
+    # Whether a call changes state.
+    changes: bool = False
 
     def describe(self) -> dict[str, Any]:
         """What ``rpc_describe`` answers: the signature, each parameter and the doc."""
@@ -234,7 +264,14 @@ class Method:
             if param.default is not inspect.Parameter.empty:
                 entry["default"] = param.default if _is_json_scalar(param.default) else repr(param.default)
             params.append(entry)
-        return {"name": self.name, "signature": f"{self.name}{self.signature}", "params": params, "doc": self.doc}
+        return {
+            "name": self.name,
+            "signature": f"{self.name}{self.signature}",
+            "params": params,
+            "doc": self.doc,
+            "role": None if self.role is None else self.role.label,
+            "changes": self.changes,
+        }
 
 
 def _annotation_text(annotation: Any) -> str:
@@ -280,6 +317,8 @@ def methods_of(group: Group) -> list[Method]:
                 check=ParamCheck(name, signature, hints),
                 doc=inspect.cleandoc(raw.__doc__ or ""),
                 system=marker.system,
+                role=marker.role,
+                changes=marker.changes,
             )
         )
     return found
@@ -326,6 +365,7 @@ __all__ = [
     "Method",
     "ParamCheck",
     "Registry",
+    "RoleName",
     "methods_of",
     "public",
 ]

@@ -19,6 +19,7 @@ from nua.actors.directory import DB_READER, DB_WRITER, Directory
 from nua.actors.health import Health
 from nua.rpc import cancel
 from nua.rpc.errors import UnavailableError
+from nua.rpc.key_cache import KeyCache
 from nua.rpc.registry import Registry
 from nua.settings import Settings
 
@@ -34,6 +35,8 @@ class Services:
     health: Health = field(default_factory=Health)
     # The endpoint actually bound (a tcp port 0 resolved), set by the gateway.
     endpoint: str = ""
+    # The registered client keys, as the gateway checks them ([zmq] auth = "curve").
+    keys: KeyCache = field(default_factory=KeyCache)
 
     def ask(self, actor: str, message: Any) -> Future[Any]:
         """Call the actor registered as ``actor``; the future resolves with its reply.

@@ -13,7 +13,7 @@ from nua import client_settings, settings
 
 def full(env: dict[str, str]) -> client_settings.Places:
     loaded = settings.load(None, env, deep=False)
-    return client_settings.Places(loaded.server.pid_file, loaded.zmq.bind_endpoint)
+    return client_settings.Places(loaded.server.pid_file, loaded.zmq.bind_endpoint, loaded.zmq.client_key)
 
 
 @pytest.mark.parametrize(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import sys
 from pathlib import Path
 
@@ -9,7 +10,7 @@ import pytest
 
 from nua import settings
 from nua.model.password import hash_password
-from nua.setting_rules import MAX_IPC_PATH_BYTES
+from nua.setting_rules import MAX_IPC_PATH_BYTES, scrypt_maxmem, scrypt_refusal
 from nua.settings import SecuritySettings, SettingsError
 
 # Cheap scrypt costs, so that the probe does not dominate the test run.
@@ -145,7 +146,7 @@ def test_a_key_that_failed_its_own_rule_is_not_compared_again(tmp_path: Path) ->
     ]
 
 
-# -- scrypt, asked of hashlib itself ------------------------------------------------------------
+# -- scrypt's costs, as hashlib would take them ------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -208,3 +209,31 @@ def test_the_url_rule_is_deep_and_the_client_skips_it(tmp_path: Path) -> None:
     config = tmp_path / "nua.toml"
     config.write_text('[db]\nurl = "nosuchdb://host/db"\n', encoding="utf-8")
     assert settings.load(config, environ={}, deep=False).db.url == "nosuchdb://host/db"
+
+
+@pytest.mark.parametrize(
+    ("n", "r", "p"),
+    [
+        (16, 1, 1),
+        (1024, 8, 2),
+        (32768, 1, 1),  # the largest n that r = 1 allows
+        (65536, 1, 1),  # past it: n must stay below 2 ** (16 * r)
+        (1000, 1, 1),  # not a power of two
+        (16, 0, 1),  # r and p at least 1
+        (16, 1, 0),
+        (2**20, 8, 1),  # maxmem past a C int
+        (2, 8192, 1),  # scrypt's memory exactly what nua allows
+        (2, 8193, 1),  # one block of r more than it allows
+        (16, 1, 2**30),  # r * p past OpenSSL's bound, and maxmem past a C int
+    ],
+)
+def test_scrypt_refusal_is_what_hashlib_answers(n: int, r: int, p: int) -> None:
+    """The arithmetic check agrees with hashlib.scrypt at each of its limits (a refusal costs no hash)."""
+    refusal = scrypt_refusal(n, r, p)
+    try:
+        hashlib.scrypt(b"", salt=b"nua", n=n, r=r, p=p, maxmem=scrypt_maxmem(n, r, p), dklen=1)
+    except (ValueError, OverflowError) as exc:
+        answer = f"refuses ({exc})"
+    else:
+        answer = "accepts"
+    assert (refusal is None) == (answer == "accepts"), f"hashlib {answer}; the check says {refusal}"

@@ -82,6 +82,8 @@ class DaemonEnv:
         self.log_file = root / "log" / "nua.log"
         self.db = root / "nua.db"
         self.config = root / "nua.toml"
+        self.keys_dir = root / "keys"
+        self.client_key = root / "client" / "client.key_secret"
         self.pids: set[int] = set()
         self.popens: list[subprocess.Popen[str]] = []
         self.values: dict[str, dict[str, Any]] = {}
@@ -98,7 +100,13 @@ class DaemonEnv:
                 "log_file": str(self.log_file),
                 "stop_timeout_s": 5.0,
             },
-            "zmq": {"endpoint": self.endpoint},
+            # Stock clients talk to it; test_daemon_auth.py sets auth = "curve". Keys stay under root.
+            "zmq": {
+                "endpoint": self.endpoint,
+                "auth": "none",
+                "keys_dir": str(self.keys_dir),
+                "client_key": str(self.client_key),
+            },
             "db": {"url": f"sqlite:///{self.db}"},
             "supervisor": {"shutdown_timeout_s": 2.0},
         }

@@ -116,7 +116,15 @@ def test_sys_fault_restarts_each_child_while_clients_are_served(faulty: DaemonEn
         for child in ("sentinel", "db_writer", "db_reader", "gateway"):
             before = writers.total()
             with Client(faulty.endpoint, timeout=WAIT_S) as client:
-                assert "crash injected" in client.call("sys_fault", child)
+                if child == "gateway":
+                    # The gateway sends this reply, then closes the connection as it
+                    # restarts: a client the machine's load keeps from reading before the
+                    # close may never see the reply (measured: 7 in 30 at load 8, 0 in 20
+                    # at load 1.5). What is asserted of the gateway is its restart, below.
+                    with contextlib.suppress(DaemonUnreachableError):
+                        assert "crash injected" in client.call("sys_fault", child)
+                else:
+                    assert "crash injected" in client.call("sys_fault", child)
             node = wait_until(lambda child=child: restarted(faulty.endpoint, child, 1), what=f"{child} restarted")
             assert "sys_fault" in node["last_error"]
             wait_until(lambda before=before: writers.total() > before + CLIENTS, what=f"clients served after {child}")
@@ -171,6 +179,7 @@ def test_make_run_then_nua_user_add_and_list(daemon: DaemonEnv) -> None:
         pytest.skip("make is not installed")
     if subprocess.run([make, "-q", ".venv/.installed"], cwd=REPO, check=False).returncode != 0:
         pytest.skip("`make run` would (re)install .venv first; run it once by hand")
+    daemon.write_config(zmq={"auth": "curve"})  # the default: `nua` needs no key setup all the same
     env = daemon.env(NUA_CONFIG=str(daemon.config))
     process = subprocess.Popen([make, "run"], cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     daemon.popens.append(process)  # type: ignore[arg-type]

@@ -159,10 +159,15 @@ def test_an_unsafe_directory_is_refused_with_exit_6_and_left_as_it_is(
 
 def test_files_directly_in_a_sticky_shared_directory_leave_its_mode_alone(daemon: DaemonEnv) -> None:
     shared = make_dir(daemon.root / "tmp", 0o1777)  # stands in for /tmp
-    daemon.write_config(server={"pid_file": str(shared / "nua.pid")}, zmq={"endpoint": f"ipc://{shared}/nua.sock"})
+    # Not the socket: anyone could reach it there (issue 10: an ipc socket lives in a 0700 directory).
+    daemon.write_config(zmq={"endpoint": f"ipc://{shared}/nua.sock"})
+    refused = daemon.cli("start")
+    assert refused.returncode == 6, refused.stdout + refused.stderr
+    assert str(shared) in refused.stderr
+    daemon.write_config(server={"pid_file": str(shared / "nua.pid")}, zmq={"endpoint": daemon.endpoint})
     daemon.pid_file = shared / "nua.pid"
     pid = daemon.start()
-    assert (shared / "nua.sock").is_socket()
+    assert daemon.socket.is_socket()
     assert stat.S_IMODE(shared.stat().st_mode) == 0o1777
     assert daemon.cli("stop").returncode == 0
     daemon.wait_gone(pid)

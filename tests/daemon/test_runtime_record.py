@@ -74,7 +74,7 @@ def test_a_daemon_without_rpc_is_recorded_without_endpoint(held: Path) -> None:
     assert (found.endpoint, found.record, found.problem) == (SETTINGS_ENDPOINT, a_record(endpoint=None), None)
 
 
-GOOD = {"format": 1, **a_record().as_dict()}
+GOOD = {"format": runtime.FORMAT, **a_record().as_dict()}
 
 
 @pytest.mark.parametrize(
@@ -95,8 +95,10 @@ GOOD = {"format": 1, **a_record().as_dict()}
         ({"endpoint": 5001}, "endpoint is not a printable string"),
         ({"settings_endpoint": None}, "settings_endpoint is not a printable string"),
         ({"config_file": ["a"]}, "config_file is not a printable string"),
-        ({"format": 2}, "unknown format"),
-        ({"format": 1.0}, "unknown format"),
+        ({"format": 1}, "unknown format"),  # before the server key
+        ({"format": 2.0}, "unknown format"),
+        ({"server_key": "not a key"}, "server_key is not a CURVE public key"),
+        ({"server_key": 5}, "server_key is not a CURVE public key"),
     ],
 )
 def test_every_field_is_checked(tmp_path: Path, changes: dict[str, object], reason: str) -> None:

@@ -39,6 +39,10 @@ def make_settings(tmp_path: Path, **env: str) -> settings.Settings:
         "NUA_SECURITY_SCRYPT_N": "1024",
         "NUA_DEBUG_ALLOW_FAULT_INJECTION": "true",
         "NUA_RPC_PLUGINS": "rpc_test_plugin",
+        # Stock clients and raw sockets: no CURVE here (tests/rpc/test_auth.py has it); keys stay in tmp_path.
+        "NUA_ZMQ_AUTH": "none",
+        "NUA_ZMQ_KEYS_DIR": f"{tmp_path}/keys",
+        "NUA_ZMQ_CLIENT_KEY": f"{tmp_path}/client/client.key_secret",
     }
     return settings.load(environ={**base, **env})
 

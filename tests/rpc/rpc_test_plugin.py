@@ -51,27 +51,27 @@ class SpecMethods(MethodGroup):
 
     prefix = ""
 
-    @public
+    @public(role="reader")
     def subtract(self, minuend: float, subtrahend: float) -> float:
         return minuend - subtrahend
 
-    @public
+    @public(role="reader")
     def sum(self, *numbers: float) -> float:
         return sum(numbers)
 
-    @public
+    @public(role="reader")
     def update(self, *args: Any) -> None:
         return None
 
-    @public
+    @public(role="reader")
     def notify_hello(self, *args: Any) -> None:
         return None
 
-    @public
+    @public(role="reader")
     def notify_sum(self, *args: Any) -> None:
         return None
 
-    @public
+    @public(role="reader")
     def get_data(self) -> list[Any]:
         return ["hello", 5]
 
@@ -81,14 +81,14 @@ class SlowMethods(MethodGroup):
 
     prefix = "slow_"
 
-    @public(offload=True)
+    @public(offload=True, role="reader")
     def wait(self, name: str) -> str:
         """Block until gate ``name`` opens (at most 30 s), then return ``name``."""
         entered(name).set()
         gate(name).wait(30)
         return name
 
-    @public(offload=True)
+    @public(offload=True, role="reader")
     def set_late(self, name: str, key: str) -> Future[Any]:
         """Block until gate ``name`` opens, then store the setting ``key`` (unless the caller has gone)."""
         entered(name).set()
@@ -102,25 +102,25 @@ class SlowMethods(MethodGroup):
         finally:
             finished(name).set()
 
-    @public
+    @public(role="reader")
     def unserialisable(self) -> object:
         return object()
 
-    @public
+    @public(role="reader")
     def surrogate(self) -> str:
         """A string UTF-8 cannot encode."""
         return "\ud800"
 
-    @public
+    @public(role="reader")
     def exploding(self) -> dict[str, Any]:
         return _ExplodingDict(a=1)
 
-    @public
+    @public(role="reader")
     def blob(self, size: int) -> str:
         """``size`` bytes of text."""
         return "x" * size
 
-    @public
+    @public(role="reader")
     def boom(self) -> None:
         msg = "a bug in a method"
         raise RuntimeError(msg)

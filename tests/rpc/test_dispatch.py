@@ -53,15 +53,15 @@ class Owner(SupervisedActor):
 class OwnerMethods(MethodGroup):
     prefix = "owner_"
 
-    @public
+    @public(role="reader")
     def double(self, value: int) -> concurrent.futures.Future[Any]:
         return self.services.ask("owner", Double(value))
 
-    @public
+    @public(role="reader")
     def hold(self) -> concurrent.futures.Future[Any]:
         return self.services.ask("owner", Hold(GATE))
 
-    @public(offload=True)
+    @public(offload=True, role="reader")
     def offloaded(self, value: int) -> concurrent.futures.Future[Any]:
         return self.services.ask("owner", Double(value))
 
@@ -202,16 +202,16 @@ def test_abort_all_answers_waiting_calls(harness: Harness) -> None:
 class LaneMethods(MethodGroup):
     prefix = "lane_"
 
-    @public(offload=True, system=True)
+    @public(offload=True, system=True, role="reader")
     def status(self) -> str:
         return "fine"
 
-    @public(offload=True, system=True)
+    @public(offload=True, system=True, role="reader")
     def held_status(self, gate: str) -> str:
         LATE_GATES[gate].wait(10)
         return "held"
 
-    @public(offload=True)
+    @public(offload=True, role="reader")
     def late(self, gate: str) -> concurrent.futures.Future[Any]:
         try:
             LATE_GATES[gate].wait(10)
@@ -219,7 +219,7 @@ class LaneMethods(MethodGroup):
         finally:
             LATE_DONE.set()
 
-    @public
+    @public(role="reader")
     def blob(self, size: int) -> str:
         return "x" * size
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from nua.rpc.method_group import MethodGroup
 from nua.rpc.methods.group import GroupMethods
+from nua.rpc.methods.key import KeyMethods
 from nua.rpc.methods.rpc import RpcMethods
 from nua.rpc.methods.service import ServiceMethods
 from nua.rpc.methods.setting import SettingMethods
@@ -17,6 +18,7 @@ BUILTIN_GROUPS: tuple[type[MethodGroup], ...] = (
     UserMethods,
     GroupMethods,
     SettingMethods,
+    KeyMethods,
     ServiceMethods,
     SysMethods,
     FaultMethods,

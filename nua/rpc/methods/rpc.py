@@ -14,12 +14,12 @@ class RpcMethods(MethodGroup):
 
     prefix = "rpc_"
 
-    @public(system=True)
+    @public(system=True, role="reader")
     def methods(self) -> list[str]:
         """The names of every method, sorted."""
         return self.services.registry.names()
 
-    @public(system=True)
+    @public(system=True, role="reader")
     def describe(self, name: str) -> dict[str, Any]:
         """The signature, parameters and doc of the method ``name``."""
         method = self.services.registry.get(name)

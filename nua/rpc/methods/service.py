@@ -60,64 +60,49 @@ class ServiceMethods(MethodGroup):
 
     # -- declarations ---------------------------------------------------------------------
 
-    @public(offload=True)
+    @public(offload=True, role="operator", changes=True)
     def add(self, name: str, config: dict[str, Any]) -> dict[str, Any]:
         """Add a service (``config``: the keys of a ``[services.NAME]`` table) and start it if ``autostart``.
 
         Kept in the database: it comes back after a restart. Returns ``service_get``'s answer.
         """
         made = self._checked(name, config)
-        self._step(self.services.ask(SERVICES, AddService(made)))
-        try:
-            self._step(self.services.ask(DB_WRITER, PutService(name, made.as_table(), create=True)))
-        except Exception:
-            self._step(self.services.ask(SERVICES, RemoveService(name)))
-            raise
+        self._change(AddService(made), PutService(name, made.as_table(), create=True), RemoveService(name))
         return self.get(name)
 
-    @public(offload=True)
+    @public(offload=True, role="operator", changes=True)
     def update(self, name: str, config: dict[str, Any]) -> dict[str, Any]:
         """Replace a service's declaration (added by ``service_add``): it is stopped and started anew."""
         made = self._checked(name, config)
         old = self._config(name)[0]
-        self._step(self.services.ask(SERVICES, ReplaceService(made)))
-        try:
-            self._step(self.services.ask(DB_WRITER, PutService(name, made.as_table(), create=False)))
-        except Exception:
-            self._step(self.services.ask(SERVICES, ReplaceService(old)))
-            raise
+        self._change(ReplaceService(made), PutService(name, made.as_table(), create=False), ReplaceService(old))
         return self.get(name)
 
-    @public(offload=True)
+    @public(offload=True, role="operator", changes=True)
     def remove(self, name: str) -> int:
         """Stop a service added by ``service_add`` and forget it; returns 1."""
         old = self._config(name)[0]
-        self._step(self.services.ask(SERVICES, RemoveService(name)))
-        try:
-            self._step(self.services.ask(DB_WRITER, DeleteService(name)))
-        except Exception:
-            self._step(self.services.ask(SERVICES, AddService(old)))
-            raise
+        self._change(RemoveService(name), DeleteService(name), AddService(old))
         return 1
 
     # -- control ------------------------------------------------------------------------------
 
-    @public
+    @public(role="operator", changes=True)
     def start(self, name: str) -> Future[Any]:
         """Start a service that is not running (a FATAL one too: its failed starts are reset); its status."""
         return self._ask(name, StartService())
 
-    @public
+    @public(role="operator", changes=True)
     def stop(self, name: str) -> Future[Any]:
         """Stop a service's processes (``stop_signal``, then SIGKILL after ``stop_timeout_s``); its status."""
         return self._ask(name, StopService())
 
-    @public
+    @public(role="operator", changes=True)
     def restart(self, name: str) -> Future[Any]:
         """Stop, then start; its status."""
         return self._ask(name, RestartService())
 
-    @public
+    @public(role="operator", changes=True)
     def signal(self, name: str, signal_name: str) -> Future[Any]:
         """Send a signal (``HUP``, ``SIGUSR1``, ...) to the service's process group; its status."""
         candidate = signal_name.upper() if signal_name.upper().startswith("SIG") else f"SIG{signal_name.upper()}"
@@ -125,7 +110,7 @@ class ServiceMethods(MethodGroup):
             raise InvalidParamsError(f"signal_name: no signal {signal_name!r}", {"param": "signal_name"})
         return self._ask(name, SignalService(int(signal.Signals[candidate])))
 
-    @public(offload=True)
+    @public(offload=True, role="operator", changes=True)
     def reopen_logs(self) -> bool:
         """Reopen every service's log file (after an external logrotate); as SIGUSR2 to the daemon."""
         self._step(self.services.ask(SERVICES, ReopenServiceLogs()))
@@ -133,7 +118,7 @@ class ServiceMethods(MethodGroup):
 
     # -- reading --------------------------------------------------------------------------------
 
-    @public(offload=True)
+    @public(offload=True, role="reader")
     def list(self) -> list[dict[str, Any]]:
         """Every service, in dependency order: its status (``service_get`` without ``config``)."""
         listed = []
@@ -141,14 +126,14 @@ class ServiceMethods(MethodGroup):
             listed.append({**self._status(config.name), "source": source})
         return listed
 
-    @public(offload=True)
+    @public(offload=True, role="reader")
     def get(self, name: str) -> dict[str, Any]:
         """A service's status (state, pid, uptime_s, restarts, failed_starts, last_exit, cpu_percent,
         rss_bytes, group_size), its ``source`` (``file`` or ``database``) and its ``config``."""
         config, source = self._config(name)
         return {**self._status(name), "source": source, "config": config.as_table()}
 
-    @public(offload=True)
+    @public(offload=True, role="operator")  # a service's output may hold what only operators should read
     def logs(self, name: str, lines: int = 100, cursor: dict[str, Any] | None = None) -> dict[str, Any]:
         """The last ``lines`` lines of the service's output, or what follows ``cursor``.
 
@@ -168,6 +153,15 @@ class ServiceMethods(MethodGroup):
         return {"lines": text, "cursor": after}
 
     # -- helpers --------------------------------------------------------------------------------
+
+    def _change(self, running: Any, stored: Any, undo: Any) -> None:
+        """Change the running services, then the database; when the write fails, undo the change and raise."""
+        self._step(self.services.ask(SERVICES, running))
+        try:
+            self._step(self.services.ask(DB_WRITER, stored))
+        except Exception:
+            self._step(self.services.ask(SERVICES, undo))
+            raise
 
     def _checked(self, name: str, config: dict[str, Any]) -> ServiceConfig:
         made, problems = parse_service(name, config, "config", euid=os.geteuid())

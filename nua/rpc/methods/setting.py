@@ -16,23 +16,23 @@ class SettingMethods(MethodGroup):
 
     prefix = "setting_"
 
-    @public
+    @public(role="reader")
     def get(self, key: str) -> Future[Any]:
         """The setting ``key`` as ``{key, value, updated_at}``."""
         return self.services.ask(DB_READER, checks.setting_get(key))
 
-    @public
+    @public(role="operator", changes=True)
     def set(self, key: str, value: Any) -> Future[Any]:
         """Create or replace the setting ``key``; return its dict once durable."""
         command = checks.setting_set(key, value, self.services.settings.db.max_value_bytes)
         return self.services.ask(DB_WRITER, command)
 
-    @public
+    @public(role="operator", changes=True)
     def delete(self, key: str) -> Future[Any]:
         """Delete the setting ``key``; return 1 (not found: -32001)."""
         return self.services.ask(DB_WRITER, checks.setting_delete(key))
 
-    @public
+    @public(role="reader")
     def list(self, limit: int | None = None, after: str | None = None) -> Future[Any]:
         """One page of settings ordered by key: ``{"items": [...], "next": key or null}``.
 

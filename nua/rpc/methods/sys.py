@@ -7,11 +7,11 @@ import time
 from datetime import UTC, datetime
 from typing import Any, cast
 
-import psutil
 import pykka
 
-from nua.actors.directory import ROOT
+from nua.actors.directory import GATEWAY, ROOT
 from nua.actors.messages import ChildInfo, Crash, WhichChildren
+from nua.rpc.admission import StopHandler
 from nua.rpc.errors import NotFoundError, UnavailableError
 from nua.rpc.method_group import MethodGroup
 from nua.rpc.registry import public
@@ -26,7 +26,7 @@ class SysMethods(MethodGroup):
 
     prefix = "sys_"
 
-    @public(offload=True, system=True)
+    @public(offload=True, system=True, role="reader")
     def status(self) -> dict[str, Any]:
         """Pid, uptime, state, endpoint, database URL, log file, method count and the actor tree.
 
@@ -34,8 +34,9 @@ class SysMethods(MethodGroup):
         of its work (the database unavailable); ``degraded`` lists why:
         ``component``, ``reason`` and ``since`` (ISO 8601, UTC) of each condition.
         """
-        process = psutil.Process()
-        started = process.create_time()
+        import psutil  # noqa: PLC0415 - at the first status: an idle daemon does not hold it (2 MiB)
+
+        started = psutil.Process().create_time()
         settings = self.services.settings
         conditions = [condition.as_dict() for condition in self.services.health.conditions()]
         return {
@@ -80,12 +81,14 @@ class FaultMethods(MethodGroup):
     def enabled(cls, services: Services) -> bool:
         return services.settings.debug.allow_fault_injection
 
-    @public
+    @public(role="admin", changes=True)
     def fault(self, actor_id: str) -> str:
         """Make the actor ``actor_id`` crash from inside, so that its supervisor restarts it.
 
         The reply goes out first: for the gateway itself, the crash is handled by
-        its actor thread while this reply is already on its way.
+        its actor thread while this reply is already on its way. It may still be lost
+        then: the restart closes the connection, and a client that had not read the
+        reply by then (a loaded machine) does not get it.
         """
         ref = self.services.directory.lookup(actor_id)
         if ref is None:
@@ -96,3 +99,12 @@ class FaultMethods(MethodGroup):
         except pykka.ActorDeadError:
             raise UnavailableError(f"{actor_id} is already stopping", {"actor": actor_id}) from None
         return f"crash injected into {actor_id}"
+
+    @public(role="admin", changes=True)
+    def fault_authenticator(self) -> str:
+        """Stop the gateway's ZAP handler, as if it had died: every new connection must then be refused."""
+        ref = self.services.directory.lookup(GATEWAY)
+        if ref is None:
+            raise UnavailableError("the gateway is not running", {"actor": GATEWAY})
+        ref.tell(StopHandler())
+        return "the ZAP handler stops: new connections are refused until the gateway restarts"

@@ -12,12 +12,12 @@ class TestMethods(MethodGroup):
 
     prefix = "test_"
 
-    @public
+    @public(role="reader")
     def add(self, a: float, b: float) -> float:
         """Return ``a + b``."""
         return a + b
 
-    @public
+    @public(role="reader")
     def divide(self, a: float, b: float) -> float:
         """Return ``a / b``; a zero ``b`` is a ``division_by_zero`` error (-32006)."""
         if b == 0:

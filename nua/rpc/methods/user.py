@@ -24,7 +24,7 @@ class UserMethods(MethodGroup):
 
     prefix = "user_"
 
-    @public(offload=True)
+    @public(offload=True, role="admin", changes=True)
     def add(self, user_data: dict[str, Any]) -> Future[Any]:
         """Add a user from ``{username, email, password[, id, role, display_name]}``; return its dict.
 
@@ -34,17 +34,17 @@ class UserMethods(MethodGroup):
         command = checks.user_add(user_data, self.services.settings.security)
         return self.services.ask(DB_WRITER, command)
 
-    @public
+    @public(role="reader")
     def count(self) -> Future[Any]:
         """The number of users."""
         return self.services.ask(DB_READER, commands.CountUsers())
 
-    @public
+    @public(role="reader")
     def get(self, id: int) -> Future[Any]:  # noqa: A002 - the original API's parameter name
         """The user with this id."""
         return self.services.ask(DB_READER, checks.user_get(id))
 
-    @public
+    @public(role="reader")
     def list(
         self, request: dict[str, Any] | None = None, limit: int | None = None, after: int | None = None
     ) -> Future[Any]:
@@ -57,18 +57,18 @@ class UserMethods(MethodGroup):
         command = checks.user_list(request, limit, after, rpc=self.services.settings.rpc)
         return self.services.ask(DB_READER, command)
 
-    @public(offload=True)
+    @public(offload=True, role="admin", changes=True)
     def update(self, id: int, key: str, value: Any) -> Future[Any]:  # noqa: A002 - the original API's name
         """Set ``key`` (username, email, role, display_name or password) of user ``id``; return its dict."""
         command = checks.user_update(id, key, value, self.services.settings.security)
         return self.services.ask(DB_WRITER, command)
 
-    @public
+    @public(role="admin", changes=True)
     def delete(self, ids: builtins.list[int]) -> Future[Any]:
         """Delete the users with these ids (at most ``[rpc] max_page_size`` a call); return how many were deleted."""
         return self.services.ask(DB_WRITER, checks.user_delete(ids, self.services.settings.rpc.max_page_size))
 
-    @public
+    @public(role="admin", changes=True)
     def delete_all(self) -> Future[Any]:
         """Delete every user; return how many were deleted."""
         return self.services.ask(DB_WRITER, commands.DeleteAllUsers())

@@ -1,0 +1,42 @@
+"""The roles a client key holds, each allowing what the one below it allows and more.
+
+``reader`` reads (get, list, count, describe, status); ``operator`` also changes
+the platform's running state (settings; service and job control); ``admin`` may
+do everything, user and key administration included. Every RPC method declares
+the least role it needs (``@public(role=...)``, :mod:`nua.rpc.registry`).
+
+A leaf: the model checks a key's role with it, the RPC layer a caller's.
+"""
+
+from __future__ import annotations
+
+import enum
+
+
+class Role(enum.IntEnum):
+    """A role; a larger value includes every smaller one."""
+
+    READER = 1
+    OPERATOR = 2
+    ADMIN = 3
+
+    @property
+    def label(self) -> str:
+        """The role's name as settings, commands and replies spell it (``reader``)."""
+        return self.name.lower()
+
+    def allows(self, needed: Role) -> bool:
+        """Whether a caller holding this role may call a method needing ``needed``."""
+        return self >= needed
+
+
+# Every role by its name, least first.
+ROLES: dict[str, Role] = {role.label: role for role in Role}
+
+
+def role_named(name: str) -> Role | None:
+    """The role called ``name``, or ``None``."""
+    return ROLES.get(name)
+
+
+__all__ = ["ROLES", "Role", "role_named"]

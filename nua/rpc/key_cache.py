@@ -1,0 +1,86 @@
+"""The gateway's copy of the key store: public key -> caller, read on every handshake and every message.
+
+Loaded whole from the DB reader when the gateway starts, then changed by the
+gateway's own key methods once their change is durable (``key_add``,
+``key_remove``): the writer is the only way a key changes, and each change
+passes through here. Reads happen in the I/O thread, changes in whatever thread
+resolves the writer's future: each change builds new maps and swaps them in
+one assignment, so a reader sees the maps before or after, never half of one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from zmq.utils import z85
+
+from nua.roles import role_named
+from nua.rpc.access import Caller
+
+
+class KeyCache:
+    """Registered keys by raw public key and by name."""
+
+    def __init__(self) -> None:
+        self._by_key: dict[bytes, Caller] = {}
+        self._by_name: dict[str, bytes] = {}
+        self.loaded = False
+
+    def load(self, rows: Iterable[Mapping[str, Any]]) -> None:
+        """Replace everything with ``rows`` (key dicts: name, public_key, role)."""
+        by_key: dict[bytes, Caller] = {}
+        by_name: dict[str, bytes] = {}
+        for row in rows:
+            entry = _entry(row)
+            if entry is not None:
+                by_key[entry[0]] = entry[1]
+                by_name[entry[1].name] = entry[0]
+        self._by_key, self._by_name = by_key, by_name
+        self.loaded = True
+
+    def put(self, row: Mapping[str, Any]) -> None:
+        """Add or replace one key (a key dict), as the writer has just stored it."""
+        entry = _entry(row)
+        if entry is None:
+            return
+        raw, caller = entry
+        by_key, by_name = dict(self._by_key), dict(self._by_name)
+        old = by_name.get(caller.name)
+        if old is not None:
+            by_key.pop(old, None)
+        by_key[raw] = caller
+        by_name[caller.name] = raw
+        self._by_key, self._by_name = by_key, by_name
+
+    def drop(self, name: str) -> None:
+        """Forget the key ``name``: its connections' next calls are refused."""
+        by_key, by_name = dict(self._by_key), dict(self._by_name)
+        raw = by_name.pop(name, None)
+        if raw is not None:
+            by_key.pop(raw, None)
+        self._by_key, self._by_name = by_key, by_name
+
+    def name_of(self, raw_public_key: bytes) -> str | None:
+        """The name of the key whose raw 32 bytes these are (a ZAP request's credentials), or ``None``."""
+        caller = self._by_key.get(raw_public_key)
+        return None if caller is None else caller.name
+
+    def caller(self, name: str) -> Caller | None:
+        """The caller registered as ``name`` (a message's User-Id), or ``None`` once removed."""
+        raw = self._by_name.get(name)
+        return None if raw is None else self._by_key.get(raw)
+
+    def __len__(self) -> int:
+        return len(self._by_key)
+
+
+def _entry(row: Mapping[str, Any]) -> tuple[bytes, Caller] | None:
+    role = role_named(str(row.get("role")))
+    public = row.get("public_key")
+    if role is None or not isinstance(public, str):
+        return None  # a row no check lets in: never a caller
+    return z85.decode(public), Caller(str(row["name"]), role)
+
+
+__all__ = ["KeyCache"]

@@ -1,0 +1,71 @@
+"""``key_``: the client keys allowed to call the daemon, and the daemon's own server key (admins only).
+
+A change is applied to the gateway's cache of the key store once it is durable:
+a removed key's connections are refused from their next call on, a new key can
+connect at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from concurrent.futures import Future
+from typing import Any
+
+from nua.model import checks
+from nua.rpc import credentials
+from nua.rpc.method_group import MethodGroup
+from nua.rpc.registry import public
+from nua.rpc.services import DB_READER, DB_WRITER
+
+
+class KeyMethods(MethodGroup):
+    """Add, list and remove client keys; rotate the server key."""
+
+    prefix = "key_"
+
+    @public(role="admin", changes=True)
+    def add(self, name: str, public_key: str, role: str) -> Future[Any]:
+        """Register the client public key ``public_key`` (Z85) as ``name`` with ``role`` (reader, operator, admin).
+
+        Returns the key's ``{name, public_key, role, created_at, last_seen_at}``.
+        """
+        command = checks.key_add(name, public_key, role)
+        return _then(self.services.ask(DB_WRITER, command), self.services.keys.put)
+
+    @public(role="admin")
+    def list(self, limit: int | None = None, after: str | None = None) -> Future[Any]:
+        """One page of keys ordered by name: ``{"items": [...], "next": name or null}``."""
+        return self.services.ask(DB_READER, checks.key_list(limit, after, rpc=self.services.settings.rpc))
+
+    @public(role="admin", changes=True)
+    def remove(self, name: str) -> Future[Any]:
+        """Remove the key ``name``; its open connections are refused from their next call. Returns 1."""
+        command = checks.key_remove(name)
+        cache = self.services.keys
+        return _then(self.services.ask(DB_WRITER, command), lambda _count: cache.drop(command.name))
+
+    @public(offload=True, role="admin", changes=True)
+    def rotate_server(self) -> dict[str, Any]:
+        """Replace the daemon's server key pair; the new one serves from the daemon's next start.
+
+        Returns ``{"public_key": the new public key, "applies": "at the next restart"}``:
+        clients must then be given the new public key (local ones read it from the
+        runtime record by themselves).
+        """
+        pair = credentials.rotate_server(self.services.settings)
+        return {"public_key": pair.public, "applies": "at the next restart"}
+
+
+def _then(future: Future[Any], apply: Callable[[Any], None]) -> Future[Any]:
+    """``future``, with ``apply(result)`` run once it succeeds, before the gateway can reply with it.
+
+    Done callbacks run in the order they were added, in the resolving thread: this
+    one is added before the dispatcher's, so the cache has changed when the reply leaves.
+    """
+
+    def applied(done: Future[Any]) -> None:
+        if not done.cancelled() and done.exception() is None:
+            apply(done.result())
+
+    future.add_done_callback(applied)
+    return future
