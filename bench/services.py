@@ -112,7 +112,13 @@ def run_nua(root: Path, services: int, crashes: int, idle_s: float) -> dict[str,
     user = {"user": "root"} if os.geteuid() == 0 else {}
     config = {
         "server": {"pid_file": f"{root}/nua.pid", "exit_flag": f"{root}/nua.exit", "log_file": f"{root}/log/nua.log"},
-        "zmq": {"endpoint": f"ipc://{root}/nua.sock"},
+        # Both supervisors unauthenticated on a private socket; nua's keys stay under root.
+        "zmq": {
+            "endpoint": f"ipc://{root}/nua.sock",
+            "auth": "none",
+            "keys_dir": f"{root}/keys",
+            "client_key": f"{root}/client/client.key_secret",
+        },
         "db": {"url": f"sqlite:///{root}/nua.db"},
         "rpc": {"call_timeout_s": 60.0},
         "services": {
