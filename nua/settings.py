@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from nua import paths
+from nua.service_settings import ServiceConfig, parse_service, start_order
 from nua.setting_rules import (
     AUTH_MODES,
     ENDPOINT,
@@ -228,8 +229,20 @@ class Settings:
     rpc: RpcSettings
     audit: AuditSettings
     debug: DebugSettings
+    # The [services.NAME] tables of the file, checked, in start order (see nua.service_settings).
+    services: tuple[ServiceConfig, ...] = ()
     # Where the overrides came from, for messages and for SIGHUP's re-read.
     config_file: Path | None = field(default=None, compare=False)
+
+    @property
+    def services_log_dir(self) -> Path:
+        """``{log_dir}/services``: each service's output file, beside the daemon's own log file."""
+        return Path(self.server.log_file).parent / "services"
+
+    @property
+    def services_record_dir(self) -> Path:
+        """Where each running service process is recorded, beside the pid file (the private runtime directory)."""
+        return Path(self.server.pid_file).parent / "services"
 
 
 # What several keys must be together.
@@ -241,8 +254,12 @@ CROSS_RULES: tuple[CrossRule, ...] = (
     AuthFitsEndpoint(),
 )
 
+# The section of tables, one per service, each checked by nua.service_settings rather than the schema.
+SERVICES = "services"
 _SECTIONS: dict[str, type[Any]] = {
-    section: hint for section, hint in typing.get_type_hints(Settings).items() if section != "config_file"
+    section: hint
+    for section, hint in typing.get_type_hints(Settings).items()
+    if section not in {"config_file", SERVICES}
 }
 
 
@@ -338,6 +355,8 @@ class _Sources:
     # Each source by the order it was merged in: defaults, then the file, then each variable.
     order: dict[str, int] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
+    # Each [services.NAME] table as read, and the file it came from.
+    services: dict[str, tuple[Any, str]] = field(default_factory=dict)
 
     def record(self, section: str, key: str, value: Any, source: str) -> None:
         self.values[section][key] = value
@@ -353,7 +372,9 @@ class _Sources:
 
     def merge(self, overrides: dict[str, Any], source: str) -> None:
         for section, values in overrides.items():
-            if section not in _SECTIONS:
+            if section == SERVICES and source != DEFAULTS_SOURCE:
+                self.merge_services(values, source)
+            elif section not in _SECTIONS:
                 self.complain(source, f"unknown section [{section}] (known: {', '.join(_SECTIONS)})")
             elif not isinstance(values, dict):
                 self.complain(source, f"[{section}] must be a table")
@@ -367,6 +388,26 @@ class _Sources:
                         self.record(section, key, typed, source)
                     else:
                         self.complain(source, f"[{section}] {key} {problem}, got {value!r}")
+
+    def merge_services(self, tables: Any, source: str) -> None:
+        if not isinstance(tables, dict):
+            self.complain(source, f"[{SERVICES}] must hold one table per service ([{SERVICES}.NAME])")
+            return
+        for service, table in tables.items():
+            self.services[service] = (table, source)
+
+    def checked_services(self) -> tuple[ServiceConfig, ...]:
+        """The services, each checked by meaning, in start order; their mistakes added to :attr:`problems`."""
+        checked = []
+        for service, (table, source) in self.services.items():
+            config, problems = parse_service(service, table, source)
+            self.problems += problems
+            if config is not None:
+                checked.append(config)
+        source = next(iter({source for _, source in self.services.values()}), DEFAULTS_SOURCE)
+        ordered, problems = start_order(checked, source)
+        self.problems += problems
+        return tuple(ordered)
 
     def merge_environment(self, env: Mapping[str, str]) -> None:
         for variable, raw in env.items():
@@ -439,8 +480,11 @@ def _gather(config_file: str | Path | None, env: Mapping[str, str]) -> tuple[_So
     return sources, path
 
 
-def _check_meaning(sources: _Sources, *, deep: bool) -> None:
-    """Every key's rule, then the rules across keys whose keys all passed; all problems at once."""
+def _check_meaning(sources: _Sources, *, deep: bool) -> tuple[ServiceConfig, ...]:
+    """Every key's rule, then the rules across keys whose keys all passed, then the services; all problems at once.
+
+    Returns the services, checked and in start order.
+    """
     failed: set[Key] = set()
     for key in _KEY_EXTRAS:
         value = sources.values[key[0]][key[1]]
@@ -459,12 +503,14 @@ def _check_meaning(sources: _Sources, *, deep: bool) -> None:
         complaint = cross.complaint(values, sources.origins)
         if complaint is not None:
             sources.complain(sources.latest(cross.keys), complaint)
+    services = sources.checked_services()
     sources.fail_if_any()
+    return services
 
 
-def _build(sources: _Sources, path: Path | None) -> Settings:
+def _build(sources: _Sources, path: Path | None, services: tuple[ServiceConfig, ...]) -> Settings:
     sections = {s: cls(**sources.values[s]) for s, cls in _SECTIONS.items()}
-    return Settings(**sections, config_file=path)
+    return Settings(**sections, services=services, config_file=path)
 
 
 def load(
@@ -480,8 +526,7 @@ def load(
     """
     env = os.environ if environ is None else environ
     sources, path = _gather(config_file, env)
-    _check_meaning(sources, deep=deep)
-    return _build(sources, path)
+    return _build(sources, path, _check_meaning(sources, deep=deep))
 
 
 def effective_toml(config_file: str | Path | None = None, environ: typing.Mapping[str, str] | None = None) -> str:
@@ -495,7 +540,7 @@ def effective_toml(config_file: str | Path | None = None, environ: typing.Mappin
 
     env = os.environ if environ is None else environ
     sources, path = _gather(config_file, env)
-    _check_meaning(sources, deep=True)
+    services = _check_meaning(sources, deep=True)
     lines = [
         "# nua's effective settings: the packaged defaults (params.toml), then "
         + (f"the file {path}," if path is not None else "no file (neither --config nor NUA_CONFIG),"),
@@ -510,6 +555,9 @@ def effective_toml(config_file: str | Path | None = None, environ: typing.Mappin
         width = max(len(text) for text in rendered.values())
         lines += ["", f"[{section}]"]
         lines += [f"{text:<{width}}  # {sources.origins[(section, key)]}" for key, text in rendered.items()]
+    for service in services:
+        origin = sources.services[service.name][1]
+        lines += ["", f"[{SERVICES}.{service.name}]  # {origin}", toml.dumps(service.as_table()).strip()]
     return "\n".join(lines) + "\n"
 
 

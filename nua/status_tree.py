@@ -2,7 +2,9 @@
 
 ``nua sys_status`` and ``nua-orchestrator status`` show the same tree (the
 ``tree`` of ``sys_status``: ``id``, ``state``, ``restarts``, ``last_error`` and
-``children`` per actor, nested supervisors included) in the same words. A leaf,
+``children`` per actor, nested supervisors included) in the same words. A
+service's actor also carries its process's figures (``detail``: state, pid,
+uptime, restarts, last exit, CPU, RSS, group size), shown on its line. A leaf,
 so that the daemon's CLI need not import the RPC client's to print it.
 """
 
@@ -17,6 +19,9 @@ INDENT = "  "
 def tree_lines(node: Mapping[str, Any], depth: int = 0) -> list[str]:
     """One line per actor, indented by ``depth`` then by its depth in the tree."""
     line = f"{INDENT * depth}{node.get('id')}: {node.get('state')}, restarts {node.get('restarts')}"
+    detail = node.get("detail")
+    if isinstance(detail, Mapping):
+        line = f"{INDENT * depth}{node.get('id')}: {service_summary(detail)}"
     if node.get("last_error"):
         line += f", last error: {node['last_error']}"
     lines = [line]
@@ -25,4 +30,42 @@ def tree_lines(node: Mapping[str, Any], depth: int = 0) -> list[str]:
     return lines
 
 
-__all__ = ["tree_lines"]
+def service_summary(status: Mapping[str, Any]) -> str:
+    """A service's state and figures on one line, as ``status`` and ``nua service status`` show them."""
+    parts = [str(status.get("state"))]
+    if status.get("pid") is not None:
+        parts.append(f"pid {status['pid']}")
+        parts.append(f"up {duration(float(status.get('uptime_s') or 0))}")
+    parts.append(f"restarts {status.get('restarts')}")
+    if status.get("cpu_percent") is not None:
+        parts.append(f"cpu {status['cpu_percent']:.1f}%")
+    if status.get("rss_bytes") is not None:
+        parts.append(f"rss {status['rss_bytes'] / 1048576:.1f} MiB")
+    if status.get("pid") is not None:
+        parts.append(f"group {status.get('group_size')}")
+    last = status.get("last_exit")
+    if isinstance(last, Mapping):
+        how = (
+            f"signal {last['signal']}"
+            if "signal" in last
+            else f"code {last['code']}"
+            if "code" in last
+            else str(last.get("error"))
+        )
+        parts.append(f"last exit {how} at {last.get('at')}")
+    return ", ".join(parts)
+
+
+def duration(seconds: float) -> str:
+    """``seconds`` as ``1d 2h 3m 4s``, largest unit first, zero units left out (``0s`` for none)."""
+    whole = int(seconds)
+    units = (("d", 86400), ("h", 3600), ("m", 60), ("s", 1))
+    shown = []
+    for suffix, size in units:
+        count, whole = divmod(whole, size)
+        if count:
+            shown.append(f"{count}{suffix}")
+    return " ".join(shown) or "0s"
+
+
+__all__ = ["duration", "service_summary", "tree_lines"]

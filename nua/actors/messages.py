@@ -6,7 +6,9 @@ reference to another actor's internals.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -52,9 +54,11 @@ class ChildInfo:
     started_at: str | None
     last_error: str | None
     children: tuple[ChildInfo, ...] = field(default=())
+    # What the child says of itself beyond the actor's state (a service: its process's figures).
+    detail: Mapping[str, Any] | None = None
 
     def as_dict(self) -> dict[str, object]:
-        return {
+        shown: dict[str, object] = {
             "id": self.id,
             "state": self.state,
             "restarts": self.restarts,
@@ -62,3 +66,6 @@ class ChildInfo:
             "last_error": self.last_error,
             "children": [child.as_dict() for child in self.children],
         }
+        if self.detail is not None:
+            shown["detail"] = dict(self.detail)
+        return shown

@@ -30,7 +30,7 @@ import functools
 import itertools
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, NoReturn, cast
@@ -201,8 +201,11 @@ class Supervisor(SupervisedActor):
         strategy: Strategy = Strategy.ONE_FOR_ONE,
         intensity: Intensity | None = None,
         directory: Directory | None = None,
+        name_prefix: str = "",
     ) -> None:
         super().__init__(context)
+        # Children are registered in the directory as name_prefix + id.
+        self.name_prefix = name_prefix
         ids = [spec.id for spec in children]
         if len(set(ids)) != len(ids):
             msg = f"child ids must be unique, got {ids}"
@@ -258,9 +261,19 @@ class Supervisor(SupervisedActor):
             started_at=child.started_at,
             last_error=child.last_error,
             children=grandchildren,
+            detail=self.child_detail(child.ref, child.spec) if child.ref is not None else None,
         )
 
+    def child_detail(self, ref: pykka.ActorRef[Any], spec: ChildSpec) -> Mapping[str, Any] | None:  # noqa: ARG002
+        """What the tree shows of a running child beyond its state; none here, subclasses may say more."""
+        return None
+
     # -- dynamic children ------------------------------------------------------------------
+
+    def arrange(self, order: Sequence[str]) -> None:
+        """Put the children in ``order`` (ids; others keep their place after them): the start and stop order."""
+        rank = {child_id: index for index, child_id in enumerate(order)}
+        self._children.sort(key=lambda child: rank.get(child.spec.id, len(rank)))
 
     def _dynamic(self, request: StartChild | TerminateChild | RestartChild | DeleteChild) -> ChildInfo | None:
         match request:
@@ -363,7 +376,7 @@ class Supervisor(SupervisedActor):
         child.ref = ref
         child.state = "running"
         child.started_at = _now_iso()
-        self.directory.register(spec.id, ref)
+        self.directory.register(self.name_prefix + spec.id, ref)
         self.log.info("child_started", child=spec.id, generation=child.generation)
 
     def _start_failed(self, child: _Child, reason: str) -> NoReturn:
@@ -381,7 +394,7 @@ class Supervisor(SupervisedActor):
         if ref is None:
             return
         child.state = "stopping"
-        self.directory.unregister(child.spec.id, ref)
+        self.directory.unregister(self.name_prefix + child.spec.id, ref)
         try:
             ref.stop(block=True, timeout=child.spec.shutdown_s)
         except pykka.Timeout:
@@ -398,7 +411,7 @@ class Supervisor(SupervisedActor):
         if child is None or child.key != key or exited.generation != child.generation or child.state != "running":
             return  # an incarnation we replaced, stopped or deleted ourselves
         if child.ref is not None:
-            self.directory.unregister(child.spec.id, child.ref)
+            self.directory.unregister(self.name_prefix + child.spec.id, child.ref)
         child.ref = None
         child.state = "failed" if exited.error else "stopped"
         if exited.error:

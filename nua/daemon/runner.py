@@ -30,10 +30,14 @@ import pykka
 import pykka.debug
 
 from nua import log, runtime, settings
+from nua.actors import os_process
 from nua.actors.directory import GATEWAY, Directory
 from nua.actors.health import Health
 from nua.actors.messages import Exited, Ping
+from nua.actors.process_loop import ProcessLoop
+from nua.actors.service import ServiceHost
 from nua.actors.supervisor import ChildSpec
+from nua.actors.timers import TimerThread
 from nua.daemon import limits, notify, sigmask, tree
 from nua.daemon.daemonize import Readiness
 from nua.daemon.exit_codes import EXIT_FAILED, EXIT_OK
@@ -153,6 +157,9 @@ class Daemon:
         self.root: pykka.ActorRef[Any] | None = None
         self._specs: list[ChildSpec] = []
         self._root_error: str | None = None
+        # The services' processes: one thread reaps every child (we are their subreaper), one keeps time.
+        # Made once the logs are configured (they log).
+        self.service_host: ServiceHost | None = None
 
     # -- the whole life ------------------------------------------------------------
 
@@ -212,15 +219,32 @@ class Daemon:
         self.log = log.get("nua.daemon", pid=os.getpid())
 
     def _serve(self) -> int:
-        if not self._start_tree():
-            return EXIT_FAILED
-        self._ready()
-        code = self._loop()
-        return self._shutdown(code)
+        # Orphaned descendants of services become ours to reap and find, not PID 1's.
+        if not os_process.become_subreaper():
+            self.log.warning("not_a_subreaper", reason="prctl(PR_SET_CHILD_SUBREAPER) failed")
+        timers = TimerThread()
+        host = ServiceHost(
+            ProcessLoop(reap_all=True),
+            timers,
+            log_dir=self.settings.services_log_dir,
+            record_dir=self.settings.services_record_dir,
+        )
+        host.loop.start()
+        timers.start()
+        self.service_host = host
+        try:
+            if not self._start_tree(host):
+                return EXIT_FAILED
+            self._ready()
+            code = self._loop()
+            return self._shutdown(code)
+        finally:
+            timers.stop()
+            host.loop.stop()
 
     # -- start -----------------------------------------------------------------------
 
-    def _start_tree(self) -> bool:
+    def _start_tree(self, service_host: ServiceHost) -> bool:
         sys.setswitchinterval(min(sys.getswitchinterval(), GIL_SWITCH_INTERVAL_S))  # see GIL_SWITCH_INTERVAL_S
         self.log.info(
             "daemon_starting",
@@ -234,6 +258,7 @@ class Daemon:
             request_shutdown=self._request_shutdown,
             on_exit=self._root_exited,
             health=self.health,
+            service_host=service_host,
         )
         budget = tree.start_budget_s(self._specs)
         try:
@@ -335,6 +360,9 @@ class Daemon:
                 self._reload()
             case signal.SIGUSR1:
                 pykka.debug.log_thread_tracebacks()
+            case signal.SIGUSR2 if self.service_host is not None:
+                self.service_host.loop.reopen_logs()
+                self.log.info("service_logs_reopened", log_dir=str(self.service_host.log_dir))
             case _Event(kind=_Kind.SHUTDOWN, reason=reason):
                 self.log.info("shutdown_requested", reason=reason)
                 return EXIT_OK
@@ -436,6 +464,10 @@ def _differences(current: settings.Settings, fresh: settings.Settings) -> list[s
     changed: list[str] = []
     for section in dataclasses.fields(current):
         if section.name == "config_file":
+            continue
+        if section.name == "services":
+            if current.services != fresh.services:
+                changed.append("[services]")
             continue
         old, new = getattr(current, section.name), getattr(fresh, section.name)
         changed.extend(

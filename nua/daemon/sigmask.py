@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import signal
 
-HANDLED = frozenset({signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1})
+HANDLED = frozenset({signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2})
 
 
 def block() -> set[int | signal.Signals]:

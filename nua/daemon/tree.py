@@ -4,7 +4,9 @@ One root supervisor, registered in the :class:`Directory` as ``"root"``, with it
 children in start order: the sentinel first (it cleans stale files and must be
 watching before anything serves), then the DB writer (the gateway forwards to it;
 it creates or upgrades the schema), the DB reader (reads on a connection of their
-own, see :mod:`nua.actors.db_reader`), then the gateway last (when it has bound its endpoint, the daemon serves). They
+own, see :mod:`nua.actors.db_reader`), the services (the OS processes the daemon
+supervises, see :mod:`nua.actors.services`; after the database, which holds those
+added at run time), then the gateway last (when it has bound its endpoint, the daemon serves). They
 stop in the reverse order: the gateway stops taking calls before the DB writer
 commits or fails what it holds. ``one_for_one``: the children do not depend on
 each other's state, each reaches the others by name through the directory.
@@ -22,6 +24,8 @@ from nua.actors.db_writer import DbWriter
 from nua.actors.directory import DB_READER, DB_WRITER, GATEWAY, ROOT, SENTINEL, Directory
 from nua.actors.health import Health
 from nua.actors.sentinel import Sentinel, ShutdownListener
+from nua.actors.service import ServiceHost
+from nua.actors.services import SERVICES, ServicesSupervisor, budget_s
 from nua.actors.supervised import ChildContext, ExitListener
 from nua.actors.supervisor import ChildSpec, Intensity, Restart, Strategy, Supervisor
 from nua.rpc.gateway import BoundEndpoint, Gateway
@@ -30,10 +34,16 @@ from nua.settings import Settings
 # Opening the database (and creating or upgrading its schema) may take longer
 # than an actor's usual start.
 DB_WRITER_START_TIMEOUT_S = 30.0
+# Added to the services' stop budget, for the services added at run time.
+SERVICES_MARGIN_S = 60.0
 
 
 def child_specs(
-    settings: Settings, directory: Directory, request_shutdown: ShutdownListener, health: Health
+    settings: Settings,
+    directory: Directory,
+    request_shutdown: ShutdownListener,
+    health: Health,
+    service_host: ServiceHost,
 ) -> list[ChildSpec]:
     """The root's children, in start order (no gateway with ``[server] start_zmq_server = false``)."""
     shutdown_s = settings.supervisor.shutdown_timeout_s
@@ -46,6 +56,20 @@ def child_specs(
         spec(DB_WRITER, lambda ctx: DbWriter.start(ctx, settings, health), start_timeout_s=DB_WRITER_START_TIMEOUT_S),
         spec(DB_READER, lambda ctx: DbReader.start(ctx, settings, health)),
     ]
+    intensity = Intensity(settings.supervisor.max_restarts, settings.supervisor.max_seconds)
+    # Every service's stop, in turn, and enough for those added at run time to stop too.
+    services_s = sum(budget_s(config) for config in settings.services) + shutdown_s + SERVICES_MARGIN_S
+    specs.append(
+        ChildSpec(
+            SERVICES,
+            start=lambda ctx: ServicesSupervisor.start(
+                ctx, settings.services, service_host, directory=directory, intensity=intensity
+            ),
+            restart=Restart.PERMANENT,
+            shutdown_s=services_s,
+            start_timeout_s=services_s,
+        )
+    )
     if settings.server.start_zmq_server:
         bound = BoundEndpoint()  # a restarted gateway binds the port the first one got
         specs.append(spec(GATEWAY, lambda ctx: Gateway.start(ctx, settings, directory, health, bound)))
@@ -59,13 +83,14 @@ def start(
     request_shutdown: ShutdownListener,
     on_exit: ExitListener,
     health: Health,
+    service_host: ServiceHost,
 ) -> tuple[pykka.ActorRef[Any], list[ChildSpec]]:
     """Start the root supervisor; it starts its children in its own thread.
 
     Returns at once: an ``ask`` of :class:`~nua.actors.messages.Ping` to the root
     answers only once every child is running (or fails, if one could not start).
     """
-    specs = child_specs(settings, directory, request_shutdown, health)
+    specs = child_specs(settings, directory, request_shutdown, health, service_host)
     root = Supervisor.start(
         ChildContext(ROOT, 1, on_exit),
         specs,

@@ -301,6 +301,34 @@ class PruneAudit:
     most: int
 
 
+# -- services added at run time ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PutService:
+    """Store a service's declaration (a JSON table); replies with its row dict.
+
+    ``create``: a new service (ConflictError if the name is stored); otherwise a
+    replacement (NotFoundError if it is not).
+    """
+
+    name: str
+    config: dict[str, Any]
+    create: bool
+
+
+@dataclass(frozen=True)
+class DeleteService:
+    """Forget a stored service; replies with 1. NotFoundError when there is none."""
+
+    name: str
+
+
+@dataclass(frozen=True)
+class ListServices:
+    """Replies with every stored service's row dict, ordered by name (services are few: no pages)."""
+
+
 Command = (
     AddUser
     | GetUser
@@ -329,6 +357,11 @@ Command = (
     | RecordDenied
     | ListAudit
     | PruneAudit
+
+
+    | PutService
+    | DeleteService
+    | ListServices
 )
 COMMAND_TYPES: tuple[type[Any], ...] = typing.get_args(Command)
 # The commands that change nothing: the DB reader answers them, and a degraded
@@ -343,6 +376,9 @@ READ_COMMANDS: tuple[type[Any], ...] = (
     ListSettings,
     ListKeys,
     ListAudit,
+
+
+    ListServices,
 )
 
 __all__ = [
@@ -359,6 +395,7 @@ __all__ = [
     "CountUsers",
     "DeleteAllUsers",
     "DeleteGroup",
+    "DeleteService",
     "DeleteSetting",
     "DeleteUsers",
     "EnsureKey",
@@ -368,11 +405,15 @@ __all__ = [
     "ListAudit",
     "ListGroups",
     "ListKeys",
+    "ListServices",
     "ListSettings",
     "ListUsers",
     "MarkKeysSeen",
     "PruneAudit",
     "RecordDenied",
+
+
+    "PutService",
     "RemoveGroupMembers",
     "RemoveKey",
     "SetSetting",

@@ -26,6 +26,7 @@ from nua.model.compiled import Prepared
 from nua.model.errors import ConflictError, NotFoundError
 from nua.model.group import group_dict, group_members, user_groups
 from nua.model.key import client_keys, key_dict
+from nua.model.service import service_row_dict, services_table
 from nua.model.setting import setting_dict, settings_table, stored_setting_dict
 from nua.model.user import PUBLIC_COLUMNS, TEXT_STAMP_COLUMNS, user_dict, user_dict_stored, users
 
@@ -495,6 +496,36 @@ def prune_audit(conn: Connection, command: cmd.PruneAudit) -> int:
 
 Handler = Callable[[Connection, Any], Any]
 
+# -- services added at run time ------------------------------------------------------------
+
+
+def put_service(conn: Connection, command: cmd.PutService) -> dict[str, Any]:
+    table = services_table
+    exists = conn.execute(select(table.c.name).where(table.c.name == command.name)).first() is not None
+    if command.create and exists:
+        raise ConflictError("service", "name", command.name)
+    if not command.create and not exists:
+        raise NotFoundError("service", name=command.name)
+    row = {"name": command.name, "config": command.config, "updated_at": utcnow()}
+    if exists:
+        conn.execute(update(table).where(table.c.name == command.name).values(row))
+    else:
+        conn.execute(insert(table), row)
+    return service_row_dict(row)
+
+
+def delete_service(conn: Connection, command: cmd.DeleteService) -> int:
+    deleted = int(conn.execute(delete(services_table).where(services_table.c.name == command.name)).rowcount)
+    if deleted == 0:
+        raise NotFoundError("service", name=command.name)
+    return deleted
+
+
+def list_services(conn: Connection, command: cmd.ListServices) -> list[dict[str, Any]]:  # noqa: ARG001
+    rows = conn.execute(select(services_table).order_by(services_table.c.name)).mappings()
+    return [service_row_dict(row) for row in rows]
+
+
 HANDLERS: dict[type[Any], Handler] = {
     cmd.AddUser: add_user,
     cmd.GetUser: get_user,
@@ -523,6 +554,9 @@ HANDLERS: dict[type[Any], Handler] = {
     cmd.RecordDenied: record_denied,
     cmd.ListAudit: list_audit,
     cmd.PruneAudit: prune_audit,
+    cmd.PutService: put_service,
+    cmd.DeleteService: delete_service,
+    cmd.ListServices: list_services,
 }
 
 

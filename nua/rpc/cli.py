@@ -29,7 +29,7 @@ from typing import Any, NamedTuple, NoReturn, TextIO
 from nua import client_settings, runtime
 from nua.rpc.client import Client, DaemonUnreachableError, ProtocolError
 from nua.rpc.errors import RpcError, error_code
-from nua.status_tree import tree_lines
+from nua.status_tree import duration, service_summary, tree_lines
 
 EXIT_OK = 0
 EXIT_RPC_ERROR = 1
@@ -305,6 +305,7 @@ _TOP_HELP = {
     "user": "manage users",
     "group": "manage groups",
     "setting": "manage settings stored in the daemon",
+    "service": "manage the processes the daemon supervises",
     "methods": "list the daemon's RPC methods",
     "describe": "describe a method",
     "call": "call any method",
@@ -387,6 +388,73 @@ def _settings(top: Any, common: argparse.ArgumentParser) -> None:
     settings.add("delete", removed, "delete a setting (e.g. one whose stored value is damaged)", _arg("key"))
 
 
+SERVICE_COLUMNS = ("name", "state", "pid", "uptime", "restarts", "last_exit", "source")
+# How often ``nua service logs -f`` asks for what is new.
+FOLLOW_INTERVAL_S = 0.5
+
+
+def show_services(services: list[dict[str, Any]]) -> str:
+    """``nua service list``: one row per service, as ``supervisorctl status``."""
+    rows = [
+        {
+            **service,
+            "uptime": duration(service["uptime_s"]) if service.get("uptime_s") is not None else None,
+            "last_exit": service_summary({"last_exit": service.get("last_exit")}).rpartition("last exit ")[2] or None,
+        }
+        for service in services
+    ]
+    return table(rows, SERVICE_COLUMNS)
+
+
+def show_service(service: dict[str, Any]) -> str:
+    """One service: its name, state and figures on one line, then its declaration."""
+    lines = [f"{service.get('name')}: {service_summary(service)}"]
+    if "source" in service:
+        lines.append(f"source: {service['source']}")
+    if isinstance(service.get("config"), dict):
+        lines.append("config: " + json.dumps(service["config"], ensure_ascii=False))
+    return "\n".join(lines)
+
+
+def _service_logs(client: Client, args: argparse.Namespace, _stdin: TextIO) -> tuple[Any, Callable[[Any], str]]:
+    reply = client.call("service_logs", args.name, args.lines)
+    if not args.follow:
+        return reply["lines"], "\n".join
+    import time  # noqa: PLC0415 - only a follow waits
+
+    while True:  # until Ctrl-C, as tail -f
+        for line in reply["lines"]:
+            sys.stdout.write((json.dumps(line, ensure_ascii=False) if args.json else line) + "\n")
+        sys.stdout.flush()
+        time.sleep(FOLLOW_INTERVAL_S)
+        reply = client.call("service_logs", args.name, 0, reply["cursor"])
+
+
+def _services(top: Any, common: argparse.ArgumentParser) -> None:
+    services = _Commands(top, "service", common)
+    name = _arg("name")
+    declaration = _arg(
+        "declaration", metavar="CONFIG_JSON", help='the [services.NAME] keys as JSON: {"command": "..."}'
+    )
+    services.add("list", _simple("service_list", show=show_services), "list services (as supervisorctl status)")
+    services.add("status", _simple("service_get", "name", show=show_service), "a service's state and figures", name)
+    for action in ("start", "stop", "restart"):
+        services.add(action, _simple(f"service_{action}", "name", show=show_service), f"{action} a service", name)
+    add = _simple("service_add", params=lambda a: [a.name, json_value(a.declaration)], show=show_service)
+    services.add("add", add, "add a service, kept in the database", name, declaration)
+    update = _simple("service_update", params=lambda a: [a.name, json_value(a.declaration)], show=show_service)
+    services.add("update", update, "replace a service's declaration", name, declaration)
+    removed = _simple("service_remove", "name", show=lambda n: f"{n} service removed")
+    services.add("remove", removed, "stop and forget a service added with add", name)
+    signalled = _simple("service_signal", "name", "signal", show=show_service)
+    services.add("signal", signalled, "send a signal to a service's processes", name, _arg("signal", help="e.g. HUP"))
+    services.add(
+        "logs", _service_logs, "a service's output",
+        name, _arg("-n", dest="lines", type=int, default=20, help="lines to show (default 20)"),
+        _arg("-f", dest="follow", action="store_true", help="then print what follows, across rotations"),
+    )  # fmt: skip
+
+
 def _daemon(top: Any, common: argparse.ArgumentParser) -> None:
     daemon = _Commands(top, "", common)
     daemon.add("methods", _simple("rpc_methods"), _TOP_HELP["methods"])
@@ -416,6 +484,7 @@ _GROUPS: dict[str, Callable[[Any, argparse.ArgumentParser], None]] = {
     "user": _users,
     "group": _groups,
     "setting": _settings,
+    "service": _services,
     "methods": _daemon,
     "describe": _daemon,
     "call": _daemon,

@@ -48,6 +48,18 @@ def wait_until(condition: Callable[[], Any], timeout: float = WAIT_S, what: str 
         time.sleep(0.02)
 
 
+def nua_cli(daemon: DaemonEnv, *args: str) -> subprocess.CompletedProcess[str]:
+    """``bin/nua --config <ours> ARGS``, without any NUA_ZMQ_* variable."""
+    return subprocess.run(
+        [str(REPO / "bin" / "nua"), "--config", str(daemon.config), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=daemon.env(),
+        check=False,
+    )
+
+
 def is_alive(pid: int) -> bool:
     try:
         return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE

@@ -42,7 +42,7 @@ def test_start_status_stop_daemonised(daemon: DaemonEnv) -> None:
     assert report["uptime_s"] >= 0
     tree = report["tree"]
     assert tree["id"] == "root"
-    assert [child["id"] for child in tree["children"]] == ["sentinel", "db_writer", "db_reader", "gateway"]
+    assert [child["id"] for child in tree["children"]] == ["sentinel", "db_writer", "db_reader", "services", "gateway"]
     for node in (tree, *tree["children"]):
         assert node["state"] == "running"
         assert node["restarts"] == 0
@@ -282,8 +282,10 @@ def test_shutdown_signals_stop_the_daemon_gracefully(daemon: DaemonEnv, signum: 
     assert daemon.wait_for_log("shutdown_requested", pid=pid)["reason"] == f"signal {signal.Signals(signum).name}"
     assert daemon.wait_for_log("daemon_exited", pid=pid)
     # Reverse start order: the gateway (started last) stops first, the sentinel (first) last.
-    events = [e["event"] for e in daemon.log_events()]
-    order = [events.index(name) for name in ("gateway_stopped", "sentinel_stopped", "supervisor_stopped")]
+    events = [
+        e["event"] if e["event"] != "supervisor_stopped" else f"{e.get('actor')}_stopped" for e in daemon.log_events()
+    ]
+    order = [events.index(name) for name in ("gateway_stopped", "services_stopped", "sentinel_stopped", "root_stopped")]
     assert order == sorted(order), events
     assert not daemon.pid_file.exists()
     assert not daemon.socket.exists()

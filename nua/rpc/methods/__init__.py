@@ -7,6 +7,7 @@ from nua.rpc.methods.audit import AuditMethods
 from nua.rpc.methods.group import GroupMethods
 from nua.rpc.methods.key import KeyMethods
 from nua.rpc.methods.rpc import RpcMethods
+from nua.rpc.methods.service import ServiceMethods
 from nua.rpc.methods.setting import SettingMethods
 from nua.rpc.methods.sys import FaultMethods, SysMethods
 from nua.rpc.methods.test import TestMethods
@@ -20,6 +21,7 @@ BUILTIN_GROUPS: tuple[type[MethodGroup], ...] = (
     SettingMethods,
     KeyMethods,
     AuditMethods,
+    ServiceMethods,
     SysMethods,
     FaultMethods,
 )
