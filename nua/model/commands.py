@@ -410,10 +410,8 @@ __all__ = [
     "ListUsers",
     "MarkKeysSeen",
     "PruneAudit",
-    "RecordDenied",
-
-
     "PutService",
+    "RecordDenied",
     "RemoveGroupMembers",
     "RemoveKey",
     "SetSetting",

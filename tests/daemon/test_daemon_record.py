@@ -14,7 +14,7 @@ import socket
 from pathlib import Path
 from typing import Any
 
-from daemon_helpers import DaemonEnv, is_alive, nua_cli
+from daemon_helpers import DaemonEnv, is_alive
 
 import nua
 from nua import runtime
