@@ -39,8 +39,10 @@ The same handler checks client credentials. With CURVE (``[zmq] auth =
 "curve"``) a ZAP request carries the client's public key, which the handshake
 has already proven the client holds the secret of; the handler admits it only
 if ``authenticate`` knows the key (the gateway's cache of the key store), and
-answers with the key's name as User-Id: libzmq attaches it to every message of
-that connection, so that the gateway knows each call's caller. A request the
+answers with the key itself (Z85) as User-Id: libzmq attaches it to every message
+of that connection, and the gateway looks each message's caller up by that key.
+A name would not do: a key removed and its name given to another key would let
+the old key's open connections go on under the new key's role. A request the
 handler cannot judge (malformed, a mechanism other than CURVE, a failure of its
 own) is refused, never admitted; and the guarded socket sets
 ``ZAP_ENFORCE_DOMAIN``, so that a connection is refused when no handler is bound
@@ -195,7 +197,7 @@ class Admission:
                     refused=self.unknown_keys,
                 )
             return b"400", b"unknown key", b""
-        return b"200", b"OK", name.encode("utf-8")
+        return b"200", b"OK", z85.encode(credentials)
 
     def _take_events(self) -> None:
         """Process every event the monitor has queued."""

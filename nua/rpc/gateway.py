@@ -26,7 +26,7 @@ With ``[zmq] auth = "curve"`` the socket is a CURVE server with the daemon's
 key pair (:mod:`nua.rpc.credentials`), and the admission handler admits only
 keys of the key store (cached in ``services.keys``, loaded here at start, after
 the daemon's own account's key is registered as admin). The handler names the
-key in each connection's User-Id; each message is received with its frame
+key (Z85) in each connection's User-Id; each message is received with its frame
 metadata, so the dispatcher knows every call's caller (:mod:`nua.rpc.access`).
 
 Each incarnation has its own ZeroMQ context, terminated when its thread ends:
@@ -114,7 +114,7 @@ class _Message:
     count: int
     size: int
     delimited: bool  # the second of three frames is empty (a REQ client's delimiter)
-    user: str | None = None  # the connection's ZAP User-Id (its key's name), read when asked for
+    user: str | None = None  # the connection's ZAP User-Id (its public key, Z85), read when asked for
 
 
 def _receive(sock: zmq.Socket[Any], limit: int, *, identify: bool = False) -> _Message:

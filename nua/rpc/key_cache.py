@@ -20,17 +20,17 @@ from nua.rpc.access import Caller
 
 
 class KeyCache:
-    """Registered keys by raw public key and by name."""
+    """Registered keys by public key (Z85, as a connection's User-Id carries it) and by name."""
 
     def __init__(self) -> None:
-        self._by_key: dict[bytes, Caller] = {}
-        self._by_name: dict[str, bytes] = {}
+        self._by_key: dict[str, Caller] = {}
+        self._by_name: dict[str, str] = {}
         self.loaded = False
 
     def load(self, rows: Iterable[Mapping[str, Any]]) -> None:
         """Replace everything with ``rows`` (key dicts: name, public_key, role)."""
-        by_key: dict[bytes, Caller] = {}
-        by_name: dict[str, bytes] = {}
+        by_key: dict[str, Caller] = {}
+        by_name: dict[str, str] = {}
         for row in rows:
             entry = _entry(row)
             if entry is not None:
@@ -44,43 +44,42 @@ class KeyCache:
         entry = _entry(row)
         if entry is None:
             return
-        raw, caller = entry
+        key, caller = entry
         by_key, by_name = dict(self._by_key), dict(self._by_name)
         old = by_name.get(caller.name)
         if old is not None:
             by_key.pop(old, None)
-        by_key[raw] = caller
-        by_name[caller.name] = raw
+        by_key[key] = caller
+        by_name[caller.name] = key
         self._by_key, self._by_name = by_key, by_name
 
     def drop(self, name: str) -> None:
         """Forget the key ``name``: its connections' next calls are refused."""
         by_key, by_name = dict(self._by_key), dict(self._by_name)
-        raw = by_name.pop(name, None)
-        if raw is not None:
-            by_key.pop(raw, None)
+        key = by_name.pop(name, None)
+        if key is not None:
+            by_key.pop(key, None)
         self._by_key, self._by_name = by_key, by_name
 
     def name_of(self, raw_public_key: bytes) -> str | None:
         """The name of the key whose raw 32 bytes these are (a ZAP request's credentials), or ``None``."""
-        caller = self._by_key.get(raw_public_key)
+        caller = self._by_key.get(z85.encode(raw_public_key).decode("ascii"))
         return None if caller is None else caller.name
 
-    def caller(self, name: str) -> Caller | None:
-        """The caller registered as ``name`` (a message's User-Id), or ``None`` once removed."""
-        raw = self._by_name.get(name)
-        return None if raw is None else self._by_key.get(raw)
+    def caller(self, public_key: str) -> Caller | None:
+        """The caller holding ``public_key`` (Z85: a message's User-Id), or ``None`` once that key is removed."""
+        return self._by_key.get(public_key)
 
     def __len__(self) -> int:
         return len(self._by_key)
 
 
-def _entry(row: Mapping[str, Any]) -> tuple[bytes, Caller] | None:
+def _entry(row: Mapping[str, Any]) -> tuple[str, Caller] | None:
     role = role_named(str(row.get("role")))
     public = row.get("public_key")
     if role is None or not isinstance(public, str):
         return None  # a row no check lets in: never a caller
-    return z85.decode(public), Caller(str(row["name"]), role)
+    return public, Caller(str(row["name"]), role)
 
 
 __all__ = ["KeyCache"]

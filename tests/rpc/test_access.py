@@ -146,13 +146,21 @@ def test_the_handler_names_a_known_key_and_refuses_others(known: tuple[KeyCache,
     zap = Zap(cache.name_of)
     try:
         raw = z85.decode(pair.public)
-        assert zap.ask(b"CURVE", raw)[2:5] == [b"200", b"OK", b"alice"]
+        # The User-Id is the key itself: a message's caller is looked up by the key it proved.
+        assert zap.ask(b"CURVE", raw)[2:5] == [b"200", b"OK", pair.public.encode("ascii")]
+        assert cache.caller(pair.public) == Caller("alice", Role.OPERATOR)
         stranger = z85.decode(curve_keys.generate().public)
         assert zap.ask(b"CURVE", stranger)[2] == b"400"
         assert zap.ask(b"NULL", b"")[2] == b"400"  # no CURVE, no admission
         assert zap.admission.unknown_keys == 1
+        # The name given to another key: the old key's open connections lose it at once.
+        other = curve_keys.generate()
+        cache.put({"name": "alice", "public_key": other.public, "role": "admin"})
+        assert cache.caller(pair.public) is None
+        assert cache.caller(other.public) == Caller("alice", Role.ADMIN)
         cache.drop("alice")
         assert zap.ask(b"CURVE", raw)[2] == b"400"
+        assert cache.caller(other.public) is None
     finally:
         zap.close()
 
