@@ -34,10 +34,10 @@ def server_pair(settings: Settings) -> KeyPair:
     return curve_keys.ensure(server_key_path(settings))[0]
 
 
-def rotate_server(settings: Settings) -> KeyPair:
-    """A new server key pair in place of the old one (the running gateway keeps the old one until it restarts)."""
+def rotate_server(settings: Settings, pair: KeyPair | None = None) -> KeyPair:
+    """``pair`` (a new one when not given) in place of the server's key pair; the running gateway keeps the old one."""
     private_dir(settings.zmq.keys_dir)
-    return curve_keys.replace(server_key_path(settings))
+    return curve_keys.replace(server_key_path(settings), pair)
 
 
 def owner_pair(settings: Settings) -> KeyPair:

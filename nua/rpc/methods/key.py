@@ -11,6 +11,7 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
 
+from nua import curve_keys
 from nua.model import checks
 from nua.model.commands import ChangedOutside
 from nua.rpc import credentials
@@ -53,10 +54,11 @@ class KeyMethods(MethodGroup):
         clients must then be given the new public key (local ones read it from the
         runtime record by themselves).
         """
-        pair = credentials.rotate_server(self.services.settings)
-        # Answered once its audit record is durable, as every change is.
+        # The record first, durable, then the files: a writer that is away (an outage)
+        # refuses the call before anything changed, so a retry rotates once.
         recorded = self.services.ask(DB_WRITER, ChangedOutside("the server key pair rotated"))
         recorded.result(timeout=self.services.settings.rpc.call_timeout_s)
+        pair = credentials.rotate_server(self.services.settings, curve_keys.generate())
         return {"public_key": pair.public, "applies": "at the next restart"}
 
 
