@@ -90,6 +90,8 @@ IO_STOP_TIMEOUT_S = 5.0
 KEYS_TIMEOUT_S = 2.0
 # Keys read per page when the key store is loaded.
 KEYS_PAGE = 1000
+# Reads of the key store at start before giving up, when a key changes during each one.
+KEYS_READS = 3
 # A key's last_seen_at is recorded at most this often (each record is a write).
 SEEN_EVERY_S = 60.0
 
@@ -360,9 +362,11 @@ class Gateway(SupervisedActor):
         """The server key pair; the owner's key registered as admin, and every key in the cache."""
         pair = credentials.server_pair(self.settings)
         owner = credentials.owner_pair(self.settings)
+        if self._bound.keys is not None:
+            self.services.keys = self._bound.keys  # one cache for every incarnation: see KeyCache
         try:
             self._wait(self.services.ask(DB_WRITER, checks.key_ensure(credentials.owner_name(), owner.public, "admin")))
-            self.services.keys.load(self._read_keys())
+            self._reload_keys()
         except Exception as exc:
             previous = self._bound.keys
             if previous is None:
@@ -373,6 +377,15 @@ class Gateway(SupervisedActor):
             self.log.info("client_keys_loaded", keys=len(self.services.keys), server_key=pair.public)
         self._bound.keys = self.services.keys
         return pair
+
+    def _reload_keys(self) -> None:
+        """Load the cache from the key store, again if a key changed during the read (see KeyCache)."""
+        for _ in range(KEYS_READS):
+            read_at = self.services.keys.version
+            if self.services.keys.load(self._read_keys(), read_at=read_at):
+                return
+        msg = f"the key store changed during each of {KEYS_READS} reads"
+        raise RuntimeError(msg)
 
     def _read_keys(self) -> list[dict[str, Any]]:
         rows: list[dict[str, Any]] = []

@@ -6,10 +6,17 @@ gateway's own key methods once their change is durable (``key_add``,
 passes through here. Reads happen in the I/O thread, changes in whatever thread
 resolves the writer's future: each change builds new maps and swaps them in
 one assignment, so a reader sees the maps before or after, never half of one.
+
+One cache serves every incarnation of the gateway. A restarted gateway reloads it
+from the database; a change committed meanwhile by a call its predecessor had
+started changes the cache while the rows are read, and those rows may predate it
+(a removed key would come back): :meth:`load` refuses rows read across a change
+(:attr:`version`), and the gateway reads them again.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -26,9 +33,16 @@ class KeyCache:
         self._by_key: dict[str, Caller] = {}
         self._by_name: dict[str, str] = {}
         self.loaded = False
+        # Counts the changes (put, drop); changes and loads are serialized, reads are not.
+        self.version = 0
+        self._changing = threading.Lock()
 
-    def load(self, rows: Iterable[Mapping[str, Any]]) -> None:
-        """Replace everything with ``rows`` (key dicts: name, public_key, role)."""
+    def load(self, rows: Iterable[Mapping[str, Any]], *, read_at: int | None = None) -> bool:
+        """Replace everything with ``rows`` (key dicts: name, public_key, role); ``False`` if they are stale.
+
+        ``read_at`` is :attr:`version` when the rows were begun to be read: if a
+        change came since, nothing is replaced (read them again).
+        """
         by_key: dict[str, Caller] = {}
         by_name: dict[str, str] = {}
         for row in rows:
@@ -36,8 +50,12 @@ class KeyCache:
             if entry is not None:
                 by_key[entry[0]] = entry[1]
                 by_name[entry[1].name] = entry[0]
-        self._by_key, self._by_name = by_key, by_name
-        self.loaded = True
+        with self._changing:
+            if read_at is not None and read_at != self.version:
+                return False
+            self._by_key, self._by_name = by_key, by_name
+            self.loaded = True
+        return True
 
     def put(self, row: Mapping[str, Any]) -> None:
         """Add or replace one key (a key dict), as the writer has just stored it."""
@@ -45,21 +63,25 @@ class KeyCache:
         if entry is None:
             return
         key, caller = entry
-        by_key, by_name = dict(self._by_key), dict(self._by_name)
-        old = by_name.get(caller.name)
-        if old is not None:
-            by_key.pop(old, None)
-        by_key[key] = caller
-        by_name[caller.name] = key
-        self._by_key, self._by_name = by_key, by_name
+        with self._changing:
+            by_key, by_name = dict(self._by_key), dict(self._by_name)
+            old = by_name.get(caller.name)
+            if old is not None:
+                by_key.pop(old, None)
+            by_key[key] = caller
+            by_name[caller.name] = key
+            self._by_key, self._by_name = by_key, by_name
+            self.version += 1
 
     def drop(self, name: str) -> None:
         """Forget the key ``name``: its connections' next calls are refused."""
-        by_key, by_name = dict(self._by_key), dict(self._by_name)
-        key = by_name.pop(name, None)
-        if key is not None:
-            by_key.pop(key, None)
-        self._by_key, self._by_name = by_key, by_name
+        with self._changing:
+            by_key, by_name = dict(self._by_key), dict(self._by_name)
+            key = by_name.pop(name, None)
+            if key is not None:
+                by_key.pop(key, None)
+            self._by_key, self._by_name = by_key, by_name
+            self.version += 1
 
     def name_of(self, raw_public_key: bytes) -> str | None:
         """The name of the key whose raw 32 bytes these are (a ZAP request's credentials), or ``None``."""

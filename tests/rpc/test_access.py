@@ -199,3 +199,15 @@ def test_a_gateway_restarted_without_the_database_keeps_the_keys_it_had(tree_fac
         tree.directory.wait_for("gateway", 10, not_ref=old)
         assert client.call("test_add", 2, 2) == 4  # the restarted gateway still knows the owner's key
         tree.directory.register("db_reader", reader)
+
+
+def test_rows_read_across_a_change_are_refused_so_a_removed_key_stays_removed(
+    known: tuple[KeyCache, curve_keys.KeyPair],
+) -> None:
+    cache, pair = known
+    read_at = cache.version
+    rows = [{"name": "alice", "public_key": pair.public, "role": "operator"}]  # read before the removal committed
+    cache.drop("alice")  # the removal's callback, from a call the previous gateway had started
+    assert cache.load(rows, read_at=read_at) is False
+    assert cache.caller(pair.public) is None
+    assert cache.load([], read_at=cache.version) is True  # read again, after the change
