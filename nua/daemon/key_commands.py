@@ -40,7 +40,11 @@ def add_parser(commands: Any) -> None:
     add = actions.add_parser("add", help="register a client key (made here when --public-key is not given)")
     add.add_argument("name")
     add.add_argument("--role", required=True, choices=["reader", "operator", "admin"])
-    add.add_argument("--public-key", metavar="KEY_OR_FILE", help="the client's public key (from `nua keygen`)")
+    add.add_argument(
+        "--public-key",
+        metavar="KEY_OR_FILE",
+        help="the client's public key (from `nua keygen`); write --public-key=KEY: a key may begin with '-'",
+    )
     add.add_argument("--output", metavar="FILE", help="where a key pair made here goes (default ./NAME.key_secret)")
     listed = actions.add_parser("list", help="the registered keys and the server's public key")
     listed.add_argument("--json", action="store_true", help="one JSON object, for scripts")

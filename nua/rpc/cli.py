@@ -626,7 +626,7 @@ def client_key(target: Target) -> tuple[str, str] | None:
         msg = (
             f"no client key at {path}: the daemon at {target.endpoint} authenticates its clients."
             " Make one with `nua keygen`, then have an admin register its public key"
-            " (`nua-orchestrator keys add NAME --role ROLE --public-key KEY`)"
+            " (`nua-orchestrator keys add NAME --role ROLE --public-key=KEY`)"
         )
         raise NotConfiguredError(msg) from None
     except curve_keys.KeyFileError as exc:
@@ -651,7 +651,7 @@ def keygen(_client: Client | None, args: argparse.Namespace, _stdin: TextIO) -> 
         result,
         lambda made: (
             f"{made['public_key']}\n(the key pair is in {made['key_file']}; give an admin the public key above:"
-            " nua-orchestrator keys add NAME --role ROLE --public-key KEY)"
+            f" nua-orchestrator keys add NAME --role ROLE --public-key={made['public_key']})"
         ),
     )
 

@@ -81,7 +81,7 @@ _REFUSALS = int(zmq.EVENT_HANDSHAKE_FAILED_AUTH | zmq.EVENT_HANDSHAKE_FAILED_PRO
 _DENIED = 400
 _KEY_HINT = (
     "this client's key is not registered there (an admin adds it: nua-orchestrator keys add NAME --role ROLE"
-    " --public-key KEY; `nua keygen` makes one), or the server key given is not that daemon's"
+    " --public-key=KEY; `nua keygen` makes one), or the server key given is not that daemon's"
 )
 _TOO_MANY = "it serves too many clients ([zmq] max_clients); retry once others have disconnected"
 

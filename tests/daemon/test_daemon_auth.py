@@ -69,7 +69,8 @@ def nua(daemon: DaemonEnv, *args: str, stdin: str | None = None) -> subprocess.C
 
 
 def add_key(daemon: DaemonEnv, name: str, role: str, public: str) -> None:
-    done = daemon.cli("keys", "add", name, "--role", role, "--public-key", public)
+    # With "=": a Z85 key may begin with "-", which argparse would take for an option.
+    done = daemon.cli("keys", "add", name, "--role", role, f"--public-key={public}")
     assert done.returncode == 0, done.stderr + done.stdout
 
 
