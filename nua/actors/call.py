@@ -90,10 +90,6 @@ def accept(urn: str, received: Call) -> bool:
 def abandon(urn: str, reason: str) -> None:
     """The actor ``urn`` has ended: fail every call told to it that it never took."""
     for reply in _outstanding.take_all(urn):
-        fail_if_pending(reply, pykka.ActorDeadError(reason))
-
-
-def fail_if_pending(reply: Future[Any], error: BaseException) -> None:
-    """Fail ``reply`` unless it is already resolved or withdrawn (then there is no one to tell)."""
-    with contextlib.suppress(InvalidStateError):
-        reply.set_exception(error)
+        # A reply resolved or withdrawn meanwhile has no one left to tell.
+        with contextlib.suppress(InvalidStateError):
+            reply.set_exception(pykka.ActorDeadError(reason))

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any, TypeVar
@@ -27,11 +27,6 @@ R = TypeVar("R")
 _NOT_AUDITED: tuple[type[Any], ...] = (*READ_COMMANDS, Audited, RecordDenied, PruneAudit)
 
 _CURRENT: ContextVar[AuditEntry | None] = ContextVar("nua_audit_entry", default=None)
-
-
-def entry(who: str, role: str, method: str, params: Mapping[str, Any] | None = None) -> AuditEntry:
-    """The audit entry of a call: ``params`` by name, redacted and bounded (see :func:`nua.model.audit.redact`)."""
-    return AuditEntry.of(who, role, method, params)
 
 
 def call_entry(who: str, role: str, method: Method, args: Any = (), kwargs: Any = None) -> AuditEntry:
@@ -105,4 +100,4 @@ def audited(message: Any) -> Any:
     return Audited(message, found)
 
 
-__all__ = ["audited", "auditing", "bound", "call_entry", "current", "entry"]
+__all__ = ["audited", "auditing", "bound", "call_entry", "current"]

@@ -32,7 +32,6 @@ class KeyCache:
     def __init__(self) -> None:
         self._by_key: dict[str, Caller] = {}
         self._by_name: dict[str, str] = {}
-        self.loaded = False
         # Counts the changes (put, drop); changes and loads are serialized, reads are not.
         self.version = 0
         self._changing = threading.Lock()
@@ -54,7 +53,6 @@ class KeyCache:
             if read_at is not None and read_at != self.version:
                 return False
             self._by_key, self._by_name = by_key, by_name
-            self.loaded = True
         return True
 
     def put(self, row: Mapping[str, Any]) -> None:

@@ -17,6 +17,7 @@ from rpc_helpers import Tree
 from test_cli import nua
 
 from nua.model import commands as cmd
+from nua.model.audit import AuditEntry
 from nua.model.errors import NotFoundError
 from nua.rpc import auditing
 from nua.rpc.cli import since_timestamp
@@ -27,7 +28,7 @@ from nua.rpc.methods.user import UserMethods
 from nua.rpc.plugins import add_groups
 from nua.rpc.services import DB_READER, Services
 
-ALICE = auditing.entry("alice", "operator", "setting_set", {"key": "b", "value": 2})
+ALICE = AuditEntry.of("alice", "operator", "setting_set", {"key": "b", "value": 2})
 
 
 @pytest.fixture
@@ -77,14 +78,14 @@ def test_a_pool_job_is_audited_only_with_its_entry_entered_in_the_pool_thread(se
             pool.submit(settings.set, "unseen", 1).result(10).result(10)
         assert trail(services) == []
         # ...bound() enters it there.
-        seen = auditing.entry("alice", "operator", "setting_set", {"key": "seen", "value": 2})
+        seen = AuditEntry.of("alice", "operator", "setting_set", {"key": "seen", "value": 2})
         pool.submit(auditing.bound(seen, settings.set), "seen", 2).result(10).result(10)
     assert [record["params"] for record in trail(services)] == [{"key": "seen", "value": 2}]
     assert auditing.current() is None
 
 
 def test_nested_contexts_restore_the_outer_entry(services: Services) -> None:
-    inner = auditing.entry("bob", "admin", "setting_delete", {"key": "x"})
+    inner = AuditEntry.of("bob", "admin", "setting_delete", {"key": "x"})
     with auditing.auditing(ALICE):
         with auditing.auditing(inner):
             assert auditing.current() is inner
@@ -92,7 +93,7 @@ def test_nested_contexts_restore_the_outer_entry(services: Services) -> None:
 
 
 def test_a_denied_call_is_recorded_with_the_role_it_needs(services: Services) -> None:
-    denied = auditing.entry("eve", "reader", "user_delete_all")
+    denied = AuditEntry.of("eve", "reader", "user_delete_all")
     assert services.record_denied(denied, "admin").result(10) is None
     (record,) = trail(services)
     assert (record["who"], record["role"], record["outcome"], record["detail"]) == (
