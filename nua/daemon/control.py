@@ -141,6 +141,10 @@ def _report_start(report: Report, loaded: settings.Settings) -> int:
             _say(f"already running (pid {report.pid})")
             return EXIT_OK
         case _:
+            # The daemon reports, then cleans up (its pid file among others): answer only
+            # once it is gone, so that nothing of it remains when `start` says it failed.
+            if report.pid is not None:
+                wait_gone(report.pid, loaded.server.stop_timeout_s)
             _complain(f"failed to start: {report.reason}. See the log: {loaded.server.log_file}")
             return EXIT_FAILED
 
