@@ -24,6 +24,7 @@ from nua.rpc import auditing, cancel
 from nua.rpc.errors import UnavailableError
 from nua.rpc.key_cache import KeyCache
 from nua.rpc.registry import Registry
+from nua.rpc.token_cache import TokenCache
 from nua.settings import Settings
 
 
@@ -40,6 +41,8 @@ class Services:
     endpoint: str = ""
     # The registered client keys, as the gateway checks them ([zmq] auth = "curve").
     keys: KeyCache = field(default_factory=KeyCache)
+    # The keys' HTTP bearer tokens, as the HTTP server checks them (one cache for both transports).
+    tokens: TokenCache = field(default_factory=TokenCache)
 
     def ask(self, actor: str, message: Any) -> Future[Any]:
         """Call the actor registered as ``actor``; the future resolves with its reply.

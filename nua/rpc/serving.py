@@ -1,0 +1,97 @@
+"""What every transport of the RPC methods sets up the same way: the dispatcher, its pools, denied calls' records.
+
+The ZeroMQ gateway and the HTTP server each run one :class:`~nua.rpc.dispatch.Dispatcher`
+in their I/O thread, built here from the same ``[rpc]`` settings: the same
+methods, roles, limits, timeouts and audit records, whichever transport a call
+came by. Only how bytes arrive and leave differs.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+
+from nua.model.audit import AuditEntry
+from nua.rpc import errors
+from nua.rpc.dispatch import Dispatcher
+from nua.rpc.services import DB_READER, Services
+
+# Threads hashing passwords (scrypt releases the GIL) and running other offloaded methods.
+POOL_THREADS = max(2, min(8, os.cpu_count() or 2))
+# Threads of the system lane (sys_status): its calls never queue behind application work.
+SYSTEM_POOL_THREADS = 2
+# The most calls one batch may hold: each costs the I/O thread its checks and reply (about
+# 20 us), so that a batch of 10,000 holds it about 0.2 s; a longer one is refused whole.
+MAX_BATCH_CALLS = 10_000
+
+
+@dataclass
+class Lanes:
+    """The two pools a dispatcher runs offloaded calls in: application calls, and system calls."""
+
+    pool: concurrent.futures.ThreadPoolExecutor
+    system_pool: concurrent.futures.ThreadPoolExecutor
+
+    @classmethod
+    def start(cls, prefix: str) -> Lanes:
+        return cls(
+            concurrent.futures.ThreadPoolExecutor(POOL_THREADS, thread_name_prefix=f"{prefix}-pool"),
+            concurrent.futures.ThreadPoolExecutor(SYSTEM_POOL_THREADS, thread_name_prefix=f"{prefix}-system"),
+        )
+
+    def shutdown(self) -> None:
+        """Stop both without waiting; calls not started are cancelled."""
+        self.pool.shutdown(wait=False, cancel_futures=True)
+        self.system_pool.shutdown(wait=False, cancel_futures=True)
+
+
+def dispatcher(
+    services: Services, lanes: Lanes, wakeup: Callable[[], None], log: structlog.stdlib.BoundLogger
+) -> Dispatcher:
+    """A dispatcher of ``services``' methods under the ``[rpc]`` settings, recording denied calls."""
+    rpc = services.settings.rpc
+
+    def record_denied(entry: AuditEntry, needed: str) -> None:
+        """Send a denied call's audit record to the DB writer (the I/O thread does not wait for it)."""
+        try:
+            services.record_denied(entry, needed)
+        except errors.RpcError as exc:  # the writer is restarting: the denial is at least in the log
+            log.warning("rpc_denied", who=entry.who, method=entry.method, needed=needed, recorded=False, why=str(exc))
+
+    return Dispatcher(
+        services.registry,
+        executor=lanes.pool,
+        system_executor=lanes.system_pool,
+        wakeup=wakeup,
+        max_in_flight=rpc.max_in_flight,
+        max_in_flight_per_client=rpc.max_in_flight_per_client,
+        max_reply_bytes=rpc.max_reply_bytes,
+        max_batch=MAX_BATCH_CALLS,
+        call_timeout_s=rpc.call_timeout_s,
+        tracebacks=services.settings.debug.tracebacks,
+        log=log,
+        record_denied=record_denied,
+    )
+
+
+def read_all(services: Services, page: Callable[[str | None], Any], timeout_s: float) -> list[dict[str, Any]]:
+    """Every item of a paged read from the DB reader: ``page(after)`` is the command for one page.
+
+    Each page is waited for at most ``timeout_s`` (a start must not hang on an absent reader).
+    """
+    rows: list[dict[str, Any]] = []
+    after: str | None = None
+    while True:
+        answer = services.ask(DB_READER, page(after)).result(timeout=timeout_s)
+        rows += answer["items"]
+        after = answer["next"]
+        if after is None:
+            return rows
+
+
+__all__ = ["MAX_BATCH_CALLS", "Lanes", "dispatcher", "read_all"]
