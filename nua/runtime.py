@@ -64,6 +64,7 @@ class Record(NamedTuple):
     settings_endpoint: str  # the endpoint its settings named when it started
     config_file: str | None  # the settings file it started with
     server_key: str | None = None  # its CURVE public key (Z85); None without authentication
+    http: str | None = None  # the URL its HTTP server bound (an [http] port 0 resolved); None without one
 
     def as_dict(self) -> dict[str, Any]:
         """The record's fields, for JSON output."""
@@ -219,7 +220,7 @@ def _parse(data: bytes) -> Record:
         msg = "it is not a JSON object"
         raise RecordError(msg)
     expected = {"format", *Record._fields}
-    if set(value) != expected:
+    if set(value) != expected and set(value) != expected - {"http"}:  # a record older than "http" has none
         odd = sorted(set(value) ^ expected)
         msg = f"its keys are not a record's ({', '.join(repr(key)[:40] for key in odd[:5])})"
         raise RecordError(msg)
@@ -234,7 +235,18 @@ def _parse(data: bytes) -> Record:
         settings_endpoint=_text(value["settings_endpoint"], "settings_endpoint", _MAX_TEXT),
         config_file=None if value["config_file"] is None else _text(value["config_file"], "config_file", _MAX_TEXT),
         server_key=_server_key(value["server_key"]),
+        http=_http_url(value.get("http")),
     )
+
+
+def _http_url(value: Any) -> str | None:
+    if value is None:
+        return None
+    text = _text(value, "http", _MAX_TEXT)
+    if not text.startswith(("http://", "https://")):
+        msg = f"http is not an http:// or https:// URL ({text[:40]!r})"
+        raise RecordError(msg)
+    return text
 
 
 def _server_key(value: Any) -> str | None:

@@ -12,14 +12,16 @@ A connection handles one request at a time (h11 pauses pipelined ones).
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import ssl
 from collections.abc import Iterable
 from dataclasses import dataclass
+from http import HTTPStatus
 
 import h11
 
-from nua.http.request import BadRequest, Request, made
+from nua.http.request import Request, UnreadableRequestError, made
 
 MAX_HEAD_BYTES = 16 * 1024
 # Output one connection may have waiting (an event stream's backlog) before it is closed.
@@ -96,7 +98,7 @@ class Connection:
                 self.closed = True
                 return None
             chunks.append(chunk)
-            if not chunk or len(chunk) < RECV_BYTES and not _pending(self.sock):
+            if not chunk or (len(chunk) < RECV_BYTES and not _pending(self.sock)):
                 break
         return chunks or None
 
@@ -121,7 +123,8 @@ class Connection:
                 self.busy = True
         return found
 
-    def _take(self, event: h11.Event) -> Request | Malformed | None:
+    def _take(self, event: h11.Event) -> Request | Malformed | None:  # noqa: PLR0911 - one outcome per event
+        """A request (or refusal) once ``event`` completes one, else ``None``."""
         if isinstance(event, h11.Request):
             self._head, self._body, self._too_large = event, bytearray(), False
             length = _content_length(event.headers)
@@ -141,7 +144,7 @@ class Connection:
                 return Malformed(413, f"the body is over rpc.max_message_bytes ({self.max_body})")
             try:
                 return made(head.method, head.target, list(head.headers), body)
-            except BadRequest as exc:
+            except UnreadableRequestError as exc:
                 return Malformed(400, str(exc))
         return None
 
@@ -154,7 +157,7 @@ class Connection:
             return
         all_headers = [*_common(headers), ("content-length", str(len(body)))]
         try:
-            self._send(h11.Response(status_code=status, headers=all_headers))
+            self._send(h11.Response(status_code=status, headers=all_headers, reason=_reason(status)))
             if body:
                 self._send(h11.Data(data=body))
             self._send(h11.EndOfMessage())
@@ -169,7 +172,7 @@ class Connection:
 
     def start_stream(self, headers: Iterable[tuple[str, str]]) -> None:
         """Queue a 200 whose body never ends (an event stream); :meth:`stream` adds to it."""
-        self._send(h11.Response(status_code=200, headers=list(_common(headers))))
+        self._send(h11.Response(status_code=200, headers=list(_common(headers)), reason=b"OK"))
         self.streaming = True
 
     def stream(self, data: bytes) -> None:
@@ -201,10 +204,8 @@ class Connection:
 
     def close(self) -> None:
         self.closed = True
-        try:
+        with contextlib.suppress(OSError):
             self.sock.close()
-        except OSError:
-            pass
 
 
 def _common(headers: Iterable[tuple[str, str]]) -> Iterable[tuple[str, str]]:
@@ -212,6 +213,13 @@ def _common(headers: Iterable[tuple[str, str]]) -> Iterable[tuple[str, str]]:
     yield ("x-content-type-options", "nosniff")
     yield ("referrer-policy", "no-referrer")
     yield from headers
+
+
+def _reason(status: int) -> bytes:
+    try:
+        return HTTPStatus(status).phrase.encode("ascii")
+    except ValueError:
+        return b""
 
 
 def _content_length(headers: Iterable[tuple[bytes, bytes]]) -> int | None:

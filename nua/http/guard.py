@@ -92,7 +92,7 @@ def check_json(request: Request) -> Refused | None:
     return None
 
 
-def admit(request: Request, tokens: TokenCache, sessions: Sessions, now: float) -> Admitted | Refused:
+def admit(request: Request, tokens: TokenCache, sessions: Sessions, now: float) -> Admitted | Refused:  # noqa: PLR0911
     """Who sent ``request``: a bearer token, else the session cookie (with its CSRF token on a POST)."""
     authorization = request.header("authorization")
     if authorization is not None:

@@ -10,7 +10,7 @@ from urllib.parse import parse_qs, urlsplit
 REPEATABLE = frozenset({b"cookie", b"accept", b"accept-encoding", b"accept-language", b"cache-control", b"via"})
 
 
-class BadRequest(ValueError):
+class UnreadableRequestError(ValueError):
     """A request no route can read (a repeated header, a target that is not a path): 400."""
 
 
@@ -28,7 +28,7 @@ class Request:
 
 
 def made(method: bytes, target: bytes, raw_headers: list[tuple[bytes, bytes]], body: bytes) -> Request:
-    """A :class:`Request` from h11's parts; :class:`BadRequest` when it cannot be one."""
+    """A :class:`Request` from h11's parts; :class:`UnreadableRequestError` when it cannot be one."""
     headers: dict[str, str] = {}
     for name, value in raw_headers:
         key = name.decode("latin-1").lower()
@@ -36,7 +36,7 @@ def made(method: bytes, target: bytes, raw_headers: list[tuple[bytes, bytes]], b
         if key in headers:
             if name.lower() not in REPEATABLE:
                 msg = f"the {key} header is repeated"
-                raise BadRequest(msg)
+                raise UnreadableRequestError(msg)
             separator = "; " if key == "cookie" else ", "
             text = headers[key] + separator + text
         headers[key] = text
@@ -44,10 +44,10 @@ def made(method: bytes, target: bytes, raw_headers: list[tuple[bytes, bytes]], b
         parts = urlsplit(target.decode("ascii"))
     except (UnicodeDecodeError, ValueError):
         msg = "the request target is not an ASCII path"
-        raise BadRequest(msg) from None
+        raise UnreadableRequestError(msg) from None
     if not parts.path.startswith("/") or parts.scheme or parts.netloc:
         msg = "the request target must be a path (/rpc)"
-        raise BadRequest(msg)
+        raise UnreadableRequestError(msg)
     return Request(
         method.decode("ascii"),
         parts.path,
@@ -69,4 +69,4 @@ def _cookies(text: str) -> dict[str, str]:
     return {name: morsel.value for name, morsel in jar.items()}
 
 
-__all__ = ["BadRequest", "Request", "made"]
+__all__ = ["Request", "UnreadableRequestError", "made"]

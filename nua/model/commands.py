@@ -384,8 +384,6 @@ Command = (
     | RecordDenied
     | ListAudit
     | PruneAudit
-
-
     | PutService
     | DeleteService
     | ListServices
@@ -404,8 +402,6 @@ READ_COMMANDS: tuple[type[Any], ...] = (
     ListKeys,
     ListTokens,
     ListAudit,
-
-
     ListServices,
 )
 

@@ -63,6 +63,7 @@ from nua.rpc.dispatch import Dispatcher
 from nua.rpc.key_cache import KeyCache
 from nua.rpc.protocol import encode_error
 from nua.rpc.services import Services
+from nua.rpc.token_cache import TokenCache
 from nua.rpc.wakeup import Wakeup
 from nua.settings import Settings, private_dir
 
@@ -228,6 +229,7 @@ class Gateway(SupervisedActor):
         directory: Directory,
         health: Health | None = None,
         bound: BoundEndpoint | None = None,
+        tokens: TokenCache | None = None,
     ) -> None:
         super().__init__(context)
         self.settings = settings
@@ -243,7 +245,9 @@ class Gateway(SupervisedActor):
         self._admission: Admission | None = None
         self._counters = _Counters()
         self._logged_drops = _LoggedOnce(LOGGED_CLIENTS)
-        self.services = Services(settings, directory, health=health or Health())
+        self.services = Services(
+            settings, directory, health=health or Health(), tokens=tokens if tokens is not None else TokenCache()
+        )
         self._curve = settings.zmq.curve
         self._server_key: KeyPair | None = None
         # Asked from the actor thread (tests: sys_fault_authenticator), done by the I/O thread.
