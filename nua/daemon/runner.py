@@ -42,8 +42,8 @@ from nua.daemon import limits, notify, sigmask, tree
 from nua.daemon.daemonize import Readiness
 from nua.daemon.exit_codes import EXIT_FAILED, EXIT_OK
 from nua.endpoint import ipc_path
-from nua.pidfile import AlreadyRunningError, PidFile
 from nua.http.server import HttpInfo
+from nua.pidfile import AlreadyRunningError, PidFile
 from nua.rpc.gateway import GatewayInfo
 from nua.version import VERSION
 
