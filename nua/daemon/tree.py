@@ -23,6 +23,7 @@ import pykka
 from nua.actors.db_reader import DbReader
 from nua.actors.db_writer import DbWriter
 from nua.actors.directory import DB_READER, DB_WRITER, GATEWAY, HTTP, ROOT, SENTINEL, Directory
+from nua.actors.events import EventHub
 from nua.actors.health import Health
 from nua.actors.sentinel import Sentinel, ShutdownListener
 from nua.actors.service import ServiceHost
@@ -47,6 +48,8 @@ def child_specs(
     request_shutdown: ShutdownListener,
     health: Health,
     service_host: ServiceHost,
+    *,
+    events: EventHub,
 ) -> list[ChildSpec]:
     """The root's children, in start order (no gateway with ``[server] start_zmq_server = false``, no HTTP server
     unless ``[http] port`` is set)."""
@@ -80,10 +83,15 @@ def child_specs(
     if settings.server.start_zmq_server:
         bound = BoundEndpoint()  # a restarted gateway binds the port the first one got
         gateway = bound
-        specs.append(spec(GATEWAY, lambda ctx: Gateway.start(ctx, settings, directory, health, gateway, tokens)))
+        specs.append(
+            spec(
+                GATEWAY,
+                lambda ctx: Gateway.start(ctx, settings, directory, health, gateway, events=events, tokens=tokens),
+            )
+        )
     if settings.http.enabled:
         shared = HttpShared(tokens=tokens, gateway=bound)
-        specs.append(spec(HTTP, lambda ctx: HttpServer.start(ctx, settings, directory, health, shared)))
+        specs.append(spec(HTTP, lambda ctx: HttpServer.start(ctx, settings, directory, health, shared, events=events)))
     return specs
 
 
@@ -95,13 +103,14 @@ def start(
     on_exit: ExitListener,
     health: Health,
     service_host: ServiceHost,
+    events: EventHub,
 ) -> tuple[pykka.ActorRef[Any], list[ChildSpec]]:
     """Start the root supervisor; it starts its children in its own thread.
 
     Returns at once: an ``ask`` of :class:`~nua.actors.messages.Ping` to the root
     answers only once every child is running (or fails, if one could not start).
     """
-    specs = child_specs(settings, directory, request_shutdown, health, service_host)
+    specs = child_specs(settings, directory, request_shutdown, health, service_host, events=events)
     root = Supervisor.start(
         ChildContext(ROOT, 1, on_exit),
         specs,

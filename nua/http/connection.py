@@ -112,7 +112,7 @@ class Connection:
                 found.append(Malformed(exc.error_status_hint, f"malformed HTTP request: {exc}"))
                 self.busy = True
                 break
-            if event is h11.NEED_DATA or event is h11.PAUSED:
+            if event is h11.NEED_DATA or event is h11.PAUSED or not isinstance(event, h11.Event):
                 break
             if isinstance(event, h11.ConnectionClosed):
                 self.closed = True
@@ -164,7 +164,7 @@ class Connection:
         except h11.LocalProtocolError:
             self.closed = True
             return
-        if self.h11.our_state is h11.DONE and self.h11.their_state is h11.DONE:
+        if _both_done(self.h11):
             self.h11.start_next_cycle()
             self.busy = False
         else:  # answered before the request was read whole (413), or the client asked to close
@@ -213,6 +213,11 @@ def _common(headers: Iterable[tuple[str, str]]) -> Iterable[tuple[str, str]]:
     yield ("x-content-type-options", "nosniff")
     yield ("referrer-policy", "no-referrer")
     yield from headers
+
+
+def _both_done(conn: h11.Connection) -> bool:
+    """Whether the request and its response are both complete (the connection can take the next)."""
+    return conn.our_state is h11.DONE and conn.their_state is h11.DONE
 
 
 def _reason(status: int) -> bytes:

@@ -17,13 +17,12 @@ it expires (the console then logs in again), and carries a comment every
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
+from nua.actors.events import EventHub
 from nua.http.connection import Connection
-from nua.http.guard import Refused
-from nua.http.replies import refuse
 from nua.http.request import Request
 
 HEARTBEAT_S = 15.0
@@ -31,32 +30,6 @@ HEARTBEAT_S = 15.0
 PAGE = 500
 # How long a browser waits before reconnecting (the SSE retry field, milliseconds).
 RETRY_MS = 2000
-
-
-class Event(Protocol):
-    @property
-    def seq(self) -> int: ...
-    def as_json(self) -> dict[str, Any]: ...
-
-
-class EventPage(Protocol):
-    @property
-    def boot(self) -> str: ...
-    @property
-    def events(self) -> Sequence[Event]: ...
-    @property
-    def last_seq(self) -> int: ...
-    @property
-    def missed(self) -> int: ...
-
-
-class Hub(Protocol):
-    """What the stream needs of :class:`nua.actors.events.EventHub`."""
-
-    @property
-    def boot(self) -> str: ...
-    def read(self, since: int = 0, *, kinds: Collection[str] | None = None, limit: int = 500) -> EventPage: ...
-    def subscribe(self, listener: Callable[[Any], None]) -> Callable[[], None]: ...
 
 
 @dataclass(slots=True)
@@ -85,13 +58,13 @@ def message(boot: str, event: Mapping[str, Any]) -> bytes:
 class EventStreams:
     """The open event streams of one HTTP server incarnation (I/O thread only, but for the listener's flag)."""
 
-    def __init__(self, hub: Hub | None, wakeup: Callable[[], None], clock: Callable[[], float]) -> None:
+    def __init__(self, hub: EventHub, wakeup: Callable[[], None], clock: Callable[[], float]) -> None:
         self._hub = hub
         self._wakeup = wakeup
         self._clock = clock
         self._streams: dict[Connection, _Stream] = {}
         self._pending = False
-        self._unsubscribe = hub.subscribe(self._published) if hub is not None else None
+        self._unsubscribe: Callable[[], None] | None = hub.subscribe(self._published)
 
     def __len__(self) -> int:
         return len(self._streams)
@@ -104,9 +77,6 @@ class EventStreams:
 
     def open(self, conn: Connection, request: Request, ends_at: float) -> None:
         """Start ``conn``'s stream, resuming after its ``Last-Event-ID``."""
-        if self._hub is None:
-            refuse(conn, Refused(503, "this daemon has no event stream"))
-            return
         now = self._clock()
         since = resume_point(request.header("last-event-id"), self._hub.boot)
         conn.start_stream(
@@ -125,7 +95,7 @@ class EventStreams:
 
     def pump(self) -> list[Connection]:
         """Send each stream what was published since its last event; the connections written to."""
-        if not self._pending or self._hub is None:
+        if not self._pending:
             return []
         self._pending = False
         written = []
@@ -135,7 +105,6 @@ class EventStreams:
         return written
 
     def _send(self, conn: Connection, stream: _Stream) -> bool:
-        assert self._hub is not None  # noqa: S101 - streams exist only with a hub
         page = self._hub.read(stream.since, limit=PAGE)
         out = bytearray()
         if page.missed:
@@ -174,4 +143,4 @@ class EventStreams:
         self._streams.clear()
 
 
-__all__ = ["HEARTBEAT_S", "EventStreams", "Hub", "message", "resume_point"]
+__all__ = ["HEARTBEAT_S", "EventStreams", "message", "resume_point"]

@@ -30,11 +30,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from nua.actors.directory import Directory
+from nua.actors.events import EventHub
 from nua.actors.health import Health
 from nua.actors.supervised import ChildContext, SupervisedActor
 from nua.http import site
 from nua.http.connection import Connection
-from nua.http.event_stream import EventStreams, Hub
+from nua.http.event_stream import EventStreams
 from nua.http.guard import Refused
 from nua.http.replies import refuse
 from nua.http.sessions import Sessions
@@ -97,15 +98,15 @@ class HttpServer(SupervisedActor):
         health: Health,
         shared: HttpShared,
         *,
-        events: Hub | None = None,
+        events: EventHub | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         super().__init__(context)
         self.settings = settings
         self.shared = shared
-        self.events = events
+        self.events = events if events is not None else EventHub()
         self.clock = clock
-        self.services = Services(settings, directory, health=health, tokens=shared.tokens)
+        self.services = Services(settings, directory, health=health, tokens=shared.tokens, events=self.events)
         if shared.gateway is not None:  # one key cache, and sys_status names the ZeroMQ endpoint as there
             self.services.keys = shared.gateway.keys or self.services.keys
             self.services.endpoint = shared.gateway.endpoint or ""

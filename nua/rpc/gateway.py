@@ -50,6 +50,7 @@ from typing import Any, cast
 import zmq
 
 from nua.actors.directory import DB_WRITER, Directory
+from nua.actors.events import EventHub
 from nua.actors.health import Health
 from nua.actors.supervised import ChildContext, SupervisedActor
 from nua.curve_keys import KeyPair
@@ -229,6 +230,8 @@ class Gateway(SupervisedActor):
         directory: Directory,
         health: Health | None = None,
         bound: BoundEndpoint | None = None,
+        *,
+        events: EventHub | None = None,
         tokens: TokenCache | None = None,
     ) -> None:
         super().__init__(context)
@@ -246,7 +249,11 @@ class Gateway(SupervisedActor):
         self._counters = _Counters()
         self._logged_drops = _LoggedOnce(LOGGED_CLIENTS)
         self.services = Services(
-            settings, directory, health=health or Health(), tokens=tokens if tokens is not None else TokenCache()
+            settings,
+            directory,
+            health=health or Health(),
+            events=events or EventHub(),
+            tokens=tokens if tokens is not None else TokenCache(),
         )
         self._curve = settings.zmq.curve
         self._server_key: KeyPair | None = None
