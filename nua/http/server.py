@@ -315,6 +315,8 @@ class HttpServer(SupervisedActor):
                 self.log.warning("http_accept_failed", error=str(exc))
                 return
             sock.setblocking(False)  # noqa: FBT003 - the socket API
+            # Each response leaves in one write; an event must not wait for the ACK of the one before.
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             wrapped: socket.socket | ssl.SSLSocket = sock
             if self._tls is not None:
                 wrapped = self._tls.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
