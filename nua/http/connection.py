@@ -52,6 +52,7 @@ class Connection:
         self.handshaking = isinstance(sock, ssl.SSLSocket)
         self.busy = False  # a request is being answered (an RPC call waits, or an event stream runs)
         self.streaming = False  # an event stream: its response never ends
+        self.overflow = False  # accepted past [http] max_clients: its request is answered 503, then it closes
         self._head: h11.Request | None = None
         self._body = bytearray()
         self._too_large = False
@@ -150,12 +151,16 @@ class Connection:
 
     # -- writing ------------------------------------------------------------------------------
 
-    def respond(self, status: int, headers: Iterable[tuple[str, str]], body: bytes = b"") -> None:
-        """Queue a whole response; the connection then reads its next request (or closes if it must)."""
+    def respond(
+        self, status: int, headers: Iterable[tuple[str, str]], body: bytes = b"", *, close: bool = False
+    ) -> None:
+        """Queue a whole response; the connection then reads its next request (or closes if it must, or ``close``)."""
         if self.closed or self.h11.our_state not in {h11.IDLE, h11.SEND_RESPONSE}:
             self.closed = True
             return
         all_headers = [*_common(headers), ("content-length", str(len(body)))]
+        if close:
+            all_headers.append(("connection", "close"))
         try:
             self._send(h11.Response(status_code=status, headers=all_headers, reason=_reason(status)))
             if body:
@@ -164,7 +169,7 @@ class Connection:
         except h11.LocalProtocolError:
             self.closed = True
             return
-        if _both_done(self.h11):
+        if _both_done(self.h11) and not close:
             self.h11.start_next_cycle()
             self.busy = False
         else:  # answered before the request was read whole (413), or the client asked to close

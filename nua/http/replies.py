@@ -11,12 +11,12 @@ JSON = "application/json"
 NO_STORE = ("cache-control", "no-store")
 
 
-def refuse(conn: Connection, refused: Refused) -> None:
-    """Answer with a transport error: its status and ``{"error": message}``."""
+def refuse(conn: Connection, refused: Refused, *, close: bool = False) -> None:
+    """Answer with a transport error: its status and ``{"error": message}`` (then close, with ``close``)."""
     headers = [("content-type", JSON), NO_STORE]
     if refused.status == 401:
         headers.append(("www-authenticate", 'Bearer realm="nua"'))
-    conn.respond(refused.status, headers, error_body(refused.message))
+    conn.respond(refused.status, headers, error_body(refused.message), close=close)
 
 
 def error_body(message: str) -> bytes:

@@ -321,15 +321,13 @@ class HttpServer(SupervisedActor):
             if self._tls is not None:
                 wrapped = self._tls.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
             conn = Connection(wrapped, str(peer[0]), self.settings.rpc.max_message_bytes, self.clock())
-            if len(self._connections) >= self.settings.http.max_clients:
-                if self._tls is None:  # a plain socket can be told why; a TLS one is just closed
-                    refuse(
-                        conn,
-                        Refused(503, f"too many connections ([http] max_clients = {self.settings.http.max_clients})"),
-                    )
-                    conn.flush()
-                conn.close()
-                continue
+            limit = self.settings.http.max_clients
+            overflow = sum(1 for held in self._connections if held.overflow)
+            if len(self._connections) - overflow >= limit:
+                if overflow >= limit:  # as many waiting to be refused as served: just closed
+                    conn.close()
+                    continue
+                conn.overflow = True  # read its request, then answer 503 (closing at once would reset it)
             self._connections.add(conn)
             assert self._selector is not None  # noqa: S101
             self._selector.register(conn.sock, selectors.EVENT_READ, conn)
@@ -338,7 +336,13 @@ class HttpServer(SupervisedActor):
         if mask & selectors.EVENT_READ:
             assert self._site is not None  # noqa: S101
             for request in conn.read(self.clock()):
-                self._site.handle(conn, request)
+                if conn.overflow:
+                    limit = self.settings.http.max_clients
+                    refuse(
+                        conn, Refused(503, f"too many connections ([http] max_clients = {limit}); retry"), close=True
+                    )
+                else:
+                    self._site.handle(conn, request)
         self._settle(conn)
 
     def _after_reply(self, conn: Connection) -> None:

@@ -232,3 +232,27 @@ def test_unknown_paths_and_methods(tree: HttpTree) -> None:
     wrong = tree.request("GET", "/rpc")
     assert wrong.status == 405
     assert wrong.headers["allow"] == "POST"
+
+
+def test_pipelined_requests_on_one_connection_are_answered_in_order(tree: HttpTree) -> None:
+    token = tree.token("alice")
+    requests = b""
+    for n in range(3):
+        body = json.dumps({"jsonrpc": "2.0", "id": n, "method": "test_add", "params": [n, 10]}).encode()
+        requests += (
+            f"POST /rpc HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+        ).encode() + body
+    with socket.create_connection(tree.address, timeout=10) as sock:
+        sock.sendall(requests)
+        reader = sock.makefile("rb")
+        results = []
+        for _ in range(3):
+            assert reader.readline().split()[1] == b"200"
+            length = 0
+            while (line := reader.readline().strip()) != b"":
+                name, _, value = line.partition(b":")
+                if name.lower() == b"content-length":
+                    length = int(value)
+            results.append(json.loads(reader.read(length))["result"])
+    assert results == [10, 11, 12]
