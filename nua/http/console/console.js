@@ -9,7 +9,7 @@ const ACTING_ROLES = new Set(["operator", "admin"]);
 
 const $ = (id) => document.getElementById(id);
 const state = { csrf: null, role: null, name: null, nextId: 1, timer: null, events: null,
-                spark: new Map(), hasJobs: false, refreshing: null, again: false, logOf: null };
+                spark: new Map(), hasJobs: null, refreshing: null, again: false, logOf: null };
 
 class SessionEnded extends Error {}
 
@@ -99,6 +99,7 @@ function ended(error) {
 // -- live state ----------------------------------------------------------------------------------
 
 function startLive() {
+  state.hasJobs = null;  // asked once per login: whether this daemon has jobs (cron_list)
   refresh();
   state.timer = setInterval(() => { if (!document.hidden) refresh(); }, REFRESH_MS);
   followEvents();
@@ -115,8 +116,7 @@ async function refresh() {
   if (state.refreshing) { state.again = true; return state.refreshing; }
   state.refreshing = (async () => {
     try {
-      const methods = await rpc("rpc_methods");
-      state.hasJobs = methods.includes("cron_list");
+      if (state.hasJobs === null) state.hasJobs = (await rpc("rpc_methods")).includes("cron_list");
       const status = await rpc("sys_status");
       renderStatus(status);
       renderServices(findServices(status.tree));
@@ -224,7 +224,8 @@ function sparkline(name, cpu) {
   svg.setAttribute("aria-label", `CPU over the last ${points.length} samples, now ${last.toFixed(1)} %, peak ${Math.max(0, ...points).toFixed(1)} %`);
   const line = document.createElementNS("http://www.w3.org/2000/svg", "polyline");
   const step = width / (SPARK_POINTS - 1);
-  line.setAttribute("points", points.map((v, i) => `${(i * step).toFixed(1)},${(height - 1 - (v / top) * (height - 2)).toFixed(1)}`).join(" "));
+  const drawn = points.length === 1 ? [points[0], points[0]] : points;  // one sample: a level stroke
+  line.setAttribute("points", drawn.map((v, i) => `${(i * step).toFixed(1)},${(height - 1 - (v / top) * (height - 2)).toFixed(1)}`).join(" "));
   svg.append(line);
   return svg;
 }
@@ -267,22 +268,20 @@ function renderServices(services) {
   body.replaceChildren(...rows);
 }
 
-function renderJobs(jobs) {
-  const items = Array.isArray(jobs) ? jobs : (jobs.items || []);
+function renderJobs(page) {
+  // cron_list's page: {items: [{name, config: {schedule, ...}, paused, next_fire_at, last_status, last_run_at}], next}
   $("jobs-section").hidden = false;
-  const rows = items.map((job) => {
+  const rows = (page.items || []).map((job) => {
     const row = element("tr", null, { "data-job": job.name });
-    const last = job.last_result || job.last_run || {};
-    row.append(
-      element("th", job.name, { scope: "row" }),
-      element("td", job.schedule || ""),
-      element("td", job.next_fire || job.next_run || ""),
-      element("td", typeof last === "object" ? (last.outcome || last.result || JSON.stringify(last)) : last),
-    );
+    const schedule = (job.config && job.config.schedule) || "";
+    const next = job.paused ? "paused" : (job.next_fire_at || "").replace("T", " ").replace(/\.\d+/, "");
+    const last = job.last_status ? `${job.last_status} ${(job.last_run_at || "").replace("T", " ").replace(/\.\d+/, "")}` : "never run";
+    row.append(element("th", job.name, { scope: "row" }), element("td", schedule), element("td", next),
+               element("td", last, { class: `state-${job.last_status || "none"}` }));
     const actions = element("td", null, { class: "actions" });
     if (ACTING_ROLES.has(state.role)) {
       const run = element("button", "Run now", { type: "button", "aria-label": `run the job ${job.name} now` });
-      run.addEventListener("click", () => act("cron_run", job.name, `run the job ${job.name} now`));
+      run.addEventListener("click", () => act("cron_run_now", job.name, `run the job ${job.name} now`));
       actions.append(run);
     }
     row.append(actions);
