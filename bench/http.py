@@ -34,7 +34,6 @@ sys.path[:] = [entry for entry in sys.path if Path(entry or ".").resolve() != HE
 import argparse  # noqa: E402 - after the path is fixed
 import http.client  # noqa: E402 - after the path is fixed
 import json  # noqa: E402 - after the path is fixed
-import multiprocessing  # noqa: E402 - after the path is fixed
 import os  # noqa: E402 - after the path is fixed
 import signal  # noqa: E402 - after the path is fixed
 import statistics  # noqa: E402 - after the path is fixed
@@ -49,8 +48,9 @@ from typing import Any  # noqa: E402 - after the path is fixed
 sys.path.append(str(HERE))
 sys.path.insert(0, str(ROOT))
 
+import rpc  # noqa: E402
 import rpc_peers  # noqa: E402
-from rpc import free_endpoint, process, ratio, wait_answering  # noqa: E402
+from rpc import free_endpoint, process, ratio, spawn_clients, wait_answering  # noqa: E402
 
 from nua import runtime  # noqa: E402
 
@@ -114,55 +114,18 @@ def http_load(  # noqa: PLR0917 - a multiprocessing target takes positional argu
     conn.close()
 
 
-def run(target: Any, args: tuple[Any, ...], clients: int, calls: int, seconds: float) -> dict[str, float]:
-    ctx = multiprocessing.get_context("spawn")
-    out = ctx.Queue()
-    start_at = time.time() + 0.5 + 0.1 * clients
-    procs = [ctx.Process(target=target, args=(*args, n, calls, seconds, start_at, out)) for n in range(clients)]
-    for proc in procs:
-        proc.start()
-    results = [out.get(timeout=180) for _ in procs]
-    for proc in procs:
-        proc.join(10)
-    latencies = sorted(lat for _, lats, _ in results for lat in lats)
-    elapsed = max(elapsed for _, _, elapsed in results)
-    total = len(latencies)
-    return {
-        "p50_us": latencies[total // 2] * 1e6,
-        "p99_us": latencies[min(total - 1, int(total * 0.99))] * 1e6,
-        "per_s": total / elapsed,
-    }
-
-
 # -- the daemon -------------------------------------------------------------------------------
 
 
 def write_config(tmp: Path, endpoint: str) -> Path:
-    config = tmp / "nua.toml"
+    """bench/rpc.py's daemon (plaintext ZeroMQ on loopback), with HTTP on any free port and one service."""
+    config = rpc.write_config(tmp, endpoint)
     user = 'user = "root"\n' if os.geteuid() == 0 else ""
-    config.write_text(
-        f"""
-[server]
-pid_file = "{tmp}/run/nua.pid"
-exit_flag = "{tmp}/run/nua.exit"
-log_file = "{tmp}/nua.log"
-log_level = "warning"
-[zmq]
-endpoint = "{endpoint}"
-auth = "none"
-keys_dir = "{tmp}/keys"
-client_key = "{tmp}/client/client.key_secret"
-[db]
-url = "sqlite:///{tmp}/nua.db"
-[http]
-port = 0
-[services.sleeper]
-command = ["sleep", "100000"]
-start_s = 0.0
-backoff_s = 0.1
-{user}""",
-        encoding="utf-8",
-    )
+    with config.open("a", encoding="utf-8") as file:
+        file.write(
+            '[http]\nport = 0\n[services.sleeper]\ncommand = ["sleep", "100000"]\n'
+            f"start_s = 0.0\nbackoff_s = 0.1\n{user}"
+        )
     return config
 
 
@@ -304,9 +267,9 @@ def main() -> None:
                     ("peer", http_load, (peer_port, "-")),
                 ):
                     if "latency" in opts.only:
-                        lat[kind].append(run(target, args, 1, opts.calls, 0))
+                        lat[kind].append(spawn_clients(target, args, 1, opts.calls, 0))
                     if "throughput" in opts.only:
-                        thr[kind].append(run(target, args, 8, 0, opts.seconds))
+                        thr[kind].append(spawn_clients(target, args, 8, 0, opts.seconds))
         finally:
             peer_popen.terminate()
             peer_popen.wait(10)

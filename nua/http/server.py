@@ -23,7 +23,6 @@ import contextlib
 import selectors
 import socket
 import ssl
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -54,7 +53,6 @@ IDLE_S = 60.0
 TOKENS_TIMEOUT_S = 2.0
 TOKENS_PAGE = 1000
 TOKENS_READS = 3
-IO_STOP_TIMEOUT_S = 5.0
 BACKLOG = 128
 _LISTEN, _WAKEUP = "listen", "wakeup"
 
@@ -111,8 +109,7 @@ class HttpServer(SupervisedActor):
             self.services.keys = shared.gateway.keys or self.services.keys
             self.services.endpoint = shared.gateway.endpoint or ""
         self.url = ""
-        self._stopping = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._io = serving.IoThread()
         self._listener: socket.socket | None = None
         self._wakeup: Wakeup | None = None
         self._lanes: serving.Lanes | None = None
@@ -164,9 +161,7 @@ class HttpServer(SupervisedActor):
         self._selector = selectors.DefaultSelector()
         self._selector.register(self._listener, selectors.EVENT_READ, _LISTEN)
         self._selector.register(self._wakeup.read_fd, selectors.EVENT_READ, _WAKEUP)
-        name = f"nua-http-io-{self.context.generation}"
-        self._thread = threading.Thread(target=self._io_main, args=(dispatcher,), name=name, daemon=True)
-        self._thread.start()
+        self._io.start(lambda: self._io_main(dispatcher), f"nua-http-io-{self.context.generation}")
 
     def _load_tokens(self) -> None:
         """The token cache from the key store; an incarnation after the first keeps it through an outage."""
@@ -211,16 +206,9 @@ class HttpServer(SupervisedActor):
         return listener
 
     def cleanup(self, error: BaseException | None) -> None:
-        self._stopping.set()
-        if self._wakeup is not None:
-            self._wakeup.ring()
-        if self._thread is not None and self._thread is not threading.current_thread():
-            self._thread.join(IO_STOP_TIMEOUT_S)
-            if self._thread.is_alive():
-                self.log.error("http_io_thread_abandoned", timeout_s=IO_STOP_TIMEOUT_S)
-                return
-        if self._thread is None:
-            self._finish()
+        stopped = self._io.stop(self._wakeup.ring if self._wakeup is not None else None, self.log)
+        if stopped and not self._io.started:
+            self._finish()  # the thread never started: nothing else releases what setup made
         if error is None:
             self.log.info("http_stopped", url=self.url)
 
@@ -273,7 +261,7 @@ class HttpServer(SupervisedActor):
                 conn.flush()
         except Exception as exc:  # reported to the actor, which fails and is restarted
             self.log.exception("http_io_failed")
-            if not self._stopping.is_set():
+            if not self._io.stopping.is_set():
                 self.actor_ref.tell(HttpIoFailed(f"{type(exc).__name__}: {exc}"))
         finally:
             self._finish()
@@ -284,7 +272,7 @@ class HttpServer(SupervisedActor):
         assert wakeup is not None  # noqa: S101
         assert streams is not None  # noqa: S101
         timeout: float | None = None
-        while not self._stopping.is_set():
+        while not self._io.stopping.is_set():
             for key, mask in selector.select(timeout):
                 if key.data == _WAKEUP:
                     wakeup.drain()

@@ -76,8 +76,6 @@ RECV_BATCH = 256
 HANDSHAKE_S = 3.0
 # Clients whose dropped replies were logged, remembered so each is logged once (the oldest are forgotten).
 LOGGED_CLIENTS = 1024
-# How long stopping waits for the I/O thread (it ends at its next poll round).
-IO_STOP_TIMEOUT_S = 5.0
 # How long the start waits for each answer of the key store (registering the owner's key, a page
 # of keys): within the gateway's start timeout (5 s) for the two.
 KEYS_TIMEOUT_S = 2.0
@@ -238,8 +236,7 @@ class Gateway(SupervisedActor):
         self.settings = settings
         self._bound = bound if bound is not None else BoundEndpoint()
         self.endpoint = self._bound.endpoint or settings.zmq.bind_endpoint
-        self._stopping = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._io = serving.IoThread()
         self._zmq: zmq.Context[Any] | None = None
         self._socket: zmq.Socket[Any] | None = None
         self._wakeup: Wakeup | None = None
@@ -296,10 +293,7 @@ class Gateway(SupervisedActor):
             log=self.log,
         )
         self._socket = self._bind()
-        # Handing the socket to another thread is allowed with a memory barrier; starting the thread is one.
-        name = f"nua-gateway-io-{self.context.generation}"
-        self._thread = threading.Thread(target=self._io_main, name=name, daemon=True)
-        self._thread.start()
+        self._io.start(self._io_main, f"nua-gateway-io-{self.context.generation}")
 
     def _load_keys(self) -> KeyPair:
         """The server key pair; the owner's key registered as admin, and every key in the cache."""
@@ -394,16 +388,9 @@ class Gateway(SupervisedActor):
             self.log.info("gateway_stopped", endpoint=self.services.endpoint)
 
     def _shutdown(self) -> None:
-        self._stopping.set()
-        if self._wakeup is not None:
-            self._wakeup.ring()
-        if self._thread is not None and self._thread is not threading.current_thread():
-            self._thread.join(IO_STOP_TIMEOUT_S)
-            if self._thread.is_alive():
-                self.log.error("gateway_io_thread_abandoned", timeout_s=IO_STOP_TIMEOUT_S)
-                return
-        if self._thread is None:
-            self._finish()
+        stopped = self._io.stop(self._wakeup.ring if self._wakeup is not None else None, self.log)
+        if stopped and not self._io.started:
+            self._finish()  # the thread never started: nothing else releases what setup made
 
     def _finish(self) -> None:
         """Release what the I/O thread does not own: the pools, the pipe, the context."""
@@ -460,7 +447,7 @@ class Gateway(SupervisedActor):
             self._refuse_queued(sock)
         except Exception as exc:  # reported to the actor, which fails and is restarted
             self.log.exception("gateway_io_failed")
-            if not self._stopping.is_set():
+            if not self._io.stopping.is_set():
                 self.actor_ref.tell(IoFailed(f"{type(exc).__name__}: {exc}"))
         finally:
             sock.close(linger=LINGER_MS)
@@ -478,7 +465,7 @@ class Gateway(SupervisedActor):
             poller.register(guard, zmq.POLLIN)
         limit = self.settings.rpc.max_message_bytes
         timeout_ms: int | None = None
-        while not self._stopping.is_set():
+        while not self._io.stopping.is_set():
             events = dict(poller.poll(timeout_ms))
             if wakeup.read_fd in events:
                 wakeup.drain()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import os
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -79,6 +80,46 @@ def dispatcher(
     )
 
 
+# How long stopping waits for a transport's I/O thread (it ends at its next poll round).
+IO_STOP_TIMEOUT_S = 5.0
+
+
+class IoThread:
+    """The one thread a transport serves its sockets from: started once set up, stopped from the actor.
+
+    ``stopping`` is what the thread's loop checks each round; :meth:`stop` sets it,
+    rings the thread's wakeup and waits for the thread, which releases what it owns
+    on its way out.
+    """
+
+    def __init__(self) -> None:
+        self.stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def started(self) -> bool:
+        return self._thread is not None
+
+    def start(self, target: Callable[[], None], name: str) -> None:
+        # Handing sockets to another thread is allowed with a memory barrier; starting the thread is one.
+        self._thread = threading.Thread(target=target, name=name, daemon=True)
+        self._thread.start()
+
+    def stop(self, wakeup: Callable[[], None] | None, log: structlog.stdlib.BoundLogger) -> bool:
+        """Ask the thread to end and wait for it; ``False`` (logged) when it did not end in time."""
+        self.stopping.set()
+        if wakeup is not None:
+            wakeup()
+        thread = self._thread
+        if thread is None or thread is threading.current_thread():
+            return True
+        thread.join(IO_STOP_TIMEOUT_S)
+        if thread.is_alive():
+            log.error("io_thread_abandoned", thread=thread.name, timeout_s=IO_STOP_TIMEOUT_S)
+            return False
+        return True
+
+
 def read_all(services: Services, page: Callable[[str | None], Any], timeout_s: float) -> list[dict[str, Any]]:
     """Every item of a paged read from the DB reader: ``page(after)`` is the command for one page.
 
@@ -94,4 +135,4 @@ def read_all(services: Services, page: Callable[[str | None], Any], timeout_s: f
             return rows
 
 
-__all__ = ["MAX_BATCH_CALLS", "Lanes", "dispatcher", "read_all"]
+__all__ = ["IO_STOP_TIMEOUT_S", "MAX_BATCH_CALLS", "IoThread", "Lanes", "dispatcher", "read_all"]

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
+# These helpers, and the daemon's and the RPC tests' (settings, waiting, the test plugin).
+sys.path[:0] = [str(HERE), str(HERE.parent / "daemon"), str(HERE.parent / "rpc")]
 
 from http_helpers import HttpTree, make_settings, start_tree  # noqa: E402 - needs the path above
 

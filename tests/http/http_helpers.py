@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pykka
+import rpc_helpers
 
 from nua import bearer_tokens, curve_keys, settings
 from nua.actors.db_reader import DbReader
@@ -34,20 +35,8 @@ RPC_HEADERS = {"Content-Type": "application/json"}
 
 
 def make_settings(tmp_path: Path, **env: str) -> settings.Settings:
-    """Settings private to ``tmp_path``: ipc for ZeroMQ (no auth: the test is admin), HTTP on any free port."""
-    base = {
-        "NUA_DB_URL": f"sqlite:///{tmp_path}/nua.db",
-        "NUA_ZMQ_ENDPOINT": f"ipc://{tmp_path}/run/nua.sock",
-        "NUA_SERVER_PID_FILE": f"{tmp_path}/run/nua.pid",
-        "NUA_SERVER_EXIT_FLAG": f"{tmp_path}/run/nua.exit",
-        "NUA_SERVER_LOG_FILE": f"{tmp_path}/nua.log",
-        "NUA_SECURITY_SCRYPT_N": "1024",
-        "NUA_ZMQ_AUTH": "none",
-        "NUA_ZMQ_KEYS_DIR": f"{tmp_path}/keys",
-        "NUA_ZMQ_CLIENT_KEY": f"{tmp_path}/client/client.key_secret",
-        "NUA_HTTP_PORT": "0",
-    }
-    return settings.load(environ={**base, **env})
+    """The RPC tests' settings (ipc, no ZeroMQ auth: the test is admin; the test plugin), with HTTP on a free port."""
+    return rpc_helpers.make_settings(tmp_path, **{"NUA_HTTP_PORT": "0", **env})
 
 
 @dataclass

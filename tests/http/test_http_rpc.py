@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 import zmq
+from daemon_helpers import wait_until
 from http_helpers import RPC_HEADERS, HttpTree
 
 from nua.http.server import HttpIoFailed
@@ -203,8 +204,6 @@ def test_the_server_is_restarted_on_its_port_and_tokens_survive(tree: HttpTree) 
         current = tree.directory.lookup("http")
         return current is not None and current != ref
 
-    from daemon_like import wait_until  # noqa: PLC0415
-
     wait_until(replaced)
     assert tree.address[1] == port
     assert tree.rpc(ADD, token).json()["result"] == 3
@@ -218,8 +217,6 @@ def test_connections_past_max_clients_get_503(tree_factory: Callable[..., HttpTr
 
         def refused() -> bool:
             return tree.info["connections"] == 1
-
-        from daemon_like import wait_until  # noqa: PLC0415
 
         wait_until(refused)
         assert tree.rpc(ADD, token).status == 503
