@@ -106,7 +106,8 @@ class HttpServer(SupervisedActor):
         self.clock = clock
         self.services = Services(settings, directory, health=health, tokens=shared.tokens, events=self.events)
         if shared.gateway is not None:  # one key cache, and sys_status names the ZeroMQ endpoint as there
-            self.services.keys = shared.gateway.keys or self.services.keys
+            if shared.gateway.keys is not None:  # None with [zmq] auth = "none": the gateway loads none
+                self.services.keys = shared.gateway.keys
             self.services.endpoint = shared.gateway.endpoint or ""
         self.url = ""
         self._io = serving.IoThread()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import socket
 from typing import Any
 
 from daemon_helpers import DaemonEnv
@@ -29,6 +30,7 @@ def test_a_token_from_keys_token_calls_over_http(daemon: DaemonEnv) -> None:
     record = json.loads((daemon.run_dir / "nua.runtime.json").read_text(encoding="utf-8"))
     url = record["http"]
     assert url.startswith("http://127.0.0.1:")
+    assert f"console:     {url}" in daemon.cli("status").stdout
     added = daemon.cli("keys", "add", "olga", "--role", "operator", "--output", str(daemon.root / "olga.key_secret"))
     assert added.returncode == 0, added.stderr
     made = daemon.cli("keys", "token", "olga", "--ttl", "2h")
@@ -58,3 +60,14 @@ def test_keys_token_says_what_is_wrong(daemon: DaemonEnv) -> None:
         bad = daemon.cli("keys", "token", "nobody", "--ttl", ttl)
         assert bad.returncode == 2, ttl
         assert "--ttl" in bad.stderr
+
+
+def test_a_port_in_use_fails_the_start_saying_so(daemon: DaemonEnv) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        daemon.write_config(http={"port": port})
+        result = daemon.cli("start")
+    assert result.returncode == 1
+    assert f"cannot bind the HTTP address 127.0.0.1:{port}" in result.stdout + result.stderr

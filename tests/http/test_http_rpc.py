@@ -74,9 +74,11 @@ def test_a_request_without_host_is_refused_400(tree: HttpTree) -> None:
 def test_a_cross_origin_request_is_refused_and_no_cors_header_is_ever_sent(tree: HttpTree) -> None:
     token = tree.token("alice")
     foreign = tree.rpc(ADD, token, Origin="https://evil.example")
+    sandboxed = tree.rpc(ADD, token, Origin="null")
     same = tree.rpc(ADD, token, Origin="http://{}:{}".format(*tree.address))
     preflight = tree.request("OPTIONS", "/rpc", headers={"Origin": "https://evil.example"})
     assert foreign.status == 403
+    assert sandboxed.status == 403
     assert same.status == 200
     assert preflight.status in {403, 405}
     for reply in (foreign, same, preflight):
