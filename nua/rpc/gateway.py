@@ -53,6 +53,7 @@ import zmq
 
 from nua.actors.directory import DB_READER, DB_WRITER, Directory
 from nua.actors.health import Health
+from nua.actors.log_thread import LogThread
 from nua.actors.supervised import ChildContext, SupervisedActor
 from nua.curve_keys import KeyPair
 from nua.endpoint import ipc_path
@@ -62,6 +63,7 @@ from nua.model.commands import ListKeys, MarkKeysSeen
 from nua.rpc import credentials, errors, plugins
 from nua.rpc.access import UNAUTHENTICATED, Caller
 from nua.rpc.admission import Admission, StopHandler
+from nua.rpc.call_log import CallLog
 from nua.rpc.dispatch import Dispatcher
 from nua.rpc.key_cache import KeyCache
 from nua.rpc.protocol import encode_error
@@ -292,6 +294,7 @@ class Gateway(SupervisedActor):
         self._system_pool: concurrent.futures.ThreadPoolExecutor | None = None
         self._dispatcher: Dispatcher | None = None
         self._admission: Admission | None = None
+        self._call_lines: LogThread | None = None  # the rpc_call lines, written in a thread of their own
         self._counters = _Counters()
         self._logged_drops = _LoggedOnce(LOGGED_CLIENTS)
         self.services = Services(settings, directory, health=health or Health())
@@ -327,6 +330,7 @@ class Gateway(SupervisedActor):
             SYSTEM_POOL_THREADS, thread_name_prefix="nua-rpc-system"
         )
         rpc = self.settings.rpc
+        self._call_lines = LogThread(self.log, f"{self.context.child_id}-log")
         self._dispatcher = Dispatcher(
             self.services.registry,
             executor=self._pool,
@@ -340,6 +344,7 @@ class Gateway(SupervisedActor):
             tracebacks=self.settings.debug.tracebacks,
             log=self.log,
             record_denied=self._record_denied,
+            call_log=CallLog(self._call_lines),
         )
         if self._curve:
             self._server_key = self._load_keys()
@@ -490,6 +495,9 @@ class Gateway(SupervisedActor):
         if self._wakeup is not None:
             self._wakeup.close()
             self._wakeup = None
+        if self._call_lines is not None:
+            self._call_lines.stop()  # the lines of the calls answered are written
+            self._call_lines = None
         if self._zmq is not None:
             self._zmq.term()  # waits until the socket is closed: the endpoint is free again
             self._zmq = None
