@@ -52,6 +52,7 @@ from typing import Any, cast
 import zmq
 
 from nua.actors.directory import DB_READER, DB_WRITER, Directory
+from nua.actors.events import EventHub
 from nua.actors.health import Health
 from nua.actors.log_thread import LogThread
 from nua.actors.supervised import ChildContext, SupervisedActor
@@ -280,6 +281,8 @@ class Gateway(SupervisedActor):
         directory: Directory,
         health: Health | None = None,
         bound: BoundEndpoint | None = None,
+        *,
+        events: EventHub | None = None,
     ) -> None:
         super().__init__(context)
         self.settings = settings
@@ -297,7 +300,7 @@ class Gateway(SupervisedActor):
         self._call_lines: LogThread | None = None  # the rpc_call lines, written in a thread of their own
         self._counters = _Counters()
         self._logged_drops = _LoggedOnce(LOGGED_CLIENTS)
-        self.services = Services(settings, directory, health=health or Health())
+        self.services = Services(settings, directory, health=health or Health(), events=events or EventHub())
         self._curve = settings.zmq.curve
         self._server_key: KeyPair | None = None
         # Asked from the actor thread (tests: sys_fault_authenticator), done by the I/O thread.
