@@ -73,7 +73,9 @@ from sqlalchemy import delete, insert
 from sqlalchemy.engine import Connection, Engine
 
 from nua.actors import call
+from nua.actors.change_events import change_event
 from nua.actors.directory import DB_WRITER
+from nua.actors.events import EventHub
 from nua.actors.health import Health
 from nua.actors.log_thread import LogThread
 from nua.actors.supervised import ChildContext, SupervisedActor, describe
@@ -171,10 +173,13 @@ class DbWriter(SupervisedActor):
         clock: Callable[[], float] = time.monotonic,
         check_interval_s: float | None = CHECK_INTERVAL_S,
         wall_clock: Callable[[], datetime] = _utc_now,
+        events: EventHub | None = None,
     ) -> None:
         super().__init__(context)
         self.settings = settings
         self.health = health or Health()
+        # Where each committed change is published (user.changed, setting.changed, ...).
+        self.events = events
         self.max_batch = max(1, settings.db.max_batch)
         self._engine: Engine | None = None
         self._conn: Connection | None = None
@@ -360,6 +365,7 @@ class DbWriter(SupervisedActor):
             break
         else:
             outcomes = [self._refused() for _ in batch]
+        self._publish(batch, outcomes)
         for pending, outcome in zip(batch, outcomes, strict=True):
             self._resolve(pending, outcome)
         self._log_audited(batch, outcomes)
@@ -496,6 +502,19 @@ class DbWriter(SupervisedActor):
             self.log.info("audit_pruned", removed=removed, keep_days=self._keep.days)
         # A full prune leaves more behind: the next tick goes on.
         self._prune_at = self._clock() + (0.0 if removed >= PRUNE_MOST else PRUNE_INTERVAL_S)
+
+    def _publish(self, batch: list[_Pending], outcomes: list[_Outcome]) -> None:
+        """Publish the event of each change the batch committed, before any is acknowledged.
+
+        So a client that has its reply finds the change's event in the stream already.
+        """
+        if self.events is None:
+            return
+        for pending, outcome in zip(batch, outcomes, strict=True):
+            if outcome.error is None:
+                made = change_event(pending.message, outcome.value)
+                if made is not None:
+                    self.events.publish(made[0], **made[1])
 
     def _log_audited(self, batch: list[_Pending], outcomes: list[_Outcome]) -> None:
         """One log line per denied call recorded: who, role, method, the role needed (no params).

@@ -33,6 +33,7 @@ class TimerThread:
         self._cond = threading.Condition()
         self._heap: list[tuple[float, int, Callable[[], None]]] = []
         self._cancelled: set[int] = set()
+        self._scheduled: set[int] = set()  # not yet run: cancelling another id must not be remembered
         self._ids = itertools.count()
         self._stopping = False
         self._thread = threading.Thread(target=self._run, name="nua-timers", daemon=True)
@@ -51,11 +52,15 @@ class TimerThread:
         with self._cond:
             timer_id = next(self._ids)
             heapq.heappush(self._heap, (self._clock() + delay_s, timer_id, callback))
+            self._scheduled.add(timer_id)
             self._cond.notify()
 
         def cancel() -> None:
             with self._cond:
-                self._cancelled.add(timer_id)
+                # A timer that ran already (or is running) has nothing to cancel: remembering
+                # its id would grow the set with every late cancel (a long-poll answered by its timer).
+                if timer_id in self._scheduled:
+                    self._cancelled.add(timer_id)
 
         return cancel
 
@@ -67,6 +72,7 @@ class TimerThread:
                 if self._stopping:
                     return
                 _, timer_id, callback = heapq.heappop(self._heap)
+                self._scheduled.discard(timer_id)
                 if timer_id in self._cancelled:
                     self._cancelled.discard(timer_id)
                     continue

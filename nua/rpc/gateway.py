@@ -56,6 +56,7 @@ from nua.actors.events import EventHub
 from nua.actors.health import Health
 from nua.actors.log_thread import LogThread
 from nua.actors.supervised import ChildContext, SupervisedActor
+from nua.actors.timers import Timers
 from nua.curve_keys import KeyPair
 from nua.endpoint import ipc_path
 from nua.model import checks
@@ -66,6 +67,7 @@ from nua.rpc.access import UNAUTHENTICATED, Caller
 from nua.rpc.admission import Admission, StopHandler
 from nua.rpc.call_log import CallLog
 from nua.rpc.dispatch import Dispatcher
+from nua.rpc.event_waits import EventWaits
 from nua.rpc.key_cache import KeyCache
 from nua.rpc.protocol import encode_error
 from nua.rpc.services import Services
@@ -283,6 +285,7 @@ class Gateway(SupervisedActor):
         bound: BoundEndpoint | None = None,
         *,
         events: EventHub | None = None,
+        timers: Timers | None = None,
     ) -> None:
         super().__init__(context)
         self.settings = settings
@@ -303,6 +306,8 @@ class Gateway(SupervisedActor):
         self.services = Services(settings, directory, health=health or Health(), events=events or EventHub())
         self._curve = settings.zmq.curve
         self._server_key: KeyPair | None = None
+        # Resolves the long-poll reads of events that time out (none: events_read never waits).
+        self._timers = timers
         # Asked from the actor thread (tests: sys_fault_authenticator), done by the I/O thread.
         self._stop_handler = threading.Event()
         # When each key's last_seen_at was last recorded (bounded by the keys registered).
@@ -326,6 +331,8 @@ class Gateway(SupervisedActor):
             )
 
     def _setup(self) -> None:
+        if self._timers is not None:
+            self.services.event_waits = EventWaits(self.services.events, self._timers, self.settings.events.max_waiting)
         plugins.build(self.services, log=self.log)
         self._wakeup = _Wakeup()
         self._pool = concurrent.futures.ThreadPoolExecutor(POOL_THREADS, thread_name_prefix="nua-rpc-pool")
@@ -498,6 +505,9 @@ class Gateway(SupervisedActor):
         if self._wakeup is not None:
             self._wakeup.close()
             self._wakeup = None
+        if self.services.event_waits is not None:
+            self.services.event_waits.close()  # the waiting calls were answered by the dispatcher's stop
+            self.services.event_waits = None
         if self._call_lines is not None:
             self._call_lines.stop()  # the lines of the calls answered are written
             self._call_lines = None
