@@ -329,6 +329,7 @@ class Daemon:
             settings_endpoint=self.settings.zmq.bind_endpoint,
             config_file=str(config_file) if config_file is not None else None,
             server_key=server_key,
+            log_file=None if self.foreground else str(self.settings.server.log_file),
         )
         try:
             self._record_written = runtime.write(self.record_file, record)
