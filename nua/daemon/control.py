@@ -24,6 +24,7 @@ from nua.daemon.daemonize import Outcome, Readiness, Report, daemonize
 from nua.daemon.exit_codes import (
     EXIT_FAILED,
     EXIT_NOT_CONFIGURED,
+    EXIT_NOT_RUNNING,
     EXIT_OK,
     STATUS_DEAD_PID_FILE,
     STATUS_NOT_RUNNING,
@@ -179,6 +180,31 @@ def stop(config: str | Path | None = None) -> int:
         _complain(f"stopped pid {pid}, but {found.endpoint} is still in use by another process")
         return EXIT_FAILED
     _say(f"stopped (pid {pid})")
+    return EXIT_OK
+
+
+def reload(config: str | Path | None = None) -> int:
+    """Send the running daemon ``SIGHUP``: it re-opens its log file and re-reads its settings file.
+
+    Returns once the signal is sent (the daemon's log says what applied); 7 when no daemon runs.
+    """
+    loaded = _load(config, deep=False)
+    if loaded is None:
+        return EXIT_NOT_CONFIGURED
+    path = Path(loaded.server.pid_file)
+    state = pidfile.inspect(path)
+    if not state.locked:
+        _complain(f"not running (no daemon holds {path}): nothing to reload")
+        return EXIT_NOT_RUNNING
+    pid = _holder(state, path)
+    if pid is None:
+        return EXIT_FAILED
+    try:
+        os.kill(pid, signal.SIGHUP)
+    except ProcessLookupError:
+        _complain(f"pid {pid} ended before the reload: nothing to reload")
+        return EXIT_NOT_RUNNING
+    _say(f"reload requested (pid {pid}): it re-opens its log file and re-reads its settings; its log says what applied")
     return EXIT_OK
 
 
