@@ -77,7 +77,7 @@ def test_reads_waiting_are_bounded() -> None:
 
 
 def test_a_zero_timeout_never_waits_and_a_missed_gap_is_answered_at_once() -> None:
-    hub, _, waits = make()
+    _, _, waits = make()
     assert isinstance(waits.read(0, None, 10, 0.0), dict)
     small = EventHub(2, boot="s")
     gaps = EventWaits(small, ManualTimers(), 4)
