@@ -24,7 +24,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NamedTuple, TextIO
+from typing import Any, BinaryIO, NamedTuple, TextIO
 
 from nua import client_settings, runtime
 
@@ -86,21 +86,19 @@ def log_file(args: argparse.Namespace, places: Places) -> Path:
     return Path(loaded.server.log_file)
 
 
-def last_lines(path: Path, count: int) -> tuple[list[str], int, os.stat_result]:
-    """The last ``count`` whole lines of ``path``, where they end, and the file read (``OSError`` if it cannot)."""
-    with path.open("rb") as file:
-        info = os.fstat(file.fileno())
-        end = info.st_size
-        data = b""
-        start = end
-        # Read back a block at a time until the block holds count + 1 line ends (or the file's start).
-        while start > 0 and data.count(b"\n") <= count:
-            start = max(0, start - BLOCK)
-            file.seek(start)
-            data = file.read(end - start)
+def last_lines(file: BinaryIO, count: int) -> tuple[list[str], int]:
+    """The last ``count`` whole lines of the open ``file``, and the offset where they end."""
+    end = os.fstat(file.fileno()).st_size
+    data = b""
+    start = end
+    # Read back a block at a time until the block holds count + 1 line ends (or the file's start).
+    while start > 0 and data.count(b"\n") <= count:
+        start = max(0, start - BLOCK)
+        file.seek(start)
+        data = file.read(end - start)
     whole, _, _ = data.rpartition(b"\n")  # a last line still being written is left for -f
     shown = whole.split(b"\n")[-count:] if count and whole else []
-    return [line.decode("utf-8", errors="replace") for line in shown], start + len(whole) + (1 if whole else 0), info
+    return [line.decode("utf-8", errors="replace") for line in shown], start + len(whole) + (1 if whole else 0)
 
 
 class _Follow(NamedTuple):
@@ -108,13 +106,12 @@ class _Follow(NamedTuple):
     sleep: Callable[[float], None]
 
 
-def follow(path: Path, offset: int, identity: os.stat_result, out: _Follow) -> None:
-    """Print the whole lines written to ``path`` from ``offset`` on, across rotations, until interrupted."""
-    file = path.open("rb")
+def follow(path: Path, file: BinaryIO, offset: int, out: _Follow) -> None:
+    """Print the whole lines written to ``file`` (open, at ``path``) from ``offset`` on, across rotations.
+
+    Runs until interrupted; closes the files it opened, ``file`` included.
+    """
     try:
-        opened = os.fstat(file.fileno())
-        if (opened.st_dev, opened.st_ino) != (identity.st_dev, identity.st_ino):
-            offset = 0  # rotated between the last lines and now: the new file from its start
         file.seek(offset)
         pending = b""
         while True:
@@ -162,14 +159,21 @@ def run(args: argparse.Namespace, places: Places) -> tuple[Any, Callable[[Any], 
     """``nua logs``: the last lines, then with ``-f`` what follows (printed as it comes)."""
     path = log_file(args, places)
     try:
-        lines, offset, identity = last_lines(path, args.lines)
+        # Held from here on: a rotation between the last lines and the follow loses nothing.
+        file = path.open("rb")
     except FileNotFoundError:
         msg = f"no log file at {path}: the daemon has not written one (never started with these settings?)"
         raise LogsError(msg) from None
     except OSError as exc:
         msg = f"cannot read the log file {path}: {exc.strerror or exc}"
         raise LogsError(msg) from None
+    try:
+        lines, offset = last_lines(file, args.lines)
+    except BaseException:
+        file.close()
+        raise
     if not args.follow:
+        file.close()
         return lines, "\n".join
     write = sys.stdout.write
     if lines:
@@ -180,7 +184,7 @@ def run(args: argparse.Namespace, places: Places) -> tuple[Any, Callable[[Any], 
         write(text)
         sys.stdout.flush()
 
-    follow(path, offset, identity, _Follow(write_now, time.sleep))
+    follow(path, file, offset, _Follow(write_now, time.sleep))
     return None, str  # following ends only when interrupted
 
 
