@@ -357,6 +357,8 @@ Command = (
     | RecordDenied
     | ListAudit
     | PruneAudit
+
+
     | PutService
     | DeleteService
     | ListServices
@@ -374,6 +376,8 @@ READ_COMMANDS: tuple[type[Any], ...] = (
     ListSettings,
     ListKeys,
     ListAudit,
+
+
     ListServices,
 )
 
