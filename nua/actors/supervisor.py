@@ -18,7 +18,7 @@ stops before the children that were there first, and the strategies treat it by
 its place in the list, as they do the children given at start.
 
 With an :class:`~nua.actors.events.EventHub`, each change is published:
-``actor.started`` (a child started, but by a restart), ``actor.exited`` (a child
+``actor.started`` (a child started, not by a restart), ``actor.exited`` (a child
 ended without being asked: ``error`` says why, ``None`` when it stopped by
 itself), ``actor.restarted`` (exactly one per child a restart brought back, each
 member of a ``one_for_all`` or ``rest_for_one`` group included) and
