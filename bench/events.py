@@ -49,26 +49,12 @@ WAIT_S = 10.0
 GOAL_MS = 100.0
 
 
-def config_text(tmp: Path, endpoint: str, faults: int) -> str:
-    return f"""
-[server]
-pid_file = "{tmp}/run/nua.pid"
-exit_flag = "{tmp}/run/nua.exit"
-log_file = "{tmp}/nua.log"
-log_level = "warning"
-[zmq]
-endpoint = "{endpoint}"
-auth = "none"
-keys_dir = "{tmp}/keys"
-client_key = "{tmp}/client/client.key_secret"
-[db]
-url = "sqlite:///{tmp}/nua.db"
-[supervisor]
-max_restarts = {faults + 10}
-max_seconds = 1.0
-[debug]
-allow_fault_injection = true
-"""
+def write_config(tmp: Path, endpoint: str, faults: int) -> Path:
+    """bench/rpc.py's settings, with fault injection and a restart intensity ``faults`` cannot reach."""
+    config = rpc.write_config(tmp, endpoint)
+    extra = f"[supervisor]\nmax_restarts = {faults + 10}\nmax_seconds = 1.0\n[debug]\nallow_fault_injection = true\n"
+    config.write_text(config.read_text(encoding="utf-8") + extra, encoding="utf-8")
+    return config
 
 
 def percentile(samples: list[float], fraction: float) -> float:
@@ -104,8 +90,7 @@ def measure(faults: int) -> dict[str, list[float]]:
     with tempfile.TemporaryDirectory(prefix="nua-bench-events-") as name:
         tmp = Path(name)
         endpoint = rpc.free_endpoint()
-        config = tmp / "nua.toml"
-        config.write_text(config_text(tmp, endpoint, faults), encoding="utf-8")
+        config = write_config(tmp, endpoint, faults)
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
         daemon = [PY, "-m", "nua.daemon.cli", "--config", str(config), "start", "--foreground"]
         with rpc.process(daemon, ready_line=False, env=env), Client(endpoint, timeout=WAIT_S) as client:

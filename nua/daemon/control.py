@@ -153,13 +153,21 @@ def _report_start(report: Report, loaded: settings.Settings) -> int:
 # -- stop ------------------------------------------------------------------------------
 
 
-def stop(config: str | Path | None = None) -> int:
-    """Stop the daemon gracefully, forcefully if it will not; return when it is gone."""
+def _pid_file_of(config: str | Path | None) -> tuple[settings.Settings, Path, pidfile.PidFileState] | None:
+    """The settings (not their deep rules), the pid file they name and its state; ``None`` (said why) if wrong."""
     loaded = _load(config, deep=False)
     if loaded is None:
-        return EXIT_NOT_CONFIGURED
+        return None
     path = Path(loaded.server.pid_file)
-    state = pidfile.inspect(path)
+    return loaded, path, pidfile.inspect(path)
+
+
+def stop(config: str | Path | None = None) -> int:
+    """Stop the daemon gracefully, forcefully if it will not; return when it is gone."""
+    found_file = _pid_file_of(config)
+    if found_file is None:
+        return EXIT_NOT_CONFIGURED
+    loaded, path, state = found_file
     if not state.locked:
         if state.exists and pidfile.remove_stale(path):
             _say(f"not running (removed a stale pid file naming pid {state.pid})")
@@ -188,11 +196,10 @@ def reload(config: str | Path | None = None) -> int:
 
     Returns once the signal is sent (the daemon's log says what applied); 7 when no daemon runs.
     """
-    loaded = _load(config, deep=False)
-    if loaded is None:
+    found_file = _pid_file_of(config)
+    if found_file is None:
         return EXIT_NOT_CONFIGURED
-    path = Path(loaded.server.pid_file)
-    state = pidfile.inspect(path)
+    _, path, state = found_file
     if not state.locked:
         _complain(f"not running (no daemon holds {path}): nothing to reload")
         return EXIT_NOT_RUNNING
