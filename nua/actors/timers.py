@@ -14,6 +14,8 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
+from nua import log
+
 
 class Cancel(Protocol):
     def __call__(self) -> None: ...
@@ -76,7 +78,10 @@ class TimerThread:
                 if timer_id in self._cancelled:
                     self._cancelled.discard(timer_id)
                     continue
-            callback()
+            try:
+                callback()
+            except Exception:  # noqa: BLE001 - one broken callback must not end every later one (all services' timers)
+                log.get("nua.actors.timers").exception("timer_callback_failed")
 
 
 class ManualTimers:

@@ -112,6 +112,8 @@ class EventWaits:
             return  # answered already (its event and its timer both came), or closed
         if wait.cancel_timer is not None and not timed_out:
             wait.cancel_timer()
+        if not wait.future.set_running_or_notify_cancel():
+            return  # the dispatcher gave up on the call (its deadline, the gateway stopping): no one reads it
         page = self._hub.read(wait.since, kinds=wait.kinds, limit=wait.limit)
         wait.future.set_result(page.as_json())
 

@@ -98,3 +98,13 @@ def test_close_stops_listening_and_forgets_the_waits() -> None:
     timers.advance(10)
     assert not future.done()
     assert waits.waiting == 0
+
+
+def test_a_read_the_dispatcher_gave_up_on_is_dropped_without_failing_the_timer_thread() -> None:
+    hub, timers, waits = make()
+    future = waiting(waits.read(0, None, 10, 5.0))
+    assert future.cancel()  # the call's deadline passed first: the dispatcher cancels its future
+    hub.publish("setting.changed", key="a")
+    assert timers.advance(0) == 1  # the answer runs, and raises nothing
+    assert timers.advance(10) == 0, "its timeout was cancelled"
+    assert waits.waiting == 0
