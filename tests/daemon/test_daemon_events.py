@@ -154,3 +154,10 @@ def test_events_read_checks_its_params_and_a_bad_history_stops_the_start(daemon:
     result = daemon.cli("start")
     assert result.returncode == 6
     assert "[events] history must be from 1 to 1000000, got 0" in result.stderr
+
+
+def test_events_f_without_a_daemon_says_so_at_once_instead_of_waiting(daemon: DaemonEnv) -> None:
+    result = daemon.nua("events", "-f", timeout=30)
+    assert result.returncode == 3
+    (line,) = result.stderr.splitlines()
+    assert "no daemon is running" in line
