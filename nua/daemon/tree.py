@@ -56,7 +56,11 @@ def child_specs(
 
     specs = [
         spec(SENTINEL, lambda ctx: Sentinel.start(ctx, settings, request_shutdown)),
-        spec(DB_WRITER, lambda ctx: DbWriter.start(ctx, settings, health), start_timeout_s=DB_WRITER_START_TIMEOUT_S),
+        spec(
+            DB_WRITER,
+            lambda ctx: DbWriter.start(ctx, settings, health, events=events),
+            start_timeout_s=DB_WRITER_START_TIMEOUT_S,
+        ),
         spec(DB_READER, lambda ctx: DbReader.start(ctx, settings, health)),
     ]
     intensity = Intensity(settings.supervisor.max_restarts, settings.supervisor.max_seconds)
@@ -75,7 +79,14 @@ def child_specs(
     )
     if settings.server.start_zmq_server:
         bound = BoundEndpoint()  # a restarted gateway binds the port the first one got
-        specs.append(spec(GATEWAY, lambda ctx: Gateway.start(ctx, settings, directory, health, bound, events=events)))
+        specs.append(
+            spec(
+                GATEWAY,
+                lambda ctx: Gateway.start(
+                    ctx, settings, directory, health, bound, events=events, timers=service_host.timers
+                ),
+            )
+        )
     return specs
 
 
@@ -101,6 +112,7 @@ def start(
         strategy=Strategy.ONE_FOR_ONE,
         intensity=Intensity(settings.supervisor.max_restarts, settings.supervisor.max_seconds),
         directory=directory,
+        events=events,
     )
     directory.register(ROOT, root)
     return root, specs
