@@ -25,19 +25,13 @@ from __future__ import annotations
 
 import itertools
 import threading
-from collections.abc import Collection
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
-from nua.actors.events import Event, EventHub
+from nua.actors.events import Event, EventHub, kind_selected
 from nua.actors.timers import Cancel, Timers
 from nua.rpc.errors import BusyError
-
-
-def _concerns(kinds: Collection[str] | None, kind: str) -> bool:
-    """Whether a read of ``kinds`` (all when empty) wants an event of ``kind`` (prefix match, as the hub reads)."""
-    return not kinds or any(kind == wanted or kind.startswith(wanted + ".") for wanted in kinds)
 
 
 @dataclass(eq=False)
@@ -99,7 +93,9 @@ class EventWaits:
         """The hub's listener (the publisher's thread): hand the reads ``event`` concerns to the timer thread."""
         with self._lock:
             due = [
-                i for i, wait in self._waiting.items() if wait.since < event.seq and _concerns(wait.kinds, event.kind)
+                wait_id
+                for wait_id, wait in self._waiting.items()
+                if wait.since < event.seq and kind_selected(event.kind, wait.kinds)
             ]
         for wait_id in due:
             self._timers.call_later(0.0, lambda wait_id=wait_id: self._answer(wait_id))  # type: ignore[misc]
