@@ -11,8 +11,8 @@ in alternating rounds (medians reported), on SQLite with WAL and
   that the log line of each audited call is rendered (to the console, here
   /dev/null), one at ``"warning"`` (the record alone); on each, ``setting_set``
   (audited by the dispatcher: the entry built and redacted in the gateway's
-  thread, the record inserted in the command's savepoint, the line logged after
-  the commit) beside ``bench_plain_set`` (bench/audit_bench_plugin.py), the same
+  thread, the record inserted in the command's savepoint, the call's ``rpc_call``
+  line logged by the gateway once answered) beside ``bench_plain_set`` (bench/audit_bench_plugin.py), the same
   command sent by a method that declares no change, so nothing is recorded;
 - the DB writer alone, 8 asking threads (bench/db_writer.py's): the same
   setting writes as plain commands and as ``Audited`` commands.

@@ -219,6 +219,13 @@ class AuditSettings:
 
 
 @dataclass(frozen=True)
+class EventsSettings:
+    # Events kept in memory for readers that fell behind; long-poll reads waiting at once.
+    history: Annotated[int, Between(1, 1_000_000)]
+    max_waiting: Annotated[int, Between(1, 65536)]
+
+
+@dataclass(frozen=True)
 class HttpSettings:
     address: Annotated[str, HOST]
     # -1: no HTTP server (the default); 0: any free port (in the runtime record); else the port.
@@ -259,6 +266,7 @@ class Settings:
     supervisor: SupervisorSettings
     rpc: RpcSettings
     audit: AuditSettings
+    events: EventsSettings
     http: HttpSettings
     debug: DebugSettings
     # The [services.NAME] tables of the file, checked, in start order (see nua.service_settings).

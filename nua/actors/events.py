@@ -80,9 +80,12 @@ def _new_boot(clock: Callable[[], float]) -> str:
     return f"{int(clock() * 1000):x}-{os.getpid():x}"
 
 
-def _matches(kind: str, kinds: Collection[str]) -> bool:
-    # "service" selects "service.state"; "service.state" selects itself.
-    return any(kind == wanted or kind.startswith(wanted + ".") for wanted in kinds)
+def kind_selected(kind: str, kinds: Collection[str] | None) -> bool:
+    """Whether a reader of ``kinds`` (every kind when empty) wants ``kind``.
+
+    A prefix selects the kinds under it: "service" selects "service.state".
+    """
+    return not kinds or any(kind == wanted or kind.startswith(wanted + ".") for wanted in kinds)
 
 
 class EventHub:
@@ -141,7 +144,7 @@ class EventHub:
             start = max(0, since + 1 - first)
             held = islice(self._history, start, None)
             if kinds:
-                wanted = [event for event in held if _matches(event.kind, kinds)][:limit]
+                wanted = [event for event in held if kind_selected(event.kind, kinds)][:limit]
             else:
                 wanted = list(islice(held, limit))
         return EventPage(self.boot, tuple(wanted), last, first, missed)

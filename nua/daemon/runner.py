@@ -153,8 +153,9 @@ class Daemon:
         self._record_written: tuple[int, int] | None = None
         self.started_at = time.time()
         self.directory = Directory()
-        self.health = Health()
-        self.events = EventHub()
+        # The event stream ([events] history): the actors publish what changes, degradations included.
+        self.events = EventHub(config.events.history)
+        self.health = Health(self.events)
         self.wakeup = _Wakeup()
         self.log = log.get("nua.daemon")  # rebound once the logs are configured
         self.root: pykka.ActorRef[Any] | None = None
@@ -231,6 +232,7 @@ class Daemon:
             timers,
             log_dir=self.settings.services_log_dir,
             record_dir=self.settings.services_record_dir,
+            events=self.events,
         )
         host.loop.start()
         timers.start()
@@ -341,6 +343,7 @@ class Daemon:
             settings_endpoint=self.settings.zmq.bind_endpoint,
             config_file=str(config_file) if config_file is not None else None,
             server_key=server_key,
+            log_file=None if self.foreground else str(self.settings.server.log_file),
             http=http,
         )
         try:

@@ -60,7 +60,11 @@ def child_specs(
 
     specs = [
         spec(SENTINEL, lambda ctx: Sentinel.start(ctx, settings, request_shutdown)),
-        spec(DB_WRITER, lambda ctx: DbWriter.start(ctx, settings, health), start_timeout_s=DB_WRITER_START_TIMEOUT_S),
+        spec(
+            DB_WRITER,
+            lambda ctx: DbWriter.start(ctx, settings, health, events=events),
+            start_timeout_s=DB_WRITER_START_TIMEOUT_S,
+        ),
         spec(DB_READER, lambda ctx: DbReader.start(ctx, settings, health)),
     ]
     intensity = Intensity(settings.supervisor.max_restarts, settings.supervisor.max_seconds)
@@ -86,12 +90,21 @@ def child_specs(
         specs.append(
             spec(
                 GATEWAY,
-                lambda ctx: Gateway.start(ctx, settings, directory, health, gateway, events=events, tokens=tokens),
+                lambda ctx: Gateway.start(
+                    ctx, settings, directory, health, gateway, events=events, timers=service_host.timers, tokens=tokens
+                ),
             )
         )
     if settings.http.enabled:
         shared = HttpShared(tokens=tokens, gateway=bound)
-        specs.append(spec(HTTP, lambda ctx: HttpServer.start(ctx, settings, directory, health, shared, events=events)))
+        specs.append(
+            spec(
+                HTTP,
+                lambda ctx: HttpServer.start(
+                    ctx, settings, directory, health, shared, events=events, timers=service_host.timers
+                ),
+            )
+        )
     return specs
 
 
@@ -117,6 +130,7 @@ def start(
         strategy=Strategy.ONE_FOR_ONE,
         intensity=Intensity(settings.supervisor.max_restarts, settings.supervisor.max_seconds),
         directory=directory,
+        events=events,
     )
     directory.register(ROOT, root)
     return root, specs

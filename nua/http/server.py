@@ -32,6 +32,7 @@ from nua.actors.directory import Directory
 from nua.actors.events import EventHub
 from nua.actors.health import Health
 from nua.actors.supervised import ChildContext, SupervisedActor
+from nua.actors.timers import Timers
 from nua.http import site
 from nua.http.connection import Connection
 from nua.http.event_stream import EventStreams
@@ -97,6 +98,7 @@ class HttpServer(SupervisedActor):
         shared: HttpShared,
         *,
         events: EventHub | None = None,
+        timers: Timers | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         super().__init__(context)
@@ -104,6 +106,8 @@ class HttpServer(SupervisedActor):
         self.shared = shared
         self.events = events if events is not None else EventHub()
         self.clock = clock
+        # Resolves the long-poll reads of events_read that time out (none: events_read never waits).
+        self._timers = timers
         self.services = Services(settings, directory, health=health, tokens=shared.tokens, events=self.events)
         if shared.gateway is not None:  # one key cache, and sys_status names the ZeroMQ endpoint as there
             if shared.gateway.keys is not None:  # None with [zmq] auth = "none": the gateway loads none
@@ -145,7 +149,7 @@ class HttpServer(SupervisedActor):
                 msg = f"cannot load [http] tls_cert {http.tls_cert} and tls_key {http.tls_key}: {exc}"
                 raise OSError(msg) from None
         self._wakeup = Wakeup()
-        self._lanes = serving.Lanes.start("nua-http")
+        self._lanes = serving.Lanes.start("nua-http", self.services, self.log, self._timers)
         dispatcher = serving.dispatcher(self.services, self._lanes, self._wakeup.ring, self.log)
         self._streams = EventStreams(self.events, self._wakeup.ring, self.clock)
         self._site = site.Site(

@@ -53,6 +53,7 @@ from nua.actors.directory import DB_WRITER, Directory
 from nua.actors.events import EventHub
 from nua.actors.health import Health
 from nua.actors.supervised import ChildContext, SupervisedActor
+from nua.actors.timers import Timers
 from nua.curve_keys import KeyPair
 from nua.endpoint import ipc_path
 from nua.model import checks
@@ -230,6 +231,7 @@ class Gateway(SupervisedActor):
         bound: BoundEndpoint | None = None,
         *,
         events: EventHub | None = None,
+        timers: Timers | None = None,
         tokens: TokenCache | None = None,
     ) -> None:
         super().__init__(context)
@@ -254,6 +256,8 @@ class Gateway(SupervisedActor):
         )
         self._curve = settings.zmq.curve
         self._server_key: KeyPair | None = None
+        # Resolves the long-poll reads of events that time out (none: events_read never waits).
+        self._timers = timers
         # Asked from the actor thread (tests: sys_fault_authenticator), done by the I/O thread.
         self._stop_handler = threading.Event()
         # When each key's last_seen_at was last recorded (bounded by the keys registered).
@@ -279,7 +283,7 @@ class Gateway(SupervisedActor):
     def _setup(self) -> None:
         plugins.build(self.services, log=self.log)
         self._wakeup = Wakeup()
-        self._lanes = serving.Lanes.start("nua-rpc")
+        self._lanes = serving.Lanes.start("nua-rpc", self.services, self.log, self._timers)
         self._dispatcher = serving.dispatcher(self.services, self._lanes, self._wakeup.ring, self.log)
         if self._curve:
             self._server_key = self._load_keys()
@@ -396,6 +400,7 @@ class Gateway(SupervisedActor):
         """Release what the I/O thread does not own: the pools, the pipe, the context."""
         if self._lanes is not None:
             self._lanes.shutdown()
+            self._lanes = None
         if self._admission is not None:
             self._admission.close()
             self._admission = None

@@ -23,6 +23,7 @@ from nua.model.audit import AuditEntry
 from nua.model.commands import RecordDenied
 from nua.rpc import auditing, cancel
 from nua.rpc.errors import UnavailableError
+from nua.rpc.event_waits import EventWaits
 from nua.rpc.key_cache import KeyCache
 from nua.rpc.registry import Registry
 from nua.rpc.token_cache import TokenCache
@@ -46,6 +47,8 @@ class Services:
     tokens: TokenCache = field(default_factory=TokenCache)
     # The daemon's event stream (what changed, numbered): methods publish and read it.
     events: EventHub = field(default_factory=EventHub)
+    # The long-poll reads of ``events`` waiting for the next event, made by the gateway.
+    event_waits: EventWaits | None = None
 
     def ask(self, actor: str, message: Any) -> Future[Any]:
         """Call the actor registered as ``actor``; the future resolves with its reply.

@@ -17,9 +17,13 @@ from typing import Any
 
 import structlog
 
+from nua.actors.log_thread import LogThread
+from nua.actors.timers import Timers
 from nua.model.audit import AuditEntry
 from nua.rpc import errors
+from nua.rpc.call_log import CallLog
 from nua.rpc.dispatch import Dispatcher
+from nua.rpc.event_waits import EventWaits
 from nua.rpc.services import DB_READER, Services
 
 # Threads hashing passwords (scrypt releases the GIL) and running other offloaded methods.
@@ -33,22 +37,42 @@ MAX_BATCH_CALLS = 10_000
 
 @dataclass
 class Lanes:
-    """The two pools a dispatcher runs offloaded calls in: application calls, and system calls."""
+    """What a transport's dispatcher runs calls with, beside its I/O thread.
+
+    The pools offloaded calls run in (application calls, and system calls), the
+    thread that writes the ``rpc_call`` log lines (:mod:`nua.rpc.call_log`), and
+    the long-poll waits of ``events_read`` (in ``services.event_waits``, when the
+    daemon has timers to end them).
+    """
 
     pool: concurrent.futures.ThreadPoolExecutor
     system_pool: concurrent.futures.ThreadPoolExecutor
+    call_lines: LogThread
+    services: Services
 
     @classmethod
-    def start(cls, prefix: str) -> Lanes:
+    def start(cls, prefix: str, services: Services, log: structlog.stdlib.BoundLogger, timers: Timers | None) -> Lanes:
+        if timers is not None:
+            settings = services.settings.events
+            services.event_waits = EventWaits(services.events, timers, settings.max_waiting)
         return cls(
             concurrent.futures.ThreadPoolExecutor(POOL_THREADS, thread_name_prefix=f"{prefix}-pool"),
             concurrent.futures.ThreadPoolExecutor(SYSTEM_POOL_THREADS, thread_name_prefix=f"{prefix}-system"),
+            LogThread(log, f"{prefix}-log"),
+            services,
         )
 
     def shutdown(self) -> None:
-        """Stop both without waiting; calls not started are cancelled."""
+        """Stop the pools without waiting (calls not started are cancelled), the waits, then the log lines.
+
+        Called once the I/O thread has answered every waiting call: the lines of those are written.
+        """
         self.pool.shutdown(wait=False, cancel_futures=True)
         self.system_pool.shutdown(wait=False, cancel_futures=True)
+        if self.services.event_waits is not None:
+            self.services.event_waits.close()
+            self.services.event_waits = None
+        self.call_lines.stop()
 
 
 def dispatcher(
@@ -77,6 +101,7 @@ def dispatcher(
         tracebacks=services.settings.debug.tracebacks,
         log=log,
         record_denied=record_denied,
+        call_log=CallLog(lanes.call_lines),
     )
 
 

@@ -61,3 +61,14 @@ def test_set_level_filters_at_once(log_file: Path) -> None:
     log.get("nua.test").info("hidden")
     log.get("nua.test").warning("shown")
     assert [r["event"] for r in records(log_file)] == ["shown"]
+
+
+def test_a_json_line_begins_with_timestamp_level_and_event(log_file: Path) -> None:
+    log.get("nua.test", actor="gateway").warning("ordered", clients=3)
+    logging.getLogger("sqlalchemy.pool").error("routed")
+    for handler in logging.getLogger().handlers:
+        handler.flush()
+    lines = log_file.read_text(encoding="utf-8").splitlines()
+    assert [list(json.loads(line))[:3] for line in lines] == [["timestamp", "level", "event"]] * 2
+    assert lines[0].startswith('{"timestamp": "')
+    assert '"level": "warning", "event": "ordered"' in lines[0]
