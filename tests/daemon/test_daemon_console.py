@@ -94,8 +94,12 @@ def log_in(browser: WebDriver, url: str, secret: str) -> None:
 
 
 def cell(browser: WebDriver, field: str) -> str:
-    row = browser.find_element(By.CSS_SELECTOR, f"tr[data-service='{SERVICE}']")
-    return str(row.find_element(By.CSS_SELECTOR, f"[data-field='{field}']").text)
+    """A field of the service's row, read in one script: the page may replace its rows at any moment."""
+    found = browser.execute_script(
+        "const cell = document.querySelector(arguments[0]); return cell === null ? null : cell.textContent;",
+        f"tr[data-service='{SERVICE}'] [data-field='{field}']",
+    )
+    return "" if found is None else str(found)
 
 
 def service_pid(daemon: DaemonEnv) -> int:
@@ -127,7 +131,7 @@ def test_a_killed_process_shows_its_restart_without_a_reload(
     before = int(cell(browser, "restarts"))
     browser.execute_script("window.nuaTestMarker = 'same page';")
     os.kill(service_pid(daemon), signal.SIGKILL)
-    WebDriverWait(browser, WAIT_S).until(lambda _b: int(cell(browser, "restarts")) == before + 1)
+    WebDriverWait(browser, WAIT_S).until(lambda _b: cell(browser, "restarts") == str(before + 1))
     assert browser.execute_script("return window.nuaTestMarker;") == "same page"  # not reloaded
 
 
@@ -135,7 +139,10 @@ def test_restart_a_service_from_the_page(daemon: DaemonEnv, console: str, browse
     log_in(browser, console, token(daemon, "olga", "operator"))
     WebDriverWait(browser, WAIT_S).until(lambda _b: cell(browser, "state") == "RUNNING")
     old_pid = service_pid(daemon)
-    browser.find_element(By.CSS_SELECTOR, f"tr[data-service='{SERVICE}'] button[data-action='restart']").click()
+    # Clicked in one script: a refresh may replace the row between finding the button and clicking it.
+    browser.execute_script(
+        "document.querySelector(arguments[0]).click();", f"tr[data-service='{SERVICE}'] button[data-action='restart']"
+    )
     dialog = browser.find_element(By.ID, "confirm")
     WebDriverWait(browser, WAIT_S).until(lambda _b: dialog.is_displayed())
     assert SERVICE in browser.find_element(By.ID, "confirm-text").text
@@ -143,6 +150,18 @@ def test_restart_a_service_from_the_page(daemon: DaemonEnv, console: str, browse
     WebDriverWait(browser, WAIT_S).until(lambda b: b.find_element(By.ID, "result").text.startswith("Done: restart"))
     assert service_pid(daemon) != old_pid
     WebDriverWait(browser, WAIT_S).until(lambda _b: cell(browser, "pid") == str(service_pid(daemon)))
+
+
+def test_the_keyboard_focus_survives_a_refresh(daemon: DaemonEnv, console: str, browser: WebDriver) -> None:
+    log_in(browser, console, token(daemon, "olga", "operator"))
+    WebDriverWait(browser, WAIT_S).until(lambda _b: cell(browser, "state") == "RUNNING")
+    browser.execute_script(
+        "document.querySelector(arguments[0]).focus();", f"tr[data-service='{SERVICE}'] button[data-action='stop']"
+    )
+    before = cell(browser, "uptime")
+    WebDriverWait(browser, WAIT_S).until(lambda _b: cell(browser, "uptime") != before)  # the rows were replaced
+    focused = browser.execute_script("return document.activeElement.getAttribute('aria-label');")
+    assert focused == f"stop {SERVICE}"
 
 
 def test_a_reader_gets_no_buttons(daemon: DaemonEnv, console: str, browser: WebDriver) -> None:

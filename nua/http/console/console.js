@@ -230,7 +230,21 @@ function sparkline(name, cpu) {
   return svg;
 }
 
+// Which button has the keyboard focus, so that a refresh replacing the rows gives it back.
+function focusedAction() {
+  const active = document.activeElement;
+  const row = active && active.closest ? active.closest("tr[data-service]") : null;
+  return row && active.dataset.action ? [row.dataset.service, active.dataset.action] : null;
+}
+
+function refocus(focused) {
+  if (!focused) return;
+  const again = document.querySelector(`tr[data-service="${CSS.escape(focused[0])}"] button[data-action="${focused[1]}"]`);
+  if (again) again.focus();
+}
+
 function renderServices(services) {
+  const focused = focusedAction();
   const body = $("services").querySelector("tbody");
   $("no-services").hidden = services.length > 0;
   const rows = [];
@@ -243,7 +257,7 @@ function renderServices(services) {
       element("th", name, { scope: "row" }),
       element("td", shown, { class: `state-${shown}`, "data-field": "state" }),
       element("td", d.pid ?? "", { class: "num", "data-field": "pid" }),
-      element("td", duration(d.uptime_s), { class: "num" }),
+      element("td", duration(d.uptime_s), { class: "num", "data-field": "uptime" }),
       element("td", d.restarts ?? node.restarts, { class: "num", "data-field": "restarts" }),
       element("td", d.cpu_percent === null || d.cpu_percent === undefined ? "" : `${d.cpu_percent.toFixed(1)} %`, { class: "num" }),
       element("td", bytes(d.rss_bytes), { class: "num" }),
@@ -266,6 +280,7 @@ function renderServices(services) {
     rows.push(row);
   }
   body.replaceChildren(...rows);
+  refocus(focused);
 }
 
 function renderJobs(page) {
