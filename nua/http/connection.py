@@ -53,6 +53,7 @@ class Connection:
         self.busy = False  # a request is being answered (an RPC call waits, or an event stream runs)
         self.streaming = False  # an event stream: its response never ends
         self.overflow = False  # accepted past [http] max_clients: its request is answered 503, then it closes
+        self.watching = 0  # the selector events the server watches it for (0: unregistered)
         self._head: h11.Request | None = None
         self._body = bytearray()
         self._too_large = False
@@ -64,13 +65,22 @@ class Connection:
     # -- reading ------------------------------------------------------------------------------
 
     def read(self, now: float) -> list[Request | Malformed]:
-        """Take what the socket has; return the requests (or refusals) that are now complete."""
+        """Take what the socket has; return the requests (or refusals) that are now complete.
+
+        The server watches a connection for reading only while it has no request in
+        hand (or streams events), so what a client sends ahead waits in the socket,
+        not here. An event stream's client has nothing to send: it is read only to
+        see it close, and what it sends is dropped.
+        """
         if self.handshaking and not self._handshake():
             return []
-        chunks = self._recv_all()
+        chunks = self._recv_some()
         if chunks is None:
             return []
         self.last_active = now
+        if self.streaming:
+            self.closed = self.closed or not chunks[-1]
+            return []
         for chunk in chunks:
             self.h11.receive_data(chunk)
         return self.next_requests()
@@ -87,8 +97,13 @@ class Connection:
         self.handshaking = False
         return True
 
-    def _recv_all(self) -> list[bytes] | None:
-        """What the socket has now (``[b""]`` at its end); ``None`` when nothing yet."""
+    def _recv_some(self) -> list[bytes] | None:
+        """One read's worth of what the socket has (``[b""]`` at its end); ``None`` when nothing yet.
+
+        One ``recv`` of :data:`RECV_BYTES` (the selector says again if more waits), plus
+        what TLS has already decrypted (no readiness would announce it): a client
+        sending fast cannot make one round hold more than that.
+        """
         chunks: list[bytes] = []
         while True:
             try:
@@ -99,7 +114,7 @@ class Connection:
                 self.closed = True
                 return None
             chunks.append(chunk)
-            if not chunk or (len(chunk) < RECV_BYTES and not _pending(self.sock)):
+            if not chunk or not _pending(self.sock):
                 break
         return chunks or None
 
@@ -127,6 +142,9 @@ class Connection:
     def _take(self, event: h11.Event) -> Request | Malformed | None:  # noqa: PLR0911 - one outcome per event
         """A request (or refusal) once ``event`` completes one, else ``None``."""
         if isinstance(event, h11.Request):
+            head_bytes = len(event.target) + sum(len(name) + len(value) + 4 for name, value in event.headers)
+            if head_bytes > MAX_HEAD_BYTES:  # h11 bounds an incomplete head only: one read may hold a whole larger one
+                return Malformed(431, f"the request head is over {MAX_HEAD_BYTES} bytes")
             self._head, self._body, self._too_large = event, bytearray(), False
             length = _content_length(event.headers)
             if length is not None and length > self.max_body:

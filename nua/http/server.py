@@ -34,10 +34,11 @@ from nua.actors.health import Health
 from nua.actors.supervised import ChildContext, SupervisedActor
 from nua.actors.timers import Timers
 from nua.http import site
-from nua.http.connection import Connection
+from nua.http.connection import Connection, Malformed
 from nua.http.event_stream import EventStreams
 from nua.http.guard import Refused
 from nua.http.replies import refuse
+from nua.http.request import Request
 from nua.http.sessions import Sessions
 from nua.model.commands import ListTokens
 from nua.rpc import plugins, serving
@@ -322,50 +323,66 @@ class HttpServer(SupervisedActor):
                     continue
                 conn.overflow = True  # read its request, then answer 503 (closing at once would reset it)
             self._connections.add(conn)
-            assert self._selector is not None  # noqa: S101
-            self._selector.register(conn.sock, selectors.EVENT_READ, conn)
+            self._watch(conn, selectors.EVENT_READ)
 
     def _on_ready(self, conn: Connection, mask: int) -> None:
         if mask & selectors.EVENT_READ:
-            assert self._site is not None  # noqa: S101
-            for request in conn.read(self.clock()):
-                if conn.overflow:
-                    limit = self.settings.http.max_clients
-                    refuse(
-                        conn, Refused(503, f"too many connections ([http] max_clients = {limit}); retry"), close=True
-                    )
-                else:
-                    self._site.handle(conn, request)
+            self._answer(conn, conn.read(self.clock()))
         self._settle(conn)
 
     def _after_reply(self, conn: Connection) -> None:
-        """A response queued after its request's turn (an RPC reply): read the next pipelined request."""
-        assert self._site is not None  # noqa: S101
-        for request in conn.next_requests():
-            self._site.handle(conn, request)
+        """A response queued after its request's turn (an RPC reply): answer the next pipelined request."""
+        self._answer(conn, conn.next_requests())
         self._settle(conn)
 
+    def _answer(self, conn: Connection, requests: list[Request | Malformed]) -> None:
+        """Handle ``requests``, then each request already read behind them, while each is answered at once."""
+        assert self._site is not None  # noqa: S101 - serving
+        while requests:
+            for request in requests:
+                if conn.overflow:
+                    limit = self.settings.http.max_clients
+                    refused = Refused(503, f"too many connections ([http] max_clients = {limit}); retry")
+                    refuse(conn, refused, close=True)
+                else:
+                    self._site.handle(conn, request)
+            requests = conn.next_requests()  # none while this one waits (an RPC call) or streams
+
     def _settle(self, conn: Connection) -> None:
-        """Write what can be written; watch for writability while output waits; drop a closed connection."""
+        """Write what can be written; drop a closed connection; else watch it for what it waits for.
+
+        Reading while a request is in hand would only pile the next ones up (and a
+        level-triggered selector would spin on them): its socket is read again once
+        the request is answered. Writability is watched while output waits.
+        """
         if conn not in self._connections:
             return  # dropped already
         conn.flush()
         if conn.closed:
             self._drop(conn)
             return
-        assert self._selector is not None  # noqa: S101
-        events = selectors.EVENT_READ | (selectors.EVENT_WRITE if conn.output else 0)
-        with contextlib.suppress(KeyError, ValueError):
-            if self._selector.get_key(conn.sock).events != events:
-                self._selector.modify(conn.sock, events, conn)
+        reading = selectors.EVENT_READ if conn.streaming or not conn.busy else 0
+        self._watch(conn, reading | (selectors.EVENT_WRITE if conn.output else 0))
+
+    def _watch(self, conn: Connection, events: int) -> None:
+        """Have the selector watch ``conn`` for ``events`` (0: not at all)."""
+        assert self._selector is not None  # noqa: S101 - serving
+        if events == conn.watching:
+            return
+        if events == 0:
+            self._selector.unregister(conn.sock)
+        elif conn.watching == 0:
+            self._selector.register(conn.sock, events, conn)
+        else:
+            self._selector.modify(conn.sock, events, conn)
+        conn.watching = events
 
     def _drop(self, conn: Connection) -> None:
-        assert self._selector is not None  # noqa: S101
         assert self._streams is not None  # noqa: S101
         self._streams.forget(conn)
         self._connections.discard(conn)
-        with contextlib.suppress(KeyError, ValueError):
-            self._selector.unregister(conn.sock)
+        with contextlib.suppress(KeyError, ValueError, OSError):
+            self._watch(conn, 0)
         conn.close()
 
     def _close_idle(self, now: float) -> float | None:

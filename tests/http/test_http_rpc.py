@@ -255,3 +255,26 @@ def test_pipelined_requests_on_one_connection_are_answered_in_order(tree: HttpTr
                     length = int(value)
             results.append(json.loads(reader.read(length))["result"])
     assert results == [10, 11, 12]
+
+
+def test_pipelined_requests_answered_at_once_are_all_answered(tree: HttpTree) -> None:
+    head = b"GET /console.css HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+    with socket.create_connection(tree.address, timeout=10) as sock:
+        sock.sendall(head * 3 + b"GET /nothing HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        reader = sock.makefile("rb")
+        statuses = []
+        for _ in range(4):
+            statuses.append(int(reader.readline().split()[1]))
+            length = 0
+            while (line := reader.readline().strip()) != b"":
+                name, _, value = line.partition(b":")
+                if name.lower() == b"content-length":
+                    length = int(value)
+            reader.read(length)
+    assert statuses == [200, 200, 200, 404]
+
+
+def test_a_head_over_16_kib_is_refused_431(tree: HttpTree) -> None:
+    with socket.create_connection(tree.address, timeout=10) as sock:
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Padding: " + b"a" * 20_000 + b"\r\n\r\n")
+        assert sock.makefile("rb").readline().split()[1] == b"431"
