@@ -172,7 +172,9 @@ def test_a_reader_gets_no_buttons(daemon: DaemonEnv, console: str, browser: WebD
 
 
 def test_an_expired_token_is_sent_back_to_log_in(daemon: DaemonEnv, console: str, browser: WebDriver) -> None:
-    log_in(browser, console, token(daemon, "olga", "operator", ttl="3s"))
+    # Long enough for the login itself to succeed on a loaded machine, short enough to wait for.
+    log_in(browser, console, token(daemon, "olga", "operator", ttl="10s"))
+    assert browser.find_element(By.ID, "console").is_displayed()
     login = browser.find_element(By.ID, "login")
     WebDriverWait(browser, WAIT_S).until(lambda _b: login.is_displayed())
     assert "Log in again" in browser.find_element(By.ID, "login-reason").text
