@@ -33,6 +33,8 @@ from nua.setting_rules import (
     AUTH_MODES,
     ENDPOINT,
     HOST,
+    HTTP_OFF,
+    HTTP_PORT,
     KEEP_DAYS,
     LOG_LEVELS,
     PORT,
@@ -43,9 +45,12 @@ from nua.setting_rules import (
     Between,
     CrossRule,
     DbUrl,
+    HostNames,
+    HttpFitsAddress,
     Key,
     ModuleNames,
     OneOf,
+    OptionalPath,
     PowerOfTwo,
     Rule,
     ScryptAccepted,
@@ -221,6 +226,32 @@ class EventsSettings:
 
 
 @dataclass(frozen=True)
+class HttpSettings:
+    address: Annotated[str, HOST]
+    # -1: no HTTP server (the default); 0: any free port (in the runtime record); else the port.
+    port: Annotated[int, HTTP_PORT]
+    tls_cert: Annotated[str, OptionalPath()]
+    tls_key: Annotated[str, OptionalPath()]
+    # A non-loopback address needs TLS, or this (a TLS proxy in front; HttpFitsAddress).
+    behind_proxy: bool
+    # Names a Host header may carry besides the address (and localhost's names on loopback).
+    allowed_hosts: Annotated[list[str], HostNames()]
+    max_clients: Annotated[int, AT_LEAST_ONE]
+    # A console session lasts this long at most (and never past its token's expiry).
+    session_s: Annotated[float, SECONDS]
+
+    @property
+    def enabled(self) -> bool:
+        """Whether the daemon runs its HTTP server."""
+        return self.port != HTTP_OFF
+
+    @property
+    def tls(self) -> bool:
+        """Whether it serves HTTPS."""
+        return bool(self.tls_cert)
+
+
+@dataclass(frozen=True)
 class DebugSettings:
     allow_fault_injection: bool
     tracebacks: bool
@@ -236,6 +267,7 @@ class Settings:
     rpc: RpcSettings
     audit: AuditSettings
     events: EventsSettings
+    http: HttpSettings
     debug: DebugSettings
     # The [services.NAME] tables of the file, checked, in start order (see nua.service_settings).
     services: tuple[ServiceConfig, ...] = ()
@@ -260,6 +292,7 @@ CROSS_RULES: tuple[CrossRule, ...] = (
     AtMost(("rpc", "max_in_flight_per_client"), ("rpc", "max_in_flight")),
     ScryptAccepted(),
     AuthFitsEndpoint(),
+    HttpFitsAddress(),
 )
 
 # The section of tables, one per service, each checked by nua.service_settings rather than the schema.

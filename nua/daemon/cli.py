@@ -127,6 +127,7 @@ def format_status(report: dict[str, Any]) -> str:
         ("pid", "pid"),
         ("uptime_s", "uptime"),
         ("endpoint", "endpoint"),
+        ("http", "console"),
         ("db_url", "database"),
         ("log_file", "log file"),
         ("methods", "rpc methods"),

@@ -342,6 +342,7 @@ def status(config: str | Path | None = None) -> dict[str, Any]:
     if found.record is not None:
         base["record"] = found.record.as_dict()
         base["disagreement"] = disagreement(found.record, loaded)
+        base["http"] = found.record.http  # the console's URL, when it serves one
     if state.locked:
         if state.pid is None or pidfile.opened_by(state.pid, path) is False:
             message = f"a process holds the lock of {path}, but not the pid it names ({state.pid})"

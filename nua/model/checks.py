@@ -12,10 +12,10 @@ import json
 import math
 import re
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
-from nua import curve_keys
+from nua import bearer_tokens, curve_keys
 from nua.model import commands as cmd
 from nua.model.audit import METHOD_MAX, WHO_MAX
 from nua.model.errors import InvalidError
@@ -381,6 +381,27 @@ def key_list(limit: Any = None, after: Any = None, *, rpc: RpcSettings) -> cmd.L
 
 def key_remove(name: Any) -> cmd.RemoveKey:
     return cmd.RemoveKey(_lookup("name", name, KEY_NAME_MAX))
+
+
+# The longest a token may live: ten years.
+MAX_TOKEN_TTL_S = 10 * 365 * 86400.0
+
+
+def key_token(name: Any, token_id: Any, token_hash: Any, ttl_s: Any, now: datetime | None = None) -> cmd.IssueToken:
+    """``key_token``: the key ``name``'s HTTP token (its id, its secret's SHA-256), valid ``ttl_s`` seconds."""
+    if not bearer_tokens.is_id(token_id):
+        raise InvalidError("token_id", "must be 16 lowercase hex digits")
+    if not bearer_tokens.is_hash(token_hash):
+        raise InvalidError("token_hash", "must be a SHA-256 digest: 64 lowercase hex digits")
+    if (
+        isinstance(ttl_s, bool)
+        or not isinstance(ttl_s, int | float)
+        or not math.isfinite(ttl_s)
+        or not 1 <= ttl_s <= MAX_TOKEN_TTL_S
+    ):
+        raise InvalidError("ttl_s", f"must be a number of seconds from 1 to {MAX_TOKEN_TTL_S:.0f}", value=ttl_s)
+    start = now or datetime.now(UTC)
+    return cmd.IssueToken(_lookup("name", name, KEY_NAME_MAX), token_id, token_hash, start + timedelta(seconds=ttl_s))
 
 
 def _too_large(size: int, max_bytes: int) -> InvalidError:
