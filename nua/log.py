@@ -82,6 +82,14 @@ class _LogFile(logging.FileHandler):
             old.close()
 
 
+def current_file() -> Path | None:
+    """The file the logs go to, ``None`` when they go to a stream (the console of a foreground run)."""
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, _LogFile):
+            return Path(handler.baseFilename)
+    return None
+
+
 def reopen() -> Path | None:
     """Open the log file again under its name; the file, or ``None`` when logging to a stream.
 

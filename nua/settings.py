@@ -217,6 +217,7 @@ class AuditSettings:
 class DebugSettings:
     allow_fault_injection: bool
     tracebacks: bool
+    test_methods: bool
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from typing import Any, NoReturn
 
 from nua.daemon import sigmask
-from nua.status_tree import tree_lines
+from nua.status_tree import report_lines
 from nua.version import VERSION
 
 
@@ -113,35 +113,8 @@ def show_config(config: str | None) -> int:
 
 
 def format_status(report: dict[str, Any]) -> str:
-    """The status report for humans: a summary, then the actor tree."""
-    lines = [f"nua-orchestrator: {report['message']}"]
-    # How the daemon was reached, when that is not simply through these settings.
-    notes = (("record_warning", "warning:"), ("disagreement", "note:"))
-    lines.extend(f"  {label:<13}{report[key]}" for key, label in notes if report.get(key))
-    labels = (
-        ("pid", "pid"),
-        ("uptime_s", "uptime"),
-        ("endpoint", "endpoint"),
-        ("db_url", "database"),
-        ("log_file", "log file"),
-        ("methods", "rpc methods"),
-    )
-    if report.get("running"):
-        for key, label in labels:
-            value = report.get(key)
-            if key == "uptime_s" and isinstance(value, int | float):
-                value = f"{value:.0f} s"
-            if value is not None:
-                lines.append(f"  {label + ':':<13}{value}")
-    lines.extend(
-        f"  {'degraded:':<13}{item.get('component')}: {item.get('reason')} (since {item.get('since')})"
-        for item in report.get("degraded") or ()
-    )
-    tree = report.get("tree")
-    if isinstance(tree, dict):
-        lines.append("  actors:")
-        lines.extend(tree_lines(tree, depth=2))
-    return "\n".join(lines)
+    """The status report for humans: a summary, then the actor tree (as ``nua status`` shows it)."""
+    return "\n".join(report_lines(report, "nua-orchestrator"))
 
 
 if __name__ == "__main__":

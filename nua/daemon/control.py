@@ -62,8 +62,12 @@ def _load(config: str | Path | None, *, deep: bool = True) -> settings.Settings 
 # -- start -----------------------------------------------------------------------------
 
 
-def _pid_file_taken(path: Path) -> int | None:
-    """The exit code when the pid file says not to start (running already, or another account's); else None."""
+def _pid_file_taken(path: Path, *, foreground: bool) -> int | None:
+    """The exit code when the pid file says not to start (running already, or another account's); else None.
+
+    Already running is success for a daemonising start (LSB), a failure for a
+    foreground one: nothing would run in the foreground.
+    """
     try:
         pidfile.check_owner(path)
     except pidfile.ForeignPidFileError as exc:
@@ -71,6 +75,12 @@ def _pid_file_taken(path: Path) -> int | None:
         return EXIT_FAILED
     state = pidfile.inspect(path)
     if state.locked:
+        if foreground:
+            _complain(
+                f"already running (pid {state.pid}, pid file {path}): nothing runs in the foreground;"
+                " stop it first (nua-orchestrator stop), or give this one other settings (--config)"
+            )
+            return EXIT_FAILED
         _say(f"already running (pid {state.pid})")
         return EXIT_OK
     return None
@@ -97,7 +107,7 @@ def _start(config: str | Path | None, *, foreground: bool) -> int:
     loaded = _load(config)
     if loaded is None:
         return EXIT_NOT_CONFIGURED
-    taken = _pid_file_taken(Path(loaded.server.pid_file))
+    taken = _pid_file_taken(Path(loaded.server.pid_file), foreground=foreground)
     if taken is not None:
         return taken
     # Imported here, before forking so that it is done once: `status` and

@@ -357,8 +357,6 @@ Command = (
     | RecordDenied
     | ListAudit
     | PruneAudit
-
-
     | PutService
     | DeleteService
     | ListServices
@@ -376,8 +374,6 @@ READ_COMMANDS: tuple[type[Any], ...] = (
     ListSettings,
     ListKeys,
     ListAudit,
-
-
     ListServices,
 )
 

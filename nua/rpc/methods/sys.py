@@ -32,6 +32,9 @@ class SysMethods(MethodGroup):
     def status(self) -> dict[str, Any]:
         """Pid, uptime, state, endpoint, database URL, log file, method count and the actor tree.
 
+        ``log_file`` is the file the daemon logs to, ``null`` when it logs to its
+        console (a foreground run).
+
         ``state`` is ``running``, or ``degraded`` while some component cannot do all
         of its work (the database unavailable); ``degraded`` lists why:
         ``component``, ``reason`` and ``since`` (ISO 8601, UTC) of each condition.
@@ -48,7 +51,7 @@ class SysMethods(MethodGroup):
             "uptime_s": round(time.time() - started, 3),
             "endpoint": self.services.endpoint,
             "db_url": settings.db.safe_url,
-            "log_file": settings.server.log_file,
+            "log_file": str(log_file) if (log_file := log.current_file()) is not None else None,
             "methods": len(self.services.registry),
             "tree": self._tree(datetime.fromtimestamp(started, UTC).isoformat(timespec="milliseconds")),
         }
