@@ -37,6 +37,8 @@ NAME = "nua-orchestrator"
 STATUS_RPC_TIMEOUT_S = 2.0
 # After SIGKILL the kernel needs a moment to reap; beyond this something is badly wrong.
 KILL_WAIT_S = 5.0
+# `reload` of a daemon that does not run: LSB's "program is not running" for an action.
+EXIT_NOT_RUNNING_TO_RELOAD = 7
 # How long the original process waits for a daemonised one to say it is ready.
 READY_TIMEOUT_S = 120.0
 
@@ -274,6 +276,31 @@ def restart(config: str | Path | None = None) -> int:
     if code != EXIT_OK:
         return code
     return start(config)
+
+
+# -- reload ----------------------------------------------------------------------------
+
+
+def reload(config: str | Path | None = None) -> int:
+    """SIGHUP to the running daemon: it re-opens its log file and re-reads its settings file."""
+    loaded = _load(config, deep=False)
+    if loaded is None:
+        return EXIT_NOT_CONFIGURED
+    path = Path(loaded.server.pid_file)
+    state = pidfile.inspect(path)
+    if not state.locked:
+        _complain("not running: nothing to reload")
+        return EXIT_NOT_RUNNING_TO_RELOAD
+    pid = _holder(state, path)
+    if pid is None:
+        return EXIT_FAILED
+    try:
+        os.kill(pid, signal.SIGHUP)
+    except ProcessLookupError:
+        _complain("not running: nothing to reload")
+        return EXIT_NOT_RUNNING_TO_RELOAD
+    _say(f"reload asked of pid {pid}: it re-opens {loaded.server.log_file} and re-reads its settings file")
+    return EXIT_OK
 
 
 # -- status ----------------------------------------------------------------------------
