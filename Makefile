@@ -21,7 +21,7 @@ run: $(VENV)/.installed
 	$(BIN)/nua-orchestrator start --foreground
 
 lint: $(VENV)/.installed-test
-	$(BIN)/ruff check nua tests bench setup.py
+	$(BIN)/ruff check nua nua_orchestrator.py tests bench setup.py
 
 typecheck: $(VENV)/.installed-test
 	$(BIN)/mypy

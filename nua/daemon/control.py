@@ -1,7 +1,8 @@
 """``start``, ``stop``, ``restart`` and ``status``: what an operator runs, as functions.
 
 Each returns the exit code the ``nua-orchestrator`` command exits with (``status``
-returns a dict carrying it) and prints one line saying what happened. They find
+returns a dict carrying it) and prints one line saying what happened; inside
+:func:`collecting`, the lines are collected instead (:mod:`nua.daemon.api`). They find
 the daemon through the pid file's lock, never through the file's mere existence,
 and reach it through its runtime record (:mod:`nua.runtime`), the settings'
 endpoint serving only when there is no record to trust.
@@ -10,12 +11,14 @@ endpoint serving only when there is no record to trust.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import gc
 import os
 import select
 import signal
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -43,11 +46,34 @@ EXIT_NOT_RUNNING_TO_RELOAD = 7
 READY_TIMEOUT_S = 120.0
 
 
+# Where the commands' lines go: printed (the CLI), or collected (the Python API, which prints nothing).
+_COLLECTED: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar("nua_control_lines", default=None)
+
+
+@contextlib.contextmanager
+def collecting() -> Iterator[list[str]]:
+    """Collect what the commands called inside would print, instead of printing it."""
+    lines: list[str] = []
+    token = _COLLECTED.set(lines)
+    try:
+        yield lines
+    finally:
+        _COLLECTED.reset(token)
+
+
 def _say(message: str) -> None:
+    collected = _COLLECTED.get()
+    if collected is not None:
+        collected.append(message)
+        return
     print(f"{NAME}: {message}", flush=True)  # noqa: T201 - the commands' output
 
 
 def _complain(message: str) -> None:
+    collected = _COLLECTED.get()
+    if collected is not None:
+        collected.append(message)
+        return
     print(f"{NAME}: {message}", file=sys.stderr, flush=True)  # noqa: T201
 
 
