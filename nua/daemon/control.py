@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from nua import curve_keys, pidfile, runtime, settings
+from nua.daemon.daemonize import UMASK as DAEMON_UMASK
 from nua.daemon.daemonize import Outcome, Readiness, Report, daemonize
 from nua.daemon.exit_codes import (
     EXIT_FAILED,
@@ -147,6 +148,8 @@ def _start(config: str | Path | None, *, foreground: bool) -> int:
         runner.prepare_dirs(loaded, foreground=foreground)
         # Its key files too: a secret key open to others is a setting to fix (exit 6), found before forking.
         credentials.prepare(loaded)
+        if not foreground:
+            _check_log_file(Path(loaded.server.log_file))
     except (settings.SettingsError, curve_keys.KeyFileError) as exc:
         _complain(str(exc))
         return EXIT_NOT_CONFIGURED
@@ -168,6 +171,21 @@ def _start(config: str | Path | None, *, foreground: bool) -> int:
     return _report_start(outcome, loaded)
 
 
+def _check_log_file(path: Path) -> None:
+    """``SettingsError`` saying why the daemon could not write its log file ``path`` (a setting to fix, exit 6).
+
+    Opened for appending as the daemon will, before forking: a daemon that cannot
+    log must not start, and must not send the operator to a log never written. A
+    file made here is made as the daemon would make it (its umask, 027: 0640).
+    """
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o666 & ~DAEMON_UMASK)
+    except OSError as exc:
+        msg = f"cannot write the log file {path} ([server] log_file): {exc.strerror or exc}"
+        raise settings.SettingsError(msg) from None
+    os.close(descriptor)
+
+
 def _report_start(report: Report, loaded: settings.Settings) -> int:
     match report.outcome:
         case Outcome.READY:
@@ -183,7 +201,9 @@ def _report_start(report: Report, loaded: settings.Settings) -> int:
             # once it is gone, so that nothing of it remains when `start` says it failed.
             if report.pid is not None:
                 wait_gone(report.pid, loaded.server.stop_timeout_s)
-            _complain(f"failed to start: {report.reason}. See the log: {loaded.server.log_file}")
+            log_file = Path(loaded.server.log_file)
+            see = f". See the log: {log_file}" if log_file.is_file() and log_file.stat().st_size else ""
+            _complain(f"failed to start: {report.reason}{see}")
             return EXIT_FAILED
 
 
