@@ -144,13 +144,22 @@ def _strict_constant(word: str) -> Any:
     raise ValueError(msg)
 
 
+def _finite(text: str) -> float:
+    number = float(text)
+    if not math.isfinite(number):
+        msg = f"{text} is too large for a JSON number (it would be infinity)"
+        raise ValueError(msg)
+    return number
+
+
 def strict_json(value: str, what: str, *, from_stdin: bool = False) -> Any:
     """``value`` parsed as strict JSON (no ``NaN``, ``Infinity``): :class:`UsageError` saying how to quote it.
 
     Read ``from_stdin``, it may be longer than an argument may.
     """
     try:
-        return json.loads(value if from_stdin else checked_text(value, what), parse_constant=_strict_constant)
+        text = value if from_stdin else checked_text(value, what)
+        return json.loads(text, parse_constant=_strict_constant, parse_float=_finite)
     except argparse.ArgumentTypeError as exc:
         raise UsageError(f"{what}: {exc}") from None
     except ValueError as exc:
