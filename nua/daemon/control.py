@@ -148,6 +148,7 @@ def _start(config: str | Path | None, *, foreground: bool) -> int:
         runner.prepare_dirs(loaded, foreground=foreground)
         # Its key files too: a secret key open to others is a setting to fix (exit 6), found before forking.
         credentials.prepare(loaded)
+        _check_database_file(loaded)
         if not foreground:
             _check_log_file(Path(loaded.server.log_file))
     except (settings.SettingsError, curve_keys.KeyFileError) as exc:
@@ -169,6 +170,27 @@ def _start(config: str | Path | None, *, foreground: bool) -> int:
         finally:
             os._exit(code)
     return _report_start(outcome, loaded)
+
+
+def _check_database_file(loaded: settings.Settings) -> None:
+    """``SettingsError`` when the daemon could not open or make its SQLite file (exit 6, not a failed start).
+
+    Its directory is made as the DB writer makes it (private), and the file opened
+    (made empty when missing, as the daemon's umask makes it: SQLite makes an empty
+    file a database). Another database is reached only by the daemon.
+    """
+    from nua.model import engine  # noqa: PLC0415 - SQLAlchemy, which a start loads anyway
+
+    path = engine.sqlite_file(loaded.db)
+    if path is None:
+        return
+    try:
+        settings.private_dir(path.parent)
+        descriptor = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666 & ~DAEMON_UMASK)
+    except OSError as exc:
+        msg = f"cannot open the database file {path} ([db] url): {exc.strerror or exc}"
+        raise settings.SettingsError(msg) from None
+    os.close(descriptor)
 
 
 def _check_log_file(path: Path) -> None:

@@ -236,3 +236,21 @@ def test_nua_orchestrator_reload_of_no_daemon_says_so(daemon: DaemonEnv) -> None
                           env=daemon.env(), check=False)  # fmt: skip
     assert done.returncode == 7
     assert done.stderr == "nua-orchestrator: not running: nothing to reload\n"
+
+
+@pytest.mark.parametrize(
+    ("section", "values", "said"),
+    [
+        ("db", {"url": "sqlite:///relative.db"}, "[db] url must name its SQLite file by an absolute path"),
+        ("db", {"url": "sqlite:////proc/nua/nua.db"}, "cannot open the database file /proc/nua/nua.db ([db] url)"),
+        ("server", {"log_file": "/proc/nua.log"}, "cannot write the log file /proc/nua.log ([server] log_file)"),
+    ],
+)
+def test_a_database_or_log_file_the_daemon_cannot_use_is_a_setting_to_fix(
+    daemon: DaemonEnv, section: str, values: dict[str, str], said: str
+) -> None:
+    daemon.write_config(**{section: values})
+    done = daemon.cli("start")
+    assert said in one_line(done, 6)
+    assert "See the log" not in done.stderr
+    assert daemon.pid() is None
