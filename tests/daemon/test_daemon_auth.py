@@ -286,7 +286,7 @@ def test_a_remote_operator_over_tcp_with_its_own_key(daemon: DaemonEnv, tmp_path
         "--client-key", str(remote_dir / "client.key_secret"),
     ]  # fmt: skip
     done = subprocess.run(
-        [*NUA, *remote, "setting", "set", "site.name", "remote"],
+        [*NUA, *remote, "setting", "set", "site.name", '"remote"'],
         capture_output=True, text=True, env=daemon.env(NUA_CONFIG="/nonexistent.toml"), timeout=60, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
