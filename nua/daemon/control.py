@@ -232,13 +232,21 @@ def _report_start(report: Report, loaded: settings.Settings) -> int:
 # -- stop ------------------------------------------------------------------------------
 
 
-def stop(config: str | Path | None = None) -> int:
-    """Stop the daemon gracefully, forcefully if it will not; return when it is gone."""
+def _look_for_daemon(config: str | Path | None) -> tuple[settings.Settings, Path, pidfile.PidFileState] | None:
+    """The settings (not their deep rules), the pid file they name and what its lock says; ``None``: bad settings."""
     loaded = _load(config, deep=False)
     if loaded is None:
-        return EXIT_NOT_CONFIGURED
+        return None
     path = Path(loaded.server.pid_file)
-    state = pidfile.inspect(path)
+    return loaded, path, pidfile.inspect(path)
+
+
+def stop(config: str | Path | None = None) -> int:
+    """Stop the daemon gracefully, forcefully if it will not; return when it is gone."""
+    found_daemon = _look_for_daemon(config)
+    if found_daemon is None:
+        return EXIT_NOT_CONFIGURED
+    loaded, path, state = found_daemon
     if not state.locked:
         if state.exists and pidfile.remove_stale(path):
             _say(f"not running (removed a stale pid file naming pid {state.pid})")
@@ -351,11 +359,10 @@ def restart(config: str | Path | None = None) -> int:
 
 def reload(config: str | Path | None = None) -> int:
     """SIGHUP to the running daemon: it re-opens its log file and re-reads its settings file."""
-    loaded = _load(config, deep=False)
-    if loaded is None:
+    found_daemon = _look_for_daemon(config)
+    if found_daemon is None:
         return EXIT_NOT_CONFIGURED
-    path = Path(loaded.server.pid_file)
-    state = pidfile.inspect(path)
+    loaded, path, state = found_daemon
     if not state.locked:
         _complain("not running: nothing to reload")
         return EXIT_NOT_RUNNING_TO_RELOAD

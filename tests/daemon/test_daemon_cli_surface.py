@@ -123,8 +123,9 @@ def run(daemon: DaemonEnv, argv: list[str]) -> tuple[int, str, str]:
 
 
 def test_every_command_with_every_hostile_value_fails_in_one_line_without_a_traceback(
-    daemon: DaemonEnv, tmp_path: Path
+    daemon: DaemonEnv, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.chdir(tmp_path)  # `keygen --output nan` writes a key pair where it is told: here
     daemon.write_config(security={"scrypt_n": 1024})
     daemon.start()
     commands = [(words, parser) for words, parser in leaves(cli._parser()) if words != ("completion",)]
