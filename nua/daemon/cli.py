@@ -69,7 +69,7 @@ def _parser() -> argparse.ArgumentParser:
     command("run", "the same as start --foreground")
     command("stop", "stop the daemon gracefully; returns once it is gone")
     command("restart", "stop the daemon, then start a new one")
-    command("reload", "re-open the log file and re-read the settings file (SIGHUP): the log level applies at once")
+    command("reload", "re-open the log file and re-read the settings file (SIGHUP); exit 7 when none runs")
     status = command("status", "whether the daemon runs, and its actor tree (LSB exit codes)")
     status.add_argument("--json", action="store_true", help="one JSON object, for scripts")
     command("config", "check the settings and print them as TOML, each key commented with where it came from")

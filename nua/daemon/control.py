@@ -28,6 +28,7 @@ from nua.daemon.daemonize import Outcome, Readiness, Report, daemonize
 from nua.daemon.exit_codes import (
     EXIT_FAILED,
     EXIT_NOT_CONFIGURED,
+    EXIT_NOT_RUNNING,
     EXIT_OK,
     STATUS_DEAD_PID_FILE,
     STATUS_NOT_RUNNING,
@@ -41,8 +42,6 @@ NAME = "nua-orchestrator"
 STATUS_RPC_TIMEOUT_S = 2.0
 # After SIGKILL the kernel needs a moment to reap; beyond this something is badly wrong.
 KILL_WAIT_S = 5.0
-# `reload` of a daemon that does not run: LSB's "program is not running" for an action.
-EXIT_NOT_RUNNING_TO_RELOAD = 7
 # How long the original process waits for a daemonised one to say it is ready.
 READY_TIMEOUT_S = 120.0
 
@@ -232,8 +231,8 @@ def _report_start(report: Report, loaded: settings.Settings) -> int:
 # -- stop ------------------------------------------------------------------------------
 
 
-def _look_for_daemon(config: str | Path | None) -> tuple[settings.Settings, Path, pidfile.PidFileState] | None:
-    """The settings (not their deep rules), the pid file they name and what its lock says; ``None``: bad settings."""
+def _pid_file_of(config: str | Path | None) -> tuple[settings.Settings, Path, pidfile.PidFileState] | None:
+    """The settings (not their deep rules), the pid file they name and its state; ``None`` (said why) if wrong."""
     loaded = _load(config, deep=False)
     if loaded is None:
         return None
@@ -243,10 +242,10 @@ def _look_for_daemon(config: str | Path | None) -> tuple[settings.Settings, Path
 
 def stop(config: str | Path | None = None) -> int:
     """Stop the daemon gracefully, forcefully if it will not; return when it is gone."""
-    found_daemon = _look_for_daemon(config)
-    if found_daemon is None:
+    found_file = _pid_file_of(config)
+    if found_file is None:
         return EXIT_NOT_CONFIGURED
-    loaded, path, state = found_daemon
+    loaded, path, state = found_file
     if not state.locked:
         if state.exists and pidfile.remove_stale(path):
             _say(f"not running (removed a stale pid file naming pid {state.pid})")
@@ -267,6 +266,30 @@ def stop(config: str | Path | None = None) -> int:
         _complain(f"stopped pid {pid}, but {found.endpoint} is still in use by another process")
         return EXIT_FAILED
     _say(f"stopped (pid {pid})")
+    return EXIT_OK
+
+
+def reload(config: str | Path | None = None) -> int:
+    """Send the running daemon ``SIGHUP``: it re-opens its log file and re-reads its settings file.
+
+    Returns once the signal is sent (the daemon's log says what applied); 7 when no daemon runs.
+    """
+    found_file = _pid_file_of(config)
+    if found_file is None:
+        return EXIT_NOT_CONFIGURED
+    _, path, state = found_file
+    if not state.locked:
+        _complain(f"not running (no daemon holds {path}): nothing to reload")
+        return EXIT_NOT_RUNNING
+    pid = _holder(state, path)
+    if pid is None:
+        return EXIT_FAILED
+    try:
+        os.kill(pid, signal.SIGHUP)
+    except ProcessLookupError:
+        _complain(f"pid {pid} ended before the reload: nothing to reload")
+        return EXIT_NOT_RUNNING
+    _say(f"reload requested (pid {pid}): it re-opens its log file and re-reads its settings; its log says what applied")
     return EXIT_OK
 
 
@@ -352,30 +375,6 @@ def restart(config: str | Path | None = None) -> int:
     if code != EXIT_OK:
         return code
     return start(config)
-
-
-# -- reload ----------------------------------------------------------------------------
-
-
-def reload(config: str | Path | None = None) -> int:
-    """SIGHUP to the running daemon: it re-opens its log file and re-reads its settings file."""
-    found_daemon = _look_for_daemon(config)
-    if found_daemon is None:
-        return EXIT_NOT_CONFIGURED
-    loaded, path, state = found_daemon
-    if not state.locked:
-        _complain("not running: nothing to reload")
-        return EXIT_NOT_RUNNING_TO_RELOAD
-    pid = _holder(state, path)
-    if pid is None:
-        return EXIT_FAILED
-    try:
-        os.kill(pid, signal.SIGHUP)
-    except ProcessLookupError:
-        _complain("not running: nothing to reload")
-        return EXIT_NOT_RUNNING_TO_RELOAD
-    _say(f"reload asked of pid {pid}: it re-opens {loaded.server.log_file} and re-reads its settings file")
-    return EXIT_OK
 
 
 # -- status ----------------------------------------------------------------------------

@@ -19,7 +19,7 @@ import termios
 from pathlib import Path
 
 import pytest
-from daemon_helpers import DAEMON, NUA, REPO, DaemonEnv, wait_until
+from daemon_helpers import NUA, REPO, DaemonEnv, wait_until
 
 
 def one_line(done: subprocess.CompletedProcess[str], code: int) -> str:
@@ -229,13 +229,6 @@ def test_shell_completion_scripts_cover_the_commands(shell: str, marker: str) ->
     assert marker in done.stdout
     for word in ("user", "setting", "service", "audit", "delete-all", "--password-stdin"):
         assert word in done.stdout
-
-
-def test_nua_orchestrator_reload_of_no_daemon_says_so(daemon: DaemonEnv) -> None:
-    done = subprocess.run([*DAEMON, "--config", str(daemon.config), "reload"], capture_output=True, text=True,
-                          env=daemon.env(), check=False)  # fmt: skip
-    assert done.returncode == 7
-    assert done.stderr == "nua-orchestrator: not running: nothing to reload\n"
 
 
 @pytest.mark.parametrize(
