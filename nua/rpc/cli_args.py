@@ -20,7 +20,6 @@ from typing import Any, NoReturn
 
 from nua.endpoint import HIGHEST_PORT, port_number, tcp_parts
 from nua.roles import ROLES, USER_ROLES
-from nua.setting_rules import Endpoint
 
 EXIT_USAGE = 2
 # Longest argument accepted (characters): larger values go through ``nua call METHOD -`` (params on stdin).
@@ -125,6 +124,8 @@ def timeout(value: str) -> float:
 
 def endpoint(value: str) -> str:
     """``--endpoint``: ``tcp://HOST:PORT`` (PORT 1 to 65535) or ``ipc:///absolute/path``."""
+    from nua.setting_rules import Endpoint  # noqa: PLC0415 - the settings' rule, loaded only when --endpoint is given
+
     checked_text(value)
     parts = tcp_parts(value)
     if parts is not None:
