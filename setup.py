@@ -10,6 +10,8 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.11",
     packages=find_packages(include=["nua", "nua.*"]),
+    # The original project's import name, kept as a small compatibility module (see its docstring).
+    py_modules=["nua_orchestrator"],
     package_data={"nua": ["params.toml", "py.typed", "http/console/*"]},
     # Each runtime dependency up to its next major release, as its project defines one:
     # semantic versions (pykka, pyzmq, tinyrpc, psutil, psycopg) below the next first
@@ -29,6 +31,9 @@ setup(
         "toml>=0.10.2,<0.11",
         "structlog>=24.1,<27",
         "h11>=0.16,<0.17",
+        # `nua completion bash|zsh`: static scripts made from the argparse parser (no Python run at each TAB,
+        # which argcomplete needs); semantic versions, so below 2.
+        "shtab>=1.7,<2",
     ],
     extras_require={
         "pg": ["psycopg[binary]>=3.1,<4"],

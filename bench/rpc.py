@@ -185,6 +185,8 @@ client_key = "{tmp}/client/client.key_secret"
 [db]
 url = "sqlite:///{tmp}/nua.db"
 sqlite_synchronous = "FULL"
+[debug]
+test_methods = true
 """,
         encoding="utf-8",
     )

@@ -196,6 +196,10 @@ class DbUrl(Rule):
             else:
                 hint = f"install the Python package of the {url.get_driver_name()} driver"
             return f"use an installed driver: {url.drivername} needs the module {missing}, which is missing ({hint})"
+        database = url.database or ""
+        a_file = url.get_backend_name() == "sqlite" and database not in {"", ":memory:"} and database[:5] != "file:"
+        if a_file and not PurePath(os.path.expanduser(database)).is_absolute():  # noqa: PTH111 - text, not a file
+            return "name its SQLite file by an absolute path (sqlite:////dir/nua.db): the daemon runs in /"
         return None
 
 

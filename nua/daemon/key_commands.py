@@ -23,12 +23,14 @@ import argparse
 import contextlib
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from nua import bearer_tokens, curve_keys, runtime, settings
 from nua.daemon import control
 from nua.daemon.exit_codes import EXIT_FAILED, EXIT_NOT_CONFIGURED, EXIT_OK
+from nua.roles import ROLES
 
 # The daemon is asked within this.
 TIMEOUT_S = 10.0
@@ -40,25 +42,32 @@ DEFAULT_TTL = "90d"
 _UNITS_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
-def add_parser(commands: Any) -> None:
-    """The ``keys`` command and its actions, on ``nua-orchestrator``'s subparsers."""
+def add_parser(commands: Any, parents: Sequence[argparse.ArgumentParser] = ()) -> None:
+    """The ``keys`` command and its actions, on ``nua-orchestrator``'s subparsers (each with ``parents``' options)."""
     keys = commands.add_parser("keys", help="client keys allowed to call the daemon, and the server key")
     actions = keys.add_subparsers(dest="action", required=True, metavar="ACTION")
-    add = actions.add_parser("add", help="register a client key (made here when --public-key is not given)")
-    add.add_argument("name")
-    add.add_argument("--role", required=True, choices=["reader", "operator", "admin"])
+
+    def action(name: str, help_text: str) -> argparse.ArgumentParser:
+        made: argparse.ArgumentParser = actions.add_parser(name, help=help_text, parents=list(parents))
+        return made
+
+    add = action("add", "register a client key (made here when --public-key is not given)")
+    add.add_argument("name", help="the key's name, e.g. alice (letters, digits, '_', '.', '@', '-')")
+    add.add_argument(
+        "--role", required=True, choices=list(ROLES), help=f"what the key may call: one of {', '.join(ROLES)}"
+    )
     add.add_argument(
         "--public-key",
         metavar="KEY_OR_FILE",
         help="the client's public key (from `nua keygen`); write --public-key=KEY: a key may begin with '-'",
     )
     add.add_argument("--output", metavar="FILE", help="where a key pair made here goes (default ./NAME.key_secret)")
-    listed = actions.add_parser("list", help="the registered keys and the server's public key")
+    listed = action("list", "the registered keys and the server's public key")
     listed.add_argument("--json", action="store_true", help="one JSON object, for scripts")
-    remove = actions.add_parser("remove", help="remove a client key: its connections are refused from then on")
-    remove.add_argument("name")
-    token = actions.add_parser("token", help="issue the key's HTTP bearer token (replaces its last one); prints it")
-    token.add_argument("name")
+    remove = action("remove", "remove a client key: its connections are refused from then on")
+    remove.add_argument("name", help="the key's name, as `keys list` shows it")
+    token = action("token", "issue the key's HTTP bearer token (replaces its last one); prints it")
+    token.add_argument("name", help="the key's name, as `keys list` shows it")
     token.add_argument(
         "--ttl",
         type=ttl_seconds,
@@ -66,7 +75,7 @@ def add_parser(commands: Any) -> None:
         metavar="AGE",
         help="how long it is valid: 30s, 15m, 12h, 90d (default 90d)",
     )
-    actions.add_parser("rotate-server", help="replace the server key pair (applies at the daemon's next start)")
+    action("rotate-server", "replace the server key pair (applies at the daemon's next start)")
 
 
 def run(config: str | None, args: argparse.Namespace) -> int:  # noqa: PLR0911 - one exit per outcome

@@ -484,7 +484,7 @@ def _differences(current: settings.Settings, fresh: settings.Settings) -> list[s
     """The ``[section] key`` names whose values differ."""
     changed: list[str] = []
     for section in dataclasses.fields(current):
-        if section.name == "config_file":
+        if section.name in {"config_file", "origins"}:  # where values came from, not values
             continue
         if section.name == "services":
             if current.services != fresh.services:

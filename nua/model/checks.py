@@ -22,8 +22,8 @@ from nua.model.errors import InvalidError
 from nua.model.key import NAME_MAX as KEY_NAME_MAX
 from nua.model.password import hash_password
 from nua.model.text import codepoint, encodable, first_bidi_control, first_invisible, json_depth, nfc
-from nua.roles import ROLES, role_named
-from nua.settings import RpcSettings, SecuritySettings
+from nua.roles import ROLES, USER_ROLES, role_named
+from nua.settings import CONFIGURATION_SECTIONS, RpcSettings, SecuritySettings
 
 # Ids travel as JSON numbers: keep new ones exactly representable in a double.
 MAX_NEW_ID = 2**53 - 1
@@ -132,7 +132,11 @@ def _email(value: Any, field: str = "email") -> str:
 
 
 def _role(value: Any) -> str:
-    return _string("role", value, ROLE_MAX, _ROLE, "non-empty letters, digits, '_', '.' or '-'")
+    """A user's role: one of :data:`nua.roles.USER_ROLES`, checked where it is written."""
+    role = _string("role", value, ROLE_MAX, _ROLE, f"one of {', '.join(USER_ROLES)}")
+    if role not in USER_ROLES:
+        raise InvalidError("role", f"must be one of {', '.join(USER_ROLES)}", value=role)
+    return role
 
 
 def _display_name(value: Any) -> str:
@@ -327,7 +331,23 @@ def group_members(group: Any, limit: Any = None, after: Any = None, *, rpc: RpcS
 
 
 def _setting_key(key: Any) -> str:
-    return _name("key", key, SETTING_KEY_MAX, _NO_SPACE, "non-empty, without spaces or control characters")
+    """An application setting's key: a name outside the configuration's sections.
+
+    ``zmq.port`` or ``db.url`` would look like the daemon's configuration and mean
+    nothing to it: the configuration is the settings file and the ``NUA_*``
+    variables (read with ``sys_config``, changed where they are written), never a
+    row here. So a key whose first dotted part names a configuration section
+    (``server``, ``zmq``, ``db``, ... and ``services``) is refused.
+    """
+    checked = _name("key", key, SETTING_KEY_MAX, _NO_SPACE, "non-empty, without spaces or control characters")
+    section = checked.split(".", 1)[0]
+    if section.lower() in CONFIGURATION_SECTIONS:
+        reason = (
+            f"must not begin with {section!r}: [{section}] is the daemon's configuration (the settings file and"
+            " NUA_* variables; see `nua config`), not an application setting; use another prefix, e.g. site."
+        )
+        raise InvalidError("key", reason, value=checked)
+    return checked
 
 
 def setting_get(key: Any) -> cmd.GetSetting:

@@ -253,7 +253,11 @@ def list_groups(conn: Connection, command: cmd.ListGroups) -> dict[str, Any]:
 
 
 def delete_group(conn: Connection, command: cmd.DeleteGroup) -> int:
-    return int(conn.execute(delete(user_groups).where(user_groups.c.name == command.name)).rowcount)
+    """Delete the group; not found (as ``group_members`` says of it) when there is none."""
+    deleted = int(conn.execute(delete(user_groups).where(user_groups.c.name == command.name)).rowcount)
+    if not deleted:
+        raise NotFoundError("group", name=command.name)
+    return deleted
 
 
 def add_group_members(conn: Connection, command: cmd.AddGroupMembers) -> int:
