@@ -55,7 +55,6 @@ from nua.actors.directory import DB_READER, DB_WRITER, Directory
 from nua.actors.health import Health
 from nua.actors.supervised import ChildContext, SupervisedActor
 from nua.curve_keys import KeyPair
-from nua.endpoint import ipc_path
 from nua.model import checks
 from nua.model.audit import AuditEntry
 from nua.model.commands import ListKeys, MarkKeysSeen
@@ -64,20 +63,17 @@ from nua.rpc.access import UNAUTHENTICATED, Caller
 from nua.rpc.admission import Admission, StopHandler
 from nua.rpc.dispatch import Dispatcher
 from nua.rpc.key_cache import KeyCache
+from nua.rpc.listener import LINGER_MS, Listener, listen
 from nua.rpc.protocol import encode_error
 from nua.rpc.services import Services
-from nua.settings import Settings, private_dir
+from nua.settings import Settings
 
-# How long closing the socket may wait to flush replies already sent.
-LINGER_MS = 1000
 # Messages taken from the socket per poll round, so completions are not starved.
 RECV_BATCH = 256
 # Threads hashing passwords (scrypt releases the GIL) and running other offloaded methods.
 POOL_THREADS = max(2, min(8, os.cpu_count() or 2))
 # Threads of the system lane (sys_status): its calls never queue behind application work.
 SYSTEM_POOL_THREADS = 2
-# How long a new connection may take to complete its handshake before ZeroMQ drops it.
-HANDSHAKE_S = 3.0
 # Clients whose dropped replies were logged, remembered so each is logged once (the oldest are forgotten).
 LOGGED_CLIENTS = 1024
 # The most calls one batch may hold: each costs the I/O thread its checks and reply (about
@@ -197,6 +193,9 @@ class BoundEndpoint:
     """
 
     endpoint: str | None = None
+    # The socket the daemon bound before its tree started (so that it was ready early):
+    # the first incarnation takes it over; its successors bind ``endpoint`` themselves.
+    listener: Listener | None = None
     # The key store as the last incarnation had it: a successor that cannot read the
     # database (an outage) serves with it rather than fail its start.
     keys: KeyCache | None = None
@@ -341,18 +340,18 @@ class Gateway(SupervisedActor):
             log=self.log,
             record_denied=self._record_denied,
         )
-        if self._curve:
-            self._server_key = self._load_keys()
-        self._zmq = zmq.Context()
-        # Bound before the socket binds, so that no connection is admitted unasked.
-        self._admission = Admission(
-            self._zmq,
-            self.settings.zmq.max_clients,
-            handshake_s=HANDSHAKE_S,
-            authenticate=self._authenticate if self._curve else None,
-            log=self.log,
-        )
-        self._socket = self._bind()
+        server_key = self._load_keys() if self._curve else None
+        # The first incarnation serves the socket the daemon bound before the tree started, if it did.
+        listener, self._bound.listener = self._bound.listener, None
+        if listener is None:
+            listener = listen(self.settings, self.endpoint, server_key, log=self.log)
+        self._zmq, self._socket, self._admission = listener.context, listener.socket, listener.admission
+        self._server_key = listener.server_key
+        # From now on the handler judges keys by this gateway's cache, and logs as the gateway.
+        self._admission.log = self.log
+        self._admission.authenticate = self._authenticate if self._curve else None
+        self.services.endpoint = listener.endpoint
+        self._bound.endpoint = listener.endpoint
         # Handing the socket to another thread is allowed with a memory barrier; starting the thread is one.
         name = f"nua-gateway-io-{self.context.generation}"
         self._thread = threading.Thread(target=self._io_main, name=name, daemon=True)
@@ -412,39 +411,6 @@ class Gateway(SupervisedActor):
                 with contextlib.suppress(errors.UnavailableError):  # a restarting writer: next time
                     self.services.ask(DB_WRITER, MarkKeysSeen((name,)))
         return name
-
-    def _bind(self) -> zmq.Socket[Any]:
-        assert self._zmq is not None  # noqa: S101 - set just before
-        sock: zmq.Socket[Any] = self._zmq.socket(zmq.ROUTER)
-        try:
-            sock.setsockopt(zmq.LINGER, LINGER_MS)
-            # The hard limit: a peer sending a bigger frame is disconnected by ZeroMQ itself.
-            sock.setsockopt(zmq.MAXMSGSIZE, self.settings.rpc.hard_max_message_bytes)
-            # Replies queued per client that does not read; a full or gone peer raises (see _reply_dropped).
-            sock.setsockopt(zmq.SNDHWM, self.settings.zmq.send_hwm)
-            sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
-            if self._server_key is not None:
-                sock.curve_server = True
-                sock.curve_secretkey = self._server_key.secret.encode("ascii")
-                sock.curve_publickey = self._server_key.public.encode("ascii")
-            assert self._admission is not None  # noqa: S101 - set just before
-            self._admission.guard(sock)
-            socket_file = ipc_path(self.endpoint)
-            if socket_file is not None:
-                private_dir(socket_file.parent, owner_only=True)
-            try:
-                sock.bind(self.endpoint)
-            except zmq.ZMQError as exc:
-                msg = f"cannot bind the RPC endpoint {self.endpoint}: {exc}"
-                raise OSError(exc.errno or errno.EADDRINUSE, msg) from None
-            if socket_file is not None:
-                socket_file.chmod(0o600)
-            self.services.endpoint = sock.getsockopt_string(zmq.LAST_ENDPOINT)
-            self._bound.endpoint = self.services.endpoint
-        except BaseException:
-            sock.close(linger=0)
-            raise
-        return sock
 
     def _teardown_unstarted(self) -> None:
         if self._socket is not None:
