@@ -1,5 +1,14 @@
 """The daemon process: hold the pid lock, run the actor tree, react to signals, clean up.
 
+Ready early: once it holds the pid lock, has bound its endpoint (the gateway takes
+that socket over) and has checked its database the cheap way
+(:mod:`nua.model.sqlite_check`), the daemon writes its runtime record and says it
+is ready; only then does it load the rest (SQLAlchemy, the actors: most of a
+start's CPU) and start its actor tree. A client that connects meanwhile is held in
+its handshake and served once the gateway runs. When the database cannot be
+checked that way (PostgreSQL), the daemon is ready only once its tree runs. See
+"Running as a service" in the README.
+
 The main thread does nothing but wait for events on a pipe. Signals reach it there
 through :func:`signal.set_wakeup_fd` (the C-level handler writes the signal number,
 so no Python code runs in signal context and no lock can be taken twice), and the
@@ -24,27 +33,28 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pykka
-import pykka.debug
-
-from nua import log, runtime, settings
-from nua.actors import os_process
-from nua.actors.directory import GATEWAY, Directory
+from nua import curve_keys, log, pidfile, runtime, settings
 from nua.actors.health import Health
-from nua.actors.messages import Exited, Ping
-from nua.actors.process_loop import ProcessLoop
-from nua.actors.service import ServiceHost
-from nua.actors.supervisor import ChildSpec
-from nua.actors.timers import TimerThread
-from nua.daemon import limits, notify, sigmask, tree
+from nua.daemon import limits, notify, sigmask
 from nua.daemon.daemonize import Readiness
 from nua.daemon.exit_codes import EXIT_FAILED, EXIT_OK
 from nua.endpoint import ipc_path
+from nua.model import sqlite_check
 from nua.pidfile import AlreadyRunningError, PidFile
-from nua.rpc.gateway import GatewayInfo
+from nua.rpc import credentials
+from nua.rpc.listener import BoundEndpoint, Listener, listen
 from nua.version import VERSION
+
+if TYPE_CHECKING:
+    # What serving needs is imported once the daemon is ready (Daemon._start_tree), not by a start.
+    import pykka
+
+    from nua.actors.directory import Directory
+    from nua.actors.messages import Exited
+    from nua.actors.service import ServiceHost
+    from nua.actors.supervisor import ChildSpec
 
 # The daemon's exit status: 0 only when it was asked to stop and stopped cleanly.
 # EXIT_OK: asked to stop, stopped cleanly. EXIT_FAILED: could not start, gave up (escalation),
@@ -59,8 +69,6 @@ _POSTED = 0  # never a signal number: "look at the posted events"
 # Python code (the DB writer building a batch), which delays replies and shrinks the
 # next batch. A shorter interval bounds that wait. Process-wide, so set here.
 GIL_SWITCH_INTERVAL_S = 0.0005
-# How long the daemon waits for the gateway to say which endpoint it bound.
-GATEWAY_INFO_TIMEOUT_S = 5.0
 
 
 class _Kind(enum.Enum):
@@ -150,7 +158,7 @@ class Daemon:
         self.record_file = runtime.record_path(config.server.pid_file)
         self._record_written: tuple[int, int] | None = None
         self.started_at = time.time()
-        self.directory = Directory()
+        self.directory: Directory | None = None  # made with the tree
         self.health = Health()
         self.wakeup = _Wakeup()
         self.log = log.get("nua.daemon")  # rebound once the logs are configured
@@ -160,6 +168,8 @@ class Daemon:
         # The services' processes: one thread reaps every child (we are their subreaper), one keeps time.
         # Made once the logs are configured (they log).
         self.service_host: ServiceHost | None = None
+        # The gateway's endpoint, bound before the tree starts; its first incarnation takes the socket over.
+        self.bound = BoundEndpoint()
 
     # -- the whole life ------------------------------------------------------------
 
@@ -194,17 +204,33 @@ class Daemon:
         try:
             # Under our lock, a record still there was left by a daemon that died
             # without cleaning up (kill -9): it must not point clients at its endpoint.
-            self._remove_stale_record()
+            self._remove_stale_files()
             return self._serve()
         finally:
             self._remove_runtime_files()
             self.pid_file.release()
             self.log.info("daemon_exited")
 
-    def _remove_stale_record(self) -> None:
-        # Writing ours renames over a record that cannot be removed; until then
-        # clients do not trust it (its pid holds no lock).
-        for path in [self.record_file, *runtime.leftover_temp_files(self.record_file)]:
+    def _remove_stale_files(self) -> None:
+        """Remove what a daemon that died without cleaning up (kill -9) left: under our lock, none is in use.
+
+        Before we bind and say we are ready: after that, an exit flag is a request.
+        Writing our record renames over one that cannot be removed; until then clients
+        do not trust it (its pid holds no lock).
+        """
+        stale = [
+            self.record_file,
+            *runtime.leftover_temp_files(self.record_file),
+            *pidfile.stale_temp_files(self.pid_file.path),
+        ]
+        socket_file = ipc_path(self.settings.zmq.bind_endpoint)
+        if socket_file is not None and socket_file.is_socket():
+            stale.append(socket_file)
+        flag = Path(self.settings.server.exit_flag)
+        with contextlib.suppress(OSError):  # none there (or unreadable: the sentinel will say so)
+            if flag.lstat().st_uid in {0, os.geteuid()}:  # another account's flag is not ours to remove
+                stale.append(flag)
+        for path in stale:
             try:
                 removed = runtime.remove(path)
             except OSError as exc:
@@ -219,6 +245,48 @@ class Daemon:
         self.log = log.get("nua.daemon", pid=os.getpid())
 
     def _serve(self) -> int:
+        sys.setswitchinterval(min(sys.getswitchinterval(), GIL_SWITCH_INTERVAL_S))  # see GIL_SWITCH_INTERVAL_S
+        self.log.info(
+            "daemon_starting",
+            endpoint=self.settings.zmq.bind_endpoint,
+            db_url=self.settings.db.safe_url,
+            config_file=str(self.settings.config_file) if self.settings.config_file else None,
+        )
+        try:
+            self.bound.listener = self._listen()
+        except (OSError, settings.SettingsError, curve_keys.KeyFileError) as exc:
+            return self._start_failed(f"the gateway cannot listen: {exc}")
+        try:
+            return self._serve_listening()
+        finally:
+            unserved, self.bound.listener = self.bound.listener, None
+            if unserved is not None:  # the tree stopped before the gateway took it
+                unserved.close()
+
+    def _listen(self) -> Listener | None:
+        """Bind the endpoint as the gateway will serve it (``None`` without RPC)."""
+        if not self.settings.server.start_zmq_server:
+            return None
+        server_key = credentials.server_pair(self.settings) if self.settings.zmq.curve else None
+        listener = listen(self.settings, self.settings.zmq.bind_endpoint, server_key, log=self.log)
+        self.bound.endpoint = listener.endpoint
+        return listener
+
+    def _serve_listening(self) -> int:
+        # Ready before the tree starts when the database can be checked without it (SQLite).
+        early = sqlite_check.checkable(self.settings.db)
+        if early:
+            try:
+                sqlite_check.check(self.settings.db)
+            except sqlite_check.DatabaseCheckError as exc:
+                return self._start_failed(f"the database cannot be used: {exc}")
+            self._ready()
+        # What serving needs, imported only now that the daemon is ready (most of a start's CPU).
+        from nua.actors import os_process  # noqa: PLC0415
+        from nua.actors.process_loop import ProcessLoop  # noqa: PLC0415
+        from nua.actors.service import ServiceHost  # noqa: PLC0415
+        from nua.actors.timers import TimerThread  # noqa: PLC0415
+
         # Orphaned descendants of services become ours to reap and find, not PID 1's.
         if not os_process.become_subreaper():
             self.log.warning("not_a_subreaper", reason="prctl(PR_SET_CHILD_SUBREAPER) failed")
@@ -235,7 +303,9 @@ class Daemon:
         try:
             if not self._start_tree(host):
                 return EXIT_FAILED
-            self._ready()
+            if not early:
+                self._ready()
+            self._serving()
             code = self._loop()
             return self._shutdown(code)
         finally:
@@ -245,13 +315,13 @@ class Daemon:
     # -- start -----------------------------------------------------------------------
 
     def _start_tree(self, service_host: ServiceHost) -> bool:
-        sys.setswitchinterval(min(sys.getswitchinterval(), GIL_SWITCH_INTERVAL_S))  # see GIL_SWITCH_INTERVAL_S
-        self.log.info(
-            "daemon_starting",
-            endpoint=self.settings.zmq.bind_endpoint,
-            db_url=self.settings.db.safe_url,
-            config_file=str(self.settings.config_file) if self.settings.config_file else None,
-        )
+        import pykka  # noqa: PLC0415 - see _serve_listening
+
+        from nua.actors.directory import Directory  # noqa: PLC0415
+        from nua.actors.messages import Ping  # noqa: PLC0415
+        from nua.daemon import tree  # noqa: PLC0415
+
+        self.directory = Directory()
         self.root, self._specs = tree.start(
             self.settings,
             self.directory,
@@ -259,6 +329,7 @@ class Daemon:
             on_exit=self._root_exited,
             health=self.health,
             service_host=service_host,
+            bound=self.bound,
         )
         budget = tree.start_budget_s(self._specs)
         try:
@@ -273,19 +344,27 @@ class Daemon:
         return True
 
     def _start_failed(self, reason: str) -> int:
+        # After an early ready nobody waits for this report any more: the log says it, and the exit status.
         self.log.error("daemon_start_failed", reason=reason)
         self.readiness.failed(reason)
         return EXIT_FAILED
 
     def _ready(self) -> None:
-        endpoint, server_key = self._bound_endpoint()
+        listener = self.bound.listener
+        endpoint = self.bound.endpoint
+        server_key = listener.server_key.public if listener is not None and listener.server_key is not None else None
         # Before anyone is told we are ready: a client that `start` has just
         # returned to must find the record.
         self._write_record(endpoint, server_key)
-        self.log.info("daemon_ready", endpoint=endpoint, children=self.directory.names())
+        self.log.info("daemon_ready", endpoint=endpoint)
         self.readiness.ready()
         if notify.notify("READY=1"):
             self.log.debug("notified_systemd", state="READY=1")
+
+    def _serving(self) -> None:
+        """The tree runs: say so, and resume collecting garbage."""
+        children = self.directory.names() if self.directory is not None else []
+        self.log.info("daemon_serving", children=children)
         # Collection was paused for the start (control.start) and resumes now. What the
         # start made goes to the oldest generation as it is (frozen, then unfrozen: moved,
         # not scanned): otherwise the first collection would scan all of it at once (20 to
@@ -294,24 +373,6 @@ class Daemon:
         gc.freeze()
         gc.unfreeze()
         gc.enable()
-
-    def _bound_endpoint(self) -> tuple[str | None, str | None]:
-        """The endpoint the gateway bound (a tcp port 0 resolved) and its CURVE public key, as it says.
-
-        ``(None, None)`` without RPC; the key is ``None`` without authentication.
-        """
-        gateway = self.directory.lookup(GATEWAY)
-        if gateway is None:
-            return None, None
-        try:
-            info = gateway.ask(GatewayInfo(), timeout=GATEWAY_INFO_TIMEOUT_S)
-        except (pykka.ActorDeadError, pykka.Timeout) as exc:
-            self.log.error("gateway_info_failed", error=repr(exc))
-            return None, None
-        if not isinstance(info, dict):
-            return None, None
-        endpoint, server_key = info.get("endpoint"), info.get("server_key")
-        return (endpoint if isinstance(endpoint, str) and endpoint else None), server_key
 
     def _write_record(self, endpoint: str | None, server_key: str | None = None) -> None:
         """Write the runtime record; a failure is logged, not fatal (clients fall back to the settings)."""
@@ -359,6 +420,8 @@ class Daemon:
             case signal.SIGHUP:
                 self._reload()
             case signal.SIGUSR1:
+                import pykka.debug  # noqa: PLC0415 - loaded with the tree
+
                 pykka.debug.log_thread_tracebacks()
             case signal.SIGUSR2 if self.service_host is not None:
                 self.service_host.loop.reopen_logs()
@@ -416,6 +479,10 @@ class Daemon:
         self.log.info("daemon_stopping")
         for signum in _SHUTDOWN_SIGNALS:
             signal.signal(signum, _force_exit)
+        import pykka  # noqa: PLC0415 - loaded with the tree
+
+        from nua.daemon import tree  # noqa: PLC0415
+
         budget = tree.stop_budget_s(self._specs)
         try:
             root.stop(block=True, timeout=budget)

@@ -28,7 +28,8 @@ from nua.actors.service import ServiceHost
 from nua.actors.services import SERVICES, ServicesSupervisor, budget_s
 from nua.actors.supervised import ChildContext, ExitListener
 from nua.actors.supervisor import ChildSpec, Intensity, Restart, Strategy, Supervisor
-from nua.rpc.gateway import BoundEndpoint, Gateway
+from nua.rpc.gateway import Gateway
+from nua.rpc.listener import BoundEndpoint
 from nua.settings import Settings
 
 # Opening the database (and creating or upgrading its schema) may take longer
@@ -44,8 +45,13 @@ def child_specs(
     request_shutdown: ShutdownListener,
     health: Health,
     service_host: ServiceHost,
+    *,
+    bound: BoundEndpoint | None = None,
 ) -> list[ChildSpec]:
-    """The root's children, in start order (no gateway with ``[server] start_zmq_server = false``)."""
+    """The root's children, in start order (no gateway with ``[server] start_zmq_server = false``).
+
+    ``bound`` goes from each gateway incarnation to the next (a socket the daemon bound, the port, the keys).
+    """
     shutdown_s = settings.supervisor.shutdown_timeout_s
 
     def spec(child_id: str, start: Callable[[ChildContext], pykka.ActorRef[Any]], **extra: Any) -> ChildSpec:
@@ -71,7 +77,7 @@ def child_specs(
         )
     )
     if settings.server.start_zmq_server:
-        bound = BoundEndpoint()  # a restarted gateway binds the port the first one got
+        bound = bound or BoundEndpoint()  # a restarted gateway binds the port the first one got
         specs.append(spec(GATEWAY, lambda ctx: Gateway.start(ctx, settings, directory, health, bound)))
     return specs
 
@@ -84,13 +90,14 @@ def start(
     on_exit: ExitListener,
     health: Health,
     service_host: ServiceHost,
+    bound: BoundEndpoint | None = None,
 ) -> tuple[pykka.ActorRef[Any], list[ChildSpec]]:
     """Start the root supervisor; it starts its children in its own thread.
 
     Returns at once: an ``ask`` of :class:`~nua.actors.messages.Ping` to the root
     answers only once every child is running (or fails, if one could not start).
     """
-    specs = child_specs(settings, directory, request_shutdown, health, service_host)
+    specs = child_specs(settings, directory, request_shutdown, health, service_host, bound=bound)
     root = Supervisor.start(
         ChildContext(ROOT, 1, on_exit),
         specs,

@@ -62,8 +62,7 @@ from nua.rpc import credentials, errors, plugins
 from nua.rpc.access import UNAUTHENTICATED, Caller
 from nua.rpc.admission import Admission, StopHandler
 from nua.rpc.dispatch import Dispatcher
-from nua.rpc.key_cache import KeyCache
-from nua.rpc.listener import LINGER_MS, Listener, listen
+from nua.rpc.listener import LINGER_MS, BoundEndpoint, listen
 from nua.rpc.protocol import encode_error
 from nua.rpc.services import Services
 from nua.settings import Settings
@@ -181,24 +180,6 @@ class _LoggedOnce:
         if len(self._seen) > self._size:
             self._seen.popitem(last=False)
         return True
-
-
-@dataclass
-class BoundEndpoint:
-    """The endpoint the gateway's first incarnation bound, for its successors to bind again.
-
-    ``tcp://…:0`` asks for any free port: a restarted gateway must come back on the
-    port its clients and the runtime record know, not on a new one. The start
-    function that makes each incarnation holds one and hands it to every one.
-    """
-
-    endpoint: str | None = None
-    # The socket the daemon bound before its tree started (so that it was ready early):
-    # the first incarnation takes it over; its successors bind ``endpoint`` themselves.
-    listener: Listener | None = None
-    # The key store as the last incarnation had it: a successor that cannot read the
-    # database (an outage) serves with it rather than fail its start.
-    keys: KeyCache | None = None
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from __future__ import annotations
 import contextlib
 import errno
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 import zmq
@@ -29,6 +29,9 @@ from nua.curve_keys import KeyPair
 from nua.endpoint import ipc_path
 from nua.rpc.admission import Admission
 from nua.settings import Settings, private_dir
+
+if TYPE_CHECKING:
+    from nua.rpc.key_cache import KeyCache
 
 # How long closing waits to send the last replies.
 LINGER_MS = 1000
@@ -56,6 +59,24 @@ class Listener:
         self.socket.close(linger=0)
         self.admission.close()
         self.context.term()
+
+
+@dataclass
+class BoundEndpoint:
+    """What each gateway incarnation hands on to the next: where it listens, the key store, a socket bound early.
+
+    ``tcp://…:0`` asks for any free port: a restarted gateway must come back on the
+    port its clients and the runtime record know, not on a new one. The start
+    function that makes each incarnation holds one and hands it to every one.
+    """
+
+    endpoint: str | None = None
+    # The socket the daemon bound before its tree started (so that it was ready early):
+    # the first incarnation takes it over; its successors bind ``endpoint`` themselves.
+    listener: Listener | None = None
+    # The key store as the last incarnation had it: a successor that cannot read the
+    # database (an outage) serves with it rather than fail its start.
+    keys: KeyCache | None = None
 
 
 def listen(
@@ -115,4 +136,4 @@ def listen(
     return Listener(context, sock, admission, bound, server_key)
 
 
-__all__ = ["HANDSHAKE_S", "LINGER_MS", "Listener", "listen"]
+__all__ = ["HANDSHAKE_S", "LINGER_MS", "BoundEndpoint", "Listener", "listen"]

@@ -23,7 +23,8 @@ from nua.actors.messages import ChildInfo, Ping, WhichChildren
 from nua.actors.supervised import ChildContext
 from nua.actors.supervisor import ChildSpec, Intensity, Supervisor
 from nua.rpc.client import Client
-from nua.rpc.gateway import BoundEndpoint, Gateway, GatewayInfo
+from nua.rpc.gateway import Gateway, GatewayInfo
+from nua.rpc.listener import BoundEndpoint
 
 HERE = Path(__file__).resolve().parent
 
