@@ -64,6 +64,10 @@ class Record(NamedTuple):
     settings_endpoint: str  # the endpoint its settings named when it started
     config_file: str | None  # the settings file it started with
     server_key: str | None = None  # its CURVE public key (Z85); None without authentication
+    # Whether its actor tree runs: a daemon is ready (and writes its record) before its tree
+    # has started, and writes it again once it serves. A record without it (an older nua's,
+    # written once serving) reads as True.
+    serving: bool = True
 
     def as_dict(self) -> dict[str, Any]:
         """The record's fields, for JSON output."""
@@ -219,7 +223,7 @@ def _parse(data: bytes) -> Record:
         msg = "it is not a JSON object"
         raise RecordError(msg)
     expected = {"format", *Record._fields}
-    if set(value) != expected:
+    if set(value) not in (expected, expected - {"serving"}):
         odd = sorted(set(value) ^ expected)
         msg = f"its keys are not a record's ({', '.join(repr(key)[:40] for key in odd[:5])})"
         raise RecordError(msg)
@@ -234,7 +238,15 @@ def _parse(data: bytes) -> Record:
         settings_endpoint=_text(value["settings_endpoint"], "settings_endpoint", _MAX_TEXT),
         config_file=None if value["config_file"] is None else _text(value["config_file"], "config_file", _MAX_TEXT),
         server_key=_server_key(value["server_key"]),
+        serving=_flag(value.get("serving", True), "serving"),
     )
+
+
+def _flag(value: Any, name: str) -> bool:
+    if type(value) is not bool:
+        msg = f"{name} is not true or false"
+        raise RecordError(msg)
+    return value
 
 
 def _server_key(value: Any) -> str | None:

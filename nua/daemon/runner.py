@@ -157,6 +157,7 @@ class Daemon:
         self.pid_file = PidFile(config.server.pid_file)
         self.record_file = runtime.record_path(config.server.pid_file)
         self._record_written: tuple[int, int] | None = None
+        self._record_args: tuple[str | None, str | None] = (None, None)  # endpoint and server key, once ready
         self.started_at = time.time()
         self.directory: Directory | None = None  # made with the tree
         self.health = Health()
@@ -280,7 +281,7 @@ class Daemon:
                 sqlite_check.check(self.settings.db)
             except sqlite_check.DatabaseCheckError as exc:
                 return self._start_failed(f"the database cannot be used: {exc}")
-            self._ready()
+            self._ready(serving=False)
         # What serving needs, imported only now that the daemon is ready (most of a start's CPU).
         from nua.actors import os_process  # noqa: PLC0415
         from nua.actors.process_loop import ProcessLoop  # noqa: PLC0415
@@ -304,8 +305,8 @@ class Daemon:
             if not self._start_tree(host):
                 return EXIT_FAILED
             if not early:
-                self._ready()
-            self._serving()
+                self._ready(serving=True)
+            self._serving(rewrite_record=early)
             code = self._loop()
             return self._shutdown(code)
         finally:
@@ -349,20 +350,23 @@ class Daemon:
         self.readiness.failed(reason)
         return EXIT_FAILED
 
-    def _ready(self) -> None:
+    def _ready(self, *, serving: bool) -> None:
         listener = self.bound.listener
         endpoint = self.bound.endpoint
         server_key = listener.server_key.public if listener is not None and listener.server_key is not None else None
+        self._record_args = (endpoint, server_key)
         # Before anyone is told we are ready: a client that `start` has just
         # returned to must find the record.
-        self._write_record(endpoint, server_key)
+        self._write_record(endpoint, server_key, serving=serving)
         self.log.info("daemon_ready", endpoint=endpoint)
         self.readiness.ready()
         if notify.notify("READY=1"):
             self.log.debug("notified_systemd", state="READY=1")
 
-    def _serving(self) -> None:
-        """The tree runs: say so, and resume collecting garbage."""
+    def _serving(self, *, rewrite_record: bool) -> None:
+        """The tree runs: say so (in the runtime record too, if it said otherwise), and resume collecting garbage."""
+        if rewrite_record:
+            self._write_record(*self._record_args, serving=True)
         children = self.directory.names() if self.directory is not None else []
         self.log.info("daemon_serving", children=children)
         # Collection was paused for the start (control.start) and resumes now. What the
@@ -374,7 +378,7 @@ class Daemon:
         gc.unfreeze()
         gc.enable()
 
-    def _write_record(self, endpoint: str | None, server_key: str | None = None) -> None:
+    def _write_record(self, endpoint: str | None, server_key: str | None = None, *, serving: bool = True) -> None:
         """Write the runtime record; a failure is logged, not fatal (clients fall back to the settings)."""
         config_file = self.settings.config_file
         record = runtime.Record(
@@ -385,6 +389,7 @@ class Daemon:
             settings_endpoint=self.settings.zmq.bind_endpoint,
             config_file=str(config_file) if config_file is not None else None,
             server_key=server_key,
+            serving=serving,
         )
         try:
             self._record_written = runtime.write(self.record_file, record)

@@ -262,9 +262,17 @@ def test_a_client_that_start_returned_to_is_served(daemon: DaemonEnv, auth: str)
     # and a call made at once waits for it (in its CURVE handshake, or in its socket).
     daemon.write_config(zmq={"auth": auth})
     for _ in range(3):
-        pid = daemon.start()
+        started = daemon.cli("start")
+        assert started.returncode == 0, started.stderr
+        pid = daemon.pid()
+        assert pid is not None
         result = daemon.nua("user", "count")
         assert (result.returncode, result.stdout.strip()) == (0, "0"), result.stderr
+        # Its record said "not serving yet" until the tree ran (status waits longer then).
+        daemon.wait_for_log("daemon_serving", pid=pid)
+        record = runtime.read(runtime.record_path(daemon.pid_file))
+        assert record is not None
+        assert record.serving
         assert daemon.cli("stop").returncode == 0
         daemon.wait_gone(pid)
     events = [event["event"] for event in daemon.log_events()]

@@ -99,6 +99,8 @@ GOOD = {"format": runtime.FORMAT, **a_record().as_dict()}
         ({"format": 2.0}, "unknown format"),
         ({"server_key": "not a key"}, "server_key is not a CURVE public key"),
         ({"server_key": 5}, "server_key is not a CURVE public key"),
+        ({"serving": 1}, "serving is not true or false"),
+        ({"serving": None}, "serving is not true or false"),
     ],
 )
 def test_every_field_is_checked(tmp_path: Path, changes: dict[str, object], reason: str) -> None:
@@ -107,6 +109,18 @@ def test_every_field_is_checked(tmp_path: Path, changes: dict[str, object], reas
     path.chmod(0o600)
     with pytest.raises(runtime.RecordError, match=reason):
         runtime.read(path)
+
+
+def test_a_record_of_a_nua_that_wrote_it_once_serving_reads_as_serving(tmp_path: Path) -> None:
+    path = tmp_path / "nua.runtime.json"
+    older = {key: value for key, value in GOOD.items() if key != "serving"}
+    path.write_text(json.dumps(older))
+    path.chmod(0o600)
+    assert runtime.read(path) == a_record()._replace(serving=True)
+    path.write_text(json.dumps({**GOOD, "serving": False}))
+    found = runtime.read(path)
+    assert found is not None
+    assert not found.serving
 
 
 def test_the_read_is_bounded(tmp_path: Path) -> None:
