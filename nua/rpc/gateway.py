@@ -2,7 +2,9 @@
 
 The socket lives in one I/O thread that the gateway actor starts once the
 endpoint is bound (a bind error fails ``on_start``, so the supervisor sees a
-start failure) and stops in ``on_stop`` and ``on_failure``. That thread waits in
+start failure; the first incarnation serves the socket the daemon bound before
+its tree started, :mod:`nua.rpc.listener`, so that the daemon was ready early)
+and stops in ``on_stop`` and ``on_failure``. That thread waits in
 ``zmq.Poller`` on the socket and on the read end of a wakeup pipe: when an owning
 actor resolves a call's future in its own thread, the completion is queued and
 one byte written to the pipe, so the reply leaves at once. The poll timeout is
