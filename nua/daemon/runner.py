@@ -1,13 +1,14 @@
 """The daemon process: hold the pid lock, run the actor tree, react to signals, clean up.
 
-Ready early: once it holds the pid lock, has bound its endpoint (the gateway takes
-that socket over) and has checked its database the cheap way
+Ready early: once it holds the pid lock, listens on its endpoint (a socket it makes
+itself, as systemd's socket activation would, which the gateway then hands to
+libzmq: :mod:`nua.rpc.bound`) and has checked its database the cheap way
 (:mod:`nua.model.sqlite_check`), the daemon writes its runtime record and says it
-is ready; only then does it load the rest (SQLAlchemy, the actors: most of a
-start's CPU) and start its actor tree. A client that connects meanwhile is held in
-its handshake and served once the gateway runs. When the database cannot be
-checked that way (PostgreSQL), the daemon is ready only once its tree runs. See
-"Running as a service" in the README.
+is ready; only then does it load the rest (SQLAlchemy, ZeroMQ, the actors: most of
+a start's CPU) and start its actor tree. A client that connects meanwhile waits in
+the listen queue and is served once the gateway runs. When the database or the
+endpoint cannot be handled that way (PostgreSQL; a host name), the daemon is
+ready only once its tree runs. See "Running as a service" in the README.
 
 The main thread does nothing but wait for events on a pipe. Signals reach it there
 through :func:`signal.set_wakeup_fd` (the C-level handler writes the signal number,
@@ -43,8 +44,7 @@ from nua.daemon.exit_codes import EXIT_FAILED, EXIT_OK
 from nua.endpoint import ipc_path
 from nua.model import sqlite_check
 from nua.pidfile import AlreadyRunningError, PidFile
-from nua.rpc import credentials
-from nua.rpc.listener import BoundEndpoint, Listener, listen
+from nua.rpc import bound, credentials
 from nua.version import VERSION
 
 if TYPE_CHECKING:
@@ -158,6 +158,7 @@ class Daemon:
         self.record_file = runtime.record_path(config.server.pid_file)
         self._record_written: tuple[int, int] | None = None
         self._record_args: tuple[str | None, str | None] = (None, None)  # endpoint and server key, once ready
+        self._server_key: str | None = None  # the CURVE public key, when it authenticates
         self.started_at = time.time()
         self.directory: Directory | None = None  # made with the tree
         self.health = Health()
@@ -170,7 +171,7 @@ class Daemon:
         # Made once the logs are configured (they log).
         self.service_host: ServiceHost | None = None
         # The gateway's endpoint, bound before the tree starts; its first incarnation takes the socket over.
-        self.bound = BoundEndpoint()
+        self.bound = bound.BoundEndpoint()
 
     # -- the whole life ------------------------------------------------------------
 
@@ -254,28 +255,33 @@ class Daemon:
             config_file=str(self.settings.config_file) if self.settings.config_file else None,
         )
         try:
-            self.bound.listener = self._listen()
+            listening = self._listen()
         except (OSError, settings.SettingsError, curve_keys.KeyFileError) as exc:
             return self._start_failed(f"the gateway cannot listen: {exc}")
         try:
-            return self._serve_listening()
+            return self._serve_listening(early=listening and sqlite_check.checkable(self.settings.db))
         finally:
-            unserved, self.bound.listener = self.bound.listener, None
+            unserved, self.bound.prebound = self.bound.prebound, None
             if unserved is not None:  # the tree stopped before the gateway took it
                 unserved.close()
 
-    def _listen(self) -> Listener | None:
-        """Bind the endpoint as the gateway will serve it (``None`` without RPC)."""
-        if not self.settings.server.start_zmq_server:
-            return None
-        server_key = credentials.server_pair(self.settings) if self.settings.zmq.curve else None
-        listener = listen(self.settings, self.settings.zmq.bind_endpoint, server_key, log=self.log)
-        self.bound.endpoint = listener.endpoint
-        return listener
+    def _listen(self) -> bool:
+        """Listen on the endpoint before the gateway exists, if it can be done here (see ``nua.rpc.bound``).
 
-    def _serve_listening(self) -> int:
-        # Ready before the tree starts when the database can be checked without it (SQLite).
-        early = sqlite_check.checkable(self.settings.db)
+        ``True`` when the daemon can be reached now (or RPC is off); the server's public key is read too.
+        """
+        if not self.settings.server.start_zmq_server:
+            return True
+        if self.settings.zmq.curve:
+            self._server_key = credentials.server_pair(self.settings).public
+        made = bound.prebind(self.settings.zmq.bind_endpoint)
+        if made is None:
+            return False
+        self.bound.prebound, self.bound.endpoint = made
+        return True
+
+    def _serve_listening(self, *, early: bool) -> int:
+        # Ready before the tree starts when the endpoint listens and the database can be checked without it.
         if early:
             try:
                 sqlite_check.check(self.settings.db)
@@ -351,9 +357,7 @@ class Daemon:
         return EXIT_FAILED
 
     def _ready(self, *, serving: bool) -> None:
-        listener = self.bound.listener
-        endpoint = self.bound.endpoint
-        server_key = listener.server_key.public if listener is not None and listener.server_key is not None else None
+        endpoint, server_key = self.bound.endpoint, self._server_key
         self._record_args = (endpoint, server_key)
         # Before anyone is told we are ready: a client that `start` has just
         # returned to must find the record.

@@ -28,8 +28,8 @@ from nua.actors.service import ServiceHost
 from nua.actors.services import SERVICES, ServicesSupervisor, budget_s
 from nua.actors.supervised import ChildContext, ExitListener
 from nua.actors.supervisor import ChildSpec, Intensity, Restart, Strategy, Supervisor
+from nua.rpc.bound import BoundEndpoint
 from nua.rpc.gateway import Gateway
-from nua.rpc.listener import BoundEndpoint
 from nua.settings import Settings
 
 # Opening the database (and creating or upgrading its schema) may take longer

@@ -2,8 +2,8 @@
 
 The socket lives in one I/O thread that the gateway actor starts once the
 endpoint is bound (a bind error fails ``on_start``, so the supervisor sees a
-start failure; the first incarnation serves the socket the daemon bound before
-its tree started, :mod:`nua.rpc.listener`, so that the daemon was ready early)
+start failure; the first incarnation serves the socket the daemon listens on
+since before its tree started, :mod:`nua.rpc.bound`, so that it was ready early)
 and stops in ``on_stop`` and ``on_failure``. That thread waits in
 ``zmq.Poller`` on the socket and on the read end of a wakeup pipe: when an owning
 actor resolves a call's future in its own thread, the completion is queued and
@@ -63,8 +63,9 @@ from nua.model.commands import ListKeys, MarkKeysSeen
 from nua.rpc import credentials, errors, plugins
 from nua.rpc.access import UNAUTHENTICATED, Caller
 from nua.rpc.admission import Admission, StopHandler
+from nua.rpc.bound import BoundEndpoint
 from nua.rpc.dispatch import Dispatcher
-from nua.rpc.listener import LINGER_MS, BoundEndpoint, listen
+from nua.rpc.listener import LINGER_MS, listen
 from nua.rpc.protocol import encode_error
 from nua.rpc.services import Services
 from nua.settings import Settings
@@ -323,16 +324,19 @@ class Gateway(SupervisedActor):
             log=self.log,
             record_denied=self._record_denied,
         )
-        server_key = self._load_keys() if self._curve else None
-        # The first incarnation serves the socket the daemon bound before the tree started, if it did.
-        listener, self._bound.listener = self._bound.listener, None
-        if listener is None:
-            listener = listen(self.settings, self.endpoint, server_key, log=self.log)
+        if self._curve:
+            self._server_key = self._load_keys()
+        # The first incarnation takes over the socket the daemon listens on since before its tree started.
+        prebound, self._bound.prebound = self._bound.prebound, None
+        listener = listen(
+            self.settings,
+            self.endpoint,
+            self._server_key,
+            authenticate=self._authenticate if self._curve else None,
+            log=self.log,
+            prebound=prebound,
+        )
         self._zmq, self._socket, self._admission = listener.context, listener.socket, listener.admission
-        self._server_key = listener.server_key
-        # From now on the handler judges keys by this gateway's cache, and logs as the gateway.
-        self._admission.log = self.log
-        self._admission.authenticate = self._authenticate if self._curve else None
         self.services.endpoint = listener.endpoint
         self._bound.endpoint = listener.endpoint
         # Handing the socket to another thread is allowed with a memory barrier; starting the thread is one.

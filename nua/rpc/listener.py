@@ -1,26 +1,19 @@
-"""The RPC endpoint's listening socket, with its ZeroMQ context and admission handler, bound.
+"""The RPC endpoint's ROUTER socket, with its ZeroMQ context and admission handler, bound.
 
-Made by the gateway for each of its incarnations, and once by the daemon before
-its actor tree starts (:mod:`nua.daemon.runner`): the daemon is ready to be
-called once its endpoint is bound, and the gateway's first incarnation takes that
-socket over (:class:`Listener` travels in :class:`~nua.rpc.gateway.BoundEndpoint`).
-Until the gateway's I/O thread serves it, libzmq accepts connections and holds
-each handshake on the admission handler's queue (a ZAP request nobody has read
-yet), so a client that connects early is answered once the gateway serves,
-within the handshake interval, never refused; its calls wait in its own socket.
-Until the gateway says how to judge keys, a CURVE listener's handler knows no
-key: nothing is admitted unasked.
-
-This module imports ZeroMQ and nothing of the model, so that binding costs a
-start none of SQLAlchemy.
+Made by the gateway for each of its incarnations. The first one may be handed the
+listening socket the daemon made before its tree started (:mod:`nua.rpc.bound`):
+libzmq then serves that socket (``ZMQ_USE_FD``, as for systemd's socket
+activation), and the connections waiting in its queue are accepted now.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import socket
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import structlog
 import zmq
@@ -30,53 +23,20 @@ from nua.endpoint import ipc_path
 from nua.rpc.admission import Admission
 from nua.settings import Settings, private_dir
 
-if TYPE_CHECKING:
-    from nua.rpc.key_cache import KeyCache
-
 # How long closing waits to send the last replies.
 LINGER_MS = 1000
 # A connection that has not completed its handshake within this is dropped.
 HANDSHAKE_S = 3.0
 
 
-def _no_key_known(_raw_public_key: bytes) -> str | None:
-    """The CURVE handler's judgement until the gateway brings its key cache: no key is known."""
-    return None
-
-
 @dataclass
 class Listener:
-    """A bound ROUTER socket, the context it lives in and its admission handler; closed by whoever owns it."""
+    """A bound ROUTER socket, the context it lives in and its admission handler: the gateway closes them."""
 
     context: zmq.Context[Any]
     socket: zmq.Socket[Any]
     admission: Admission
     endpoint: str  # as bound: a tcp port 0 resolved
-    server_key: KeyPair | None
-
-    def close(self) -> None:
-        """Close all of it, unserved (a listener nobody took over): the endpoint is free on return."""
-        self.socket.close(linger=0)
-        self.admission.close()
-        self.context.term()
-
-
-@dataclass
-class BoundEndpoint:
-    """What each gateway incarnation hands on to the next: where it listens, the key store, a socket bound early.
-
-    ``tcp://…:0`` asks for any free port: a restarted gateway must come back on the
-    port its clients and the runtime record know, not on a new one. The start
-    function that makes each incarnation holds one and hands it to every one.
-    """
-
-    endpoint: str | None = None
-    # The socket the daemon bound before its tree started (so that it was ready early):
-    # the first incarnation takes it over; its successors bind ``endpoint`` themselves.
-    listener: Listener | None = None
-    # The key store as the last incarnation had it: a successor that cannot read the
-    # database (an outage) serves with it rather than fail its start.
-    keys: KeyCache | None = None
 
 
 def listen(
@@ -84,10 +44,14 @@ def listen(
     endpoint: str,
     server_key: KeyPair | None,
     *,
+    authenticate: Callable[[bytes], str | None] | None,
     log: structlog.stdlib.BoundLogger | None = None,
+    prebound: socket.socket | None = None,
 ) -> Listener:
     """Bind ``endpoint`` as the settings say (a CURVE server with ``server_key``, else plaintext).
 
+    ``authenticate`` judges CURVE keys (see :class:`~nua.rpc.admission.Admission`).
+    ``prebound``: a socket already listening on ``endpoint``, which libzmq takes over.
     ``OSError`` naming the endpoint when it cannot be bound; nothing is left open then.
     """
     context: zmq.Context[Any] = zmq.Context()
@@ -96,11 +60,7 @@ def listen(
     try:
         # Bound before the socket binds, so that no connection is admitted unasked.
         admission = Admission(
-            context,
-            settings.zmq.max_clients,
-            handshake_s=HANDSHAKE_S,
-            authenticate=_no_key_known if server_key is not None else None,
-            log=log,
+            context, settings.zmq.max_clients, handshake_s=HANDSHAKE_S, authenticate=authenticate, log=log
         )
         sock = context.socket(zmq.ROUTER)
         sock.setsockopt(zmq.LINGER, LINGER_MS)
@@ -115,14 +75,16 @@ def listen(
             sock.curve_publickey = server_key.public.encode("ascii")
         admission.guard(sock)
         socket_file = ipc_path(endpoint)
-        if socket_file is not None:
+        if socket_file is not None and prebound is None:
             private_dir(socket_file.parent, owner_only=True)
+        if prebound is not None:
+            sock.setsockopt(zmq.USE_FD, prebound.detach())  # libzmq owns it from now on
         try:
             sock.bind(endpoint)
         except zmq.ZMQError as exc:
             msg = f"cannot bind the RPC endpoint {endpoint}: {exc}"
             raise OSError(exc.errno or errno.EADDRINUSE, msg) from None
-        if socket_file is not None:
+        if socket_file is not None and prebound is None:
             socket_file.chmod(0o600)
         bound = sock.getsockopt_string(zmq.LAST_ENDPOINT)
     except BaseException:
@@ -133,7 +95,7 @@ def listen(
         with contextlib.suppress(zmq.ZMQError):
             context.term()
         raise
-    return Listener(context, sock, admission, bound, server_key)
+    return Listener(context, sock, admission, bound)
 
 
-__all__ = ["HANDSHAKE_S", "LINGER_MS", "BoundEndpoint", "Listener", "listen"]
+__all__ = ["HANDSHAKE_S", "LINGER_MS", "Listener", "listen"]

@@ -279,6 +279,22 @@ def test_a_client_that_start_returned_to_is_served(daemon: DaemonEnv, auth: str)
     assert events.index("daemon_ready") < events.index("db_writer_started") < events.index("daemon_serving")
 
 
+def test_an_endpoint_only_libzmq_can_bind_makes_the_daemon_ready_once_it_serves(daemon: DaemonEnv) -> None:
+    # A host name is libzmq's to resolve: the gateway binds it, and ready waits for the tree.
+    daemon.write_config(zmq={"endpoint": "tcp://localhost:*", "auth": "curve"})
+    pid = daemon.start()
+    record = runtime.read(runtime.record_path(daemon.pid_file))
+    assert record is not None
+    assert record.serving
+    assert record.endpoint is not None
+    assert record.endpoint.startswith("tcp://127.0.0.1:")
+    events = [event["event"] for event in daemon.log_events()]
+    assert events.index("db_writer_started") < events.index("daemon_ready") < events.index("daemon_serving")
+    assert daemon.cli("status").returncode == 0, pid
+    result = daemon.nua("user", "count")
+    assert (result.returncode, result.stdout.strip()) == (0, "0"), result.stderr
+
+
 def test_a_socket_file_left_by_a_crash_is_replaced_before_the_daemon_binds(daemon: DaemonEnv) -> None:
     daemon.run_dir.mkdir(mode=0o700, exist_ok=True)
     with socket.socket(socket.AF_UNIX) as leftover:

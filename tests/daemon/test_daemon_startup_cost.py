@@ -17,8 +17,8 @@ from nua.daemon.exit_codes import EXIT_NOT_CONFIGURED
 # library search): each was a measurable part of a start's time and the daemon's memory.
 NOT_FOR_A_START = {"sqlalchemy.orm", "sqlalchemy.dialects.postgresql", "psutil", "ctypes.util"}
 # Loaded by the daemon only once it has said it is ready, never before (see runner): with
-# a SQLite database, a start is ready without SQLAlchemy, pykka and the actors.
-AFTER_READY = {"sqlalchemy", "pykka", "nua.actors.supervisor", "nua.rpc.gateway", "nua.rpc.methods.sys"}
+# a SQLite database, a start is ready without SQLAlchemy, ZeroMQ, pykka and the actors.
+AFTER_READY = {"sqlalchemy", "pykka", "zmq", "nua.actors.supervisor", "nua.rpc.gateway", "nua.rpc.methods.sys"}
 
 
 def test_a_start_loads_neither_the_orm_nor_another_dialect_nor_psutil(daemon: DaemonEnv) -> None:
@@ -36,7 +36,7 @@ def test_a_start_loads_neither_the_orm_nor_another_dialect_nor_psutil(daemon: Da
     )
     assert result.returncode == 0, result.stderr
     loaded = set(result.stdout.split())
-    assert {"nua.daemon.runner", "nua.rpc.listener", "nua.model.sqlite_check", "zmq", "structlog"} <= loaded
+    assert {"nua.daemon.runner", "nua.rpc.bound", "nua.model.sqlite_check", "structlog"} <= loaded
     assert loaded & (NOT_FOR_A_START | AFTER_READY) == set()
     # structlog's optional pretty output, which nua does not use (see nua.log).
     assert "rich" not in loaded
