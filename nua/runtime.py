@@ -2,7 +2,7 @@
 
 The settings say what a daemon *would* bind if it started now; a daemon started
 with other settings (``NUA_ZMQ_PORT=6131``, ``port = 0``, a config file edited
-since) listens elsewhere. So once it serves, the daemon writes a small JSON file
+since) listens elsewhere. So once it is ready, the daemon writes a small JSON file
 beside its pid file (pid, start time, version, the endpoint it actually bound, the
 endpoint and config file its settings named), and removes it when it exits.
 ``status``, ``stop``, ``restart`` and ``nua`` read it first: the pid file (from the

@@ -32,7 +32,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {VERSION}")
     parser.add_argument("--config", metavar="PATH", help="settings file (TOML) overriding the defaults")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    start = commands.add_parser("start", help="start the daemon; returns once it serves")
+    start = commands.add_parser("start", help="start the daemon; returns once it is ready to be called")
     start.add_argument(
         "--foreground", action="store_true", help="run in this process, logging to the console (systemd, containers)"
     )

@@ -84,7 +84,7 @@ def start(config: str | Path | None = None, *, foreground: bool = False) -> int:
 
     The cyclic garbage collector is paused while the daemon starts: a start is
     mostly imports, whose objects stay for good, and collecting among them took a
-    tenth of it. The daemon resumes collection once it is ready (``runner``); this
+    tenth of it. The daemon resumes collection once it serves (``runner``); this
     process, when the call returns.
     """
     collecting = gc.isenabled()
