@@ -75,6 +75,8 @@ class Figures:
     # nua only: CPU seconds (user + system) of the start command, and of the daemon up to its first answer.
     start_cpu_s: list[float] = field(default_factory=list)
     daemon_cpu_s: list[float] = field(default_factory=list)
+    # nua only: the daemon's CPU up to ready, as its "daemon_ready" line says (absent before nua logged it).
+    ready_cpu_s: list[float] = field(default_factory=list)
 
     @property
     def cpu_percent(self) -> float:
@@ -176,6 +178,15 @@ class Nua:
 
     def pid(self) -> int | None:
         return pidfile.read_pid(self.pid_file)
+
+    def ready_cpu_s(self) -> list[float]:
+        """Each run's daemon CPU up to ready, from its ``daemon_ready`` line (none from a nua that did not say)."""
+        found = []
+        for line in self.log_file.read_text(encoding="utf-8").splitlines():
+            record = json.loads(line)
+            if record["event"] == "daemon_ready" and isinstance(record.get("cpu_s"), float | int):
+                found.append(float(record["cpu_s"]))
+        return found
 
     def tree_start_s(self) -> list[float]:
         """Each run's time from ``daemon_starting`` to ``daemon_serving`` (``daemon_ready`` before it existed)."""
@@ -292,6 +303,7 @@ def measure(daemons: list[Nua | Supervisord], runs: int, idle_s: float) -> list[
     for daemon, figures in zip(daemons, results, strict=True):
         if isinstance(daemon, Nua):
             figures.tree_start_s = daemon.tree_start_s()
+            figures.ready_cpu_s = daemon.ready_cpu_s()
     return results
 
 
@@ -313,6 +325,7 @@ def report(results: list[Figures]) -> None:
         ),
         ("start -> first call answered, median ms", lambda f: _median_or_na(f.first_call_s)),
         ("start command CPU (user+sys), median ms", lambda f: _median_or_na(f.start_cpu_s)),
+        ("daemon CPU to ready (its log), median ms", lambda f: _median_or_na(f.ready_cpu_s)),
         ("daemon CPU to first answer, median ms", lambda f: _median_or_na(f.daemon_cpu_s)),
         ("SIGTERM -> process gone, median ms", lambda f: f"{median_ms(f.sigterm_s):.0f}"),
         ("stop command -> process gone, median ms", lambda f: f"{median_ms(f.stop_cmd_s):.0f}"),

@@ -362,7 +362,8 @@ class Daemon:
         # Before anyone is told we are ready: a client that `start` has just
         # returned to must find the record.
         self._write_record(endpoint, server_key, serving=serving)
-        self.log.info("daemon_ready", endpoint=endpoint)
+        # Its CPU so far (this process's: a daemonised one counts from its fork), for bench/lifecycle.py.
+        self.log.info("daemon_ready", endpoint=endpoint, cpu_s=round(time.process_time(), 4))
         self.readiness.ready()
         if notify.notify("READY=1"):
             self.log.debug("notified_systemd", state="READY=1")
