@@ -133,6 +133,9 @@ def run_nua(root: Path, services: int, crashes: int, idle_s: float) -> dict[str,
     pid = int((root / "nua.pid").read_text().split()[0])
     try:
         with Client(f"ipc://{root}/nua.sock", timeout=WAIT_S) as client:
+            # `start` returns once the daemon is ready, before its actors run: the first
+            # call waits for them, which is not the services' time to start.
+            client.call("service_list")
             return drive(
                 lambda name: client.call("service_start", name),
                 lambda name: client.call("service_stop", name),

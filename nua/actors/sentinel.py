@@ -6,13 +6,14 @@ the exit flag file. The sentinel looks at those files a few times a second and,
 the first time one of them says so, asks for a graceful shutdown through the
 listener it was given (it holds no reference to the daemon). An exit flag owned
 by another account than root or the daemon's is ignored (logged once). A look that fails
-(out of file descriptors, say) is not a change: it is logged and retried. At its first start it
-also removes the runtime files a crashed daemon may have left behind.
+(out of file descriptors, say) is not a change: it is logged and retried. The runtime files a
+crashed daemon may have left behind (an exit flag among them) are the daemon's to remove, before
+it says it is ready (:mod:`nua.daemon.runner`): an exit flag the sentinel finds is a request,
+made after the daemon was ready, even if the sentinel had not started yet.
 """
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import os
 from collections.abc import Callable
@@ -23,7 +24,6 @@ from typing import Any
 from nua import pidfile, pidlock
 from nua.actors.supervised import ChildContext, SupervisedActor
 from nua.actors.ticker import Ticker
-from nua.endpoint import ipc_path
 from nua.settings import Settings
 
 ShutdownListener = Callable[[str], None]
@@ -50,7 +50,6 @@ class Sentinel(SupervisedActor):
         super().__init__(context)
         self.pid_file = Path(settings.server.pid_file)
         self.exit_flag = Path(settings.server.exit_flag)
-        self.socket_file = ipc_path(settings.zmq.bind_endpoint)
         self.pid = os.getpid()
         self._request_shutdown = request_shutdown
         self._requested = False
@@ -60,10 +59,6 @@ class Sentinel(SupervisedActor):
         self._ticker: Ticker | None = None
 
     def setup(self) -> None:
-        # Only the first incarnation cleans: after a restart the files belong to
-        # this daemon, and an exit flag that appeared meanwhile is a request.
-        if self.context.generation == 1:
-            self._clean_stale_files()
         self._check()
         # The ticker only keeps time; the looking happens in the actor's own thread,
         # so that a fault there is the actor's and gets supervised.
@@ -86,18 +81,6 @@ class Sentinel(SupervisedActor):
     def _stop_ticker(self) -> None:
         if self._ticker is not None:
             self._ticker.stop()
-
-    def _clean_stale_files(self) -> None:
-        stale = pidfile.stale_temp_files(self.pid_file)
-        if self._flag_present():  # another account's flag is not ours to remove
-            stale.append(self.exit_flag)
-        # Safe: this daemon holds the pid lock, so no other daemon uses the socket.
-        if self.socket_file is not None and self.socket_file.is_socket():
-            stale.append(self.socket_file)
-        for path in stale:
-            with contextlib.suppress(FileNotFoundError):
-                path.unlink()
-            self.log.info("stale_file_removed", path=str(path))
 
     def _check(self) -> None:
         if self._requested:

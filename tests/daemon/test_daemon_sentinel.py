@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import os
-import socket
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pykka
 import pytest
-from daemon_helpers import DaemonEnv
+from daemon_helpers import DaemonEnv, is_alive
 from sentinelkit import Requests
 
 from nua import settings
@@ -100,32 +99,13 @@ def test_the_first_look_after_a_change_requests_shutdown(files: settings.Setting
     assert len(requests.reasons) == 1
 
 
-def test_first_start_cleans_stale_runtime_files(files: settings.Settings, start_sentinel) -> None:
-
+def test_an_exit_flag_present_at_its_start_is_a_request(files: settings.Settings, start_sentinel) -> None:
+    # The daemon removes a crash's leftovers before it is ready: whatever the sentinel finds came after.
     write_pid(files, os.getpid())
-    exit_flag = Path(files.server.exit_flag)
-    exit_flag.touch()
-    stale_temp = Path(files.server.pid_file).with_name(".nua.pid.99999.tmp")
-    stale_temp.write_text("99999\n")
-    socket_file = Path(files.zmq.bind_endpoint.removeprefix("ipc://"))
-    with socket.socket(socket.AF_UNIX) as sock:
-        sock.bind(str(socket_file))  # closed without unlinking: a crash leftover
+    Path(files.server.exit_flag).touch()
     _, requests = start_sentinel(files)
-    assert not exit_flag.exists()
-    assert not stale_temp.exists()
-    assert not socket_file.exists()
-    assert not requests.reasons
-
-
-def test_first_start_cleans_a_dangling_link_left_as_exit_flag(files: settings.Settings, start_sentinel) -> None:
-    # Any entry by that name is the flag: a dangling link left by a crash is cleaned, not obeyed.
-    write_pid(files, os.getpid())
-    exit_flag = Path(files.server.exit_flag)
-    exit_flag.symlink_to(exit_flag.with_name("gone"))
-    ref, requests = start_sentinel(files)
-    ref.ask(Check(), timeout=WAIT_S)
-    assert not exit_flag.is_symlink()
-    assert not requests.reasons
+    assert requests.arrived.wait(WAIT_S)
+    assert "exit flag" in requests.reasons[0]
 
 
 def test_a_restarted_sentinel_obeys_an_exit_flag(files: settings.Settings, start_sentinel) -> None:
@@ -158,6 +138,23 @@ def test_crash_reports_exit_and_stops_the_ticker(files: settings.Settings) -> No
 
 
 # -- in a real daemon ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("flag", ["file", "dangling-link"])
+def test_the_daemon_removes_what_a_crash_left_before_it_is_ready(daemon: DaemonEnv, flag: str) -> None:
+    daemon.run_dir.mkdir(mode=0o700, exist_ok=True)
+    if flag == "file":
+        daemon.exit_flag.touch()
+    else:  # any entry by that name is the flag: a dangling link left by a crash is cleaned, not obeyed
+        daemon.exit_flag.symlink_to(daemon.exit_flag.with_name("gone"))
+    stale_temp = daemon.pid_file.with_name(f".{daemon.pid_file.name}.99999.tmp")
+    stale_temp.write_text("99999\n")
+    pid = daemon.start()
+    assert not daemon.exit_flag.is_symlink()
+    assert not daemon.exit_flag.exists()
+    assert not stale_temp.exists()
+    assert daemon.nua("user", "count").returncode == 0
+    assert is_alive(pid), "a crash's exit flag is no request"
 
 
 @pytest.mark.parametrize(
