@@ -108,6 +108,21 @@ class ProcessLoop:
         self._request(lambda: self._watch(popen.pid, pidfd, pipe, (output, on_output_end)))
         return popen
 
+    def signal_group(self, pid: int, signum: int) -> bool:
+        """Send ``signum`` to the group of ``pid``, a process started here; ``False`` once it has been reaped.
+
+        Done under the lock that reaping takes: until the loop reaps it, the process
+        (a zombie at worst) keeps its pid, and the kernel gives no new process a pid
+        still in use as a group id, so the group signalled is the one started. No
+        look at /proc is needed to be sure of that.
+        """
+        with self._lock:
+            if pid not in self._owners:
+                return False
+            with contextlib.suppress(ProcessLookupError):  # the group has no live member left
+                os.killpg(pid, signum)
+            return True
+
     def owned(self) -> frozenset[int]:
         """The pids of the processes started here and not yet reaped."""
         with self._lock:
