@@ -2,9 +2,14 @@
 
 As in nua's original design, an operator (or a second, confused daemon) can end a
 running daemon by removing its pid file, rewriting it with another pid, or creating
-the exit flag file. The sentinel looks at those files a few times a second and,
-the first time one of them says so, asks for a graceful shutdown through the
-listener it was given (it holds no reference to the daemon). An exit flag owned
+the exit flag file. The sentinel looks at those files when inotify says their
+directory changed (:class:`~nua.actors.file_watch.FileWatch`: at once, and an
+idle daemon never wakes for it), every :data:`IDLE_INTERVAL_S` for what inotify
+cannot see (a directory above renamed, a network file system), and every
+:data:`INTERVAL_S` while it has a reason to look again soon (a pid file caught
+half-written, a look that failed, no inotify at all); the first time one of them
+says so, it asks for a graceful shutdown through the listener it was given (it
+holds no reference to the daemon). An exit flag owned
 by another account than root or the daemon's is ignored (logged once). A look that fails
 (out of file descriptors, say) is not a change: it is logged and retried. At its first start it
 also removes the runtime files a crashed daemon may have left behind.
@@ -21,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from nua import pidfile, pidlock
+from nua.actors.file_watch import CONTENT, FileWatch
 from nua.actors.supervised import ChildContext, SupervisedActor
 from nua.actors.ticker import Ticker
 from nua.endpoint import ipc_path
@@ -28,9 +34,11 @@ from nua.settings import Settings
 
 ShutdownListener = Callable[[str], None]
 
-# Four looks a second: a shutdown request is noticed well within a second, and an
-# idle daemon spends a few microseconds a second on it.
+# Four looks a second while a look is due again soon, or without inotify: a
+# shutdown request is then noticed well within a second.
 INTERVAL_S = 0.25
+# With inotify, the look behind it, for what it cannot see.
+IDLE_INTERVAL_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -58,16 +66,24 @@ class Sentinel(SupervisedActor):
         self._failing: set[tuple[Path, int | None]] = set()  # (file, errno) already logged
         self._ignored_owner: int | None = None  # the owner of an exit flag ignored (and logged) last
         self._ticker: Ticker | None = None
+        self._idle_interval_s = INTERVAL_S
 
     def setup(self) -> None:
         # Only the first incarnation cleans: after a restart the files belong to
         # this daemon, and an exit flag that appeared meanwhile is a request.
         if self.context.generation == 1:
             self._clean_stale_files()
-        self._check()
         # The ticker only keeps time; the looking happens in the actor's own thread,
         # so that a fault there is the actor's and gets supervised.
-        self._ticker = Ticker(self.actor_ref, Check(), INTERVAL_S, f"{self.context.child_id}-ticker")
+        try:
+            watch = FileWatch([self.pid_file, self.exit_flag], CONTENT)
+        except OSError as exc:
+            self.log.warning("file_watch_unavailable", error=str(exc), interval_s=INTERVAL_S)
+            watch = None
+        self._idle_interval_s = IDLE_INTERVAL_S if watch is not None else INTERVAL_S
+        name = f"{self.context.child_id}-ticker"
+        self._ticker = Ticker(self.actor_ref, Check(), INTERVAL_S, name, watch=watch, fallback_s=INTERVAL_S)
+        self._check()  # after the watch is set: a change from now on is seen
         self._ticker.start()
 
     def cleanup(self, error: BaseException | None) -> None:
@@ -103,6 +119,10 @@ class Sentinel(SupervisedActor):
         if self._requested:
             return
         reason = self._reason_to_stop()
+        if self._ticker is not None:
+            # Soon again after a pid file caught half-written or a look that failed.
+            soon = self._unreadable_looks > 0 or bool(self._failing)
+            self._ticker.set_interval(INTERVAL_S if soon else self._idle_interval_s)
         if reason is None:
             return
         self._requested = True
@@ -162,7 +182,7 @@ class Sentinel(SupervisedActor):
         return True
 
     def _foreign_flag(self, owner: int) -> None:
-        # Once while the file stays, not four times a second.
+        # Once while the file stays, not at every look.
         if self._ignored_owner == owner:
             return
         self._ignored_owner = owner
@@ -174,7 +194,7 @@ class Sentinel(SupervisedActor):
         )
 
     def _look_failed(self, path: Path, exc: OSError) -> None:
-        # Once per file and kind of error, not four times a second.
+        # Once per file and kind of error, not at every look.
         kind = (path, exc.errno)
         if kind in self._failing:
             return

@@ -395,6 +395,20 @@ def test_the_ticker_notices_a_deleted_file_while_idle(sqlite_writers: Writers, s
     assert writer.ask(Ping(), timeout=10) is True
 
 
+def test_inotify_tells_the_idle_writer_of_a_deleted_file_without_waiting_for_a_tick(
+    sqlite_writers: Writers, sqlite_settings: Settings
+) -> None:
+    path = db_engine.sqlite_file(sqlite_settings.db)
+    assert path is not None
+    health = WatchedHealth()
+    # An hour between looks by time: only the file watch can tell the writer within the wait.
+    writer = start_writer(sqlite_writers, health=health, clock=FakeClock(), check_interval_s=3600.0)
+    writer.ask(cmd.SetSetting("acked", 1), timeout=10)
+    path.unlink()
+    assert health.degraded_event.wait(10), "the writer's file watch did not notice the deletion"
+    assert health.conditions()[0].reason.startswith(f"the database file {path} was deleted")
+
+
 def test_a_restarted_writer_whose_file_is_gone_starts_degraded_and_creates_nothing(
     sqlite_writers: Writers, sqlite_settings: Settings
 ) -> None:
