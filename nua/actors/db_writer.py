@@ -48,9 +48,9 @@ inotify reports the name created, deleted or renamed in its directory (a
 tells the actor :class:`CheckDatabase`), and every :data:`IDLE_CHECK_S` for what
 inotify cannot see (every ``check_interval_s`` without inotify). A file deleted
 or replaced makes the writer degraded, so nothing is acknowledged into a file
-that is gone. The probe then reopens the path
-without creating it: a nua database restored there (its schema checked) brings
-the writer back; no file, or a file that is not a nua database, keeps it refusing.
+that is gone. The probe then reopens the path without creating it: a nua
+database restored there (its schema checked) brings the writer back; no file, or
+a file that is not a nua database, keeps it refusing.
 Only the daemon's first start creates a database file.
 
 The audit trail: an :class:`~nua.model.commands.Audited` command is applied with its
@@ -83,7 +83,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from nua.actors import call
 from nua.actors.directory import DB_WRITER
-from nua.actors.file_watch import IDENTITY, FileWatch
+from nua.actors.file_watch import IDENTITY, watch_or_none
 from nua.actors.health import Health
 from nua.actors.log_thread import LogThread
 from nua.actors.supervised import ChildContext, SupervisedActor, describe
@@ -232,14 +232,9 @@ class DbWriter(SupervisedActor):
             self._recovered()
         self._audit_log = LogThread(self.log, f"{DB_WRITER}-log")
         if self._check_interval_s is not None:
-            watch = None
-            if self._path is not None:
-                try:
-                    watch = FileWatch([self._path], IDENTITY)
-                except OSError as exc:
-                    self.log.warning("file_watch_unavailable", error=str(exc), interval_s=self._check_interval_s)
-            self._idle_check_s = IDLE_CHECK_S if watch is not None or self._path is None else self._check_interval_s
             interval = self._check_interval_s
+            watch = watch_or_none([self._path], IDENTITY, self.log, interval) if self._path is not None else None
+            self._idle_check_s = IDLE_CHECK_S if watch is not None or self._path is None else interval
             self._ticker = Ticker(
                 self.actor_ref, CheckDatabase(), interval, f"{DB_WRITER}-ticker", watch=watch, fallback_s=interval
             )

@@ -24,6 +24,7 @@ import os
 import struct
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 IN_MODIFY = 0x2
 IN_ATTRIB = 0x4
@@ -128,3 +129,15 @@ class FileWatch:
                 self._watches[wd] = directory
                 added = True
         return added
+
+
+def watch_or_none(paths: Iterable[Path], mask: int, log: Any, interval_s: float) -> FileWatch | None:
+    """A :class:`FileWatch` on ``paths``, or ``None`` when inotify cannot be had (logged once, with why).
+
+    ``interval_s``: how often the caller will look instead, said in the log line.
+    """
+    try:
+        return FileWatch(paths, mask)
+    except OSError as exc:
+        log.warning("file_watch_unavailable", error=str(exc), interval_s=interval_s)
+        return None

@@ -9,10 +9,10 @@ cannot see (a directory above renamed, a network file system), and every
 :data:`INTERVAL_S` while it has a reason to look again soon (a pid file caught
 half-written, a look that failed, no inotify at all); the first time one of them
 says so, it asks for a graceful shutdown through the listener it was given (it
-holds no reference to the daemon). An exit flag owned
-by another account than root or the daemon's is ignored (logged once). A look that fails
-(out of file descriptors, say) is not a change: it is logged and retried. At its first start it
-also removes the runtime files a crashed daemon may have left behind.
+holds no reference to the daemon). An exit flag owned by another account than
+root or the daemon's is ignored (logged once). A look that fails (out of file
+descriptors, say) is not a change: it is logged and retried. At its first start
+it also removes the runtime files a crashed daemon may have left behind.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from nua import pidfile, pidlock
-from nua.actors.file_watch import CONTENT, FileWatch
+from nua.actors.file_watch import CONTENT, watch_or_none
 from nua.actors.supervised import ChildContext, SupervisedActor
 from nua.actors.ticker import Ticker
 from nua.endpoint import ipc_path
@@ -75,11 +75,7 @@ class Sentinel(SupervisedActor):
             self._clean_stale_files()
         # The ticker only keeps time; the looking happens in the actor's own thread,
         # so that a fault there is the actor's and gets supervised.
-        try:
-            watch = FileWatch([self.pid_file, self.exit_flag], CONTENT)
-        except OSError as exc:
-            self.log.warning("file_watch_unavailable", error=str(exc), interval_s=INTERVAL_S)
-            watch = None
+        watch = watch_or_none([self.pid_file, self.exit_flag], CONTENT, self.log, INTERVAL_S)
         self._idle_interval_s = IDLE_INTERVAL_S if watch is not None else INTERVAL_S
         name = f"{self.context.child_id}-ticker"
         self._ticker = Ticker(self.actor_ref, Check(), INTERVAL_S, name, watch=watch, fallback_s=INTERVAL_S)
