@@ -65,6 +65,14 @@ def wait_for(condition: Callable[[], Any], what: str) -> Any:
         time.sleep(0.0005)
 
 
+def written_pid(path: Path) -> int:
+    """The pid in ``path``; 0 while it is missing, empty or half-written."""
+    try:
+        return int(path.read_text().strip() or 0)
+    except (FileNotFoundError, ValueError):
+        return 0
+
+
 def started_ns(directory: Path, index: int) -> int:
     try:
         return int((directory / f"s{index}.started").read_text().strip() or 0)
@@ -237,8 +245,8 @@ def run_supervisord(root: Path, services: int, crashes: int, idle_s: float) -> d
     conf = root / "supervisord.conf"
     conf.write_text("\n".join(lines))
     subprocess.run([supervisord(), "-c", str(conf)], check=True)
-    wait_for(lambda: (root / "supervisord.pid").exists() and sock.exists(), "supervisord's socket")
-    pid = int((root / "supervisord.pid").read_text())
+    # Its pid file exists (empty) before the pid is in it: wait for the pid itself.
+    pid = wait_for(lambda: sock.exists() and written_pid(root / "supervisord.pid"), "supervisord's pid and socket")
     proxy: Any = xmlrpc.client.ServerProxy("http://localhost/RPC2", transport=_UnixTransport(str(sock)))
     try:
         return drive(
