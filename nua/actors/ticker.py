@@ -49,6 +49,7 @@ class Ticker:
         self._watch = watch
         self._fallback_s = fallback_s
         self._stopping = threading.Event()
+        self._done = threading.Event()  # the thread has stopped ticking (it may still be closing the watch)
         self._wake_read, self._wake_write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self._pipe_lock = threading.Lock()
         self._thread = threading.Thread(target=self._tick, name=name, daemon=True)
@@ -57,13 +58,16 @@ class Ticker:
         self._thread.start()
 
     def stop(self) -> None:
-        """Stop ticking; waits for the thread unless called from it."""
+        """Stop ticking; waits until the thread has stopped, unless called from it."""
         self._stopping.set()
         self._wake()
         if self._thread is threading.current_thread():
             return
-        if self._thread.is_alive():
-            self._thread.join()
+        if self._thread.ident is None:  # never started: the watch is ours to close
+            if self._watch is not None:
+                self._watch.close()
+        else:
+            self._done.wait()
         with self._pipe_lock:  # closed only once the thread no longer reads it
             if self._wake_write >= 0:
                 os.close(self._wake_read)
@@ -115,6 +119,9 @@ class Ticker:
                 except pykka.ActorDeadError:
                     return
         finally:
+            self._done.set()
+            # After done: closing an inotify descriptor waits for a grace period of the
+            # kernel's (up to 25 ms measured under load), which a stop need not wait for.
             if self._watch is not None:
                 self._watch.close()
 
