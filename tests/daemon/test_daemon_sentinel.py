@@ -171,7 +171,9 @@ def test_crash_reports_exit_and_stops_the_ticker(files: settings.Settings) -> No
     assert exited.wait(WAIT_S)
     assert exits[0].error is not None
     assert "test" in exits[0].error
-    # The sentinel joins its ticker before its thread reports the exit.
+    # The sentinel stops its ticker before its thread reports the exit; the ticker's
+    # thread then ends by itself (closing its file watch may wait for the kernel).
+    ticker.join(WAIT_S)
     assert not ticker.is_alive()
 
 
