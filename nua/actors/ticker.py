@@ -85,6 +85,18 @@ class Ticker:
             if self._wake_write >= 0:
                 os.write(self._wake_write, b"!")
 
+    def _is_due(self, ready: list[int]) -> bool:
+        """Whether the descriptors ``ready`` (none: the time is up) call for a tick.
+
+        A watched file changed, or the interval passed; not the wake-up pipe alone,
+        nor events about the directory's other files.
+        """
+        if self._watch is not None and self._watch.fileno() in ready:
+            return self._watch.changed()
+        if self._watch is not None and not ready:
+            self._watch.changed()  # a removed directory may be back: watch it again
+        return not ready
+
     def _period(self) -> float | None:
         periods = [self._interval_s]
         if self._watch is not None and not self._watch.complete:
@@ -93,26 +105,27 @@ class Ticker:
         return min(known) if known else None
 
     def _tick(self) -> None:
-        watched = [self._watch.fileno()] if self._watch is not None else []
+        # poll, not select: a descriptor numbered past 1024 (a restarted actor in a
+        # daemon with many connections open) is beyond what select can wait on.
+        poller = select.poll()
+        poller.register(self._wake_read, select.POLLIN)
+        if self._watch is not None:
+            poller.register(self._watch.fileno(), select.POLLIN)
         last = time.monotonic()  # the last tick, or the last change of interval
         try:
             while not self._stopping.is_set():
                 period = self._period()
-                timeout = None if period is None else max(0.0, last + period - time.monotonic())
-                ready, _, _ = select.select([self._wake_read, *watched], [], [], timeout)
+                timeout = None if period is None else max(0.0, last + period - time.monotonic()) * 1000
+                ready = [fd for fd, _ in poller.poll(timeout)]
                 if self._stopping.is_set():
                     return
                 if self._wake_read in ready:
                     with contextlib.suppress(BlockingIOError):
                         os.read(self._wake_read, 4096)
-                if self._watch is not None and watched[0] in ready:
-                    if not self._watch.changed():
-                        continue  # events about other files of the directory
-                elif ready:
-                    last = time.monotonic()  # only the wake-up: a new interval, counted from now
+                if not self._is_due(ready):
+                    if ready == [self._wake_read]:
+                        last = time.monotonic()  # only the wake-up: a new interval, counted from now
                     continue
-                elif self._watch is not None:
-                    self._watch.changed()  # a removed directory may be back: watch it again
                 last = time.monotonic()
                 try:
                     self._ref.tell(self._message)
