@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,7 +63,7 @@ class Sentinel(SupervisedActor):
         self.pid = os.getpid()
         self._request_shutdown = request_shutdown
         self._requested = False
-        self._unreadable_looks = 0
+        self._unreadable_since: float | None = None  # when a look first found no pid in the file
         self._failing: set[tuple[Path, int | None]] = set()  # (file, errno) already logged
         self._ignored_owner: int | None = None  # the owner of an exit flag ignored (and logged) last
         self._ticker: Ticker | None = None
@@ -117,7 +118,7 @@ class Sentinel(SupervisedActor):
         reason = self._reason_to_stop()
         if self._ticker is not None:
             # Soon again after a pid file caught half-written or a look that failed.
-            soon = self._unreadable_looks > 0 or bool(self._failing)
+            soon = self._unreadable_since is not None or bool(self._failing)
             self._ticker.set_interval(INTERVAL_S if soon else self._idle_interval_s)
         if reason is None:
             return
@@ -144,13 +145,17 @@ class Sentinel(SupervisedActor):
         self._look_succeeded(self.pid_file)
         written = pidfile.parse_pid(data)
         if written is None:
-            # Caught mid-write by someone else, or garbage: only a file that
-            # stays unreadable for two looks is a reason.
-            self._unreadable_looks += 1
-            if self._unreadable_looks < 2:
+            # Caught mid-write by someone else, or garbage: only a file still
+            # unreadable INTERVAL_S after the first such look is a reason. (Two
+            # looks are not enough: inotify calls for one the moment the file is
+            # created, and another may follow before its writer has written.)
+            now = time.monotonic()
+            if self._unreadable_since is None:
+                self._unreadable_since = now
+            if now - self._unreadable_since < INTERVAL_S:
                 return None
             return f"pid file {self.pid_file} was rewritten with something that is not a pid"
-        self._unreadable_looks = 0
+        self._unreadable_since = None
         if written != self.pid:
             return f"pid file {self.pid_file} was rewritten with pid {written}"
         return None
