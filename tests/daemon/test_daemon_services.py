@@ -61,9 +61,13 @@ def kill_marked(*names: str) -> None:
 
 @pytest.fixture(autouse=True)
 def no_service_left(daemon: DaemonEnv) -> Iterator[None]:
-    """After the test, kill by pid what its daemons' services left (``kill_all`` SIGKILLs the daemons)."""
+    """After the test, SIGKILL its daemons, then kill by pid what their services left.
+
+    The daemons first: one still running restarts a service the moment its process
+    is killed (a test's own clean-up, or this one), and the replacement would outlive it.
+    """
     yield
-    daemon.remember_daemon()
+    daemon.kill_all()
     for process in psutil.process_iter():
         with contextlib.suppress(psutil.Error):
             instance = process.environ().get(SERVICE_MARK, "@").split("@", 1)[1]
