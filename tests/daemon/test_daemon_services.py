@@ -144,6 +144,7 @@ def test_after_kill_9_of_the_daemon_each_service_runs_exactly_once(daemon: Daemo
         assert now.isdisjoint(left)
         daemon.wait_for_log("service_left_running", service=one)
     finally:
+        daemon.kill_all()  # first: a running daemon would replace what kill_marked kills
         kill_marked(one, two)
 
 
@@ -192,6 +193,7 @@ def test_a_daemonised_grandchild_is_reaped_or_killed_by_the_daemon(daemon: Daemo
         assert marked(name) == []
         assert daemon.wait_for_log("service_escaped_processes", service=name)
     finally:
+        daemon.kill_all()
         kill_marked(name)
 
 
