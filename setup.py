@@ -16,8 +16,8 @@ setup(
     # number; SQLAlchemy's x.y series are its majors (2.0 -> 2.1 has a migration
     # guide), so below 2.2; toml is 0.x (the next minor is a major); structlog uses
     # CalVer (the first number is the year) and breaks only after a year of
-    # DeprecationWarning, so below next year's. Raise a bound after `make test`
-    # passes on the new release.
+    # DeprecationWarning, so below next year's; cronsim (the cron jobs' expressions) is
+    # semantic, below 3. Raise a bound after `make test` passes on the new release.
     install_requires=[
         "pykka>=4.1,<5",
         "pyzmq>=25,<28",
@@ -26,6 +26,7 @@ setup(
         "psutil>=5.9,<8",
         "toml>=0.10.2,<0.11",
         "structlog>=24.1,<27",
+        "cronsim>=2.8,<3",
     ],
     extras_require={
         "pg": ["psycopg[binary]>=3.1,<4"],

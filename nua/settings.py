@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from nua import paths
+from nua.job_settings import JobConfig, parse_job
 from nua.service_settings import ServiceConfig, parse_service, start_order
 from nua.setting_rules import (
     AUTH_MODES,
@@ -214,6 +215,12 @@ class AuditSettings:
 
 
 @dataclass(frozen=True)
+class CronSettings:
+    # Days a cron job's run is kept in its history (the cron actor removes older ones hourly); 0: forever.
+    keep_days: Annotated[int, KEEP_DAYS]
+
+
+@dataclass(frozen=True)
 class DebugSettings:
     allow_fault_injection: bool
     tracebacks: bool
@@ -228,7 +235,10 @@ class Settings:
     supervisor: SupervisorSettings
     rpc: RpcSettings
     audit: AuditSettings
+    cron: CronSettings
     debug: DebugSettings
+    # The [jobs.NAME] tables of the file, checked (see nua.job_settings).
+    jobs: tuple[JobConfig, ...] = ()
     # The [services.NAME] tables of the file, checked, in start order (see nua.service_settings).
     services: tuple[ServiceConfig, ...] = ()
     # Where the overrides came from, for messages and for SIGHUP's re-read.
@@ -238,6 +248,11 @@ class Settings:
     def services_log_dir(self) -> Path:
         """``{log_dir}/services``: each service's output file, beside the daemon's own log file."""
         return Path(self.server.log_file).parent / "services"
+
+    @property
+    def jobs_log_dir(self) -> Path:
+        """``{log_dir}/jobs``: each command job's output file, beside the services' directory."""
+        return Path(self.server.log_file).parent / "jobs"
 
     @property
     def services_record_dir(self) -> Path:
@@ -256,10 +271,12 @@ CROSS_RULES: tuple[CrossRule, ...] = (
 
 # The section of tables, one per service, each checked by nua.service_settings rather than the schema.
 SERVICES = "services"
+# Likewise the cron jobs, checked by nua.job_settings.
+JOBS = "jobs"
 _SECTIONS: dict[str, type[Any]] = {
     section: hint
     for section, hint in typing.get_type_hints(Settings).items()
-    if section not in {"config_file", SERVICES}
+    if section not in {"config_file", SERVICES, JOBS}
 }
 
 
@@ -357,6 +374,8 @@ class _Sources:
     problems: list[str] = field(default_factory=list)
     # Each [services.NAME] table as read, and the file it came from.
     services: dict[str, tuple[Any, str]] = field(default_factory=dict)
+    # Each [jobs.NAME] table as read, and the file it came from.
+    jobs: dict[str, tuple[Any, str]] = field(default_factory=dict)
 
     def record(self, section: str, key: str, value: Any, source: str) -> None:
         self.values[section][key] = value
@@ -374,6 +393,8 @@ class _Sources:
         for section, values in overrides.items():
             if section == SERVICES and source != DEFAULTS_SOURCE:
                 self.merge_services(values, source)
+            elif section == JOBS and source != DEFAULTS_SOURCE:
+                self.merge_jobs(values, source)
             elif section not in _SECTIONS:
                 self.complain(source, f"unknown section [{section}] (known: {', '.join(_SECTIONS)})")
             elif not isinstance(values, dict):
@@ -395,6 +416,23 @@ class _Sources:
             return
         for service, table in tables.items():
             self.services[service] = (table, source)
+
+    def merge_jobs(self, tables: Any, source: str) -> None:
+        if not isinstance(tables, dict):
+            self.complain(source, f"[{JOBS}] must hold one table per job ([{JOBS}.NAME])")
+            return
+        for job, table in tables.items():
+            self.jobs[job] = (table, source)
+
+    def checked_jobs(self) -> tuple[JobConfig, ...]:
+        """The cron jobs, each checked by meaning, by name; their mistakes added to :attr:`problems`."""
+        checked = []
+        for job, (table, source) in sorted(self.jobs.items()):
+            config, problems = parse_job(job, table, source)
+            self.problems += problems
+            if config is not None:
+                checked.append(config)
+        return tuple(checked)
 
     def checked_services(self) -> tuple[ServiceConfig, ...]:
         """The services, each checked by meaning, in start order; their mistakes added to :attr:`problems`."""
@@ -480,10 +518,10 @@ def _gather(config_file: str | Path | None, env: Mapping[str, str]) -> tuple[_So
     return sources, path
 
 
-def _check_meaning(sources: _Sources, *, deep: bool) -> tuple[ServiceConfig, ...]:
-    """Every key's rule, then the rules across keys whose keys all passed, then the services; all problems at once.
+def _check_meaning(sources: _Sources, *, deep: bool) -> tuple[tuple[ServiceConfig, ...], tuple[JobConfig, ...]]:
+    """Every key's rule, then the rules across keys whose keys all passed, then the services and jobs; all at once.
 
-    Returns the services, checked and in start order.
+    Returns the services, checked and in start order, and the jobs.
     """
     failed: set[Key] = set()
     for key in _KEY_EXTRAS:
@@ -504,13 +542,17 @@ def _check_meaning(sources: _Sources, *, deep: bool) -> tuple[ServiceConfig, ...
         if complaint is not None:
             sources.complain(sources.latest(cross.keys), complaint)
     services = sources.checked_services()
+    jobs = sources.checked_jobs()
     sources.fail_if_any()
-    return services
+    return services, jobs
 
 
-def _build(sources: _Sources, path: Path | None, services: tuple[ServiceConfig, ...]) -> Settings:
+def _build(
+    sources: _Sources, path: Path | None, declared: tuple[tuple[ServiceConfig, ...], tuple[JobConfig, ...]]
+) -> Settings:
     sections = {s: cls(**sources.values[s]) for s, cls in _SECTIONS.items()}
-    return Settings(**sections, services=services, config_file=path)
+    services, jobs = declared
+    return Settings(**sections, services=services, jobs=jobs, config_file=path)
 
 
 def load(
@@ -540,7 +582,7 @@ def effective_toml(config_file: str | Path | None = None, environ: typing.Mappin
 
     env = os.environ if environ is None else environ
     sources, path = _gather(config_file, env)
-    services = _check_meaning(sources, deep=True)
+    services, jobs = _check_meaning(sources, deep=True)
     lines = [
         "# nua's effective settings: the packaged defaults (params.toml), then "
         + (f"the file {path}," if path is not None else "no file (neither --config nor NUA_CONFIG),"),
@@ -558,6 +600,9 @@ def effective_toml(config_file: str | Path | None = None, environ: typing.Mappin
     for service in services:
         origin = sources.services[service.name][1]
         lines += ["", f"[{SERVICES}.{service.name}]  # {origin}", toml.dumps(service.as_table()).strip()]
+    for job in jobs:
+        origin = sources.jobs[job.name][1]
+        lines += ["", f"[{JOBS}.{job.name}]  # {origin}", toml.dumps(job.as_table()).strip()]
     return "\n".join(lines) + "\n"
 
 

@@ -6,7 +6,8 @@ watching before anything serves), then the DB writer (the gateway forwards to it
 it creates or upgrades the schema), the DB reader (reads on a connection of their
 own, see :mod:`nua.actors.db_reader`), the services (the OS processes the daemon
 supervises, see :mod:`nua.actors.services`; after the database, which holds those
-added at run time), then the gateway last (when it has bound its endpoint, the daemon serves). They
+added at run time), cron (the scheduled jobs, :mod:`nua.actors.cron`: its command
+jobs run under the services' process loop), then the gateway last (when it has bound its endpoint, the daemon serves). They
 stop in the reverse order: the gateway stops taking calls before the DB writer
 commits or fails what it holds. ``one_for_one``: the children do not depend on
 each other's state, each reaches the others by name through the directory.
@@ -19,6 +20,7 @@ from typing import Any
 
 import pykka
 
+from nua.actors.cron import CRON, Cron, CronHost
 from nua.actors.db_reader import DbReader
 from nua.actors.db_writer import DbWriter
 from nua.actors.directory import DB_READER, DB_WRITER, GATEWAY, ROOT, SENTINEL, Directory
@@ -28,7 +30,10 @@ from nua.actors.service import ServiceHost
 from nua.actors.services import SERVICES, ServicesSupervisor, budget_s
 from nua.actors.supervised import ChildContext, ExitListener
 from nua.actors.supervisor import ChildSpec, Intensity, Restart, Strategy, Supervisor
+from nua.rpc import plugins
 from nua.rpc.gateway import BoundEndpoint, Gateway
+from nua.rpc.job_calls import JobCalls
+from nua.rpc.services import Services
 from nua.settings import Settings
 
 # Opening the database (and creating or upgrading its schema) may take longer
@@ -70,10 +75,25 @@ def child_specs(
             start_timeout_s=services_s,
         )
     )
+    cron_host = CronHost(
+        service_host.loop,
+        service_host.timers,
+        settings.jobs_log_dir,
+        actions=job_calls(settings, directory, health),
+        keep_days=settings.cron.keep_days,
+    )
+    specs.append(spec(CRON, lambda ctx: Cron.start(ctx, cron_host, settings.jobs, directory=directory)))
     if settings.server.start_zmq_server:
         bound = BoundEndpoint()  # a restarted gateway binds the port the first one got
         specs.append(spec(GATEWAY, lambda ctx: Gateway.start(ctx, settings, directory, health, bound)))
     return specs
+
+
+def job_calls(settings: Settings, directory: Directory, health: Health) -> JobCalls:
+    """How the cron jobs' ``call`` actions run: on a registry filled as the gateway fills its own."""
+    services = Services(settings, directory, health=health)
+    plugins.build(services)
+    return JobCalls(services.registry, services)
 
 
 def start(

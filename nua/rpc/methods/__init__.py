@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from nua.rpc.method_group import MethodGroup
 from nua.rpc.methods.audit import AuditMethods
+from nua.rpc.methods.cron import CronMethods
 from nua.rpc.methods.group import GroupMethods
 from nua.rpc.methods.key import KeyMethods
 from nua.rpc.methods.rpc import RpcMethods
@@ -22,6 +23,7 @@ BUILTIN_GROUPS: tuple[type[MethodGroup], ...] = (
     KeyMethods,
     AuditMethods,
     ServiceMethods,
+    CronMethods,
     SysMethods,
     FaultMethods,
 )
