@@ -169,6 +169,8 @@ class CronHost:
     publish: Callable[..., Any] = no_events
     live: LiveRuns = field(default_factory=LiveRuns)
     keep_days: float = 30.0
+    # The longest sleep (tests with a manual clock make it longer: one timer per fire).
+    max_sleep_s: float = MAX_SLEEP_S
 
 
 # -- requests (asks or calls) -----------------------------------------------------------------
@@ -313,7 +315,7 @@ class Cron(SupervisedActor):
                 self._claimed(message)
                 return None
             case RunEnded():
-                self._ended(message)
+                self._run_ended(message)
                 return None
             case _Timeout(run_id, kill):
                 self._timeout(run_id, kill=kill)
@@ -451,7 +453,7 @@ class Cron(SupervisedActor):
         if self._timer is not None and self._wake_at is not None and self._wake_at <= due:
             return  # already waking up earlier (a wake finds the heap as it is then)
         self._cancel_timer()
-        delay = min(max((due - self.host.clock()).total_seconds(), 0.0), MAX_SLEEP_S)
+        delay = min(max((due - self.host.clock()).total_seconds(), 0.0), self.host.max_sleep_s)
         self._serial += 1
         serial = self._serial
         ref = self.actor_ref
@@ -522,7 +524,7 @@ class Cron(SupervisedActor):
             self._arm()
             return
         runs = iter(result["runs"])
-        started = _parse_time(result["at"]) or self.host.clock()
+        started = self.host.clock()
         for fire in claim.plan.fires:
             facts = {"job": claim.name, "scheduled_at": fire.scheduled_at.isoformat(), "status": fire.status}
             if fire.status == "running":
@@ -646,7 +648,7 @@ class Cron(SupervisedActor):
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(live.identity.pid, signal.SIGKILL if kill else signal.SIGTERM)
 
-    def _ended(self, ended: RunEnded) -> None:
+    def _run_ended(self, ended: RunEnded) -> None:
         live = self.host.live.pop(ended.run_id)
         status = ended.status
         if live is not None:
@@ -739,6 +741,7 @@ class Cron(SupervisedActor):
         live = self.host.live.snapshot()
         return {
             "jobs": len(self.jobs),
+            "claiming": sum(1 for job in self.jobs.values() if job.claiming),
             "running": len(live),
             "next_wake": None if self._wake_at is None else self._wake_at.isoformat(),
             "instance": self.host.instance,
