@@ -115,8 +115,13 @@ def _instance_alive(instance: str) -> bool | None:
         pid, started = int(parts[1]), float(parts[2])
     except ValueError:
         return False
-    identity = os_process.Identity.of(pid)
-    return identity is not None and abs(identity.create_time - started) < 0.01
+    # Not a zombie either: a daemon killed with -9 may stay one where nothing reaps it.
+    return os_process.Identity(pid, started).process() is not None
+
+
+def _mark(job: str, instance: str) -> str:
+    """The ``NUA_SERVICE`` mark of a job's processes: how a later daemon finds those a killed one left."""
+    return f"cron:{job}@{instance}"
 
 
 @dataclass
@@ -378,11 +383,19 @@ class Cron(SupervisedActor):
                     stale.append(run["id"])
             elif _instance_alive(owner) is False:
                 stale.append(run["id"])
+                self._end_left_running(run["job"], owner)
         if stale:
             self._db_now(DB_WRITER, cmd.InterruptRuns(tuple(stale), "the daemon running it ended before it did"))
             self.log.warning("cron_runs_interrupted", runs=stale)
             for run_id in stale:
                 self.host.publish("job.run", run=run_id, status="interrupted")
+
+    def _end_left_running(self, job: str, instance: str) -> None:
+        """End what a killed daemon's run of ``job`` left running (found by its mark), as services' leftovers are."""
+        found = os_process.escaped(_mark(job, instance), -1)
+        if found:
+            self.log.warning("cron_left_running", job=job, pids=[p.pid for p in found])
+            os_process.terminate(found, signal.SIGTERM, KILL_AFTER_S)
 
     def _load_all(self) -> None:
         after = None
@@ -624,7 +637,7 @@ class Cron(SupervisedActor):
             if done:
                 finish()
 
-        mark = f"cron:{name}@{self.host.instance}"
+        mark = _mark(name, self.host.instance)
         try:
             popen = loop.spawn(lambda: os_process.launch(action.process, mark), output, exited, output_ended)
         except (OSError, KeyError, ValueError) as exc:
