@@ -112,7 +112,7 @@ def _seconds(table: Mapping[str, Any], key: str, default: float, problems: list[
     return float(value)
 
 
-def _boolean(table: Mapping[str, Any], key: str, default: bool, problems: list[str], prefix: str) -> bool:
+def _boolean(table: Mapping[str, Any], key: str, problems: list[str], prefix: str, *, default: bool) -> bool:
     value = table.get(key, default)
     if not isinstance(value, bool):
         problems.append(f"{prefix} {key} must be true or false, got {value!r}")
@@ -150,7 +150,7 @@ def parse_job(
                 schedule = parse(table["schedule"], zone_name)
             except ScheduleError as exc:
                 problems.append(f"{prefix} schedule: {exc}")
-    action = _action(name, table, source, euid, problems, prefix)
+    action = _action(name, table, _Where(source, prefix, euid), problems)
     max_running = table.get("max_running", 1)
     if isinstance(max_running, bool) or not isinstance(max_running, int) or not 1 <= max_running <= MAX_RUNNING:
         problems.append(f"{prefix} max_running must be an integer from 1 to {MAX_RUNNING}, got {max_running!r}")
@@ -159,20 +159,29 @@ def parse_job(
     if role not in ROLES:
         problems.append(f"{prefix} role must be one of {', '.join(ROLES)}, got {role!r}")
         role = "admin"
-    config_values = {
-        "misfire_grace_s": _seconds(table, "misfire_grace_s", DEFAULT_GRACE_S, problems, prefix),
-        "coalesce": _boolean(table, "coalesce", True, problems, prefix),
-        "jitter_s": _seconds(table, "jitter_s", 0.0, problems, prefix),
-        "paused": _boolean(table, "paused", False, problems, prefix),
-    }
+    grace_s = _seconds(table, "misfire_grace_s", DEFAULT_GRACE_S, problems, prefix)
+    coalesce = _boolean(table, "coalesce", problems, prefix, default=True)
+    jitter_s = _seconds(table, "jitter_s", 0.0, problems, prefix)
+    paused = _boolean(table, "paused", problems, prefix, default=False)
     if problems or schedule is None or action is None:
         return None, problems
-    return JobConfig(name, schedule, action, max_running=max_running, role=role, **config_values), []
+    made = JobConfig(name, schedule, action, grace_s, coalesce, max_running, jitter_s, paused, role)
+    return made, []
 
 
-def _action(
-    name: str, table: Mapping[str, Any], source: str, euid: int | None, problems: list[str], prefix: str
+@dataclass(frozen=True)
+class _Where:
+    """Where a table comes from (for the mistakes' words) and the daemon's uid (for a command's account)."""
+
+    source: str
+    prefix: str
+    euid: int | None
+
+
+def _action(  # noqa: PLR0911 - one return per way an action is wrong
+    name: str, table: Mapping[str, Any], where: _Where, problems: list[str]
 ) -> CallAction | CommandAction | None:
+    source, prefix, euid = where.source, where.prefix, where.euid
     has_call, has_command = "call" in table, "command" in table
     if has_call == has_command:
         problems.append(f'{prefix} needs exactly one action: call = "METHOD" (with params) or command = [...]')

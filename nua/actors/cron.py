@@ -93,7 +93,7 @@ class JobActions(Protocol):
     """How a job's ``call`` is checked and made (the RPC layer's, given by the daemon)."""
 
     def check(self, action: CallAction, role: str) -> str | None:
-        """Why ``action`` cannot be called with ``role`` (no such method, role too low, bad params); ``None``: it can."""
+        """Why ``action`` cannot be made with ``role`` (no such method, role too low, bad params); ``None``: it can."""
 
     def call(self, action: CallAction, who: str, role: str) -> Future[Any]:
         """Make the call as the key ``who`` with ``role``, audited; the future resolves with its JSON result."""
@@ -309,7 +309,7 @@ class Cron(SupervisedActor):
             return  # the runs in progress go on: the next incarnation records their ends
         self._stop_runs()
 
-    def on_receive(self, message: Any) -> Any:
+    def on_receive(self, message: Any) -> Any:  # noqa: PLR0911 - one return per message
         match message:
             case _Wake(serial):
                 if serial == self._serial:
@@ -656,7 +656,8 @@ class Cron(SupervisedActor):
         if not kill:
             live.timed_out = True
             self.log.warning("cron_run_timed_out", job=live.job, run=run_id)
-            live.cancel.append(self.host.timers.call_later(KILL_AFTER_S, lambda: self._tell_cron(_Timeout(run_id, True))))
+            kill_later = self.host.timers.call_later(KILL_AFTER_S, lambda: self._tell_cron(_Timeout(run_id, kill=True)))
+            live.cancel.append(kill_later)
         if leader is not None and os_process.group_exists(live.identity.pid):
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(live.identity.pid, signal.SIGKILL if kill else signal.SIGTERM)

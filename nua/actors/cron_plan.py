@@ -78,7 +78,9 @@ def next_fire(config: JobConfig, after: datetime) -> datetime | None:
         return None
 
 
-def plan(config: JobConfig, stored_next: datetime | None, now: datetime, running_since: Sequence[datetime]) -> Plan | None:
+def plan(
+    config: JobConfig, stored_next: datetime | None, now: datetime, running_since: Sequence[datetime]
+) -> Plan | None:
     """The fates of the job's fires due at ``now`` (``None`` when none is due); see the module's doc."""
     if stored_next is None or due_at(config, stored_next) > now:
         return None

@@ -7,7 +7,8 @@ it creates or upgrades the schema), the DB reader (reads on a connection of thei
 own, see :mod:`nua.actors.db_reader`), the services (the OS processes the daemon
 supervises, see :mod:`nua.actors.services`; after the database, which holds those
 added at run time), cron (the scheduled jobs, :mod:`nua.actors.cron`: its command
-jobs run under the services' process loop), then the gateway last (when it has bound its endpoint, the daemon serves). They
+jobs run under the services' process loop), then the gateway last (when it has
+bound its endpoint, the daemon serves). They
 stop in the reverse order: the gateway stops taking calls before the DB writer
 commits or fails what it holds. ``one_for_one``: the children do not depend on
 each other's state, each reaches the others by name through the directory.

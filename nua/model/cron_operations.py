@@ -15,7 +15,7 @@ locked and backs off. On SQLite the database has one writer at a time.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from sqlalchemy import delete, func, insert, select, update
@@ -279,7 +279,7 @@ def prune_runs(conn: Connection, command: cmd.PruneRuns) -> int:
     return removed
 
 
-HANDLERS = {
+HANDLERS: dict[type[Any], Callable[[Connection, Any], Any]] = {
     cmd.PutJob: put_job,
     cmd.DeleteJob: delete_job,
     cmd.SetJobPaused: set_job_paused,

@@ -558,8 +558,8 @@ HANDLERS: dict[type[Any], Handler] = {
     cmd.PutService: put_service,
     cmd.DeleteService: delete_service,
     cmd.ListServices: list_services,
-    **cron_operations.HANDLERS,
 }
+HANDLERS.update(cron_operations.HANDLERS)
 
 
 def execute(conn: Connection, command: cmd.Command) -> Any:

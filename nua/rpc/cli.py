@@ -480,10 +480,9 @@ def show_jobs(jobs: list[dict[str, Any]]) -> str:
 
 def show_job(job: dict[str, Any]) -> str:
     """One job: its state, its next fires, then its declaration."""
-    lines = [
-        f"{job['name']}: {'paused' if job['paused'] else 'next ' + str(job['next_fire_at'])},"
-        f" last {job['last_status'] or 'never ran'} ({job['source']}, runs as {job['owner']} [{job['owner_role']}])"
-    ]
+    state = "paused" if job["paused"] else f"next {job['next_fire_at']}"
+    last = job["last_status"] or "never ran"
+    lines = [f"{job['name']}: {state}, last {last} ({job['source']}, runs as {job['owner']} [{job['owner_role']}])"]
     lines += [f"  {fire}" for fire in job.get("upcoming", [])]
     lines.append("config: " + json.dumps(job["config"], ensure_ascii=False))
     return "\n".join(lines)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -71,7 +72,11 @@ def test_intervals_are_elapsed_time_at_multiples_since_the_epoch() -> None:
 @given(
     expression=st.sampled_from(["30 2 * * *", "*/15 * * * *", "0 * * * *", "@daily", "every 7m", "0 3 * * 0"]),
     zone=st.sampled_from(["Europe/Paris", "America/New_York", "Australia/Lord_Howe", "UTC"]),
-    start=st.datetimes(min_value=datetime(2025, 1, 1), max_value=datetime(2028, 1, 1), timezones=st.just(UTC)),
+    start=st.datetimes(
+        min_value=datetime(2025, 1, 1),  # noqa: DTZ001 - hypothesis's bounds are naive; the values get UTC
+        max_value=datetime(2028, 1, 1),  # noqa: DTZ001
+        timezones=st.just(UTC),
+    ),
 )
 def test_the_next_fire_is_strictly_later_and_depends_only_on_the_previous_one(
     expression: str, zone: str, start: datetime
@@ -80,9 +85,9 @@ def test_the_next_fire_is_strictly_later_and_depends_only_on_the_previous_one(
     fires = list(schedule.fires(start, 6))
     assert len(fires) == 6
     assert fires[0] > start
-    assert all(a < b for a, b in zip(fires, fires[1:], strict=False))
+    assert all(a < b for a, b in itertools.pairwise(fires))
     # No drift, and the same after a restart: a fire computed again from the one before is the same.
-    assert all(schedule.next_after(a) == b for a, b in zip(fires, fires[1:], strict=False))
+    assert all(schedule.next_after(a) == b for a, b in itertools.pairwise(fires))
     # Never "now": asking from a fire itself gives the next one.
     assert schedule.next_after(fires[2]) == fires[3]
 

@@ -75,7 +75,7 @@ class Actions:
         self.refuse: str | None = None
         self._lock = threading.Lock()
 
-    def check(self, action: CallAction, role: str) -> str | None:  # noqa: ARG002
+    def check(self, action: CallAction, role: str) -> str | None:
         return self.refuse
 
     def call(self, action: CallAction, who: str, role: str) -> Future[Any]:
@@ -134,7 +134,8 @@ class CronRig:
 
     def start(self, *file_jobs: JobConfig) -> pykka.ActorRef[Any]:
         self.generation += 1
-        ref = Cron.start(ChildContext(CRON, self.generation, self.exits), self.host, file_jobs, directory=self.directory)
+        context = ChildContext(CRON, self.generation, self.exits)
+        ref = Cron.start(context, self.host, file_jobs, directory=self.directory)
         ref.ask(CronStatus(), timeout=WAIT_S)  # set up
         self.directory.register(CRON, ref)
         self.cron = ref

@@ -27,6 +27,10 @@ def add_job(writer: pykka.ActorRef[Any], name: str = "a", first: datetime = T0) 
     return dict(ask(writer, cmd.PutJob(name, TABLE, "alice", "operator", first, create=True)))
 
 
+def file_job(name: str, first: datetime) -> cmd.FileJob:
+    return cmd.FileJob(name, TABLE, "admin", paused=False, next_fire_at=first)
+
+
 def claim(name: str, version: int, expected: datetime, *fires: tuple[datetime, str], by: str = "d1") -> cmd.ClaimFires:
     records = tuple(cmd.FireRecord(when, status) for when, status in fires)
     return cmd.ClaimFires(name, version, expected, expected + timedelta(seconds=2 * len(fires)), records, by)
@@ -68,9 +72,9 @@ def test_a_run_ends_once_and_an_interrupted_run_stays_interrupted(writer: pykka.
 def test_file_jobs_keep_their_next_fire_while_unchanged_and_shadow_a_stored_job(writer: pykka.ActorRef[Any]) -> None:
     add_job(writer, "b")
     later = T0 + timedelta(hours=1)
-    first = cmd.SyncFileJobs((cmd.FileJob("a", TABLE, "admin", False, T0), cmd.FileJob("b", TABLE, "admin", False, T0)))
+    first = cmd.SyncFileJobs((file_job("a", T0), file_job("b", T0)))
     assert ask(writer, first) == {"kept": [], "changed": ["b"], "added": ["a"], "removed": []}
-    same = cmd.SyncFileJobs((cmd.FileJob("a", TABLE, "admin", False, later),))
+    same = cmd.SyncFileJobs((file_job("a", later),))
     assert ask(writer, same) == {"kept": ["a"], "changed": [], "added": [], "removed": ["b"]}
     assert ask(writer, cmd.GetJob("a"))["next_fire_at"] == T0.isoformat(timespec="microseconds")
     with pytest.raises(ConflictError):
