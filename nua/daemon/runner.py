@@ -32,6 +32,7 @@ import pykka.debug
 from nua import log, runtime, settings
 from nua.actors import os_process
 from nua.actors.directory import GATEWAY, Directory
+from nua.actors.events import EventHub
 from nua.actors.health import Health
 from nua.actors.messages import Exited, Ping
 from nua.actors.process_loop import ProcessLoop
@@ -152,6 +153,7 @@ class Daemon:
         self.started_at = time.time()
         self.directory = Directory()
         self.health = Health()
+        self.events = EventHub()
         self.wakeup = _Wakeup()
         self.log = log.get("nua.daemon")  # rebound once the logs are configured
         self.root: pykka.ActorRef[Any] | None = None
@@ -258,6 +260,7 @@ class Daemon:
             request_shutdown=self._request_shutdown,
             on_exit=self._root_exited,
             health=self.health,
+            events=self.events,
             service_host=service_host,
         )
         budget = tree.start_budget_s(self._specs)

@@ -25,6 +25,7 @@ from nua.actors.cron import CRON, Cron, CronHost
 from nua.actors.db_reader import DbReader
 from nua.actors.db_writer import DbWriter
 from nua.actors.directory import DB_READER, DB_WRITER, GATEWAY, ROOT, SENTINEL, Directory
+from nua.actors.events import EventHub
 from nua.actors.health import Health
 from nua.actors.sentinel import Sentinel, ShutdownListener
 from nua.actors.service import ServiceHost
@@ -50,6 +51,8 @@ def child_specs(
     request_shutdown: ShutdownListener,
     health: Health,
     service_host: ServiceHost,
+    *,
+    events: EventHub,
 ) -> list[ChildSpec]:
     """The root's children, in start order (no gateway with ``[server] start_zmq_server = false``)."""
     shutdown_s = settings.supervisor.shutdown_timeout_s
@@ -86,7 +89,7 @@ def child_specs(
     specs.append(spec(CRON, lambda ctx: Cron.start(ctx, cron_host, settings.jobs, directory=directory)))
     if settings.server.start_zmq_server:
         bound = BoundEndpoint()  # a restarted gateway binds the port the first one got
-        specs.append(spec(GATEWAY, lambda ctx: Gateway.start(ctx, settings, directory, health, bound)))
+        specs.append(spec(GATEWAY, lambda ctx: Gateway.start(ctx, settings, directory, health, bound, events=events)))
     return specs
 
 
@@ -105,13 +108,14 @@ def start(
     on_exit: ExitListener,
     health: Health,
     service_host: ServiceHost,
+    events: EventHub,
 ) -> tuple[pykka.ActorRef[Any], list[ChildSpec]]:
     """Start the root supervisor; it starts its children in its own thread.
 
     Returns at once: an ``ask`` of :class:`~nua.actors.messages.Ping` to the root
     answers only once every child is running (or fails, if one could not start).
     """
-    specs = child_specs(settings, directory, request_shutdown, health, service_host)
+    specs = child_specs(settings, directory, request_shutdown, health, service_host, events=events)
     root = Supervisor.start(
         ChildContext(ROOT, 1, on_exit),
         specs,

@@ -52,6 +52,7 @@ from typing import Any, cast
 import zmq
 
 from nua.actors.directory import DB_READER, DB_WRITER, Directory
+from nua.actors.events import EventHub
 from nua.actors.health import Health
 from nua.actors.supervised import ChildContext, SupervisedActor
 from nua.curve_keys import KeyPair
@@ -278,6 +279,8 @@ class Gateway(SupervisedActor):
         directory: Directory,
         health: Health | None = None,
         bound: BoundEndpoint | None = None,
+        *,
+        events: EventHub | None = None,
     ) -> None:
         super().__init__(context)
         self.settings = settings
@@ -294,7 +297,7 @@ class Gateway(SupervisedActor):
         self._admission: Admission | None = None
         self._counters = _Counters()
         self._logged_drops = _LoggedOnce(LOGGED_CLIENTS)
-        self.services = Services(settings, directory, health=health or Health())
+        self.services = Services(settings, directory, health=health or Health(), events=events or EventHub())
         self._curve = settings.zmq.curve
         self._server_key: KeyPair | None = None
         # Asked from the actor thread (tests: sys_fault_authenticator), done by the I/O thread.

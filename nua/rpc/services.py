@@ -17,6 +17,7 @@ import pykka
 
 from nua.actors.call import call
 from nua.actors.directory import DB_READER, DB_WRITER, Directory
+from nua.actors.events import EventHub
 from nua.actors.health import Health
 from nua.model.audit import AuditEntry
 from nua.model.commands import RecordDenied
@@ -40,6 +41,8 @@ class Services:
     endpoint: str = ""
     # The registered client keys, as the gateway checks them ([zmq] auth = "curve").
     keys: KeyCache = field(default_factory=KeyCache)
+    # The daemon's event stream (what changed, numbered): methods publish and read it.
+    events: EventHub = field(default_factory=EventHub)
 
     def ask(self, actor: str, message: Any) -> Future[Any]:
         """Call the actor registered as ``actor``; the future resolves with its reply.
