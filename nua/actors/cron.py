@@ -374,21 +374,21 @@ class Cron(SupervisedActor):
 
     def _interrupt_stale(self) -> None:
         """Mark ``interrupted`` the runs left ``running`` by a daemon that is gone (or by this one, never started)."""
-        stale = []
+        stale: dict[int, str] = {}
         live = self.host.live.snapshot()
         for run in self._db_now(DB_READER, cmd.ListRunning()):
             owner = run["claimed_by"]
             if owner == self.host.instance:
                 if run["id"] not in live:
-                    stale.append(run["id"])
+                    stale[run["id"]] = run["job"]
             elif _instance_alive(owner) is False:
-                stale.append(run["id"])
+                stale[run["id"]] = run["job"]
                 self._end_left_running(run["job"], owner)
         if stale:
             self._db_now(DB_WRITER, cmd.InterruptRuns(tuple(stale), "the daemon running it ended before it did"))
-            self.log.warning("cron_runs_interrupted", runs=stale)
-            for run_id in stale:
-                self.host.publish("job.run", run=run_id, status="interrupted")
+            self.log.warning("cron_runs_interrupted", runs=sorted(stale))
+            for run_id, job in stale.items():
+                self.host.publish("job.run", job=job, run=run_id, status="interrupted")
 
     def _end_left_running(self, job: str, instance: str) -> None:
         """End what a killed daemon's run of ``job`` left running (found by its mark), as services' leftovers are."""

@@ -83,7 +83,8 @@ def child_specs(
         service_host.loop,
         service_host.timers,
         settings.jobs_log_dir,
-        actions=job_calls(settings, directory, health),
+        actions=job_calls(settings, directory, health, events),
+        publish=events.publish,
         keep_days=settings.cron.keep_days,
     )
     specs.append(spec(CRON, lambda ctx: Cron.start(ctx, cron_host, settings.jobs, directory=directory)))
@@ -93,9 +94,9 @@ def child_specs(
     return specs
 
 
-def job_calls(settings: Settings, directory: Directory, health: Health) -> JobCalls:
+def job_calls(settings: Settings, directory: Directory, health: Health, events: EventHub) -> JobCalls:
     """How the cron jobs' ``call`` actions run: on a registry filled as the gateway fills its own."""
-    services = Services(settings, directory, health=health)
+    services = Services(settings, directory, health=health, events=events)
     plugins.build(services)
     return JobCalls(services.registry, services)
 
