@@ -453,7 +453,8 @@ class Cron(SupervisedActor):
         job = self.jobs.get(name)
         if job is None or job.version != version or job.next is None or job.claiming:
             return None
-        return job if due_at(job.config, job.next) == due else None
+        # An entry for an earlier next fire is stale; one at or after it (a retry) is due.
+        return job if due >= due_at(job.config, job.next) else None
 
     def _arm(self) -> None:
         while self._heap and self._valid(self._heap[0]) is None:
@@ -536,7 +537,20 @@ class Cron(SupervisedActor):
             self._reload(claim.name)  # another daemon (or a change) got there first: as it is now
             self._arm()
             return
-        runs = iter(result["runs"])
+        self._start_claimed(claim, result["runs"], job)
+        if job is not None and job.version == claim.version:
+            job.next = claim.plan.new_next
+            if claim.plan.more:
+                self._decide(job, self.host.clock())
+            elif not job.held:
+                self._push(job)
+        elif job is not None:
+            self._push(job)  # read again meanwhile (changed): as it is now
+        self._arm()
+
+    def _start_claimed(self, claim: _Claimed, run_ids: list[int], job: _Job | None) -> None:
+        """Announce each claimed fire's fate and start the runs (their rows are durable now)."""
+        runs = iter(run_ids)
         started = self.host.clock()
         for fire in claim.plan.fires:
             facts = {"job": claim.name, "scheduled_at": fire.scheduled_at.isoformat(), "status": fire.status}
@@ -546,13 +560,6 @@ class Cron(SupervisedActor):
                 self._start(run_id, claim.name, started, job)
             else:
                 self.host.publish("job.run", detail=fire.detail, **facts)
-        if job is not None and job.version == claim.version:
-            job.next = claim.plan.new_next
-            if claim.plan.more:
-                self._decide(job, self.host.clock())
-            elif not job.held:
-                self._push(job)
-        self._arm()
 
     def _retry(self, job: _Job) -> None:
         heapq.heappush(

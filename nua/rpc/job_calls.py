@@ -13,10 +13,12 @@ thread; a method answering with a future (an actor's reply) is waited for there.
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 from concurrent.futures import Future
 from typing import Any
 
 from nua.job_settings import CallAction
+from nua.model.errors import ModelError
 from nua.roles import Role, role_named
 from nua.rpc import auditing
 from nua.rpc.access import Caller, denial
@@ -27,6 +29,8 @@ from nua.rpc.services import Services
 # How long one job's call may wait for its method's answer.
 CALL_TIMEOUT_S = 300.0
 WORKERS = 4
+# How long a refused call waits for its "denied" record.
+RECORD_WAIT_S = 10.0
 
 
 class JobCalls:
@@ -74,7 +78,9 @@ class JobCalls:
         refused = denial(method, Caller(who, caller_role))
         if refused is not None:
             if method.role is not None:
-                self.services.record_denied(entry, method.role.label)
+                # Durable before the run is recorded failed; a writer that is away loses the record, not the refusal.
+                with contextlib.suppress(RpcError, ModelError, TimeoutError):
+                    self.services.record_denied(entry, method.role.label).result(RECORD_WAIT_S)
             raise refused
         method.check(args, kwargs)
         function = auditing.bound(entry, method.function) if method.changes else method.function
