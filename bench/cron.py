@@ -5,13 +5,15 @@ Run: .venv/bin/python bench/cron.py [--jobs 10000] [--probes 20] [--window-s 60]
 Each round starts two daemons in turn on fresh SQLite databases, from settings files
 declaring the jobs (``[jobs.NAME]``): one with ``--jobs`` daily jobs spread over the
 day (``M H * * *``, a few of which fire during the run, as on a real platform) plus
-``--probes`` command jobs ``every 2s``, the other with the probes only. Each probe's
-process writes its own start time (``date +%s%N``): the lateness of a fire is that
-stamp minus the fire's scheduled time, so it covers the whole way from the timer to a
-running process (claim committed, fork, exec). Printed per daemon: the start-up time
-(``nua-orchestrator start`` until it answers ready), lateness median and p99 over
-``--window-s``, then idle CPU and RSS over ``--idle-s`` with the probes paused, and
-the ratios of the two daemons measured in the same round, with the load average.
+``--probes`` command jobs and as many call jobs (``user_count``) ``every 2s``, the other
+with the probes only. Each command probe's process writes its own start time (``date
++%s%N``): its lateness is that stamp minus the fire's scheduled time, the whole way from
+the timer to a running process (claim committed, fork, exec). A call probe's lateness
+is its run's ``started_at`` (the claim's transaction) minus its scheduled time: the
+scheduler alone. Printed per daemon: the start-up time (``nua-orchestrator start``
+until it answers ready), both latenesses (median, p99) over ``--window-s``, then idle
+CPU and RSS over ``--idle-s`` with the probes paused, and the ratios of the two daemons
+measured in the same round, with the load average.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +54,7 @@ def settings(root: Path, jobs: int, probes: int) -> dict[str, Any]:
     stamps = root / "stamps"
     stamps.mkdir()
     for i in range(probes):
+        declared[f"call{i}"] = {"schedule": f"every {PROBE_S}s", "call": "user_count"}
         declared[f"probe{i}"] = {
             "schedule": f"every {PROBE_S}s",
             "command": f"date +%s%N >> {stamps}/p{i}",
@@ -78,6 +82,17 @@ def lateness_ms(stamps: Path, since_ns: int) -> list[float]:
     return late
 
 
+def claim_lateness_ms(client: Client, probes: int, since_ns: int) -> list[float]:
+    """Each call probe's run: its start (the claim's transaction, then the call) minus its scheduled time."""
+    late = []
+    for i in range(probes):
+        for run in client.call("cron_history", f"call{i}", limit=1000)["items"]:
+            scheduled = datetime.fromisoformat(run["scheduled_at"])
+            if run["started_at"] is not None and scheduled.timestamp() * 1e9 >= since_ns:
+                late.append((datetime.fromisoformat(run["started_at"]) - scheduled).total_seconds() * 1000)
+    return late
+
+
 def daemon_pid(config: dict[str, Any]) -> int:
     return int(Path(config["server"]["pid_file"]).read_text().split()[0])
 
@@ -98,8 +113,10 @@ def one(jobs: int, probes: int, window_s: float, idle_s: float) -> dict[str, flo
         time.sleep(window_s)
         late = lateness_ms(root / "stamps", since)
         with Client(config["zmq"]["endpoint"], 30) as client:
+            claimed = claim_lateness_ms(client, probes, since)
             for i in range(probes):
                 client.call("cron_pause", f"probe{i}")
+                client.call("cron_pause", f"call{i}")
         process = psutil.Process(pid)
         time.sleep(1.0)
         before = process.cpu_times()
@@ -116,6 +133,8 @@ def one(jobs: int, probes: int, window_s: float, idle_s: float) -> dict[str, flo
         "lateness median (ms)": statistics.median(late) if late else float("nan"),
         "lateness p99 (ms)": percentile(late, 0.99) if late else float("nan"),
         "fires measured": float(len(late)),
+        "claim late median (ms)": statistics.median(claimed) if claimed else float("nan"),
+        "claim late p99 (ms)": percentile(claimed, 0.99) if claimed else float("nan"),
         "idle CPU (%)": cpu,
         "RSS (MiB)": rss,
     }

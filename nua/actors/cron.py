@@ -21,7 +21,7 @@ that key's calls are; or a command, run once under the services' process rules
 (:func:`nua.actors.os_process.launch`, the daemon's
 :class:`~nua.actors.process_loop.ProcessLoop`): its output goes to
 ``{log_dir}/jobs/NAME.log`` and the last of it to the run's ``detail``; past
-``timeout_s`` its process group gets SIGTERM, then SIGKILL :data:`KILL_AFTER_S` later,
+``timeout_s`` its process group gets SIGTERM, then SIGKILL ``KILL_AFTER_S`` later,
 and the run is ``timed_out``.
 
 What outlives the actor lives in :class:`CronHost` (the runs in progress), and the
@@ -35,12 +35,8 @@ from __future__ import annotations
 import contextlib
 import heapq
 import itertools
-import json
 import os
 import signal
-import socket
-import threading
-import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -53,14 +49,25 @@ import pykka
 from nua.actors import os_process
 from nua.actors.call import call
 from nua.actors.cron_plan import Plan, due_at, next_fire, plan
+from nua.actors.cron_runs import (
+    KILL_AFTER_S,
+    CommandRun,
+    LiveRun,
+    LiveRuns,
+    RunEnded,
+    daemon_instance,
+    end_left_running,
+    error_text,
+    instance_alive,
+    job_mark,
+    result_text,
+)
 from nua.actors.directory import DB_READER, DB_WRITER, Directory
 from nua.actors.process_loop import ProcessLoop
-from nua.actors.service_log import ServiceLog
 from nua.actors.supervised import ChildContext, SupervisedActor, describe
 from nua.actors.timers import Cancel, Timers
-from nua.job_settings import CallAction, CommandAction, JobConfig, parse_job
+from nua.job_settings import CallAction, JobConfig, parse_job
 from nua.model import commands as cmd
-from nua.model.cron import excerpt
 from nua.model.errors import ModelError
 
 CRON = "cron"
@@ -68,14 +75,8 @@ CRON = "cron"
 MAX_SLEEP_S = 60.0
 # A job whose claim could not be written is tried again this much later.
 RETRY_S = 1.0
-# A command past its timeout_s gets SIGTERM, then SIGKILL this much later.
-KILL_AFTER_S = 5.0
-# After its process exits, a command's output is awaited this long (a descendant may hold the pipe).
-OUTPUT_WAIT_S = 1.0
 # How long setup and requests wait for the database.
 DB_WAIT_S = 30.0
-# The output of a command kept with its run.
-OUTPUT_TAIL_BYTES = 4096
 PAGE = 1000
 PRUNE_INTERVAL_S = 3600.0
 PRUNE_MOST = 10_000
@@ -97,66 +98,6 @@ class JobActions(Protocol):
 
     def call(self, action: CallAction, who: str, role: str) -> Future[Any]:
         """Make the call as the key ``who`` with ``role``, audited; the future resolves with its JSON result."""
-
-
-def daemon_instance() -> str:
-    """This daemon's name in ``claimed_by``: host, pid, the process's start time and a token (one per daemon)."""
-    created = os_process.Identity.of(os.getpid())
-    started = f"{created.create_time:.3f}" if created is not None else "0"
-    return f"{socket.gethostname()[:100]}/{os.getpid()}/{started}/{time.time_ns() % 10**9}"
-
-
-def _instance_alive(instance: str) -> bool | None:
-    """Whether the daemon ``instance`` still runs: ``None`` when it ran on another host (not ours to tell)."""
-    parts = instance.split("/")
-    if len(parts) != 4 or parts[0] != socket.gethostname()[:100]:
-        return None
-    try:
-        pid, started = int(parts[1]), float(parts[2])
-    except ValueError:
-        return False
-    # Not a zombie either: a daemon killed with -9 may stay one where nothing reaps it.
-    return os_process.Identity(pid, started).process() is not None
-
-
-def _mark(job: str, instance: str) -> str:
-    """The ``NUA_SERVICE`` mark of a job's processes: how a later daemon finds those a killed one left."""
-    return f"cron:{job}@{instance}"
-
-
-@dataclass
-class LiveRun:
-    """A run in progress, held by the host so that a restarted actor still knows it."""
-
-    job: str
-    started: datetime
-    identity: os_process.Identity | None = None
-    timed_out: bool = False
-    cancel: list[Cancel] = field(default_factory=list)
-
-
-class LiveRuns:
-    """The runs in progress of one daemon, by run id (thread-safe)."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._runs: dict[int, LiveRun] = {}
-
-    def add(self, run_id: int, run: LiveRun) -> None:
-        with self._lock:
-            self._runs[run_id] = run
-
-    def get(self, run_id: int) -> LiveRun | None:
-        with self._lock:
-            return self._runs.get(run_id)
-
-    def pop(self, run_id: int) -> LiveRun | None:
-        with self._lock:
-            return self._runs.pop(run_id, None)
-
-    def snapshot(self) -> dict[int, LiveRun]:
-        with self._lock:
-            return dict(self._runs)
 
 
 @dataclass
@@ -227,17 +168,6 @@ class _Claimed:
     plan: Plan
     result: Any
     error: BaseException | None
-
-
-@dataclass(frozen=True)
-class RunEnded:
-    """A run's action ended (told by the action's thread, to whichever actor is ``cron`` then)."""
-
-    run_id: int
-    job: str
-    status: str
-    detail: str
-    exit_code: int | None = None
 
 
 @dataclass(frozen=True)
@@ -381,21 +311,14 @@ class Cron(SupervisedActor):
             if owner == self.host.instance:
                 if run["id"] not in live:
                     stale[run["id"]] = run["job"]
-            elif _instance_alive(owner) is False:
+            elif instance_alive(owner) is False:
                 stale[run["id"]] = run["job"]
-                self._end_left_running(run["job"], owner)
+                end_left_running(run["job"], owner, self.log)
         if stale:
             self._db_now(DB_WRITER, cmd.InterruptRuns(tuple(stale), "the daemon running it ended before it did"))
             self.log.warning("cron_runs_interrupted", runs=sorted(stale))
             for run_id, job in stale.items():
                 self.host.publish("job.run", job=job, run=run_id, status="interrupted")
-
-    def _end_left_running(self, job: str, instance: str) -> None:
-        """End what a killed daemon's run of ``job`` left running (found by its mark), as services' leftovers are."""
-        found = os_process.escaped(_mark(job, instance), -1)
-        if found:
-            self.log.warning("cron_left_running", job=job, pids=[p.pid for p in found])
-            os_process.terminate(found, signal.SIGTERM, KILL_AFTER_S)
 
     def _load_all(self) -> None:
         after = None
@@ -598,62 +521,22 @@ class Cron(SupervisedActor):
             def called(done: Future[Any]) -> None:  # in the call's thread
                 error = done.exception()
                 if error is not None:
-                    tell(RunEnded(run_id, name, "failed", _error_text(error)))
+                    tell(RunEnded(run_id, name, "failed", error_text(error)))
                 else:
-                    tell(RunEnded(run_id, name, "ok", _result_text(done.result())))
+                    tell(RunEnded(run_id, name, "ok", result_text(done.result())))
 
             future.add_done_callback(called)
             return
-        self._spawn(run_id, name, action, live)
-
-    def _spawn(self, run_id: int, name: str, action: CommandAction, live: LiveRun) -> None:
-        tell = self._tell_cron
         loop = self.host.loop
         if loop is None:
             tell(RunEnded(run_id, name, "failed", "commands are not available (no process loop)"))
             return
-        output = _RunOutput(self.host.log_dir / f"{name}.log", action.process.log_max_bytes, action.process.log_backups)
-        ended = threading.Event()
-        state: dict[str, Any] = {"code": None, "output": False}
-        lock = threading.Lock()
-        timers = self.host.timers
-
-        def finish() -> None:
-            with lock:
-                if ended.is_set():
-                    return
-                ended.set()
-                code = state["code"]
-            output.close()
-            status = "ok" if code == 0 else "failed"
-            tell(RunEnded(run_id, name, status, output.tail(), code))
-
-        def exited(code: int) -> None:  # in the process loop's thread
-            with lock:
-                state["code"] = code
-                done = state["output"]
-            if done:
-                finish()
-            else:
-                timers.call_later(OUTPUT_WAIT_S, finish)
-
-        def output_ended() -> None:
-            with lock:
-                state["output"] = True
-                done = state["code"] is not None
-            if done:
-                finish()
-
-        mark = _mark(name, self.host.instance)
-        try:
-            popen = loop.spawn(lambda: os_process.launch(action.process, mark), output, exited, output_ended)
-        except (OSError, KeyError, ValueError) as exc:
-            output.close()
-            tell(RunEnded(run_id, name, "failed", f"cannot start: {exc}"))
-            return
-        live.identity = os_process.Identity.of(popen.pid)
-        live.cancel.append(timers.call_later(action.timeout_s, lambda: tell(_Timeout(run_id, kill=False))))
-        self.log.info("cron_command_started", job=name, run=run_id, pid=popen.pid)
+        command = CommandRun(run_id, name, action, live, self.host.log_dir, job_mark(name, self.host.instance))
+        pid = command.spawn(loop, self.host.timers, tell)
+        if pid is not None:
+            timeout = self.host.timers.call_later(action.timeout_s, lambda: tell(_Timeout(run_id, kill=False)))
+            live.cancel.append(timeout)
+            self.log.info("cron_command_started", job=name, run=run_id, pid=pid)
 
     def _timeout(self, run_id: int, *, kill: bool) -> None:
         live = self.host.live.get(run_id)
@@ -769,40 +652,8 @@ class Cron(SupervisedActor):
         }
 
 
-class _RunOutput(ServiceLog):
-    """A command run's output: appended to the job's log file, and its last bytes kept for the run's record."""
-
-    def __init__(self, path: Path, max_bytes: int, backups: int) -> None:
-        super().__init__(path, max_bytes, backups)
-        self._tail = bytearray()
-        self._lock = threading.Lock()
-
-    def write(self, data: bytes) -> None:
-        super().write(data)
-        with self._lock:
-            self._tail += data
-            del self._tail[:-OUTPUT_TAIL_BYTES]
-
-    def tail(self) -> str:
-        with self._lock:
-            return bytes(self._tail).decode("utf-8", "replace")
-
-
 def _parse_time(text: str | None) -> datetime | None:
     return None if text is None else datetime.fromisoformat(text).astimezone(UTC)
-
-
-def _result_text(value: Any) -> str:
-    try:
-        text = json.dumps(value, ensure_ascii=False, default=str)
-    except (TypeError, ValueError):
-        text = repr(value)
-    return excerpt(text)
-
-
-def _error_text(error: BaseException) -> str:
-    message = getattr(error, "message", None) or str(error) or type(error).__name__
-    return excerpt(f"{type(error).__name__}: {message}")
 
 
 __all__ = [
