@@ -5,8 +5,9 @@ Run: .venv/bin/python bench/cron.py [--jobs 10000] [--probes 20] [--window-s 60]
 Each round starts two daemons in turn on fresh SQLite databases, from settings files
 declaring the jobs (``[jobs.NAME]``): one with ``--jobs`` daily jobs spread over the
 day (``M H * * *``, a few of which fire during the run, as on a real platform) plus
-``--probes`` command jobs and as many call jobs (``user_count``) ``every 2s``, the other
-with the probes only. Each command probe's process writes its own start time (``date
+``--probes`` command jobs and as many call jobs (``user_count``) ``every 2s``, their fires
+spread over the 2 s by ``jitter_s`` (the lateness is counted from each fire's due time,
+jitter included), the other with the probes only. Each command probe's process writes its own start time (``date
 +%s%N``): its lateness is that stamp minus the fire's scheduled time, the whole way from
 the timer to a running process (claim committed, fork, exec). A call probe's lateness
 is its run's ``started_at`` (the claim's transaction) minus its scheduled time: the
@@ -26,16 +27,21 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import psutil
 import toml
 
+from nua.actors.cron_plan import jitter
+from nua.job_settings import JobConfig, parse_job
 from nua.rpc.client import Client
 
 PROBE_S = 2
+# The probes' fires are spread over their period (each fire's delay is fixed: see nua.actors.cron_plan.jitter),
+# so that they do not all start at the same instant and queue behind each other.
+JITTER_S = 1.9
 WAIT_S = 120.0
 
 
@@ -54,11 +60,12 @@ def settings(root: Path, jobs: int, probes: int) -> dict[str, Any]:
     stamps = root / "stamps"
     stamps.mkdir()
     for i in range(probes):
-        declared[f"call{i}"] = {"schedule": f"every {PROBE_S}s", "call": "user_count"}
+        declared[f"call{i}"] = {"schedule": f"every {PROBE_S}s", "call": "user_count", "jitter_s": JITTER_S}
         declared[f"probe{i}"] = {
             "schedule": f"every {PROBE_S}s",
-            "command": f"date +%s%N >> {stamps}/p{i}",
+            "command": f"date +%s%N >> {stamps}/probe{i}",
             "shell": True,
+            "jitter_s": JITTER_S,
             **user,
         }
     run = Path(tempfile.mkdtemp(prefix="nua-bench-"))
@@ -70,15 +77,31 @@ def settings(root: Path, jobs: int, probes: int) -> dict[str, Any]:
     }
 
 
+def probe(name: str) -> JobConfig:
+    made, _ = parse_job(name, {"schedule": f"every {PROBE_S}s", "call": "user_count", "jitter_s": JITTER_S}, "bench")
+    assert made is not None  # noqa: S101 - a constant table
+    return made
+
+
+def due_ns(name: str, fire_ns: int) -> int:
+    """When the probe's fire at ``fire_ns`` is due: the fire plus its jitter, as the actor computes it."""
+    fire = datetime.fromtimestamp(fire_ns / 1e9, UTC)
+    return fire_ns + int(jitter(probe(name), fire).total_seconds() * 1e9)
+
+
 def lateness_ms(stamps: Path, since_ns: int) -> list[float]:
-    """Each probe run's start stamp minus its fire time (the multiple of PROBE_S at or before it)."""
+    """Each command probe run's start stamp minus when its fire was due (its multiple of PROBE_S plus jitter)."""
     late = []
     period = PROBE_S * 10**9
     for path in stamps.iterdir():
         for line in path.read_text().split():
             stamp = int(line)
-            if stamp >= since_ns:
-                late.append((stamp % period) / 1e6)
+            if stamp < since_ns:
+                continue
+            fire = stamp - stamp % period
+            if due_ns(path.name, fire) > stamp:
+                fire -= period
+            late.append((stamp - due_ns(path.name, fire)) / 1e6)
     return late
 
 
@@ -86,10 +109,11 @@ def claim_lateness_ms(client: Client, probes: int, since_ns: int) -> list[float]
     """Each call probe's run: its start (the claim's transaction, then the call) minus its scheduled time."""
     late = []
     for i in range(probes):
-        for run in client.call("cron_history", f"call{i}", limit=1000)["items"]:
+        for run in client.call("cron_history", name=f"call{i}", limit=1000)["items"]:
             scheduled = datetime.fromisoformat(run["scheduled_at"])
             if run["started_at"] is not None and scheduled.timestamp() * 1e9 >= since_ns:
-                late.append((datetime.fromisoformat(run["started_at"]) - scheduled).total_seconds() * 1000)
+                due = scheduled + jitter(probe(f"call{i}"), scheduled)
+                late.append((datetime.fromisoformat(run["started_at"]) - due).total_seconds() * 1000)
     return late
 
 
