@@ -356,14 +356,27 @@ class Cron(SupervisedActor):
         self._push(job)
 
     def _reload(self, name: str) -> None:
+        """Read job ``name`` again; a failed read is tried again :data:`RETRY_S` later (the change is durable)."""
         try:
             row = self._db_now(DB_READER, cmd.GetJob(name))
         except ModelError as exc:
-            if exc.kind != "not_found":
-                raise
-            self.jobs.pop(name, None)
+            if exc.kind == "not_found":
+                self.jobs.pop(name, None)
+                return
+            error: BaseException = exc
+        except (TimeoutError, pykka.ActorDeadError) as exc:
+            error = exc
+        else:
+            self._hold(row)
             return
-        self._hold(row)
+        self.log.warning("cron_job_unreadable", job=name, error=describe(error), retry_in_s=RETRY_S)
+        ref = self.actor_ref
+
+        def again() -> None:
+            with contextlib.suppress(pykka.ActorDeadError):
+                ref.tell(ReloadJob(name))
+
+        self.host.timers.call_later(RETRY_S, again)
 
     # -- sleeping until the next fire -------------------------------------------------------------------
 

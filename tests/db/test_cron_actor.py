@@ -233,3 +233,19 @@ def test_a_command_past_its_timeout_is_ended_and_recorded_timed_out(settings: Se
         (run,) = cron.runs("hang")
     assert run["status"] == "timed_out"
     assert run["exit_code"] == -15
+
+
+def test_a_job_that_cannot_be_read_again_is_read_later_without_a_crash(settings: Settings, tmp_path: Path) -> None:
+    with rig(settings, tmp_path) as cron:
+        cron.start()
+        table = job("late", schedule="* * * * *", call="user_count").as_table()
+        cron.db(cmd.PutJob("late", table, "alice", "operator", T0 + timedelta(minutes=1), create=True))
+        cron.directory.unregister("db_reader", cron.reader)  # the reader is restarting
+        assert cron.cron is not None
+        assert cron.cron.ask(ReloadJob("late"), timeout=10) is None
+        assert cron.status()["jobs"] == 0
+        cron.directory.register("db_reader", cron.reader)
+        cron.advance(1)  # the retry
+        assert cron.status()["jobs"] == 1
+        cron.advance(60)
+        assert [r["status"] for r in cron.runs("late")] == ["ok"]
