@@ -211,6 +211,8 @@ class Cron(SupervisedActor):
         super().__init__(context)
         self.host = host
         self.file_jobs = file_jobs
+        # Each file job with its table as stored.
+        self._file_tables = {config.name: (config, config.as_table()) for config in file_jobs}
         self.directory = directory
         self.jobs: dict[str, _Job] = {}
         self._heap: list[tuple[datetime, int, str, int]] = []
@@ -224,9 +226,10 @@ class Cron(SupervisedActor):
 
     def setup(self) -> None:
         now = self.host.clock()
-        self._sync_file_jobs(now)
+        self._sync_file_jobs(now, self._stored())
         self._interrupt_stale()
-        self._load_all()
+        for row in self._stored():
+            self._hold(row)
         self._arm()
         self._prune_later(0.0)
         self.log.info("cron_started", jobs=len(self.jobs), instance=self.host.instance)
@@ -287,18 +290,22 @@ class Cron(SupervisedActor):
     def _db_now(self, actor: str, command: Any) -> Any:
         return self._db(actor, command).result(DB_WAIT_S)
 
-    def _sync_file_jobs(self, now: datetime) -> None:
-        jobs = tuple(
-            cmd.FileJob(
-                config.name,
-                config.as_table(),
-                config.role,
-                config.paused,
-                None if config.paused else next_fire(config, now),
-            )
-            for config in self.file_jobs
-        )
-        done = self._db_now(DB_WRITER, cmd.SyncFileJobs(jobs))
+    def _sync_file_jobs(self, now: datetime, stored: list[dict[str, Any]]) -> None:
+        """Store the settings file's jobs; a job stored unchanged keeps its next fire (none is computed for it)."""
+        rows = {row["name"]: row for row in stored}
+        jobs = []
+        for name, (config, table) in self._file_tables.items():
+            row = rows.get(name)
+            unchanged = row is not None and _same_file_job(row, table, config)
+            first = None if config.paused or unchanged else next_fire(config, now)
+            jobs.append(cmd.FileJob(name, table, config.role, config.paused, first))
+        done = self._db_now(DB_WRITER, cmd.SyncFileJobs(tuple(jobs)))
+        # Changed meanwhile (a pause through RPC between the read and the sync): its first fire, now.
+        for name in (*done["changed"], *done["added"]):
+            config = self._file_tables[name][0]
+            row = rows.get(name)
+            if not config.paused and row is not None and _same_file_job(row, self._file_tables[name][1], config):
+                self._db_now(DB_WRITER, cmd.SetJobPaused(name, paused=False, next_fire_at=next_fire(config, now)))
         if done["changed"] or done["added"] or done["removed"]:
             self.log.info("cron_file_jobs_synced", **{k: v for k, v in done.items() if k != "kept"})
 
@@ -320,20 +327,27 @@ class Cron(SupervisedActor):
             for run_id, job in stale.items():
                 self.host.publish("job.run", job=job, run=run_id, status="interrupted")
 
-    def _load_all(self) -> None:
+    def _stored(self) -> list[dict[str, Any]]:
+        """Every stored job, page by page, from the DB reader."""
+        rows: list[dict[str, Any]] = []
         after = None
         while True:
             page = self._db_now(DB_READER, cmd.ListJobs(limit=PAGE, after=after))
-            for row in page["items"]:
-                self._hold(row)
+            rows += page["items"]
             after = page["next"]
             if after is None:
-                return
+                return rows
 
     def _hold(self, row: Mapping[str, Any]) -> None:
         """Take the stored job ``row`` (new or changed) into the heap; drop it when it is no longer valid."""
         name = row["name"]
-        config, problems = parse_job(name, row["config"], f"stored job {name}", default_zone="UTC")
+        known = self._file_tables.get(name)
+        config: JobConfig | None
+        problems: list[str] = []
+        if known is not None and _same_file_job(row, known[1], known[0]):
+            config = known[0]  # as the settings loader checked it: not parsed again
+        else:
+            config, problems = parse_job(name, row["config"], f"stored job {name}", default_zone="UTC")
         if config is None:
             self.log.error("cron_job_invalid", job=name, problems=problems)
             self.jobs.pop(name, None)
@@ -663,6 +677,16 @@ class Cron(SupervisedActor):
             "next_wake": None if self._wake_at is None else self._wake_at.isoformat(),
             "instance": self.host.instance,
         }
+
+
+def _same_file_job(row: Mapping[str, Any], table: dict[str, Any], config: JobConfig) -> bool:
+    """Whether the stored ``row`` is the file job ``config`` (its ``table``) as it stands: nothing to store again."""
+    return (
+        row["source"] == "file"
+        and row["config"] == table
+        and row["owner_role"] == config.role
+        and bool(row["paused"]) == config.paused
+    )
 
 
 def _parse_time(text: str | None) -> datetime | None:
