@@ -12,9 +12,10 @@ jitter included), the other with the probes only. Each command probe's process w
 the timer to a running process (claim committed, fork, exec). A call probe's lateness
 is its run's ``started_at`` (the claim's transaction) minus its scheduled time: the
 scheduler alone. Printed per daemon: the start-up time (``nua-orchestrator start``
-until it answers ready; on a fresh database, then again with the jobs stored), both latenesses (median, p99) over ``--window-s``, then idle
-CPU and RSS over ``--idle-s`` with the probes paused, and the ratios of the two daemons
-measured in the same round, with the load average.
+until it answers ready; on a fresh database, then again with the jobs stored), both
+latenesses (median, p99) over ``--window-s``, then idle CPU and RSS over ``--idle-s``
+with the probes paused, and the ratios of the two daemons measured in the same round,
+with the load average.
 """
 
 from __future__ import annotations
