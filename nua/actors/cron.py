@@ -230,6 +230,7 @@ class Cron(SupervisedActor):
         self._interrupt_stale()
         for row in self._stored():
             self._hold(row)
+        self._file_tables = {}  # needed by the start only: a job read again later is parsed again
         self._arm()
         self._prune_later(0.0)
         self.log.info("cron_started", jobs=len(self.jobs), instance=self.host.instance)
