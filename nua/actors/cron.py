@@ -488,7 +488,7 @@ class Cron(SupervisedActor):
             self._reload(claim.name)  # another daemon (or a change) got there first: as it is now
             self._arm()
             return
-        self._start_claimed(claim, result["runs"], job)
+        self._start_claimed(claim, result["recorded"], job)
         if job is not None and job.version == claim.version:
             job.next = claim.plan.new_next
             if claim.plan.more:
@@ -499,18 +499,19 @@ class Cron(SupervisedActor):
             self._push(job)  # read again meanwhile (changed): as it is now
         self._arm()
 
-    def _start_claimed(self, claim: _Claimed, run_ids: list[int], job: _Job | None) -> None:
-        """Announce each claimed fire's fate and start the runs (their rows are durable now)."""
-        runs = iter(run_ids)
+    def _start_claimed(
+        self, claim: _Claimed, recorded: list[tuple[datetime, str, int | None]], job: _Job | None
+    ) -> None:
+        """Announce each fire recorded by the claim and start its runs (their rows are durable now)."""
         started = self.host.clock()
-        for fire in claim.plan.fires:
-            facts = {"job": claim.name, "scheduled_at": fire.scheduled_at.isoformat(), "status": fire.status}
-            if fire.status == "running":
-                run_id = next(runs)
+        details = {fire.scheduled_at: fire.detail for fire in claim.plan.fires}
+        for scheduled_at, status, run_id in recorded:
+            facts = {"job": claim.name, "scheduled_at": scheduled_at.isoformat(), "status": status}
+            if run_id is not None:
                 self.host.publish("job.run", run=run_id, **facts)
                 self._start(run_id, claim.name, started, job)
             else:
-                self.host.publish("job.run", detail=fire.detail, **facts)
+                self.host.publish("job.run", detail=details.get(scheduled_at, ""), **facts)
 
     def _retry(self, job: _Job) -> None:
         heapq.heappush(

@@ -409,9 +409,11 @@ class ClaimFires:
     Applied only if the job still has ``version`` and ``expected_next`` (else
     another daemon, or a change of the job, got there first: nothing is written).
     On PostgreSQL the job's row is locked with ``FOR UPDATE SKIP LOCKED``: a
-    second daemon claiming at the same moment finds it locked and backs off. Replies
-    ``{"claimed": bool, "runs": [ids of the running rows, in order], "job": row dict
-    or None}`` (the job as stored when the claim is refused).
+    second daemon claiming at the same moment finds it locked and backs off. A fire
+    recorded already is left as it is (never recorded or run twice). Replies
+    ``{"claimed": bool, "runs": [ids of the running rows, in order], "recorded":
+    [(scheduled_at, status, run id or None) of each fire recorded now], "job": row
+    dict or None}`` (the job as stored when the claim is refused).
     """
 
     name: str

@@ -163,10 +163,21 @@ def claim_fires(conn: Connection, command: cmd.ClaimFires) -> dict[str, Any]:
     if moved != 1:
         return {"claimed": False, "runs": [], "job": job_dict(found)}
     now = utcnow()
-    running = []
+    running: list[int] = []
+    recorded: list[tuple[Any, str, int | None]] = []
+    # A fire recorded already (the job's next fire set back onto it by a change, or a clock behind
+    # another daemon's) was decided once: it is not recorded, or run, again.
+    when = [fire.scheduled_at for fire in command.fires]
+    decided = set(
+        conn.execute(
+            select(cron_runs.c.scheduled_at).where(cron_runs.c.job == command.name, cron_runs.c.scheduled_at.in_(when))
+        ).scalars()
+    )
     for fire in command.fires:
         if fire.status not in ("running", "missed", "skipped"):
             raise InvalidError("status", f"a claimed fire is running, missed or skipped, not {fire.status!r}")
+        if fire.scheduled_at in decided:
+            continue
         started = fire.status == "running"
         row = {
             "job": command.name,
@@ -180,9 +191,11 @@ def claim_fires(conn: Connection, command: cmd.ClaimFires) -> dict[str, Any]:
             "claimed_by": command.claimed_by,
         }
         key = conn.execute(insert(cron_runs), row).inserted_primary_key
-        if started and key is not None:
-            running.append(int(key[0]))
-    return {"claimed": True, "runs": running, "job": None, "at": now.isoformat()}
+        run_id = int(key[0]) if started and key is not None else None
+        if run_id is not None:
+            running.append(run_id)
+        recorded.append((fire.scheduled_at, fire.status, run_id))
+    return {"claimed": True, "runs": running, "recorded": recorded, "job": None}
 
 
 def start_run(conn: Connection, command: cmd.StartRun) -> int:

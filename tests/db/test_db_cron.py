@@ -124,3 +124,16 @@ def test_two_writers_claiming_the_same_fire_record_it_once(writers: Writers, wri
         thread.join(WAIT_S)
     assert sorted(r["claimed"] for r in results) == [False, True]
     assert len(ask(writer, cmd.ListRuns("a"))["items"]) == 1
+
+
+def test_a_fire_recorded_already_is_neither_recorded_nor_run_again(writer: pykka.ActorRef[Any]) -> None:
+    add_job(writer)
+    (first,) = ask(writer, claim("a", 1, T0, (T0, "running")))["runs"]
+    # A change sets the next fire back onto T0 (or another daemon's clock is behind): T0 was decided once.
+    ask(writer, cmd.SetJobPaused("a", paused=False, next_fire_at=T0))
+    again = ask(writer, claim("a", 2, T0, (T0, "running"), (T0 + timedelta(seconds=2), "running")))
+    assert again["claimed"] is True
+    assert [(when, status) for when, status, _ in again["recorded"]] == [(T0 + timedelta(seconds=2), "running")]
+    runs = ask(writer, cmd.ListRuns("a"))["items"]
+    assert [r["id"] for r in runs if r["scheduled_at"] == T0.isoformat(timespec="microseconds")] == [first]
+    assert len(runs) == 2
