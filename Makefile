@@ -51,7 +51,7 @@ unit: $(VENV)/.installed-test
 
 test: lint typecheck contracts unit
 
-BENCHMARKS := restart db_writer rpc lifecycle reads hostile audit services events http
+BENCHMARKS := restart db_writer rpc lifecycle reads hostile audit services events http cron
 
 bench: $(VENV)/.installed-test
 	for name in $(BENCHMARKS); do $(BIN)/python bench/$$name.py || exit 1; done

@@ -18,7 +18,8 @@ setup(
     # number; SQLAlchemy's x.y series are its majors (2.0 -> 2.1 has a migration
     # guide), so below 2.2; toml is 0.x (the next minor is a major); structlog uses
     # CalVer (the first number is the year) and breaks only after a year of
-    # DeprecationWarning, so below next year's; h11 is 0.x (below the next minor).
+    # DeprecationWarning, so below next year's; h11 is 0.x (below the next minor); cronsim (the cron jobs'
+    # expressions) is semantic, below 3.
     # Raise a bound after `make test` passes on the new release.
     # h11 (python-hyper): the HTTP/1.1 parser of the HTTP server, pure Python and without
     # I/O of its own, so one selector thread serves every connection and event stream.
@@ -34,6 +35,7 @@ setup(
         # `nua completion bash|zsh`: static scripts made from the argparse parser (no Python run at each TAB,
         # which argcomplete needs); semantic versions, so below 2.
         "shtab>=1.7,<2",
+        "cronsim>=2.8,<3",
     ],
     extras_require={
         "pg": ["psycopg[binary]>=3.1,<4"],

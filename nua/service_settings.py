@@ -101,8 +101,8 @@ KEYS = tuple(key for key in ServiceConfig.__dataclass_fields__ if key != "name")
 class _Checker:
     """Collects one line per mistake in one service's table."""
 
-    def __init__(self, service: str, source: str, table: Mapping[str, Any]) -> None:
-        self.prefix = f"{source}: [services.{service}]"
+    def __init__(self, service: str, source: str, table: Mapping[str, Any], section: str = "services") -> None:
+        self.prefix = f"{source}: [{section}.{service}]"
         self.table = table
         self.problems: list[str] = []
 
@@ -143,23 +143,25 @@ class _Checker:
 
 
 def parse_service(
-    name: str, table: Any, source: str, *, euid: int | None = None
+    name: str, table: Any, source: str, *, euid: int | None = None, section: str = "services"
 ) -> tuple[ServiceConfig | None, list[str]]:
     """``table`` checked as the declaration of service ``name``: the config, or the mistakes (one line each).
 
     ``euid`` is the daemon's effective uid (``os.geteuid()`` unless given): as root,
     a service must name its ``user`` (``user = "root"`` written out to run as root);
-    otherwise ``user``/``group`` may only name the daemon's own account.
+    otherwise ``user``/``group`` may only name the daemon's own account. ``section``
+    names the table in the mistakes: a cron job's command is checked here too
+    (``[jobs.NAME] cwd must be an absolute path``).
     """
     if not isinstance(name, str) or NAME_PATTERN.fullmatch(name) is None:
         rule = "must be 1 to 64 letters, digits, '_', '.', '-', first a letter or digit"
-        return None, [f"{source}: service name {name!r} {rule}"]
+        return None, [f"{source}: {section.rstrip('s')} name {name!r} {rule}"]
     if not isinstance(table, Mapping):
-        return None, [f"{source}: [services.{name}] must be a table"]
-    check = _Checker(name, source, table)
+        return None, [f"{source}: [{section}.{name}] must be a table"]
+    check = _Checker(name, source, table, section)
     for key in table:
         if key not in KEYS:
-            check.problems.append(f"{source}: unknown key [services.{name}] {key} (known: {', '.join(KEYS)})")
+            check.problems.append(f"{source}: unknown key [{section}.{name}] {key} (known: {', '.join(KEYS)})")
     shell = check.boolean("shell", default=False)
     command = _command(check, shell=shell)
     cwd = check.text("cwd")

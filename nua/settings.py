@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from nua import paths
+from nua.job_settings import JobConfig, parse_job
 from nua.service_settings import ServiceConfig, parse_service, start_order
 from nua.setting_rules import (
     AUTH_MODES,
@@ -257,6 +258,12 @@ class HttpSettings:
 
 
 @dataclass(frozen=True)
+class CronSettings:
+    # Days a cron job's run is kept in its history (the cron actor removes older ones hourly); 0: forever.
+    keep_days: Annotated[int, KEEP_DAYS]
+
+
+@dataclass(frozen=True)
 class DebugSettings:
     allow_fault_injection: bool
     tracebacks: bool
@@ -274,7 +281,10 @@ class Settings:
     audit: AuditSettings
     events: EventsSettings
     http: HttpSettings
+    cron: CronSettings
     debug: DebugSettings
+    # The [jobs.NAME] tables of the file, checked (see nua.job_settings).
+    jobs: tuple[JobConfig, ...] = ()
     # The [services.NAME] tables of the file, checked, in start order (see nua.service_settings).
     services: tuple[ServiceConfig, ...] = ()
     # Where the overrides came from, for messages and for SIGHUP's re-read.
@@ -286,6 +296,11 @@ class Settings:
     def services_log_dir(self) -> Path:
         """``{log_dir}/services``: each service's output file, beside the daemon's own log file."""
         return Path(self.server.log_file).parent / "services"
+
+    @property
+    def jobs_log_dir(self) -> Path:
+        """``{log_dir}/jobs``: each command job's output file, beside the services' directory."""
+        return Path(self.server.log_file).parent / "jobs"
 
     @property
     def services_record_dir(self) -> Path:
@@ -305,13 +320,15 @@ CROSS_RULES: tuple[CrossRule, ...] = (
 
 # The section of tables, one per service, each checked by nua.service_settings rather than the schema.
 SERVICES = "services"
+# Likewise the cron jobs, checked by nua.job_settings.
+JOBS = "jobs"
 _SECTIONS: dict[str, type[Any]] = {
     section: hint
     for section, hint in typing.get_type_hints(Settings).items()
-    if section not in {"config_file", "origins", SERVICES}
+    if section not in {"config_file", "origins", SERVICES, JOBS}
 }
 # Every section of the configuration: no application setting (``setting_set``) may use one as its prefix.
-CONFIGURATION_SECTIONS: frozenset[str] = frozenset({*_SECTIONS, SERVICES})
+CONFIGURATION_SECTIONS: frozenset[str] = frozenset({*_SECTIONS, SERVICES, JOBS})
 
 
 def _split(hint: Any) -> tuple[Any, tuple[Any, ...]]:
@@ -408,6 +425,8 @@ class _Sources:
     problems: list[str] = field(default_factory=list)
     # Each [services.NAME] table as read, and the file it came from.
     services: dict[str, tuple[Any, str]] = field(default_factory=dict)
+    # Each [jobs.NAME] table as read, and the file it came from.
+    jobs: dict[str, tuple[Any, str]] = field(default_factory=dict)
 
     def record(self, section: str, key: str, value: Any, source: str) -> None:
         self.values[section][key] = value
@@ -425,6 +444,8 @@ class _Sources:
         for section, values in overrides.items():
             if section == SERVICES and source != DEFAULTS_SOURCE:
                 self.merge_services(values, source)
+            elif section == JOBS and source != DEFAULTS_SOURCE:
+                self.merge_jobs(values, source)
             elif section not in _SECTIONS:
                 self.complain(source, f"unknown section [{section}] (known: {', '.join(_SECTIONS)})")
             elif not isinstance(values, dict):
@@ -446,6 +467,23 @@ class _Sources:
             return
         for service, table in tables.items():
             self.services[service] = (table, source)
+
+    def merge_jobs(self, tables: Any, source: str) -> None:
+        if not isinstance(tables, dict):
+            self.complain(source, f"[{JOBS}] must hold one table per job ([{JOBS}.NAME])")
+            return
+        for job, table in tables.items():
+            self.jobs[job] = (table, source)
+
+    def checked_jobs(self) -> tuple[JobConfig, ...]:
+        """The cron jobs, each checked by meaning, by name; their mistakes added to :attr:`problems`."""
+        checked = []
+        for job, (table, source) in sorted(self.jobs.items()):
+            config, problems = parse_job(job, table, source)
+            self.problems += problems
+            if config is not None:
+                checked.append(config)
+        return tuple(checked)
 
     def checked_services(self) -> tuple[ServiceConfig, ...]:
         """The services, each checked by meaning, in start order; their mistakes added to :attr:`problems`."""
@@ -531,10 +569,10 @@ def _gather(config_file: str | Path | None, env: Mapping[str, str]) -> tuple[_So
     return sources, path
 
 
-def _check_meaning(sources: _Sources, *, deep: bool) -> tuple[ServiceConfig, ...]:
-    """Every key's rule, then the rules across keys whose keys all passed, then the services; all problems at once.
+def _check_meaning(sources: _Sources, *, deep: bool) -> tuple[tuple[ServiceConfig, ...], tuple[JobConfig, ...]]:
+    """Every key's rule, then the rules across keys whose keys all passed, then the services and jobs; all at once.
 
-    Returns the services, checked and in start order.
+    Returns the services, checked and in start order, and the jobs.
     """
     failed: set[Key] = set()
     for key in _KEY_EXTRAS:
@@ -555,15 +593,20 @@ def _check_meaning(sources: _Sources, *, deep: bool) -> tuple[ServiceConfig, ...
         if complaint is not None:
             sources.complain(sources.latest(cross.keys), complaint)
     services = sources.checked_services()
+    jobs = sources.checked_jobs()
     sources.fail_if_any()
-    return services
+    return services, jobs
 
 
-def _build(sources: _Sources, path: Path | None, services: tuple[ServiceConfig, ...]) -> Settings:
+def _build(
+    sources: _Sources, path: Path | None, declared: tuple[tuple[ServiceConfig, ...], tuple[JobConfig, ...]]
+) -> Settings:
     sections = {s: cls(**sources.values[s]) for s, cls in _SECTIONS.items()}
+    services, jobs = declared
     origins = {f"{section}.{key}": source for (section, key), source in sources.origins.items()}
     origins.update({f"{SERVICES}.{service}": source for service, (_, source) in sources.services.items()})
-    return Settings(**sections, services=services, config_file=path, origins=origins)
+    origins.update({f"{JOBS}.{job}": source for job, (_, source) in sources.jobs.items()})
+    return Settings(**sections, services=services, jobs=jobs, config_file=path, origins=origins)
 
 
 def load(
@@ -583,7 +626,7 @@ def load(
 
 
 def configuration(loaded: Settings) -> list[dict[str, Any]]:
-    """Every key of ``loaded`` as ``{section, key, value, source}``, in ``params.toml``'s order, services last.
+    """Every key of ``loaded`` as ``{section, key, value, source}``, in ``params.toml``'s order, services and jobs last.
 
     What ``nua-orchestrator config`` prints and ``sys_config`` answers: the
     configuration as it is, each value with where it came from (the packaged
@@ -600,14 +643,16 @@ def configuration(loaded: Settings) -> list[dict[str, Any]]:
         for section in _SECTIONS
         for key in _KEY_TYPES[section]
     ]
+    tables: list[tuple[str, ServiceConfig | JobConfig]] = [(SERVICES, service) for service in loaded.services]
+    tables += [(JOBS, job) for job in loaded.jobs]
     rows += [
         {
-            "section": f"{SERVICES}.{service.name}",
+            "section": f"{kind}.{table.name}",
             "key": None,
-            "value": service.as_table(),
-            "source": loaded.origins.get(f"{SERVICES}.{service.name}", str(loaded.config_file)),
+            "value": table.as_table(),
+            "source": loaded.origins.get(f"{kind}.{table.name}", str(loaded.config_file)),
         }
-        for service in loaded.services
+        for kind, table in tables
     ]
     return rows
 
@@ -641,7 +686,7 @@ def configuration_toml(rows: Sequence[Mapping[str, Any]], first_line: str) -> st
     for row in rows:
         sections.setdefault(str(row["section"]), []).append(row)
     for section, keys in sections.items():
-        if keys[0]["key"] is None:  # a service: its whole table, from one source
+        if keys[0]["key"] is None:  # a service or a job: its whole table, from one source
             lines += ["", f"[{section}]  # {keys[0]['source']}", toml.dumps(keys[0]["value"]).strip()]
             continue
         rendered = [(toml.dumps({row["key"]: row["value"]}).strip(), row["source"]) for row in keys]

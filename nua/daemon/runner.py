@@ -577,9 +577,9 @@ def _differences(current: settings.Settings, fresh: settings.Settings) -> list[s
     for section in dataclasses.fields(current):
         if section.name in {"config_file", "origins"}:  # where values came from, not values
             continue
-        if section.name == "services":
-            if current.services != fresh.services:
-                changed.append("[services]")
+        if section.name in ("services", "jobs"):  # tables of tables: named as a whole
+            if getattr(current, section.name) != getattr(fresh, section.name):
+                changed.append(f"[{section.name}]")
             continue
         old, new = getattr(current, section.name), getattr(fresh, section.name)
         changed.extend(

@@ -1,13 +1,15 @@
 """The daemon's actor tree, declared as data.
 
 One root supervisor, registered in the :class:`Directory` as ``"root"``, with its
-children in start order: the sentinel first (it cleans stale files and must be
-watching before anything serves), then the DB writer (the gateway forwards to it;
+children in start order: the sentinel first (it must be watching the pid file
+before anything serves), then the DB writer (the gateway forwards to it;
 it creates or upgrades the schema), the DB reader (reads on a connection of their
 own, see :mod:`nua.actors.db_reader`), the services (the OS processes the daemon
 supervises, see :mod:`nua.actors.services`; after the database, which holds those
-added at run time), then the gateway (when it has bound its endpoint, the daemon serves) and, with
-``[http] port`` set, the HTTP server last (it shares the gateway's key cache). They
+added at run time), cron (the scheduled jobs, :mod:`nua.actors.cron`: its command
+jobs run under the services' process loop), then the gateway (when it has bound its
+endpoint, the daemon serves) and, with ``[http] port`` set, the HTTP server last (it
+shares the gateway's key cache). They
 stop in the reverse order: the gateway stops taking calls before the DB writer
 commits or fails what it holds. ``one_for_one``: the children do not depend on
 each other's state, each reaches the others by name through the directory.
@@ -20,6 +22,7 @@ from typing import Any
 
 import pykka
 
+from nua.actors.cron import CRON, Cron, CronHost
 from nua.actors.db_reader import DbReader
 from nua.actors.db_writer import DbWriter
 from nua.actors.directory import DB_READER, DB_WRITER, GATEWAY, HTTP, ROOT, SENTINEL, Directory
@@ -31,8 +34,11 @@ from nua.actors.services import SERVICES, ServicesSupervisor, budget_s
 from nua.actors.supervised import ChildContext, ExitListener
 from nua.actors.supervisor import ChildSpec, Intensity, Restart, Strategy, Supervisor
 from nua.http.server import HttpServer, HttpShared
+from nua.rpc import plugins
 from nua.rpc.bound import BoundEndpoint
 from nua.rpc.gateway import Gateway
+from nua.rpc.job_calls import JobCalls
+from nua.rpc.services import Services
 from nua.rpc.token_cache import TokenCache
 from nua.settings import Settings
 
@@ -86,6 +92,15 @@ def child_specs(
             start_timeout_s=services_s,
         )
     )
+    cron_host = CronHost(
+        service_host.loop,
+        service_host.timers,
+        settings.jobs_log_dir,
+        actions=job_calls(settings, directory, health, events),
+        publish=events.publish,
+        keep_days=settings.cron.keep_days,
+    )
+    specs.append(spec(CRON, lambda ctx: Cron.start(ctx, cron_host, settings.jobs, directory=directory)))
     # One token cache for every incarnation of both transports (key_token and key_remove change it).
     tokens = TokenCache()
     if settings.server.start_zmq_server:
@@ -109,6 +124,13 @@ def child_specs(
             )
         )
     return specs
+
+
+def job_calls(settings: Settings, directory: Directory, health: Health, events: EventHub) -> JobCalls:
+    """How the cron jobs' ``call`` actions run: on a registry filled as the gateway fills its own."""
+    services = Services(settings, directory, health=health, events=events)
+    plugins.build(services)
+    return JobCalls(services.registry, services)
 
 
 def start(

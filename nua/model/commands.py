@@ -354,6 +354,164 @@ class ListServices:
     """Replies with every stored service's row dict, ordered by name (services are few: no pages)."""
 
 
+# -- cron jobs and their runs (see nua.model.cron) -------------------------------------------
+
+
+@dataclass(frozen=True)
+class PutJob:
+    """Store a job's declaration; replies with its row dict (``job_dict``).
+
+    ``create``: a new job (ConflictError if the name is stored); otherwise a
+    replacement (NotFoundError if it is not; its ``version`` goes up by one). A job
+    of the settings file is refused (ConflictError): the file is its source.
+    ``next_fire_at``: the first fire of the new declaration (``None`` when paused).
+    """
+
+    name: str
+    config: dict[str, Any]
+    owner: str
+    owner_role: str
+    next_fire_at: datetime | None
+    create: bool
+
+
+@dataclass(frozen=True)
+class DeleteJob:
+    """Forget a job added by RPC and its runs; replies with 1. NotFoundError, or ConflictError for a file's job."""
+
+    name: str
+
+
+@dataclass(frozen=True)
+class SetJobPaused:
+    """Pause (``next_fire_at`` None) or resume a job (from ``next_fire_at``); replies with its row dict.
+
+    Its version goes up: a claim planned before is refused. NotFoundError when there is no such job.
+    """
+
+    name: str
+    paused: bool
+    next_fire_at: datetime | None
+
+
+@dataclass(frozen=True)
+class FileJob:
+    """One job of the settings file, for :class:`SyncFileJobs`."""
+
+    name: str
+    config: dict[str, Any]
+    owner_role: str
+    paused: bool
+    # Its first fire if its declaration is new or changed (a kept one keeps its stored next fire).
+    next_fire_at: datetime | None
+
+
+@dataclass(frozen=True)
+class SyncFileJobs:
+    """Make the stored jobs of the settings file be ``jobs``; replies with the names replaced, added and removed.
+
+    A job whose declaration is unchanged keeps its next fire and version (a restart
+    fires it when it would have fired); a changed one takes its new first fire. A
+    job added by RPC under a name the file now declares is replaced by the file's.
+    """
+
+    jobs: tuple[FileJob, ...]
+
+
+@dataclass(frozen=True)
+class FireRecord:
+    """What became of one fire: ``running`` (started now), ``missed`` or ``skipped``."""
+
+    scheduled_at: datetime
+    status: str
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class ClaimFires:
+    """Claim a job's due fires: advance its next fire and record each fire, in one transaction.
+
+    Applied only if the job still has ``version`` and ``expected_next`` (else
+    another daemon, or a change of the job, got there first: nothing is written).
+    On PostgreSQL the job's row is locked with ``FOR UPDATE SKIP LOCKED``: a
+    second daemon claiming at the same moment finds it locked and backs off. A fire
+    recorded already is left as it is (never recorded or run twice). Replies
+    ``{"claimed": bool, "runs": [ids of the running rows, in order], "recorded":
+    [(scheduled_at, status, run id or None) of each fire recorded now], "job": row
+    dict or None}`` (the job as stored when the claim is refused).
+    """
+
+    name: str
+    version: int
+    expected_next: datetime | None
+    new_next: datetime | None
+    fires: tuple[FireRecord, ...]
+    claimed_by: str
+
+
+@dataclass(frozen=True)
+class StartRun:
+    """Record a manual run (``cron_run_now``) as running; replies with its id. NotFoundError for no such job."""
+
+    name: str
+    claimed_by: str
+
+
+@dataclass(frozen=True)
+class FinishRun:
+    """End a running run with ``status``; replies with 1, or 0 when it was not running (interrupted meanwhile)."""
+
+    id: int
+    status: str
+    detail: str = ""
+    exit_code: int | None = None
+
+
+@dataclass(frozen=True)
+class InterruptRuns:
+    """Mark as ``interrupted`` the running runs with these ids; replies with how many were."""
+
+    ids: tuple[int, ...]
+    detail: str
+
+
+@dataclass(frozen=True)
+class ListRunning:
+    """Replies with every running run's dict (the daemons' runs in progress: few), oldest first."""
+
+
+@dataclass(frozen=True)
+class ListJobs:
+    """Replies with one page of job dicts ordered by name, each with its last run: ``{"items", "next"}``."""
+
+    limit: int = DEFAULT_LIMIT
+    after: str | None = None
+
+
+@dataclass(frozen=True)
+class GetJob:
+    """Replies with the job's dict and its last run; NotFoundError when there is none."""
+
+    name: str
+
+
+@dataclass(frozen=True)
+class ListRuns:
+    """Replies with one page of a job's runs, newest first: ``{"items", "next": id | None}`` (ids below ``after``)."""
+
+    job: str
+    limit: int = DEFAULT_LIMIT
+    after: int | None = None
+
+
+@dataclass(frozen=True)
+class PruneRuns:
+    """Delete up to ``most`` ended runs that started (or were due) before ``before``; replies with how many went."""
+
+    before: datetime
+    most: int
+
+
 Command = (
     AddUser
     | GetUser
@@ -387,6 +545,19 @@ Command = (
     | PutService
     | DeleteService
     | ListServices
+    | PutJob
+    | DeleteJob
+    | SetJobPaused
+    | SyncFileJobs
+    | ClaimFires
+    | StartRun
+    | FinishRun
+    | InterruptRuns
+    | ListRunning
+    | ListJobs
+    | GetJob
+    | ListRuns
+    | PruneRuns
 )
 COMMAND_TYPES: tuple[type[Any], ...] = typing.get_args(Command)
 # The commands that change nothing: the DB reader answers them, and a degraded
@@ -403,6 +574,10 @@ READ_COMMANDS: tuple[type[Any], ...] = (
     ListTokens,
     ListAudit,
     ListServices,
+    ListRunning,
+    ListJobs,
+    GetJob,
+    ListRuns,
 )
 
 __all__ = [
@@ -415,32 +590,47 @@ __all__ = [
     "AddUser",
     "Audited",
     "ChangedOutside",
+    "ClaimFires",
     "Command",
     "CountUsers",
     "DeleteAllUsers",
     "DeleteGroup",
+    "DeleteJob",
     "DeleteService",
     "DeleteSetting",
     "DeleteUsers",
     "EnsureKey",
+    "FileJob",
+    "FinishRun",
+    "FireRecord",
+    "GetJob",
     "GetSetting",
     "GetUser",
     "GroupMembers",
+    "InterruptRuns",
     "IssueToken",
     "ListAudit",
     "ListGroups",
+    "ListJobs",
     "ListKeys",
+    "ListRunning",
+    "ListRuns",
     "ListServices",
     "ListSettings",
     "ListTokens",
     "ListUsers",
     "MarkKeysSeen",
     "PruneAudit",
+    "PruneRuns",
+    "PutJob",
     "PutService",
     "RecordDenied",
     "RemoveGroupMembers",
     "RemoveKey",
+    "SetJobPaused",
     "SetSetting",
+    "StartRun",
+    "SyncFileJobs",
     "UpdateUser",
     "UserField",
 ]

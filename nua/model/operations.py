@@ -20,6 +20,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection
 
 from nua.model import commands as cmd
+from nua.model import cron_operations
 from nua.model.audit import AuditEntry, Outcome, audit_dict, audit_table
 from nua.model.base import utcnow
 from nua.model.compiled import Prepared
@@ -593,6 +594,7 @@ HANDLERS: dict[type[Any], Handler] = {
     cmd.DeleteService: delete_service,
     cmd.ListServices: list_services,
 }
+HANDLERS.update(cron_operations.HANDLERS)
 
 
 def execute(conn: Connection, command: cmd.Command) -> Any:

@@ -16,7 +16,7 @@ from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.engine import Connection
 
 # Importing the model modules registers their tables in the metadata.
-from nua.model import audit, group, service, setting, user  # noqa: F401 - imported for their tables
+from nua.model import audit, cron, group, service, setting, user  # noqa: F401 - imported for their tables
 from nua.model import key as _key  # noqa: F401 - imported for its table
 from nua.model.base import metadata
 from nua.model.schema_version import META_TABLE, SCHEMA_VERSION, newer_schema

@@ -351,6 +351,7 @@ _TOP_HELP = {
     "events": cli_events.HELP,
     "logs": cli_logs.HELP,
     "completion": "print a shell completion script (bash or zsh)",
+    "cron": "manage scheduled jobs and read their history",
 }
 
 
@@ -584,6 +585,175 @@ def _completion(_client: Client | None, args: argparse.Namespace, _stdin: TextIO
     return shtab.complete(_parser(), shell=args.shell), str
 
 
+# -- cron jobs ----------------------------------------------------------------------------------
+
+CRON_COLUMNS = ("name", "schedule", "zone", "next_fire", "last_status", "source", "paused")
+RUN_COLUMNS = ("id", "scheduled_at", "started_at", "status", "duration_s", "exit_code", "detail")
+# How much of a run's detail a history table shows (the whole is in --json).
+DETAIL_SHOWN = 60
+
+
+def show_jobs(jobs: list[dict[str, Any]]) -> str:
+    """``nua cron list``: one row per job, as ``systemctl list-timers``."""
+    rows = [
+        {
+            **job,
+            "schedule": job["config"].get("schedule"),
+            "zone": job["config"].get("zone"),
+            "next_fire": job.get("next_fire_at") or ("paused" if job.get("paused") else None),
+        }
+        for job in jobs
+    ]
+    return table(rows, CRON_COLUMNS)
+
+
+def show_job(job: dict[str, Any]) -> str:
+    """One job: its state, its next fires, then its declaration."""
+    state = "paused" if job["paused"] else f"next {job['next_fire_at']}"
+    last = job["last_status"] or "never ran"
+    lines = [f"{job['name']}: {state}, last {last} ({job['source']}, runs as {job['owner']} [{job['owner_role']}])"]
+    lines += [f"  {fire}" for fire in job.get("upcoming", [])]
+    lines.append("config: " + json.dumps(job["config"], ensure_ascii=False))
+    return "\n".join(lines)
+
+
+def show_runs(runs: list[dict[str, Any]]) -> str:
+    shown = []
+    for run in runs:
+        detail = " ".join(str(run.get("detail") or "").split())
+        cut = detail if len(detail) <= DETAIL_SHOWN else detail[: DETAIL_SHOWN - 1] + "…"
+        shown.append({**run, "scheduled_at": run["scheduled_at"] or "(run now)", "detail": cut})
+    return table(shown, RUN_COLUMNS)
+
+
+def _number(text: str | None, flag: str) -> float | None:
+    if text is None:
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        msg = f"{flag} takes a number of seconds, not {text!r}"
+        raise UsageError(msg) from None
+
+
+def job_table(args: argparse.Namespace) -> dict[str, Any]:
+    """``nua cron add``'s options as a ``[jobs.NAME]`` table."""
+    table_: dict[str, Any] = {"schedule": args.expression}
+    if (args.call is None) == (args.command is None):
+        msg = "give one action: --call METHOD [PARAMS_JSON], or --command 'PROGRAM ARGS...'"
+        raise UsageError(msg)
+    if args.call is not None:
+        if len(args.call) > 2:
+            msg = "--call takes a method and at most one PARAMS_JSON (an array or an object)"
+            raise UsageError(msg)
+        table_["call"] = args.call[0]
+        if len(args.call) == 2:
+            params = strict_json(args.call[1], "PARAMS_JSON")
+            table_["params"] = params if isinstance(params, list | dict) else [params]
+    else:
+        table_["command"] = args.command
+        for key in ("user", "cwd"):
+            if getattr(args, key) is not None:
+                table_[key] = getattr(args, key)
+        if args.shell:
+            table_["shell"] = True
+    options = {
+        "zone": args.zone,
+        "timeout_s": _number(args.timeout_s, "--timeout-s"),
+        "misfire_grace_s": _number(args.misfire_grace_s, "--misfire-grace-s"),
+        "jitter_s": _number(args.jitter_s, "--jitter-s"),
+        "max_running": None if args.max_running is None else int(_number(args.max_running, "--max-running") or 0),
+    }
+    table_.update({key: value for key, value in options.items() if value is not None})
+    if args.no_coalesce:
+        table_["coalesce"] = False
+    if args.paused:
+        table_["paused"] = True
+    return table_
+
+
+def _cron_add(client: Client, args: argparse.Namespace, _stdin: TextIO) -> tuple[Any, Callable[[Any], str]]:
+    return client.call("cron_add", args.name, job_table(args)), show_job
+
+
+def _cron_history(client: Client, args: argparse.Namespace, _stdin: TextIO) -> tuple[Any, Callable[[Any], str]]:
+    return every_page(client, "cron_history", args.limit, name=args.name), show_runs
+
+
+def cron_next(args: argparse.Namespace) -> list[dict[str, str]]:
+    """``nua cron next``: the fires of an expression, computed as the cron actor computes them."""
+    from nua.schedule import ScheduleError, parse, system_zone, zone  # noqa: PLC0415 - this command only
+
+    zone_name = args.zone or system_zone()
+    try:
+        schedule = parse(args.expression, zone_name)
+    except ScheduleError as exc:
+        raise UsageError(str(exc)) from None
+    if args.count < 1 or args.count > 1000:
+        msg = f"-n takes a count from 1 to 1000, not {args.count}"
+        raise UsageError(msg)
+    after = datetime.now(UTC)
+    if args.after is not None:
+        try:
+            given = datetime.fromisoformat(args.after)
+        except ValueError:
+            msg = f"--after takes an ISO 8601 time (2026-03-29T00:00, +01:00 or not), not {args.after!r}"
+            raise UsageError(msg) from None
+        after = given.replace(tzinfo=zone(zone_name)) if given.tzinfo is None else given
+    local = zone(zone_name)
+    return [
+        {"local": fire.astimezone(local).isoformat(), "utc": fire.isoformat()}
+        for fire in schedule.fires(after, args.count)
+    ]
+
+
+def _cron_next(_client: Client | None, args: argparse.Namespace, _stdin: TextIO) -> tuple[Any, Callable[[Any], str]]:
+    return cron_next(args), lambda fires: "\n".join(f"{f['local']}  (UTC {f['utc']})" for f in fires)
+
+
+def _cron(top: Any, common: argparse.ArgumentParser) -> None:
+    cron = _Commands(top, "cron", common)
+    name = _arg("name", metavar="NAME", help="the job's name, as `nua cron list` shows it")
+    cron.add("list", _listed("cron_list", show=show_jobs), "list the jobs: schedule, zone, next fire, last status")
+    cron.add("get", _simple("cron_get", "name", show=show_job), "a job, its next fires and its declaration", name)
+    cron.add(
+        "add", _cron_add, "add a job: nua cron add backup '30 2 * * *' --command '/usr/local/bin/backup'",
+        name, _arg("expression", metavar="EXPR", help="5 cron fields, @daily..., or 'every 30s' / 'every 5m'"),
+        _arg("--call", nargs="+", metavar="METHOD [PARAMS_JSON]", help="call this RPC method (with these params)"),
+        _arg("--command", metavar="'PROGRAM ARGS...'", help="run this command (split as a shell would)"),
+        _arg("--shell", action="store_true", help="run --command through /bin/sh -c"),
+        _arg("--user", help="the account the command runs as"),
+        _arg("--cwd", help="the command's working directory (absolute)"),
+        _arg("--zone", help="IANA time zone of EXPR (default: the system's)"),
+        _arg("--timeout-s", metavar="S", help="end the command after S seconds (default 3600)"),
+        _arg("--misfire-grace-s", metavar="S", help="how late a missed fire may still run (with --no-coalesce)"),
+        _arg("--no-coalesce", action="store_true", help="after downtime, run each missed fire within the grace"),
+        _arg("--max-running", metavar="N", help="runs at once; a fire beyond is skipped (default 1)"),
+        _arg("--jitter-s", metavar="S", help="start each fire up to S seconds late (fixed per fire)"),
+        _arg("--paused", action="store_true", help="add it paused"),
+    )  # fmt: skip
+    declaration = _arg("declaration", metavar="CONFIG_JSON", help='the [jobs.NAME] keys as JSON: {"schedule": ...}')
+    update = _simple("cron_update", params=lambda a: [a.name, strict_json(a.declaration, "CONFIG_JSON")], show=show_job)
+    cron.add("update", update, "replace a job's declaration", name, declaration)
+    for action, text in (("pause", "stop firing a job"), ("resume", "fire a paused job again, from now")):
+        cron.add(action, _simple(f"cron_{action}", "name", show=show_job), text, name)
+    ran = _simple("cron_run_now", "name", show=lambda r: f"run {r['run']} started (see nua cron history)")
+    cron.add("run-now", ran, "run a job once now", name)
+    removed = _simple("cron_remove", "name", show=lambda _: "job removed")
+    cron.add("remove", removed, "forget a job added with add, and its history", name)
+    cron.add(
+        "history", _cron_history, "a job's runs, newest first", name,
+        _arg("--limit", metavar="N", type=cli_args.count, help="the N most recent runs only"),
+    )  # fmt: skip
+    cron.add(
+        "next", _cron_next, "preview fire times, as systemd-analyze calendar (no daemon needed)",
+        _arg("expression", metavar="EXPR", help="5 cron fields, @daily..., or 'every 30s' / 'every 5m'"),
+        _arg("--zone", help="IANA time zone (default: the system's)"),
+        _arg("--after", metavar="ISO-8601-TIME", help="from this time (default: now; no offset: in --zone)"),
+        _arg("-n", dest="count", type=int, default=5, help="how many (default 5)"),
+    )  # fmt: skip
+
+
 def _daemon(top: Any, common: argparse.ArgumentParser) -> None:
     daemon = _Commands(top, "", common)
     methods = _simple("rpc_methods", params=lambda _: [True], show=show_methods)
@@ -638,6 +808,7 @@ _GROUPS: dict[str, Callable[[Any, argparse.ArgumentParser], None]] = {
     "audit": _audit_command,
     "events": cli_events.add_parser,
     "logs": lambda top, common: cli_logs.add_parser(top, common, places=_places),
+    "cron": _cron,
 }
 _VALUE_OPTIONS = frozenset({"--endpoint", "--config", "--timeout", "--server-key", "--client-key"})
 # Commands that talk to no daemon.
@@ -824,11 +995,13 @@ def _rpc_error_line(exc: RpcError, method: str) -> str:
     line = f"{exc.kind} ({error_code(exc)}): {exc.message}"
     if isinstance(exc.data, dict):
         said = exc.message.lower()
-        useful = {
-            k: v
-            for k, v in exc.data.items()
-            if k != "traceback" and not (isinstance(v, str | int) and str(v).lower() in said)
-        }
+
+        def already_said(value: Any) -> bool:
+            if isinstance(value, list):  # a list of problems the message joins
+                return all(already_said(item) for item in value)
+            return isinstance(value, str | int) and str(value).lower() in said
+
+        useful = {k: v for k, v in exc.data.items() if k != "traceback" and not already_said(v)}
         if useful:
             line += " [" + ", ".join(f"{k}={v}" for k, v in useful.items()) + "]"
     hints = {
@@ -875,7 +1048,7 @@ def main(  # noqa: C901, PLR0911, PLR0912 - one exit per outcome
         return EXIT_USAGE if exc.code not in (0, None) else EXIT_OK
     client: _Recorded | None = None
     try:
-        if args.command in _LOCAL or getattr(args, "local", False):  # commands that talk to no daemon
+        if args.command in _LOCAL or args.run is _cron_next or getattr(args, "local", False):  # no daemon to ask
             result, show = args.run(None, args, stdin)
         else:
             target = resolve_target(args, stderr)

@@ -21,8 +21,9 @@ def write(path: Path, text: str) -> Path:
 def test_the_packaged_defaults_cover_exactly_the_schema() -> None:
     defaults = tomllib.loads(settings.defaults_text())
     assert "services" not in defaults  # no service by default; each [services.NAME] is checked on its own
+    assert "jobs" not in defaults  # likewise each [jobs.NAME]
     for section in dataclasses.fields(Settings):
-        if section.name in {"config_file", "origins", "services"}:
+        if section.name in {"config_file", "origins", "services", "jobs"}:
             continue
         keys = {f.name for f in dataclasses.fields(typing.get_type_hints(Settings)[section.name])}
         assert set(defaults[section.name]) == keys, section.name

@@ -114,7 +114,7 @@ def faulty(daemon: DaemonEnv) -> DaemonEnv:
 def test_sys_fault_restarts_each_child_while_clients_are_served(faulty: DaemonEnv) -> None:
     pid = faulty.start()
     with Writers(faulty.endpoint) as writers:
-        for child in ("sentinel", "db_writer", "db_reader", "gateway"):
+        for child in ("sentinel", "db_writer", "db_reader", "cron", "gateway"):
             before = writers.total()
             with Client(faulty.endpoint, timeout=WAIT_S) as client:
                 if child == "gateway":
@@ -135,13 +135,14 @@ def test_sys_fault_restarts_each_child_while_clients_are_served(faulty: DaemonEn
         "db_writer": 1,
         "db_reader": 1,
         "services": 0,
+        "cron": 1,
         "gateway": 1,
     }
     assert faulty.pid() == pid
     assert is_alive(pid)
     code, report = faulty.status()
     assert code == 0
-    assert [node["restarts"] for node in report["tree"]["children"]] == [1, 1, 1, 0, 1]  # services: not crashed
+    assert [node["restarts"] for node in report["tree"]["children"]] == [1, 1, 1, 0, 1, 1]  # services: not crashed
     # Every write the clients saw acknowledged is there, crashes notwithstanding.
     with Client(faulty.endpoint, timeout=WAIT_S) as client:
         stored = {row["key"] for row in every_page(client, "setting_list")}

@@ -44,7 +44,8 @@ def test_start_status_stop_daemonised(daemon: DaemonEnv) -> None:
     assert report["uptime_s"] >= 0
     tree = report["tree"]
     assert tree["id"] == "root"
-    assert [child["id"] for child in tree["children"]] == ["sentinel", "db_writer", "db_reader", "services", "gateway"]
+    children = [child["id"] for child in tree["children"]]
+    assert children == ["sentinel", "db_writer", "db_reader", "services", "cron", "gateway"]
     for node in (tree, *tree["children"]):
         assert node["state"] == "running"
         assert node["restarts"] == 0

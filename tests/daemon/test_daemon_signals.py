@@ -10,12 +10,13 @@ from daemon_helpers import DaemonEnv, is_alive
 
 def test_sighup_applies_the_log_level_and_names_what_needs_a_restart(daemon: DaemonEnv) -> None:
     pid = daemon.start()
-    daemon.write_config(server={"log_level": "debug"}, rpc={"call_timeout_s": 3.0})
+    job = {"schedule": "@daily", "call": "user_count"}
+    daemon.write_config(server={"log_level": "debug"}, rpc={"call_timeout_s": 3.0}, jobs={"nightly": job})
     os.kill(pid, signal.SIGHUP)
     reloaded = daemon.wait_for_log("settings_reloaded", pid=pid)
     assert reloaded["log_level"] == "debug"
     not_applied = daemon.wait_for_log("reload_not_applied", pid=pid)
-    assert not_applied["keys"] == ["[rpc] call_timeout_s"]
+    assert not_applied["keys"] == ["[rpc] call_timeout_s", "[jobs]"]
     assert is_alive(pid)
 
 

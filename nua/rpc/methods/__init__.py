@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from nua.rpc.method_group import MethodGroup
 from nua.rpc.methods.audit import AuditMethods
+from nua.rpc.methods.cron import CronMethods
 from nua.rpc.methods.events import EventsMethods
 from nua.rpc.methods.group import GroupMethods
 from nua.rpc.methods.key import KeyMethods
@@ -24,6 +25,7 @@ BUILTIN_GROUPS: tuple[type[MethodGroup], ...] = (
     AuditMethods,
     EventsMethods,
     ServiceMethods,
+    CronMethods,
     SysMethods,
     FaultMethods,
 )
