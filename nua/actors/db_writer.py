@@ -73,6 +73,7 @@ from typing import Any, NamedTuple, cast
 from sqlalchemy import delete, insert
 from sqlalchemy.engine import Connection, Engine
 
+from nua import log
 from nua.actors import call
 from nua.actors.directory import DB_WRITER
 from nua.actors.health import Health
@@ -501,27 +502,35 @@ class DbWriter(SupervisedActor):
     def _log_audited(self, batch: list[_Pending], outcomes: list[_Outcome]) -> None:
         """One log line per audited call committed, and per denied call: who, role, method, outcome (no params).
 
-        Written by the writer's :class:`~nua.actors.log_thread.LogThread`, outside
-        its serial section; the level is looked at once per batch, here (structlog
-        runs its processors, a timestamp among them, before the level is checked).
+        Written by the writer's :class:`~nua.actors.log_thread.LogThread`, the
+        batch's lines together, outside its serial section; the level is looked at
+        once per batch, here (structlog runs its processors, a timestamp among
+        them, before the level is checked).
         """
         info = self.log.isEnabledFor(logging.INFO)
-        lines = self._audit_log or self.log
+        lines: list[log.Line] = []
         for pending, outcome in zip(batch, outcomes, strict=True):
             message = pending.message
             if info and isinstance(message, Audited) and outcome.error is None:
                 entry = message.entry
-                lines.info("rpc_audited", who=entry.who, role=entry.role, method=entry.method, outcome="ok")
+                fields: dict[str, Any] = {"who": entry.who, "role": entry.role, "method": entry.method, "outcome": "ok"}
+                lines.append(("info", "rpc_audited", fields))
             elif isinstance(message, RecordDenied):
                 entry = message.entry
-                lines.warning(
-                    "rpc_denied",
-                    who=entry.who,
-                    role=entry.role,
-                    method=entry.method,
-                    needed=message.needed,
-                    recorded=outcome.error is None,
-                )
+                fields = {
+                    "who": entry.who,
+                    "role": entry.role,
+                    "method": entry.method,
+                    "needed": message.needed,
+                    "recorded": outcome.error is None,
+                }
+                lines.append(("warning", "rpc_denied", fields))
+        if not lines:
+            return
+        if self._audit_log is not None:
+            self._audit_log.write(lines)
+        else:
+            log.write_lines(self.log, lines)
 
     def _enter_outage(self, outage: Outage) -> None:
         """Degrade (or stay degraded, perhaps for a new reason); logged once per change."""

@@ -61,3 +61,29 @@ def test_set_level_filters_at_once(log_file: Path) -> None:
     log.get("nua.test").info("hidden")
     log.get("nua.test").warning("shown")
     assert [r["event"] for r in records(log_file)] == ["shown"]
+
+
+def test_lines_written_together_read_as_lines_logged_one_by_one(log_file: Path) -> None:
+    logger = log.get("nua.test", actor="db_writer")
+    logger.info("rpc_audited", who="alice", role="admin", method="setting_set", outcome="ok")
+    log.write_lines(
+        logger,
+        [
+            ("info", "rpc_audited", {"who": "alice", "role": "admin", "method": "setting_set", "outcome": "ok"}),
+            ("debug", "hidden", {}),
+            ("warning", "rpc_denied", {"who": "bob", "needed": "admin", "recorded": True}),
+        ],
+    )
+    one_by_one, together, denied = records(log_file)
+    assert one_by_one.keys() == together.keys()
+    assert {k: v for k, v in one_by_one.items() if k != "timestamp"} == {
+        k: v for k, v in together.items() if k != "timestamp"
+    }
+    assert denied == denied | {"event": "rpc_denied", "level": "warning", "actor": "db_writer", "needed": "admin"}
+
+
+def test_lines_written_together_follow_the_level(log_file: Path) -> None:
+    log.set_level("warning")
+    logger = log.get("nua.test")
+    log.write_lines(logger, [("info", "hidden", {}), ("warning", "shown", {"n": 1})])
+    assert [(r["event"], r.get("n")) for r in records(log_file)] == [("shown", 1)]
