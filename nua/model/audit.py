@@ -1,7 +1,7 @@
 """The audit trail: who changed what, when, with which (redacted) parameters, and the calls refused.
 
-A record is written by the DB writer in the same transaction (the same SAVEPOINT)
-as the change it describes (:class:`nua.model.commands.Audited`), so an
+A record is written by the DB writer in the same transaction as the change it
+describes (:class:`nua.model.commands.Audited`), so an
 acknowledged change always has its record and a rolled-back one never does; a
 denied call gets a record of its own. What a record holds of the call's
 parameters went through :func:`redact` first, in the caller's thread: no
@@ -280,6 +280,7 @@ def _string(text: str) -> str:
 
 
 __all__ = [
+    "DETAIL_MAX",
     "REDACTED",
     "AuditEntry",
     "Outcome",

@@ -248,7 +248,7 @@ class MarkKeysSeen:
 
 @dataclass(frozen=True)
 class Audited:
-    """Apply ``command`` and, only if it succeeds, record ``entry`` (outcome ``ok``) in the same savepoint.
+    """Apply ``command`` and, only if it succeeds, record ``entry`` (outcome ``ok``) in the same transaction.
 
     Replies with ``command``'s own reply. A command that fails leaves no record,
     and a batch that does not commit takes its records with it: an acknowledged
@@ -357,8 +357,6 @@ Command = (
     | RecordDenied
     | ListAudit
     | PruneAudit
-
-
     | PutService
     | DeleteService
     | ListServices
@@ -376,8 +374,6 @@ READ_COMMANDS: tuple[type[Any], ...] = (
     ListSettings,
     ListKeys,
     ListAudit,
-
-
     ListServices,
 )
 
