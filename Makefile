@@ -35,7 +35,7 @@ unit: $(VENV)/.installed-test
 
 test: lint typecheck contracts unit
 
-BENCHMARKS := restart db_writer rpc lifecycle reads hostile audit services
+BENCHMARKS := restart db_writer rpc lifecycle reads hostile audit services events
 
 bench: $(VENV)/.installed-test
 	for name in $(BENCHMARKS); do $(BIN)/python bench/$$name.py || exit 1; done

@@ -9,13 +9,13 @@ in alternating rounds (medians reported), on SQLite with WAL and
 - end to end, 8 client processes (bench/rpc.py's load) against real daemons,
   started as they are deployed (``nua-orchestrator start``: daemonised, JSON
   lines to their log file): one at ``log_level = "info"`` (the default), so
-  that the log line of each audited call is written, one at ``"warning"`` (the
-  record alone); on each, ``setting_set`` (audited by the dispatcher: the entry
-  built and redacted in the gateway's thread, the change applied in its
-  savepoint, the batch's records inserted together before its commit, the lines
-  written after it) beside ``bench_plain_set`` (bench/audit_bench_plugin.py),
-  the same command sent by a method that declares no change, so nothing is
-  recorded;
+  that the log line of each state-changing call is written, one at
+  ``"warning"`` (the record alone); on each, ``setting_set`` (audited by the
+  dispatcher: the entry built and redacted in the gateway's thread, the change
+  applied in its savepoint, the batch's records inserted together before its
+  commit, the call's ``rpc_call`` line logged by the gateway once answered)
+  beside ``bench_plain_set`` (bench/audit_bench_plugin.py), the same command
+  sent by a method that declares no change, so nothing is recorded or logged;
 - the DB writer alone, 8 asking threads (bench/db_writer.py's): the same
   setting writes as plain commands and as ``Audited`` commands.
 

@@ -23,6 +23,8 @@ import structlog
 from nua.settings import private_dir
 
 LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
+# The keys a JSON line begins with, in this order: what ``tail`` and ``nua logs`` show first.
+FIRST_KEYS = ("timestamp", "level", "event")
 
 _SHARED: list[Any] = [
     structlog.contextvars.merge_contextvars,
@@ -54,7 +56,7 @@ def configure(level: str = "info", log_file: str | Path | None = None, stream: T
         private_dir(path.parent)
         handler: logging.StreamHandler[Any] = _LogFile(path, encoding="utf-8")
         renderer: Any = structlog.processors.JSONRenderer()
-        extra: list[Any] = [structlog.processors.format_exc_info]
+        extra: list[Any] = [structlog.processors.format_exc_info, first_keys_first]
     else:
         handler = logging.StreamHandler(stream or sys.stderr)
         # Plain tracebacks: with `rich` installed, structlog's default shows each frame's
@@ -124,6 +126,17 @@ def write_lines(logger: structlog.stdlib.BoundLogger, lines: Sequence[Line]) -> 
         handler.handleError(logging.makeLogRecord({"name": logger.name, "msg": texts[0]}))
     finally:
         handler.release()
+
+
+def first_keys_first(_logger: Any, _name: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+    """``event_dict`` with :data:`FIRST_KEYS` first (a structlog processor, before the JSON renderer).
+
+    structlog adds the level and the timestamp after the line's own keys, so the
+    JSON renderer would write them last, and ``event`` before them.
+    """
+    ordered = {key: event_dict[key] for key in FIRST_KEYS if key in event_dict}
+    ordered.update(event_dict)
+    return ordered
 
 
 class _LogFile(logging.FileHandler):

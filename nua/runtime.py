@@ -4,7 +4,8 @@ The settings say what a daemon *would* bind if it started now; a daemon started
 with other settings (``NUA_ZMQ_PORT=6131``, ``port = 0``, a config file edited
 since) listens elsewhere. So once it serves, the daemon writes a small JSON file
 beside its pid file (pid, start time, version, the endpoint it actually bound, the
-endpoint and config file its settings named), and removes it when it exits.
+endpoint and config file its settings named, the file it logs to: none in the
+foreground), and removes it when it exits.
 ``status``, ``stop``, ``restart`` and ``nua`` read it first: the pid file (from the
 settings, so ``--config`` still selects the daemon) names *which* daemon, the
 record says *how to reach it*.
@@ -38,8 +39,8 @@ from nua.endpoint import port_number, tcp_parts
 RECORD_SUFFIX = ".runtime.json"
 # A record is a few hundred bytes; anything past this is not one of ours.
 MAX_RECORD_BYTES = 8192
-# 2: with the server's CURVE public key.
-FORMAT = 2
+# 2: with the server's CURVE public key; 3: with its log file.
+FORMAT = 3
 # The endpoint a client connects to must be one it can use as is.
 CLIENT_SCHEMES = ("tcp://", "ipc://")
 _MAX_TEXT = 4096
@@ -64,6 +65,7 @@ class Record(NamedTuple):
     settings_endpoint: str  # the endpoint its settings named when it started
     config_file: str | None  # the settings file it started with
     server_key: str | None = None  # its CURVE public key (Z85); None without authentication
+    log_file: str | None = None  # the file it logs to; None in the foreground (it logs to its console)
 
     def as_dict(self) -> dict[str, Any]:
         """The record's fields, for JSON output."""
@@ -234,6 +236,7 @@ def _parse(data: bytes) -> Record:
         settings_endpoint=_text(value["settings_endpoint"], "settings_endpoint", _MAX_TEXT),
         config_file=None if value["config_file"] is None else _text(value["config_file"], "config_file", _MAX_TEXT),
         server_key=_server_key(value["server_key"]),
+        log_file=None if value["log_file"] is None else _text(value["log_file"], "log_file", _MAX_TEXT),
     )
 
 

@@ -214,6 +214,13 @@ class AuditSettings:
 
 
 @dataclass(frozen=True)
+class EventsSettings:
+    # Events kept in memory for readers that fell behind; long-poll reads waiting at once.
+    history: Annotated[int, Between(1, 1_000_000)]
+    max_waiting: Annotated[int, Between(1, 65536)]
+
+
+@dataclass(frozen=True)
 class DebugSettings:
     allow_fault_injection: bool
     tracebacks: bool
@@ -228,6 +235,7 @@ class Settings:
     supervisor: SupervisorSettings
     rpc: RpcSettings
     audit: AuditSettings
+    events: EventsSettings
     debug: DebugSettings
     # The [services.NAME] tables of the file, checked, in start order (see nua.service_settings).
     services: tuple[ServiceConfig, ...] = ()

@@ -55,14 +55,14 @@ in its savepoint, as any command; the records of the batch's changes that succee
 (and of its denied calls) are then inserted together, in order, in one statement
 before the commit, so each commits with its change and a failed change has none.
 Once the batch has committed and its replies are sent, the writer logs one line per
-audited call (who, role, method, outcome; never the params), and one per denied call. The same ticker prunes the records
+denied call (the gateway logs each change's call once answered,
+:mod:`nua.rpc.call_log`). The same ticker prunes the records
 older than ``[audit] keep_days``, hourly, at most :data:`PRUNE_MOST` a time (more
 follow at the next tick), so that a prune never holds the writer for long.
 """
 
 from __future__ import annotations
 
-import logging
 import os
 import time
 from collections.abc import Callable
@@ -75,9 +75,10 @@ from typing import Any, NamedTuple, cast
 from sqlalchemy import delete, insert
 from sqlalchemy.engine import Connection, Engine, Transaction
 
-from nua import log
 from nua.actors import call
+from nua.actors.change_events import change_event
 from nua.actors.directory import DB_WRITER
+from nua.actors.events import EventHub
 from nua.actors.health import Health
 from nua.actors.log_thread import LogThread
 from nua.actors.supervised import ChildContext, SupervisedActor, describe
@@ -175,10 +176,13 @@ class DbWriter(SupervisedActor):
         clock: Callable[[], float] = time.monotonic,
         check_interval_s: float | None = CHECK_INTERVAL_S,
         wall_clock: Callable[[], datetime] = _utc_now,
+        events: EventHub | None = None,
     ) -> None:
         super().__init__(context)
         self.settings = settings
         self.health = health or Health()
+        # Where each committed change is published (user.changed, setting.changed, ...).
+        self.events = events
         self.max_batch = max(1, settings.db.max_batch)
         self._engine: Engine | None = None
         self._conn: Connection | None = None
@@ -364,6 +368,7 @@ class DbWriter(SupervisedActor):
             break
         else:
             outcomes = [self._refused() for _ in batch]
+        self._publish(batch, outcomes)
         for pending, outcome in zip(batch, outcomes, strict=True):
             self._resolve(pending, outcome)
         self._log_audited(batch, outcomes)
@@ -530,38 +535,40 @@ class DbWriter(SupervisedActor):
         # A full prune leaves more behind: the next tick goes on.
         self._prune_at = self._clock() + (0.0 if removed >= PRUNE_MOST else PRUNE_INTERVAL_S)
 
-    def _log_audited(self, batch: list[_Pending], outcomes: list[_Outcome]) -> None:
-        """One log line per audited call committed, and per denied call: who, role, method, outcome (no params).
+    def _publish(self, batch: list[_Pending], outcomes: list[_Outcome]) -> None:
+        """Publish the event of each change the batch committed, before any is acknowledged.
 
-        Written by the writer's :class:`~nua.actors.log_thread.LogThread`, the
-        batch's lines together, outside its serial section; the level is looked at
-        once per batch, here (structlog runs its processors, a timestamp among
-        them, before the level is checked).
+        So a client that has its reply finds the change's event in the stream already.
         """
-        info = self.log.isEnabledFor(logging.INFO)
-        lines: list[log.Line] = []
+        if self.events is None:
+            return
+        for pending, outcome in zip(batch, outcomes, strict=True):
+            if outcome.error is None:
+                made = change_event(pending.message, outcome.value)
+                if made is not None:
+                    self.events.publish(made[0], **made[1])
+
+    def _log_audited(self, batch: list[_Pending], outcomes: list[_Outcome]) -> None:
+        """One log line per denied call recorded: who, role, method, the role needed (no params).
+
+        A change has its line from the gateway once its call is answered (``rpc_call``,
+        :mod:`nua.rpc.call_log`: with its outcome and duration, a failure too).
+        Written by the writer's :class:`~nua.actors.log_thread.LogThread`, outside
+        its serial section.
+        """
+        lines = self._audit_log or self.log
         for pending, outcome in zip(batch, outcomes, strict=True):
             message = pending.message
-            if info and isinstance(message, Audited) and outcome.error is None:
+            if isinstance(message, RecordDenied):
                 entry = message.entry
-                fields: dict[str, Any] = {"who": entry.who, "role": entry.role, "method": entry.method, "outcome": "ok"}
-                lines.append(("info", "rpc_audited", fields))
-            elif isinstance(message, RecordDenied):
-                entry = message.entry
-                fields = {
-                    "who": entry.who,
-                    "role": entry.role,
-                    "method": entry.method,
-                    "needed": message.needed,
-                    "recorded": outcome.error is None,
-                }
-                lines.append(("warning", "rpc_denied", fields))
-        if not lines:
-            return
-        if self._audit_log is not None:
-            self._audit_log.write(lines)
-        else:
-            log.write_lines(self.log, lines)
+                lines.warning(
+                    "rpc_denied",
+                    who=entry.who,
+                    role=entry.role,
+                    method=entry.method,
+                    needed=message.needed,
+                    recorded=outcome.error is None,
+                )
 
     def _enter_outage(self, outage: Outage) -> None:
         """Degrade (or stay degraded, perhaps for a new reason); logged once per change."""

@@ -5,7 +5,9 @@ the disk is full or the database is gone) reports the condition here, and clears
 it when the cause goes. The daemon is *degraded* while any condition is set.
 Like the :class:`~nua.actors.directory.Directory`, it is written by actors and
 read by anyone without a message round trip, so a status query never waits
-behind the work of the actor it asks about.
+behind the work of the actor it asks about. Each change is published on the
+event stream, when there is one: ``daemon.degraded`` (a component's condition is
+new or its reason changed) and ``daemon.recovered`` (a condition cleared).
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
+
+from nua.actors.events import EventHub
 
 
 @dataclass(frozen=True)
@@ -30,9 +34,10 @@ class Condition:
 class Health:
     """Thread-safe set of conditions, one per component at most."""
 
-    def __init__(self) -> None:
+    def __init__(self, events: EventHub | None = None) -> None:
         self._conditions: dict[str, Condition] = {}
         self._lock = threading.Lock()
+        self._events = events
 
     def degrade(self, component: str, reason: str) -> bool:
         """Set ``component``'s condition; ``True`` when it is new or its reason changed (worth a log line)."""
@@ -42,12 +47,19 @@ class Health:
                 return False
             since = current.since if current is not None else datetime.now(UTC).isoformat(timespec="milliseconds")
             self._conditions[component] = Condition(component, reason, since)
+            if self._events is not None:  # under the lock: the stream tells the changes in their order
+                self._events.publish("daemon.degraded", component=component, reason=reason, since=since)
             return True
 
     def recover(self, component: str) -> bool:
         """Clear ``component``'s condition; ``True`` when there was one."""
         with self._lock:
-            return self._conditions.pop(component, None) is not None
+            cleared = self._conditions.pop(component, None)
+            if cleared is not None and self._events is not None:
+                self._events.publish(
+                    "daemon.recovered", component=component, since=cleared.since, degraded=bool(self._conditions)
+                )
+            return cleared is not None
 
     def conditions(self) -> list[Condition]:
         """The current conditions, ordered by component."""

@@ -1,25 +1,29 @@
 """A thread that writes an actor's frequent log lines, so that rendering them is not in the actor's serial section.
 
-The DB writer logs one line per audited call once its batch has committed. Rendered
-in the writer's thread (structlog's processors, the stdlib record, JSON, a write),
-a line costs about as much as the call's own share of the batch, and it delays
-the next batch: measured with bench/audit.py, 8 clients writing settings lost
-about a third of their throughput. Handed to this thread, a batch's lines cost
-the writer one queue append; they are rendered and written together
-(:func:`nua.log.write_lines`: one write for them all), overlapping with the
-writer's waits on the disk. Lines keep their order; :meth:`stop` writes every
-line queued before it.
+The gateway logs one line per state-changing call once it is answered, the DB
+writer one per denied call. Rendered in the actor's thread (structlog's
+processors, the stdlib record, JSON, a write), a line costs about as much as the
+call's own share of the actor's work, and it delays the next one: measured with
+bench/audit.py, 8 clients writing settings lost about a third of their
+throughput. Handed to this thread, a line costs the actor a queue append. The
+thread takes every line waiting at once and writes them together
+(:func:`nua.log.write_lines`: no stdlib record per line, one write for them
+all), so that under load a line costs about a third of what logging it alone
+does. Lines keep their order; :meth:`stop` writes every line queued before it.
 """
 
 from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Sequence
+from typing import Any
 
 import structlog
 
 from nua import log
+
+# The most lines written together: a bound on what one write holds, whatever the backlog.
+MOST_AT_ONCE = 256
 
 
 class LogThread:
@@ -27,14 +31,15 @@ class LogThread:
 
     def __init__(self, logger: structlog.stdlib.BoundLogger, name: str) -> None:
         self._logger = logger
-        self._lines: queue.SimpleQueue[Sequence[log.Line] | None] = queue.SimpleQueue()
+        self._lines: queue.SimpleQueue[log.Line | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._write, name=name, daemon=True)
         self._thread.start()
 
-    def write(self, lines: Sequence[log.Line]) -> None:
-        """Queue ``lines`` (level, event, fields), to be written together, after the lines queued before them."""
-        if lines:
-            self._lines.put(lines)
+    def info(self, event: str, **fields: Any) -> None:
+        self._lines.put(("info", event, fields))
+
+    def warning(self, event: str, **fields: Any) -> None:
+        self._lines.put(("warning", event, fields))
 
     def stop(self) -> None:
         """Write every line queued so far, then end the thread (waits for it unless called from it)."""
@@ -43,14 +48,25 @@ class LogThread:
             self._thread.join()
 
     def _write(self) -> None:
-        while True:
-            lines = self._lines.get()
-            if lines is None:
-                return
+        stopping = False
+        while not stopping:
+            line = self._lines.get()
+            lines: list[log.Line] = []
+            while line is not None:
+                lines.append(line)
+                if len(lines) == MOST_AT_ONCE:
+                    break
+                try:
+                    line = self._lines.get_nowait()
+                except queue.Empty:
+                    break
+            else:
+                stopping = True
             try:
-                log.write_lines(self._logger, lines)
-            except Exception:  # noqa: BLE001, S112 - logging reports its own failures; one batch must not end the others
-                continue
+                if lines:
+                    log.write_lines(self._logger, lines)
+            except Exception:  # noqa: BLE001, S110 - logging reports its own failures; one write must not end the thread
+                pass
 
 
 __all__ = ["LogThread"]

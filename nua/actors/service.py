@@ -44,6 +44,7 @@ from typing import TYPE_CHECKING, Any
 import pykka
 
 from nua.actors import os_process
+from nua.actors.events import EventHub
 from nua.actors.process_loop import ProcessLoop
 from nua.actors.service_log import ServiceLog
 from nua.actors.supervised import ChildContext, SupervisedActor
@@ -80,6 +81,8 @@ class ServiceHost:
     clock: Callable[[], float] = time.monotonic
     # Told (service, state) at each change of state, in the service's thread (tests wait on it).
     observer: Callable[[str, str], None] | None = None
+    # Where each change of state, and each new process, is published as ``service.state``.
+    events: EventHub | None = None
 
 
 # -- requests (asks or calls), each answered with the service's status ------------------------
@@ -180,6 +183,7 @@ class Service(SupervisedActor):
         self.last_exit: dict[str, Any] | None = None
         self._record = host.record_dir / f"{config.name}.json"
         self._output: ServiceLog | None = None
+        self._published_pid: int | None = None  # the pid of the last service.state event
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -285,7 +289,19 @@ class Service(SupervisedActor):
             self._later(self.config.start_s, _StartWindowPassed(serial))
 
     def _enter(self, state: ServiceState) -> None:
-        self.state = state
+        previous, self.state = self.state, state
+        pid = self._run.pid if self._run is not None else None
+        # A new process in the same state (a RUNNING service replaced at once) is news too.
+        if self.host.events is not None and (state is not previous or pid != self._published_pid):
+            self.host.events.publish(
+                "service.state",
+                service=self.config.name,
+                state=state.value,
+                previous=previous.value,
+                pid=pid,
+                restarts=self.restarts,
+            )
+        self._published_pid = pid
         if self.host.observer is not None:
             self.host.observer(self.config.name, state)
 

@@ -141,6 +141,7 @@ class ServicesSupervisor(Supervisor):
             intensity=intensity,
             directory=directory,
             name_prefix=PREFIX,
+            events=host.events,
         )
         self.host = host
         self.configs = {config.name: config for config in ordered}

@@ -17,6 +17,13 @@ exits, never during one. A child added later goes to the end of the list: it
 stops before the children that were there first, and the strategies treat it by
 its place in the list, as they do the children given at start.
 
+With an :class:`~nua.actors.events.EventHub`, each change is published:
+``actor.started`` (a child started, not by a restart), ``actor.exited`` (a child
+ended without being asked: ``error`` says why, ``None`` when it stopped by
+itself), ``actor.restarted`` (exactly one per child a restart brought back, each
+member of a ``one_for_all`` or ``rest_for_one`` group included) and
+``actor.stopped`` (terminated on request).
+
 One difference from OTP: a temporary child's spec is kept once it has ended
 (shown ``stopped`` or ``failed`` with its last error) until :class:`DeleteChild`,
 so that the tree still says what happened to it.
@@ -38,6 +45,7 @@ from typing import Any, NoReturn, cast
 import pykka
 
 from nua.actors.directory import Directory
+from nua.actors.events import EventHub
 from nua.actors.messages import ChildInfo, Exited, Ping, WhichChildren
 from nua.actors.supervised import ChildContext, SupervisedActor, describe
 
@@ -202,8 +210,10 @@ class Supervisor(SupervisedActor):
         intensity: Intensity | None = None,
         directory: Directory | None = None,
         name_prefix: str = "",
+        events: EventHub | None = None,
     ) -> None:
         super().__init__(context)
+        self.events = events
         # Children are registered in the directory as name_prefix + id.
         self.name_prefix = name_prefix
         ids = [spec.id for spec in children]
@@ -314,6 +324,7 @@ class Supervisor(SupervisedActor):
         child.down = True  # whatever happens next, the strategies leave it alone
         self._stop_child(child)
         self.log.info("child_terminated", child=child.spec.id)
+        self._publish("actor.stopped", child)
         return self._info(child)
 
     def _restart_terminated(self, child: _Child) -> ChildInfo:
@@ -344,18 +355,32 @@ class Supervisor(SupervisedActor):
         with contextlib.suppress(pykka.ActorDeadError):  # we are stopping and stopped it ourselves
             self.actor_ref.tell(_ChildExited(key, exited))
 
-    def _start_in_order(self, children: Sequence[_Child]) -> None:
-        """Start ``children`` in order; on a failure stop those this call started and raise."""
+    def _publish(self, kind: str, child: _Child, **facts: Any) -> None:
+        """Publish ``kind`` about ``child`` on the event stream, if there is one."""
+        if self.events is not None:
+            self.events.publish(
+                kind,
+                actor=self.name_prefix + child.spec.id,
+                supervisor=self.context.child_id,
+                generation=child.generation,
+                **facts,
+            )
+
+    def _start_in_order(self, children: Sequence[_Child], *, restarting: bool = False) -> None:
+        """Start ``children`` in order; on a failure stop those this call started and raise.
+
+        ``restarting``: a restart, whose event :meth:`_restart` publishes once it succeeded.
+        """
         started: list[_Child] = []
         for child in children:
             try:
-                self._start_child(child)
+                self._start_child(child, announce=not restarting)
             except StartFailedError:
                 self._stop_in_reverse(started)
                 raise
             started.append(child)
 
-    def _start_child(self, child: _Child) -> None:
+    def _start_child(self, child: _Child, *, announce: bool = True) -> None:
         spec = child.spec
         child.generation += 1
         child.state = "starting"
@@ -378,6 +403,8 @@ class Supervisor(SupervisedActor):
         child.started_at = _now_iso()
         self.directory.register(self.name_prefix + spec.id, ref)
         self.log.info("child_started", child=spec.id, generation=child.generation)
+        if announce:
+            self._publish("actor.started", child)
 
     def _start_failed(self, child: _Child, reason: str) -> NoReturn:
         child.state = "failed"
@@ -417,6 +444,7 @@ class Supervisor(SupervisedActor):
         if exited.error:
             child.last_error = exited.error
         self.log.warning("child_exited", child=child.spec.id, error=exited.error)
+        self._publish("actor.exited", child, error=exited.error)
         restart = child.spec.restart
         if restart is Restart.TEMPORARY or (restart is Restart.TRANSIENT and exited.error is None):
             child.down = True
@@ -431,12 +459,14 @@ class Supervisor(SupervisedActor):
                 if other is not child:
                     self._stop_child(other)
             try:
-                self._start_in_order(group)
+                self._start_in_order(group, restarting=True)
             except StartFailedError as exc:
                 child, reason = self._by_id[exc.child_id], exc.reason
                 continue
             for member in group:
                 member.restarts += 1
+                why = reason if member is child else f"restarted with {child.spec.id} ({self.strategy})"
+                self._publish("actor.restarted", member, reason=why, restarts=member.restarts)
             return
 
     def _restart_group(self, child: _Child) -> list[_Child]:

@@ -14,6 +14,8 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
+from nua import log
+
 
 class Cancel(Protocol):
     def __call__(self) -> None: ...
@@ -33,6 +35,7 @@ class TimerThread:
         self._cond = threading.Condition()
         self._heap: list[tuple[float, int, Callable[[], None]]] = []
         self._cancelled: set[int] = set()
+        self._scheduled: set[int] = set()  # not yet run: cancelling another id must not be remembered
         self._ids = itertools.count()
         self._stopping = False
         self._thread = threading.Thread(target=self._run, name="nua-timers", daemon=True)
@@ -51,11 +54,15 @@ class TimerThread:
         with self._cond:
             timer_id = next(self._ids)
             heapq.heappush(self._heap, (self._clock() + delay_s, timer_id, callback))
+            self._scheduled.add(timer_id)
             self._cond.notify()
 
         def cancel() -> None:
             with self._cond:
-                self._cancelled.add(timer_id)
+                # A timer that ran already (or is running) has nothing to cancel: remembering
+                # its id would grow the set with every late cancel (a long-poll answered by its timer).
+                if timer_id in self._scheduled:
+                    self._cancelled.add(timer_id)
 
         return cancel
 
@@ -67,10 +74,14 @@ class TimerThread:
                 if self._stopping:
                     return
                 _, timer_id, callback = heapq.heappop(self._heap)
+                self._scheduled.discard(timer_id)
                 if timer_id in self._cancelled:
                     self._cancelled.discard(timer_id)
                     continue
-            callback()
+            try:
+                callback()
+            except Exception:  # noqa: BLE001 - one broken callback must not end every later one (all services' timers)
+                log.get("nua.actors.timers").exception("timer_callback_failed")
 
 
 class ManualTimers:

@@ -39,6 +39,9 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser("run", help="the same as start --foreground")
     commands.add_parser("stop", help="stop the daemon gracefully; returns once it is gone")
     commands.add_parser("restart", help="stop the daemon, then start a new one")
+    commands.add_parser(
+        "reload", help="re-open the log file and re-read the settings file (SIGHUP); exit 7 when none runs"
+    )
     status = commands.add_parser("status", help="whether the daemon runs, and its actor tree (LSB exit codes)")
     status.add_argument("--json", action="store_true", help="one JSON object, for scripts")
     commands.add_parser(
@@ -69,6 +72,8 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 - one exit 
             return control.stop(args.config)
         case "restart":
             return _leave(control.restart(args.config))
+        case "reload":
+            return control.reload(args.config)
         case "config":
             return show_config(args.config)
         case "keys":

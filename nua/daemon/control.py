@@ -24,6 +24,7 @@ from nua.daemon.daemonize import Outcome, Readiness, Report, daemonize
 from nua.daemon.exit_codes import (
     EXIT_FAILED,
     EXIT_NOT_CONFIGURED,
+    EXIT_NOT_RUNNING,
     EXIT_OK,
     STATUS_DEAD_PID_FILE,
     STATUS_NOT_RUNNING,
@@ -152,13 +153,21 @@ def _report_start(report: Report, loaded: settings.Settings) -> int:
 # -- stop ------------------------------------------------------------------------------
 
 
-def stop(config: str | Path | None = None) -> int:
-    """Stop the daemon gracefully, forcefully if it will not; return when it is gone."""
+def _pid_file_of(config: str | Path | None) -> tuple[settings.Settings, Path, pidfile.PidFileState] | None:
+    """The settings (not their deep rules), the pid file they name and its state; ``None`` (said why) if wrong."""
     loaded = _load(config, deep=False)
     if loaded is None:
-        return EXIT_NOT_CONFIGURED
+        return None
     path = Path(loaded.server.pid_file)
-    state = pidfile.inspect(path)
+    return loaded, path, pidfile.inspect(path)
+
+
+def stop(config: str | Path | None = None) -> int:
+    """Stop the daemon gracefully, forcefully if it will not; return when it is gone."""
+    found_file = _pid_file_of(config)
+    if found_file is None:
+        return EXIT_NOT_CONFIGURED
+    loaded, path, state = found_file
     if not state.locked:
         if state.exists and pidfile.remove_stale(path):
             _say(f"not running (removed a stale pid file naming pid {state.pid})")
@@ -179,6 +188,30 @@ def stop(config: str | Path | None = None) -> int:
         _complain(f"stopped pid {pid}, but {found.endpoint} is still in use by another process")
         return EXIT_FAILED
     _say(f"stopped (pid {pid})")
+    return EXIT_OK
+
+
+def reload(config: str | Path | None = None) -> int:
+    """Send the running daemon ``SIGHUP``: it re-opens its log file and re-reads its settings file.
+
+    Returns once the signal is sent (the daemon's log says what applied); 7 when no daemon runs.
+    """
+    found_file = _pid_file_of(config)
+    if found_file is None:
+        return EXIT_NOT_CONFIGURED
+    _, path, state = found_file
+    if not state.locked:
+        _complain(f"not running (no daemon holds {path}): nothing to reload")
+        return EXIT_NOT_RUNNING
+    pid = _holder(state, path)
+    if pid is None:
+        return EXIT_FAILED
+    try:
+        os.kill(pid, signal.SIGHUP)
+    except ProcessLookupError:
+        _complain(f"pid {pid} ended before the reload: nothing to reload")
+        return EXIT_NOT_RUNNING
+    _say(f"reload requested (pid {pid}): it re-opens its log file and re-reads its settings; its log says what applied")
     return EXIT_OK
 
 

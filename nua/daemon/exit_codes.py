@@ -14,6 +14,7 @@ from __future__ import annotations
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_NOT_CONFIGURED = 6
+EXIT_NOT_RUNNING = 7  # an action on a daemon that does not run (LSB: program is not running): reload
 STATUS_RUNNING = 0
 STATUS_DEAD_PID_FILE = 1
 STATUS_NOT_RUNNING = 3
@@ -22,6 +23,7 @@ STATUS_UNKNOWN = 4
 __all__ = [
     "EXIT_FAILED",
     "EXIT_NOT_CONFIGURED",
+    "EXIT_NOT_RUNNING",
     "EXIT_OK",
     "STATUS_DEAD_PID_FILE",
     "STATUS_NOT_RUNNING",

@@ -32,6 +32,7 @@ import pykka.debug
 from nua import log, runtime, settings
 from nua.actors import os_process
 from nua.actors.directory import GATEWAY, Directory
+from nua.actors.events import EventHub
 from nua.actors.health import Health
 from nua.actors.messages import Exited, Ping
 from nua.actors.process_loop import ProcessLoop
@@ -151,7 +152,9 @@ class Daemon:
         self._record_written: tuple[int, int] | None = None
         self.started_at = time.time()
         self.directory = Directory()
-        self.health = Health()
+        # The event stream ([events] history): the actors publish what changes, degradations included.
+        self.events = EventHub(config.events.history)
+        self.health = Health(self.events)
         self.wakeup = _Wakeup()
         self.log = log.get("nua.daemon")  # rebound once the logs are configured
         self.root: pykka.ActorRef[Any] | None = None
@@ -228,6 +231,7 @@ class Daemon:
             timers,
             log_dir=self.settings.services_log_dir,
             record_dir=self.settings.services_record_dir,
+            events=self.events,
         )
         host.loop.start()
         timers.start()
@@ -258,6 +262,7 @@ class Daemon:
             request_shutdown=self._request_shutdown,
             on_exit=self._root_exited,
             health=self.health,
+            events=self.events,
             service_host=service_host,
         )
         budget = tree.start_budget_s(self._specs)
@@ -324,6 +329,7 @@ class Daemon:
             settings_endpoint=self.settings.zmq.bind_endpoint,
             config_file=str(config_file) if config_file is not None else None,
             server_key=server_key,
+            log_file=None if self.foreground else str(self.settings.server.log_file),
         )
         try:
             self._record_written = runtime.write(self.record_file, record)

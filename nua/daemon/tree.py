@@ -22,6 +22,7 @@ import pykka
 from nua.actors.db_reader import DbReader
 from nua.actors.db_writer import DbWriter
 from nua.actors.directory import DB_READER, DB_WRITER, GATEWAY, ROOT, SENTINEL, Directory
+from nua.actors.events import EventHub
 from nua.actors.health import Health
 from nua.actors.sentinel import Sentinel, ShutdownListener
 from nua.actors.service import ServiceHost
@@ -44,6 +45,8 @@ def child_specs(
     request_shutdown: ShutdownListener,
     health: Health,
     service_host: ServiceHost,
+    *,
+    events: EventHub,
 ) -> list[ChildSpec]:
     """The root's children, in start order (no gateway with ``[server] start_zmq_server = false``)."""
     shutdown_s = settings.supervisor.shutdown_timeout_s
@@ -53,7 +56,11 @@ def child_specs(
 
     specs = [
         spec(SENTINEL, lambda ctx: Sentinel.start(ctx, settings, request_shutdown)),
-        spec(DB_WRITER, lambda ctx: DbWriter.start(ctx, settings, health), start_timeout_s=DB_WRITER_START_TIMEOUT_S),
+        spec(
+            DB_WRITER,
+            lambda ctx: DbWriter.start(ctx, settings, health, events=events),
+            start_timeout_s=DB_WRITER_START_TIMEOUT_S,
+        ),
         spec(DB_READER, lambda ctx: DbReader.start(ctx, settings, health)),
     ]
     intensity = Intensity(settings.supervisor.max_restarts, settings.supervisor.max_seconds)
@@ -72,7 +79,14 @@ def child_specs(
     )
     if settings.server.start_zmq_server:
         bound = BoundEndpoint()  # a restarted gateway binds the port the first one got
-        specs.append(spec(GATEWAY, lambda ctx: Gateway.start(ctx, settings, directory, health, bound)))
+        specs.append(
+            spec(
+                GATEWAY,
+                lambda ctx: Gateway.start(
+                    ctx, settings, directory, health, bound, events=events, timers=service_host.timers
+                ),
+            )
+        )
     return specs
 
 
@@ -84,19 +98,21 @@ def start(
     on_exit: ExitListener,
     health: Health,
     service_host: ServiceHost,
+    events: EventHub,
 ) -> tuple[pykka.ActorRef[Any], list[ChildSpec]]:
     """Start the root supervisor; it starts its children in its own thread.
 
     Returns at once: an ``ask`` of :class:`~nua.actors.messages.Ping` to the root
     answers only once every child is running (or fails, if one could not start).
     """
-    specs = child_specs(settings, directory, request_shutdown, health, service_host)
+    specs = child_specs(settings, directory, request_shutdown, health, service_host, events=events)
     root = Supervisor.start(
         ChildContext(ROOT, 1, on_exit),
         specs,
         strategy=Strategy.ONE_FOR_ONE,
         intensity=Intensity(settings.supervisor.max_restarts, settings.supervisor.max_seconds),
         directory=directory,
+        events=events,
     )
     directory.register(ROOT, root)
     return root, specs

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, NamedTuple, NoReturn, TextIO
 
 from nua import client_settings, runtime
+from nua.rpc import cli_events, cli_logs
 from nua.rpc.client import Client, DaemonUnreachableError, ProtocolError
 from nua.rpc.errors import RpcError, error_code
 from nua.status_tree import duration, service_summary, tree_lines
@@ -312,6 +313,8 @@ _TOP_HELP = {
     "status": "the daemon's status and actor tree",
     "keygen": "make this account's client key pair and print its public key (for `nua-orchestrator keys add`)",
     "audit": "list the audit trail: changes made and calls denied, newest first",
+    "events": cli_events.HELP,
+    "logs": cli_logs.HELP,
 }
 
 
@@ -491,6 +494,8 @@ _GROUPS: dict[str, Callable[[Any, argparse.ArgumentParser], None]] = {
     "status": _daemon,
     "keygen": _daemon,
     "audit": _audit_command,
+    "events": cli_events.add_parser,
+    "logs": lambda top, common: cli_logs.add_parser(top, common, places=_places),
 }
 _VALUE_OPTIONS = frozenset({"--endpoint", "--config", "--timeout", "--server-key", "--client-key"})
 
@@ -683,7 +688,7 @@ def _rpc_error_line(exc: RpcError) -> str:
     return line + hints.get(exc.kind, "")
 
 
-def main(  # noqa: PLR0911 - one exit per outcome
+def main(  # noqa: C901, PLR0911 - one exit per outcome
     argv: Sequence[str] | None = None,
     *,
     stdin: TextIO | None = None,
@@ -699,8 +704,8 @@ def main(  # noqa: PLR0911 - one exit per outcome
     except SystemExit as exc:  # argparse already printed the usage line
         return EXIT_USAGE if exc.code not in (0, None) else EXIT_OK
     try:
-        if args.run is keygen:
-            result, show = keygen(None, args, stdin)
+        if args.run is keygen or getattr(args, "local", False):  # commands that talk to no daemon
+            result, show = args.run(None, args, stdin)
         else:
             target = resolve_target(args, stderr)
             keys = client_key(target)
@@ -710,6 +715,8 @@ def main(  # noqa: PLR0911 - one exit per outcome
         return _fail(f"{exc} (see nua --help)", EXIT_USAGE, stderr)
     except NotConfiguredError as exc:
         return _fail(str(exc), EXIT_NOT_CONFIGURED, stderr)
+    except cli_logs.LogsError as exc:
+        return _fail(str(exc), EXIT_RPC_ERROR, stderr)
     except RpcError as exc:
         return _fail(_rpc_error_line(exc), EXIT_RPC_ERROR, stderr)
     except DaemonUnreachableError as exc:

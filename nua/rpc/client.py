@@ -21,6 +21,20 @@ know the key refuses the connection during its handshake: no call is delivered,
 and the client says so at once (:class:`ConnectionRefusedByDaemonError`, read from
 the socket's handshake events) rather than at the end of its timeout.
 
+:meth:`Client.subscribe` follows the daemon's event stream: an iterator over
+``events_read`` pages, each call waiting in the daemon until something happens
+(a long poll, :mod:`nua.rpc.methods.events`). It yields each event as a dict
+(``seq``, ``time``, ``kind``, ``facts``, and the ``boot`` it belongs to), and two
+kinds of notice, with ``seq`` ``None``, for what a reader must know to trust what
+it saw: ``stream.missed`` (events after the last one seen fell out of the
+daemon's bounded history; ``facts``: ``missed``, ``first_seq``; the stream goes
+on from the oldest one held) and ``stream.boot`` (the daemon restarted; ``facts``:
+``boot``, ``previous``; the stream goes on from the new daemon's first event).
+While following, a daemon that is away (stopped, restarting, busy) is asked again
+with a growing delay, up to :data:`MAX_RETRY_S`, until it answers: a follower
+outlives a restart. Before the first page, and for a refusal of this client's
+key, the error is raised.
+
 Imports only ``json`` and ``zmq``: the CLI starts fast. One client per thread
 (a ZeroMQ socket belongs to one thread).
 """
@@ -31,13 +45,13 @@ import itertools
 import json
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from types import TracebackType
 from typing import Any, NamedTuple, Self
 
 import zmq
 
-from nua.rpc.errors import UNAVAILABLE, RpcError, from_reply
+from nua.rpc.errors import UNAVAILABLE, BusyError, RpcError, UnavailableError, from_reply
 
 START_HINT = "start it with `nua-orchestrator start` (or check --endpoint / NUA_ZMQ_PORT / NUA_CONFIG)"
 # How soon a dropped connection is retried (ZeroMQ's default is 100 ms).
@@ -45,6 +59,17 @@ RECONNECT_IVL_MS = 20
 RECONNECT_IVL_MAX_MS = 1000
 # How long a call waits for a connection before asking whether anything listens at all.
 ABSENT_GRACE_S = 0.25
+# Following events: events asked for per call; how long each call waits in the daemon for
+# something new (at most half the client's timeout; the daemon may cap it lower); the delays
+# between attempts while the daemon is away.
+EVENTS_PAGE = 500
+EVENTS_WAIT_S = 4.0
+FIRST_RETRY_S = 0.1
+MAX_RETRY_S = 2.0
+# The notices a subscription yields beside the events (see the module's doc).
+MISSED = "stream.missed"
+NEW_BOOT = "stream.boot"
+_PAGE_KEYS = frozenset({"boot", "events", "last_seq", "first_seq", "missed"})
 
 
 class DaemonUnreachableError(ConnectionError):
@@ -204,6 +229,51 @@ class Client:
                 results.append(item.get("result"))
         return results
 
+    def subscribe(
+        self,
+        since: int = 0,
+        kinds: Collection[str] | None = None,
+        *,
+        follow: bool = True,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> Iterator[dict[str, Any]]:
+        """The events after ``since`` (of ``kinds`` only, by kind or prefix), then, with ``follow``, each new one.
+
+        Without ``follow`` it ends once it has read every event the daemon holds.
+        See the module's doc for the notices it yields besides events.
+        """
+        selected = sorted(kinds) if kinds else None
+        wait_s = min(EVENTS_WAIT_S, self.timeout / 2) if follow else 0.0
+        boot: str | None = None
+        delay = FIRST_RETRY_S
+        while True:
+            try:
+                page = _page(self.call("events_read", since=since, kinds=selected, timeout_s=wait_s, limit=EVENTS_PAGE))
+            except ConnectionRefusedByDaemonError:
+                raise  # a key the daemon does not know will not become one by asking again
+            except (DaemonUnreachableError, UnavailableError, BusyError):
+                if not follow or boot is None:
+                    raise  # no daemon to follow yet: say so rather than wait for one
+                sleep(delay)
+                delay = min(delay * 2, MAX_RETRY_S)
+                continue
+            delay = FIRST_RETRY_S
+            if boot is not None and page["boot"] != boot:
+                yield _notice(NEW_BOOT, page["boot"], boot=page["boot"], previous=boot)
+                boot, since = page["boot"], 0
+                continue
+            boot = page["boot"]
+            if page["missed"]:
+                yield _notice(MISSED, boot, missed=page["missed"], first_seq=page["first_seq"])
+            for event in page["events"]:
+                yield {**event, "boot": boot}
+                since = event["seq"]
+            if not page["events"]:
+                # Nothing (of these kinds) up to last_seq: the next read starts there.
+                since = max(since, page["last_seq"])
+                if not follow:
+                    return
+
     def close(self) -> None:
         if self._socket.closed:
             return
@@ -332,6 +402,18 @@ def _nobody_listens(endpoint: str) -> bool:
     except (OSError, ValueError):
         return False
     return False
+
+
+def _notice(kind: str, in_boot: str, **facts: Any) -> dict[str, Any]:
+    return {"seq": None, "time": None, "kind": kind, "facts": facts, "boot": in_boot}
+
+
+def _page(page: Any) -> dict[str, Any]:
+    """``page`` if it is a page of events as ``events_read`` answers, else ProtocolError."""
+    if not isinstance(page, dict) or not page.keys() >= _PAGE_KEYS or not isinstance(page["events"], list):
+        msg = f"events_read answered {type(page).__name__}, not a page of events"
+        raise ProtocolError(msg)
+    return page
 
 
 def _params(params: Sequence[Any] | dict[str, Any]) -> list[Any] | dict[str, Any]:

@@ -46,6 +46,7 @@ from nua.model.audit import AuditEntry
 from nua.model.errors import ModelError
 from nua.rpc import auditing, errors
 from nua.rpc.access import UNAUTHENTICATED, Caller, denial
+from nua.rpc.call_log import CallLog, CallStarted
 from nua.rpc.cancel import CallScope
 from nua.rpc.protocol import BadRequest, Batch, GuardedProtocol, encode_batch, encode_error, encode_result
 from nua.rpc.registry import Method, Registry
@@ -111,10 +112,20 @@ class _Waiting:
     system: bool
     scope: CallScope | None
     future: concurrent.futures.Future[Any] | None = None
+    # A state-changing call's log line, written when it is answered (see nua.rpc.call_log).
+    logged: tuple[CallLog, CallStarted] | None = None
 
     def fail(self, error: errors.RpcError) -> None:
         """Answer the call with ``error`` (nothing, for a notification)."""
         self.finish(None if self.notification else encode_error(self.request_id, error))
+        if self.logged is not None:
+            self.logged[0].answered(self.logged[1], error)
+
+    def succeed(self, value: Any) -> None:
+        """Answer the call with its result ``value``."""
+        self.finish(None if self.notification else encode_result(self.request_id, value))
+        if self.logged is not None:
+            self.logged[0].answered(self.logged[1])
 
     def give_up(self) -> None:
         """The caller is answered already: cancel what has not started, refuse what comes later."""
@@ -214,8 +225,11 @@ class Dispatcher:
         log: structlog.stdlib.BoundLogger | None = None,
         clock: Callable[[], float] = time.monotonic,
         record_denied: DeniedRecorder | None = None,
+        call_log: CallLog | None = None,
     ) -> None:
         self.registry = registry
+        # One line per state-changing call once answered (none when not given: tests of other things).
+        self._call_log = call_log
         self._record_denied = record_denied
         self.executor = executor
         self.system_executor = system_executor or executor
@@ -291,9 +305,12 @@ class Dispatcher:
     def _start(self, request: Any, finish: Finish, client: bytes, caller: Caller) -> None:
         notification = bool(request.one_way)
         request_id = request.unique_id
+        logged = self._logged(request.method, caller)
 
         def fail(error: errors.RpcError) -> None:
             finish(None if notification else encode_error(request_id, error))
+            if logged is not None and not isinstance(error, errors.ForbiddenError):  # rpc_denied says it
+                logged[0].answered(logged[1], error)
 
         method = self._checked(request, caller)
         if isinstance(method, errors.RpcError):
@@ -313,16 +330,28 @@ class Dispatcher:
             return
         if not isinstance(result, concurrent.futures.Future):
             finish(None if notification else encode_result(request_id, result))
+            if logged is not None:
+                logged[0].answered(logged[1])
             return
         deadline = scope.deadline if scope is not None else self._clock() + self.call_timeout_s
         call_id = next(self._ids)
         waiting = _Waiting(request_id, request.method, finish, deadline, notification, client, method.system, scope)
+        waiting.logged = logged
         self._waiting[call_id] = waiting
         self._per_client[client] = self._per_client.get(client, 0) + 1
         if method.system:
             self._system_waiting += 1
             self._system_per_client[client] = self._system_per_client.get(client, 0) + 1
         self._watch(call_id, waiting, result)
+
+    def _logged(self, name: Any, caller: Caller) -> tuple[CallLog, CallStarted] | None:
+        """The log line to write once the call of ``name`` is answered: a state-changing method's only."""
+        if self._call_log is None:
+            return None
+        method = self.registry.get(name) if isinstance(name, str) else None
+        if method is None or not method.changes:
+            return None
+        return self._call_log, self._call_log.begin(_who(caller), caller.role.label, method.name)
 
     def _checked(self, request: Any, caller: Caller) -> Method | errors.RpcError:
         """The method ``request`` calls, ``caller`` allowed and its params checked; or the error to answer with."""
@@ -424,7 +453,7 @@ class Dispatcher:
                 self._watch(call_id, waiting, value)  # an offloaded method that ended by asking an actor
                 continue
             self._forget(call_id)
-            waiting.finish(None if waiting.notification else encode_result(waiting.request_id, value))
+            waiting.succeed(value)
 
     def expire(self) -> float | None:
         """Fail every call past its deadline; return the seconds until the next one (``None``: none waits)."""

@@ -52,8 +52,11 @@ from typing import Any, cast
 import zmq
 
 from nua.actors.directory import DB_READER, DB_WRITER, Directory
+from nua.actors.events import EventHub
 from nua.actors.health import Health
+from nua.actors.log_thread import LogThread
 from nua.actors.supervised import ChildContext, SupervisedActor
+from nua.actors.timers import Timers
 from nua.curve_keys import KeyPair
 from nua.endpoint import ipc_path
 from nua.model import checks
@@ -62,7 +65,9 @@ from nua.model.commands import ListKeys, MarkKeysSeen
 from nua.rpc import credentials, errors, plugins
 from nua.rpc.access import UNAUTHENTICATED, Caller
 from nua.rpc.admission import Admission, StopHandler
+from nua.rpc.call_log import CallLog
 from nua.rpc.dispatch import Dispatcher
+from nua.rpc.event_waits import EventWaits
 from nua.rpc.key_cache import KeyCache
 from nua.rpc.protocol import encode_error
 from nua.rpc.services import Services
@@ -278,6 +283,9 @@ class Gateway(SupervisedActor):
         directory: Directory,
         health: Health | None = None,
         bound: BoundEndpoint | None = None,
+        *,
+        events: EventHub | None = None,
+        timers: Timers | None = None,
     ) -> None:
         super().__init__(context)
         self.settings = settings
@@ -292,11 +300,14 @@ class Gateway(SupervisedActor):
         self._system_pool: concurrent.futures.ThreadPoolExecutor | None = None
         self._dispatcher: Dispatcher | None = None
         self._admission: Admission | None = None
+        self._call_lines: LogThread | None = None  # the rpc_call lines, written in a thread of their own
         self._counters = _Counters()
         self._logged_drops = _LoggedOnce(LOGGED_CLIENTS)
-        self.services = Services(settings, directory, health=health or Health())
+        self.services = Services(settings, directory, health=health or Health(), events=events or EventHub())
         self._curve = settings.zmq.curve
         self._server_key: KeyPair | None = None
+        # Resolves the long-poll reads of events that time out (none: events_read never waits).
+        self._timers = timers
         # Asked from the actor thread (tests: sys_fault_authenticator), done by the I/O thread.
         self._stop_handler = threading.Event()
         # When each key's last_seen_at was last recorded (bounded by the keys registered).
@@ -320,6 +331,8 @@ class Gateway(SupervisedActor):
             )
 
     def _setup(self) -> None:
+        if self._timers is not None:
+            self.services.event_waits = EventWaits(self.services.events, self._timers, self.settings.events.max_waiting)
         plugins.build(self.services, log=self.log)
         self._wakeup = _Wakeup()
         self._pool = concurrent.futures.ThreadPoolExecutor(POOL_THREADS, thread_name_prefix="nua-rpc-pool")
@@ -327,6 +340,7 @@ class Gateway(SupervisedActor):
             SYSTEM_POOL_THREADS, thread_name_prefix="nua-rpc-system"
         )
         rpc = self.settings.rpc
+        self._call_lines = LogThread(self.log, f"{self.context.child_id}-log")
         self._dispatcher = Dispatcher(
             self.services.registry,
             executor=self._pool,
@@ -340,6 +354,7 @@ class Gateway(SupervisedActor):
             tracebacks=self.settings.debug.tracebacks,
             log=self.log,
             record_denied=self._record_denied,
+            call_log=CallLog(self._call_lines),
         )
         if self._curve:
             self._server_key = self._load_keys()
@@ -490,6 +505,12 @@ class Gateway(SupervisedActor):
         if self._wakeup is not None:
             self._wakeup.close()
             self._wakeup = None
+        if self.services.event_waits is not None:
+            self.services.event_waits.close()  # the waiting calls were answered by the dispatcher's stop
+            self.services.event_waits = None
+        if self._call_lines is not None:
+            self._call_lines.stop()  # the lines of the calls answered are written
+            self._call_lines = None
         if self._zmq is not None:
             self._zmq.term()  # waits until the socket is closed: the endpoint is free again
             self._zmq = None

@@ -17,11 +17,13 @@ import pykka
 
 from nua.actors.call import call
 from nua.actors.directory import DB_READER, DB_WRITER, Directory
+from nua.actors.events import EventHub
 from nua.actors.health import Health
 from nua.model.audit import AuditEntry
 from nua.model.commands import RecordDenied
 from nua.rpc import auditing, cancel
 from nua.rpc.errors import UnavailableError
+from nua.rpc.event_waits import EventWaits
 from nua.rpc.key_cache import KeyCache
 from nua.rpc.registry import Registry
 from nua.settings import Settings
@@ -40,6 +42,10 @@ class Services:
     endpoint: str = ""
     # The registered client keys, as the gateway checks them ([zmq] auth = "curve").
     keys: KeyCache = field(default_factory=KeyCache)
+    # The daemon's event stream (what changed, numbered): methods publish and read it.
+    events: EventHub = field(default_factory=EventHub)
+    # The long-poll reads of ``events`` waiting for the next event, made by the gateway.
+    event_waits: EventWaits | None = None
 
     def ask(self, actor: str, message: Any) -> Future[Any]:
         """Call the actor registered as ``actor``; the future resolves with its reply.

@@ -15,6 +15,7 @@ from typing import Any
 
 import pykka
 
+from nua.actors.events import EventHub
 from nua.actors.messages import Exited
 from nua.actors.process_loop import ProcessLoop
 from nua.actors.service import Service, ServiceHost, ServiceStatus
@@ -75,6 +76,7 @@ class Harness:
         self.timers = ManualTimers()
         self.journal = Journal()
         self.exits: list[Exited] = []
+        self.events = EventHub(boot="services")
         self.host = ServiceHost(
             self.loop,
             self.timers,
@@ -82,6 +84,7 @@ class Harness:
             record_dir=root / "run" / "services",
             clock=lambda: self.timers.now,
             observer=self.journal,
+            events=self.events,
         )
         self.refs: list[pykka.ActorRef[Any]] = []
 

@@ -106,6 +106,13 @@ def test_a_running_service_that_crashes_is_replaced_at_once_and_the_actor_lives_
     assert status["restarts"] == 1
     assert status["last_exit"]["signal"] == "SIGKILL"
     assert services.exits == []  # the actor did not crash: no restart intensity spent
+    # Each change of state is an event, and so is the new process in the same state.
+    published = [dict(e.facts) for e in services.events.read(0).events if e.kind == "service.state"]
+    assert [(f["previous"], f["state"], f["pid"], f["restarts"]) for f in published] == [
+        ("STOPPED", "RUNNING", first, 0),
+        ("RUNNING", "RUNNING", status["pid"], 1),
+    ]
+    assert {f["service"] for f in published} == {"web"}
 
 
 @pytest.mark.parametrize(

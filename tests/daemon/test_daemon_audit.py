@@ -64,11 +64,18 @@ def test_each_change_has_one_record_and_a_failed_or_read_call_none(daemon: Daemo
     assert len(table.stdout.splitlines()) == 2  # a header and the one record
     assert "***" in table.stdout
 
-    def audit_lines() -> list[dict[str, object]]:
-        return [e for e in daemon.log_events() if e.get("event") == "rpc_audited"]
+    def call_lines() -> list[dict[str, object]]:
+        return [e for e in daemon.log_events() if e.get("event") == "rpc_call"]
 
-    logged = wait_until(lambda: len(audit_lines()) == len(methods) and audit_lines(), what="a log line per change")
-    assert [e["method"] for e in logged] == list(reversed(methods))
+    # One line per call of a changing method, failed ones too (in the order answered); none for the read.
+    answered = [*reversed(methods[-3:]), "setting_delete", "user_add", *reversed(methods[:-3])]
+    logged = wait_until(lambda: len(call_lines()) == len(answered) and call_lines(), what="a log line per call")
+    assert [(e["who"], e["role"], e["method"]) for e in logged] == [(WHO, "admin", m) for m in answered]
+    outcomes = [(e["outcome"], e.get("code"), e.get("error")) for e in logged]
+    assert outcomes[3:5] == [("error", -32001, "not_found"), ("error", -32002, "conflict")]
+    assert {o for i, o in enumerate(outcomes) if i not in (3, 4)} == {("ok", None, None)}
+    assert all(isinstance(e["duration_ms"], float) and e["duration_ms"] >= 0 for e in logged)
+    assert logged[4]["field"] in {"username", "email"}  # what failed is named, not the value sent
     everything = listed.stdout + table.stdout + daemon.log_file.read_text(encoding="utf-8")
     for secret in SECRETS:
         assert secret not in everything

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from nua.rpc.method_group import MethodGroup
 from nua.rpc.methods.audit import AuditMethods
+from nua.rpc.methods.events import EventsMethods
 from nua.rpc.methods.group import GroupMethods
 from nua.rpc.methods.key import KeyMethods
 from nua.rpc.methods.rpc import RpcMethods
@@ -21,6 +22,7 @@ BUILTIN_GROUPS: tuple[type[MethodGroup], ...] = (
     SettingMethods,
     KeyMethods,
     AuditMethods,
+    EventsMethods,
     ServiceMethods,
     SysMethods,
     FaultMethods,

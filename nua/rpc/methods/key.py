@@ -14,7 +14,7 @@ from typing import Any
 from nua import curve_keys
 from nua.model import checks
 from nua.model.commands import ChangedOutside
-from nua.rpc import credentials
+from nua.rpc import auditing, credentials
 from nua.rpc.method_group import MethodGroup
 from nua.rpc.registry import public
 from nua.rpc.services import DB_READER, DB_WRITER
@@ -59,6 +59,9 @@ class KeyMethods(MethodGroup):
         recorded = self.services.ask(DB_WRITER, ChangedOutside("the server key pair rotated"))
         recorded.result(timeout=self.services.settings.rpc.call_timeout_s)
         pair = credentials.rotate_server(self.services.settings, curve_keys.generate())
+        entry = auditing.current()
+        by = {"by": entry.who} if entry is not None else {}
+        self.services.events.publish("key.changed", change="rotate_server", name="(server)", **by)
         return {"public_key": pair.public, "applies": "at the next restart"}
 
 
