@@ -116,7 +116,7 @@ def end_to_end(opts: argparse.Namespace) -> dict[tuple[str, str], dict[str, floa
         stack.close()  # the daemons stop: a stopping writer writes every line it has queued
         for level in endpoints:
             log_text = (Path(tmp_name) / level / "nua.log").read_text(encoding="utf-8")
-            lines = log_text.count('"event": "rpc_audited"')
+            lines = log_text.count('"event": "rpc_call"')
             print(
                 f"  ({level} daemon: {newest[level]['id']:.0f} audit records, {lines} log lines"
                 f" for {audited_calls[level]:.0f} audited calls)"
