@@ -14,6 +14,7 @@ does. Lines keep their order; :meth:`stop` writes every line queued before it.
 
 from __future__ import annotations
 
+import logging
 import queue
 import threading
 from typing import Any
@@ -36,10 +37,13 @@ class LogThread:
         self._thread.start()
 
     def info(self, event: str, **fields: Any) -> None:
-        self._lines.put(("info", event, fields))
+        # The level is looked at here, not in the thread: a line that will not be written is not queued.
+        if self._logger.isEnabledFor(logging.INFO):
+            self._lines.put(("info", event, fields))
 
     def warning(self, event: str, **fields: Any) -> None:
-        self._lines.put(("warning", event, fields))
+        if self._logger.isEnabledFor(logging.WARNING):
+            self._lines.put(("warning", event, fields))
 
     def stop(self) -> None:
         """Write every line queued so far, then end the thread (waits for it unless called from it)."""

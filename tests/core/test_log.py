@@ -110,3 +110,12 @@ def test_a_log_thread_writes_every_line_in_order_by_its_stop(log_file: Path) -> 
     written = records(log_file)
     assert [r["n"] for r in written] == list(range(count))
     assert [r["level"] for r in written[:2]] == ["warning", "info"]
+
+
+def test_a_log_thread_leaves_out_lines_below_the_level(log_file: Path) -> None:
+    log.set_level("warning")
+    lines = LogThread(log.get("nua.test"), "test-log")
+    lines.info("hidden")
+    lines.warning("shown")
+    lines.stop()
+    assert [r["event"] for r in records(log_file)] == ["shown"]
