@@ -443,24 +443,15 @@ _AUDIT_ROW_KEYS = ("at", "who", "role", "method", "params", "outcome", "detail")
 _INSERT_AUDIT = Prepared(insert(audit_table), column_keys=_AUDIT_ROW_KEYS)
 
 
-def _record(conn: Connection, entry: AuditEntry, outcome: Outcome, detail: str = "") -> None:
-    row = {
-        "at": utcnow(),
-        "who": entry.who,
-        "role": entry.role,
-        "method": entry.method,
-        "params": entry.params_json,
-        "outcome": outcome,
-        "detail": detail,
-    }
-    _INSERT_AUDIT.execute(conn, row)
+# What record_all stores of one record: the entry, the outcome, the detail.
+Record = tuple[AuditEntry, Outcome, str]
 
 
 def audited(conn: Connection, command: cmd.Audited) -> Any:
     # Run inside the command's savepoint: a failure below takes the change and its record.
     # (The DB writer applies a batch's Audited commands itself: each change, then record_all.)
     value = execute(conn, command.command)
-    _record(conn, command.entry, "ok")
+    record_all(conn, [record_of(command)])
     return value
 
 
@@ -493,11 +484,7 @@ def changed_outside(_conn: Connection, _command: cmd.ChangedOutside) -> None:
 
 
 def record_denied(conn: Connection, command: cmd.RecordDenied) -> None:
-    _record(conn, *record_of(command))
-
-
-# What record_all stores of one record: the entry, the outcome, the detail.
-Record = tuple[AuditEntry, Outcome, str]
+    record_all(conn, [record_of(command)])
 
 
 def record_of(command: cmd.Audited | cmd.RecordDenied) -> Record:
