@@ -569,6 +569,8 @@ class DbWriter(SupervisedActor):
                     needed=message.needed,
                     recorded=outcome.error is None,
                 )
+        if self._audit_log is not None:
+            self._audit_log.flush()
 
     def _enter_outage(self, outage: Outage) -> None:
         """Degrade (or stay degraded, perhaps for a new reason); logged once per change."""

@@ -5,11 +5,14 @@ writer one per denied call. Rendered in the actor's thread (structlog's
 processors, the stdlib record, JSON, a write), a line costs about as much as the
 call's own share of the actor's work, and it delays the next one: measured with
 bench/audit.py, 8 clients writing settings lost about a third of their
-throughput. Handed to this thread, a line costs the actor a queue append. The
-thread takes every line waiting at once and writes them together
-(:func:`nua.log.write_lines`: no stdlib record per line, one write for them
-all), so that under load a line costs about a third of what logging it alone
-does. Lines keep their order; :meth:`stop` writes every line queued before it.
+throughput. Here a line costs the actor a list append: the actor hands over
+what it gave at the end of each of its steps (:meth:`LogThread.flush`: once per
+batch of the writer, once per turn of the gateway's I/O loop), one queue
+message and at most one wakeup of the thread for them all. The thread takes
+every line waiting and writes them together (:func:`nua.log.write_lines`: no
+stdlib record per line, one write and one timestamp for them all): a line costs
+about a third of what logging it alone does. Lines keep their order;
+:meth:`stop` writes every line given before it.
 """
 
 from __future__ import annotations
@@ -23,30 +26,42 @@ import structlog
 
 from nua import log
 
-# The most lines written together: a bound on what one write holds, whatever the backlog.
+# The most lines taken for one write (more when one hand-over holds more): a bound on a write, whatever the backlog.
 MOST_AT_ONCE = 256
 
 
 class LogThread:
-    """Writes lines through ``logger`` in a thread of its own, in the order they were given."""
+    """Writes lines through ``logger`` in a thread of its own, in the order they were given.
+
+    One thread gives the lines (:meth:`info`, :meth:`warning`) and hands them
+    over (:meth:`flush`): the actor's own. :meth:`stop` hands over what is left.
+    """
 
     def __init__(self, logger: structlog.stdlib.BoundLogger, name: str) -> None:
         self._logger = logger
-        self._lines: queue.SimpleQueue[log.Line | None] = queue.SimpleQueue()
+        self._given: list[log.Line] = []  # since the last flush
+        self._lines: queue.SimpleQueue[list[log.Line] | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._write, name=name, daemon=True)
         self._thread.start()
 
     def info(self, event: str, **fields: Any) -> None:
-        # The level is looked at here, not in the thread: a line that will not be written is not queued.
+        # The level is looked at here, not in the thread: a line that will not be written is not kept.
         if self._logger.isEnabledFor(logging.INFO):
-            self._lines.put(("info", event, fields))
+            self._given.append(("info", event, fields))
 
     def warning(self, event: str, **fields: Any) -> None:
         if self._logger.isEnabledFor(logging.WARNING):
-            self._lines.put(("warning", event, fields))
+            self._given.append(("warning", event, fields))
+
+    def flush(self) -> None:
+        """Hand the lines given since the last flush to the thread, which writes them soon."""
+        if self._given:
+            given, self._given = self._given, []
+            self._lines.put(given)
 
     def stop(self) -> None:
-        """Write every line queued so far, then end the thread (waits for it unless called from it)."""
+        """Write every line given so far, then end the thread (waits for it unless called from it)."""
+        self.flush()
         self._lines.put(None)  # the thread ends once every line before it is written
         if self._thread is not threading.current_thread():
             self._thread.join()
@@ -54,14 +69,14 @@ class LogThread:
     def _write(self) -> None:
         stopping = False
         while not stopping:
-            line = self._lines.get()
+            handed = self._lines.get()
             lines: list[log.Line] = []
-            while line is not None:
-                lines.append(line)
-                if len(lines) == MOST_AT_ONCE:
+            while handed is not None:
+                lines.extend(handed)
+                if len(lines) >= MOST_AT_ONCE:
                     break
                 try:
-                    line = self._lines.get_nowait()
+                    handed = self._lines.get_nowait()
                 except queue.Empty:
                     break
             else:

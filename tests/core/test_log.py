@@ -106,6 +106,8 @@ def test_a_log_thread_writes_every_line_in_order_by_its_stop(log_file: Path) -> 
     count = MOST_AT_ONCE * 2 + 3  # more than one write's worth
     for n in range(count):
         (lines.info if n % 2 else lines.warning)("line", n=n)
+        if n % 100 == 99:
+            lines.flush()  # handed over in parts, as an actor does at the end of its steps
     lines.stop()
     written = records(log_file)
     assert [r["n"] for r in written] == list(range(count))
