@@ -78,6 +78,7 @@ class Daemon:
                     "db": {"url": f"sqlite:///{self.db}"},
                     # Cheap hashes: the attacks are about the daemon, not about scrypt's cost.
                     "security": {"scrypt_n": 1024},
+                    "debug": {"test_methods": True},
                 }
             ),
             encoding="utf-8",

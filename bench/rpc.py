@@ -47,6 +47,7 @@ import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -126,13 +127,20 @@ def run_clients(
     endpoint: str, method: str, clients: int, *, calls: int = 0, seconds: float = 0, curve: Curve = None
 ) -> dict[str, float]:
     """Run ``clients`` load processes at once (over CURVE with ``curve``); return latency percentiles and calls/s."""
+    return spawn_clients(rpc_peers.load, (endpoint, method), clients, calls, seconds, (curve,))
+
+
+def spawn_clients(  # noqa: PLR0917 - the load processes' arguments, in order
+    target: Any, args: tuple[Any, ...], clients: int, calls: int, seconds: float, extra: tuple[Any, ...] = ()
+) -> dict[str, float]:
+    """Run ``clients`` processes of ``target(*args, n, calls, seconds, start_at, out, *extra)`` at once.
+
+    Each puts ``(n, latencies, elapsed)`` on ``out``; returns latency percentiles and calls/s over all.
+    """
     ctx = multiprocessing.get_context("spawn")
     out = ctx.Queue()
     start_at = time.time() + 0.5 + 0.1 * clients  # spawning takes a moment; start together
-    procs = [
-        ctx.Process(target=rpc_peers.load, args=(endpoint, method, n, calls, seconds, start_at, out, curve))
-        for n in range(clients)
-    ]
+    procs = [ctx.Process(target=target, args=(*args, n, calls, seconds, start_at, out, *extra)) for n in range(clients)]
     for proc in procs:
         proc.start()
     results = [out.get(timeout=120) for _ in procs]
@@ -177,6 +185,8 @@ client_key = "{tmp}/client/client.key_secret"
 [db]
 url = "sqlite:///{tmp}/nua.db"
 sqlite_synchronous = "FULL"
+[debug]
+test_methods = true
 """,
         encoding="utf-8",
     )

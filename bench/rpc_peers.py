@@ -91,7 +91,12 @@ def tree(endpoint: str, db_url: str) -> None:
 
     sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)  # as the daemon does at start
     log.configure("warning")
-    overrides = {"NUA_ZMQ_ENDPOINT": endpoint, "NUA_DB_URL": db_url, "NUA_ZMQ_AUTH": "none"}
+    overrides = {
+        "NUA_ZMQ_ENDPOINT": endpoint,
+        "NUA_DB_URL": db_url,
+        "NUA_ZMQ_AUTH": "none",
+        "NUA_DEBUG_TEST_METHODS": "true",
+    }
     loaded = settings.load(environ={**os.environ, **overrides})
     directory = Directory()
     root = Supervisor.start(

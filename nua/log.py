@@ -162,6 +162,14 @@ class _LogFile(logging.FileHandler):
             old.close()
 
 
+def current_file() -> Path | None:
+    """The file the logs go to, ``None`` when they go to a stream (the console of a foreground run)."""
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, _LogFile):
+            return Path(handler.baseFilename)
+    return None
+
+
 def reopen() -> Path | None:
     """Open the log file again under its name; the file, or ``None`` when logging to a stream.
 
@@ -174,13 +182,23 @@ def reopen() -> Path | None:
     return None
 
 
+# The level set last, for sys_config (a list: set from the signal-handling thread, read by the gateway's).
+_LEVEL_SET: list[str] = []
+
+
 def set_level(level: str) -> None:
     """Change the level of every logger at once (SIGHUP uses this)."""
     logging.getLogger().setLevel(LEVELS[level])
+    _LEVEL_SET[:] = [level]
     # pykka logs every ask that raises at INFO: that is a reply to a caller, not news;
     # and every actor failure at ERROR, which SupervisedActor logs itself, with the
     # actor's id. What pykka alone can tell (a BaseException stopping all actors) is CRITICAL.
     logging.getLogger("pykka").setLevel(logging.CRITICAL)
+
+
+def level() -> str | None:
+    """The level :func:`set_level` last set (a SIGHUP's too); ``None`` before logging is configured."""
+    return _LEVEL_SET[-1] if _LEVEL_SET else None
 
 
 def get(name: str, **bound: Any) -> structlog.stdlib.BoundLogger:

@@ -5,7 +5,12 @@ the platform's running state (settings; service and job control); ``admin`` may
 do everything, user and key administration included. Every RPC method declares
 the least role it needs (``@public(role=...)``, :mod:`nua.rpc.registry`).
 
-A leaf: the model checks a key's role with it, the RPC layer a caller's.
+A platform user's role (``user_add``'s ``role``, ``user_update ID role``) is another
+enumeration, :data:`USER_ROLES`: what the platform's applications grant a person,
+not what a client key may call.
+
+A leaf: the model checks a key's role and a user's with it, the RPC layer a
+caller's, and ``nua`` lists both in its ``--help``.
 """
 
 from __future__ import annotations
@@ -34,9 +39,13 @@ class Role(enum.IntEnum):
 ROLES: dict[str, Role] = {role.label: role for role in Role}
 
 
+# The roles a platform user may hold; ``user`` is a new user's.
+USER_ROLES: tuple[str, ...] = ("user", "admin")
+
+
 def role_named(name: str) -> Role | None:
     """The role called ``name``, or ``None``."""
     return ROLES.get(name)
 
 
-__all__ = ["ROLES", "Role", "role_named"]
+__all__ = ["ROLES", "USER_ROLES", "Role", "role_named"]

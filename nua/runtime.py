@@ -66,6 +66,7 @@ class Record(NamedTuple):
     config_file: str | None  # the settings file it started with
     server_key: str | None = None  # its CURVE public key (Z85); None without authentication
     log_file: str | None = None  # the file it logs to; None in the foreground (it logs to its console)
+    http: str | None = None  # the URL its HTTP server bound (an [http] port 0 resolved); None without one
 
     def as_dict(self) -> dict[str, Any]:
         """The record's fields, for JSON output."""
@@ -221,7 +222,7 @@ def _parse(data: bytes) -> Record:
         msg = "it is not a JSON object"
         raise RecordError(msg)
     expected = {"format", *Record._fields}
-    if set(value) != expected:
+    if set(value) != expected and set(value) != expected - {"http"}:  # a record older than "http" has none
         odd = sorted(set(value) ^ expected)
         msg = f"its keys are not a record's ({', '.join(repr(key)[:40] for key in odd[:5])})"
         raise RecordError(msg)
@@ -237,7 +238,18 @@ def _parse(data: bytes) -> Record:
         config_file=None if value["config_file"] is None else _text(value["config_file"], "config_file", _MAX_TEXT),
         server_key=_server_key(value["server_key"]),
         log_file=None if value["log_file"] is None else _text(value["log_file"], "log_file", _MAX_TEXT),
+        http=_http_url(value.get("http")),
     )
+
+
+def _http_url(value: Any) -> str | None:
+    if value is None:
+        return None
+    text = _text(value, "http", _MAX_TEXT)
+    if not text.startswith(("http://", "https://")):
+        msg = f"http is not an http:// or https:// URL ({text[:40]!r})"
+        raise RecordError(msg)
+    return text
 
 
 def _server_key(value: Any) -> str | None:

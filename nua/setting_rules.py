@@ -196,6 +196,10 @@ class DbUrl(Rule):
             else:
                 hint = f"install the Python package of the {url.get_driver_name()} driver"
             return f"use an installed driver: {url.drivername} needs the module {missing}, which is missing ({hint})"
+        database = url.database or ""
+        a_file = url.get_backend_name() == "sqlite" and database not in {"", ":memory:"} and database[:5] != "file:"
+        if a_file and not PurePath(os.path.expanduser(database)).is_absolute():  # noqa: PTH111 - text, not a file
+            return "name its SQLite file by an absolute path (sqlite:////dir/nua.db): the daemon runs in /"
         return None
 
 
@@ -209,6 +213,9 @@ HOST = Host()
 # 0 is "any free port": the daemon writes the port it bound in its runtime record,
 # where status, stop and nua find it (nua.runtime).
 PORT = Between(0, HIGHEST_PORT)
+# ``[http] port``: -1, the default, runs no HTTP server.
+HTTP_OFF = -1
+HTTP_PORT = Between(HTTP_OFF, HIGHEST_PORT)
 ENDPOINT = Endpoint()
 
 
@@ -286,6 +293,55 @@ class AuthFitsEndpoint(CrossRule):
         )
 
 
+class OptionalPath(Rule):
+    """An absolute path, or empty for none (``[http] tls_cert`` when there is no TLS)."""
+
+    def complaint(self, value: Any) -> str | None:
+        if value == "" or (PurePath(value).is_absolute() and "\0" not in value):
+            return None
+        return "be an absolute path, or empty"
+
+
+class HostNames(Rule):
+    """Host names or addresses a ``Host`` header may name (without a port)."""
+
+    def complaint(self, value: Any) -> str | None:
+        ok = all(item and not any(c.isspace() or c in "/\0:@" for c in item.strip("[]")) for item in value)
+        return None if ok else "be a list of host names or addresses, without ports (nua.example.org, 192.0.2.7)"
+
+
+class HttpFitsAddress(CrossRule):
+    """The HTTP server on an address other hosts can reach serves TLS, or says it is ``behind_proxy``.
+
+    ``tls_cert`` and ``tls_key`` go together. With the server off (``port = -1``) nothing is asked.
+    """
+
+    __slots__ = ()
+    _KEYS: ClassVar[tuple[Key, ...]] = (
+        ("http", "address"),
+        ("http", "port"),
+        ("http", "tls_cert"),
+        ("http", "tls_key"),
+        ("http", "behind_proxy"),
+    )
+
+    @property
+    def keys(self) -> tuple[Key, ...]:
+        return self._KEYS
+
+    def complaint(self, values: Mapping[Key, Any], origins: Mapping[Key, str]) -> str | None:  # noqa: ARG002
+        cert, key = values[("http", "tls_cert")], values[("http", "tls_key")]
+        if bool(cert) != bool(key):
+            return "[http] tls_cert and [http] tls_key go together: set both (TLS) or neither"
+        address = values[("http", "address")]
+        if values[("http", "port")] == HTTP_OFF or cert or values[("http", "behind_proxy")] or is_loopback(address):
+            return None
+        return (
+            f"[http] address {address!r} can be reached from other hosts: set [http] tls_cert and tls_key,"
+            " or behind_proxy = true when a TLS proxy on this host forwards to it (then use a loopback address)"
+        )
+
+
 def scrypt_maxmem(n: int, r: int, p: int) -> int:
     """The ``maxmem`` nua passes to ``hashlib.scrypt``: what ``n``, ``r`` and ``p`` need, plus slack.
 
@@ -354,6 +410,8 @@ __all__ = [
     "ENDPOINT",
     "HIGHEST_PORT",
     "HOST",
+    "HTTP_OFF",
+    "HTTP_PORT",
     "KEEP_DAYS",
     "LOG_LEVELS",
     "MAX_KEEP_DAYS",
@@ -367,9 +425,12 @@ __all__ = [
     "DbUrl",
     "Endpoint",
     "Host",
+    "HostNames",
+    "HttpFitsAddress",
     "Key",
     "ModuleNames",
     "OneOf",
+    "OptionalPath",
     "PowerOfTwo",
     "Rule",
     "ScryptAccepted",

@@ -22,7 +22,7 @@ import re
 import stat
 import tomllib
 import typing
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
@@ -33,6 +33,8 @@ from nua.setting_rules import (
     AUTH_MODES,
     ENDPOINT,
     HOST,
+    HTTP_OFF,
+    HTTP_PORT,
     KEEP_DAYS,
     LOG_LEVELS,
     PORT,
@@ -43,9 +45,12 @@ from nua.setting_rules import (
     Between,
     CrossRule,
     DbUrl,
+    HostNames,
+    HttpFitsAddress,
     Key,
     ModuleNames,
     OneOf,
+    OptionalPath,
     PowerOfTwo,
     Rule,
     ScryptAccepted,
@@ -221,9 +226,36 @@ class EventsSettings:
 
 
 @dataclass(frozen=True)
+class HttpSettings:
+    address: Annotated[str, HOST]
+    # -1: no HTTP server (the default); 0: any free port (in the runtime record); else the port.
+    port: Annotated[int, HTTP_PORT]
+    tls_cert: Annotated[str, OptionalPath()]
+    tls_key: Annotated[str, OptionalPath()]
+    # A non-loopback address needs TLS, or this (a TLS proxy in front; HttpFitsAddress).
+    behind_proxy: bool
+    # Names a Host header may carry besides the address (and localhost's names on loopback).
+    allowed_hosts: Annotated[list[str], HostNames()]
+    max_clients: Annotated[int, AT_LEAST_ONE]
+    # A console session lasts this long at most (and never past its token's expiry).
+    session_s: Annotated[float, SECONDS]
+
+    @property
+    def enabled(self) -> bool:
+        """Whether the daemon runs its HTTP server."""
+        return self.port != HTTP_OFF
+
+    @property
+    def tls(self) -> bool:
+        """Whether it serves HTTPS."""
+        return bool(self.tls_cert)
+
+
+@dataclass(frozen=True)
 class DebugSettings:
     allow_fault_injection: bool
     tracebacks: bool
+    test_methods: bool
 
 
 @dataclass(frozen=True)
@@ -236,11 +268,14 @@ class Settings:
     rpc: RpcSettings
     audit: AuditSettings
     events: EventsSettings
+    http: HttpSettings
     debug: DebugSettings
     # The [services.NAME] tables of the file, checked, in start order (see nua.service_settings).
     services: tuple[ServiceConfig, ...] = ()
     # Where the overrides came from, for messages and for SIGHUP's re-read.
     config_file: Path | None = field(default=None, compare=False)
+    # Where each key's value came from ("section.key" -> the packaged defaults, the file, or the variable).
+    origins: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     @property
     def services_log_dir(self) -> Path:
@@ -260,6 +295,7 @@ CROSS_RULES: tuple[CrossRule, ...] = (
     AtMost(("rpc", "max_in_flight_per_client"), ("rpc", "max_in_flight")),
     ScryptAccepted(),
     AuthFitsEndpoint(),
+    HttpFitsAddress(),
 )
 
 # The section of tables, one per service, each checked by nua.service_settings rather than the schema.
@@ -267,8 +303,10 @@ SERVICES = "services"
 _SECTIONS: dict[str, type[Any]] = {
     section: hint
     for section, hint in typing.get_type_hints(Settings).items()
-    if section not in {"config_file", SERVICES}
+    if section not in {"config_file", "origins", SERVICES}
 }
+# Every section of the configuration: no application setting (``setting_set``) may use one as its prefix.
+CONFIGURATION_SECTIONS: frozenset[str] = frozenset({*_SECTIONS, SERVICES})
 
 
 def _split(hint: Any) -> tuple[Any, tuple[Any, ...]]:
@@ -518,7 +556,9 @@ def _check_meaning(sources: _Sources, *, deep: bool) -> tuple[ServiceConfig, ...
 
 def _build(sources: _Sources, path: Path | None, services: tuple[ServiceConfig, ...]) -> Settings:
     sections = {s: cls(**sources.values[s]) for s, cls in _SECTIONS.items()}
-    return Settings(**sections, services=services, config_file=path)
+    origins = {f"{section}.{key}": source for (section, key), source in sources.origins.items()}
+    origins.update({f"{SERVICES}.{service}": source for service, (_, source) in sources.services.items()})
+    return Settings(**sections, services=services, config_file=path, origins=origins)
 
 
 def load(
@@ -537,6 +577,36 @@ def load(
     return _build(sources, path, _check_meaning(sources, deep=deep))
 
 
+def configuration(loaded: Settings) -> list[dict[str, Any]]:
+    """Every key of ``loaded`` as ``{section, key, value, source}``, in ``params.toml``'s order, services last.
+
+    What ``nua-orchestrator config`` prints and ``sys_config`` answers: the
+    configuration as it is, each value with where it came from (the packaged
+    default, the file, or the variable); the database URL's password masked, so
+    that it is safe to show anyone who may see the configuration.
+    """
+    rows = [
+        {
+            "section": section,
+            "key": key,
+            "value": _show((section, key), getattr(getattr(loaded, section), key)),
+            "source": loaded.origins.get(f"{section}.{key}", DEFAULTS_SOURCE),
+        }
+        for section in _SECTIONS
+        for key in _KEY_TYPES[section]
+    ]
+    rows += [
+        {
+            "section": f"{SERVICES}.{service.name}",
+            "key": None,
+            "value": service.as_table(),
+            "source": loaded.origins.get(f"{SERVICES}.{service.name}", str(loaded.config_file)),
+        }
+        for service in loaded.services
+    ]
+    return rows
+
+
 def effective_toml(config_file: str | Path | None = None, environ: typing.Mapping[str, str] | None = None) -> str:
     """The effective settings as TOML, each key commented with where its value came from.
 
@@ -544,28 +614,35 @@ def effective_toml(config_file: str | Path | None = None, environ: typing.Mappin
     variable. Checked as :func:`load` checks them (deep rules included); the
     database URL's password is masked, so the text is safe to paste anywhere.
     """
-    import toml  # noqa: PLC0415 - only this command writes TOML
-
-    env = os.environ if environ is None else environ
-    sources, path = _gather(config_file, env)
-    services = _check_meaning(sources, deep=True)
-    lines = [
+    loaded = load(config_file, environ)
+    path = loaded.config_file
+    return configuration_toml(
+        configuration(loaded),
         "# nua's effective settings: the packaged defaults (params.toml), then "
         + (f"the file {path}," if path is not None else "no file (neither --config nor NUA_CONFIG),"),
+    )
+
+
+def configuration_toml(rows: Sequence[Mapping[str, Any]], first_line: str) -> str:
+    """:func:`configuration`'s rows as TOML, each key followed by its source as a comment."""
+    import toml  # noqa: PLC0415 - only the config commands write TOML
+
+    lines = [
+        first_line,
         "# then NUA_<SECTION>_<KEY> variables. Each key is followed by where its value came from;",
         "# passwords in URLs are shown as ***.",
     ]
-    for section in _SECTIONS:
-        rendered = {
-            key: toml.dumps({key: _show((section, key), value)}).strip()
-            for key, value in sources.values[section].items()
-        }
-        width = max(len(text) for text in rendered.values())
+    sections: dict[str, list[Mapping[str, Any]]] = {}
+    for row in rows:
+        sections.setdefault(str(row["section"]), []).append(row)
+    for section, keys in sections.items():
+        if keys[0]["key"] is None:  # a service: its whole table, from one source
+            lines += ["", f"[{section}]  # {keys[0]['source']}", toml.dumps(keys[0]["value"]).strip()]
+            continue
+        rendered = [(toml.dumps({row["key"]: row["value"]}).strip(), row["source"]) for row in keys]
+        width = max(len(text) for text, _ in rendered)
         lines += ["", f"[{section}]"]
-        lines += [f"{text:<{width}}  # {sources.origins[(section, key)]}" for key, text in rendered.items()]
-    for service in services:
-        origin = sources.services[service.name][1]
-        lines += ["", f"[{SERVICES}.{service.name}]  # {origin}", toml.dumps(service.as_table()).strip()]
+        lines += [f"{text:<{width}}  # {source}" for text, source in rendered]
     return "\n".join(lines) + "\n"
 
 
@@ -654,6 +731,7 @@ def _check_safe(directory: Path, target: Path) -> None:
 
 
 __all__ = [
+    "CONFIGURATION_SECTIONS",
     "CONFIG_ENV",
     "CROSS_RULES",
     "DEFAULTS_SOURCE",
@@ -667,6 +745,8 @@ __all__ = [
     "SettingsError",
     "SupervisorSettings",
     "ZmqSettings",
+    "configuration",
+    "configuration_toml",
     "defaults_text",
     "effective_toml",
     "load",

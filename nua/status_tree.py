@@ -1,6 +1,8 @@
-"""The actor tree of a status report as text: one renderer for both CLIs.
+"""A status report as text, its actor tree included: one renderer for both CLIs.
 
-``nua sys_status`` and ``nua-orchestrator status`` show the same tree (the
+``nua status`` and ``nua-orchestrator status`` show the same lines (:func:`report_lines`:
+a summary, pid, uptime as ``1h 2m 3s``, endpoint, database, log file, then the
+tree) and the same tree (the
 ``tree`` of ``sys_status``: ``id``, ``state``, ``restarts``, ``last_error`` and
 ``children`` per actor, nested supervisors included) in the same words. A
 service's actor also carries its process's figures (``detail``: state, pid,
@@ -27,6 +29,47 @@ def tree_lines(node: Mapping[str, Any], depth: int = 0) -> list[str]:
     lines = [line]
     for child in node.get("children") or ():
         lines.extend(tree_lines(child, depth + 1))
+    return lines
+
+
+# The facts a report shows under its summary, in this order, each with its label.
+REPORT_LABELS = (
+    ("pid", "pid"),
+    ("uptime_s", "uptime"),
+    ("endpoint", "endpoint"),
+    ("http", "console"),
+    ("db_url", "database"),
+    ("log_file", "log file"),
+    ("methods", "rpc methods"),
+)
+
+
+def report_lines(report: Mapping[str, Any], prog: str) -> list[str]:
+    """A status report (``nua-orchestrator status``'s, or ``sys_status`` with a ``message``) as lines.
+
+    ``log_file`` ``None`` means the daemon logs to its console (a foreground run).
+    """
+    lines = [f"{prog}: {report.get('message')}"]
+    # How the daemon was reached, when that is not simply through these settings.
+    notes = (("record_warning", "warning:"), ("disagreement", "note:"))
+    lines.extend(f"  {label:<13}{report[key]}" for key, label in notes if report.get(key))
+    if report.get("running"):
+        for key, label in REPORT_LABELS:
+            value = report.get(key)
+            if key == "uptime_s" and isinstance(value, int | float):
+                value = duration(value)
+            if key == "log_file" and value is None and "log_file" in report:
+                value = "none: it logs to its console (a foreground run)"
+            if value is not None:
+                lines.append(f"  {label + ':':<13}{value}")
+    lines.extend(
+        f"  {'degraded:':<13}{item.get('component')}: {item.get('reason')} (since {item.get('since')})"
+        for item in report.get("degraded") or ()
+    )
+    tree = report.get("tree")
+    if isinstance(tree, Mapping):
+        lines.append("  actors:")
+        lines.extend(tree_lines(tree, depth=2))
     return lines
 
 
@@ -68,4 +111,4 @@ def duration(seconds: float) -> str:
     return " ".join(shown) or "0s"
 
 
-__all__ = ["duration", "service_summary", "tree_lines"]
+__all__ = ["REPORT_LABELS", "duration", "report_lines", "service_summary", "tree_lines"]

@@ -50,6 +50,11 @@ _MAKERS: dict[type[Any], _Maker] = {
     cmd.DeleteSetting: lambda c, n: _counted("setting.changed", "delete", key=c.key, count=n),
     cmd.AddKey: lambda c, _r: ("key.changed", {"change": "add", "name": c.name, "role": c.role}),
     cmd.RemoveKey: lambda c, n: _counted("key.changed", "remove", name=c.name, count=n),
+    # A token's id names it, and is no secret; its expiry says until when it works.
+    cmd.IssueToken: lambda c, r: (
+        "key.changed",
+        {"change": "token", "name": c.name, "token_id": c.token_id, "expires_at": r["expires_at"]},
+    ),
     cmd.PutService: lambda c, _r: ("service.changed", {"change": "add" if c.create else "update", "name": c.name}),
     cmd.DeleteService: lambda c, n: _counted("service.changed", "remove", name=c.name, count=n),
 }

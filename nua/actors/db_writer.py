@@ -90,7 +90,6 @@ from nua.model.commands import COMMAND_TYPES, READ_COMMANDS, Audited, PruneAudit
 from nua.model.errors import InternalError, ModelError, UnavailableError
 from nua.model.outage import Outage, OutageError, classify, no_nua_database
 from nua.model.schema import SchemaError, SchemaState, ensure_schema, meta, recorded_version
-from nua.model.setting import initial_settings
 from nua.settings import Settings
 
 # Four looks a second at the database file: a deletion is noticed within a second.
@@ -286,7 +285,7 @@ class DbWriter(SupervisedActor):
         with conn.begin():
             if not first and recorded_version(conn) is None:
                 raise no_nua_database(self._path or self.settings.db.safe_url)
-            return ensure_schema(conn, initial_settings(self.settings) if first else None)
+            return ensure_schema(conn)
 
     def _drop_connection(self) -> None:
         """Close the connection for good (its driver connection too: it is not reused)."""

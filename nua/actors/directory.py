@@ -17,6 +17,7 @@ ROOT = "root"
 DB_WRITER = "db_writer"
 DB_READER = "db_reader"
 GATEWAY = "gateway"
+HTTP = "http"
 SENTINEL = "sentinel"
 
 

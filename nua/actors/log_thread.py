@@ -1,13 +1,13 @@
 """A thread that writes an actor's frequent log lines, so that rendering them is not in the actor's serial section.
 
-The gateway logs one line per state-changing call once it is answered, the DB
+The transports (ZeroMQ, HTTP) log one line per state-changing call once answered, the DB
 writer one per denied call. Rendered in the actor's thread (structlog's
 processors, the stdlib record, JSON, a write), a line costs about as much as the
 call's own share of the actor's work, and it delays the next one: measured with
 bench/audit.py, 8 clients writing settings lost about a third of their
 throughput. Here a line costs the actor a list append: the actor hands over
 what it gave at the end of each of its steps (:meth:`LogThread.flush`: once per
-batch of the writer, once per turn of the gateway's I/O loop), one queue
+batch of the writer, once per turn of a transport's I/O loop), one queue
 message and at most one wakeup of the thread for them all. The thread takes
 every line waiting and writes them together (:func:`nua.log.write_lines`: no
 stdlib record per line, one write and one timestamp for them all): a line costs

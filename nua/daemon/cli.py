@@ -16,40 +16,66 @@ from collections.abc import Sequence
 from typing import Any, NoReturn
 
 from nua.daemon import sigmask
-from nua.status_tree import tree_lines
+from nua.status_tree import report_lines
 from nua.version import VERSION
+
+EPILOG = """exit status (LSB):
+  start, stop, restart, config, keys: 0 done (start: also when it already runs;
+      stop: also when it does not), 1 failed, 2 usage error, 6 not configured (a bad setting)
+  reload: 0 asked, 7 not running
+  status: 0 running (degraded included), 1 dead with its pid file left, 3 not running, 4 unknown
+
+environment:
+  NUA_CONFIG              the settings file, as --config
+  NUA_<SECTION>_<KEY>     any setting, over the file's (NUA_ZMQ_PORT=5002, NUA_DB_URL=...,
+                          NUA_SERVER_LOG_LEVEL=debug); `nua-orchestrator config` shows each source
+Settings come from the packaged params.toml, then the --config file (or $NUA_CONFIG),
+then the NUA_<SECTION>_<KEY> variables."""
+
+
+class _OneLineParser(argparse.ArgumentParser):
+    """Usage errors in one line, naming the command and where its help is (exit 2)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (`{self.prog} --help` lists the arguments)\n")
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _OneLineParser(
         prog="nua-orchestrator",
         description="Run and control the nua orchestrator daemon.",
-        epilog=(
-            "Settings come from the packaged params.toml, then the --config file (or $NUA_CONFIG),"
-            " then NUA_<SECTION>_<KEY> environment variables."
-        ),
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {VERSION}")
+    # Before or after the command (`nua-orchestrator status --config X`): SUPPRESS keeps the top level's value.
+    config = _OneLineParser(add_help=False)
+    config.add_argument(
+        "--config", metavar="PATH", default=argparse.SUPPRESS, help="settings file (TOML) overriding the defaults"
+    )
     parser.add_argument("--config", metavar="PATH", help="settings file (TOML) overriding the defaults")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    start = commands.add_parser("start", help="start the daemon; returns once it serves")
+
+    def command(name: str, help_text: str) -> argparse.ArgumentParser:
+        made: argparse.ArgumentParser = commands.add_parser(
+            name, help=help_text, description=help_text, parents=[config]
+        )
+        return made
+
+    start = command("start", "start the daemon; returns once it serves")
     start.add_argument(
         "--foreground", action="store_true", help="run in this process, logging to the console (systemd, containers)"
     )
-    commands.add_parser("run", help="the same as start --foreground")
-    commands.add_parser("stop", help="stop the daemon gracefully; returns once it is gone")
-    commands.add_parser("restart", help="stop the daemon, then start a new one")
-    commands.add_parser(
-        "reload", help="re-open the log file and re-read the settings file (SIGHUP); exit 7 when none runs"
-    )
-    status = commands.add_parser("status", help="whether the daemon runs, and its actor tree (LSB exit codes)")
+    command("run", "the same as start --foreground")
+    command("stop", "stop the daemon gracefully; returns once it is gone")
+    command("restart", "stop the daemon, then start a new one")
+    command("reload", "re-open the log file and re-read the settings file (SIGHUP); exit 7 when none runs")
+    status = command("status", "whether the daemon runs, and its actor tree (LSB exit codes)")
     status.add_argument("--json", action="store_true", help="one JSON object, for scripts")
-    commands.add_parser(
-        "config", help="check the settings and print them as TOML, each key commented with where it came from"
-    )
+    command("config", "check the settings and print them as TOML, each key commented with where it came from")
     from nua.daemon import key_commands  # noqa: PLC0415 - its own module: the keys commands
 
-    key_commands.add_parser(commands)
+    key_commands.add_parser(commands, parents=[config])
     return parser
 
 
@@ -118,35 +144,8 @@ def show_config(config: str | None) -> int:
 
 
 def format_status(report: dict[str, Any]) -> str:
-    """The status report for humans: a summary, then the actor tree."""
-    lines = [f"nua-orchestrator: {report['message']}"]
-    # How the daemon was reached, when that is not simply through these settings.
-    notes = (("record_warning", "warning:"), ("disagreement", "note:"))
-    lines.extend(f"  {label:<13}{report[key]}" for key, label in notes if report.get(key))
-    labels = (
-        ("pid", "pid"),
-        ("uptime_s", "uptime"),
-        ("endpoint", "endpoint"),
-        ("db_url", "database"),
-        ("log_file", "log file"),
-        ("methods", "rpc methods"),
-    )
-    if report.get("running"):
-        for key, label in labels:
-            value = report.get(key)
-            if key == "uptime_s" and isinstance(value, int | float):
-                value = f"{value:.0f} s"
-            if value is not None:
-                lines.append(f"  {label + ':':<13}{value}")
-    lines.extend(
-        f"  {'degraded:':<13}{item.get('component')}: {item.get('reason')} (since {item.get('since')})"
-        for item in report.get("degraded") or ()
-    )
-    tree = report.get("tree")
-    if isinstance(tree, dict):
-        lines.append("  actors:")
-        lines.extend(tree_lines(tree, depth=2))
-    return "\n".join(lines)
+    """The status report for humans: a summary, then the actor tree (as ``nua status`` shows it)."""
+    return "\n".join(report_lines(report, "nua-orchestrator"))
 
 
 if __name__ == "__main__":

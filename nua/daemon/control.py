@@ -1,7 +1,8 @@
 """``start``, ``stop``, ``restart`` and ``status``: what an operator runs, as functions.
 
 Each returns the exit code the ``nua-orchestrator`` command exits with (``status``
-returns a dict carrying it) and prints one line saying what happened. They find
+returns a dict carrying it) and prints one line saying what happened; inside
+:func:`collecting`, the lines are collected instead (:mod:`nua.daemon.api`). They find
 the daemon through the pid file's lock, never through the file's mere existence,
 and reach it through its runtime record (:mod:`nua.runtime`), the settings'
 endpoint serving only when there is no record to trust.
@@ -10,16 +11,19 @@ endpoint serving only when there is no record to trust.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import gc
 import os
 import select
 import signal
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
 
 from nua import curve_keys, pidfile, runtime, settings
+from nua.daemon.daemonize import UMASK as DAEMON_UMASK
 from nua.daemon.daemonize import Outcome, Readiness, Report, daemonize
 from nua.daemon.exit_codes import (
     EXIT_FAILED,
@@ -42,11 +46,34 @@ KILL_WAIT_S = 5.0
 READY_TIMEOUT_S = 120.0
 
 
+# Where the commands' lines go: printed (the CLI), or collected (the Python API, which prints nothing).
+_COLLECTED: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar("nua_control_lines", default=None)
+
+
+@contextlib.contextmanager
+def collecting() -> Iterator[list[str]]:
+    """Collect what the commands called inside would print, instead of printing it."""
+    lines: list[str] = []
+    token = _COLLECTED.set(lines)
+    try:
+        yield lines
+    finally:
+        _COLLECTED.reset(token)
+
+
 def _say(message: str) -> None:
+    collected = _COLLECTED.get()
+    if collected is not None:
+        collected.append(message)
+        return
     print(f"{NAME}: {message}", flush=True)  # noqa: T201 - the commands' output
 
 
 def _complain(message: str) -> None:
+    collected = _COLLECTED.get()
+    if collected is not None:
+        collected.append(message)
+        return
     print(f"{NAME}: {message}", file=sys.stderr, flush=True)  # noqa: T201
 
 
@@ -63,8 +90,12 @@ def _load(config: str | Path | None, *, deep: bool = True) -> settings.Settings 
 # -- start -----------------------------------------------------------------------------
 
 
-def _pid_file_taken(path: Path) -> int | None:
-    """The exit code when the pid file says not to start (running already, or another account's); else None."""
+def _pid_file_taken(path: Path, *, foreground: bool) -> int | None:
+    """The exit code when the pid file says not to start (running already, or another account's); else None.
+
+    Already running is success for a daemonising start (LSB), a failure for a
+    foreground one: nothing would run in the foreground.
+    """
     try:
         pidfile.check_owner(path)
     except pidfile.ForeignPidFileError as exc:
@@ -72,6 +103,12 @@ def _pid_file_taken(path: Path) -> int | None:
         return EXIT_FAILED
     state = pidfile.inspect(path)
     if state.locked:
+        if foreground:
+            _complain(
+                f"already running (pid {state.pid}, pid file {path}): nothing runs in the foreground;"
+                " stop it first (nua-orchestrator stop), or give this one other settings (--config)"
+            )
+            return EXIT_FAILED
         _say(f"already running (pid {state.pid})")
         return EXIT_OK
     return None
@@ -98,7 +135,7 @@ def _start(config: str | Path | None, *, foreground: bool) -> int:
     loaded = _load(config)
     if loaded is None:
         return EXIT_NOT_CONFIGURED
-    taken = _pid_file_taken(Path(loaded.server.pid_file))
+    taken = _pid_file_taken(Path(loaded.server.pid_file), foreground=foreground)
     if taken is not None:
         return taken
     # Imported here, before forking so that it is done once: `status` and
@@ -110,6 +147,9 @@ def _start(config: str | Path | None, *, foreground: bool) -> int:
         runner.prepare_dirs(loaded, foreground=foreground)
         # Its key files too: a secret key open to others is a setting to fix (exit 6), found before forking.
         credentials.prepare(loaded)
+        _check_database_file(loaded)
+        if not foreground:
+            _check_log_file(Path(loaded.server.log_file))
     except (settings.SettingsError, curve_keys.KeyFileError) as exc:
         _complain(str(exc))
         return EXIT_NOT_CONFIGURED
@@ -131,6 +171,42 @@ def _start(config: str | Path | None, *, foreground: bool) -> int:
     return _report_start(outcome, loaded)
 
 
+def _check_database_file(loaded: settings.Settings) -> None:
+    """``SettingsError`` when the daemon could not open or make its SQLite file (exit 6, not a failed start).
+
+    Its directory is made as the DB writer makes it (private), and the file opened
+    (made empty when missing, as the daemon's umask makes it: SQLite makes an empty
+    file a database). Another database is reached only by the daemon.
+    """
+    from nua.model import engine  # noqa: PLC0415 - SQLAlchemy, which a start loads anyway
+
+    path = engine.sqlite_file(loaded.db)
+    if path is None:
+        return
+    try:
+        settings.private_dir(path.parent)
+        descriptor = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666 & ~DAEMON_UMASK)
+    except OSError as exc:
+        msg = f"cannot open the database file {path} ([db] url): {exc.strerror or exc}"
+        raise settings.SettingsError(msg) from None
+    os.close(descriptor)
+
+
+def _check_log_file(path: Path) -> None:
+    """``SettingsError`` saying why the daemon could not write its log file ``path`` (a setting to fix, exit 6).
+
+    Opened for appending as the daemon will, before forking: a daemon that cannot
+    log must not start, and must not send the operator to a log never written. A
+    file made here is made as the daemon would make it (its umask, 027: 0640).
+    """
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o666 & ~DAEMON_UMASK)
+    except OSError as exc:
+        msg = f"cannot write the log file {path} ([server] log_file): {exc.strerror or exc}"
+        raise settings.SettingsError(msg) from None
+    os.close(descriptor)
+
+
 def _report_start(report: Report, loaded: settings.Settings) -> int:
     match report.outcome:
         case Outcome.READY:
@@ -146,7 +222,9 @@ def _report_start(report: Report, loaded: settings.Settings) -> int:
             # once it is gone, so that nothing of it remains when `start` says it failed.
             if report.pid is not None:
                 wait_gone(report.pid, loaded.server.stop_timeout_s)
-            _complain(f"failed to start: {report.reason}. See the log: {loaded.server.log_file}")
+            log_file = Path(loaded.server.log_file)
+            see = f". See the log: {log_file}" if log_file.is_file() and log_file.stat().st_size else ""
+            _complain(f"failed to start: {report.reason}{see}")
             return EXIT_FAILED
 
 
@@ -342,6 +420,7 @@ def status(config: str | Path | None = None) -> dict[str, Any]:
     if found.record is not None:
         base["record"] = found.record.as_dict()
         base["disagreement"] = disagreement(found.record, loaded)
+        base["http"] = found.record.http  # the console's URL, when it serves one
     if state.locked:
         if state.pid is None or pidfile.opened_by(state.pid, path) is False:
             message = f"a process holds the lock of {path}, but not the pid it names ({state.pid})"

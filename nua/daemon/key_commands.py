@@ -8,6 +8,10 @@ has one from the first start. ``rotate-server`` replaces the server key pair
 file itself (it needs no daemon): the daemon serves with the new key from its
 next start, and publishes it in its runtime record for local clients.
 
+``token`` makes a key's HTTP bearer token here and sends the daemon only its id
+and the SHA-256 of its secret (``key_token``); the token is printed once, for the
+admin to hand over, and replaces the key's last one.
+
 ``add`` without ``--public-key`` makes the pair here and writes it 0600 to
 ``--output`` (default ``./NAME.key_secret``) for the admin to hand over; the
 secret key is never sent to the daemon nor printed.
@@ -19,38 +23,59 @@ import argparse
 import contextlib
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from nua import curve_keys, runtime, settings
+from nua import bearer_tokens, curve_keys, runtime, settings
 from nua.daemon import control
 from nua.daemon.exit_codes import EXIT_FAILED, EXIT_NOT_CONFIGURED, EXIT_OK
+from nua.roles import ROLES
 
 # The daemon is asked within this.
 TIMEOUT_S = 10.0
 # As ``nua``'s: no daemon to ask.
 EXIT_UNREACHABLE = 3
 KEY_COLUMNS = ("name", "role", "public_key", "created_at", "last_seen_at")
+# How long a token lives unless --ttl says otherwise: 90 days.
+DEFAULT_TTL = "90d"
+_UNITS_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
-def add_parser(commands: Any) -> None:
-    """The ``keys`` command and its actions, on ``nua-orchestrator``'s subparsers."""
+def add_parser(commands: Any, parents: Sequence[argparse.ArgumentParser] = ()) -> None:
+    """The ``keys`` command and its actions, on ``nua-orchestrator``'s subparsers (each with ``parents``' options)."""
     keys = commands.add_parser("keys", help="client keys allowed to call the daemon, and the server key")
     actions = keys.add_subparsers(dest="action", required=True, metavar="ACTION")
-    add = actions.add_parser("add", help="register a client key (made here when --public-key is not given)")
-    add.add_argument("name")
-    add.add_argument("--role", required=True, choices=["reader", "operator", "admin"])
+
+    def action(name: str, help_text: str) -> argparse.ArgumentParser:
+        made: argparse.ArgumentParser = actions.add_parser(name, help=help_text, parents=list(parents))
+        return made
+
+    add = action("add", "register a client key (made here when --public-key is not given)")
+    add.add_argument("name", help="the key's name, e.g. alice (letters, digits, '_', '.', '@', '-')")
+    add.add_argument(
+        "--role", required=True, choices=list(ROLES), help=f"what the key may call: one of {', '.join(ROLES)}"
+    )
     add.add_argument(
         "--public-key",
         metavar="KEY_OR_FILE",
         help="the client's public key (from `nua keygen`); write --public-key=KEY: a key may begin with '-'",
     )
     add.add_argument("--output", metavar="FILE", help="where a key pair made here goes (default ./NAME.key_secret)")
-    listed = actions.add_parser("list", help="the registered keys and the server's public key")
+    listed = action("list", "the registered keys and the server's public key")
     listed.add_argument("--json", action="store_true", help="one JSON object, for scripts")
-    remove = actions.add_parser("remove", help="remove a client key: its connections are refused from then on")
-    remove.add_argument("name")
-    actions.add_parser("rotate-server", help="replace the server key pair (applies at the daemon's next start)")
+    remove = action("remove", "remove a client key: its connections are refused from then on")
+    remove.add_argument("name", help="the key's name, as `keys list` shows it")
+    token = action("token", "issue the key's HTTP bearer token (replaces its last one); prints it")
+    token.add_argument("name", help="the key's name, as `keys list` shows it")
+    token.add_argument(
+        "--ttl",
+        type=ttl_seconds,
+        default=DEFAULT_TTL,
+        metavar="AGE",
+        help="how long it is valid: 30s, 15m, 12h, 90d (default 90d)",
+    )
+    action("rotate-server", "replace the server key pair (applies at the daemon's next start)")
 
 
 def run(config: str | None, args: argparse.Namespace) -> int:  # noqa: PLR0911 - one exit per outcome
@@ -66,7 +91,7 @@ def run(config: str | None, args: argparse.Namespace) -> int:  # noqa: PLR0911 -
         reason = found.problem or "no runtime record"
         return _fail(f"the daemon is not running ({reason}); start it first", EXIT_UNREACHABLE)
     keys = control.keys_for(loaded, found)
-    action = {"add": _add, "remove": _remove, "list": _list}[args.action]
+    action = {"add": _add, "remove": _remove, "list": _list, "token": _token}[args.action]
     try:
         return action(found, keys, args)
     except control.QueryError as exc:
@@ -96,6 +121,30 @@ def _remove(found: runtime.Located, keys: control.Keys, args: argparse.Namespace
     control.query(found.endpoint, "key_remove", args.name, timeout_s=TIMEOUT_S, keys=keys)
     _say(f"removed {args.name}")
     return EXIT_OK
+
+
+def _token(found: runtime.Located, keys: control.Keys, args: argparse.Namespace) -> int:
+    ttl_s: float = args.ttl  # argparse applies ttl_seconds to the default too
+    made = bearer_tokens.make()
+    row = control.query(
+        found.endpoint, "key_token", args.name, made.token_id, made.token_hash, ttl_s, timeout_s=TIMEOUT_S, keys=keys
+    )
+    _say(f"token for {row['name']} ({row['role']}), valid until {row['expires_at']}; it replaces any earlier one:")
+    print(made.text, flush=True)  # noqa: T201 - alone on its line, for scripts
+    return EXIT_OK
+
+
+def ttl_seconds(text: str) -> float:
+    """``--ttl``: an age (``30s``, ``15m``, ``12h``, ``90d``) in seconds; a usage error (exit 2) when it is not one."""
+    unit = _UNITS_S.get(text[-1:])
+    try:
+        count = float(text[:-1]) if unit is not None else None
+    except ValueError:
+        count = None
+    if count is None or unit is None or not 0 < count * unit < float("inf"):
+        msg = f"takes a positive age such as 30s, 15m, 12h or 90d, not {text!r}"
+        raise argparse.ArgumentTypeError(msg)
+    return count * unit
 
 
 def _public_key(args: argparse.Namespace) -> tuple[str, Path | None]:

@@ -31,7 +31,7 @@ import pykka.debug
 
 from nua import log, runtime, settings
 from nua.actors import os_process
-from nua.actors.directory import GATEWAY, Directory
+from nua.actors.directory import GATEWAY, HTTP, Directory
 from nua.actors.events import EventHub
 from nua.actors.health import Health
 from nua.actors.messages import Exited, Ping
@@ -43,6 +43,7 @@ from nua.daemon import limits, notify, sigmask, tree
 from nua.daemon.daemonize import Readiness
 from nua.daemon.exit_codes import EXIT_FAILED, EXIT_OK
 from nua.endpoint import ipc_path
+from nua.http.server import HttpInfo
 from nua.pidfile import AlreadyRunningError, PidFile
 from nua.rpc.gateway import GatewayInfo
 from nua.version import VERSION
@@ -286,7 +287,7 @@ class Daemon:
         endpoint, server_key = self._bound_endpoint()
         # Before anyone is told we are ready: a client that `start` has just
         # returned to must find the record.
-        self._write_record(endpoint, server_key)
+        self._write_record(endpoint, server_key, self._http_url())
         self.log.info("daemon_ready", endpoint=endpoint, children=self.directory.names())
         self.readiness.ready()
         if notify.notify("READY=1"):
@@ -318,7 +319,20 @@ class Daemon:
         endpoint, server_key = info.get("endpoint"), info.get("server_key")
         return (endpoint if isinstance(endpoint, str) and endpoint else None), server_key
 
-    def _write_record(self, endpoint: str | None, server_key: str | None = None) -> None:
+    def _http_url(self) -> str | None:
+        """The URL the HTTP server bound, as it says; ``None`` without one."""
+        server = self.directory.lookup(HTTP)
+        if server is None:
+            return None
+        try:
+            info = server.ask(HttpInfo(), timeout=GATEWAY_INFO_TIMEOUT_S)
+        except (pykka.ActorDeadError, pykka.Timeout) as exc:
+            self.log.error("http_info_failed", error=repr(exc))
+            return None
+        url = info.get("url") if isinstance(info, dict) else None
+        return url if isinstance(url, str) and url else None
+
+    def _write_record(self, endpoint: str | None, server_key: str | None = None, http: str | None = None) -> None:
         """Write the runtime record; a failure is logged, not fatal (clients fall back to the settings)."""
         config_file = self.settings.config_file
         record = runtime.Record(
@@ -330,6 +344,7 @@ class Daemon:
             config_file=str(config_file) if config_file is not None else None,
             server_key=server_key,
             log_file=None if self.foreground else str(self.settings.server.log_file),
+            http=http,
         )
         try:
             self._record_written = runtime.write(self.record_file, record)
@@ -469,7 +484,7 @@ def _differences(current: settings.Settings, fresh: settings.Settings) -> list[s
     """The ``[section] key`` names whose values differ."""
     changed: list[str] = []
     for section in dataclasses.fields(current):
-        if section.name == "config_file":
+        if section.name in {"config_file", "origins"}:  # where values came from, not values
             continue
         if section.name == "services":
             if current.services != fresh.services:

@@ -6,7 +6,8 @@ watching before anything serves), then the DB writer (the gateway forwards to it
 it creates or upgrades the schema), the DB reader (reads on a connection of their
 own, see :mod:`nua.actors.db_reader`), the services (the OS processes the daemon
 supervises, see :mod:`nua.actors.services`; after the database, which holds those
-added at run time), then the gateway last (when it has bound its endpoint, the daemon serves). They
+added at run time), then the gateway (when it has bound its endpoint, the daemon serves) and, with
+``[http] port`` set, the HTTP server last (it shares the gateway's key cache). They
 stop in the reverse order: the gateway stops taking calls before the DB writer
 commits or fails what it holds. ``one_for_one``: the children do not depend on
 each other's state, each reaches the others by name through the directory.
@@ -21,7 +22,7 @@ import pykka
 
 from nua.actors.db_reader import DbReader
 from nua.actors.db_writer import DbWriter
-from nua.actors.directory import DB_READER, DB_WRITER, GATEWAY, ROOT, SENTINEL, Directory
+from nua.actors.directory import DB_READER, DB_WRITER, GATEWAY, HTTP, ROOT, SENTINEL, Directory
 from nua.actors.events import EventHub
 from nua.actors.health import Health
 from nua.actors.sentinel import Sentinel, ShutdownListener
@@ -29,7 +30,9 @@ from nua.actors.service import ServiceHost
 from nua.actors.services import SERVICES, ServicesSupervisor, budget_s
 from nua.actors.supervised import ChildContext, ExitListener
 from nua.actors.supervisor import ChildSpec, Intensity, Restart, Strategy, Supervisor
+from nua.http.server import HttpServer, HttpShared
 from nua.rpc.gateway import BoundEndpoint, Gateway
+from nua.rpc.token_cache import TokenCache
 from nua.settings import Settings
 
 # Opening the database (and creating or upgrading its schema) may take longer
@@ -48,7 +51,8 @@ def child_specs(
     *,
     events: EventHub,
 ) -> list[ChildSpec]:
-    """The root's children, in start order (no gateway with ``[server] start_zmq_server = false``)."""
+    """The root's children, in start order (no gateway with ``[server] start_zmq_server = false``, no HTTP server
+    unless ``[http] port`` is set)."""
     shutdown_s = settings.supervisor.shutdown_timeout_s
 
     def spec(child_id: str, start: Callable[[ChildContext], pykka.ActorRef[Any]], **extra: Any) -> ChildSpec:
@@ -77,13 +81,27 @@ def child_specs(
             start_timeout_s=services_s,
         )
     )
+    # One token cache for every incarnation of both transports (key_token and key_remove change it).
+    tokens = TokenCache()
+    bound: BoundEndpoint | None = None
     if settings.server.start_zmq_server:
         bound = BoundEndpoint()  # a restarted gateway binds the port the first one got
+        gateway = bound
         specs.append(
             spec(
                 GATEWAY,
                 lambda ctx: Gateway.start(
-                    ctx, settings, directory, health, bound, events=events, timers=service_host.timers
+                    ctx, settings, directory, health, gateway, events=events, timers=service_host.timers, tokens=tokens
+                ),
+            )
+        )
+    if settings.http.enabled:
+        shared = HttpShared(tokens=tokens, gateway=bound)
+        specs.append(
+            spec(
+                HTTP,
+                lambda ctx: HttpServer.start(
+                    ctx, settings, directory, health, shared, events=events, timers=service_host.timers
                 ),
             )
         )

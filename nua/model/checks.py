@@ -12,18 +12,18 @@ import json
 import math
 import re
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
-from nua import curve_keys
+from nua import bearer_tokens, curve_keys
 from nua.model import commands as cmd
 from nua.model.audit import METHOD_MAX, WHO_MAX
 from nua.model.errors import InvalidError
 from nua.model.key import NAME_MAX as KEY_NAME_MAX
 from nua.model.password import hash_password
 from nua.model.text import codepoint, encodable, first_bidi_control, first_invisible, json_depth, nfc
-from nua.roles import ROLES, role_named
-from nua.settings import RpcSettings, SecuritySettings
+from nua.roles import ROLES, USER_ROLES, role_named
+from nua.settings import CONFIGURATION_SECTIONS, RpcSettings, SecuritySettings
 
 # Ids travel as JSON numbers: keep new ones exactly representable in a double.
 MAX_NEW_ID = 2**53 - 1
@@ -132,7 +132,11 @@ def _email(value: Any, field: str = "email") -> str:
 
 
 def _role(value: Any) -> str:
-    return _string("role", value, ROLE_MAX, _ROLE, "non-empty letters, digits, '_', '.' or '-'")
+    """A user's role: one of :data:`nua.roles.USER_ROLES`, checked where it is written."""
+    role = _string("role", value, ROLE_MAX, _ROLE, f"one of {', '.join(USER_ROLES)}")
+    if role not in USER_ROLES:
+        raise InvalidError("role", f"must be one of {', '.join(USER_ROLES)}", value=role)
+    return role
 
 
 def _display_name(value: Any) -> str:
@@ -327,7 +331,23 @@ def group_members(group: Any, limit: Any = None, after: Any = None, *, rpc: RpcS
 
 
 def _setting_key(key: Any) -> str:
-    return _name("key", key, SETTING_KEY_MAX, _NO_SPACE, "non-empty, without spaces or control characters")
+    """An application setting's key: a name outside the configuration's sections.
+
+    ``zmq.port`` or ``db.url`` would look like the daemon's configuration and mean
+    nothing to it: the configuration is the settings file and the ``NUA_*``
+    variables (read with ``sys_config``, changed where they are written), never a
+    row here. So a key whose first dotted part names a configuration section
+    (``server``, ``zmq``, ``db``, ... and ``services``) is refused.
+    """
+    checked = _name("key", key, SETTING_KEY_MAX, _NO_SPACE, "non-empty, without spaces or control characters")
+    section = checked.split(".", 1)[0]
+    if section.lower() in CONFIGURATION_SECTIONS:
+        reason = (
+            f"must not begin with {section!r}: [{section}] is the daemon's configuration (the settings file and"
+            " NUA_* variables; see `nua config`), not an application setting; use another prefix, e.g. site."
+        )
+        raise InvalidError("key", reason, value=checked)
+    return checked
 
 
 def setting_get(key: Any) -> cmd.GetSetting:
@@ -381,6 +401,27 @@ def key_list(limit: Any = None, after: Any = None, *, rpc: RpcSettings) -> cmd.L
 
 def key_remove(name: Any) -> cmd.RemoveKey:
     return cmd.RemoveKey(_lookup("name", name, KEY_NAME_MAX))
+
+
+# The longest a token may live: ten years.
+MAX_TOKEN_TTL_S = 10 * 365 * 86400.0
+
+
+def key_token(name: Any, token_id: Any, token_hash: Any, ttl_s: Any, now: datetime | None = None) -> cmd.IssueToken:
+    """``key_token``: the key ``name``'s HTTP token (its id, its secret's SHA-256), valid ``ttl_s`` seconds."""
+    if not bearer_tokens.is_id(token_id):
+        raise InvalidError("token_id", "must be 16 lowercase hex digits")
+    if not bearer_tokens.is_hash(token_hash):
+        raise InvalidError("token_hash", "must be a SHA-256 digest: 64 lowercase hex digits")
+    if (
+        isinstance(ttl_s, bool)
+        or not isinstance(ttl_s, int | float)
+        or not math.isfinite(ttl_s)
+        or not 1 <= ttl_s <= MAX_TOKEN_TTL_S
+    ):
+        raise InvalidError("ttl_s", f"must be a number of seconds from 1 to {MAX_TOKEN_TTL_S:.0f}", value=ttl_s)
+    start = now or datetime.now(UTC)
+    return cmd.IssueToken(_lookup("name", name, KEY_NAME_MAX), token_id, token_hash, start + timedelta(seconds=ttl_s))
 
 
 def _too_large(size: int, max_bytes: int) -> InvalidError:

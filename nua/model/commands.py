@@ -243,6 +243,31 @@ class MarkKeysSeen:
     names: tuple[str, ...]
 
 
+@dataclass(frozen=True)
+class IssueToken:
+    """Give the key ``name`` the HTTP token ``token_id`` (its secret's SHA-256 ``token_hash``), replacing its last.
+
+    Replies with the token's dict (name, token_id, created_at, expires_at; never the
+    hash). NotFoundError when there is no such key.
+    """
+
+    name: str
+    token_id: str
+    token_hash: str
+    expires_at: datetime
+
+
+@dataclass(frozen=True)
+class ListTokens:
+    """Replies with one page of tokens ordered by key name, each with its key's role and hash, for the HTTP server.
+
+    ``{"items": [{name, role, token_id, token_hash, expires_at (a datetime)}], "next": name | None}``.
+    """
+
+    limit: int = DEFAULT_LIMIT
+    after: str | None = None
+
+
 # -- the audit trail ------------------------------------------------------------------------
 
 
@@ -352,6 +377,8 @@ Command = (
     | ListKeys
     | RemoveKey
     | MarkKeysSeen
+    | IssueToken
+    | ListTokens
     | Audited
     | ChangedOutside
     | RecordDenied
@@ -373,6 +400,7 @@ READ_COMMANDS: tuple[type[Any], ...] = (
     GetSetting,
     ListSettings,
     ListKeys,
+    ListTokens,
     ListAudit,
     ListServices,
 )
@@ -398,11 +426,13 @@ __all__ = [
     "GetSetting",
     "GetUser",
     "GroupMembers",
+    "IssueToken",
     "ListAudit",
     "ListGroups",
     "ListKeys",
     "ListServices",
     "ListSettings",
+    "ListTokens",
     "ListUsers",
     "MarkKeysSeen",
     "PruneAudit",

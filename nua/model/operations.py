@@ -25,7 +25,7 @@ from nua.model.base import utcnow
 from nua.model.compiled import Prepared
 from nua.model.errors import ConflictError, NotFoundError
 from nua.model.group import group_dict, group_members, user_groups
-from nua.model.key import client_keys, key_dict
+from nua.model.key import client_keys, key_dict, key_tokens, token_dict
 from nua.model.service import service_row_dict, services_table
 from nua.model.setting import setting_dict, settings_table, stored_setting_dict
 from nua.model.user import PUBLIC_COLUMNS, TEXT_STAMP_COLUMNS, user_dict, user_dict_stored, users
@@ -253,7 +253,11 @@ def list_groups(conn: Connection, command: cmd.ListGroups) -> dict[str, Any]:
 
 
 def delete_group(conn: Connection, command: cmd.DeleteGroup) -> int:
-    return int(conn.execute(delete(user_groups).where(user_groups.c.name == command.name)).rowcount)
+    """Delete the group; not found (as ``group_members`` says of it) when there is none."""
+    deleted = int(conn.execute(delete(user_groups).where(user_groups.c.name == command.name)).rowcount)
+    if not deleted:
+        raise NotFoundError("group", name=command.name)
+    return deleted
 
 
 def add_group_members(conn: Connection, command: cmd.AddGroupMembers) -> int:
@@ -423,6 +427,7 @@ def list_keys(conn: Connection, command: cmd.ListKeys) -> dict[str, Any]:
 
 
 def remove_key(conn: Connection, command: cmd.RemoveKey) -> int:
+    conn.execute(delete(key_tokens).where(key_tokens.c.name == command.name))  # its HTTP token goes with it
     removed = int(conn.execute(delete(client_keys).where(client_keys.c.name == command.name)).rowcount)
     if not removed:
         raise NotFoundError("key", name=command.name)
@@ -435,6 +440,34 @@ def mark_keys_seen(conn: Connection, command: cmd.MarkKeysSeen) -> int:
         statement = update(client_keys).where(client_keys.c.name.in_(chunk)).values(last_seen_at=utcnow())
         seen += conn.execute(statement).rowcount
     return seen
+
+
+def issue_token(conn: Connection, command: cmd.IssueToken) -> dict[str, Any]:
+    key = conn.execute(select(client_keys.c.role).where(client_keys.c.name == command.name)).first()
+    if key is None:
+        raise NotFoundError("key", name=command.name)
+    conn.execute(delete(key_tokens).where(key_tokens.c.name == command.name))
+    row = {
+        "name": command.name,
+        "token_id": command.token_id,
+        "token_hash": command.token_hash,
+        "created_at": utcnow(),
+        "expires_at": command.expires_at,
+    }
+    conn.execute(insert(key_tokens), row)
+    return {**token_dict(row), "role": key.role}
+
+
+def list_tokens(conn: Connection, command: cmd.ListTokens) -> dict[str, Any]:
+    query = (
+        select(key_tokens, client_keys.c.role)
+        .join(client_keys, client_keys.c.name == key_tokens.c.name)
+        .order_by(key_tokens.c.name)
+        .limit(command.limit + 1)
+    )
+    if command.after is not None:
+        query = query.where(key_tokens.c.name > command.after)
+    return _page(conn.execute(query).mappings().all(), command.limit, dict, "name")
 
 
 # -- the audit trail ----------------------------------------------------------------------
@@ -571,6 +604,8 @@ HANDLERS: dict[type[Any], Handler] = {
     cmd.ListKeys: list_keys,
     cmd.RemoveKey: remove_key,
     cmd.MarkKeysSeen: mark_keys_seen,
+    cmd.IssueToken: issue_token,
+    cmd.ListTokens: list_tokens,
     cmd.Audited: audited,
     cmd.ChangedOutside: changed_outside,
     cmd.RecordDenied: record_denied,

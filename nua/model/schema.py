@@ -8,21 +8,24 @@ one is refused, since this code would not know its tables.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
-from sqlalchemy import Column, String, Table, insert, select
+from sqlalchemy import Column, String, Table, delete, insert, select
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.engine import Connection
 
 # Importing the model modules registers their tables in the metadata.
 from nua.model import audit, group, service, setting, user  # noqa: F401 - imported for their tables
 from nua.model import key as _key  # noqa: F401 - imported for its table
-from nua.model.base import metadata, utcnow
+from nua.model.base import metadata
+from nua.settings import CONFIGURATION_SECTIONS
 
 # A new table needs no step: ``create_all`` below adds it to an older database (client_keys and audit did).
 SCHEMA_VERSION = 1
+
+# The mark an older nua left when it copied the configuration into ``settings``.
+COPIED_CONFIGURATION = "settings_bootstrapped"
 
 # UPGRADES[n] takes a database at version n to n + 1.
 UPGRADES: dict[int, Callable[[Connection], None]] = {}
@@ -72,11 +75,13 @@ def recorded_version(connection: Connection) -> int | None:
     return int(recorded) if recorded is not None and recorded.isdigit() else None
 
 
-def ensure_schema(connection: Connection, initial_settings: Mapping[str, Any] | None = None) -> SchemaState:
+def ensure_schema(connection: Connection) -> SchemaState:
     """Create or upgrade the schema inside the caller's transaction; safe to run at every start.
 
-    ``initial_settings`` seeds the ``settings`` table the first time only: later
-    starts leave the rows (which may have been changed since) alone.
+    A database made by an older nua holds a copy of the configuration in its
+    ``settings`` table, taken at its first start and never read back (``zmq.port``
+    said 5001 while the daemon listened elsewhere): those rows are removed once,
+    since the configuration is the settings file and the variables only.
     """
     meta.create(connection, checkfirst=True)
     recorded = _read_meta(connection, "schema_version")
@@ -91,19 +96,19 @@ def ensure_schema(connection: Connection, initial_settings: Mapping[str, Any] | 
         version += 1
     metadata.create_all(connection, checkfirst=True)
     _write_meta(connection, "schema_version", str(SCHEMA_VERSION))
-    if initial_settings is not None and _read_meta(connection, "settings_bootstrapped") is None:
-        _bootstrap_settings(connection, initial_settings)
-        _write_meta(connection, "settings_bootstrapped", utcnow().isoformat())
+    if _read_meta(connection, COPIED_CONFIGURATION) is not None:
+        _forget_copied_configuration(connection)
     return SchemaState(version=SCHEMA_VERSION, created=created, upgraded_from=upgraded_from)
 
 
-def _bootstrap_settings(connection: Connection, rows: Mapping[str, Any]) -> None:
+def _forget_copied_configuration(connection: Connection) -> None:
+    """Remove the copy of the configuration an older nua put in ``settings``, and the mark saying it did."""
     table = setting.settings_table
-    present = set(connection.execute(select(table.c.key)).scalars())
-    now = utcnow()
-    missing = [{"key": key, "value": value, "updated_at": now} for key, value in rows.items() if key not in present]
-    if missing:
-        connection.execute(insert(table), missing)
+    keys = connection.execute(select(table.c.key)).scalars().all()
+    copied = [key for key in keys if key.split(".", 1)[0].lower() in CONFIGURATION_SECTIONS]
+    if copied:
+        connection.execute(delete(table).where(table.c.key.in_(copied)))
+    connection.execute(delete(meta).where(meta.c.key == COPIED_CONFIGURATION))
 
 
 __all__ = ["SCHEMA_VERSION", "UPGRADES", "SchemaError", "SchemaState", "ensure_schema", "recorded_version"]

@@ -1,15 +1,17 @@
-"""Settings kept in the database: JSON values under dotted keys, seeded from the settings file."""
+"""Application settings kept in the database: JSON values under dotted keys.
+
+A namespace of their own: never the daemon's configuration (the settings file
+and ``NUA_*`` variables), whose sections no key may begin with.
+"""
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 from sqlalchemy import JSON, Column, RowMapping, String, Table
 
 from nua.model.base import UtcDateTime, iso, metadata
 from nua.model.text import json_encodable, repaired
-from nua.settings import Settings
 
 settings_table = Table(
     "settings",
@@ -45,19 +47,3 @@ def stored_setting_dict(row: RowMapping | dict[str, Any]) -> dict[str, Any]:
         found["value"] = repaired(found["value"])
         found["damaged"] = DAMAGED
     return found
-
-
-def initial_settings(settings: Settings) -> dict[str, Any]:
-    """The settings as ``section.key`` -> value rows, for the first start's bootstrap.
-
-    A password in the database URL is masked: setting rows are readable over RPC.
-    """
-    rows: dict[str, Any] = {}
-    for section_field in dataclasses.fields(settings):
-        section = getattr(settings, section_field.name)
-        if not dataclasses.is_dataclass(section) or isinstance(section, type):
-            continue  # config_file: where the settings came from, not a setting
-        for key, value in dataclasses.asdict(section).items():
-            rows[f"{section_field.name}.{key}"] = value
-    rows["db.url"] = settings.db.safe_url
-    return rows

@@ -27,20 +27,19 @@ from pathlib import Path
 from typing import Any, NamedTuple, NoReturn, TextIO
 
 from nua import client_settings, runtime
-from nua.rpc import cli_events, cli_logs
+from nua.rpc import cli_args, cli_events, cli_logs
+from nua.rpc.cli_args import ROLE_HELP, USER_ROLE_HELP, UsageError, strict_json
 from nua.rpc.client import Client, DaemonUnreachableError, ProtocolError
 from nua.rpc.errors import RpcError, error_code
-from nua.status_tree import duration, service_summary, tree_lines
+from nua.status_tree import duration, report_lines, service_summary
+from nua.version import VERSION
 
 EXIT_OK = 0
 EXIT_RPC_ERROR = 1
 EXIT_USAGE = 2
 EXIT_UNREACHABLE = 3
 EXIT_NOT_CONFIGURED = 6
-
-
-class UsageError(Exception):
-    """A command line that cannot be run as given (exit 2)."""
+EXIT_INTERRUPTED = 130
 
 
 class NotConfiguredError(Exception):
@@ -87,19 +86,35 @@ def human(value: Any) -> str:
 
 
 def show_status(status: dict[str, Any]) -> str:
-    head = {key: status.get(key) for key in ("pid", "uptime_s", "endpoint", "db_url", "log_file", "methods")}
-    tree = status.get("tree")
-    text = human(head)
-    if isinstance(tree, dict):
-        text += "\ntree\n" + "\n".join(tree_lines(tree, depth=1))
-    return text
+    """``nua status``: the daemon's own account (``sys_status``), in ``nua-orchestrator status``'s words."""
+    degraded = status.get("degraded") or []
+    message = f"running (pid {status.get('pid')})"
+    if degraded:
+        reasons = "; ".join(f"{item.get('component')}: {item.get('reason')}" for item in degraded)
+        message += f" but degraded: {reasons}"
+    return "\n".join(report_lines({**status, "running": True, "message": message}, "nua"))
 
 
 def show_describe(info: dict[str, Any]) -> str:
     lines = [str(info.get("signature", info.get("name")))]
+    if info.get("role"):
+        lines.append(f"role: {info['role']}")
     if info.get("doc"):
         lines += ["", str(info["doc"])]
     return "\n".join(lines)
+
+
+def show_methods(methods: list[Any]) -> str:
+    """``nua methods``: each method's signature and role, then the first line of its doc, indented."""
+    lines = []
+    for method in methods:
+        if not isinstance(method, dict):  # a daemon from before signatures: names only
+            lines.append(str(method))
+            continue
+        lines.append(f"{method.get('signature')}  [{method.get('role')}]")
+        if method.get("summary"):
+            lines.append(f"    {str(method['summary']).replace('``', '')}")
+    return "\n".join(lines) or "(none)"
 
 
 # -- reading secrets and values -----------------------------------------------------------
@@ -115,8 +130,13 @@ def read_password(args: argparse.Namespace, stdin: TextIO) -> str:
             raise UsageError(msg)
         import getpass  # noqa: PLC0415 - only commands that need a password pay for it
 
-        password = getpass.getpass("Password: ")
-        if getpass.getpass("Repeat password: ") != password:
+        try:
+            password = getpass.getpass("Password: ")
+            repeated = getpass.getpass("Repeat password: ")
+        except EOFError:  # Ctrl-D at the prompt
+            msg = "no password given (end of input): nothing was changed"
+            raise UsageError(msg) from None
+        if repeated != password:
             msg = "the passwords differ; try again"
             raise UsageError(msg)
     if not password:
@@ -125,20 +145,15 @@ def read_password(args: argparse.Namespace, stdin: TextIO) -> str:
     return password
 
 
-def json_value(text: str) -> Any:
-    """A command line value: JSON when it parses as JSON, else the text itself."""
+def setting_value(args: argparse.Namespace) -> Any:
+    """``setting set``'s VALUE: strict JSON, or the text itself with ``--string``."""
+    if args.string:
+        return args.value
+    hint = f"""; a string is quoted ('"{args.value[:20]}"') or given with --string"""
     try:
-        return json.loads(text)
-    except ValueError:
-        return text
-
-
-def ids(values: Sequence[str]) -> list[int]:
-    try:
-        return [int(value) for value in values]
-    except ValueError:
-        msg = f"ids must be integers, got {' '.join(values)}"
-        raise UsageError(msg) from None
+        return strict_json(args.value, "VALUE")
+    except UsageError as exc:
+        raise UsageError(f"{exc}{hint}") from None
 
 
 # -- commands ---------------------------------------------------------------------------------
@@ -182,7 +197,7 @@ def every_page(client: Client, method: str, most: int | None = None, /, **params
 def _user_list(client: Client, args: argparse.Namespace, _stdin: TextIO) -> tuple[Any, Callable[[Any], str]]:
     request: dict[str, Any] = {}
     if args.ids:
-        request["ids"] = ids(args.ids)
+        request["ids"] = args.ids
     if args.names:
         request["names"] = args.names
     if args.mails:
@@ -222,12 +237,7 @@ def since_timestamp(text: str, now: datetime | None = None) -> str:
 
 
 def _audit(client: Client, args: argparse.Namespace, _stdin: TextIO) -> tuple[Any, Callable[[Any], str]]:
-    most = None
-    if args.limit is not None:
-        if not args.limit.isdigit() or int(args.limit) < 1:
-            msg = f"--limit takes a whole number of records, at least 1, not {args.limit!r}"
-            raise UsageError(msg)
-        most = int(args.limit)
+    most = args.limit
     filters = {"since": None if args.since is None else since_timestamp(args.since), "who": args.who}
     filters["method"] = args.method
     params = {name: value for name, value in filters.items() if value is not None}
@@ -243,6 +253,11 @@ def _user_update(client: Client, args: argparse.Namespace, stdin: TextIO) -> tup
     elif args.value is None:
         msg = f"user update {args.key} needs a VALUE"
         raise UsageError(msg)
+    elif args.key == "role":
+        try:
+            value = cli_args.user_role(args.value)
+        except argparse.ArgumentTypeError as exc:
+            raise UsageError(f"VALUE of role {exc}") from None
     else:
         value = args.value
     return client.call("user_update", args.id, args.key, value), lambda user: table([user], USER_COLUMNS)
@@ -255,14 +270,13 @@ def _user_delete_all(client: Client, args: argparse.Namespace, _stdin: TextIO) -
     return client.call("user_delete_all"), lambda n: f"{n} user(s) deleted"
 
 
-def _call(client: Client, args: argparse.Namespace, _stdin: TextIO) -> tuple[Any, Callable[[Any], str]]:
+def _call(client: Client, args: argparse.Namespace, stdin: TextIO) -> tuple[Any, Callable[[Any], str]]:
     params: Any = []
     if args.params is not None:
-        try:
-            params = json.loads(args.params)
-        except ValueError as exc:
-            msg = f"PARAMS_JSON is not JSON: {exc}"
-            raise UsageError(msg) from None
+        if args.params == "-":
+            params = strict_json(stdin.read(), "the params on stdin", from_stdin=True)
+        else:
+            params = strict_json(args.params, "PARAMS_JSON")
         if not isinstance(params, list | dict):
             params = [params]
     result = client.call(args.method, **params) if isinstance(params, dict) else client.call(args.method, *params)
@@ -282,18 +296,37 @@ def _simple(method: str, *fields: str, params: Params | None = None, show: Calla
 def _common_options() -> argparse.ArgumentParser:
     # On every subcommand too (``nua user list --json``); SUPPRESS keeps the top level's value.
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--endpoint", default=argparse.SUPPRESS, help="daemon endpoint (default: from the settings)")
-    common.add_argument("--config", default=argparse.SUPPRESS, help="settings file (default: $NUA_CONFIG)")
-    common.add_argument("--timeout", type=float, default=argparse.SUPPRESS, help="seconds to wait (default 10)")
-    common.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print JSON for scripts")
+    common.add_argument(
+        "--endpoint",
+        type=cli_args.endpoint,
+        default=argparse.SUPPRESS,
+        help="the daemon's endpoint, tcp://HOST:PORT or ipc:///path (default: the running daemon's, from its settings)",
+    )
+    common.add_argument(
+        "--config",
+        type=cli_args.name,
+        metavar="PATH",
+        default=argparse.SUPPRESS,
+        help="the daemon's settings file, to find it (default: $NUA_CONFIG, else the packaged defaults)",
+    )
+    common.add_argument(
+        "--timeout",
+        type=cli_args.timeout,
+        metavar="SECONDS",
+        default=argparse.SUPPRESS,
+        help="how long to wait for each answer, above 0 (default 10)",
+    )
+    common.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print JSON, for scripts")
     common.add_argument(
         "--server-key",
+        type=cli_args.name,
         default=argparse.SUPPRESS,
         metavar="KEY_OR_FILE",
         help="the daemon's CURVE public key, or a file holding it (default: the local daemon's runtime record)",
     )
     common.add_argument(
         "--client-key",
+        type=cli_args.name,
         default=argparse.SUPPRESS,
         metavar="FILE",
         help="this client's CURVE key file (default: [zmq] client_key, ~/.config/nua/client.key_secret)",
@@ -305,16 +338,19 @@ def _common_options() -> argparse.ArgumentParser:
 _TOP_HELP = {
     "user": "manage users",
     "group": "manage groups",
-    "setting": "manage settings stored in the daemon",
+    "setting": "manage application settings (stored in the daemon's database; not its configuration)",
     "service": "manage the processes the daemon supervises",
-    "methods": "list the daemon's RPC methods",
-    "describe": "describe a method",
-    "call": "call any method",
+    "key": "manage the client keys allowed to call the daemon (admin)",
+    "config": "the configuration the daemon runs with, each value with its source (admin; read-only)",
+    "methods": "list the daemon's RPC methods with their signatures",
+    "describe": "describe a method: signature, role needed, documentation",
+    "call": "call any method with JSON params",
     "status": "the daemon's status and actor tree",
     "keygen": "make this account's client key pair and print its public key (for `nua-orchestrator keys add`)",
     "audit": "list the audit trail: changes made and calls denied, newest first",
     "events": cli_events.HELP,
     "logs": cli_logs.HELP,
+    "completion": "print a shell completion script (bash or zsh)",
 }
 
 
@@ -324,71 +360,110 @@ class _Commands:
     def __init__(self, top: Any, name: str, common: argparse.ArgumentParser) -> None:
         self.common = common
         if name:
-            self.subs = top.add_parser(name, help=_TOP_HELP[name]).add_subparsers(
+            self.subs = top.add_parser(name, help=_TOP_HELP[name], description=_TOP_HELP[name]).add_subparsers(
                 dest="action", metavar="ACTION", required=True
             )
         else:
             self.subs = top
 
     def add(self, name: str, run: Run, help_text: str, *arguments: tuple[str, dict[str, Any]]) -> None:
-        sub: argparse.ArgumentParser = self.subs.add_parser(name, help=help_text, parents=[self.common])
+        sub: argparse.ArgumentParser = self.subs.add_parser(
+            name, help=help_text, description=help_text, parents=[self.common]
+        )
         sub.set_defaults(run=run)
         for flag, options in arguments:
             sub.add_argument(flag, **options)
 
 
 def _arg(flag: str, **options: Any) -> tuple[str, dict[str, Any]]:
+    """An argument: text that is not empty unless a ``type`` says otherwise; ``help`` is required."""
+    if "type" not in options and options.get("action") is None:
+        options["type"] = cli_args.name
     return flag, options
 
 
 PASSWORD_STDIN = _arg("--password-stdin", action="store_true", help="read the password from stdin (one line)")
-IDS = _arg("ids", nargs="+", metavar="ID")
+IDS = _arg("ids", nargs="+", metavar="ID", type=cli_args.whole, help="user ids (integers)")
+USER_ID = _arg("id", type=cli_args.whole, help="the user's id (an integer; see `nua user list`)")
+GROUP = _arg("group", help="the group's name")
 
 
 def _users(top: Any, common: argparse.ArgumentParser) -> None:
     users = _Commands(top, "user", common)
     users.add(
         "add", _user_add, "add a user (the password is prompted for)",
-        _arg("username"), _arg("email"), _arg("--role"), _arg("--display-name"), _arg("--id", type=int),
+        _arg("username", help="the login name"), _arg("email", help="the e-mail address"),
+        _arg("--role", type=cli_args.user_role, help=USER_ROLE_HELP),
+        _arg("--display-name", type=cli_args.text, help="the name shown to people (default: none)"),
+        _arg("--id", type=cli_args.whole, help="the id to give the user (default, or taken: the next free one)"),
         PASSWORD_STDIN,
     )  # fmt: skip
+    users.add("get", _simple("user_get", "id", show=lambda user: table([user], USER_COLUMNS)), "show a user", USER_ID)
     users.add(
-        "list", _user_list, "list users",
-        _arg("--ids", nargs="+", metavar="ID"), _arg("--names", nargs="+", metavar="NAME"),
-        _arg("--mails", nargs="+", metavar="EMAIL"),
+        "list", _user_list, "list users (all of them, or those matching any filter)",
+        _arg("--ids", nargs="+", metavar="ID", type=cli_args.whole, help="users with these ids"),
+        _arg("--names", nargs="+", metavar="NAME", help="users with these login names"),
+        _arg("--mails", nargs="+", metavar="EMAIL", help="users with these e-mail addresses"),
     )  # fmt: skip
     users.add("count", _simple("user_count"), "count users")
     users.add(
         "update", _user_update, "set one field of a user (a password is prompted for)",
-        _arg("id", type=int), _arg("key", choices=["username", "email", "role", "display_name", "password"]),
-        _arg("value", nargs="?"), PASSWORD_STDIN,
+        USER_ID,
+        _arg("key", choices=["username", "email", "role", "display_name", "password"], help="the field to set"),
+        _arg("value", nargs="?", type=cli_args.text,
+             help=f"its new value (omit for password: prompted); for role, {USER_ROLE_HELP.removeprefix('the user')}"),
+        PASSWORD_STDIN,
     )  # fmt: skip
-    deleted = _simple("user_delete", params=lambda a: [ids(a.ids)], show=lambda n: f"{n} user(s) deleted")
+    deleted = _simple("user_delete", "ids", show=lambda n: f"{n} user(s) deleted")
     users.add("delete", deleted, "delete users by id", IDS)
-    users.add("delete-all", _user_delete_all, "delete every user", _arg("--yes", action="store_true", help="confirm"))
+    users.add(
+        "delete-all", _user_delete_all, "delete every user",
+        _arg("--yes", action="store_true", help="confirm: every user is deleted"),
+    )  # fmt: skip
+
+
+def _members_changed(verb: str) -> Run:
+    def run(client: Client, args: argparse.Namespace, _stdin: TextIO) -> tuple[Any, Callable[[Any], str]]:
+        method = "group_add_members" if verb == "added to" else "group_remove_members"
+        changed = client.call(method, args.group, args.ids)
+        return changed, lambda n: f"{n} of {len(set(args.ids))} user(s) {verb} {args.group}"
+
+    return run
 
 
 def _groups(top: Any, common: argparse.ArgumentParser) -> None:
     groups = _Commands(top, "group", common)
     create = _simple("group_add", "name", "source")
-    groups.add("add", create, "create a group", _arg("name"), _arg("--source", default=""))
-    groups.add("list", _listed("group_list"), "list groups")
-    groups.add("delete", _simple("group_delete", "name"), "delete a group", _arg("name"))
+    groups.add(
+        "add", create, "create a group",
+        _arg("name", help="the group's name"),
+        _arg("--source", type=cli_args.text, default="", help="where the group comes from (free text, default empty)"),
+    )  # fmt: skip
+    groups.add("list", _listed("group_list"), "list groups with their member counts")
+    removed = _simple("group_delete", "name", show=lambda _: "group deleted")
+    groups.add("delete", removed, "delete a group (its members stay users)", _arg("name", help="the group's name"))
     members = _listed("group_members", "group", show=lambda rows: table(rows, USER_COLUMNS))
-    groups.add("members", members, "list a group's members", _arg("group"))
-    for name, method in (("add-members", "group_add_members"), ("remove-members", "group_remove_members")):
-        run = _simple(method, params=lambda a: [a.group, ids(a.ids)])
-        groups.add(name, run, f"{name.replace('-', ' ')} of a group", _arg("group"), IDS)
+    groups.add("members", members, "list a group's members", GROUP)
+    groups.add("add-members", _members_changed("added to"), "add users to a group", GROUP, IDS)
+    groups.add("remove-members", _members_changed("removed from"), "remove users from a group", GROUP, IDS)
+
+
+VALUE_HELP = """its value as JSON: '"my cloud"', 42, true, '{"a": 1}' (see --string)"""
 
 
 def _settings(top: Any, common: argparse.ArgumentParser) -> None:
     settings = _Commands(top, "setting", common)
-    settings.add("get", _simple("setting_get", "key"), "show a setting", _arg("key"))
-    store = _simple("setting_set", params=lambda a: [a.key, json_value(a.value)])
-    settings.add("set", store, "set a setting", _arg("key"), _arg("value", help="a JSON value, or else a string"))
+    key = _arg("key", help="the setting's key, e.g. site.name (not a configuration section: see `nua config`)")
+    settings.add("get", _simple("setting_get", "key"), "show a setting", key)
+    store = _simple("setting_set", params=lambda a: [a.key, setting_value(a)])
+    settings.add(
+        "set", store, "set a setting", key,
+        _arg("value", type=cli_args.text, help=VALUE_HELP),
+        _arg("--string", action="store_true", help="take VALUE as a plain string, not JSON"),
+    )  # fmt: skip
     settings.add("list", _listed("setting_list"), "list settings")
     removed = _simple("setting_delete", "key", show=lambda n: f"{n} setting deleted")
-    settings.add("delete", removed, "delete a setting (e.g. one whose stored value is damaged)", _arg("key"))
+    settings.add("delete", removed, "delete a setting (e.g. one whose stored value is damaged)", key)
 
 
 SERVICE_COLUMNS = ("name", "state", "pid", "uptime", "restarts", "last_exit", "source")
@@ -433,43 +508,107 @@ def _service_logs(client: Client, args: argparse.Namespace, _stdin: TextIO) -> t
         reply = client.call("service_logs", args.name, 0, reply["cursor"])
 
 
+def _declaration(args: argparse.Namespace) -> list[Any]:
+    return [args.name, strict_json(args.declaration, "CONFIG_JSON")]
+
+
 def _services(top: Any, common: argparse.ArgumentParser) -> None:
     services = _Commands(top, "service", common)
-    name = _arg("name")
+    name = _arg("name", help="the service's name")
     declaration = _arg(
-        "declaration", metavar="CONFIG_JSON", help='the [services.NAME] keys as JSON: {"command": "..."}'
+        "declaration",
+        metavar="CONFIG_JSON",
+        type=cli_args.text,
+        help='the [services.NAME] keys as JSON: {"command": "..."}',
     )
     services.add("list", _simple("service_list", show=show_services), "list services (as supervisorctl status)")
     services.add("status", _simple("service_get", "name", show=show_service), "a service's state and figures", name)
     for action in ("start", "stop", "restart"):
         services.add(action, _simple(f"service_{action}", "name", show=show_service), f"{action} a service", name)
-    add = _simple("service_add", params=lambda a: [a.name, json_value(a.declaration)], show=show_service)
+    add = _simple("service_add", params=_declaration, show=show_service)
     services.add("add", add, "add a service, kept in the database", name, declaration)
-    update = _simple("service_update", params=lambda a: [a.name, json_value(a.declaration)], show=show_service)
+    update = _simple("service_update", params=_declaration, show=show_service)
     services.add("update", update, "replace a service's declaration", name, declaration)
     removed = _simple("service_remove", "name", show=lambda n: f"{n} service removed")
     services.add("remove", removed, "stop and forget a service added with add", name)
     signalled = _simple("service_signal", "name", "signal", show=show_service)
-    services.add("signal", signalled, "send a signal to a service's processes", name, _arg("signal", help="e.g. HUP"))
     services.add(
-        "logs", _service_logs, "a service's output",
-        name, _arg("-n", dest="lines", type=int, default=20, help="lines to show (default 20)"),
+        "signal", signalled, "send a signal to a service's processes", name,
+        _arg("signal", help="the signal's name or number: HUP, TERM, USR1, 15"),
+    )  # fmt: skip
+    reopened = _simple("service_reopen_logs", show=lambda n: f"{n} service log file(s) reopened")
+    services.add("reopen-logs", reopened, "reopen the services' output files (after an external logrotate)")
+    services.add(
+        "logs", _service_logs, "a service's output", name,
+        _arg("-n", dest="lines", type=cli_args.count, default=20, metavar="N", help="lines to show (default 20)"),
         _arg("-f", dest="follow", action="store_true", help="then print what follows, across rotations"),
     )  # fmt: skip
 
 
+KEY_COLUMNS = ("name", "role", "public_key", "created_at", "last_seen_at")
+
+
+def _keys(top: Any, common: argparse.ArgumentParser) -> None:
+    keys = _Commands(top, "key", common)
+    keys.add("list", _listed("key_list", show=lambda rows: table(rows, KEY_COLUMNS)), "list the client keys")
+    keys.add(
+        "add", _simple("key_add", "name", "public_key", "role", show=lambda key: table([key], KEY_COLUMNS)),
+        "register a client key (its owner makes it with `nua keygen`)",
+        _arg("name", help="the key's name, e.g. alice"),
+        _arg("--public-key", required=True, metavar="KEY",
+             help="its CURVE public key (write --public-key=KEY: a key may begin with '-')"),
+        _arg("--role", required=True, type=cli_args.role, help=f"what it may call: {ROLE_HELP}"),
+    )  # fmt: skip
+    removed = _simple("key_remove", "name", show=lambda n: f"{n} key removed")
+    keys.add("remove", removed, "remove a client key (its connections are refused from their next call)",
+             _arg("name", help="the key's name"))  # fmt: skip
+    rotated = _simple("key_rotate_server", show=human)
+    keys.add("rotate-server", rotated, "make a new server key pair, used from the daemon's next start")
+
+
+def _config_command(top: Any, common: argparse.ArgumentParser) -> None:
+    def show(config: dict[str, Any]) -> str:
+        from nua.settings import configuration_toml  # noqa: PLC0415 - only this command renders TOML
+
+        source = config.get("config_file")
+        first = "# the running daemon's configuration: the packaged defaults (params.toml), then "
+        return configuration_toml(config["items"], first + (f"the file {source}," if source else "no file,"))
+
+    _Commands(top, "", common).add("config", _simple("sys_config", show=show), _TOP_HELP["config"])
+
+
+def _completion(_client: Client | None, args: argparse.Namespace, _stdin: TextIO) -> tuple[Any, Callable[[Any], str]]:
+    """The completion script of ``args.shell`` for the whole command tree (shtab: a static script, no Python at TAB)."""
+    import shtab  # noqa: PLC0415 - only this command needs it
+
+    return shtab.complete(_parser(), shell=args.shell), str
+
+
 def _daemon(top: Any, common: argparse.ArgumentParser) -> None:
     daemon = _Commands(top, "", common)
-    daemon.add("methods", _simple("rpc_methods"), _TOP_HELP["methods"])
-    daemon.add("describe", _simple("rpc_describe", "method", show=show_describe), _TOP_HELP["describe"], _arg("method"))
+    methods = _simple("rpc_methods", params=lambda _: [True], show=show_methods)
+    daemon.add("methods", methods, _TOP_HELP["methods"])
     daemon.add(
-        "call", _call, "call any method: nua call test_add '[1, 2]'",
-        _arg("method"), _arg("params", nargs="?", metavar="PARAMS_JSON", help="a JSON array or object"),
+        "describe", _simple("rpc_describe", "method", show=show_describe), _TOP_HELP["describe"],
+        _arg("method", help="the method's name, as `nua methods` lists it"),
+    )  # fmt: skip
+    daemon.add(
+        "call", _call, _TOP_HELP["call"],
+        _arg("method", help="the method's name, as `nua methods` lists it"),
+        _arg("params", nargs="?", metavar="PARAMS_JSON", type=cli_args.text,
+             help="a JSON array for positional params ('[1, 2]'), an object for named ones"
+                  """ ('{"user_data": {"username": "bob", ...}}': the names `nua describe METHOD` shows),"""
+                  " or - to read them from stdin"),
     )  # fmt: skip
     daemon.add("status", _simple("sys_status", show=show_status), _TOP_HELP["status"])
     daemon.add(
         "keygen", keygen, _TOP_HELP["keygen"],
         _arg("--output", metavar="FILE", help="where to write the key pair (default: the --client-key file)"),
+    )  # fmt: skip
+    daemon.add(
+        "completion", _completion, _TOP_HELP["completion"],
+        _arg("shell", choices=["bash", "zsh"],
+             help="the shell: `source <(nua completion bash)`, or write it where your shell loads completions"),
     )  # fmt: skip
 
 
@@ -479,7 +618,7 @@ def _audit_command(top: Any, common: argparse.ArgumentParser) -> None:
         _arg("--since", metavar="TIME_OR_AGE", help="from this ISO 8601 time, or this long ago (30m, 1h, 2d, 1w)"),
         _arg("--who", metavar="NAME", help="calls made with this key name only"),
         _arg("--method", metavar="NAME", help="calls of this method only"),
-        _arg("--limit", metavar="N", help="the N most recent records only"),
+        _arg("--limit", metavar="N", type=cli_args.count, help="the N most recent records only"),
     )  # fmt: skip
 
 
@@ -488,16 +627,21 @@ _GROUPS: dict[str, Callable[[Any, argparse.ArgumentParser], None]] = {
     "group": _groups,
     "setting": _settings,
     "service": _services,
+    "key": _keys,
+    "config": _config_command,
     "methods": _daemon,
     "describe": _daemon,
     "call": _daemon,
     "status": _daemon,
     "keygen": _daemon,
+    "completion": _daemon,
     "audit": _audit_command,
     "events": cli_events.add_parser,
     "logs": lambda top, common: cli_logs.add_parser(top, common, places=_places),
 }
 _VALUE_OPTIONS = frozenset({"--endpoint", "--config", "--timeout", "--server-key", "--client-key"})
+# Commands that talk to no daemon.
+_LOCAL = frozenset({"keygen", "completion"})
 
 
 def _command_of(argv: Sequence[str]) -> str | None:
@@ -518,9 +662,14 @@ def _parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     # Two copies of the options: argparse shares an option's action between the parsers
     # built from one parent, and the top level's defaults must not become the
     # subcommands' (they would override `nua --timeout 2 user list`).
-    parser = argparse.ArgumentParser(
-        prog="nua", description="Talk to the nua orchestrator daemon.", parents=[_common_options()]
+    parser = cli_args.OneLineParser(
+        prog="nua",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Talk to the nua orchestrator daemon. `nua COMMAND --help` shows a command's arguments.",
+        epilog=f"{cli_args.EXIT_CODES}.\n{cli_args.VARIABLES}.",
+        parents=[_common_options()],
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {VERSION}")
     parser.set_defaults(endpoint=None, config=None, timeout=10.0, json=False, server_key=None, client_key=None)
     common = _common_options()
     top = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -670,25 +819,41 @@ def _fail(message: str, code: int, stderr: TextIO) -> int:
     return code
 
 
-def _rpc_error_line(exc: RpcError) -> str:
+def _rpc_error_line(exc: RpcError, method: str) -> str:
+    """One line: the error, the facts of its ``data`` the message does not already say, and what to do."""
     line = f"{exc.kind} ({error_code(exc)}): {exc.message}"
     if isinstance(exc.data, dict):
-        useful = {k: v for k, v in exc.data.items() if k != "traceback"}
+        said = exc.message.lower()
+        useful = {
+            k: v
+            for k, v in exc.data.items()
+            if k != "traceback" and not (isinstance(v, str | int) and str(v).lower() in said)
+        }
         if useful:
             line += " [" + ", ".join(f"{k}={v}" for k, v in useful.items()) + "]"
     hints = {
         "busy": "; retry in a moment",
         "unavailable": "; retry in a moment",
         "timeout": "; the daemon is slow: retry, or raise --timeout",
-        "method_not_found": "; see `nua methods`",
-        "invalid_params": "; see `nua describe METHOD`",
-        "internal_error": "; see the daemon's log file",
+        "method_not_found": "; `nua methods` lists them",
+        "invalid_params": f"; `nua describe {method}` shows its params" if method else "",
+        "internal_error": "; the daemon's log file says more (`nua-orchestrator status` names it)",
         "forbidden": "; ask an admin for a key with that role (nua-orchestrator keys add)",
     }
     return line + hints.get(exc.kind, "")
 
 
-def main(  # noqa: C901, PLR0911 - one exit per outcome
+class _Recorded(Client):
+    """A client that remembers the method it called last, for the hint of an error."""
+
+    last_method = ""
+
+    def call(self, method: str, /, *args: Any, **kwargs: Any) -> Any:
+        self.last_method = method
+        return super().call(method, *args, **kwargs)
+
+
+def main(  # noqa: C901, PLR0911, PLR0912 - one exit per outcome
     argv: Sequence[str] | None = None,
     *,
     stdin: TextIO | None = None,
@@ -698,37 +863,44 @@ def main(  # noqa: C901, PLR0911 - one exit per outcome
     """Run one ``nua`` command; return its exit code."""
     stdin, stdout, stderr = stdin or sys.stdin, stdout or sys.stdout, stderr or sys.stderr
     argv = list(sys.argv[1:] if argv is None else argv)
+    unreadable = cli_args.first_bad_argument(argv)
+    if unreadable is not None:
+        return _fail(unreadable, EXIT_USAGE, stderr)
     parser = _parser(argv)
     try:
         args = parser.parse_args(argv)
-    except SystemExit as exc:  # argparse already printed the usage line
+    except cli_args.ParseError as exc:
+        return _fail(str(exc), EXIT_USAGE, stderr)
+    except SystemExit as exc:  # --help, --version: printed
         return EXIT_USAGE if exc.code not in (0, None) else EXIT_OK
+    client: _Recorded | None = None
     try:
-        if args.run is keygen or getattr(args, "local", False):  # commands that talk to no daemon
+        if args.command in _LOCAL or getattr(args, "local", False):  # commands that talk to no daemon
             result, show = args.run(None, args, stdin)
         else:
             target = resolve_target(args, stderr)
             keys = client_key(target)
-            with Client(target.endpoint, timeout=args.timeout, server_key=target.server_key, client_key=keys) as client:
+            with _Recorded(target.endpoint, args.timeout, server_key=target.server_key, client_key=keys) as client:
                 result, show = args.run(client, args, stdin)
     except UsageError as exc:
-        return _fail(f"{exc} (see nua --help)", EXIT_USAGE, stderr)
+        return _fail(str(exc), EXIT_USAGE, stderr)
     except NotConfiguredError as exc:
         return _fail(str(exc), EXIT_NOT_CONFIGURED, stderr)
     except cli_logs.LogsError as exc:
         return _fail(str(exc), EXIT_RPC_ERROR, stderr)
     except RpcError as exc:
-        return _fail(_rpc_error_line(exc), EXIT_RPC_ERROR, stderr)
+        return _fail(_rpc_error_line(exc, client.last_method if client else ""), EXIT_RPC_ERROR, stderr)
     except DaemonUnreachableError as exc:
         return _fail(str(exc), EXIT_UNREACHABLE, stderr)
     except ProtocolError as exc:
         return _fail(f"{exc}; is {args.endpoint or 'the endpoint'} a nua daemon?", EXIT_UNREACHABLE, stderr)
     except KeyboardInterrupt:
-        return _fail("interrupted", 130, stderr)
-    if args.json:
-        print(json.dumps(result, indent=2, ensure_ascii=False), file=stdout)
-    else:
-        print(show(result), file=stdout)
+        return _fail("interrupted", EXIT_INTERRUPTED, stderr)
+    try:
+        print(json.dumps(result, indent=2, ensure_ascii=False) if args.json else show(result), file=stdout)
+        stdout.flush()
+    except BrokenPipeError:  # `nua ... | head`: the reader has what it wanted
+        return EXIT_OK
     return EXIT_OK
 
 

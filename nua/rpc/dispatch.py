@@ -144,8 +144,15 @@ class _BatchReply:
     worth of bytes, however many of its members answer large results.
     """
 
-    def __init__(self, reply: Callable[[Any, bytes], None], size: int, max_reply_bytes: int) -> None:
+    def __init__(
+        self,
+        reply: Callable[[Any, bytes], None],
+        size: int,
+        max_reply_bytes: int,
+        unanswered: Callable[[], None] | None = None,
+    ) -> None:
         self._reply = reply
+        self._unanswered = unanswered
         self._max_reply_bytes = max_reply_bytes
         self._parts: list[bytes | None] = [None] * size
         self._ids: list[Any] = [None] * size
@@ -173,8 +180,10 @@ class _BatchReply:
 
     def _send_all(self) -> None:
         answered = [(i, p) for i, p in enumerate(self._parts) if p is not None]
-        if not answered:
-            return  # a batch of notifications only gets no reply at all
+        if not answered:  # a batch of notifications only gets no reply at all
+            if self._unanswered is not None:
+                self._unanswered()
+            return
         if self._over:
             self._reply(None, self._too_large([i for i, _ in answered]))
             return
@@ -259,11 +268,20 @@ class Dispatcher:
 
     # -- requests ---------------------------------------------------------------------
 
-    def handle(self, payload: bytes, send: Send, client: bytes = b"", caller: Caller = UNAUTHENTICATED) -> None:
+    def handle(
+        self,
+        payload: bytes,
+        send: Send,
+        client: bytes = b"",
+        caller: Caller = UNAUTHENTICATED,
+        unanswered: Callable[[], None] | None = None,
+    ) -> None:
         """Decode ``payload`` from ``client`` and start its call(s); ``send`` gets the reply, now or later.
 
         ``caller`` is the key the connection authenticated with: each call is
-        checked against its method's role before anything runs.
+        checked against its method's role before anything runs. ``unanswered`` is
+        called instead of ``send`` when the request has no reply (a notification,
+        or a batch of them), once its calls are done: HTTP answers 204 then.
 
         ``send`` may raise: the request then gets a plain internal error (sent
         through ``send`` again), and nothing raises out of here.
@@ -272,7 +290,9 @@ class Dispatcher:
         if isinstance(decoded, BadRequest):
             self._reply(send, decoded.id, encode_error(decoded.id, decoded.error))
         elif isinstance(decoded, Batch):
-            batch = _BatchReply(functools.partial(self._reply, send), len(decoded.members), self.max_reply_bytes)
+            batch = _BatchReply(
+                functools.partial(self._reply, send), len(decoded.members), self.max_reply_bytes, unanswered
+            )
             for index, member in enumerate(decoded.members):
                 if isinstance(member, BadRequest):
                     batch.finisher(index, member.id)(encode_error(member.id, member.error))
@@ -280,9 +300,14 @@ class Dispatcher:
                     self._start(member, batch.finisher(index, member.unique_id), client, caller)
         else:
             request_id = decoded.unique_id
-            self._start(
-                decoded, lambda part: None if part is None else self._reply(send, request_id, part), client, caller
-            )
+
+            def finish(part: bytes | None) -> None:
+                if part is not None:
+                    self._reply(send, request_id, part)
+                elif unanswered is not None:
+                    unanswered()
+
+            self._start(decoded, finish, client, caller)
 
     def _reply(self, send: Send, request_id: Any, reply: bytes) -> None:
         """Send one request's (or one batch's) reply; never raises.

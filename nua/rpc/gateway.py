@@ -38,12 +38,10 @@ once and its clients' sockets reconnect by themselves.
 from __future__ import annotations
 
 import collections
-import concurrent.futures
 import contextlib
 import dataclasses
 import errno
 import json
-import os
 import threading
 import time
 from dataclasses import dataclass
@@ -51,45 +49,34 @@ from typing import Any, cast
 
 import zmq
 
-from nua.actors.directory import DB_READER, DB_WRITER, Directory
+from nua.actors.directory import DB_WRITER, Directory
 from nua.actors.events import EventHub
 from nua.actors.health import Health
-from nua.actors.log_thread import LogThread
 from nua.actors.supervised import ChildContext, SupervisedActor
 from nua.actors.timers import Timers
 from nua.curve_keys import KeyPair
 from nua.endpoint import ipc_path
 from nua.model import checks
-from nua.model.audit import AuditEntry
 from nua.model.commands import ListKeys, MarkKeysSeen
-from nua.rpc import credentials, errors, plugins
+from nua.rpc import credentials, errors, plugins, serving
 from nua.rpc.access import UNAUTHENTICATED, Caller
 from nua.rpc.admission import Admission, StopHandler
-from nua.rpc.call_log import CallLog
 from nua.rpc.dispatch import Dispatcher
-from nua.rpc.event_waits import EventWaits
 from nua.rpc.key_cache import KeyCache
 from nua.rpc.protocol import encode_error
 from nua.rpc.services import Services
+from nua.rpc.token_cache import TokenCache
+from nua.rpc.wakeup import Wakeup
 from nua.settings import Settings, private_dir
 
 # How long closing the socket may wait to flush replies already sent.
 LINGER_MS = 1000
 # Messages taken from the socket per poll round, so completions are not starved.
 RECV_BATCH = 256
-# Threads hashing passwords (scrypt releases the GIL) and running other offloaded methods.
-POOL_THREADS = max(2, min(8, os.cpu_count() or 2))
-# Threads of the system lane (sys_status): its calls never queue behind application work.
-SYSTEM_POOL_THREADS = 2
 # How long a new connection may take to complete its handshake before ZeroMQ drops it.
 HANDSHAKE_S = 3.0
 # Clients whose dropped replies were logged, remembered so each is logged once (the oldest are forgotten).
 LOGGED_CLIENTS = 1024
-# The most calls one batch may hold: each costs the I/O thread its checks and reply (about
-# 20 us), so that a batch of 10,000 holds it about 0.2 s; a longer one is refused whole.
-MAX_BATCH_CALLS = 10_000
-# How long stopping waits for the I/O thread (it ends at its next poll round).
-IO_STOP_TIMEOUT_S = 5.0
 # How long the start waits for each answer of the key store (registering the owner's key, a page
 # of keys): within the gateway's start timeout (5 s) for the two.
 KEYS_TIMEOUT_S = 2.0
@@ -223,47 +210,6 @@ class GatewayIoError(RuntimeError):
     """The gateway's I/O thread died; raising it makes the supervisor restart the gateway."""
 
 
-class _Wakeup:
-    """A self-pipe the I/O thread polls; any thread may ring it.
-
-    Rings are coalesced: one byte is written until the I/O thread has drained the pipe.
-    """
-
-    def __init__(self) -> None:
-        self.read_fd, self._write_fd = os.pipe()
-        os.set_blocking(self.read_fd, False)
-        os.set_blocking(self._write_fd, False)
-        self._lock = threading.Lock()
-        self._pending = False
-        self._closed = False
-
-    def ring(self) -> None:
-        if self._pending:
-            return
-        with self._lock:
-            if self._closed or self._pending:
-                return
-            self._pending = True
-            # A full pipe needs no more bytes: the I/O thread is woken anyway.
-            with contextlib.suppress(BlockingIOError):
-                os.write(self._write_fd, b"\0")
-
-    def drain(self) -> None:
-        # Read, then clear the flag, never the reverse: a ring between a clear and a
-        # read would leave the flag set with its byte consumed, and every later ring
-        # would be skipped. The queue is processed after this, so nothing is missed.
-        with contextlib.suppress(BlockingIOError):
-            while os.read(self.read_fd, 4096):
-                pass
-        self._pending = False
-
-    def close(self) -> None:
-        with self._lock:
-            self._closed = True
-            os.close(self._write_fd)
-            os.close(self.read_fd)
-
-
 def _request_id(payload: bytes) -> Any:
     """The id of a single request, best effort (``None`` when there is none to read)."""
     try:
@@ -286,24 +232,28 @@ class Gateway(SupervisedActor):
         *,
         events: EventHub | None = None,
         timers: Timers | None = None,
+        tokens: TokenCache | None = None,
     ) -> None:
         super().__init__(context)
         self.settings = settings
         self._bound = bound if bound is not None else BoundEndpoint()
         self.endpoint = self._bound.endpoint or settings.zmq.bind_endpoint
-        self._stopping = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._io = serving.IoThread()
         self._zmq: zmq.Context[Any] | None = None
         self._socket: zmq.Socket[Any] | None = None
-        self._wakeup: _Wakeup | None = None
-        self._pool: concurrent.futures.ThreadPoolExecutor | None = None
-        self._system_pool: concurrent.futures.ThreadPoolExecutor | None = None
+        self._wakeup: Wakeup | None = None
+        self._lanes: serving.Lanes | None = None
         self._dispatcher: Dispatcher | None = None
         self._admission: Admission | None = None
-        self._call_lines: LogThread | None = None  # the rpc_call lines, written in a thread of their own
         self._counters = _Counters()
         self._logged_drops = _LoggedOnce(LOGGED_CLIENTS)
-        self.services = Services(settings, directory, health=health or Health(), events=events or EventHub())
+        self.services = Services(
+            settings,
+            directory,
+            health=health or Health(),
+            events=events or EventHub(),
+            tokens=tokens if tokens is not None else TokenCache(),
+        )
         self._curve = settings.zmq.curve
         self._server_key: KeyPair | None = None
         # Resolves the long-poll reads of events that time out (none: events_read never waits).
@@ -331,31 +281,10 @@ class Gateway(SupervisedActor):
             )
 
     def _setup(self) -> None:
-        if self._timers is not None:
-            self.services.event_waits = EventWaits(self.services.events, self._timers, self.settings.events.max_waiting)
         plugins.build(self.services, log=self.log)
-        self._wakeup = _Wakeup()
-        self._pool = concurrent.futures.ThreadPoolExecutor(POOL_THREADS, thread_name_prefix="nua-rpc-pool")
-        self._system_pool = concurrent.futures.ThreadPoolExecutor(
-            SYSTEM_POOL_THREADS, thread_name_prefix="nua-rpc-system"
-        )
-        rpc = self.settings.rpc
-        self._call_lines = LogThread(self.log, f"{self.context.child_id}-log")
-        self._dispatcher = Dispatcher(
-            self.services.registry,
-            executor=self._pool,
-            system_executor=self._system_pool,
-            wakeup=self._wakeup.ring,
-            max_in_flight=rpc.max_in_flight,
-            max_in_flight_per_client=rpc.max_in_flight_per_client,
-            max_reply_bytes=rpc.max_reply_bytes,
-            max_batch=MAX_BATCH_CALLS,
-            call_timeout_s=rpc.call_timeout_s,
-            tracebacks=self.settings.debug.tracebacks,
-            log=self.log,
-            record_denied=self._record_denied,
-            call_log=CallLog(self._call_lines),
-        )
+        self._wakeup = Wakeup()
+        self._lanes = serving.Lanes.start("nua-rpc", self.services, self.log, self._timers)
+        self._dispatcher = serving.dispatcher(self.services, self._lanes, self._wakeup.ring, self.log)
         if self._curve:
             self._server_key = self._load_keys()
         self._zmq = zmq.Context()
@@ -368,10 +297,7 @@ class Gateway(SupervisedActor):
             log=self.log,
         )
         self._socket = self._bind()
-        # Handing the socket to another thread is allowed with a memory barrier; starting the thread is one.
-        name = f"nua-gateway-io-{self.context.generation}"
-        self._thread = threading.Thread(target=self._io_main, name=name, daemon=True)
-        self._thread.start()
+        self._io.start(self._io_main, f"nua-gateway-io-{self.context.generation}")
 
     def _load_keys(self) -> KeyPair:
         """The server key pair; the owner's key registered as admin, and every key in the cache."""
@@ -403,14 +329,7 @@ class Gateway(SupervisedActor):
         raise RuntimeError(msg)
 
     def _read_keys(self) -> list[dict[str, Any]]:
-        rows: list[dict[str, Any]] = []
-        after: str | None = None
-        while True:
-            page = self._wait(self.services.ask(DB_READER, ListKeys(limit=KEYS_PAGE, after=after)))
-            rows += page["items"]
-            after = page["next"]
-            if after is None:
-                return rows
+        return serving.read_all(self.services, lambda after: ListKeys(limit=KEYS_PAGE, after=after), KEYS_TIMEOUT_S)
 
     @staticmethod
     def _wait(future: Any) -> Any:
@@ -467,50 +386,27 @@ class Gateway(SupervisedActor):
             self._socket = None
         self._finish()
 
-    def _record_denied(self, entry: AuditEntry, needed: str) -> None:
-        """Send a denied call's audit record to the DB writer (the I/O thread does not wait for it)."""
-        try:
-            self.services.record_denied(entry, needed)
-        except errors.RpcError as exc:  # the writer is restarting: the denial is at least in the log
-            self.log.warning(
-                "rpc_denied", who=entry.who, method=entry.method, needed=needed, recorded=False, why=str(exc)
-            )
-
     def cleanup(self, error: BaseException | None) -> None:
         self._shutdown()
         if error is None:
             self.log.info("gateway_stopped", endpoint=self.services.endpoint)
 
     def _shutdown(self) -> None:
-        self._stopping.set()
-        if self._wakeup is not None:
-            self._wakeup.ring()
-        if self._thread is not None and self._thread is not threading.current_thread():
-            self._thread.join(IO_STOP_TIMEOUT_S)
-            if self._thread.is_alive():
-                self.log.error("gateway_io_thread_abandoned", timeout_s=IO_STOP_TIMEOUT_S)
-                return
-        if self._thread is None:
-            self._finish()
+        stopped = self._io.stop(self._wakeup.ring if self._wakeup is not None else None, self.log)
+        if stopped and not self._io.started:
+            self._finish()  # the thread never started: nothing else releases what setup made
 
     def _finish(self) -> None:
         """Release what the I/O thread does not own: the pools, the pipe, the context."""
-        if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
-        if self._system_pool is not None:
-            self._system_pool.shutdown(wait=False, cancel_futures=True)
+        if self._lanes is not None:
+            self._lanes.shutdown()
+            self._lanes = None
         if self._admission is not None:
             self._admission.close()
             self._admission = None
         if self._wakeup is not None:
             self._wakeup.close()
             self._wakeup = None
-        if self.services.event_waits is not None:
-            self.services.event_waits.close()  # the waiting calls were answered by the dispatcher's stop
-            self.services.event_waits = None
-        if self._call_lines is not None:
-            self._call_lines.stop()  # the lines of the calls answered are written
-            self._call_lines = None
         if self._zmq is not None:
             self._zmq.term()  # waits until the socket is closed: the endpoint is free again
             self._zmq = None
@@ -556,27 +452,27 @@ class Gateway(SupervisedActor):
             self._refuse_queued(sock)
         except Exception as exc:  # reported to the actor, which fails and is restarted
             self.log.exception("gateway_io_failed")
-            if not self._stopping.is_set():
+            if not self._io.stopping.is_set():
                 self.actor_ref.tell(IoFailed(f"{type(exc).__name__}: {exc}"))
         finally:
             sock.close(linger=LINGER_MS)
             self._socket = None
             self._finish()
 
-    def _serve(self, sock: zmq.Socket[Any], wakeup: _Wakeup, dispatcher: Dispatcher) -> None:
+    def _serve(self, sock: zmq.Socket[Any], wakeup: Wakeup, dispatcher: Dispatcher) -> None:
         poller = zmq.Poller()
         poller.register(sock, zmq.POLLIN)
         poller.register(wakeup.read_fd, zmq.POLLIN)
         admission = self._admission
         assert admission is not None  # noqa: S101 - set in _setup
-        call_lines = self._call_lines
-        assert call_lines is not None  # noqa: S101 - set in _setup
+        assert self._lanes is not None  # noqa: S101 - set in _setup
+        call_lines = self._lanes.call_lines
         guards = admission.sockets()
         for guard in guards:
             poller.register(guard, zmq.POLLIN)
         limit = self.settings.rpc.max_message_bytes
         timeout_ms: int | None = None
-        while not self._stopping.is_set():
+        while not self._io.stopping.is_set():
             events = dict(poller.poll(timeout_ms))
             if wakeup.read_fd in events:
                 wakeup.drain()

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import json
 import types
 import typing
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -281,12 +282,23 @@ class Method:
             params.append(entry)
         return {
             "name": self.name,
-            "signature": f"{self.name}{self.signature}",
+            "signature": f"{self.name}({', '.join(_param_text(param) for param in params)})",
             "params": params,
             "doc": self.doc,
             "role": None if self.role is None else self.role.label,
             "changes": self.changes,
         }
+
+
+def _param_text(param: dict[str, Any]) -> str:
+    """A parameter as a caller writes it: ``name: type``, and ``= default`` when it may be left out.
+
+    The signature a client sees: what the Python function returns (a future) is not its business.
+    """
+    text = f"{param['name']}: {param['type']}" if "type" in param else str(param["name"])
+    if param["required"] or "default" not in param:
+        return text
+    return f"{text} = {json.dumps(param['default'])}"
 
 
 def _annotation_text(annotation: Any) -> str:

@@ -26,6 +26,7 @@ from nua.rpc.errors import UnavailableError
 from nua.rpc.event_waits import EventWaits
 from nua.rpc.key_cache import KeyCache
 from nua.rpc.registry import Registry
+from nua.rpc.token_cache import TokenCache
 from nua.settings import Settings
 
 
@@ -42,6 +43,8 @@ class Services:
     endpoint: str = ""
     # The registered client keys, as the gateway checks them ([zmq] auth = "curve").
     keys: KeyCache = field(default_factory=KeyCache)
+    # The keys' HTTP bearer tokens, as the HTTP server checks them (one cache for both transports).
+    tokens: TokenCache = field(default_factory=TokenCache)
     # The daemon's event stream (what changed, numbered): methods publish and read it.
     events: EventHub = field(default_factory=EventHub)
     # The long-poll reads of ``events`` waiting for the next event, made by the gateway.

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from nua.actors.change_events import change_event
 from nua.actors.events import EventHub
 from nua.actors.health import Health
@@ -53,3 +55,13 @@ def test_health_publishes_each_degradation_and_recovery_once() -> None:
         ("daemon.recovered", None),
     ]
     assert events[2].facts["degraded"] is False
+
+
+def test_a_new_token_says_whose_and_until_when_never_its_hash() -> None:
+    issued = cmd.IssueToken("ops", "0123456789abcdef", "f" * 64, datetime(2030, 1, 1, tzinfo=UTC))
+    made = change_event(issued, {"name": "ops", "expires_at": "2030-01-01T00:00:00+00:00"})
+    assert made == (
+        "key.changed",
+        {"change": "token", "name": "ops", "token_id": "0123456789abcdef", "expires_at": "2030-01-01T00:00:00+00:00"},
+    )
+    assert "f" * 64 not in repr(made)

@@ -110,6 +110,8 @@ class DaemonEnv:
             },
             "db": {"url": f"sqlite:///{self.db}"},
             "supervisor": {"shutdown_timeout_s": 2.0},
+            # test_add and test_divide: the simplest calls to check that a daemon answers.
+            "debug": {"test_methods": True},
         }
         for name, values in self.values.items():
             config.setdefault(name, {}).update(values)

@@ -169,6 +169,14 @@ def test_an_operator_sets_settings_but_administers_no_keys(curve: DaemonEnv) -> 
             client.call("key_add", "mine", curve_keys.generate().public, "admin")
         with pytest.raises(ForbiddenError):
             client.call("key_list")
+        with pytest.raises(ForbiddenError):
+            client.call("sys_config")  # the configuration names paths and hosts: admin only
+    # The owner (admin) reads it, through nua: the daemon's configuration with each value's source.
+    shown = nua(curve, "config")
+    assert shown.returncode == 0, shown.stderr
+    assert any(
+        line.startswith('auth = "curve"') and line.endswith(f"# {curve.config}") for line in shown.stdout.splitlines()
+    )
 
 
 def test_a_removed_key_is_refused_from_its_next_call(curve: DaemonEnv) -> None:
@@ -286,7 +294,7 @@ def test_a_remote_operator_over_tcp_with_its_own_key(daemon: DaemonEnv, tmp_path
         "--client-key", str(remote_dir / "client.key_secret"),
     ]  # fmt: skip
     done = subprocess.run(
-        [*NUA, *remote, "setting", "set", "site.name", "remote"],
+        [*NUA, *remote, "setting", "set", "site.name", '"remote"'],
         capture_output=True, text=True, env=daemon.env(NUA_CONFIG="/nonexistent.toml"), timeout=60, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr

@@ -17,6 +17,7 @@ from typing import Any, Self
 import pytest
 from daemon_helpers import REPO, WAIT_S, DaemonEnv, is_alive, wait_until
 
+from nua import pidfile
 from nua.rpc.cli import every_page
 from nua.rpc.client import Client, DaemonUnreachableError
 from nua.rpc.errors import RpcError
@@ -179,14 +180,22 @@ def test_make_run_then_nua_user_add_and_list(daemon: DaemonEnv) -> None:
         pytest.skip("make is not installed")
     if subprocess.run([make, "-q", ".venv/.installed"], cwd=REPO, check=False).returncode != 0:
         pytest.skip("`make run` would (re)install .venv first; run it once by hand")
-    daemon.write_config(zmq={"auth": "curve"})  # the default: `nua` needs no key setup all the same
-    env = daemon.env(NUA_CONFIG=str(daemon.config))
-    process = subprocess.Popen([make, "run"], cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    # RUN_DIR (./.run by default) under the test's directory: the checkout's own stays untouched.
+    run_dir = daemon.root / "dot-run"
+    env = daemon.env()
+    process = subprocess.Popen(
+        [make, "run", f"RUN_DIR={run_dir}"], cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
     daemon.popens.append(process)  # type: ignore[arg-type]
+    pid_file = run_dir / "nua-orchestrator.pid"
+    env["NUA_CONFIG"] = str(run_dir / "nua.toml")  # what bin/nua takes from .run/ in a checkout
+    nua = str(REPO / "bin" / "nua")
+    pid = None
     try:
-        wait_until(lambda: daemon.socket.is_socket() and daemon.pid() is not None, what="`make run` to serve")
-        daemon.remember_daemon()
-        nua = str(REPO / "bin" / "nua")
+        pid = wait_until(lambda: pid_file.exists() and pidfile.read_pid(pid_file), what="`make run` to start")
+        daemon.pids.add(pid)
+        wait_until(lambda: subprocess.run([nua, "status"], env=env, capture_output=True, check=False).returncode == 0,
+                   what="`make run` to serve")  # fmt: skip
         added = subprocess.run(
             [nua, "user", "add", "alice", "alice@example.com", "--password-stdin"],
             input="correct horse battery staple\n",
@@ -200,9 +209,18 @@ def test_make_run_then_nua_user_add_and_list(daemon: DaemonEnv) -> None:
         assert listed.returncode == 0, listed.stderr
         assert "alice" in listed.stdout
         assert "alice@example.com" in listed.stdout
+        status = subprocess.run([nua, "status"], env=env, capture_output=True, text=True, check=False).stdout
+        assert "endpoint:    tcp://127.0.0.1:" in status
+        assert ":5001" not in status  # any free port: never an installed daemon's
+        assert "none: it logs to its console" in status
+        # Every file of the development daemon is in its run directory, the database and keys included.
+        assert {"nua.toml", "nua.db", "keys", "client.key_secret", "nua-orchestrator.runtime.json"} <= {
+            path.name for path in run_dir.iterdir()
+        }
     finally:
-        pid = daemon.pid()
         if pid is not None:
             os.kill(pid, signal.SIGINT)  # Ctrl-C
     assert process.wait(WAIT_S) == 0
-    assert not daemon.pid_file.exists()
+    assert not pid_file.exists()
+    said = process.stdout.read().decode() if process.stdout else ""
+    assert f"its files are in {run_dir}/" in said

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -100,9 +101,11 @@ def test_second_start_says_already_running(daemon: DaemonEnv) -> None:
     again = daemon.cli("start")
     assert again.returncode == 0
     assert f"already running (pid {pid})" in again.stdout
+    # In the foreground nothing would run: that is a failure, saying what to do (make run's case).
     foreground = daemon.cli("run")
-    assert foreground.returncode == 0
-    assert f"already running (pid {pid})" in foreground.stdout
+    assert foreground.returncode == 1
+    assert f"already running (pid {pid}, pid file {daemon.pid_file})" in foreground.stderr
+    assert "stop it first" in foreground.stderr
     assert daemon.pid() == pid
 
 
@@ -217,23 +220,27 @@ def test_restart_starts_the_new_daemon_after_the_old_one_exited(daemon: DaemonEn
 
 def test_module_level_restart_and_stop(daemon: DaemonEnv) -> None:
     env = daemon.env(NUA_CONFIG=str(daemon.config))
-    code = "import sys, nua; sys.exit(nua.restart())"
+    code = "import json, nua; r = nua.restart(); print(json.dumps([r.code, r.state, r.pid, r.endpoint, r.message]))"
     result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=False)
     daemon.remember_daemon()
     assert result.returncode == 0, result.stderr
-    assert "not running" in result.stdout
-    assert "started" in result.stdout
-    assert result.stdout.count("started") == 1, "the daemon must not return into the caller's script"
-    pid = daemon.pid()
-    assert pid is not None
+    assert result.stderr == ""
+    assert len(result.stdout.splitlines()) == 1, "prints nothing; the daemon never returns into the script"
+    restarted, state, pid, endpoint, message = json.loads(result.stdout)
+    assert (restarted, state, pid, endpoint) == (0, "running", daemon.pid(), daemon.endpoint)
+    assert "not running" in message
+    assert "started" in message
     assert is_alive(pid)
 
-    code = "import json, nua; print(json.dumps(nua.status()))"
+    code = "import json, nua; r = nua.status(); print(json.dumps([r.code, r.state, r.pid, r.ok, r.report['running']]))"
     result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=False)
-    assert '"running": true' in result.stdout
+    assert json.loads(result.stdout) == [0, "running", pid, True, True]
 
-    result = subprocess.run([sys.executable, "-c", "import nua; nua.stop()"], env=env, check=False)
-    assert result.returncode == 0
+    # The original project's way in: a compatibility module of the same name.
+    code = "import json, nua_orchestrator as o; r = o.stop(); print(json.dumps([r.code, r.state, r.pid, r.message]))"
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == [0, "stopped", None, f"stopped (pid {pid})"]
     assert not is_alive(pid)
 
 

@@ -66,6 +66,7 @@ def test_started_on_another_port_it_is_found_and_stopped_without_that_port(daemo
         "config_file": str(daemon.config),
         "server_key": None,  # auth = "none" (test_daemon_auth.py has the CURVE one)
         "log_file": str(daemon.log_file),  # daemonised: its file (null in the foreground)
+        "http": None,  # no [http] port (test_daemon_http.py has one)
     }
 
     code, report = daemon.status()  # without NUA_ZMQ_PORT: the settings say port 0

@@ -99,6 +99,8 @@ GOOD = {"format": runtime.FORMAT, **a_record().as_dict()}
         ({"format": 2.0}, "unknown format"),
         ({"server_key": "not a key"}, "server_key is not a CURVE public key"),
         ({"server_key": 5}, "server_key is not a CURVE public key"),
+        ({"http": "ftp://127.0.0.1:8080"}, "http is not an http:// or https:// URL"),
+        ({"http": ""}, "http is not a printable string"),
     ],
 )
 def test_every_field_is_checked(tmp_path: Path, changes: dict[str, object], reason: str) -> None:
@@ -107,6 +109,20 @@ def test_every_field_is_checked(tmp_path: Path, changes: dict[str, object], reas
     path.chmod(0o600)
     with pytest.raises(runtime.RecordError, match=reason):
         runtime.read(path)
+
+
+def test_the_http_url_is_read_and_a_record_older_than_it_has_none(tmp_path: Path) -> None:
+    path = tmp_path / "nua.runtime.json"
+    path.write_text(json.dumps({**GOOD, "http": "https://127.0.0.1:8443"}))
+    path.chmod(0o600)
+    read = runtime.read(path)
+    assert read is not None
+    assert read.http == "https://127.0.0.1:8443"
+    older = {key: value for key, value in GOOD.items() if key != "http"}
+    path.write_text(json.dumps(older))
+    read = runtime.read(path)
+    assert read is not None
+    assert read.http is None
 
 
 def test_the_read_is_bounded(tmp_path: Path) -> None:

@@ -81,6 +81,8 @@ def test_group_and_setting_pages(writer: pykka.ActorRef[Any], settings: Settings
     members = writer.ask(checks.group_members("alpha", 3, None, rpc=settings.rpc))
     assert ([user["id"] for user in members["items"]], members["next"]) == ([1, 3, 4], 4)
     assert [user["id"] for user in every_item(writer, checks.group_members("alpha", 1, rpc=RPC))] == [1, 3, 4, 5]
+    for n in (7, 2, 9, 1, 5, 8, 3):
+        writer.ask(checks.setting_set(f"site.k{n}", n, 100))
     keys = [row["key"] for row in every_item(writer, cmd.ListSettings(limit=5))]
     assert keys == sorted(keys)
     assert len(keys) == len(set(keys)) > 5

@@ -1,4 +1,4 @@
-"""A fresh database and an existing one: create-or-upgrade, the recorded version, the first start's settings."""
+"""A fresh database and an existing one: create-or-upgrade, the recorded version, no copy of the configuration."""
 
 from __future__ import annotations
 
@@ -14,8 +14,9 @@ from nua.actors.messages import Ping
 from nua.model import checks, schema
 from nua.model import commands as cmd
 from nua.model import engine as db_engine
+from nua.model.base import utcnow
 from nua.model.schema import SchemaError, ensure_schema, meta
-from nua.model.setting import initial_settings
+from nua.model.setting import settings_table
 from nua.settings import Settings
 
 
@@ -34,7 +35,7 @@ def test_an_existing_database_keeps_its_rows_and_its_settings(
     first = writers.start()
     data = {"username": "kept", "email": "k@example.org", "password": "p"}
     user = first.ask(checks.user_add(data, settings.security))
-    first.ask(checks.setting_set("db.max_batch", 7, 100))
+    first.ask(checks.setting_set("site.max_batch", 7, 100))
     first.stop(block=True, timeout=10)
     recorded = read_meta(db_url)
     assert recorded["schema_version"] == str(schema.SCHEMA_VERSION)
@@ -42,7 +43,7 @@ def test_an_existing_database_keeps_its_rows_and_its_settings(
     second = writers.start()
 
     assert second.ask(cmd.ListUsers())["items"] == [user]
-    assert second.ask(checks.setting_get("db.max_batch"))["value"] == 7  # not bootstrapped again
+    assert second.ask(checks.setting_get("site.max_batch"))["value"] == 7
     assert read_meta(db_url) == recorded
 
 
@@ -50,13 +51,13 @@ def test_ensure_schema_is_idempotent(settings: Settings) -> None:
     engine = db_engine.create(settings.db)
     try:
         with engine.begin() as conn:
-            assert ensure_schema(conn, {"a.b": 1}).created
+            assert ensure_schema(conn).created
+            keys = set(conn.execute(sa.text("SELECT key FROM settings")).scalars())
+        assert keys == set()  # the configuration is never copied into the database
         with engine.begin() as conn:
-            again = ensure_schema(conn, {"a.b": 2, "a.c": 3})
+            again = ensure_schema(conn)
             assert not again.created
             assert again.upgraded_from is None
-            keys = set(conn.execute(sa.text("SELECT key FROM settings")).scalars())
-        assert keys == {"a.b"}
     finally:
         engine.dispose()
 
@@ -157,8 +158,23 @@ def test_sqlite_connections_get_wal_synchronous_foreign_keys_and_busy_timeout(tm
         }
 
 
-def test_a_database_password_is_masked_in_the_bootstrapped_settings(tmp_path: Path) -> None:
-    settings = make_settings("postgresql+psycopg://nua:hunter2@db.example/nua", tmp_path)
-    rows = initial_settings(settings)
-    assert "hunter2" not in rows["db.url"]
-    assert rows["db.url"].startswith("postgresql+psycopg://nua:***@")
+def test_an_older_databases_copy_of_the_configuration_is_removed_and_its_own_settings_kept(
+    settings: Settings,
+) -> None:
+    engine = db_engine.create(settings.db)
+    now = utcnow()
+    try:
+        with engine.begin() as conn:
+            ensure_schema(conn)
+            # What an older nua left: the configuration copied at its first start, and its mark.
+            conn.execute(meta.insert().values(key=schema.COPIED_CONFIGURATION, value="2026-01-01T00:00:00+00:00"))
+            rows = [("zmq.port", 5001), ("db.url", "sqlite:///x"), ("services.web", {}), ("site.name", "mine")]
+            conn.execute(sa.insert(settings_table), [{"key": k, "value": v, "updated_at": now} for k, v in rows])
+        with engine.begin() as conn:
+            ensure_schema(conn)
+            keys = set(conn.execute(sa.select(settings_table.c.key)).scalars())
+            marks = set(conn.execute(sa.select(meta.c.key)).scalars())
+        assert keys == {"site.name"}
+        assert schema.COPIED_CONFIGURATION not in marks
+    finally:
+        engine.dispose()

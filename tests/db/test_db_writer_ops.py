@@ -230,7 +230,9 @@ def test_groups_and_members(writer: pykka.ActorRef[Any], settings: Settings) -> 
     assert [user["id"] for user in writer.ask(checks.group_members("ops", rpc=settings.rpc))["items"]] == [1]
 
     assert writer.ask(checks.group_delete("ops")) == 1
-    assert writer.ask(checks.group_delete("ops")) == 0
+    with pytest.raises(NotFoundError) as missing:
+        writer.ask(checks.group_delete("ops"))
+    assert missing.value.data == {"entity": "group", "name": "ops"}
     assert [g["name"] for g in writer.ask(cmd.ListGroups())["items"]] == ["dev"]
     assert writer.ask(cmd.CountUsers()) == 2  # deleting a group deletes no user
 
@@ -254,14 +256,16 @@ def test_group_errors(writer: pykka.ActorRef[Any], settings: Settings) -> None:
 # -- settings -------------------------------------------------------------------------------
 
 
-def test_settings_are_bootstrapped_from_the_configuration(writer: pykka.ActorRef[Any], settings: Settings) -> None:
-    rows = {row["key"]: row["value"] for row in every_item(writer, cmd.ListSettings())}
-
-    assert rows["db.max_batch"] == settings.db.max_batch
-    assert rows["zmq.port"] == settings.zmq.port
-    assert rows["rpc.plugins"] == settings.rpc.plugins
-    assert rows["security.scrypt_n"] == 16
-    assert list(rows) == sorted(rows)
+def test_the_configuration_is_not_in_the_settings_table_and_its_keys_are_refused(
+    writer: pykka.ActorRef[Any],
+) -> None:
+    assert every_item(writer, cmd.ListSettings()) == []
+    for key in ("zmq.port", "db.url", "Server.log_level", "services.web.command", "rpc"):
+        with pytest.raises(InvalidError) as refused:
+            checks.setting_set(key, 1, MAX_VALUE)
+        assert refused.value.data["field"] == "key"
+        assert "configuration" in refused.value.message
+    assert writer.ask(checks.setting_set("zmqish.port", 1, MAX_VALUE))["value"] == 1  # a prefix, not a section
 
 
 def test_setting_get_set_list(writer: pykka.ActorRef[Any]) -> None:

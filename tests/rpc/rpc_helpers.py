@@ -38,6 +38,7 @@ def make_settings(tmp_path: Path, **env: str) -> settings.Settings:
         "NUA_SERVER_LOG_FILE": f"{tmp_path}/nua.log",
         "NUA_SECURITY_SCRYPT_N": "1024",
         "NUA_DEBUG_ALLOW_FAULT_INJECTION": "true",
+        "NUA_DEBUG_TEST_METHODS": "true",
         "NUA_RPC_PLUGINS": "rpc_test_plugin",
         # Stock clients and raw sockets: no CURVE here (tests/rpc/test_auth.py has it); keys stay in tmp_path.
         "NUA_ZMQ_AUTH": "none",

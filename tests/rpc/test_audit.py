@@ -230,4 +230,5 @@ def test_nua_audit_bad_arguments_are_one_usage_line_and_exit_2(tree: Tree, args:
     done = nua(tree, "audit", *args)
     assert done.returncode == 2
     assert done.stderr.count("\n") == 1, done.stderr
-    assert done.stderr.startswith("nua: --")
+    assert done.stderr.startswith("nua: ")
+    assert args[0] in done.stderr

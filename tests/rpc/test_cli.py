@@ -56,8 +56,17 @@ def test_rpc_error_exits_1_with_one_line(tree: Tree) -> None:
     again = nua(tree, "user", "add", "dan", "dan2@example.org", "--password-stdin", stdin="pw\n")
     assert again.returncode == 1
     assert again.stderr.count("\n") == 1
-    assert "conflict" in again.stderr
-    assert "field=username" in again.stderr
+    assert "conflict (-32002): user username 'dan' is already taken" in again.stderr
+    assert "[" not in again.stderr  # the error's data repeats the message: not printed twice
+
+
+def test_an_invalid_params_error_says_it_once_and_names_the_method_to_describe(tree: Tree) -> None:
+    bad = nua(tree, "user", "add", "erin", "not-an-address", "--password-stdin", stdin="pw\n")
+    assert bad.returncode == 1
+    assert bad.stderr.count("\n") == 1
+    assert bad.stderr.count("an address of the form name@domain") == 1
+    assert bad.stderr.rstrip().endswith("`nua describe user_add` shows its params")
+    assert "METHOD" not in bad.stderr
 
 
 @pytest.mark.parametrize(
@@ -68,11 +77,28 @@ def test_rpc_error_exits_1_with_one_line(tree: Tree) -> None:
         ("user", "delete-all"),
         ("call", "test_add", "{not json"),
         ("user", "delete", "x"),
+        ("setting", "set", "site.y", "{bad"),
+        ("setting", "set", "site.n", "NaN"),
+        ("setting", "set", "site.n", "[Infinity]"),
+        ("user", "update", "1", "role", "superuser"),
+        ("user", "add", "x", "x@example.org", "--role", "superuser", "--password-stdin"),
+        ("key", "add", "bob", "--public-key=K", "--role", "root"),
+        ("--timeout", "nan", "status"),
+        ("--timeout", "inf", "status"),
+        ("--timeout", "0", "status"),
+        ("--timeout", "-1", "status"),
+        ("--endpoint", "foo", "status"),
+        ("--endpoint", "tcp://127.0.0.1:abc", "status"),
+        ("--endpoint", "tcp://127.0.0.1:0", "status"),
+        ("service", "logs", "web", "-n", "0"),
     ],
 )
-def test_usage_errors_exit_2(tree: Tree, args: tuple[str, ...]) -> None:
+def test_usage_errors_exit_2_in_one_line_saying_what_is_wrong(tree: Tree, args: tuple[str, ...]) -> None:
     done = nua(tree, *args)
     assert done.returncode == 2
+    assert done.stderr.count("\n") == 1, done.stderr
+    assert "Traceback" not in done.stderr
+    assert "see nua --help)" not in done.stderr
     assert "secret-on-argv" not in done.stderr
 
 
@@ -148,8 +174,12 @@ def test_the_runtime_record_wins_over_the_settings(tree: Tree, tmp_path: Path) -
 
 
 def test_methods_describe_call_status_groups_settings(tree: Tree) -> None:
-    assert "user_add" in nua(tree, "methods").stdout.split()
-    assert nua(tree, "describe", "test_add").stdout.startswith("test_add(a: float, b: float) -> float")
+    methods = nua(tree, "methods").stdout.splitlines()
+    assert "user_add(user_data: dict[str, Any])  [admin]" in methods
+    assert methods[methods.index("user_add(user_data: dict[str, Any])  [admin]") + 1].startswith("    Add a user from")
+    assert 'group_add(name: str, source: str = "")  [admin]' in methods
+    assert "test_add(a: float, b: float)  [reader]" in methods  # [debug] test_methods = true here
+    assert nua(tree, "describe", "test_add").stdout.startswith("test_add(a: float, b: float)\nrole: reader")
     assert nua(tree, "call", "test_add", '{"a": 1, "b": 2}').stdout.strip() == "3"
     assert nua(tree, "call", "test_divide", "[1, 0]").returncode == 1
     status = nua(tree, "status")
@@ -159,5 +189,5 @@ def test_methods_describe_call_status_groups_settings(tree: Tree) -> None:
     assert "ops" in nua(tree, "group", "list").stdout
     assert nua(tree, "setting", "set", "ui.size", "12").returncode == 0
     assert json.loads(nua(tree, "setting", "get", "ui.size", "--json").stdout)["value"] == 12
-    assert nua(tree, "setting", "set", "ui.name", "plain text").returncode == 0
+    assert nua(tree, "setting", "set", "ui.name", "plain text", "--string").returncode == 0
     assert "plain text" in nua(tree, "setting", "get", "ui.name").stdout

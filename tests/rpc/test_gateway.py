@@ -170,7 +170,7 @@ def test_rpc_methods_and_describe(client: Client) -> None:
                  "group_add", "group_list", "sys_status", "sys_fault", "subtract"):  # fmt: skip
         assert name in names
     described = client.call("rpc_describe", "test_add")
-    assert described["signature"] == "test_add(a: float, b: float) -> float"
+    assert described["signature"] == "test_add(a: float, b: float)"
     assert [p["name"] for p in described["params"]] == ["a", "b"]
 
 

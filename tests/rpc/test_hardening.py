@@ -17,7 +17,7 @@ import rpc_test_plugin
 import zmq
 from rpc_helpers import Raw, Tree, gateway_info, gateway_restarts
 
-from nua.rpc import errors
+from nua.rpc import errors, serving
 from nua.rpc import gateway as gateway_module
 from nua.rpc.client import Call, Client, DaemonUnreachableError
 
@@ -322,7 +322,7 @@ def test_work_whose_caller_timed_out_is_cancelled_or_refused(tree_factory: Calla
         raw.send({"jsonrpc": "2.0", "method": "slow_set_late", "params": ["started", "late.key"], "id": "s"})
         assert rpc_test_plugin.entered("started").wait(5)
         # Work that never starts: every pool thread is held, so these wait in the pool's queue.
-        holders = [f"hold{n}" for n in range(gateway_module.POOL_THREADS - 1)]
+        holders = [f"hold{n}" for n in range(serving.POOL_THREADS - 1)]
         for name in holders:
             _gated(raw, name)
         for name in holders:

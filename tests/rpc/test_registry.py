@@ -108,7 +108,7 @@ def test_good_params_pass(reg: Registry, method: str, args: list, kwargs: dict) 
 
 def test_describe(reg: Registry) -> None:
     info = reg.get("sample_typed").describe()
-    assert info["signature"] == "sample_typed(a: int, b: str = 'x', *, flag: bool = False) -> str"
+    assert info["signature"] == 'sample_typed(a: int, b: str = "x", flag: bool = false)'
     assert info["doc"] == "Doc of typed."
     assert info["params"][0] == {"name": "a", "kind": "positional_or_keyword", "type": "int", "required": True}
     assert info["params"][2]["default"] is False

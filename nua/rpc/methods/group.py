@@ -32,7 +32,7 @@ class GroupMethods(MethodGroup):
 
     @public(role="admin", changes=True)
     def delete(self, name: str) -> Future[Any]:
-        """Delete the group ``name``; return 1, or 0 when there was none."""
+        """Delete the group ``name``; return 1 (no such group: -32001, as ``group_members`` says)."""
         return self.services.ask(DB_WRITER, checks.group_delete(name))
 
     @public(role="admin", changes=True)

@@ -1,8 +1,8 @@
-"""``key_``: the client keys allowed to call the daemon, and the daemon's own server key (admins only).
+"""``key_``: the client keys allowed to call the daemon, their HTTP tokens, and the server key (admins only).
 
 A change is applied to the gateway's cache of the key store once it is durable:
 a removed key's connections are refused from their next call on, a new key can
-connect at once.
+connect at once; a key's new HTTP token works at once and replaces its last one.
 """
 
 from __future__ import annotations
@@ -43,8 +43,29 @@ class KeyMethods(MethodGroup):
     def remove(self, name: str) -> Future[Any]:
         """Remove the key ``name``; its open connections are refused from their next call. Returns 1."""
         command = checks.key_remove(name)
-        cache = self.services.keys
-        return _then(self.services.ask(DB_WRITER, command), lambda _count: cache.drop(command.name))
+        cache, tokens = self.services.keys, self.services.tokens
+
+        def forget(_count: int) -> None:
+            cache.drop(command.name)
+            tokens.drop(command.name)
+
+        return _then(self.services.ask(DB_WRITER, command), forget)
+
+    @public(role="admin", changes=True)
+    def token(self, name: str, token_id: str, token_hash: str, ttl_s: float) -> Future[Any]:
+        """Give the key ``name`` an HTTP bearer token for ``ttl_s`` seconds, replacing its last one.
+
+        The caller makes the token (``nua-orchestrator keys token NAME`` does) and
+        sends only its id and the SHA-256 of its secret (hex): the secret never
+        reaches the daemon. Returns ``{name, token_id, role, created_at, expires_at}``.
+        """
+        command = checks.key_token(name, token_id, token_hash, ttl_s)
+        tokens = self.services.tokens
+
+        def issued(row: dict[str, Any]) -> None:
+            tokens.put({**row, "token_hash": token_hash})
+
+        return _then(self.services.ask(DB_WRITER, command), issued)
 
     @public(offload=True, role="admin", changes=True)
     def rotate_server(self) -> dict[str, Any]:

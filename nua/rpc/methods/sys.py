@@ -9,6 +9,7 @@ from typing import Any, cast
 
 import pykka
 
+from nua import log
 from nua.actors.directory import GATEWAY, ROOT
 from nua.actors.messages import ChildInfo, Crash, WhichChildren
 from nua.rpc.admission import StopHandler
@@ -16,6 +17,7 @@ from nua.rpc.errors import NotFoundError, UnavailableError
 from nua.rpc.method_group import MethodGroup
 from nua.rpc.registry import public
 from nua.rpc.services import Services
+from nua.settings import configuration
 
 # The tree is only a part of the status: a busy root must not make it hang.
 TREE_TIMEOUT_S = 2.0
@@ -29,6 +31,9 @@ class SysMethods(MethodGroup):
     @public(offload=True, system=True, role="reader")
     def status(self) -> dict[str, Any]:
         """Pid, uptime, state, endpoint, database URL, log file, method count and the actor tree.
+
+        ``log_file`` is the file the daemon logs to, ``null`` when it logs to its
+        console (a foreground run).
 
         ``state`` is ``running``, or ``degraded`` while some component cannot do all
         of its work (the database unavailable); ``degraded`` lists why:
@@ -46,10 +51,29 @@ class SysMethods(MethodGroup):
             "uptime_s": round(time.time() - started, 3),
             "endpoint": self.services.endpoint,
             "db_url": settings.db.safe_url,
-            "log_file": settings.server.log_file,
+            "log_file": str(log_file) if (log_file := log.current_file()) is not None else None,
             "methods": len(self.services.registry),
             "tree": self._tree(datetime.fromtimestamp(started, UTC).isoformat(timespec="milliseconds")),
         }
+
+    @public(system=True, role="admin")
+    def config(self) -> dict[str, Any]:
+        """The configuration the daemon runs with, read-only: ``{config_file, items}``, each item a key and its source.
+
+        Each item is ``{section, key, value, source}`` (source: the packaged
+        defaults, the file, or the ``NUA_*`` variable; a ``[services.NAME]`` table
+        is one item, ``key`` null). Live: the log level is the one in force now (a
+        SIGHUP re-reads it). Never stored in the database; change it in the file or
+        the variables, then SIGHUP (log level) or restart. Passwords in URLs are
+        ``***``. Admin only: it names paths and hosts.
+        """
+        settings = self.services.settings
+        items = configuration(settings)
+        live = log.level()
+        for item in items:
+            if live is not None and (item["section"], item["key"]) == ("server", "log_level") and item["value"] != live:
+                item["value"], item["source"] = live, "re-read at SIGHUP"
+        return {"config_file": str(settings.config_file) if settings.config_file else None, "items": items}
 
     def _tree(self, started_at: str) -> dict[str, Any]:
         root = self.services.directory.lookup(ROOT)

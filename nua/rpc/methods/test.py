@@ -5,12 +5,17 @@ from __future__ import annotations
 from nua.rpc.errors import DivisionByZeroError
 from nua.rpc.method_group import MethodGroup
 from nua.rpc.registry import public
+from nua.rpc.services import Services
 
 
 class TestMethods(MethodGroup):
-    """Trivial methods run inline in the gateway's I/O thread."""
+    """Trivial methods run inline in the gateway's I/O thread; served only with ``[debug] test_methods = true``."""
 
     prefix = "test_"
+
+    @classmethod
+    def enabled(cls, services: Services) -> bool:
+        return services.settings.debug.test_methods
 
     @public(role="reader")
     def add(self, a: float, b: float) -> float:
