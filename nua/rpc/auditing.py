@@ -25,7 +25,7 @@ R = TypeVar("R")
 _NOT_AUDITED: tuple[type[Any], ...] = (*READ_COMMANDS, Audited, RecordDenied, PruneAudit)
 
 # The commands that are wrapped, by type: a set lookup instead of isinstance over every command type.
-_AUDITED_TYPES = frozenset(COMMAND_TYPES) - frozenset(_NOT_AUDITED)
+_AUDITED_TYPES = frozenset(t for t in COMMAND_TYPES if not issubclass(t, _NOT_AUDITED))
 
 _CURRENT: ContextVar[AuditEntry | None] = ContextVar("nua_audit_entry", default=None)
 
