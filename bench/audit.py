@@ -29,6 +29,7 @@ import argparse
 import logging
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
@@ -88,7 +89,11 @@ def end_to_end(opts: argparse.Namespace) -> dict[tuple[str, str], dict[str, floa
     """Median figures of each phase, 8 clients, alternating rounds: two daemons, at log levels info and warning."""
     with tempfile.TemporaryDirectory(prefix="nua-bench-audit-") as tmp_name, ExitStack() as stack:
         endpoints, daemons = {}, {}
-        env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{HERE}"}
+        # The plugin alone on the daemons' path: bench/ holds modules named as the standard library's (http.py).
+        plugins = Path(tmp_name) / "plugins"
+        plugins.mkdir()
+        shutil.copy(HERE / "audit_bench_plugin.py", plugins)
+        env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{plugins}"}
         for level in ("info", "warning"):
             tmp = Path(tmp_name) / level
             tmp.mkdir()
