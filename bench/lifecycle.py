@@ -15,6 +15,12 @@ measures that).
 
     .venv/bin/python bench/lifecycle.py [--runs 5] [--idle-s 10] [--compare DIR] [--no-compile]
 
+Besides the wall time of ``start`` (ready: it returned), each nua run reports
+when a first call is answered (``start``, then ``user_count`` from this process:
+the daemon serving, its actor tree running) and CPU, which load does not stretch
+as it stretches the wall clock: the ``start`` command's own (user + system, its
+waited children included) and the daemon's up to its first answer.
+
 Targets (issue 5): an idle daemon under 1% of a core; ``start`` to ready and
 ``stop`` each under a second. Issue 9: ``start`` to ready under 250 ms median,
 idle RSS under 45 MiB.
@@ -28,6 +34,7 @@ import contextlib
 import json
 import os
 import platform
+import resource
 import shutil
 import signal
 import statistics
@@ -42,8 +49,9 @@ from pathlib import Path
 
 import psutil
 
-from nua import endpoint, pidfile
+from nua import curve_keys, endpoint, pidfile, runtime
 from nua.daemon import control
+from nua.rpc.client import Client
 
 REPO = Path(__file__).resolve().parents[1]
 DAEMON = [sys.executable, "-m", "nua.daemon.cli"]
@@ -59,9 +67,16 @@ class Figures:
     rss_mib: float
     cpu_s: float
     idle_s: float
-    # nua only: from the daemon's "daemon_starting" to its "daemon_ready" log line,
-    # i.e. start-to-ready less the interpreter's start and imports.
+    # nua only: from the daemon's "daemon_starting" to its "daemon_serving" log line (its
+    # tree running; "daemon_ready" in a nua that was ready only then).
     tree_start_s: list[float] = field(default_factory=list)
+    # nua only: start, then a first call answered (the command's wall time included).
+    first_call_s: list[float] = field(default_factory=list)
+    # nua only: CPU seconds (user + system) of the start command, and of the daemon up to its first answer.
+    start_cpu_s: list[float] = field(default_factory=list)
+    daemon_cpu_s: list[float] = field(default_factory=list)
+    # nua only: the daemon's CPU up to ready, as its "daemon_ready" line says (absent before nua logged it).
+    ready_cpu_s: list[float] = field(default_factory=list)
 
     @property
     def cpu_percent(self) -> float:
@@ -132,6 +147,17 @@ class Nua:
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("NUA_")}
         self.env["PYTHONPATH"] = str(source)
 
+    def first_call(self) -> None:
+        """Call ``user_count`` as a client that ``start`` has just returned to (CURVE, the record's key)."""
+        record = runtime.read(runtime.record_path(self.pid_file))
+        if record is None or record.endpoint is None:
+            msg = "no runtime record after start"
+            raise RuntimeError(msg)
+        pair = curve_keys.read(self.workdir / "client" / "client.key_secret")
+        client_key = (pair.public, pair.secret)
+        with Client(record.endpoint, 30.0, server_key=record.server_key, client_key=client_key) as client:
+            client.call("user_count")
+
     def _cli(self, *args: str) -> None:
         # Run from the work directory: `python -m` puts the current directory first on
         # sys.path, where a nua tree would win over PYTHONPATH's.
@@ -153,17 +179,29 @@ class Nua:
     def pid(self) -> int | None:
         return pidfile.read_pid(self.pid_file)
 
-    def tree_start_s(self) -> list[float]:
-        """Each run's time from ``daemon_starting`` to ``daemon_ready``, from the daemon's log."""
-        starting: dict[int, datetime] = {}
-        durations = []
+    def ready_cpu_s(self) -> list[float]:
+        """Each run's daemon CPU up to ready, from its ``daemon_ready`` line (none from a nua that did not say)."""
+        found = []
         for line in self.log_file.read_text(encoding="utf-8").splitlines():
             record = json.loads(line)
-            stamp = datetime.fromisoformat(record["timestamp"])
-            if record["event"] == "daemon_starting":
-                starting[record["pid"]] = stamp
-            elif record["event"] == "daemon_ready" and record.get("pid") in starting:
-                durations.append((stamp - starting.pop(record["pid"])).total_seconds())
+            if record["event"] == "daemon_ready" and isinstance(record.get("cpu_s"), float | int):
+                found.append(float(record["cpu_s"]))
+        return found
+
+    def tree_start_s(self) -> list[float]:
+        """Each run's time from ``daemon_starting`` to ``daemon_serving`` (``daemon_ready`` before it existed)."""
+        stamps: dict[int, dict[str, datetime]] = {}
+        pid = 0
+        for line in self.log_file.read_text(encoding="utf-8").splitlines():
+            record = json.loads(line)
+            pid = record.get("pid", pid)  # the daemon's own lines carry it
+            if record["event"] in {"daemon_starting", "daemon_ready", "daemon_serving"}:
+                stamps.setdefault(pid, {})[record["event"]] = datetime.fromisoformat(record["timestamp"])
+        durations = []
+        for events in stamps.values():
+            serving = events.get("daemon_serving") or events.get("daemon_ready")
+            if "daemon_starting" in events and serving is not None:
+                durations.append((serving - events["daemon_starting"]).total_seconds())
         return durations
 
 
@@ -214,17 +252,34 @@ class Supervisord:
 # -- measuring -----------------------------------------------------------------------------
 
 
+def children_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def start_stop_cycle(daemon: Nua | Supervisord, figures: Figures) -> None:
-    """Start, SIGTERM; start, the stop command: one sample of each into ``figures``."""
-    began = time.perf_counter()
+    """Start, SIGTERM; start, the stop command: one sample of each into ``figures``.
+
+    For nua, each start is followed at once by a first call, and each stop is of a
+    daemon that has answered (as before nua was ready early: then ready was serving).
+    """
+    began, cpu = time.perf_counter(), children_cpu_s()
     pid = daemon.start()
     figures.start_s.append(time.perf_counter() - began)
+    if isinstance(daemon, Nua):
+        figures.start_cpu_s.append(children_cpu_s() - cpu)
+        daemon.first_call()
+        figures.first_call_s.append(time.perf_counter() - began)
+        times = psutil.Process(pid).cpu_times()
+        figures.daemon_cpu_s.append(times.user + times.system)
     began = time.perf_counter()
     os.kill(pid, signal.SIGTERM)
     wait_gone(pid, READY_TIMEOUT_S)
     figures.sigterm_s.append(time.perf_counter() - began)
 
     daemon.start()
+    if isinstance(daemon, Nua):
+        daemon.first_call()
     began = time.perf_counter()
     daemon.stop_command()
     figures.stop_cmd_s.append(time.perf_counter() - began)
@@ -248,11 +303,16 @@ def measure(daemons: list[Nua | Supervisord], runs: int, idle_s: float) -> list[
     for daemon, figures in zip(daemons, results, strict=True):
         if isinstance(daemon, Nua):
             figures.tree_start_s = daemon.tree_start_s()
+            figures.ready_cpu_s = daemon.ready_cpu_s()
     return results
 
 
 def median_ms(values: list[float]) -> float:
     return 1000 * statistics.median(values)
+
+
+def _median_or_na(values: list[float]) -> str:
+    return f"{median_ms(values):.0f}" if values else "n/a"
 
 
 def report(results: list[Figures]) -> None:
@@ -263,6 +323,10 @@ def report(results: list[Figures]) -> None:
             "  of which actor tree start, median ms",
             lambda f: f"{median_ms(f.tree_start_s):.0f}" if f.tree_start_s else "n/a",
         ),
+        ("start -> first call answered, median ms", lambda f: _median_or_na(f.first_call_s)),
+        ("start command CPU (user+sys), median ms", lambda f: _median_or_na(f.start_cpu_s)),
+        ("daemon CPU to ready (its log), median ms", lambda f: _median_or_na(f.ready_cpu_s)),
+        ("daemon CPU to first answer, median ms", lambda f: _median_or_na(f.daemon_cpu_s)),
         ("SIGTERM -> process gone, median ms", lambda f: f"{median_ms(f.sigterm_s):.0f}"),
         ("stop command -> process gone, median ms", lambda f: f"{median_ms(f.stop_cmd_s):.0f}"),
         ("idle RSS, MiB", lambda f: f"{f.rss_mib:.1f}"),
@@ -278,6 +342,10 @@ def report(results: list[Figures]) -> None:
         print()
         print(f"ratios {nua.name} / {other.name}:")
         print(f"  start -> ready   {median_ms(nua.start_s) / median_ms(other.start_s):.2f}")
+        if nua.first_call_s and other.first_call_s:
+            print(f"  first call       {median_ms(nua.first_call_s) / median_ms(other.first_call_s):.2f}")
+            print(f"  start cmd CPU    {median_ms(nua.start_cpu_s) / median_ms(other.start_cpu_s):.2f}")
+            print(f"  daemon CPU       {median_ms(nua.daemon_cpu_s) / median_ms(other.daemon_cpu_s):.2f}")
         print(f"  SIGTERM -> gone  {median_ms(nua.sigterm_s) / median_ms(other.sigterm_s):.2f}")
         print(f"  stop command     {median_ms(nua.stop_cmd_s) / median_ms(other.stop_cmd_s):.2f}")
         print(f"  idle RSS         {nua.rss_mib / other.rss_mib:.2f}")

@@ -8,16 +8,21 @@ supervisors run the same processes and the time a replacement runs is written by
 the replacement itself. Both are driven the same way, one call per service from
 one client (nua's JSON-RPC over ipc://, supervisord's XML-RPC over its unix socket),
 `startsecs`/`start_s` 0 so that "started" means "running" on both. Prints the time
-to start and to stop all, crash → replacement running (median, p99), and the idle
-CPU and RSS of each supervisor, with the ratios and the load average.
+to start and to stop all (one call per service, each answered once its service is
+stopped), crash → replacement running (median, p99), the idle CPU (the scheduler's
+nanoseconds, every thread summed) and RSS of each supervisor, and the time from a
+SIGTERM to the supervisor, with every service running, until it is gone (its
+services stopped first), with the ratios and the load average.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import http.client
 import os
 import platform
+import select
 import signal
 import socket
 import statistics
@@ -60,6 +65,14 @@ def wait_for(condition: Callable[[], Any], what: str) -> Any:
         time.sleep(0.0005)
 
 
+def written_pid(path: Path) -> int:
+    """The pid in ``path``; 0 while it is missing, empty or half-written."""
+    try:
+        return int(path.read_text().strip() or 0)
+    except (FileNotFoundError, ValueError):
+        return 0
+
+
 def started_ns(directory: Path, index: int) -> int:
     try:
         return int((directory / f"s{index}.started").read_text().strip() or 0)
@@ -82,14 +95,48 @@ def crash_latencies(directory: Path, services: int, crashes: int) -> list[float]
     return latencies
 
 
+def cpu_ns(pid: int) -> int:
+    """Nanoseconds process ``pid`` has run, all its threads summed (the scheduler's own count).
+
+    psutil's ``cpu_times`` counts clock ticks of 10 ms: over 10 s idle, 0.1 % is one
+    tick, too coarse to tell two idle supervisors apart.
+    """
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError, ValueError):
+            total += int((task / "schedstat").read_text().split()[0])
+    return total
+
+
 def idle(pid: int, seconds: float) -> tuple[float, float]:
-    """CPU % and RSS (MiB) of process ``pid`` over ``seconds`` with nothing to do."""
+    """CPU % of a core and RSS (MiB) of process ``pid`` over ``seconds`` with nothing to do."""
     process = psutil.Process(pid)
     time.sleep(1.0)
-    before = sum(process.cpu_times()[:2])
+    before = cpu_ns(pid)
     time.sleep(seconds)
-    cpu = (sum(process.cpu_times()[:2]) - before) / seconds * 100
+    cpu = (cpu_ns(pid) - before) / 1e9 / seconds * 100
     return cpu, process.memory_info().rss / 1048576
+
+
+def shutdown_s(pid: int, stamps: Path, services: int, start: Callable[[str], Any]) -> float:
+    """Start every service again, then SIGTERM the supervisor: the time until it is gone (its services first)."""
+    for i in range(services):
+        (stamps / f"s{i}.pid").unlink(missing_ok=True)
+        start(f"s{i}")
+    wait_for(lambda: all_running(stamps, services), "the services, again")
+    pidfd = os.pidfd_open(pid)
+    try:
+        began = time.perf_counter()
+        os.kill(pid, signal.SIGTERM)
+        select.select([pidfd], [], [], WAIT_S)
+        took = time.perf_counter() - began
+    finally:
+        os.close(pidfd)
+    if psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+        raise SystemExit(f"the supervisor {pid} did not stop within {WAIT_S} s")
+    if any(psutil.pid_exists(int((stamps / f"s{i}.pid").read_text())) for i in range(services)):
+        raise SystemExit("a service outlived its supervisor")
+    return took
 
 
 def all_running(directory: Path, services: int) -> bool:
@@ -133,6 +180,9 @@ def run_nua(root: Path, services: int, crashes: int, idle_s: float) -> dict[str,
     pid = int((root / "nua.pid").read_text().split()[0])
     try:
         with Client(f"ipc://{root}/nua.sock", timeout=WAIT_S) as client:
+            # `start` returns once the daemon is ready, before its actors run: the first
+            # call waits for them, which is not the services' time to start.
+            client.call("service_list")
             return drive(
                 lambda name: client.call("service_start", name),
                 lambda name: client.call("service_stop", name),
@@ -198,8 +248,8 @@ def run_supervisord(root: Path, services: int, crashes: int, idle_s: float) -> d
     conf = root / "supervisord.conf"
     conf.write_text("\n".join(lines))
     subprocess.run([supervisord(), "-c", str(conf)], check=True)
-    wait_for(lambda: (root / "supervisord.pid").exists() and sock.exists(), "supervisord's socket")
-    pid = int((root / "supervisord.pid").read_text())
+    # Its pid file exists (empty) before the pid is in it: wait for the pid itself.
+    pid = wait_for(lambda: sock.exists() and written_pid(root / "supervisord.pid"), "supervisord's pid and socket")
     proxy: Any = xmlrpc.client.ServerProxy("http://localhost/RPC2", transport=_UnixTransport(str(sock)))
     try:
         return drive(
@@ -210,12 +260,11 @@ def run_supervisord(root: Path, services: int, crashes: int, idle_s: float) -> d
             (services, crashes, idle_s),
         )
     finally:
-        os.kill(pid, signal.SIGTERM)
-        with_pidfd = os.pidfd_open(pid)
-        import select  # noqa: PLC0415
-
-        select.select([with_pidfd], [], [], WAIT_S)
-        os.close(with_pidfd)
+        with contextlib.suppress(ProcessLookupError):  # gone already: the shutdown was measured
+            os.kill(pid, signal.SIGTERM)
+            with_pidfd = os.pidfd_open(pid)
+            select.select([with_pidfd], [], [], WAIT_S)
+            os.close(with_pidfd)
 
 
 def drive(
@@ -237,6 +286,7 @@ def drive(
     return {
         "start all (s)": start_s,
         "stop all (s)": stop_s,
+        "shutdown, all running (s)": shutdown_s(pid, stamps, services, start),
         "crash→running median (ms)": statistics.median(latencies),
         "crash→running p99 (ms)": percentile(latencies, 0.99),
         "idle CPU (%)": cpu,

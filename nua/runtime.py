@@ -2,7 +2,7 @@
 
 The settings say what a daemon *would* bind if it started now; a daemon started
 with other settings (``NUA_ZMQ_PORT=6131``, ``port = 0``, a config file edited
-since) listens elsewhere. So once it serves, the daemon writes a small JSON file
+since) listens elsewhere. So once it is ready, the daemon writes a small JSON file
 beside its pid file (pid, start time, version, the endpoint it actually bound, the
 endpoint and config file its settings named, the file it logs to: none in the
 foreground), and removes it when it exits.
@@ -47,6 +47,10 @@ _MAX_TEXT = 4096
 _MAX_VERSION = 64
 
 
+# Fields an older nua's record lacks: it reads with their defaults (no HTTP server; serving).
+OPTIONAL_FIELDS = frozenset({"http", "serving"})
+
+
 class RecordError(ValueError):
     """A runtime record that cannot be trusted, and why (one line)."""
 
@@ -67,6 +71,10 @@ class Record(NamedTuple):
     server_key: str | None = None  # its CURVE public key (Z85); None without authentication
     log_file: str | None = None  # the file it logs to; None in the foreground (it logs to its console)
     http: str | None = None  # the URL its HTTP server bound (an [http] port 0 resolved); None without one
+    # Whether its actor tree runs: a daemon is ready (and writes its record) before its tree
+    # has started, and writes it again once it serves. A record without it (an older nua's,
+    # written once serving) reads as True.
+    serving: bool = True
 
     def as_dict(self) -> dict[str, Any]:
         """The record's fields, for JSON output."""
@@ -222,7 +230,7 @@ def _parse(data: bytes) -> Record:
         msg = "it is not a JSON object"
         raise RecordError(msg)
     expected = {"format", *Record._fields}
-    if set(value) != expected and set(value) != expected - {"http"}:  # a record older than "http" has none
+    if not expected - OPTIONAL_FIELDS <= set(value) <= expected:  # an older record lacks some
         odd = sorted(set(value) ^ expected)
         msg = f"its keys are not a record's ({', '.join(repr(key)[:40] for key in odd[:5])})"
         raise RecordError(msg)
@@ -239,6 +247,7 @@ def _parse(data: bytes) -> Record:
         server_key=_server_key(value["server_key"]),
         log_file=None if value["log_file"] is None else _text(value["log_file"], "log_file", _MAX_TEXT),
         http=_http_url(value.get("http")),
+        serving=_flag(value.get("serving", True), "serving"),
     )
 
 
@@ -250,6 +259,13 @@ def _http_url(value: Any) -> str | None:
         msg = f"http is not an http:// or https:// URL ({text[:40]!r})"
         raise RecordError(msg)
     return text
+
+
+def _flag(value: Any, name: str) -> bool:
+    if type(value) is not bool:
+        msg = f"{name} is not true or false"
+        raise RecordError(msg)
+    return value
 
 
 def _server_key(value: Any) -> str | None:

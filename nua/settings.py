@@ -57,6 +57,7 @@ from nua.setting_rules import (
     Seconds,
     Shown,
     name,
+    plain_sqlite_url,
 )
 
 ENV_PREFIX = "NUA_"
@@ -84,7 +85,11 @@ def mask_url(url: str) -> str:
     query parameter that carries a secret (see :data:`SECRET_URL_PARAMETERS`;
     libpq takes ``?password=`` and ``?sslpassword=``, other drivers ``passwd``,
     tokens, keys). A URL SQLAlchemy cannot parse is masked the same way by pattern.
+    A plain SQLite URL (:func:`~nua.setting_rules.plain_sqlite_url`) holds no secret
+    and is shown as it is, without importing SQLAlchemy.
     """
+    if plain_sqlite_url(url):
+        return url
     from sqlalchemy.engine import make_url  # noqa: PLC0415 - only the daemon needs it, not the CLI
     from sqlalchemy.exc import ArgumentError  # noqa: PLC0415
 

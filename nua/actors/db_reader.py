@@ -20,7 +20,8 @@ for that asker alone: the connection is dropped and the next read opens a new on
 so a database outage fails reads without ending the actor (or, by restarts, the
 daemon). While an outage lasts, the reader also looks by itself four times a second
 (a :class:`~nua.actors.ticker.Ticker` tells it :class:`CheckReadable`), so that
-``status`` stops calling it degraded once the database is back, read or not.
+``status`` stops calling it degraded once the database is back, read or not; the
+ticker sleeps while the database is readable, so an idle daemon never wakes for it.
 """
 
 from __future__ import annotations
@@ -84,7 +85,8 @@ class DbReader(SupervisedActor):
         # Connected at the first read: the reader starts even while the database is away.
         self._engine = db_engine.create(self.settings.db, reader=True)
         if self._check_interval_s is not None:
-            self._ticker = Ticker(self.actor_ref, CheckReadable(), self._check_interval_s, f"{DB_READER}-ticker")
+            # Asleep until the first outage (see _pace).
+            self._ticker = Ticker(self.actor_ref, CheckReadable(), None, f"{DB_READER}-ticker")
             self._ticker.start()
         self.log.info("db_reader_started", url=self.settings.db.safe_url)
 
@@ -121,6 +123,7 @@ class DbReader(SupervisedActor):
 
     def _readable(self) -> None:
         self._degraded = False
+        self._pace()
         if self.health.recover(DB_READER):
             self.log.warning("database_readable")
 
@@ -146,10 +149,16 @@ class DbReader(SupervisedActor):
     def _unavailable(self, outage: Outage) -> None:
         """Degrade (logged once per change of reason); a spent connection is replaced at the next read."""
         self._degraded = True
+        self._pace()
         if outage.reconnect:
             self._drop_connection()
         if self.health.degrade(DB_READER, outage.reason):
             self.log.error("database_unreadable", reason=outage.reason)
+
+    def _pace(self) -> None:
+        """The ticker's looks: every ``check_interval_s`` while degraded, none while readable."""
+        if self._ticker is not None:
+            self._ticker.set_interval(self._check_interval_s if self._degraded else None)
 
     def _connection(self) -> Connection:
         """The connection, (re)opened if there is none or if the SQLite file was replaced since."""

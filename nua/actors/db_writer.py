@@ -42,12 +42,15 @@ Nothing is acknowledged before its commit, so a crash at any point loses only
 unacknowledged work.
 
 A SQLite file is watched: its identity (device, inode) when opened is compared
-with the file at its path before and after each commit, and four times a second
-while idle (a :class:`~nua.actors.ticker.Ticker` tells the actor
-:class:`CheckDatabase`). A file deleted or replaced makes the writer degraded, so
-nothing is acknowledged into a file that is gone. The probe then reopens the path
-without creating it: a nua database restored there (its schema checked) brings
-the writer back; no file, or a file that is not a nua database, keeps it refusing.
+with the file at its path before and after each commit, and while idle whenever
+inotify reports the name created, deleted or renamed in its directory (a
+:class:`~nua.actors.ticker.Ticker` with a :class:`~nua.actors.file_watch.FileWatch`
+tells the actor :class:`CheckDatabase`), and every :data:`IDLE_CHECK_S` for what
+inotify cannot see (every ``check_interval_s`` without inotify). A file deleted
+or replaced makes the writer degraded, so nothing is acknowledged into a file
+that is gone. The probe then reopens the path without creating it: a nua
+database restored there (its schema checked) brings the writer back; no file, or
+a file that is not a nua database, keeps it refusing.
 Only the daemon's first start creates a database file.
 
 The audit trail: an :class:`~nua.model.commands.Audited` command's change is applied
@@ -59,6 +62,11 @@ denied call (the gateway logs each change's call once answered,
 :mod:`nua.rpc.call_log`). The same ticker prunes the records
 older than ``[audit] keep_days``, hourly, at most :data:`PRUNE_MOST` a time (more
 follow at the next tick), so that a prune never holds the writer for long.
+
+The ticker looks every ``check_interval_s`` (four times a second) only while
+there is something to do soon: an outage to retry, a prune to finish. Otherwise
+it sleeps until the file changes or :data:`IDLE_CHECK_S` passes: an idle daemon
+does not wake for the writer.
 """
 
 from __future__ import annotations
@@ -79,6 +87,7 @@ from nua.actors import call
 from nua.actors.change_events import change_event
 from nua.actors.directory import DB_WRITER
 from nua.actors.events import EventHub
+from nua.actors.file_watch import IDENTITY, watch_or_none
 from nua.actors.health import Health
 from nua.actors.log_thread import LogThread
 from nua.actors.supervised import ChildContext, SupervisedActor, describe
@@ -92,8 +101,10 @@ from nua.model.outage import Outage, OutageError, classify, no_nua_database
 from nua.model.schema import SchemaError, SchemaState, ensure_schema, meta, recorded_version
 from nua.settings import Settings
 
-# Four looks a second at the database file: a deletion is noticed within a second.
+# Four looks a second during an outage (and at the database file, without inotify).
 CHECK_INTERVAL_S = 0.25
+# While all is well: the look behind inotify (for what it cannot see) and the audit prune's pace.
+IDLE_CHECK_S = 5.0
 # The first retry after an outage; each failed one doubles it, up to [db] reconnect_max_s.
 FIRST_RETRY_S = 0.1
 # The row the recovery probe writes: a commit that succeeds proves the database takes writes.
@@ -191,6 +202,7 @@ class DbWriter(SupervisedActor):
         self._clock = clock
         self._check_interval_s = check_interval_s
         self._ticker: Ticker | None = None
+        self._idle_check_s = IDLE_CHECK_S
         self._audit_log: LogThread | None = None  # the lines of audited calls, written in a thread of their own
         self._path = db_engine.sqlite_file(settings.db)
         self._identity: tuple[int, int] | None = None
@@ -226,7 +238,12 @@ class DbWriter(SupervisedActor):
             self._recovered()
         self._audit_log = LogThread(self.log, f"{DB_WRITER}-log")
         if self._check_interval_s is not None:
-            self._ticker = Ticker(self.actor_ref, CheckDatabase(), self._check_interval_s, f"{DB_WRITER}-ticker")
+            interval = self._check_interval_s
+            watch = watch_or_none([self._path], IDENTITY, self.log, interval) if self._path is not None else None
+            self._idle_check_s = IDLE_CHECK_S if watch is not None or self._path is None else interval
+            self._ticker = Ticker(
+                self.actor_ref, CheckDatabase(), interval, f"{DB_WRITER}-ticker", watch=watch, fallback_s=interval
+            )
             self._ticker.start()
 
     def cleanup(self, error: BaseException | None) -> None:
@@ -512,8 +529,17 @@ class DbWriter(SupervisedActor):
                 self._enter_outage(exc.outage)
                 return
             self._prune_if_due()
+        else:
+            self._retry_if_due()
+        self._pace()
+
+    def _pace(self) -> None:
+        """The ticker's looks: every ``check_interval_s`` while an outage or a prune is under way, else idle."""
+        if self._ticker is None or self._check_interval_s is None:
             return
-        self._retry_if_due()
+        pruning = self._keep is not None and self._clock() >= self._prune_at
+        busy = self._outage is not None or pruning
+        self._ticker.set_interval(self._check_interval_s if busy else self._idle_check_s)
 
     # -- the audit trail ------------------------------------------------------------------
 
@@ -584,6 +610,7 @@ class DbWriter(SupervisedActor):
             # the writer does not flap (and log) several times a second.
             self._back_off(now, afresh=now - self._up_since >= self._max_retry_delay)
         self._outage = outage
+        self._pace()
         if self.health.degrade(DB_WRITER, outage.reason):
             self.log.error(
                 "database_unavailable",
@@ -641,6 +668,7 @@ class DbWriter(SupervisedActor):
 
     def _recovered(self) -> None:
         outage, self._outage = self._outage, None
+        self._pace()
         if outage is not None:
             self._up_since = self._clock()
         if self.health.recover(DB_WRITER):

@@ -243,35 +243,60 @@ def group_exists(pgid: int) -> bool:
     return True
 
 
+def child_pids(pid: int, thread: int | None = None) -> list[int]:
+    """The children of process ``pid`` (of its thread ``thread`` only, if given), from the kernel's lists.
+
+    ``/proc/PID/task/TID/children`` holds the children each thread forked (or was
+    given); none when the process is gone or cannot be read.
+    """
+    root = Path(f"/proc/{pid}/task")
+    try:
+        tasks = [root / str(thread)] if thread is not None else list(root.iterdir())
+    except OSError:
+        return []
+    found: list[int] = []
+    for task in tasks:
+        try:
+            found += (int(child) for child in (task / "children").read_text(encoding="ascii").split())
+        except (OSError, ValueError):
+            continue
+    return found
+
+
+def descendant_pids(pid: int, skip: Iterable[int] = (), *, main_thread_only: bool = False) -> list[int]:
+    """The pids of ``pid``'s descendants, read from the kernel's children lists (no scan of every process).
+
+    The processes ``skip`` names are left out, with their descendants. With
+    ``main_thread_only``, ``pid``'s own children are those of its main thread only.
+    """
+    found: list[int] = []
+    seen: set[int] = set(skip)
+    pending = [child for child in child_pids(pid, pid if main_thread_only else None) if child not in seen]
+    seen.update(pending)
+    while pending:
+        parent = pending.pop()
+        found.append(parent)
+        for child in child_pids(parent):
+            if child not in seen:
+                seen.add(child)
+                pending.append(child)
+    return found
+
+
 def own_descendants(skip: Iterable[int] = ()) -> list[psutil.Process]:
-    """This process's live descendants, read from the kernel's ``/proc/PID/task/TID/children`` lists.
+    """This process's live descendants but those under ``skip`` (the services' own leaders).
 
     Cheaper than scanning every process: a subreaper finds there the escaped
     descendants of its services, which were given to it when their parents ended.
-    The processes ``skip`` names (the services' own leaders) are left out, with
-    their descendants.
+    The kernel gives an orphan to the subreaper's first live thread, its main
+    thread (which runs as long as the daemon), so only that thread's children are
+    read, not those of each actor's thread (a service's leader is the child of the
+    thread that started it, and is skipped anyway).
     """
     import psutil  # noqa: PLC0415 - see the module's imports
 
     found: list[psutil.Process] = []
-    pending = [os.getpid()]
-    seen: set[int] = set(skip)
-    while pending:
-        parent = pending.pop()
-        try:
-            tasks = list(Path(f"/proc/{parent}/task").iterdir())
-        except OSError:
-            continue
-        for task in tasks:
-            try:
-                children = [int(pid) for pid in (task / "children").read_text(encoding="ascii").split()]
-            except (OSError, ValueError):
-                continue
-            for pid in children:
-                if pid in seen:
-                    continue
-                seen.add(pid)
-                pending.append(pid)
-                with contextlib.suppress(psutil.Error):
-                    found.append(psutil.Process(pid))
+    for pid in descendant_pids(os.getpid(), skip, main_thread_only=True):
+        with contextlib.suppress(psutil.Error):
+            found.append(psutil.Process(pid))
     return found

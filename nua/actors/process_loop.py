@@ -108,6 +108,21 @@ class ProcessLoop:
         self._request(lambda: self._watch(popen.pid, pidfd, pipe, (output, on_output_end)))
         return popen
 
+    def signal_group(self, pid: int, signum: int) -> bool:
+        """Send ``signum`` to the group of ``pid``, a process started here; ``False`` once it has been reaped.
+
+        Done under the lock that reaping takes: until the loop reaps it, the process
+        (a zombie at worst) keeps its pid, and the kernel gives no new process a pid
+        still in use as a group id, so the group signalled is the one started. No
+        look at /proc is needed to be sure of that.
+        """
+        with self._lock:
+            if pid not in self._owners:
+                return False
+            with contextlib.suppress(ProcessLookupError):  # the group has no live member left
+                os.killpg(pid, signum)
+            return True
+
     def owned(self) -> frozenset[int]:
         """The pids of the processes started here and not yet reaped."""
         with self._lock:
@@ -203,18 +218,21 @@ class ProcessLoop:
         if output.error is not None and output.error != had_error:
             self.log.error("service_log_write_failed", error=output.error)
 
+    # Each wait and the removal of its owner happen under one hold of the lock: a
+    # pid still among the owners is one not reaped yet (see signal_group).
+
     def _reap(self, pid: int) -> None:
         with self._lock:
             try:
                 reaped, status = os.waitpid(pid, os.WNOHANG)
             except ChildProcessError:
                 reaped = 0  # reaped already by _reap_any, which told the owner
-            if reaped == 0:
-                owned = self._owners.pop(pid, None)
-                if owned is not None:  # not ours to wait for after all: forget it
-                    self._forget(owned)
-                return
-        self._dispatch(pid, status)
+            owned = self._owners.pop(pid, None)
+        if reaped == 0:
+            if owned is not None:  # not ours to wait for after all: forget it
+                self._forget(owned)
+            return
+        self._dispatch(pid, status, owned)
 
     def _reap_any(self) -> None:
         while True:
@@ -223,14 +241,13 @@ class ProcessLoop:
                     pid, status = os.waitpid(-1, os.WNOHANG)
                 except ChildProcessError:
                     return
+                owned = self._owners.pop(pid, None) if pid != 0 else None
             if pid == 0:
                 return
-            self._dispatch(pid, status)
+            self._dispatch(pid, status, owned)
 
-    def _dispatch(self, pid: int, status: int) -> None:
+    def _dispatch(self, pid: int, status: int, owned: _Owned | None) -> None:
         code = os.waitstatus_to_exitcode(status)
-        with self._lock:
-            owned = self._owners.pop(pid, None)
         if owned is None:
             self.log.info("orphan_reaped", pid=pid, exit_code=code)
             return

@@ -2,35 +2,45 @@
 
 As in nua's original design, an operator (or a second, confused daemon) can end a
 running daemon by removing its pid file, rewriting it with another pid, or creating
-the exit flag file. The sentinel looks at those files a few times a second and,
-the first time one of them says so, asks for a graceful shutdown through the
-listener it was given (it holds no reference to the daemon). An exit flag owned
-by another account than root or the daemon's is ignored (logged once). A look that fails
-(out of file descriptors, say) is not a change: it is logged and retried. At its first start it
-also removes the runtime files a crashed daemon may have left behind.
+the exit flag file. The sentinel looks at those files when inotify says their
+directory changed (:class:`~nua.actors.file_watch.FileWatch`: at once, and an
+idle daemon never wakes for it), every :data:`IDLE_INTERVAL_S` for what inotify
+cannot see (a directory above renamed, a network file system), and every
+:data:`INTERVAL_S` while it has a reason to look again soon (a pid file caught
+half-written, a look that failed, no inotify at all); the first time one of them
+says so, it asks for a graceful shutdown through the listener it was given (it
+holds no reference to the daemon). An exit flag owned by another account than
+root or the daemon's is ignored (logged once). A look that fails (out of file
+descriptors, say) is not a change: it is logged and retried. The runtime files a
+crashed daemon may have left behind (an exit flag among them) are the daemon's to
+remove, before it says it is ready (:mod:`nua.daemon.runner`): an exit flag the
+sentinel finds is a request, made after the daemon was ready, even if the sentinel
+had not started yet.
 """
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import os
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from nua import pidfile, pidlock
+from nua.actors.file_watch import CONTENT, watch_or_none
 from nua.actors.supervised import ChildContext, SupervisedActor
 from nua.actors.ticker import Ticker
-from nua.endpoint import ipc_path
 from nua.settings import Settings
 
 ShutdownListener = Callable[[str], None]
 
-# Four looks a second: a shutdown request is noticed well within a second, and an
-# idle daemon spends a few microseconds a second on it.
+# Four looks a second while a look is due again soon, or without inotify: a
+# shutdown request is then noticed well within a second.
 INTERVAL_S = 0.25
+# With inotify, the look behind it, for what it cannot see.
+IDLE_INTERVAL_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -50,24 +60,23 @@ class Sentinel(SupervisedActor):
         super().__init__(context)
         self.pid_file = Path(settings.server.pid_file)
         self.exit_flag = Path(settings.server.exit_flag)
-        self.socket_file = ipc_path(settings.zmq.bind_endpoint)
         self.pid = os.getpid()
         self._request_shutdown = request_shutdown
         self._requested = False
-        self._unreadable_looks = 0
+        self._unreadable_since: float | None = None  # when a look first found no pid in the file
         self._failing: set[tuple[Path, int | None]] = set()  # (file, errno) already logged
         self._ignored_owner: int | None = None  # the owner of an exit flag ignored (and logged) last
         self._ticker: Ticker | None = None
+        self._idle_interval_s = INTERVAL_S
 
     def setup(self) -> None:
-        # Only the first incarnation cleans: after a restart the files belong to
-        # this daemon, and an exit flag that appeared meanwhile is a request.
-        if self.context.generation == 1:
-            self._clean_stale_files()
-        self._check()
         # The ticker only keeps time; the looking happens in the actor's own thread,
         # so that a fault there is the actor's and gets supervised.
-        self._ticker = Ticker(self.actor_ref, Check(), INTERVAL_S, f"{self.context.child_id}-ticker")
+        watch = watch_or_none([self.pid_file, self.exit_flag], CONTENT, self.log, INTERVAL_S)
+        self._idle_interval_s = IDLE_INTERVAL_S if watch is not None else INTERVAL_S
+        name = f"{self.context.child_id}-ticker"
+        self._ticker = Ticker(self.actor_ref, Check(), INTERVAL_S, name, watch=watch, fallback_s=INTERVAL_S)
+        self._check()  # after the watch is set: a change from now on is seen
         self._ticker.start()
 
     def cleanup(self, error: BaseException | None) -> None:
@@ -87,22 +96,14 @@ class Sentinel(SupervisedActor):
         if self._ticker is not None:
             self._ticker.stop()
 
-    def _clean_stale_files(self) -> None:
-        stale = pidfile.stale_temp_files(self.pid_file)
-        if self._flag_present():  # another account's flag is not ours to remove
-            stale.append(self.exit_flag)
-        # Safe: this daemon holds the pid lock, so no other daemon uses the socket.
-        if self.socket_file is not None and self.socket_file.is_socket():
-            stale.append(self.socket_file)
-        for path in stale:
-            with contextlib.suppress(FileNotFoundError):
-                path.unlink()
-            self.log.info("stale_file_removed", path=str(path))
-
     def _check(self) -> None:
         if self._requested:
             return
         reason = self._reason_to_stop()
+        if self._ticker is not None:
+            # Soon again after a pid file caught half-written or a look that failed.
+            soon = self._unreadable_since is not None or bool(self._failing)
+            self._ticker.set_interval(INTERVAL_S if soon else self._idle_interval_s)
         if reason is None:
             return
         self._requested = True
@@ -128,13 +129,17 @@ class Sentinel(SupervisedActor):
         self._look_succeeded(self.pid_file)
         written = pidfile.parse_pid(data)
         if written is None:
-            # Caught mid-write by someone else, or garbage: only a file that
-            # stays unreadable for two looks is a reason.
-            self._unreadable_looks += 1
-            if self._unreadable_looks < 2:
+            # Caught mid-write by someone else, or garbage: only a file still
+            # unreadable INTERVAL_S after the first such look is a reason. (Two
+            # looks are not enough: inotify calls for one the moment the file is
+            # created, and another may follow before its writer has written.)
+            now = time.monotonic()
+            if self._unreadable_since is None:
+                self._unreadable_since = now
+            if now - self._unreadable_since < INTERVAL_S:
                 return None
             return f"pid file {self.pid_file} was rewritten with something that is not a pid"
-        self._unreadable_looks = 0
+        self._unreadable_since = None
         if written != self.pid:
             return f"pid file {self.pid_file} was rewritten with pid {written}"
         return None
@@ -162,7 +167,7 @@ class Sentinel(SupervisedActor):
         return True
 
     def _foreign_flag(self, owner: int) -> None:
-        # Once while the file stays, not four times a second.
+        # Once while the file stays, not at every look.
         if self._ignored_owner == owner:
             return
         self._ignored_owner = owner
@@ -174,7 +179,7 @@ class Sentinel(SupervisedActor):
         )
 
     def _look_failed(self, path: Path, exc: OSError) -> None:
-        # Once per file and kind of error, not four times a second.
+        # Once per file and kind of error, not at every look.
         kind = (path, exc.errno)
         if kind in self._failing:
             return

@@ -400,19 +400,21 @@ class Service(SupervisedActor):
     def _end_group(self, run: _Run) -> list[psutil.Process]:
         """Stop the process group of ``run``; the processes that needed SIGKILL.
 
-        The quick way first: ``stop_signal`` to the group while its leader (checked by
-        identity) holds the group id, then a wait for the leader's end (the loop's
-        event). Only if members are left is the group looked for, waited for on
-        pidfds for the rest of ``stop_timeout_s``, and SIGKILLed.
+        The quick way first: ``stop_signal`` to the group while its leader, not yet
+        reaped, holds the group id (the process loop checks that under its reaping
+        lock), then a wait for the leader's end (the loop's event). Only if members
+        are left is the group looked for, waited for on pidfds for the rest of
+        ``stop_timeout_s``, and SIGKILLed.
         """
         assert run.identity is not None  # noqa: S101 - the caller checked
         signum, timeout_s = self.config.stop_signum, self.config.stop_timeout_s
         deadline = time.monotonic() + timeout_s
-        leader = run.identity.process() if not run.gone.is_set() else None
-        if leader is not None:
-            os.killpg(run.pid, signum)
-            if run.gone.wait(timeout_s) and not os_process.group_exists(run.pid):
-                return []
+        if (
+            self.host.loop.signal_group(run.pid, signum)
+            and run.gone.wait(timeout_s)
+            and not os_process.group_exists(run.pid)
+        ):
+            return []
         leader = run.identity.process() if not run.gone.is_set() else None
         also = [leader] if leader is not None else []
         return os_process.end_group(
@@ -421,11 +423,9 @@ class Service(SupervisedActor):
 
     def _signal(self, signum: int) -> None:
         run = self._run
-        leader = run.identity.process() if run is not None and run.identity is not None else None
-        if run is None or leader is None:
+        if run is None or run.gone.is_set() or not self.host.loop.signal_group(run.pid, signum):
             msg = f"service {self.config.name!r} has no running process"
             raise NotRunningError(msg)
-        os.killpg(run.pid, signum)
 
     # -- the record of a running process, for the next daemon after a crash ----------------------
 
@@ -481,8 +481,9 @@ class Service(SupervisedActor):
                     with run.sampler.oneshot():
                         figures["cpu_percent"] = run.sampler.cpu_percent(None)
                         figures["rss_bytes"] = run.sampler.memory_info().rss
-                    descendants = run.sampler.children(recursive=True)
-                    figures["group_size"] = 1 + sum(1 for p in descendants if _pgid(p.pid) == run.pid)
+                    # The kernel's children lists, not psutil's children(), which reads every process.
+                    descendants = os_process.descendant_pids(run.pid)
+                    figures["group_size"] = 1 + sum(1 for pid in descendants if _pgid(pid) == run.pid)
         return {
             "name": self.config.name,
             "state": str(self.state),

@@ -2,11 +2,12 @@
 
 Its children are in dependency order (each after the services it ``depends_on``),
 so it starts them in that order and, at a stop, stops them in the reverse order:
-a service stops before those it depends on. Services added, replaced or removed
-while it runs (``service_add``/``update``/``remove``) keep that order: an addition
-may depend only on services that exist, and a service others depend on cannot be
-removed. Each child is registered in the daemon's directory as ``service:NAME``,
-where RPC methods reach it.
+a service stops before those it depends on, and services that do not depend on
+each other stop together (:meth:`ServicesSupervisor.stop_waves`). Services added,
+replaced or removed while it runs (``service_add``/``update``/``remove``) keep
+that order: an addition may depend only on services that exist, and a service
+others depend on cannot be removed. Each child is registered in the daemon's
+directory as ``service:NAME``, where RPC methods reach it.
 
 Two sources declare services: the settings file, read at load, and the database,
 which holds those added at run time (``service_add``). The file's come first; the
@@ -238,6 +239,28 @@ class ServicesSupervisor(Supervisor):
         super().on_receive(StartChild(child_spec(config, self.host)))
         ordered, _ = start_order(self.configs.values(), "services")
         self.arrange([c.name for c in ordered])
+
+    def stop_waves(self, ids: Sequence[str]) -> list[list[str]]:
+        """Each wave: the services that none of those still running depends on, stopped together.
+
+        A service stops before those it ``depends_on``, as before, but services
+        that do not depend on each other are signalled together and awaited
+        together (supervisord stops a priority group at once): 50 independent
+        services stop in the time of the slowest, not in the sum of their times.
+        """
+        remaining = list(ids)
+        waves: list[list[str]] = []
+        while remaining:
+            needed = {
+                dependency
+                for name in remaining
+                if (config := self.configs.get(name)) is not None
+                for dependency in config.depends_on
+            }
+            wave = [name for name in reversed(remaining) if name not in needed] or [remaining[-1]]
+            waves.append(wave)
+            remaining = [name for name in remaining if name not in wave]
+        return waves
 
     def child_detail(self, ref: pykka.ActorRef[Any], spec: ChildSpec) -> Mapping[str, Any] | None:  # noqa: ARG002
         try:

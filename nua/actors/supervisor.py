@@ -412,18 +412,41 @@ class Supervisor(SupervisedActor):
         self.log.error("child_start_failed", child=child.spec.id, reason=reason)
         raise StartFailedError(child.spec.id, reason)
 
+    def stop_waves(self, ids: Sequence[str]) -> list[list[str]]:
+        """The children ``ids`` (in start order) in the waves they stop in: each wave after the one before.
+
+        The children of one wave are told to stop together and awaited together.
+        Here one child a wave, in reverse start order, as OTP stops them: a later
+        child may depend on any earlier one. A subclass that knows the real
+        dependencies may stop the independent ones together.
+        """
+        return [[child_id] for child_id in reversed(ids)]
+
     def _stop_in_reverse(self, children: Sequence[_Child]) -> None:
-        for child in reversed(children):
-            self._stop_child(child)
+        by_id = {child.spec.id: child for child in children}
+        for wave in self.stop_waves([child.spec.id for child in children]):
+            stopping = [(by_id[child_id], self._begin_stop(by_id[child_id])) for child_id in wave]
+            for child, stopped in stopping:
+                self._await_stop(child, stopped)
 
     def _stop_child(self, child: _Child) -> None:
+        self._await_stop(child, self._begin_stop(child))
+
+    def _begin_stop(self, child: _Child) -> tuple[pykka.Future[Any], float] | None:
+        """Tell ``child`` to stop; what :meth:`_await_stop` waits on (its stop and its deadline)."""
         ref, child.ref = child.ref, None
         if ref is None:
-            return
+            return None
         child.state = "stopping"
         self.directory.unregister(self.name_prefix + child.spec.id, ref)
+        return ref.stop(block=False), time.monotonic() + child.spec.shutdown_s
+
+    def _await_stop(self, child: _Child, stopping: tuple[pykka.Future[Any], float] | None) -> None:
+        if stopping is None:
+            return
+        stopped, deadline = stopping
         try:
-            ref.stop(block=True, timeout=child.spec.shutdown_s)
+            stopped.get(timeout=max(deadline - time.monotonic(), 0.0))
         except pykka.Timeout:
             # Threads cannot be killed: log it, forget it, let the process exit anyway.
             self.log.error("child_abandoned", child=child.spec.id, timeout_s=child.spec.shutdown_s)

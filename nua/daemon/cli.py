@@ -62,7 +62,7 @@ def _parser() -> argparse.ArgumentParser:
         )
         return made
 
-    start = command("start", "start the daemon; returns once it serves")
+    start = command("start", "start the daemon; returns once it is ready to be called")
     start.add_argument(
         "--foreground", action="store_true", help="run in this process, logging to the console (systemd, containers)"
     )

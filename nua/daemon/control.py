@@ -40,6 +40,9 @@ from nua.endpoint import ipc_path, is_free
 NAME = "nua-orchestrator"
 # `status` must never hang on a stuck daemon.
 STATUS_RPC_TIMEOUT_S = 2.0
+# A daemon is ready before its actor tree has started (see runner) and says in its runtime
+# record when it serves: until then, `status` gives its first answer this long (the tree's start).
+STARTING_RPC_TIMEOUT_S = 30.0
 # After SIGKILL the kernel needs a moment to reap; beyond this something is badly wrong.
 KILL_WAIT_S = 5.0
 # How long the original process waits for a daemonised one to say it is ready.
@@ -119,7 +122,7 @@ def start(config: str | Path | None = None, *, foreground: bool = False) -> int:
 
     The cyclic garbage collector is paused while the daemon starts: a start is
     mostly imports, whose objects stay for good, and collecting among them took a
-    tenth of it. The daemon resumes collection once it is ready (``runner``); this
+    tenth of it. The daemon resumes collection once it serves (``runner``); this
     process, when the call returns.
     """
     collecting = gc.isenabled()
@@ -458,11 +461,14 @@ def _running_status(loaded: settings.Settings, pid: int | None, found: runtime.L
     if rpc_disabled:
         message = f"running (pid {pid}); RPC is disabled ([server] start_zmq_server = false)"
         return {**info, "code": STATUS_RUNNING, "state": "running", "message": message}
+    starting = found.record is not None and not found.record.serving
+    timeout_s = STARTING_RPC_TIMEOUT_S if starting else STATUS_RPC_TIMEOUT_S
     try:
-        reply = query(found.endpoint, "sys_status", timeout_s=STATUS_RPC_TIMEOUT_S, keys=keys_for(loaded, found))
+        reply = query(found.endpoint, "sys_status", timeout_s=timeout_s, keys=keys_for(loaded, found))
     except QueryError as exc:
         source = "its runtime record" if found.record is not None else "the settings (no runtime record to trust)"
-        message = f"pid {pid} holds the lock but {exc.reason} on {found.endpoint}, the endpoint from {source}"
+        holds = "is starting its actor tree" if starting else "holds the lock"
+        message = f"pid {pid} {holds} but {exc.reason} on {found.endpoint}, the endpoint from {source}"
         return {**info, "code": STATUS_UNKNOWN, "state": "unknown", "message": message}
     info.update(reply if isinstance(reply, dict) else {"sys_status": reply})
     degraded = info.get("degraded") or []

@@ -1,7 +1,7 @@
 """systemd's readiness protocol (``sd_notify``): one datagram, no library.
 
 With ``Type=notify`` systemd passes ``$NOTIFY_SOCKET``; the daemon sends
-``READY=1`` once it serves and ``STOPPING=1`` when it begins to shut down. Outside
+``READY=1`` once it is ready (see :mod:`nua.daemon.runner`) and ``STOPPING=1`` when it begins to shut down. Outside
 systemd the variable is unset and nothing is sent.
 """
 

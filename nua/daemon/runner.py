@@ -1,5 +1,15 @@
 """The daemon process: hold the pid lock, run the actor tree, react to signals, clean up.
 
+Ready early: once it holds the pid lock, listens on its endpoint (a socket it makes
+itself, as systemd's socket activation would, which the gateway then hands to
+libzmq: :mod:`nua.rpc.bound`) and has checked its database the cheap way
+(:mod:`nua.model.sqlite_check`), the daemon writes its runtime record and says it
+is ready; only then does it load the rest (SQLAlchemy, ZeroMQ, the actors: most of
+a start's CPU) and start its actor tree. A client that connects meanwhile waits in
+the listen queue and is served once the gateway runs. When the database or the
+endpoint cannot be handled that way (PostgreSQL; a host name), the daemon is
+ready only once its tree runs. See "Running as a service" in the README.
+
 The main thread does nothing but wait for events on a pipe. Signals reach it there
 through :func:`signal.set_wakeup_fd` (the C-level handler writes the signal number,
 so no Python code runs in signal context and no lock can be taken twice), and the
@@ -24,29 +34,28 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pykka
-import pykka.debug
-
-from nua import log, runtime, settings
-from nua.actors import os_process
-from nua.actors.directory import GATEWAY, HTTP, Directory
+from nua import curve_keys, log, pidfile, runtime, settings
 from nua.actors.events import EventHub
 from nua.actors.health import Health
-from nua.actors.messages import Exited, Ping
-from nua.actors.process_loop import ProcessLoop
-from nua.actors.service import ServiceHost
-from nua.actors.supervisor import ChildSpec
-from nua.actors.timers import TimerThread
-from nua.daemon import limits, notify, sigmask, tree
+from nua.daemon import limits, notify, sigmask
 from nua.daemon.daemonize import Readiness
 from nua.daemon.exit_codes import EXIT_FAILED, EXIT_OK
 from nua.endpoint import ipc_path
-from nua.http.server import HttpInfo
+from nua.model import sqlite_check
 from nua.pidfile import AlreadyRunningError, PidFile
-from nua.rpc.gateway import GatewayInfo
+from nua.rpc import bound, credentials
 from nua.version import VERSION
+
+if TYPE_CHECKING:
+    # What serving needs is imported once the daemon is ready (Daemon._start_tree), not by a start.
+    import pykka
+
+    from nua.actors.directory import Directory
+    from nua.actors.messages import Exited
+    from nua.actors.service import ServiceHost
+    from nua.actors.supervisor import ChildSpec
 
 # The daemon's exit status: 0 only when it was asked to stop and stopped cleanly.
 # EXIT_OK: asked to stop, stopped cleanly. EXIT_FAILED: could not start, gave up (escalation),
@@ -61,8 +70,8 @@ _POSTED = 0  # never a signal number: "look at the posted events"
 # Python code (the DB writer building a batch), which delays replies and shrinks the
 # next batch. A shorter interval bounds that wait. Process-wide, so set here.
 GIL_SWITCH_INTERVAL_S = 0.0005
-# How long the daemon waits for the gateway to say which endpoint it bound.
-GATEWAY_INFO_TIMEOUT_S = 5.0
+# How long the HTTP server may take to say which URL it bound.
+HTTP_INFO_TIMEOUT_S = 5.0
 
 
 class _Kind(enum.Enum):
@@ -151,8 +160,10 @@ class Daemon:
         self.pid_file = PidFile(config.server.pid_file)
         self.record_file = runtime.record_path(config.server.pid_file)
         self._record_written: tuple[int, int] | None = None
+        self._record_args: tuple[str | None, str | None] = (None, None)  # endpoint and server key, once ready
+        self._server_key: str | None = None  # the CURVE public key, when it authenticates
         self.started_at = time.time()
-        self.directory = Directory()
+        self.directory: Directory | None = None  # made with the tree
         # The event stream ([events] history): the actors publish what changes, degradations included.
         self.events = EventHub(config.events.history)
         self.health = Health(self.events)
@@ -164,6 +175,8 @@ class Daemon:
         # The services' processes: one thread reaps every child (we are their subreaper), one keeps time.
         # Made once the logs are configured (they log).
         self.service_host: ServiceHost | None = None
+        # The gateway's endpoint, bound before the tree starts; its first incarnation takes the socket over.
+        self.bound = bound.BoundEndpoint()
 
     # -- the whole life ------------------------------------------------------------
 
@@ -198,17 +211,33 @@ class Daemon:
         try:
             # Under our lock, a record still there was left by a daemon that died
             # without cleaning up (kill -9): it must not point clients at its endpoint.
-            self._remove_stale_record()
+            self._remove_stale_files()
             return self._serve()
         finally:
             self._remove_runtime_files()
             self.pid_file.release()
             self.log.info("daemon_exited")
 
-    def _remove_stale_record(self) -> None:
-        # Writing ours renames over a record that cannot be removed; until then
-        # clients do not trust it (its pid holds no lock).
-        for path in [self.record_file, *runtime.leftover_temp_files(self.record_file)]:
+    def _remove_stale_files(self) -> None:
+        """Remove what a daemon that died without cleaning up (kill -9) left: under our lock, none is in use.
+
+        Before we bind and say we are ready: after that, an exit flag is a request.
+        Writing our record renames over one that cannot be removed; until then clients
+        do not trust it (its pid holds no lock).
+        """
+        stale = [
+            self.record_file,
+            *runtime.leftover_temp_files(self.record_file),
+            *pidfile.stale_temp_files(self.pid_file.path),
+        ]
+        socket_file = ipc_path(self.settings.zmq.bind_endpoint)
+        if socket_file is not None and socket_file.is_socket():
+            stale.append(socket_file)
+        flag = Path(self.settings.server.exit_flag)
+        with contextlib.suppress(OSError):  # none there (or unreadable: the sentinel will say so)
+            if flag.lstat().st_uid in {0, os.geteuid()}:  # another account's flag is not ours to remove
+                stale.append(flag)
+        for path in stale:
             try:
                 removed = runtime.remove(path)
             except OSError as exc:
@@ -223,6 +252,55 @@ class Daemon:
         self.log = log.get("nua.daemon", pid=os.getpid())
 
     def _serve(self) -> int:
+        sys.setswitchinterval(min(sys.getswitchinterval(), GIL_SWITCH_INTERVAL_S))  # see GIL_SWITCH_INTERVAL_S
+        self.log.info(
+            "daemon_starting",
+            endpoint=self.settings.zmq.bind_endpoint,
+            db_url=self.settings.db.safe_url,
+            config_file=str(self.settings.config_file) if self.settings.config_file else None,
+        )
+        try:
+            listening = self._listen()
+        except (OSError, settings.SettingsError, curve_keys.KeyFileError) as exc:
+            return self._start_failed(f"the gateway cannot listen: {exc}")
+        try:
+            # The HTTP server binds its port in its actor: with one, a port in use must still fail `start`.
+            early = listening and not self.settings.http.enabled and sqlite_check.checkable(self.settings.db)
+            return self._serve_listening(early=early)
+        finally:
+            unserved, self.bound.prebound = self.bound.prebound, None
+            if unserved is not None:  # the tree stopped before the gateway took it
+                unserved.close()
+
+    def _listen(self) -> bool:
+        """Listen on the endpoint before the gateway exists, if it can be done here (see ``nua.rpc.bound``).
+
+        ``True`` when the daemon can be reached now (or RPC is off); the server's public key is read too.
+        """
+        if not self.settings.server.start_zmq_server:
+            return True
+        if self.settings.zmq.curve:
+            self._server_key = credentials.server_pair(self.settings).public
+        made = bound.prebind(self.settings.zmq.bind_endpoint)
+        if made is None:
+            return False
+        self.bound.prebound, self.bound.endpoint = made
+        return True
+
+    def _serve_listening(self, *, early: bool) -> int:
+        # Ready before the tree starts when the endpoint listens and the database can be checked without it.
+        if early:
+            try:
+                sqlite_check.check(self.settings.db)
+            except sqlite_check.DatabaseCheckError as exc:
+                return self._start_failed(f"the database cannot be used: {exc}")
+            self._ready(serving=False)
+        # What serving needs, imported only now that the daemon is ready (most of a start's CPU).
+        from nua.actors import os_process  # noqa: PLC0415
+        from nua.actors.process_loop import ProcessLoop  # noqa: PLC0415
+        from nua.actors.service import ServiceHost  # noqa: PLC0415
+        from nua.actors.timers import TimerThread  # noqa: PLC0415
+
         # Orphaned descendants of services become ours to reap and find, not PID 1's.
         if not os_process.become_subreaper():
             self.log.warning("not_a_subreaper", reason="prctl(PR_SET_CHILD_SUBREAPER) failed")
@@ -240,7 +318,9 @@ class Daemon:
         try:
             if not self._start_tree(host):
                 return EXIT_FAILED
-            self._ready()
+            if not early:
+                self._ready(serving=True)
+            self._serving(rewrite_record=early)
             code = self._loop()
             return self._shutdown(code)
         finally:
@@ -250,13 +330,13 @@ class Daemon:
     # -- start -----------------------------------------------------------------------
 
     def _start_tree(self, service_host: ServiceHost) -> bool:
-        sys.setswitchinterval(min(sys.getswitchinterval(), GIL_SWITCH_INTERVAL_S))  # see GIL_SWITCH_INTERVAL_S
-        self.log.info(
-            "daemon_starting",
-            endpoint=self.settings.zmq.bind_endpoint,
-            db_url=self.settings.db.safe_url,
-            config_file=str(self.settings.config_file) if self.settings.config_file else None,
-        )
+        import pykka  # noqa: PLC0415 - see _serve_listening
+
+        from nua.actors.directory import Directory  # noqa: PLC0415
+        from nua.actors.messages import Ping  # noqa: PLC0415
+        from nua.daemon import tree  # noqa: PLC0415
+
+        self.directory = Directory()
         self.root, self._specs = tree.start(
             self.settings,
             self.directory,
@@ -265,6 +345,7 @@ class Daemon:
             health=self.health,
             events=self.events,
             service_host=service_host,
+            bound=self.bound,
         )
         budget = tree.start_budget_s(self._specs)
         try:
@@ -279,19 +360,33 @@ class Daemon:
         return True
 
     def _start_failed(self, reason: str) -> int:
+        # After an early ready nobody waits for this report any more: the log says it, and the exit status.
         self.log.error("daemon_start_failed", reason=reason)
         self.readiness.failed(reason)
         return EXIT_FAILED
 
-    def _ready(self) -> None:
-        endpoint, server_key = self._bound_endpoint()
+    def _ready(self, *, serving: bool) -> None:
+        endpoint, server_key = self.bound.endpoint, self._server_key
+        self._record_args = (endpoint, server_key)
         # Before anyone is told we are ready: a client that `start` has just
         # returned to must find the record.
-        self._write_record(endpoint, server_key, self._http_url())
-        self.log.info("daemon_ready", endpoint=endpoint, children=self.directory.names())
+        self._write_record(endpoint, server_key, serving=serving)
+        # Its CPU so far (this process's: a daemonised one counts from its fork), for bench/lifecycle.py.
+        self.log.info("daemon_ready", endpoint=endpoint, cpu_s=round(time.process_time(), 4))
         self.readiness.ready()
         if notify.notify("READY=1"):
             self.log.debug("notified_systemd", state="READY=1")
+
+    def _serving(self, *, rewrite_record: bool) -> None:
+        """The tree runs: say so (in the runtime record too, if it said otherwise), and resume collecting garbage.
+
+        The HTTP server's URL (a port 0 resolved) is known only now: a record written before gets it now.
+        """
+        http = self._http_url()
+        if rewrite_record or http is not None:
+            self._write_record(*self._record_args, serving=True, http=http)
+        children = self.directory.names() if self.directory is not None else []
+        self.log.info("daemon_serving", children=children)
         # Collection was paused for the start (control.start) and resumes now. What the
         # start made goes to the oldest generation as it is (frozen, then unfrozen: moved,
         # not scanned): otherwise the first collection would scan all of it at once (20 to
@@ -301,38 +396,27 @@ class Daemon:
         gc.unfreeze()
         gc.enable()
 
-    def _bound_endpoint(self) -> tuple[str | None, str | None]:
-        """The endpoint the gateway bound (a tcp port 0 resolved) and its CURVE public key, as it says.
-
-        ``(None, None)`` without RPC; the key is ``None`` without authentication.
-        """
-        gateway = self.directory.lookup(GATEWAY)
-        if gateway is None:
-            return None, None
-        try:
-            info = gateway.ask(GatewayInfo(), timeout=GATEWAY_INFO_TIMEOUT_S)
-        except (pykka.ActorDeadError, pykka.Timeout) as exc:
-            self.log.error("gateway_info_failed", error=repr(exc))
-            return None, None
-        if not isinstance(info, dict):
-            return None, None
-        endpoint, server_key = info.get("endpoint"), info.get("server_key")
-        return (endpoint if isinstance(endpoint, str) and endpoint else None), server_key
-
     def _http_url(self) -> str | None:
         """The URL the HTTP server bound, as it says; ``None`` without one."""
-        server = self.directory.lookup(HTTP)
+        import pykka  # noqa: PLC0415 - see _serve_listening
+
+        from nua.actors.directory import HTTP  # noqa: PLC0415
+        from nua.http.server import HttpInfo  # noqa: PLC0415
+
+        server = self.directory.lookup(HTTP) if self.directory is not None else None
         if server is None:
             return None
         try:
-            info = server.ask(HttpInfo(), timeout=GATEWAY_INFO_TIMEOUT_S)
+            info = server.ask(HttpInfo(), timeout=HTTP_INFO_TIMEOUT_S)
         except (pykka.ActorDeadError, pykka.Timeout) as exc:
             self.log.error("http_info_failed", error=repr(exc))
             return None
         url = info.get("url") if isinstance(info, dict) else None
         return url if isinstance(url, str) and url else None
 
-    def _write_record(self, endpoint: str | None, server_key: str | None = None, http: str | None = None) -> None:
+    def _write_record(
+        self, endpoint: str | None, server_key: str | None = None, *, serving: bool = True, http: str | None = None
+    ) -> None:
         """Write the runtime record; a failure is logged, not fatal (clients fall back to the settings)."""
         config_file = self.settings.config_file
         record = runtime.Record(
@@ -344,6 +428,7 @@ class Daemon:
             config_file=str(config_file) if config_file is not None else None,
             server_key=server_key,
             log_file=None if self.foreground else str(self.settings.server.log_file),
+            serving=serving,
             http=http,
         )
         try:
@@ -380,6 +465,8 @@ class Daemon:
             case signal.SIGHUP:
                 self._reload()
             case signal.SIGUSR1:
+                import pykka.debug  # noqa: PLC0415 - loaded with the tree
+
                 pykka.debug.log_thread_tracebacks()
             case signal.SIGUSR2 if self.service_host is not None:
                 self.service_host.loop.reopen_logs()
@@ -437,6 +524,10 @@ class Daemon:
         self.log.info("daemon_stopping")
         for signum in _SHUTDOWN_SIGNALS:
             signal.signal(signum, _force_exit)
+        import pykka  # noqa: PLC0415 - loaded with the tree
+
+        from nua.daemon import tree  # noqa: PLC0415
+
         budget = tree.stop_budget_s(self._specs)
         try:
             root.stop(block=True, timeout=budget)

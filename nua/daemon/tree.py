@@ -31,7 +31,8 @@ from nua.actors.services import SERVICES, ServicesSupervisor, budget_s
 from nua.actors.supervised import ChildContext, ExitListener
 from nua.actors.supervisor import ChildSpec, Intensity, Restart, Strategy, Supervisor
 from nua.http.server import HttpServer, HttpShared
-from nua.rpc.gateway import BoundEndpoint, Gateway
+from nua.rpc.bound import BoundEndpoint
+from nua.rpc.gateway import Gateway
 from nua.rpc.token_cache import TokenCache
 from nua.settings import Settings
 
@@ -50,9 +51,13 @@ def child_specs(
     service_host: ServiceHost,
     *,
     events: EventHub,
+    bound: BoundEndpoint | None = None,
 ) -> list[ChildSpec]:
     """The root's children, in start order (no gateway with ``[server] start_zmq_server = false``, no HTTP server
-    unless ``[http] port`` is set)."""
+    unless ``[http] port`` is set).
+
+    ``bound`` goes from each gateway incarnation to the next (a socket the daemon bound, the port, the keys).
+    """
     shutdown_s = settings.supervisor.shutdown_timeout_s
 
     def spec(child_id: str, start: Callable[[ChildContext], pykka.ActorRef[Any]], **extra: Any) -> ChildSpec:
@@ -83,10 +88,8 @@ def child_specs(
     )
     # One token cache for every incarnation of both transports (key_token and key_remove change it).
     tokens = TokenCache()
-    bound: BoundEndpoint | None = None
     if settings.server.start_zmq_server:
-        bound = BoundEndpoint()  # a restarted gateway binds the port the first one got
-        gateway = bound
+        gateway = bound = bound or BoundEndpoint()  # a restarted gateway binds the port the first one got
         specs.append(
             spec(
                 GATEWAY,
@@ -117,13 +120,14 @@ def start(
     health: Health,
     service_host: ServiceHost,
     events: EventHub,
+    bound: BoundEndpoint | None = None,
 ) -> tuple[pykka.ActorRef[Any], list[ChildSpec]]:
     """Start the root supervisor; it starts its children in its own thread.
 
     Returns at once: an ``ask`` of :class:`~nua.actors.messages.Ping` to the root
     answers only once every child is running (or fails, if one could not start).
     """
-    specs = child_specs(settings, directory, request_shutdown, health, service_host, events=events)
+    specs = child_specs(settings, directory, request_shutdown, health, service_host, events=events, bound=bound)
     root = Supervisor.start(
         ChildContext(ROOT, 1, on_exit),
         specs,

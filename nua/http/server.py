@@ -42,8 +42,8 @@ from nua.http.request import Request
 from nua.http.sessions import Sessions
 from nua.model.commands import ListTokens
 from nua.rpc import plugins, serving
+from nua.rpc.bound import BoundEndpoint
 from nua.rpc.dispatch import Dispatcher
-from nua.rpc.gateway import BoundEndpoint
 from nua.rpc.services import Services
 from nua.rpc.token_cache import TokenCache
 from nua.rpc.wakeup import Wakeup

@@ -9,6 +9,9 @@
   and the dict form of their rows for replies;
 - :mod:`~nua.model.audit`: the audit trail's table, its entries and the redaction of their params;
 - :mod:`~nua.model.schema`: the recorded schema version and create-or-upgrade;
+- :mod:`~nua.model.schema_version`: the version and the table recording it, without SQLAlchemy;
+- :mod:`~nua.model.sqlite_check`: whether a SQLite database opens and takes writes, asked with
+  the standard library before the daemon is ready;
 - :mod:`~nua.model.engine`: the engine and its SQLite connection settings;
 - :mod:`~nua.model.operations`: how each command reads or changes the database;
 - :mod:`~nua.model.compiled`: the hot statements, compiled once and run on the driver;

@@ -24,9 +24,9 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
+from nua.model.sqlite_check import BUSY_TIMEOUT_MS
 from nua.settings import DbSettings, private_dir
 
-BUSY_TIMEOUT_MS = 5000
 # Key of a connection's ``info`` that makes its next BEGIN a read-only (deferred) one.
 _READ_ONLY = "nua_read_only"
 

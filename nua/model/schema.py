@@ -19,15 +19,14 @@ from sqlalchemy.engine import Connection
 from nua.model import audit, group, service, setting, user  # noqa: F401 - imported for their tables
 from nua.model import key as _key  # noqa: F401 - imported for its table
 from nua.model.base import metadata
+from nua.model.schema_version import META_TABLE, SCHEMA_VERSION, newer_schema
 from nua.settings import CONFIGURATION_SECTIONS
-
-# A new table needs no step: ``create_all`` below adds it to an older database (client_keys and audit did).
-SCHEMA_VERSION = 1
 
 # The mark an older nua left when it copied the configuration into ``settings``.
 COPIED_CONFIGURATION = "settings_bootstrapped"
 
-# UPGRADES[n] takes a database at version n to n + 1.
+# UPGRADES[n] takes a database at version n to n + 1. A new table needs no step (nor a new
+# SCHEMA_VERSION): ``create_all`` below adds it to an older database (client_keys and audit did).
 UPGRADES: dict[int, Callable[[Connection], None]] = {}
 
 
@@ -36,7 +35,7 @@ class SchemaError(RuntimeError):
 
 
 meta = Table(
-    "nua_meta",
+    META_TABLE,
     metadata,
     Column("key", String(64), primary_key=True),
     Column("value", String(255), nullable=False),
@@ -88,8 +87,7 @@ def ensure_schema(connection: Connection) -> SchemaState:
     created = recorded is None
     version = SCHEMA_VERSION if recorded is None else int(recorded)
     if version > SCHEMA_VERSION:
-        msg = f"the database's schema version {version} is newer than this nua's ({SCHEMA_VERSION}); upgrade nua"
-        raise SchemaError(msg)
+        raise SchemaError(newer_schema(version))
     upgraded_from = version if version < SCHEMA_VERSION else None
     while version < SCHEMA_VERSION:
         UPGRADES[version](connection)

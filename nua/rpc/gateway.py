@@ -2,7 +2,9 @@
 
 The socket lives in one I/O thread that the gateway actor starts once the
 endpoint is bound (a bind error fails ``on_start``, so the supervisor sees a
-start failure) and stops in ``on_stop`` and ``on_failure``. That thread waits in
+start failure; the first incarnation serves the socket the daemon listens on
+since before its tree started, :mod:`nua.rpc.bound`, so that it was ready early)
+and stops in ``on_stop`` and ``on_failure``. That thread waits in
 ``zmq.Poller`` on the socket and on the read end of a wakeup pipe: when an owning
 actor resolves a call's future in its own thread, the completion is queued and
 one byte written to the pipe, so the reply leaves at once. The poll timeout is
@@ -55,26 +57,22 @@ from nua.actors.health import Health
 from nua.actors.supervised import ChildContext, SupervisedActor
 from nua.actors.timers import Timers
 from nua.curve_keys import KeyPair
-from nua.endpoint import ipc_path
 from nua.model import checks
 from nua.model.commands import ListKeys, MarkKeysSeen
 from nua.rpc import credentials, errors, plugins, serving
 from nua.rpc.access import UNAUTHENTICATED, Caller
 from nua.rpc.admission import Admission, StopHandler
+from nua.rpc.bound import BoundEndpoint
 from nua.rpc.dispatch import Dispatcher
-from nua.rpc.key_cache import KeyCache
+from nua.rpc.listener import LINGER_MS, listen
 from nua.rpc.protocol import encode_error
 from nua.rpc.services import Services
 from nua.rpc.token_cache import TokenCache
 from nua.rpc.wakeup import Wakeup
-from nua.settings import Settings, private_dir
+from nua.settings import Settings
 
-# How long closing the socket may wait to flush replies already sent.
-LINGER_MS = 1000
 # Messages taken from the socket per poll round, so completions are not starved.
 RECV_BATCH = 256
-# How long a new connection may take to complete its handshake before ZeroMQ drops it.
-HANDSHAKE_S = 3.0
 # Clients whose dropped replies were logged, remembered so each is logged once (the oldest are forgotten).
 LOGGED_CLIENTS = 1024
 # How long the start waits for each answer of the key store (registering the owner's key, a page
@@ -179,21 +177,6 @@ class _LoggedOnce:
         return True
 
 
-@dataclass
-class BoundEndpoint:
-    """The endpoint the gateway's first incarnation bound, for its successors to bind again.
-
-    ``tcp://…:0`` asks for any free port: a restarted gateway must come back on the
-    port its clients and the runtime record know, not on a new one. The start
-    function that makes each incarnation holds one and hands it to every one.
-    """
-
-    endpoint: str | None = None
-    # The key store as the last incarnation had it: a successor that cannot read the
-    # database (an outage) serves with it rather than fail its start.
-    keys: KeyCache | None = None
-
-
 @dataclass(frozen=True)
 class GatewayInfo:
     """Asks the gateway for its endpoint, method count, calls in flight, clients and drop counters."""
@@ -287,16 +270,20 @@ class Gateway(SupervisedActor):
         self._dispatcher = serving.dispatcher(self.services, self._lanes, self._wakeup.ring, self.log)
         if self._curve:
             self._server_key = self._load_keys()
-        self._zmq = zmq.Context()
-        # Bound before the socket binds, so that no connection is admitted unasked.
-        self._admission = Admission(
-            self._zmq,
-            self.settings.zmq.max_clients,
-            handshake_s=HANDSHAKE_S,
+        # The first incarnation takes over the socket the daemon listens on since before its tree started.
+        prebound, self._bound.prebound = self._bound.prebound, None
+        listener = listen(
+            self.settings,
+            self.endpoint,
+            self._server_key,
             authenticate=self._authenticate if self._curve else None,
             log=self.log,
+            prebound=prebound,
         )
-        self._socket = self._bind()
+        self._zmq, self._socket, self._admission = listener.context, listener.socket, listener.admission
+        self.services.endpoint = listener.endpoint
+        self._bound.endpoint = listener.endpoint
+        # Handing the socket to another thread is allowed with a memory barrier; starting the thread is one.
         self._io.start(self._io_main, f"nua-gateway-io-{self.context.generation}")
 
     def _load_keys(self) -> KeyPair:
@@ -346,39 +333,6 @@ class Gateway(SupervisedActor):
                 with contextlib.suppress(errors.UnavailableError):  # a restarting writer: next time
                     self.services.ask(DB_WRITER, MarkKeysSeen((name,)))
         return name
-
-    def _bind(self) -> zmq.Socket[Any]:
-        assert self._zmq is not None  # noqa: S101 - set just before
-        sock: zmq.Socket[Any] = self._zmq.socket(zmq.ROUTER)
-        try:
-            sock.setsockopt(zmq.LINGER, LINGER_MS)
-            # The hard limit: a peer sending a bigger frame is disconnected by ZeroMQ itself.
-            sock.setsockopt(zmq.MAXMSGSIZE, self.settings.rpc.hard_max_message_bytes)
-            # Replies queued per client that does not read; a full or gone peer raises (see _reply_dropped).
-            sock.setsockopt(zmq.SNDHWM, self.settings.zmq.send_hwm)
-            sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
-            if self._server_key is not None:
-                sock.curve_server = True
-                sock.curve_secretkey = self._server_key.secret.encode("ascii")
-                sock.curve_publickey = self._server_key.public.encode("ascii")
-            assert self._admission is not None  # noqa: S101 - set just before
-            self._admission.guard(sock)
-            socket_file = ipc_path(self.endpoint)
-            if socket_file is not None:
-                private_dir(socket_file.parent, owner_only=True)
-            try:
-                sock.bind(self.endpoint)
-            except zmq.ZMQError as exc:
-                msg = f"cannot bind the RPC endpoint {self.endpoint}: {exc}"
-                raise OSError(exc.errno or errno.EADDRINUSE, msg) from None
-            if socket_file is not None:
-                socket_file.chmod(0o600)
-            self.services.endpoint = sock.getsockopt_string(zmq.LAST_ENDPOINT)
-            self._bound.endpoint = self.services.endpoint
-        except BaseException:
-            sock.close(linger=0)
-            raise
-        return sock
 
     def _teardown_unstarted(self) -> None:
         if self._socket is not None:

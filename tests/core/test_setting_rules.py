@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import sys
-from pathlib import Path
+from pathlib import Path, PurePath
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from nua import settings
 from nua.model.password import hash_password
-from nua.setting_rules import MAX_IPC_PATH_BYTES, scrypt_maxmem, scrypt_refusal
+from nua.setting_rules import MAX_IPC_PATH_BYTES, DbUrl, plain_sqlite_url, scrypt_maxmem, scrypt_refusal
 from nua.settings import SecuritySettings, SettingsError
 
 # Cheap scrypt costs, so that the probe does not dominate the test run.
@@ -239,3 +242,40 @@ def test_scrypt_refusal_is_what_hashlib_answers(n: int, r: int, p: int) -> None:
     else:
         answer = "accepts"
     assert (refusal is None) == (answer == "accepts"), f"hashlib {answer}; the check says {refusal}"
+
+
+PLAIN_PATHS = st.text(alphabet="abcXYZ019_.~/-", max_size=40)
+
+
+@given(path=PLAIN_PATHS, driver=st.sampled_from(["sqlite", "sqlite+pysqlite"]))
+def test_a_plain_sqlite_url_is_what_sqlalchemy_would_say_without_asking_it(path: str, driver: str) -> None:
+    # The shortcut that spares a start SQLAlchemy's import must give SQLAlchemy's own answers.
+    from sqlalchemy.engine import make_url  # noqa: PLC0415 - the reference the shortcut is held to
+
+    url = f"{driver}:///{path}"
+    assert plain_sqlite_url(url)
+    parsed = make_url(url)
+    assert parsed.get_backend_name() == "sqlite"
+    assert parsed.get_dialect().import_dbapi().__name__.startswith("sqlite3")
+    assert parsed.render_as_string(hide_password=True) == url
+    assert settings.mask_url(url) == url
+    # The daemon runs in /: a relative file is refused, with or without the shortcut.
+    absolute = path == "" or PurePath(os.path.expanduser(path)).is_absolute()  # noqa: PTH111 - text, not a file
+    assert (DbUrl().complaint(url) is None) == absolute
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "sqlite:///:memory:",  # a colon: SQLAlchemy's path
+        "sqlite:///a%20b.db",  # decoded by SQLAlchemy, re-encoded when shown
+        "sqlite:///x.db?mode=ro",
+        "sqlite://user:secret@/x.db",
+        "sqlite:///caf\u00e9.db",
+        "postgresql://u:p@h/d",
+        "sqlite+aiosqlite:///x.db",
+        " sqlite:///x.db",
+    ],
+)
+def test_any_other_url_is_left_to_sqlalchemy(url: str) -> None:
+    assert not plain_sqlite_url(url)

@@ -164,13 +164,20 @@ class DaemonEnv:
         return process
 
     def start(self) -> int:
-        """``start`` and check it worked; the daemon's pid."""
+        """``start``, check it worked and wait until the daemon serves (its tree runs); the daemon's pid.
+
+        ``start`` returns once the daemon is ready, before its actor tree runs (see
+        README, "Running as a service"): the tests that look at the daemon's inside
+        (its actors, its files, a SIGSTOP) begin once it serves. Those of the ready
+        window itself run ``cli("start")``.
+        """
         result = self.cli("start")
         assert result.returncode == 0, result.stderr + result.stdout
         assert "started" in result.stdout, result.stdout
         pid = self.pid()
         assert pid is not None
         assert is_alive(pid)
+        self.wait_for_log("daemon_serving", pid=pid)
         return pid
 
     def pid(self) -> int | None:

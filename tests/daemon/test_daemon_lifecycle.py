@@ -7,6 +7,7 @@ import os
 import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -16,7 +17,7 @@ import psutil
 import pytest
 from daemon_helpers import REPO, WAIT_S, DaemonEnv, is_alive, wait_until
 
-from nua import endpoint
+from nua import endpoint, runtime
 
 
 def test_start_status_stop_daemonised(daemon: DaemonEnv) -> None:
@@ -260,6 +261,81 @@ def test_failed_start_reports_the_reason_and_the_log(daemon: DaemonEnv) -> None:
     assert str(daemon.log_file) in result.stderr
     assert "gateway" in result.stderr
     assert not daemon.pid_file.exists()
+
+
+@pytest.mark.parametrize("auth", ["curve", "none"])
+def test_a_client_that_start_returned_to_is_served(daemon: DaemonEnv, auth: str) -> None:
+    # Ready means the endpoint is bound and the database opens: the tree starts after,
+    # and a call made at once waits for it (in its CURVE handshake, or in its socket).
+    daemon.write_config(zmq={"auth": auth})
+    for _ in range(3):
+        started = daemon.cli("start")
+        assert started.returncode == 0, started.stderr
+        pid = daemon.pid()
+        assert pid is not None
+        result = daemon.nua("user", "count")
+        assert (result.returncode, result.stdout.strip()) == (0, "0"), result.stderr
+        # Its record said "not serving yet" until the tree ran (status waits longer then).
+        daemon.wait_for_log("daemon_serving", pid=pid)
+        record = runtime.read(runtime.record_path(daemon.pid_file))
+        assert record is not None
+        assert record.serving
+        assert daemon.cli("stop").returncode == 0
+        daemon.wait_gone(pid)
+    events = [event["event"] for event in daemon.log_events()]
+    assert events.index("daemon_ready") < events.index("db_writer_started") < events.index("daemon_serving")
+
+
+def test_an_endpoint_only_libzmq_can_bind_makes_the_daemon_ready_once_it_serves(daemon: DaemonEnv) -> None:
+    # A host name is libzmq's to resolve: the gateway binds it, and ready waits for the tree.
+    daemon.write_config(zmq={"endpoint": "tcp://localhost:*", "auth": "curve"})
+    pid = daemon.start()
+    record = runtime.read(runtime.record_path(daemon.pid_file))
+    assert record is not None
+    assert record.serving
+    assert record.endpoint is not None
+    assert record.endpoint.startswith("tcp://127.0.0.1:")
+    events = [event["event"] for event in daemon.log_events()]
+    assert events.index("db_writer_started") < events.index("daemon_ready") < events.index("daemon_serving")
+    assert daemon.cli("status").returncode == 0, pid
+    result = daemon.nua("user", "count")
+    assert (result.returncode, result.stdout.strip()) == (0, "0"), result.stderr
+
+
+def test_a_socket_file_left_by_a_crash_is_replaced_before_the_daemon_binds(daemon: DaemonEnv) -> None:
+    daemon.run_dir.mkdir(mode=0o700, exist_ok=True)
+    with socket.socket(socket.AF_UNIX) as leftover:
+        leftover.bind(str(daemon.socket))  # closed without unlinking: a crash leftover
+    daemon.start()
+    assert daemon.wait_for_log("stale_file_removed", path=str(daemon.socket))
+    result = daemon.nua("user", "count")
+    assert (result.returncode, result.stdout.strip()) == (0, "0"), result.stderr
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        (b"not a database, only text" * 100, "file is not a database"),
+        (None, "newer than this nua's"),
+    ],
+)
+def test_a_database_that_cannot_be_used_fails_the_start_with_its_reason(
+    daemon: DaemonEnv, content: bytes | None, reason: str
+) -> None:
+    if content is None:  # a nua database from a newer nua
+        with sqlite3.connect(daemon.db) as conn:
+            conn.execute("CREATE TABLE nua_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+            conn.execute("INSERT INTO nua_meta VALUES ('schema_version', '999')")
+        conn.close()
+    else:
+        daemon.db.write_bytes(content)
+    result = daemon.cli("start")
+    assert result.returncode == 1
+    assert "failed to start" in result.stderr
+    assert reason in result.stderr
+    assert str(daemon.log_file) in result.stderr
+    assert not daemon.pid_file.exists()
+    assert not runtime.record_path(daemon.pid_file).exists()
 
 
 def test_bad_config_is_reported_without_a_traceback(daemon: DaemonEnv) -> None:

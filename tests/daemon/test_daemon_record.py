@@ -57,6 +57,7 @@ def test_started_on_another_port_it_is_found_and_stopped_without_that_port(daemo
     assert info.st_mode & 0o777 == 0o600
     record = record_of(daemon)
     assert record.pop("started_at") > 0
+    assert type(record.pop("serving")) is bool  # False until its tree runs (test_daemon_lifecycle.py)
     assert record == {
         "format": runtime.FORMAT,
         "pid": pid,

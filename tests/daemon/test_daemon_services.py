@@ -61,9 +61,13 @@ def kill_marked(*names: str) -> None:
 
 @pytest.fixture(autouse=True)
 def no_service_left(daemon: DaemonEnv) -> Iterator[None]:
-    """After the test, kill by pid what its daemons' services left (``kill_all`` SIGKILLs the daemons)."""
+    """After the test, SIGKILL its daemons, then kill by pid what their services left.
+
+    The daemons first: one still running restarts a service the moment its process
+    is killed (a test's own clean-up, or this one), and the replacement would outlive it.
+    """
     yield
-    daemon.remember_daemon()
+    daemon.kill_all()
     for process in psutil.process_iter():
         with contextlib.suppress(psutil.Error):
             instance = process.environ().get(SERVICE_MARK, "@").split("@", 1)[1]
@@ -140,6 +144,7 @@ def test_after_kill_9_of_the_daemon_each_service_runs_exactly_once(daemon: Daemo
         assert now.isdisjoint(left)
         daemon.wait_for_log("service_left_running", service=one)
     finally:
+        daemon.kill_all()  # first: a running daemon would replace what kill_marked kills
         kill_marked(one, two)
 
 
@@ -188,6 +193,7 @@ def test_a_daemonised_grandchild_is_reaped_or_killed_by_the_daemon(daemon: Daemo
         assert marked(name) == []
         assert daemon.wait_for_log("service_escaped_processes", service=name)
     finally:
+        daemon.kill_all()
         kill_marked(name)
 
 

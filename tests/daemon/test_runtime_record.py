@@ -101,6 +101,8 @@ GOOD = {"format": runtime.FORMAT, **a_record().as_dict()}
         ({"server_key": 5}, "server_key is not a CURVE public key"),
         ({"http": "ftp://127.0.0.1:8080"}, "http is not an http:// or https:// URL"),
         ({"http": ""}, "http is not a printable string"),
+        ({"serving": 1}, "serving is not true or false"),
+        ({"serving": None}, "serving is not true or false"),
     ],
 )
 def test_every_field_is_checked(tmp_path: Path, changes: dict[str, object], reason: str) -> None:
@@ -123,6 +125,18 @@ def test_the_http_url_is_read_and_a_record_older_than_it_has_none(tmp_path: Path
     read = runtime.read(path)
     assert read is not None
     assert read.http is None
+
+
+def test_a_record_of_a_nua_that_wrote_it_once_serving_reads_as_serving(tmp_path: Path) -> None:
+    path = tmp_path / "nua.runtime.json"
+    older = {key: value for key, value in GOOD.items() if key != "serving"}
+    path.write_text(json.dumps(older))
+    path.chmod(0o600)
+    assert runtime.read(path) == a_record()._replace(serving=True)
+    path.write_text(json.dumps({**GOOD, "serving": False}))
+    found = runtime.read(path)
+    assert found is not None
+    assert not found.serving
 
 
 def test_the_read_is_bounded(tmp_path: Path) -> None:

@@ -62,8 +62,11 @@ def test_an_unreadable_pid_file_is_logged_once_and_retried(tmp_path: Path, logs)
         assert failures[0]["path"] == str(pid_file)
         assert failures[0]["errno"] == "ELOOP"
 
-        pid_file.unlink()
-        pid_file.write_text(f"{os.getpid()}\n")
+        # Made readable in one step (a rename over the link): inotify has the sentinel look
+        # at once, and a removal seen between an unlink and a write would be a reason to stop.
+        readable = tmp_path / "nua.pid.new"
+        readable.write_text(f"{os.getpid()}\n")
+        readable.replace(pid_file)
         looks(ref, 2)
         assert requests.reasons == []
         assert events(logs, "watched_file_readable")[0]["path"] == str(pid_file)

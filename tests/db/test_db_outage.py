@@ -20,6 +20,7 @@ from dbkit import Gate, Writers, make_settings
 from outagekit import FakeClock, WatchedHealth, backup, refused, retry_now, start_writer
 from sqlalchemy import event
 
+from nua.actors import db_writer
 from nua.actors.call import call
 from nua.actors.db_writer import CheckDatabase, DbWriter
 from nua.actors.health import Health
@@ -383,14 +384,28 @@ def test_a_replaced_file_is_noticed_and_a_file_without_a_nua_schema_is_not_taken
         assert conn.execute("SELECT name FROM sqlite_master").fetchall() == []
 
 
-def test_the_ticker_notices_a_deleted_file_while_idle(sqlite_writers: Writers, sqlite_settings: Settings) -> None:
+@pytest.mark.parametrize(
+    ("inotify", "check_interval_s"),
+    # Without inotify the ticker's looks find it; with it, an hour between looks: only the watch can.
+    [(False, 0.05), (True, 3600.0)],
+    ids=["ticker-without-inotify", "inotify-alone"],
+)
+def test_a_deleted_file_is_noticed_while_idle(
+    sqlite_writers: Writers,
+    sqlite_settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+    inotify: bool,
+    check_interval_s: float,
+) -> None:
+    if not inotify:
+        monkeypatch.setattr(db_writer, "watch_or_none", lambda *_args: None)
     path = db_engine.sqlite_file(sqlite_settings.db)
     assert path is not None
     health = WatchedHealth()
-    writer = start_writer(sqlite_writers, health=health, clock=FakeClock(), check_interval_s=0.05)
+    writer = start_writer(sqlite_writers, health=health, clock=FakeClock(), check_interval_s=check_interval_s)
     writer.ask(cmd.SetSetting("acked", 1), timeout=10)
     path.unlink()
-    assert health.degraded_event.wait(10), "the writer's ticker did not notice the deletion"
+    assert health.degraded_event.wait(10), "the writer did not notice the deletion"
     assert health.conditions()[0].reason.startswith(f"the database file {path} was deleted")
     assert writer.ask(Ping(), timeout=10) is True
 

@@ -22,8 +22,9 @@ from nua.actors.directory import Directory
 from nua.actors.messages import ChildInfo, Ping, WhichChildren
 from nua.actors.supervised import ChildContext
 from nua.actors.supervisor import ChildSpec, Intensity, Supervisor
+from nua.rpc.bound import BoundEndpoint
 from nua.rpc.client import Client
-from nua.rpc.gateway import BoundEndpoint, Gateway, GatewayInfo
+from nua.rpc.gateway import Gateway, GatewayInfo
 
 HERE = Path(__file__).resolve().parent
 

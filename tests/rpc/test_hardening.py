@@ -19,6 +19,7 @@ from rpc_helpers import Raw, Tree, gateway_info, gateway_restarts
 
 from nua.rpc import errors, serving
 from nua.rpc import gateway as gateway_module
+from nua.rpc import listener as listener_module
 from nua.rpc.client import Call, Client, DaemonUnreachableError
 
 REQUEST = {"jsonrpc": "2.0", "method": "test_add", "params": [2, 3], "id": 7}
@@ -442,7 +443,7 @@ def test_a_connection_that_never_handshakes_holds_its_slot_only_for_the_handshak
             refused.call("test_add", 1, 2)
         # The handshake interval ends it: libzmq closes the idle connection by itself
         # (the server's greeting first, then the end of the stream; a timeout fails the test).
-        idle.settimeout(gateway_module.HANDSHAKE_S * 4)
+        idle.settimeout(listener_module.HANDSHAKE_S * 4)
         while idle.recv(4096):
             pass
     wait_info(tree, "clients", lambda value: value == 0)
