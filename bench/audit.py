@@ -6,14 +6,16 @@ Two levels, each measured with and without the audit record in the same run,
 in alternating rounds (medians reported), on SQLite with WAL and
 ``synchronous=FULL``:
 
-- end to end, 8 client processes (bench/rpc.py's load) against real daemons
-  (``nua-orchestrator start --foreground``): one at ``log_level = "info"``, so
-  that the log line of each audited call is rendered (to the console, here
-  /dev/null), one at ``"warning"`` (the record alone); on each, ``setting_set``
-  (audited by the dispatcher: the entry built and redacted in the gateway's
-  thread, the record inserted in the command's savepoint, the call's ``rpc_call``
-  line logged by the gateway once answered) beside ``bench_plain_set`` (bench/audit_bench_plugin.py), the same
-  command sent by a method that declares no change, so nothing is recorded;
+- end to end, 8 client processes (bench/rpc.py's load) against real daemons,
+  started as they are deployed (``nua-orchestrator start``: daemonised, JSON
+  lines to their log file): one at ``log_level = "info"`` (the default), so
+  that the log line of each state-changing call is written, one at
+  ``"warning"`` (the record alone); on each, ``setting_set`` (audited by the
+  dispatcher: the entry built and redacted in the gateway's thread, the change
+  applied in its savepoint, the batch's records inserted together before its
+  commit, the call's ``rpc_call`` line logged by the gateway once answered)
+  beside ``bench_plain_set`` (bench/audit_bench_plugin.py), the same command
+  sent by a method that declares no change, so nothing is recorded or logged;
 - the DB writer alone, 8 asking threads (bench/db_writer.py's): the same
   setting writes as plain commands and as ``Audited`` commands.
 
@@ -27,11 +29,14 @@ import argparse
 import logging
 import os
 import platform
+import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
-from contextlib import ExitStack
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -84,15 +89,18 @@ def end_to_end(opts: argparse.Namespace) -> dict[tuple[str, str], dict[str, floa
     """Median figures of each phase, 8 clients, alternating rounds: two daemons, at log levels info and warning."""
     with tempfile.TemporaryDirectory(prefix="nua-bench-audit-") as tmp_name, ExitStack() as stack:
         endpoints, daemons = {}, {}
-        env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{HERE}"}
+        # The plugin alone on the daemons' path: bench/ holds modules named as the standard library's (http.py).
+        plugins = Path(tmp_name) / "plugins"
+        plugins.mkdir()
+        shutil.copy(HERE / "audit_bench_plugin.py", plugins)
+        env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{plugins}"}
         for level in ("info", "warning"):
             tmp = Path(tmp_name) / level
             tmp.mkdir()
             endpoints[level] = rpc.free_endpoint()
             config = tmp / "nua.toml"
             config.write_text(config_text(tmp, endpoints[level], level), encoding="utf-8")
-            args = [rpc.PY, "-m", "nua.daemon.cli", "--config", str(config), "start", "--foreground"]
-            daemons[level] = psutil.Process(stack.enter_context(rpc.process(args, ready_line=False, env=env)).pid)
+            daemons[level] = stack.enter_context(daemonised(config, tmp / "run" / "nua.pid", env))
             rpc.wait_answering(endpoints[level], 30)
         audited_calls = dict.fromkeys(endpoints, 0.0)
         for level, method in PHASES:  # warm-up
@@ -106,11 +114,30 @@ def end_to_end(opts: argparse.Namespace) -> dict[tuple[str, str], dict[str, floa
                 figures["cpu_us"] = (cpu_seconds(daemons[level]) - cpu) / figures["calls"] * 1e6
                 rounds.setdefault((level, method), []).append(figures)
                 audited_calls[level] += figures["calls"] if method == "setting_set" else 0
+        newest = {}
         for level, endpoint in endpoints.items():
             with rpc.Client(endpoint, timeout=10) as client:
-                newest = client.call("audit_list", limit=1)["items"][0]
-            print(f"  ({level} daemon: {newest['id']:.0f} audit records for {audited_calls[level]:.0f} audited calls)")
+                newest[level] = client.call("audit_list", limit=1)["items"][0]
+        stack.close()  # the daemons stop: a stopping writer writes every line it has queued
+        for level in endpoints:
+            log_text = (Path(tmp_name) / level / "nua.log").read_text(encoding="utf-8")
+            lines = log_text.count('"event": "rpc_call"')
+            print(
+                f"  ({level} daemon: {newest[level]['id']:.0f} audit records, {lines} log lines"
+                f" for {audited_calls[level]:.0f} audited calls)"
+            )
     return {name: {key: statistics.median(r[key] for r in runs) for key in runs[0]} for name, runs in rounds.items()}
+
+
+@contextmanager
+def daemonised(config: Path, pid_file: Path, env: dict[str, str]) -> Iterator[psutil.Process]:
+    """A daemon started as deployed (``start``: it daemonises, ready when the command returns); stopped after."""
+    daemon = [rpc.PY, "-m", "nua.daemon.cli", "--config", str(config)]
+    subprocess.run([*daemon, "start"], check=True, capture_output=True, env=env, timeout=60)
+    try:
+        yield psutil.Process(int(pid_file.read_text(encoding="utf-8").split()[0]))
+    finally:
+        subprocess.run([*daemon, "stop"], check=False, capture_output=True, env=env, timeout=60)
 
 
 def cpu_seconds(process: psutil.Process) -> float:

@@ -53,10 +53,13 @@ database restored there (its schema checked) brings the writer back; no file, or
 a file that is not a nua database, keeps it refusing.
 Only the daemon's first start creates a database file.
 
-The audit trail: an :class:`~nua.model.commands.Audited` command is applied with its
-record in one savepoint; once the batch holding it has committed and its replies
-are sent, the writer logs one line per denied call (the gateway logs each change's
-call once answered, :mod:`nua.rpc.call_log`). The same ticker prunes the records
+The audit trail: an :class:`~nua.model.commands.Audited` command's change is applied
+in its savepoint, as any command; the records of the batch's changes that succeeded
+(and of its denied calls) are then inserted together, in order, in one statement
+before the commit, so each commits with its change and a failed change has none.
+Once the batch has committed and its replies are sent, the writer logs one line per
+denied call (the gateway logs each change's call once answered,
+:mod:`nua.rpc.call_log`). The same ticker prunes the records
 older than ``[audit] keep_days``, hourly, at most :data:`PRUNE_MOST` a time (more
 follow at the next tick), so that a prune never holds the writer for long.
 
@@ -78,7 +81,7 @@ from pathlib import Path
 from typing import Any, NamedTuple, cast
 
 from sqlalchemy import delete, insert
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection, Engine, Transaction
 
 from nua.actors import call
 from nua.actors.change_events import change_event
@@ -92,7 +95,7 @@ from nua.actors.ticker import Ticker
 from nua.model import engine as db_engine
 from nua.model import operations
 from nua.model.base import transaction_time, utcnow
-from nua.model.commands import COMMAND_TYPES, READ_COMMANDS, PruneAudit, RecordDenied
+from nua.model.commands import COMMAND_TYPES, READ_COMMANDS, Audited, PruneAudit, RecordDenied
 from nua.model.errors import InternalError, ModelError, UnavailableError
 from nua.model.outage import Outage, OutageError, classify, no_nua_database
 from nua.model.schema import SchemaError, SchemaState, ensure_schema, meta, recorded_version
@@ -411,17 +414,17 @@ class DbWriter(SupervisedActor):
                     transaction = conn.begin()
         except Exception as exc:
             raise _BatchAbortedError(exc) from exc
+        records: list[operations.Record] = []  # of the Audited changes applied and the denied calls, in order
         try:
             for pending in batch:
-                if writable or isinstance(pending.message, READ_COMMANDS):
+                if writable:
+                    outcomes.append(self._apply_change(conn, pending.message, records, isolate=isolate))
+                elif isinstance(pending.message, READ_COMMANDS):
                     outcomes.append(self._apply_one(conn, pending.message, isolate=isolate))
                 else:
                     outcomes.append(self._refused())
             if writable and (isolate or outcomes[0].error is None):
-                self._check_file()
-                transaction.commit()
-                # Acknowledged only if the file committed into is still the database's.
-                self._check_file()
+                self._commit(conn, transaction, records)
             else:
                 transaction.rollback()
         except _BatchAbortedError:
@@ -431,6 +434,35 @@ class DbWriter(SupervisedActor):
             self._rollback(conn)
             raise _BatchAbortedError(exc) from exc
         return outcomes
+
+    def _commit(self, conn: Connection, transaction: Transaction, records: list[operations.Record]) -> None:
+        """Store the batch's audit records, then commit; acknowledged only if the file is still the database's."""
+        if records:
+            # One statement for the batch's records, in its transaction: each commits with
+            # its change, and if it fails nothing of the batch commits.
+            operations.record_all(conn, records)
+        self._check_file()
+        transaction.commit()
+        self._check_file()
+
+    def _apply_change(
+        self, conn: Connection, command: Any, records: list[operations.Record], *, isolate: bool
+    ) -> _Outcome:
+        """Apply one command of a writable batch; the audit record it leaves, if any, goes to ``records``.
+
+        An Audited change is applied in its savepoint and its record kept for the
+        batch's one insert (:func:`~nua.model.operations.record_all`), as is a
+        denied call's record.
+        """
+        if isinstance(command, Audited):
+            outcome = self._apply_one(conn, command.command, isolate=isolate)
+            if outcome.error is None:
+                records.append(operations.record_of(command))
+            return outcome
+        if isinstance(command, RecordDenied):
+            records.append(operations.record_of(command))
+            return _Outcome()
+        return self._apply_one(conn, command, isolate=isolate)
 
     def _apply_one(self, conn: Connection, command: Any, *, isolate: bool) -> _Outcome:
         """Apply one command; when it fails, its savepoint (if any) is rolled back and the error is its outcome."""
@@ -562,6 +594,8 @@ class DbWriter(SupervisedActor):
                     needed=message.needed,
                     recorded=outcome.error is None,
                 )
+        if self._audit_log is not None:
+            self._audit_log.flush()
 
     def _enter_outage(self, outage: Outage) -> None:
         """Degrade (or stay degraded, perhaps for a new reason); logged once per change."""

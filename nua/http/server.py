@@ -277,6 +277,8 @@ class HttpServer(SupervisedActor):
         assert selector is not None  # noqa: S101 - set in _setup
         assert wakeup is not None  # noqa: S101
         assert streams is not None  # noqa: S101
+        assert self._lanes is not None  # noqa: S101
+        call_lines = self._lanes.call_lines
         timeout: float | None = None
         while not self._io.stopping.is_set():
             for key, mask in selector.select(timeout):
@@ -295,6 +297,7 @@ class HttpServer(SupervisedActor):
                 self._settle(conn)
             next_idle = self._close_idle(now)
             waits = (dispatcher.expire(), _after(next_stream, now), _after(next_idle, now))
+            call_lines.flush()  # the lines of this turn's answers, handed over at once
             deadlines = [wait for wait in waits if wait is not None]
             timeout = min(deadlines) if deadlines else None
 

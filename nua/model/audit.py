@@ -1,7 +1,7 @@
 """The audit trail: who changed what, when, with which (redacted) parameters, and the calls refused.
 
-A record is written by the DB writer in the same transaction (the same SAVEPOINT)
-as the change it describes (:class:`nua.model.commands.Audited`), so an
+A record is written by the DB writer in the same transaction as the change it
+describes (:class:`nua.model.commands.Audited`), so an
 acknowledged change always has its record and a rolled-back one never does; a
 denied call gets a record of its own. What a record holds of the call's
 parameters went through :func:`redact` first, in the caller's thread: no
@@ -11,7 +11,6 @@ the text stored is bounded whatever the call carried.
 
 from __future__ import annotations
 
-import functools
 import json
 import re
 from collections.abc import Mapping
@@ -137,18 +136,24 @@ _WORD = re.compile(r"[A-Z]?[a-z0-9]+|[A-Z]+(?![a-z])")
 
 def secret_name(name: str) -> bool:
     """Whether ``name`` (``password_hash``, ``secretKey``, ``db.token``, ``api-key``) names a secret."""
-    if _HINT.search(name) is None:  # most names: no word of a secret at all
-        return False
-    return _secret_words(name) if len(name) <= _CACHED_NAME_MAX else _secret_words.__wrapped__(name)
+    known = _KNOWN_NAMES.get(name)
+    if known is not None:
+        return known
+    secret = _HINT.search(name) is not None and _secret_words(name)  # most names: no word of a secret at all
+    if len(_KNOWN_NAMES) < _KNOWN_NAMES_MAX and len(name) <= _KNOWN_NAME_LENGTH_MAX:
+        _KNOWN_NAMES[name] = secret
+    return secret
 
 
 # Every secret word holds one of these (case-insensitively): a quick refusal for the other names.
 _HINT = re.compile(r"pass|pwd|pw|secret|token|credential|hash|priv|key|auth|cookie|salt", re.IGNORECASE)
-# Names are few (parameter names, setting keys): the words of short ones are remembered.
-_CACHED_NAME_MAX = 128
+# Names are few (parameter names, setting keys): what short ones are is remembered, up to a bound
+# (past it, names are worked out each time).
+_KNOWN_NAMES: dict[str, bool] = {}
+_KNOWN_NAMES_MAX = 4096
+_KNOWN_NAME_LENGTH_MAX = 128
 
 
-@functools.lru_cache(maxsize=1024)
 def _secret_words(name: str) -> bool:
     words = [word.lower() for word in _WORD.findall(name)]
     for index, word in enumerate(words):
@@ -178,6 +183,10 @@ def redacted_json(value: Any) -> str:
     common case (a few scalars and short strings) takes no detour, and the
     writer stores the text as it is.
     """
+    if type(value) is dict and _plain(value):
+        text = json.dumps(value)  # what the general path gives such params, without copying them
+        if len(text) <= PARAMS_MAX_BYTES:
+            return text
     redacted = _redact(value, DEPTH_MAX)
     text = json.dumps(redacted)
     if len(text) <= PARAMS_MAX_BYTES:
@@ -190,6 +199,31 @@ def redacted_json(value: Any) -> str:
         if len(cut) <= PARAMS_MAX_BYTES:
             return cut
         keep = keep * 3 // 4
+
+
+def _plain(params: dict[Any, Any]) -> bool:
+    """Whether :func:`_redact` would keep ``params`` as they are: the usual call's params, tested cheaply.
+
+    A few names, none naming a secret, and values that are scalars or plain
+    strings (short, ASCII, no URL), none of ``key``/``name``/``field`` naming a
+    secret (the ``value`` beside it would be redacted).
+    """
+    if len(params) > ITEMS_MAX:
+        return False
+    for name, item in params.items():
+        if type(name) is not str or not _plain_string(name) or secret_name(name):
+            return False
+        kind = type(item)
+        if kind is str:
+            if not _plain_string(item) or (name in NAME_FIELDS and secret_name(item)):
+                return False
+        elif kind not in _SCALARS:
+            return False
+    return True
+
+
+def _plain_string(text: str) -> bool:
+    return len(text) <= STRING_MAX and text.isascii() and "://" not in text
 
 
 # What JSON decoding gives besides containers and strings: kept as they are.
@@ -234,7 +268,7 @@ def _mapping(value: Mapping[Any, Any], depth: int) -> dict[str, Any]:
 
 
 def _string(text: str) -> str:
-    if len(text) <= STRING_MAX and text.isascii() and "://" not in text:
+    if _plain_string(text):
         return text  # the usual string: nothing to mask, cut or repair
     if "://" in text:
         text = mask_url(text)
@@ -246,6 +280,7 @@ def _string(text: str) -> str:
 
 
 __all__ = [
+    "DETAIL_MAX",
     "REDACTED",
     "AuditEntry",
     "Outcome",

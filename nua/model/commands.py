@@ -273,7 +273,7 @@ class ListTokens:
 
 @dataclass(frozen=True)
 class Audited:
-    """Apply ``command`` and, only if it succeeds, record ``entry`` (outcome ``ok``) in the same savepoint.
+    """Apply ``command`` and, only if it succeeds, record ``entry`` (outcome ``ok``) in the same transaction.
 
     Replies with ``command``'s own reply. A command that fails leaves no record,
     and a batch that does not commit takes its records with it: an acknowledged

@@ -156,6 +156,16 @@ class Prepared:
         finally:
             cursor.close()
 
+    def execute_many(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Run the statement once for each of ``rows``, in one driver call (``executemany``)."""
+        compiled = self._compiled(conn.dialect)
+        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        try:
+            # Every row takes the same paramstyle (the dialect's): all sequences or all mappings.
+            cursor.executemany(compiled.sql, [compiled.parameters(values) for values in rows])  # type: ignore[arg-type]
+        finally:
+            cursor.close()
+
     def first(self, conn: Connection, values: Mapping[str, Any] = _NO_PARAMS) -> tuple[Any, ...] | None:
         """Run a query; return its first row as the driver gives it, or None."""
         compiled = self._compiled(conn.dialect)

@@ -21,7 +21,7 @@ from sqlalchemy.engine import Connection
 
 from nua.model import commands as cmd
 from nua.model import cron_operations
-from nua.model.audit import AuditEntry, Outcome, audit_dict, audit_table
+from nua.model.audit import DETAIL_MAX, AuditEntry, Outcome, audit_dict, audit_table
 from nua.model.base import utcnow
 from nua.model.compiled import Prepared
 from nua.model.errors import ConflictError, NotFoundError
@@ -477,24 +477,39 @@ _AUDIT_ROW_KEYS = ("at", "who", "role", "method", "params", "outcome", "detail")
 _INSERT_AUDIT = Prepared(insert(audit_table), column_keys=_AUDIT_ROW_KEYS)
 
 
-def _record(conn: Connection, entry: AuditEntry, outcome: Outcome, detail: str = "") -> None:
-    row = {
-        "at": utcnow(),
-        "who": entry.who,
-        "role": entry.role,
-        "method": entry.method,
-        "params": entry.params_json,
-        "outcome": outcome,
-        "detail": detail,
-    }
-    _INSERT_AUDIT.execute(conn, row)
+# What record_all stores of one record: the entry, the outcome, the detail.
+Record = tuple[AuditEntry, Outcome, str]
 
 
 def audited(conn: Connection, command: cmd.Audited) -> Any:
-    # The writer runs this inside the command's savepoint: a failure below takes the change and its record.
+    # Run inside the command's savepoint: a failure below takes the change and its record.
+    # (The DB writer applies a batch's Audited commands itself: each change, then record_all.)
     value = execute(conn, command.command)
-    _record(conn, command.entry, "ok")
+    record_all(conn, [record_of(command)])
     return value
+
+
+def record_all(conn: Connection, records: Sequence[Record]) -> None:
+    """Store ``records`` in this order, in one statement: the records of one batch of the DB writer.
+
+    The writer calls it once per batch, after the batch's commands and before its
+    commit, with the records of the Audited changes that succeeded and of the
+    denied calls: each commits with its change, and one driver call stores them all.
+    """
+    at = utcnow()
+    rows = [
+        {
+            "at": at,
+            "who": entry.who,
+            "role": entry.role,
+            "method": entry.method,
+            "params": entry.params_json,
+            "outcome": outcome,
+            "detail": detail,
+        }
+        for entry, outcome, detail in records
+    ]
+    _INSERT_AUDIT.execute_many(conn, rows)
 
 
 def changed_outside(_conn: Connection, _command: cmd.ChangedOutside) -> None:
@@ -503,7 +518,14 @@ def changed_outside(_conn: Connection, _command: cmd.ChangedOutside) -> None:
 
 
 def record_denied(conn: Connection, command: cmd.RecordDenied) -> None:
-    _record(conn, command.entry, "denied", f"needs role {command.needed}"[:255])
+    record_all(conn, [record_of(command)])
+
+
+def record_of(command: cmd.Audited | cmd.RecordDenied) -> Record:
+    """The record ``command`` leaves: an Audited change's (``ok``) or a denied call's (the role it needed)."""
+    if isinstance(command, cmd.RecordDenied):
+        return command.entry, "denied", f"needs role {command.needed}"[:DETAIL_MAX]
+    return command.entry, "ok", ""
 
 
 def list_audit(conn: Connection, command: cmd.ListAudit) -> dict[str, Any]:
@@ -602,4 +624,4 @@ def execute(conn: Connection, command: cmd.Command) -> Any:
     return HANDLERS[type(command)](conn, command)
 
 
-__all__ = ["HANDLERS", "execute"]
+__all__ = ["HANDLERS", "Record", "execute", "record_all", "record_of"]

@@ -419,6 +419,8 @@ class Gateway(SupervisedActor):
         poller.register(wakeup.read_fd, zmq.POLLIN)
         admission = self._admission
         assert admission is not None  # noqa: S101 - set in _setup
+        assert self._lanes is not None  # noqa: S101 - set in _setup
+        call_lines = self._lanes.call_lines
         guards = admission.sockets()
         for guard in guards:
             poller.register(guard, zmq.POLLIN)
@@ -445,6 +447,7 @@ class Gateway(SupervisedActor):
             if len(events) > 1 or sock not in events:
                 _admit(admission, guards, events)
             next_deadline = dispatcher.expire()
+            call_lines.flush()  # the lines of this turn's answers, handed over at once
             # Round up: waking a hair early would only poll again.
             timeout_ms = None if next_deadline is None else int(next_deadline * 1000) + 1
 

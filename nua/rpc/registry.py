@@ -14,6 +14,7 @@ built-in groups (:mod:`nua.rpc.methods`) and the plugins; groups derive from
 
 from __future__ import annotations
 
+import functools
 import inspect
 import json
 import types
@@ -250,6 +251,20 @@ class Method:
     role: Role | None = None
     # Whether a call changes state.
     changes: bool = False
+
+    @functools.cached_property
+    def positional_names(self) -> tuple[str, ...] | None:
+        """The names positional params take, in order; ``None`` when the signature has ``*args``.
+
+        Worked out once per method: a call's audit entry names its positional params by it.
+        """
+        names = []
+        for param in self.signature.parameters.values():
+            if param.kind is inspect.Parameter.VAR_POSITIONAL:
+                return None
+            if param.kind in (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD):
+                names.append(param.name)
+        return tuple(names)
 
     def describe(self) -> dict[str, Any]:
         """What ``rpc_describe`` answers: the signature, each parameter and the doc."""

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from nua import log
+from nua.actors.log_thread import MOST_AT_ONCE, LogThread
 from nua.actors.messages import Crash, Exited
 from nua.actors.supervised import ChildContext, SupervisedActor
 
@@ -63,6 +64,32 @@ def test_set_level_filters_at_once(log_file: Path) -> None:
     assert [r["event"] for r in records(log_file)] == ["shown"]
 
 
+def test_lines_written_together_read_as_lines_logged_one_by_one(log_file: Path) -> None:
+    logger = log.get("nua.test", actor="db_writer")
+    logger.info("rpc_call", who="alice", role="admin", method="setting_set", outcome="ok")
+    log.write_lines(
+        logger,
+        [
+            ("info", "rpc_call", {"who": "alice", "role": "admin", "method": "setting_set", "outcome": "ok"}),
+            ("debug", "hidden", {}),
+            ("warning", "rpc_denied", {"who": "bob", "needed": "admin", "recorded": True}),
+        ],
+    )
+    one_by_one, together, denied = records(log_file)
+    assert list(one_by_one) == list(together)  # the same keys, in the same order
+    assert {k: v for k, v in one_by_one.items() if k != "timestamp"} == {
+        k: v for k, v in together.items() if k != "timestamp"
+    }
+    assert denied == denied | {"event": "rpc_denied", "level": "warning", "actor": "db_writer", "needed": "admin"}
+
+
+def test_lines_written_together_follow_the_level(log_file: Path) -> None:
+    log.set_level("warning")
+    logger = log.get("nua.test")
+    log.write_lines(logger, [("info", "hidden", {}), ("warning", "shown", {"n": 1})])
+    assert [(r["event"], r.get("n")) for r in records(log_file)] == [("shown", 1)]
+
+
 def test_a_json_line_begins_with_timestamp_level_and_event(log_file: Path) -> None:
     log.get("nua.test", actor="gateway").warning("ordered", clients=3)
     logging.getLogger("sqlalchemy.pool").error("routed")
@@ -72,3 +99,25 @@ def test_a_json_line_begins_with_timestamp_level_and_event(log_file: Path) -> No
     assert [list(json.loads(line))[:3] for line in lines] == [["timestamp", "level", "event"]] * 2
     assert lines[0].startswith('{"timestamp": "')
     assert '"level": "warning", "event": "ordered"' in lines[0]
+
+
+def test_a_log_thread_writes_every_line_in_order_by_its_stop(log_file: Path) -> None:
+    lines = LogThread(log.get("nua.test"), "test-log")
+    count = MOST_AT_ONCE * 2 + 3  # more than one write's worth
+    for n in range(count):
+        (lines.info if n % 2 else lines.warning)("line", n=n)
+        if n % 100 == 99:
+            lines.flush()  # handed over in parts, as an actor does at the end of its steps
+    lines.stop()
+    written = records(log_file)
+    assert [r["n"] for r in written] == list(range(count))
+    assert [r["level"] for r in written[:2]] == ["warning", "info"]
+
+
+def test_a_log_thread_leaves_out_lines_below_the_level(log_file: Path) -> None:
+    log.set_level("warning")
+    lines = LogThread(log.get("nua.test"), "test-log")
+    lines.info("hidden")
+    lines.warning("shown")
+    lines.stop()
+    assert [r["event"] for r in records(log_file)] == ["shown"]

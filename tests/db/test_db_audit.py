@@ -1,9 +1,9 @@
 """The audit trail in the data layer, on every backend: records committed with their change or not at all.
 
 Asked directly of the DB writer and the DB reader (no ZeroMQ): an Audited command
-and its record share one savepoint; a failing command, an aborted batch and an
-outage leave no record; denied calls get their own; ListAudit pages newest first
-and filters; retention prunes by a clock the test moves; the schema upgrade from
+and its record share one transaction; a failing command, an aborted batch, records
+that cannot be stored and an outage leave no record and no change; denied calls get
+their own; ListAudit pages newest first and filters; retention prunes by a clock the test moves; the schema upgrade from
 version 1 adds the table. Redaction is checked on its own.
 """
 
@@ -28,7 +28,7 @@ from nua.actors.call import call
 from nua.actors.db_writer import CheckDatabase, DbWriter
 from nua.actors.health import Health
 from nua.actors.supervised import ChildContext
-from nua.model import checks, schema
+from nua.model import checks, operations, schema
 from nua.model import commands as cmd
 from nua.model import engine as db_engine
 from nua.model.audit import (
@@ -44,6 +44,7 @@ from nua.model.audit import (
 from nua.model.errors import ConflictError, InternalError, NotFoundError, UnavailableError
 from nua.model.outage import Outage, OutageError
 from nua.model.schema import meta
+from nua.model.setting import settings_table
 from nua.settings import Settings
 
 ALICE = AuditEntry.of("alice", "admin", "setting_set", {"key": "k", "value": 1})
@@ -106,7 +107,7 @@ def test_a_failing_audited_command_leaves_neither_change_nor_record(
         writer.ask(cmd.GetSetting("broken"))
 
 
-def test_in_a_batch_each_record_shares_its_commands_savepoint(writers: Writers, settings: Settings) -> None:
+def test_in_a_batch_each_change_commits_with_its_record_in_order(writers: Writers, settings: Settings) -> None:
     gate = Gate()
     writer = writers.start(gate, actor=GatedWriter)
     head = call(writer, cmd.Audited(cmd.SetSetting("head", 0), entry("setting_set", key="head")))
@@ -137,6 +138,26 @@ def test_in_a_batch_each_record_shares_its_commands_savepoint(writers: Writers, 
     assert found[-1]["detail"] == "needs role admin"
     assert (found[-1]["who"], found[-1]["role"]) == ("eve", "reader")
     assert len({r["at"] for r in found[1:]}) == 1  # one batch, one transaction, one timestamp
+
+
+def test_a_batch_whose_records_cannot_be_stored_commits_nothing(
+    writers: Writers, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refuse(_conn: sa.Connection, _records: Any) -> None:
+        msg = "the records cannot be stored (test)"
+        raise RuntimeError(msg)
+
+    monkeypatch.setattr(operations, "record_all", refuse)
+    writer = writers.start()
+    changed = call(writer, cmd.Audited(cmd.SetSetting("lost", 1), entry("setting_set", key="lost")))
+    assert outcome(changed) is InternalError
+    assert records(settings) == []
+    engine = sa.create_engine(settings.db.url)
+    try:
+        with engine.connect() as conn:
+            assert conn.execute(sa.select(settings_table).where(settings_table.c.key == "lost")).first() is None
+    finally:
+        engine.dispose()
 
 
 class OutageAtCommitWriter(DbWriter):
@@ -382,6 +403,7 @@ def test_an_existing_database_gets_an_empty_audit_table_at_start(writers: Writer
 )
 def test_secret_names(name: str, secret: bool) -> None:
     assert secret_name(name) is secret
+    assert secret_name(name) is secret  # the remembered answer too
 
 
 def test_redaction_reaches_every_nested_secret() -> None:
@@ -432,3 +454,25 @@ def _nested(depth: int) -> Any:
     for _ in range(depth):
         value = {"down": value}
     return value
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"key": "site.name", "value": "shown", "n": 1, "f": 1.5, "b": True, "z": None},
+        {"key": "mail.token", "value": "pw"},
+        {"name": "x", "field": "password", "value": "pw"},
+        {"password": "pw", "username": "u"},
+        {"url": "postgresql://nua:pw@db/nua"},
+        {"text": "x" * 1000},
+        {"bad": "\ud800", "accent": "é"},
+        {1: "a", "b": 2},
+        {f"k{index}": index for index in range(60)},
+        {"quote": 'a"b\\c\n'},
+    ],
+)
+def test_flat_params_are_redacted_as_the_same_params_nested(params: dict[Any, Any]) -> None:
+    # A call's usual params (a flat object) take a shorter path: it must keep and hide the same.
+    nested = redact({"params": params})["params"]
+    assert redact(params) == nested
+    assert "pw" not in redacted_json(params)
