@@ -401,11 +401,11 @@ class Daemon:
         import pykka  # noqa: PLC0415 - see _serve_listening
 
         from nua.actors.directory import HTTP  # noqa: PLC0415
-        from nua.http.server import HttpInfo  # noqa: PLC0415
 
         server = self.directory.lookup(HTTP) if self.directory is not None else None
         if server is None:
             return None
+        from nua.http.server import HttpInfo  # noqa: PLC0415 - imported only with an HTTP server (see tree.py)
         try:
             info = server.ask(HttpInfo(), timeout=HTTP_INFO_TIMEOUT_S)
         except (pykka.ActorDeadError, pykka.Timeout) as exc:
