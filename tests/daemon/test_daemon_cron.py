@@ -13,7 +13,7 @@ import pytest
 from daemon_helpers import DaemonEnv, is_alive, wait_until
 
 from nua import curve_keys, runtime
-from nua.rpc.client import Client
+from nua.rpc.client import Client, ConnectionRefusedByDaemonError
 from nua.rpc.errors import INVALID_PARAMS, RpcError
 
 USER = ["--user", "root"] if os.geteuid() == 0 else []
@@ -113,6 +113,43 @@ def test_a_call_job_runs_with_the_role_of_the_key_that_added_it_and_is_audited(d
     with Client(endpoint, 15, server_key=server, client_key=owner_pair) as admin:
         records = admin.call("audit_list", method="setting_set")["items"]
     assert [(r["who"], r["role"], r["params"]) for r in records] == [("ops", "operator", {"key": "k", "value": 1})]
+
+
+def run_to_end(client: Client, name: str) -> dict[str, Any]:
+    """Run job ``name`` now and wait for the run's end (its history row)."""
+    run = client.call("cron_run_now", name)["run"]
+
+    def ended() -> dict[str, Any] | None:
+        runs = client.call("cron_history", name)["items"]
+        return next((r for r in runs if r["id"] == run and r["status"] != "running"), None)
+
+    return dict(wait_until(ended, what="the run's end"))
+
+
+def test_a_job_runs_with_its_keys_current_role_and_a_jobs_key_remove_locks_the_key_out(daemon: DaemonEnv) -> None:
+    daemon.write_config(zmq={"auth": "curve"})
+    daemon.start()
+    record = runtime.read(runtime.record_path(daemon.pid_file))
+    assert record is not None
+    endpoint, server = record.endpoint or daemon.endpoint, record.server_key
+    operator, other = curve_keys.generate(), curve_keys.generate()
+    for name, pair in (("ops", operator), ("other", other)):
+        done = daemon.cli("keys", "add", name, "--role", "operator", f"--public-key={pair.public}")
+        assert done.returncode == 0, done.stderr
+    with Client(endpoint, 15, server_key=server, client_key=operator) as client:
+        client.call("cron_add", "mark", {"schedule": "@yearly", "call": "setting_set", "params": ["k", 1]})
+    owner_pair = curve_keys.read(daemon.client_key)
+    with Client(endpoint, 15, server_key=server, client_key=owner_pair) as admin:
+        admin.call("key_remove", "ops")
+        failed = run_to_end(admin, "mark")
+        assert failed["status"] == "failed"
+        assert "no longer registered" in failed["detail"]
+        (denied,) = admin.call("audit_list", method="setting_set")["items"]
+        assert (denied["who"], denied["outcome"]) == ("ops", "denied")
+        admin.call("cron_add", "rm", {"schedule": "@yearly", "call": "key_remove", "params": ["other"]})
+        assert run_to_end(admin, "rm")["status"] == "ok"
+    with pytest.raises(ConnectionRefusedByDaemonError), Client(endpoint, 15, server_key=server, client_key=other) as c:
+        c.call("setting_get", "k")  # the gateway refuses the key the job removed
 
 
 def test_a_run_killed_with_the_daemon_is_interrupted_and_not_run_again(daemon: DaemonEnv, tmp_path: Path) -> None:
