@@ -14,7 +14,7 @@ from daemon_helpers import DaemonEnv, is_alive, wait_until
 
 from nua import curve_keys, runtime
 from nua.rpc.client import Client, ConnectionRefusedByDaemonError
-from nua.rpc.errors import INVALID_PARAMS, RpcError
+from nua.rpc.errors import FORBIDDEN, INVALID_PARAMS, RpcError
 
 USER = ["--user", "root"] if os.geteuid() == 0 else []
 
@@ -150,6 +150,25 @@ def test_a_job_runs_with_its_keys_current_role_and_a_jobs_key_remove_locks_the_k
         assert run_to_end(admin, "rm")["status"] == "ok"
     with pytest.raises(ConnectionRefusedByDaemonError), Client(endpoint, 15, server_key=server, client_key=other) as c:
         c.call("setting_get", "k")  # the gateway refuses the key the job removed
+
+
+def test_an_operator_cannot_run_now_an_admins_job_calling_an_admin_method(daemon: DaemonEnv) -> None:
+    daemon.write_config(zmq={"auth": "curve"})
+    daemon.start()
+    record = runtime.read(runtime.record_path(daemon.pid_file))
+    assert record is not None
+    endpoint, server = record.endpoint or daemon.endpoint, record.server_key
+    operator = curve_keys.generate()
+    done = daemon.cli("keys", "add", "ops", "--role", "operator", f"--public-key={operator.public}")
+    assert done.returncode == 0, done.stderr
+    with Client(endpoint, 15, server_key=server, client_key=curve_keys.read(daemon.client_key)) as admin:
+        admin.call("cron_add", "adm", {"schedule": "@yearly", "call": "key_list"})
+    with Client(endpoint, 15, server_key=server, client_key=operator) as client:
+        with pytest.raises(RpcError) as refused:
+            client.call("cron_run_now", "adm")
+        assert refused.value.code == FORBIDDEN
+        assert "needs the admin role" in refused.value.message
+        assert client.call("cron_history", "adm")["items"] == []
 
 
 def test_a_run_killed_with_the_daemon_is_interrupted_and_not_run_again(daemon: DaemonEnv, tmp_path: Path) -> None:

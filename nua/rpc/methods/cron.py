@@ -4,9 +4,10 @@ The database holds the jobs: ``cron_add``/``update``/``remove``/``pause``/``resu
 write there first (audited, as every change), then tell the ``cron`` actor to read
 the job again; a reply means the change is durable, and a cron actor that is
 restarting reads it at its start. A job added here runs its ``call`` with the role
-of the key that added it, so a key may only add a call it could make itself (and
-the method and its params are checked against the registry now, not at the first
-fire). Jobs of the settings file are the file's: ``update`` and ``remove`` refuse
+the key that added it has at each run (:mod:`nua.rpc.job_calls`), so a key may
+only add a call it could make itself (and the method and its params are checked
+against the registry now, not at the first fire), and only a key that could make
+the call itself may ``run_now`` it. Jobs of the settings file are the file's: ``update`` and ``remove`` refuse
 them (-32002); ``pause`` and ``resume`` act on them until the next daemon start.
 """
 
@@ -24,7 +25,7 @@ from nua.model.errors import ModelError
 from nua.roles import role_named
 from nua.rpc import auditing
 from nua.rpc.access import Caller, denial
-from nua.rpc.errors import ConflictError, InvalidParamsError, NotFoundError, UnavailableError
+from nua.rpc.errors import ConflictError, ForbiddenError, InvalidParamsError, NotFoundError, RpcError, UnavailableError
 from nua.rpc.method_group import MethodGroup
 from nua.rpc.registry import public
 from nua.rpc.services import DB_READER, DB_WRITER
@@ -80,8 +81,13 @@ class CronMethods(MethodGroup):
 
     @public(offload=True, role="operator", changes=True)
     def run_now(self, name: str) -> dict[str, Any]:
-        """Run a job once now, besides its schedule; returns ``{"run": id}`` (see ``cron_history``)."""
-        self._job(name)
+        """Run a job once now, besides its schedule; returns ``{"run": id}`` (see ``cron_history``).
+
+        A job's ``call`` is run now only for a key that may call its method itself (as ``cron_add`` asks):
+        an operator cannot have an admin's job run an admin method and read its result.
+        """
+        job = self._job(name)
+        self._check_call(self._config(job), _caller_role(), refuse=ForbiddenError)
         try:
             run_id = self._step(self.services.ask(CRON, RunNow(name)))
         except UnknownJobError:
@@ -140,7 +146,7 @@ class CronMethods(MethodGroup):
             raise InvalidParamsError("; ".join(problems), {"param": "config", "problems": problems})
         entry = auditing.current()
         who, role = (entry.who, entry.role) if entry is not None else ("(internal)", "admin")
-        self._check_call(made, role)
+        self._check_call(made, role, refuse=InvalidParamsError)
         first = None if made.paused else next_fire(made, datetime.now(UTC))
         table = made.as_table()
         del table["role"]
@@ -160,7 +166,8 @@ class CronMethods(MethodGroup):
             return ConflictError(f"job {name!r} exists: update it instead", {"name": name})
         return ConflictError(f"job {name!r} changed meanwhile; retry", {"name": name})
 
-    def _check_call(self, made: JobConfig, role: str) -> None:
+    def _check_call(self, made: JobConfig, role: str, *, refuse: type[RpcError]) -> None:
+        """Refuse (``refuse``: the error for a role too low) a job whose call ``role`` could not make itself."""
         action = made.action
         if not isinstance(action, CallAction):
             return
@@ -170,10 +177,11 @@ class CronMethods(MethodGroup):
         caller_role = role_named(role)
         if caller_role is None or denial(method, Caller("", caller_role)) is not None:
             needed = method.role.label if method.role is not None else "(none: no one may call it)"
-            raise InvalidParamsError(
-                f"config: {action.method} needs the {needed} role and the job would run with {role}",
-                {"param": "config"},
-            )
+            if refuse is InvalidParamsError:
+                msg = f"config: {action.method} needs the {needed} role and the job would run with {role}"
+                raise refuse(msg, {"param": "config"})
+            msg = f"job {made.name!r} calls {action.method}, which needs the {needed} role; your key has {role}"
+            raise refuse(msg, {"job": made.name, "role_needed": needed, "role": role})
         args, kwargs = ([], action.params) if isinstance(action.params, dict) else (action.params, {})
         try:
             method.check(args, kwargs)
@@ -216,6 +224,12 @@ class CronMethods(MethodGroup):
             if exc.kind == "conflict":
                 raise ConflictError(exc.message, exc.data or None) from None
             raise
+
+
+def _caller_role() -> str:
+    """The role of the key making the current call (``admin`` for the daemon's own, unaudited, calls)."""
+    entry = auditing.current()
+    return entry.role if entry is not None else "admin"
 
 
 def _name(name: str) -> str:
