@@ -103,6 +103,7 @@ def child_specs(
         actions=job_calls(settings, directory, health, events, tokens=tokens, gateway=gateway),
         publish=events.publish,
         keep_days=settings.cron.keep_days,
+        health=health,
     )
     specs.append(spec(CRON, lambda ctx: Cron.start(ctx, cron_host, settings.jobs, directory=directory)))
     if gateway is not None and settings.server.start_zmq_server:

@@ -17,7 +17,7 @@ import os
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from nua.actors.cron import CRON, JobBusyError, ReloadJob, RunNow, UnknownJobError
+from nua.actors.cron import CRON, JobBusyError, JobsNotLoadedError, ReloadJob, RunNow, UnknownJobError
 from nua.actors.cron_plan import next_fire
 from nua.job_settings import CallAction, JobConfig, parse_job
 from nua.model import commands as cmd
@@ -94,6 +94,8 @@ class CronMethods(MethodGroup):
             raise NotFoundError(f"no job {name!r}", {"name": name}) from None
         except JobBusyError as exc:
             raise ConflictError(str(exc), {"name": name}) from None
+        except JobsNotLoadedError as exc:
+            raise UnavailableError(str(exc), {"name": name}) from None
         return {"run": run_id}
 
     # -- reading ------------------------------------------------------------------------------------
