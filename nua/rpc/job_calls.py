@@ -28,6 +28,7 @@ from nua.roles import Role, role_named
 from nua.rpc import auditing
 from nua.rpc.access import Caller, denial
 from nua.rpc.errors import ForbiddenError, InvalidParamsError, RpcError
+from nua.rpc.job_shown import shown_result
 from nua.rpc.key_cache import KeyCache
 from nua.rpc.registry import Method, Registry
 from nua.rpc.services import Services
@@ -87,6 +88,7 @@ class JobCalls:
         return None
 
     def call(self, action: CallAction, who: str, role: str) -> Future[Any]:
+        """Make the call; the future resolves with its result as the run keeps it (see :func:`shown_result`)."""
         return self._pool.submit(self._run, action, who, role)
 
     def _current_role(self, who: str, role: str) -> tuple[str | None, str]:
@@ -128,7 +130,7 @@ class JobCalls:
         result = function(*args, **kwargs)
         while isinstance(result, Future):
             result = result.result(CALL_TIMEOUT_S)
-        return result
+        return shown_result(method, result)  # the run's record is readable by readers
 
 
 def _split(params: Any) -> tuple[list[Any], dict[str, Any]]:

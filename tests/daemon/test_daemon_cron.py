@@ -171,6 +171,42 @@ def test_an_operator_cannot_run_now_an_admins_job_calling_an_admin_method(daemon
         assert client.call("cron_history", "adm")["items"] == []
 
 
+def test_readers_and_the_audit_trail_never_see_a_jobs_secrets(daemon: DaemonEnv) -> None:
+    command = [sys.executable, "-c", "print(1)"]
+    file_job = {"schedule": "@yearly", "command": command, "env": {"DB_PASSWORD": "FILESECRET"}}
+    daemon.write_config(zmq={"auth": "curve"}, jobs={"filejob": {**file_job, **({"user": "root"} if USER else {})}})
+    daemon.start()
+    record = runtime.read(runtime.record_path(daemon.pid_file))
+    assert record is not None
+    endpoint, server = record.endpoint or daemon.endpoint, record.server_key
+    with Client(endpoint, 15, server_key=server, client_key=curve_keys.read(daemon.client_key)) as admin:
+        admin.call("user_add", {"username": "bob", "email": "b@x.io", "password": "initialpw1234"})
+        pw = {"schedule": "@yearly", "call": "user_update", "params": [1, "password", "HUNTER2-SECRET"]}
+        admin.call("cron_add", "pw", pw)
+        env = {"schedule": "@yearly", "command": command, "env": {"API_TOKEN": "ENVSECRET"}}
+        admin.call("cron_add", "envjob", {**env, **({"user": "root"} if USER else {})})
+        admin.call("cron_update", "pw", {**pw, "params": [1, "password", "UPDATED-SECRET"]})
+        audit = json.dumps(admin.call("audit_list")["items"])
+        admin.call("cron_add", "keys", {"schedule": "@yearly", "call": "key_list"})
+        finished = run_to_end(admin, "keys")
+    assert "SECRET" not in audit
+    assert "cron_update" in audit
+    assert finished["status"] == "ok"
+    assert json.loads(finished["detail"])["type"] == "object"  # an admin method's result: its type and size only
+    assert "public_key" not in finished["detail"]
+    reader = curve_keys.generate()
+    done = daemon.cli("keys", "add", "rd", "--role", "reader", f"--public-key={reader.public}")
+    assert done.returncode == 0, done.stderr
+    with Client(endpoint, 15, server_key=server, client_key=reader) as client:
+        listed = client.call("cron_list")["items"]
+        shown = {job["name"]: job["config"] for job in listed}
+        got = client.call("cron_get", "pw")["config"]
+    assert "SECRET" not in json.dumps(listed) + json.dumps(got)
+    assert shown["envjob"]["env"] == {"API_TOKEN": "***"}
+    assert shown["filejob"]["env"] == {"DB_PASSWORD": "***"}
+    assert got["params"] == {"id": 1, "key": "password", "value": "***"}
+
+
 def test_a_run_killed_with_the_daemon_is_interrupted_and_not_run_again(daemon: DaemonEnv, tmp_path: Path) -> None:
     started = tmp_path / "started"
     script = f"import os, pathlib, time; pathlib.Path({str(started)!r}).write_text(str(os.getpid())); time.sleep(600)"

@@ -42,7 +42,10 @@ def test_check_names_what_is_wrong(calls: JobCalls) -> None:
 
 
 def test_a_call_is_audited_under_the_jobs_key_and_role(calls: JobCalls) -> None:
-    assert calls.call(CallAction("setting_set", {"key": "k", "value": 3}), "ops", "operator").result(10)["value"] == 3
+    # An operator's method: the run keeps only that it answered, its type and size (readers read runs).
+    summary = calls.call(CallAction("setting_set", {"key": "k", "value": 3}), "ops", "operator").result(10)
+    assert summary == {"ok": True, "type": "object", "size": summary["size"]}
+    assert summary["size"] > 0
     (record,) = trail(calls)
     assert (record["who"], record["role"], record["method"]) == ("ops", "operator", "setting_set")
     assert record["outcome"] == "ok"
@@ -81,7 +84,7 @@ def test_a_call_runs_with_the_role_its_key_has_now(tree: Tree) -> None:
     calls = keyed(tree, cache)
     try:
         # Stored as reader, but the key is an admin now: it runs, audited with the role it has now.
-        assert calls.call(CallAction("setting_set", ["k", 1]), "ops", "reader").result(10)["value"] == 1
+        assert calls.call(CallAction("setting_set", ["k", 1]), "ops", "reader").result(10)["ok"] is True
         cache.put(key_row("ops", "reader"))  # demoted: refused, though stored as operator
         with pytest.raises(ForbiddenError):
             calls.call(CallAction("setting_set", ["k", 2]), "ops", "operator").result(10)
@@ -102,7 +105,7 @@ def test_a_call_of_a_removed_key_fails_and_is_recorded_denied(tree: Tree) -> Non
         (record,) = trail(calls)
         assert (record["who"], record["role"], record["outcome"]) == ("ops", REMOVED, "denied")
         # A file job has no key: it keeps its configured role.
-        assert calls.call(CallAction("setting_set", ["k", 3]), FILE_OWNER, "operator").result(10)["value"] == 3
+        assert calls.call(CallAction("setting_set", ["k", 3]), FILE_OWNER, "operator").result(10)["ok"] is True
     finally:
         calls.close()
 

@@ -13,6 +13,7 @@ them (-32002); ``pause`` and ``resume`` act on them until the next daemon start.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -21,11 +22,13 @@ from nua.actors.cron import CRON, JobBusyError, JobsNotLoadedError, ReloadJob, R
 from nua.actors.cron_plan import next_fire
 from nua.job_settings import CallAction, JobConfig, parse_job
 from nua.model import commands as cmd
+from nua.model.audit import AuditEntry
 from nua.model.errors import ModelError
 from nua.roles import role_named
 from nua.rpc import auditing
 from nua.rpc.access import Caller, denial
 from nua.rpc.errors import ConflictError, ForbiddenError, InvalidParamsError, NotFoundError, RpcError, UnavailableError
+from nua.rpc.job_shown import shown_config
 from nua.rpc.method_group import MethodGroup
 from nua.rpc.registry import public
 from nua.rpc.services import DB_READER, DB_WRITER
@@ -108,7 +111,8 @@ class CronMethods(MethodGroup):
         ``owner_role``, ``paused``, ``next_fire_at``, ``last_status``, ``last_run_at``.
         """
         command = cmd.ListJobs(limit=self._limit(limit), after=after)
-        return cast("dict[str, Any]", self._step(self.services.ask(DB_READER, command)))
+        page = cast("dict[str, Any]", self._step(self.services.ask(DB_READER, command)))
+        return {**page, "items": [self._shown(job) for job in page["items"]]}
 
     @public(offload=True, role="reader")
     def get(self, name: str) -> dict[str, Any]:
@@ -119,7 +123,7 @@ class CronMethods(MethodGroup):
         if job["next_fire_at"] is not None:
             first = datetime.fromisoformat(job["next_fire_at"])
             upcoming = [first, *config.schedule.fires(first, 4)]
-        return {**job, "upcoming": [fire.isoformat() for fire in upcoming]}
+        return {**self._shown(job), "upcoming": [fire.isoformat() for fire in upcoming]}
 
     @public(offload=True, role="reader")
     def history(self, name: str, limit: int | None = None, after: int | None = None) -> dict[str, Any]:
@@ -153,8 +157,11 @@ class CronMethods(MethodGroup):
         table = made.as_table()
         del table["role"]
         command = cmd.PutJob(name, table, who, role, first, create=create)
+        # Recorded with its secrets masked, as readers see it (the call's own entry would keep nested params).
+        masked = contextlib.nullcontext() if entry is None else auditing.auditing(self._masked(entry, name, config))
         try:
-            self._step(self.services.ask(DB_WRITER, command))
+            with masked:
+                self._step(self.services.ask(DB_WRITER, command))
         except ConflictError as exc:
             raise self._conflict(name, create=create) from exc
         self._tell_cron(ReloadJob(name))
@@ -189,6 +196,15 @@ class CronMethods(MethodGroup):
             method.check(args, kwargs)
         except InvalidParamsError as exc:
             raise InvalidParamsError(f"config: params: {exc.message}", {"param": "config"}) from None
+
+    def _masked(self, entry: AuditEntry, name: str, config: dict[str, Any]) -> AuditEntry:
+        """``entry`` (a cron_add or cron_update) with the config's secrets masked as :meth:`_shown` masks them."""
+        shown = {"name": name, "config": shown_config(config, self.services.registry)}
+        return AuditEntry.of(entry.who, entry.role, entry.method, shown)
+
+    def _shown(self, job: dict[str, Any]) -> dict[str, Any]:
+        """A stored job as a reply shows it: its config's secrets masked (see :mod:`nua.rpc.job_shown`)."""
+        return {**job, "config": shown_config(job["config"], self.services.registry)}
 
     def _job(self, name: str) -> dict[str, Any]:
         return cast("dict[str, Any]", self._step(self.services.ask(DB_READER, cmd.GetJob(_name(name)))))
