@@ -81,8 +81,10 @@ from nua.model.errors import ModelError
 CRON = "cron"
 # The longest sleep: a wall clock stepped meanwhile is noticed within it.
 MAX_SLEEP_S = 60.0
-# A job whose claim could not be written is tried again this much later.
+# A job whose claim could not be written is tried again this much later, doubled at each failure in a row
+# up to the most (an outage costs a look a minute per job, not one a second).
 RETRY_S = 1.0
+CLAIM_RETRY_MAX_S = 60.0
 # How long setup and requests wait for the database.
 DB_WAIT_S = 30.0
 # A load of the jobs that failed (an outage) is tried again this much later, doubled each time up to the most.
@@ -213,6 +215,8 @@ class _Job:
     invalid: str | None = None
     claiming: bool = False
     held: bool = False
+    # How long after a failed claim it is tried again (doubled at each failure in a row).
+    retry_s: float = RETRY_S
 
     @property
     def name(self) -> str:
@@ -247,6 +251,8 @@ class Cron(SupervisedActor):
         self._loaded = False
         self._load_delay_s = LOAD_RETRY_S
         self._load_timer: Cancel | None = None
+        # Whether the last claim failed: an outage is logged when it begins and when it ends, not at each retry.
+        self._claims_failing = False
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
@@ -435,7 +441,7 @@ class Cron(SupervisedActor):
                 self.log.error("cron_job_call_invalid", job=name, reason=job.invalid)
         old = self.jobs.get(name)
         if old is not None:
-            job.claiming = old.claiming
+            job.claiming, job.retry_s = old.claiming, old.retry_s
         self.jobs[name] = job
         self._push(job)
 
@@ -546,11 +552,9 @@ class Cron(SupervisedActor):
         if job is not None:
             job.claiming = False
         if claim.error is not None:
-            self.log.error("cron_claim_failed", job=claim.name, error=describe(claim.error))
-            if job is not None and job.version == claim.version:
-                self._retry(job)
-            self._arm()
+            self._claim_failed(claim, claim.error, job)
             return
+        self._claim_worked(claim, job)
         result = claim.result
         if not result["claimed"]:
             self.log.info("cron_claim_lost", job=claim.name)
@@ -582,9 +586,27 @@ class Cron(SupervisedActor):
             else:
                 self.host.publish("job.run", detail=details.get(scheduled_at, ""), **facts)
 
+    def _claim_failed(self, claim: _Claimed, error: BaseException, job: _Job | None) -> None:
+        """Log the first failure of an outage only; try the job again later, later each time."""
+        if not self._claims_failing:
+            self._claims_failing = True
+            self.log.error("cron_claim_failed", job=claim.name, error=describe(error))
+        if job is not None and job.version == claim.version:
+            self._retry(job)
+        self._arm()
+
+    def _claim_worked(self, claim: _Claimed, job: _Job | None) -> None:
+        if self._claims_failing:
+            self._claims_failing = False
+            self.log.warning("cron_claims_recovered", job=claim.name)
+        if job is not None:
+            job.retry_s = RETRY_S
+
     def _retry(self, job: _Job) -> None:
+        delay = job.retry_s
+        job.retry_s = min(delay * 2, CLAIM_RETRY_MAX_S)
         heapq.heappush(
-            self._heap, (self.host.clock() + timedelta(seconds=RETRY_S), next(self._seq), job.name, job.version)
+            self._heap, (self.host.clock() + timedelta(seconds=delay), next(self._seq), job.name, job.version)
         )
 
     # -- runs -------------------------------------------------------------------------------------------

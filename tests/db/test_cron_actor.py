@@ -10,6 +10,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+import structlog
 from cronkit import T0, job, rig
 
 from nua.actors.cron import CRON, JobsNotLoadedError, ReloadJob, RunNow
@@ -280,3 +281,21 @@ def test_a_cron_started_during_an_outage_runs_reports_it_and_loads_later_with_ba
         assert cron.host.health.conditions() == []
         cron.advance(60)
         assert [r["status"] for r in cron.runs("late")] == ["ok"]
+
+
+def test_failed_claims_are_logged_once_per_outage_and_retried_later_each_time(
+    settings: Settings, tmp_path: Path
+) -> None:
+    with structlog.testing.capture_logs() as logs, rig(settings, tmp_path) as cron:
+        cron.start(job("tick", schedule="* * * * *", call="user_count"))
+        cron.directory.unregister(DB_WRITER, cron.writer)  # the writer is away: claims fail
+        cron.advance(60)  # fails, tried again 1 s later
+        cron.advance(1)  # fails again: tried again 2 s later
+        cron.directory.register(DB_WRITER, cron.writer)
+        cron.advance(1)
+        assert cron.runs("tick") == []
+        cron.advance(1)
+        assert [r["status"] for r in cron.runs("tick")] == ["ok"]
+    events = [entry["event"] for entry in logs]
+    assert events.count("cron_claim_failed") == 1
+    assert events.count("cron_claims_recovered") == 1
