@@ -16,8 +16,8 @@ run it again) and across daemons sharing one database (the second claim of a fir
 changes nothing).
 
 Actions: an RPC call (``call``), made through :class:`JobActions` (the RPC layer's,
-given by the daemon) with the role of the key that added the job and audited as
-that key's calls are; or a command, run once under the services' process rules
+given by the daemon) as the key that added the job, with the role that key has at
+each run, and audited as that key's calls are; or a command, run once under the services' process rules
 (:func:`nua.actors.os_process.launch`, the daemon's
 :class:`~nua.actors.process_loop.ProcessLoop`): its output goes to
 ``{log_dir}/jobs/NAME.log`` and the last of it to the run's ``detail``; past
