@@ -250,6 +250,9 @@ class Method:
     role: Role | None = None
     # Whether a call changes state.
     changes: bool = False
+    # How an audit record shows a call's params (by name) before its redaction by name: the group's
+    # ``audited_params``, for params holding secrets no name gives away (a job's nested call params).
+    audited: Callable[[dict[str, Any]], dict[str, Any]] | None = None
 
     def describe(self) -> dict[str, Any]:
         """What ``rpc_describe`` answers: the signature, each parameter and the doc."""
@@ -331,6 +334,7 @@ def methods_of(group: Group) -> list[Method]:
                 system=marker.system,
                 role=marker.role,
                 changes=marker.changes,
+                audited=getattr(group, "audited_params", None),
             )
         )
     return found

@@ -201,6 +201,13 @@ def test_readers_and_the_audit_trail_never_see_a_jobs_secrets(daemon: DaemonEnv)
         listed = client.call("cron_list")["items"]
         shown = {job["name"]: job["config"] for job in listed}
         got = client.call("cron_get", "pw")["config"]
+        with pytest.raises(RpcError) as refused:  # a reader may not add: recorded denied, the secret masked
+            client.call("cron_add", "pw2", {**pw, "params": [1, "password", "DENIED-SECRET"]})
+        assert refused.value.code == FORBIDDEN
+    with Client(endpoint, 15, server_key=server, client_key=curve_keys.read(daemon.client_key)) as admin:
+        (denied,) = admin.call("audit_list", method="cron_add", who="rd")["items"]
+    assert denied["outcome"] == "denied"
+    assert denied["params"]["config"]["params"] == {"id": 1, "key": "password", "value": "***"}
     assert "SECRET" not in json.dumps(listed) + json.dumps(got)
     assert shown["envjob"]["env"] == {"API_TOKEN": "***"}
     assert shown["filejob"]["env"] == {"DB_PASSWORD": "***"}

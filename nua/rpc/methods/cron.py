@@ -13,8 +13,8 @@ them (-32002); ``pause`` and ``resume`` act on them until the next daemon start.
 
 from __future__ import annotations
 
-import contextlib
 import os
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -22,7 +22,6 @@ from nua.actors.cron import CRON, JobBusyError, JobsNotLoadedError, ReloadJob, R
 from nua.actors.cron_plan import next_fire
 from nua.job_settings import CallAction, JobConfig, parse_job
 from nua.model import commands as cmd
-from nua.model.audit import AuditEntry
 from nua.model.errors import ModelError
 from nua.roles import role_named
 from nua.rpc import auditing
@@ -157,11 +156,8 @@ class CronMethods(MethodGroup):
         table = made.as_table()
         del table["role"]
         command = cmd.PutJob(name, table, who, role, first, create=create)
-        # Recorded with its secrets masked, as readers see it (the call's own entry would keep nested params).
-        masked = contextlib.nullcontext() if entry is None else auditing.auditing(self._masked(entry, name, config))
         try:
-            with masked:
-                self._step(self.services.ask(DB_WRITER, command))
+            self._step(self.services.ask(DB_WRITER, command))
         except ConflictError as exc:
             raise self._conflict(name, create=create) from exc
         self._tell_cron(ReloadJob(name))
@@ -197,10 +193,16 @@ class CronMethods(MethodGroup):
         except InvalidParamsError as exc:
             raise InvalidParamsError(f"config: params: {exc.message}", {"param": "config"}) from None
 
-    def _masked(self, entry: AuditEntry, name: str, config: dict[str, Any]) -> AuditEntry:
-        """``entry`` (a cron_add or cron_update) with the config's secrets masked as :meth:`_shown` masks them."""
-        shown = {"name": name, "config": shown_config(config, self.services.registry)}
-        return AuditEntry.of(entry.who, entry.role, entry.method, shown)
+    def audited_params(self, params: dict[str, Any]) -> dict[str, Any]:
+        """A call's params as its audit record shows them: a job's ``config`` masked as replies show it.
+
+        (The call's params are redacted by name after; a job's call params are nested
+        in ``config``, where no name says they are secret.)
+        """
+        config = params.get("config")
+        if not isinstance(config, Mapping):
+            return params
+        return {**params, "config": shown_config(config, self.services.registry)}
 
     def _shown(self, job: dict[str, Any]) -> dict[str, Any]:
         """A stored job as a reply shows it: its config's secrets masked (see :mod:`nua.rpc.job_shown`)."""
