@@ -25,6 +25,23 @@ def nua_json(daemon: DaemonEnv, *args: str) -> Any:
     return json.loads(done.stdout)
 
 
+def start_curve(daemon: DaemonEnv) -> tuple[str, str | None]:
+    """Start ``daemon`` with CURVE authentication (on top of its written config); its endpoint and server key."""
+    daemon.write_config(zmq={"auth": "curve"})
+    daemon.start()
+    record = runtime.read(runtime.record_path(daemon.pid_file))
+    assert record is not None
+    return record.endpoint or daemon.endpoint, record.server_key
+
+
+def add_key(daemon: DaemonEnv, name: str, role: str) -> curve_keys.KeyPair:
+    """A new key pair, registered as ``name`` with ``role`` by the CLI."""
+    pair = curve_keys.generate()
+    done = daemon.cli("keys", "add", name, "--role", role, f"--public-key={pair.public}")
+    assert done.returncode == 0, done.stderr
+    return pair
+
+
 def history(daemon: DaemonEnv, name: str) -> list[dict[str, Any]]:
     return list(nua_json(daemon, "cron", "history", name))
 
@@ -85,14 +102,8 @@ def test_a_job_in_the_settings_file_is_checked_by_meaning(daemon: DaemonEnv) -> 
 
 
 def test_a_call_job_runs_with_the_role_of_the_key_that_added_it_and_is_audited(daemon: DaemonEnv) -> None:
-    daemon.write_config(zmq={"auth": "curve"})
-    daemon.start()
-    record = runtime.read(runtime.record_path(daemon.pid_file))
-    assert record is not None
-    endpoint, server = record.endpoint or daemon.endpoint, record.server_key
-    operator = curve_keys.generate()
-    done = daemon.cli("keys", "add", "ops", "--role", "operator", f"--public-key={operator.public}")
-    assert done.returncode == 0, done.stderr
+    endpoint, server = start_curve(daemon)
+    operator = add_key(daemon, "ops", "operator")
     with Client(endpoint, 15, server_key=server, client_key=operator) as client:
         # An operator cannot have a job do what it may not: user_delete_all needs admin.
         with pytest.raises(RpcError) as refused:
@@ -127,15 +138,8 @@ def run_to_end(client: Client, name: str) -> dict[str, Any]:
 
 
 def test_a_job_runs_with_its_keys_current_role_and_a_jobs_key_remove_locks_the_key_out(daemon: DaemonEnv) -> None:
-    daemon.write_config(zmq={"auth": "curve"})
-    daemon.start()
-    record = runtime.read(runtime.record_path(daemon.pid_file))
-    assert record is not None
-    endpoint, server = record.endpoint or daemon.endpoint, record.server_key
-    operator, other = curve_keys.generate(), curve_keys.generate()
-    for name, pair in (("ops", operator), ("other", other)):
-        done = daemon.cli("keys", "add", name, "--role", "operator", f"--public-key={pair.public}")
-        assert done.returncode == 0, done.stderr
+    endpoint, server = start_curve(daemon)
+    operator, other = add_key(daemon, "ops", "operator"), add_key(daemon, "other", "operator")
     with Client(endpoint, 15, server_key=server, client_key=operator) as client:
         client.call("cron_add", "mark", {"schedule": "@yearly", "call": "setting_set", "params": ["k", 1]})
     owner_pair = curve_keys.read(daemon.client_key)
@@ -153,14 +157,8 @@ def test_a_job_runs_with_its_keys_current_role_and_a_jobs_key_remove_locks_the_k
 
 
 def test_an_operator_cannot_run_now_an_admins_job_calling_an_admin_method(daemon: DaemonEnv) -> None:
-    daemon.write_config(zmq={"auth": "curve"})
-    daemon.start()
-    record = runtime.read(runtime.record_path(daemon.pid_file))
-    assert record is not None
-    endpoint, server = record.endpoint or daemon.endpoint, record.server_key
-    operator = curve_keys.generate()
-    done = daemon.cli("keys", "add", "ops", "--role", "operator", f"--public-key={operator.public}")
-    assert done.returncode == 0, done.stderr
+    endpoint, server = start_curve(daemon)
+    operator = add_key(daemon, "ops", "operator")
     with Client(endpoint, 15, server_key=server, client_key=curve_keys.read(daemon.client_key)) as admin:
         admin.call("cron_add", "adm", {"schedule": "@yearly", "call": "key_list"})
     with Client(endpoint, 15, server_key=server, client_key=operator) as client:
@@ -174,11 +172,8 @@ def test_an_operator_cannot_run_now_an_admins_job_calling_an_admin_method(daemon
 def test_readers_and_the_audit_trail_never_see_a_jobs_secrets(daemon: DaemonEnv) -> None:
     command = [sys.executable, "-c", "print(1)"]
     file_job = {"schedule": "@yearly", "command": command, "env": {"DB_PASSWORD": "FILESECRET"}}
-    daemon.write_config(zmq={"auth": "curve"}, jobs={"filejob": {**file_job, **({"user": "root"} if USER else {})}})
-    daemon.start()
-    record = runtime.read(runtime.record_path(daemon.pid_file))
-    assert record is not None
-    endpoint, server = record.endpoint or daemon.endpoint, record.server_key
+    daemon.write_config(jobs={"filejob": {**file_job, **({"user": "root"} if USER else {})}})
+    endpoint, server = start_curve(daemon)
     with Client(endpoint, 15, server_key=server, client_key=curve_keys.read(daemon.client_key)) as admin:
         admin.call("user_add", {"username": "bob", "email": "b@x.io", "password": "initialpw1234"})
         pw = {"schedule": "@yearly", "call": "user_update", "params": [1, "password", "HUNTER2-SECRET"]}
@@ -194,9 +189,7 @@ def test_readers_and_the_audit_trail_never_see_a_jobs_secrets(daemon: DaemonEnv)
     assert finished["status"] == "ok"
     assert json.loads(finished["detail"])["type"] == "object"  # an admin method's result: its type and size only
     assert "public_key" not in finished["detail"]
-    reader = curve_keys.generate()
-    done = daemon.cli("keys", "add", "rd", "--role", "reader", f"--public-key={reader.public}")
-    assert done.returncode == 0, done.stderr
+    reader = add_key(daemon, "rd", "reader")
     with Client(endpoint, 15, server_key=server, client_key=reader) as client:
         listed = client.call("cron_list")["items"]
         shown = {job["name"]: job["config"] for job in listed}
