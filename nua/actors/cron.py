@@ -16,13 +16,20 @@ run it again) and across daemons sharing one database (the second claim of a fir
 changes nothing).
 
 Actions: an RPC call (``call``), made through :class:`JobActions` (the RPC layer's,
-given by the daemon) with the role of the key that added the job and audited as
-that key's calls are; or a command, run once under the services' process rules
+given by the daemon) as the key that added the job, with the role that key has at
+each run, and audited as that key's calls are; or a command, run once under the services' process rules
 (:func:`nua.actors.os_process.launch`, the daemon's
 :class:`~nua.actors.process_loop.ProcessLoop`): its output goes to
 ``{log_dir}/jobs/NAME.log`` and the last of it to the run's ``detail``; past
 ``timeout_s`` its process group gets SIGTERM, then SIGKILL ``KILL_AFTER_S`` later,
 and the run is ``timed_out``.
+
+Its start never fails for want of the database (an outage, PostgreSQL down, the
+file gone): a cron that could not read its jobs starts holding none, reports the
+condition to :class:`~nua.actors.health.Health` (component ``cron``) and reads them
+again on a timer, :data:`LOAD_RETRY_S` doubled up to :data:`LOAD_RETRY_MAX_S`,
+until it can; a start that raised would have the supervisor restart it at once,
+reach its intensity, and end the whole daemon.
 
 What outlives the actor lives in :class:`CronHost` (the runs in progress), and the
 actions' ends are told to whichever actor is registered as ``cron`` when they come:
@@ -63,6 +70,7 @@ from nua.actors.cron_runs import (
     result_text,
 )
 from nua.actors.directory import DB_READER, DB_WRITER, Directory
+from nua.actors.health import Health
 from nua.actors.process_loop import ProcessLoop
 from nua.actors.supervised import ChildContext, SupervisedActor, describe
 from nua.actors.timers import Cancel, Timers
@@ -73,10 +81,15 @@ from nua.model.errors import ModelError
 CRON = "cron"
 # The longest sleep: a wall clock stepped meanwhile is noticed within it.
 MAX_SLEEP_S = 60.0
-# A job whose claim could not be written is tried again this much later.
+# A job whose claim could not be written is tried again this much later, doubled at each failure in a row
+# up to the most (an outage costs a look a minute per job, not one a second).
 RETRY_S = 1.0
+CLAIM_RETRY_MAX_S = 60.0
 # How long setup and requests wait for the database.
 DB_WAIT_S = 30.0
+# A load of the jobs that failed (an outage) is tried again this much later, doubled each time up to the most.
+LOAD_RETRY_S = 1.0
+LOAD_RETRY_MAX_S = 60.0
 PAGE = 1000
 PRUNE_INTERVAL_S = 3600.0
 PRUNE_MOST = 10_000
@@ -117,6 +130,8 @@ class CronHost:
     keep_days: float = 30.0
     # The longest sleep (tests with a manual clock make it longer: one timer per fire).
     max_sleep_s: float = MAX_SLEEP_S
+    # Where a cron that cannot read its jobs (an outage) says so.
+    health: Health = field(default_factory=Health)
 
 
 # -- requests (asks or calls) -----------------------------------------------------------------
@@ -153,6 +168,10 @@ class JobBusyError(RuntimeError):
     """A manual run of a job that has ``max_running`` runs running."""
 
 
+class JobsNotLoadedError(RuntimeError):
+    """A manual run asked of a cron that has not read its jobs yet (the database is unavailable)."""
+
+
 # -- what the timers, the writer and the actions tell the actor ----------------------------------
 
 
@@ -181,6 +200,11 @@ class _Prune:
     pass
 
 
+@dataclass(frozen=True)
+class _Load:
+    pass
+
+
 @dataclass
 class _Job:
     config: JobConfig
@@ -191,6 +215,8 @@ class _Job:
     invalid: str | None = None
     claiming: bool = False
     held: bool = False
+    # How long after a failed claim it is tried again (doubled at each failure in a row).
+    retry_s: float = RETRY_S
 
     @property
     def name(self) -> str:
@@ -221,22 +247,71 @@ class Cron(SupervisedActor):
         self._timer: Cancel | None = None
         self._wake_at: datetime | None = None
         self._prune_timer: Cancel | None = None
+        # Whether the jobs have been read (none are held until then); the next retry's delay; its timer.
+        self._loaded = False
+        self._load_delay_s = LOAD_RETRY_S
+        self._load_timer: Cancel | None = None
+        # Whether the last claim failed: an outage is logged when it begins and when it ends, not at each retry.
+        self._claims_failing = False
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
     def setup(self) -> None:
-        now = self.host.clock()
-        self._sync_file_jobs(now, self._stored())
-        self._interrupt_stale()
-        for row in self._stored():
+        self._load()
+
+    def _load(self) -> None:
+        """Store the file's jobs and read every job; on failure (an outage) say so and try again later."""
+        self._load_timer = None
+        try:
+            now = self.host.clock()
+            self._sync_file_jobs(now, self._stored())
+            self._interrupt_stale()
+            rows = self._stored()
+        except Exception as exc:  # noqa: BLE001 - whatever the database's trouble, cron runs and reads again later
+            self._load_failed(exc)
+            return
+        for row in rows:
             self._hold(row)
+        self._loaded = True
         self._file_tables = {}  # needed by the start only: a job read again later is parsed again
         self._arm()
         self._prune_later(0.0)
+        if self.host.health.recover(CRON):
+            self.log.warning("cron_jobs_readable")
         self.log.info("cron_started", jobs=len(self.jobs), instance=self.host.instance)
+
+    def _woken(self, serial: int) -> None:
+        if serial == self._serial:  # else a timer cancelled too late
+            self._timer = None
+            self._due()
+
+    def _load_again(self) -> None:
+        if not self._loaded:
+            self._load()
+
+    def _reload_asked(self, name: str) -> None:
+        if self._loaded:  # until then, the load reads every job as it is
+            self._reload(name)
+            self._arm()
+
+    def _load_failed(self, error: BaseException) -> None:
+        delay = self._load_delay_s
+        self._load_delay_s = min(delay * 2, LOAD_RETRY_MAX_S)
+        reason = f"the cron jobs cannot be read: {describe(error)}"
+        if self.host.health.degrade(CRON, reason):
+            self.log.error("cron_jobs_unreadable", error=describe(error), retry_in_s=delay)
+        ref = self.actor_ref
+
+        def again() -> None:
+            with contextlib.suppress(pykka.ActorDeadError):
+                ref.tell(_Load())
+
+        self._load_timer = self.host.timers.call_later(delay, again)
 
     def cleanup(self, error: BaseException | None) -> None:
         self._cancel_timer()
+        if self._load_timer is not None:
+            self._load_timer()
         if self._prune_timer is not None:
             self._prune_timer()
         if error is not None:
@@ -246,9 +321,7 @@ class Cron(SupervisedActor):
     def on_receive(self, message: Any) -> Any:  # noqa: PLR0911 - one return per message
         match message:
             case _Wake(serial):
-                if serial == self._serial:
-                    self._timer = None
-                    self._due()
+                self._woken(serial)
                 return None
             case _Claimed():
                 self._claimed(message)
@@ -262,9 +335,11 @@ class Cron(SupervisedActor):
             case _Prune():
                 self._prune()
                 return None
+            case _Load():
+                self._load_again()
+                return None
             case ReloadJob(name):
-                self._reload(name)
-                self._arm()
+                self._reload_asked(name)
                 return None
             case RunNow(name):
                 return self._run_now(name)
@@ -366,7 +441,7 @@ class Cron(SupervisedActor):
                 self.log.error("cron_job_call_invalid", job=name, reason=job.invalid)
         old = self.jobs.get(name)
         if old is not None:
-            job.claiming = old.claiming
+            job.claiming, job.retry_s = old.claiming, old.retry_s
         self.jobs[name] = job
         self._push(job)
 
@@ -477,11 +552,9 @@ class Cron(SupervisedActor):
         if job is not None:
             job.claiming = False
         if claim.error is not None:
-            self.log.error("cron_claim_failed", job=claim.name, error=describe(claim.error))
-            if job is not None and job.version == claim.version:
-                self._retry(job)
-            self._arm()
+            self._claim_failed(claim, claim.error, job)
             return
+        self._claim_worked(claim, job)
         result = claim.result
         if not result["claimed"]:
             self.log.info("cron_claim_lost", job=claim.name)
@@ -513,9 +586,27 @@ class Cron(SupervisedActor):
             else:
                 self.host.publish("job.run", detail=details.get(scheduled_at, ""), **facts)
 
+    def _claim_failed(self, claim: _Claimed, error: BaseException, job: _Job | None) -> None:
+        """Log the first failure of an outage only; try the job again later, later each time."""
+        if not self._claims_failing:
+            self._claims_failing = True
+            self.log.error("cron_claim_failed", job=claim.name, error=describe(error))
+        if job is not None and job.version == claim.version:
+            self._retry(job)
+        self._arm()
+
+    def _claim_worked(self, claim: _Claimed, job: _Job | None) -> None:
+        if self._claims_failing:
+            self._claims_failing = False
+            self.log.warning("cron_claims_recovered", job=claim.name)
+        if job is not None:
+            job.retry_s = RETRY_S
+
     def _retry(self, job: _Job) -> None:
+        delay = job.retry_s
+        job.retry_s = min(delay * 2, CLAIM_RETRY_MAX_S)
         heapq.heappush(
-            self._heap, (self.host.clock() + timedelta(seconds=RETRY_S), next(self._seq), job.name, job.version)
+            self._heap, (self.host.clock() + timedelta(seconds=delay), next(self._seq), job.name, job.version)
         )
 
     # -- runs -------------------------------------------------------------------------------------------
@@ -607,6 +698,9 @@ class Cron(SupervisedActor):
             self._arm()
 
     def _run_now(self, name: str) -> int:
+        if not self._loaded:
+            msg = "the cron jobs are not read yet (the database is unavailable): retry once it is"
+            raise JobsNotLoadedError(msg)
         job = self.jobs.get(name)
         if job is None:
             self._reload(name)
@@ -678,6 +772,7 @@ class Cron(SupervisedActor):
             "running": len(live),
             "next_wake": None if self._wake_at is None else self._wake_at.isoformat(),
             "instance": self.host.instance,
+            "loaded": self._loaded,
         }
 
 
@@ -702,6 +797,7 @@ __all__ = [
     "CronStatus",
     "JobActions",
     "JobBusyError",
+    "JobsNotLoadedError",
     "LiveRun",
     "LiveRuns",
     "ReloadJob",

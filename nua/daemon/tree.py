@@ -91,19 +91,21 @@ def child_specs(
             start_timeout_s=services_s,
         )
     )
+    # One token cache for every incarnation of both transports (key_token and key_remove change it).
+    tokens = TokenCache()
+    # A restarted gateway binds the port the first one got, and serves with its key cache.
+    gateway = bound = (bound or BoundEndpoint()) if settings.server.start_zmq_server else bound
     cron_host = CronHost(
         service_host.loop,
         service_host.timers,
         settings.jobs_log_dir,
-        actions=job_calls(settings, directory, health, events),
+        actions=job_calls(settings, directory, health, events, tokens=tokens, gateway=gateway),
         publish=events.publish,
         keep_days=settings.cron.keep_days,
+        health=health,
     )
     specs.append(spec(CRON, lambda ctx: Cron.start(ctx, cron_host, settings.jobs, directory=directory)))
-    # One token cache for every incarnation of both transports (key_token and key_remove change it).
-    tokens = TokenCache()
-    if settings.server.start_zmq_server:
-        gateway = bound = bound or BoundEndpoint()  # a restarted gateway binds the port the first one got
+    if gateway is not None and settings.server.start_zmq_server:
         specs.append(
             spec(
                 GATEWAY,
@@ -128,11 +130,27 @@ def child_specs(
     return specs
 
 
-def job_calls(settings: Settings, directory: Directory, health: Health, events: EventHub) -> JobCalls:
-    """How the cron jobs' ``call`` actions run: on a registry filled as the gateway fills its own."""
-    services = Services(settings, directory, health=health, events=events)
+def job_calls(
+    settings: Settings,
+    directory: Directory,
+    health: Health,
+    events: EventHub,
+    *,
+    tokens: TokenCache,
+    gateway: BoundEndpoint | None,
+) -> JobCalls:
+    """How the cron jobs' ``call`` actions run: on a registry filled as the gateway fills its own.
+
+    With the gateway's key cache (``gateway.keys``, loaded by the gateway's incarnations) and the token cache of
+    both transports: each run takes its key's current role there, and a job's ``key_remove`` reaches both at once.
+    Without a key store (``[zmq] auth = "none"``, or no ZeroMQ gateway) each job keeps the role stored with it.
+    """
+    services = Services(settings, directory, health=health, events=events, tokens=tokens)
     plugins.build(services)
-    return JobCalls(services.registry, services)
+    keys = None
+    if gateway is not None and settings.zmq.curve and settings.server.start_zmq_server:
+        keys = lambda: gateway.keys  # noqa: E731 - read at each run: the gateway sets it once it has loaded
+    return JobCalls(services.registry, services, keys=keys)
 
 
 def start(

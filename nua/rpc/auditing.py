@@ -36,7 +36,8 @@ def call_entry(who: str, role: str, method: Method, args: Any = (), kwargs: Any 
     Positional params are named after the method's parameters, so that
     ``user_update(1, "password", "...")`` is redacted as a keyword call would be;
     params its signature cannot bind (a call the registry refuses) are kept under
-    ``args``.
+    ``args``. A method whose group says how its params are shown (``audited_params``:
+    a cron job's nested call params) has them shown so, then redacted by name.
     """
     positional = args or ()
     keywords = dict(kwargs or {})
@@ -49,7 +50,9 @@ def call_entry(who: str, role: str, method: Method, args: Any = (), kwargs: Any 
         except TypeError:
             # Params the method does not take (a refused call): nameless values could be
             # secrets that no name gives away, so none of them is kept.
-            params = {"unbound_params": REDACTED}
+            return AuditEntry.of(who, role, method.name, {"unbound_params": REDACTED})
+    if method.audited is not None:
+        params = method.audited(params)
     return AuditEntry.of(who, role, method.name, params)
 
 

@@ -90,6 +90,11 @@ class KeyCache:
         """The caller holding ``public_key`` (Z85: a message's User-Id), or ``None`` once that key is removed."""
         return self._by_key.get(public_key)
 
+    def caller_named(self, name: str) -> Caller | None:
+        """The caller registered as ``name`` (its role as it is now), or ``None`` once that key is removed."""
+        key = self._by_name.get(name)
+        return None if key is None else self._by_key.get(key)
+
     def __len__(self) -> int:
         return len(self._by_key)
 

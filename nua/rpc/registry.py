@@ -251,6 +251,9 @@ class Method:
     role: Role | None = None
     # Whether a call changes state.
     changes: bool = False
+    # How an audit record shows a call's params (by name) before its redaction by name: the group's
+    # ``audited_params``, for params holding secrets no name gives away (a job's nested call params).
+    audited: Callable[[dict[str, Any]], dict[str, Any]] | None = None
 
     @functools.cached_property
     def positional_names(self) -> tuple[str, ...] | None:
@@ -346,6 +349,7 @@ def methods_of(group: Group) -> list[Method]:
                 system=marker.system,
                 role=marker.role,
                 changes=marker.changes,
+                audited=getattr(group, "audited_params", None),
             )
         )
     return found

@@ -13,8 +13,8 @@ import pytest
 from daemon_helpers import DaemonEnv, is_alive, wait_until
 
 from nua import curve_keys, runtime
-from nua.rpc.client import Client
-from nua.rpc.errors import INVALID_PARAMS, RpcError
+from nua.rpc.client import Client, ConnectionRefusedByDaemonError
+from nua.rpc.errors import FORBIDDEN, INVALID_PARAMS, RpcError
 
 USER = ["--user", "root"] if os.geteuid() == 0 else []
 
@@ -23,6 +23,23 @@ def nua_json(daemon: DaemonEnv, *args: str) -> Any:
     done = daemon.nua(*args, "--json")
     assert done.returncode == 0, done.stderr + done.stdout
     return json.loads(done.stdout)
+
+
+def start_curve(daemon: DaemonEnv) -> tuple[str, str | None]:
+    """Start ``daemon`` with CURVE authentication (on top of its written config); its endpoint and server key."""
+    daemon.write_config(zmq={"auth": "curve"})
+    daemon.start()
+    record = runtime.read(runtime.record_path(daemon.pid_file))
+    assert record is not None
+    return record.endpoint or daemon.endpoint, record.server_key
+
+
+def add_key(daemon: DaemonEnv, name: str, role: str) -> curve_keys.KeyPair:
+    """A new key pair, registered as ``name`` with ``role`` by the CLI."""
+    pair = curve_keys.generate()
+    done = daemon.cli("keys", "add", name, "--role", role, f"--public-key={pair.public}")
+    assert done.returncode == 0, done.stderr
+    return pair
 
 
 def history(daemon: DaemonEnv, name: str) -> list[dict[str, Any]]:
@@ -85,14 +102,8 @@ def test_a_job_in_the_settings_file_is_checked_by_meaning(daemon: DaemonEnv) -> 
 
 
 def test_a_call_job_runs_with_the_role_of_the_key_that_added_it_and_is_audited(daemon: DaemonEnv) -> None:
-    daemon.write_config(zmq={"auth": "curve"})
-    daemon.start()
-    record = runtime.read(runtime.record_path(daemon.pid_file))
-    assert record is not None
-    endpoint, server = record.endpoint or daemon.endpoint, record.server_key
-    operator = curve_keys.generate()
-    done = daemon.cli("keys", "add", "ops", "--role", "operator", f"--public-key={operator.public}")
-    assert done.returncode == 0, done.stderr
+    endpoint, server = start_curve(daemon)
+    operator = add_key(daemon, "ops", "operator")
     with Client(endpoint, 15, server_key=server, client_key=operator) as client:
         # An operator cannot have a job do what it may not: user_delete_all needs admin.
         with pytest.raises(RpcError) as refused:
@@ -113,6 +124,87 @@ def test_a_call_job_runs_with_the_role_of_the_key_that_added_it_and_is_audited(d
     with Client(endpoint, 15, server_key=server, client_key=owner_pair) as admin:
         records = admin.call("audit_list", method="setting_set")["items"]
     assert [(r["who"], r["role"], r["params"]) for r in records] == [("ops", "operator", {"key": "k", "value": 1})]
+
+
+def run_to_end(client: Client, name: str) -> dict[str, Any]:
+    """Run job ``name`` now and wait for the run's end (its history row)."""
+    run = client.call("cron_run_now", name)["run"]
+
+    def ended() -> dict[str, Any] | None:
+        runs = client.call("cron_history", name)["items"]
+        return next((r for r in runs if r["id"] == run and r["status"] != "running"), None)
+
+    return dict(wait_until(ended, what="the run's end"))
+
+
+def test_a_job_runs_with_its_keys_current_role_and_a_jobs_key_remove_locks_the_key_out(daemon: DaemonEnv) -> None:
+    endpoint, server = start_curve(daemon)
+    operator, other = add_key(daemon, "ops", "operator"), add_key(daemon, "other", "operator")
+    with Client(endpoint, 15, server_key=server, client_key=operator) as client:
+        client.call("cron_add", "mark", {"schedule": "@yearly", "call": "setting_set", "params": ["k", 1]})
+    owner_pair = curve_keys.read(daemon.client_key)
+    with Client(endpoint, 15, server_key=server, client_key=owner_pair) as admin:
+        admin.call("key_remove", "ops")
+        failed = run_to_end(admin, "mark")
+        assert failed["status"] == "failed"
+        assert "no longer registered" in failed["detail"]
+        (denied,) = admin.call("audit_list", method="setting_set")["items"]
+        assert (denied["who"], denied["outcome"]) == ("ops", "denied")
+        admin.call("cron_add", "rm", {"schedule": "@yearly", "call": "key_remove", "params": ["other"]})
+        assert run_to_end(admin, "rm")["status"] == "ok"
+    with pytest.raises(ConnectionRefusedByDaemonError), Client(endpoint, 15, server_key=server, client_key=other) as c:
+        c.call("setting_get", "k")  # the gateway refuses the key the job removed
+
+
+def test_an_operator_cannot_run_now_an_admins_job_calling_an_admin_method(daemon: DaemonEnv) -> None:
+    endpoint, server = start_curve(daemon)
+    operator = add_key(daemon, "ops", "operator")
+    with Client(endpoint, 15, server_key=server, client_key=curve_keys.read(daemon.client_key)) as admin:
+        admin.call("cron_add", "adm", {"schedule": "@yearly", "call": "key_list"})
+    with Client(endpoint, 15, server_key=server, client_key=operator) as client:
+        with pytest.raises(RpcError) as refused:
+            client.call("cron_run_now", "adm")
+        assert refused.value.code == FORBIDDEN
+        assert "needs the admin role" in refused.value.message
+        assert client.call("cron_history", "adm")["items"] == []
+
+
+def test_readers_and_the_audit_trail_never_see_a_jobs_secrets(daemon: DaemonEnv) -> None:
+    command = [sys.executable, "-c", "print(1)"]
+    file_job = {"schedule": "@yearly", "command": command, "env": {"DB_PASSWORD": "FILESECRET"}}
+    daemon.write_config(jobs={"filejob": {**file_job, **({"user": "root"} if USER else {})}})
+    endpoint, server = start_curve(daemon)
+    with Client(endpoint, 15, server_key=server, client_key=curve_keys.read(daemon.client_key)) as admin:
+        admin.call("user_add", {"username": "bob", "email": "b@x.io", "password": "initialpw1234"})
+        pw = {"schedule": "@yearly", "call": "user_update", "params": [1, "password", "HUNTER2-SECRET"]}
+        admin.call("cron_add", "pw", pw)
+        env = {"schedule": "@yearly", "command": command, "env": {"API_TOKEN": "ENVSECRET"}}
+        admin.call("cron_add", "envjob", {**env, **({"user": "root"} if USER else {})})
+        admin.call("cron_update", "pw", {**pw, "params": [1, "password", "UPDATED-SECRET"]})
+        audit = json.dumps(admin.call("audit_list")["items"])
+        admin.call("cron_add", "keys", {"schedule": "@yearly", "call": "key_list"})
+        finished = run_to_end(admin, "keys")
+    assert "SECRET" not in audit
+    assert "cron_update" in audit
+    assert finished["status"] == "ok"
+    assert json.loads(finished["detail"])["type"] == "object"  # an admin method's result: its type and size only
+    assert "public_key" not in finished["detail"]
+    reader = add_key(daemon, "rd", "reader")
+    with Client(endpoint, 15, server_key=server, client_key=reader) as client:
+        listed = client.call("cron_list")["items"]
+        shown = {job["name"]: job["config"] for job in listed}
+        got = client.call("cron_get", "pw")["config"]
+        with pytest.raises(RpcError) as refused:  # a reader may not add: recorded denied, the secret masked
+            client.call("cron_add", "pw2", {**pw, "params": [1, "password", "DENIED-SECRET"]})
+        assert refused.value.code == FORBIDDEN
+    with Client(endpoint, 15, server_key=server, client_key=curve_keys.read(daemon.client_key)) as admin:
+        (denied,) = admin.call("audit_list", method="cron_add", who="rd")["items"]
+    assert denied["outcome"] == "denied"
+    assert denied["params"]["config"]["params"] == {"id": 1, "key": "password", "value": "***"}
+    assert "SECRET" not in json.dumps(listed) + json.dumps(got)
+    assert shown["envjob"]["env"] == {"API_TOKEN": "***"}
+    assert shown["filejob"]["env"] == {"DB_PASSWORD": "***"}
+    assert got["params"] == {"id": 1, "key": "password", "value": "***"}
 
 
 def test_a_run_killed_with_the_daemon_is_interrupted_and_not_run_again(daemon: DaemonEnv, tmp_path: Path) -> None:

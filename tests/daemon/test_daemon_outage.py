@@ -156,3 +156,31 @@ def test_postgresql_connections_killed_eight_times_in_a_few_seconds_never_end_th
     assert db_writer_node(report)["restarts"] == 0
     assert daemon.cli("stop").returncode == 0
     daemon.wait_gone(pid)
+
+
+def test_a_cron_restarted_during_an_outage_keeps_the_daemon_up_and_reads_its_jobs_when_the_database_returns(
+    daemon: DaemonEnv,
+) -> None:
+    daemon.write_config(debug={"allow_fault_injection": True})
+    pid = daemon.start()
+    with Client(daemon.endpoint, timeout=10) as client:
+        client.call("cron_add", "kept", {"schedule": "@yearly", "call": "user_count"})
+    backup(daemon.db, daemon.root / "backup.db")
+    daemon.db.unlink()
+    wait_until(lambda: status_in(daemon, "degraded"), what="status to say degraded")
+    with Client(daemon.endpoint, timeout=10) as client:
+        client.call("sys_fault", "cron")
+
+    def cron_degraded() -> dict[str, Any] | None:
+        report = status_in(daemon, "degraded")
+        components = [] if report is None else [c["component"] for c in report["degraded"]]
+        return report if "cron" in components else None
+
+    # The restarted cron cannot read its jobs: it runs all the same and says so (a start that raised ended the daemon).
+    wait_until(cron_degraded, what="status to name cron")
+    assert is_alive(pid)
+    (daemon.root / "backup.db").rename(daemon.db)
+    wait_until(lambda: status_in(daemon, "running"), what="status to say running again")
+    assert is_alive(pid)
+    with Client(daemon.endpoint, timeout=10) as client:
+        assert client.call("cron_run_now", "kept")["run"] >= 1  # the cron holds its job again

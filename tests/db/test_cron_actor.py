@@ -9,9 +9,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import pytest
+import structlog
 from cronkit import T0, job, rig
 
-from nua.actors.cron import ReloadJob, RunNow
+from nua.actors.cron import CRON, JobsNotLoadedError, ReloadJob, RunNow
+from nua.actors.directory import DB_READER, DB_WRITER
 from nua.actors.timers import ManualTimers
 from nua.model import commands as cmd
 from nua.settings import Settings
@@ -249,3 +252,50 @@ def test_a_job_that_cannot_be_read_again_is_read_later_without_a_crash(settings:
         assert cron.status()["jobs"] == 1
         cron.advance(60)
         assert [r["status"] for r in cron.runs("late")] == ["ok"]
+
+
+def test_a_cron_started_during_an_outage_runs_reports_it_and_loads_later_with_backoff(
+    settings: Settings, tmp_path: Path
+) -> None:
+    with rig(settings, tmp_path) as cron:
+        table = job("late", schedule="* * * * *", call="user_count").as_table()
+        cron.db(cmd.PutJob("late", table, "alice", "operator", T0 + timedelta(minutes=1), create=True))
+        for name, ref in ((DB_READER, cron.reader), (DB_WRITER, cron.writer)):
+            cron.directory.unregister(name, ref)  # the database is unavailable
+        cron.start(job("filed", schedule="@daily", call="user_count"))  # no failure: it starts holding nothing
+        assert (cron.status()["loaded"], cron.status()["jobs"]) == (False, 0)
+        (condition,) = cron.host.health.conditions()
+        assert condition.component == CRON
+        assert "cannot be read" in condition.reason
+        assert cron.cron is not None
+        with pytest.raises(JobsNotLoadedError):
+            cron.cron.ask(RunNow("late"), timeout=10)
+        cron.advance(1)  # the first retry, 1 s later, fails too: the next one is 2 s later
+        assert cron.status()["loaded"] is False
+        cron.directory.register(DB_READER, cron.reader)
+        cron.directory.register(DB_WRITER, cron.writer)
+        cron.advance(1.5)
+        assert cron.status()["loaded"] is False
+        cron.advance(0.5)
+        assert (cron.status()["loaded"], cron.status()["jobs"]) == (True, 2)
+        assert cron.host.health.conditions() == []
+        cron.advance(60)
+        assert [r["status"] for r in cron.runs("late")] == ["ok"]
+
+
+def test_failed_claims_are_logged_once_per_outage_and_retried_later_each_time(
+    settings: Settings, tmp_path: Path
+) -> None:
+    with structlog.testing.capture_logs() as logs, rig(settings, tmp_path) as cron:
+        cron.start(job("tick", schedule="* * * * *", call="user_count"))
+        cron.directory.unregister(DB_WRITER, cron.writer)  # the writer is away: claims fail
+        cron.advance(60)  # fails, tried again 1 s later
+        cron.advance(1)  # fails again: tried again 2 s later
+        cron.directory.register(DB_WRITER, cron.writer)
+        cron.advance(1)
+        assert cron.runs("tick") == []
+        cron.advance(1)
+        assert [r["status"] for r in cron.runs("tick")] == ["ok"]
+    events = [entry["event"] for entry in logs]
+    assert events.count("cron_claim_failed") == 1
+    assert events.count("cron_claims_recovered") == 1

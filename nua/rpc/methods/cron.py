@@ -4,19 +4,21 @@ The database holds the jobs: ``cron_add``/``update``/``remove``/``pause``/``resu
 write there first (audited, as every change), then tell the ``cron`` actor to read
 the job again; a reply means the change is durable, and a cron actor that is
 restarting reads it at its start. A job added here runs its ``call`` with the role
-of the key that added it, so a key may only add a call it could make itself (and
-the method and its params are checked against the registry now, not at the first
-fire). Jobs of the settings file are the file's: ``update`` and ``remove`` refuse
+the key that added it has at each run (:mod:`nua.rpc.job_calls`), so a key may
+only add a call it could make itself (and the method and its params are checked
+against the registry now, not at the first fire), and only a key that could make
+the call itself may ``run_now`` it. Jobs of the settings file are the file's: ``update`` and ``remove`` refuse
 them (-32002); ``pause`` and ``resume`` act on them until the next daemon start.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from nua.actors.cron import CRON, JobBusyError, ReloadJob, RunNow, UnknownJobError
+from nua.actors.cron import CRON, JobBusyError, JobsNotLoadedError, ReloadJob, RunNow, UnknownJobError
 from nua.actors.cron_plan import next_fire
 from nua.job_settings import CallAction, JobConfig, parse_job
 from nua.model import commands as cmd
@@ -24,7 +26,8 @@ from nua.model.errors import ModelError
 from nua.roles import role_named
 from nua.rpc import auditing
 from nua.rpc.access import Caller, denial
-from nua.rpc.errors import ConflictError, InvalidParamsError, NotFoundError, UnavailableError
+from nua.rpc.errors import ConflictError, ForbiddenError, InvalidParamsError, NotFoundError, RpcError, UnavailableError
+from nua.rpc.job_shown import shown_config
 from nua.rpc.method_group import MethodGroup
 from nua.rpc.registry import public
 from nua.rpc.services import DB_READER, DB_WRITER
@@ -80,14 +83,21 @@ class CronMethods(MethodGroup):
 
     @public(offload=True, role="operator", changes=True)
     def run_now(self, name: str) -> dict[str, Any]:
-        """Run a job once now, besides its schedule; returns ``{"run": id}`` (see ``cron_history``)."""
-        self._job(name)
+        """Run a job once now, besides its schedule; returns ``{"run": id}`` (see ``cron_history``).
+
+        A job's ``call`` is run now only for a key that may call its method itself (as ``cron_add`` asks):
+        an operator cannot have an admin's job run an admin method and read its result.
+        """
+        job = self._job(name)
+        self._check_call(self._config(job), _caller_role(), refuse=ForbiddenError)
         try:
             run_id = self._step(self.services.ask(CRON, RunNow(name)))
         except UnknownJobError:
             raise NotFoundError(f"no job {name!r}", {"name": name}) from None
         except JobBusyError as exc:
             raise ConflictError(str(exc), {"name": name}) from None
+        except JobsNotLoadedError as exc:
+            raise UnavailableError(str(exc), {"name": name}) from None
         return {"run": run_id}
 
     # -- reading ------------------------------------------------------------------------------------
@@ -100,7 +110,8 @@ class CronMethods(MethodGroup):
         ``owner_role``, ``paused``, ``next_fire_at``, ``last_status``, ``last_run_at``.
         """
         command = cmd.ListJobs(limit=self._limit(limit), after=after)
-        return cast("dict[str, Any]", self._step(self.services.ask(DB_READER, command)))
+        page = cast("dict[str, Any]", self._step(self.services.ask(DB_READER, command)))
+        return {**page, "items": [self._shown(job) for job in page["items"]]}
 
     @public(offload=True, role="reader")
     def get(self, name: str) -> dict[str, Any]:
@@ -111,7 +122,7 @@ class CronMethods(MethodGroup):
         if job["next_fire_at"] is not None:
             first = datetime.fromisoformat(job["next_fire_at"])
             upcoming = [first, *config.schedule.fires(first, 4)]
-        return {**job, "upcoming": [fire.isoformat() for fire in upcoming]}
+        return {**self._shown(job), "upcoming": [fire.isoformat() for fire in upcoming]}
 
     @public(offload=True, role="reader")
     def history(self, name: str, limit: int | None = None, after: int | None = None) -> dict[str, Any]:
@@ -140,7 +151,7 @@ class CronMethods(MethodGroup):
             raise InvalidParamsError("; ".join(problems), {"param": "config", "problems": problems})
         entry = auditing.current()
         who, role = (entry.who, entry.role) if entry is not None else ("(internal)", "admin")
-        self._check_call(made, role)
+        self._check_call(made, role, refuse=InvalidParamsError)
         first = None if made.paused else next_fire(made, datetime.now(UTC))
         table = made.as_table()
         del table["role"]
@@ -160,7 +171,8 @@ class CronMethods(MethodGroup):
             return ConflictError(f"job {name!r} exists: update it instead", {"name": name})
         return ConflictError(f"job {name!r} changed meanwhile; retry", {"name": name})
 
-    def _check_call(self, made: JobConfig, role: str) -> None:
+    def _check_call(self, made: JobConfig, role: str, *, refuse: type[RpcError]) -> None:
+        """Refuse (``refuse``: the error for a role too low) a job whose call ``role`` could not make itself."""
         action = made.action
         if not isinstance(action, CallAction):
             return
@@ -170,15 +182,31 @@ class CronMethods(MethodGroup):
         caller_role = role_named(role)
         if caller_role is None or denial(method, Caller("", caller_role)) is not None:
             needed = method.role.label if method.role is not None else "(none: no one may call it)"
-            raise InvalidParamsError(
-                f"config: {action.method} needs the {needed} role and the job would run with {role}",
-                {"param": "config"},
-            )
+            if refuse is InvalidParamsError:
+                msg = f"config: {action.method} needs the {needed} role and the job would run with {role}"
+                raise refuse(msg, {"param": "config"})
+            msg = f"job {made.name!r} calls {action.method}, which needs the {needed} role; your key has {role}"
+            raise refuse(msg, {"job": made.name, "role_needed": needed, "role": role})
         args, kwargs = ([], action.params) if isinstance(action.params, dict) else (action.params, {})
         try:
             method.check(args, kwargs)
         except InvalidParamsError as exc:
             raise InvalidParamsError(f"config: params: {exc.message}", {"param": "config"}) from None
+
+    def audited_params(self, params: dict[str, Any]) -> dict[str, Any]:
+        """A call's params as its audit record shows them: a job's ``config`` masked as replies show it.
+
+        (The call's params are redacted by name after; a job's call params are nested
+        in ``config``, where no name says they are secret.)
+        """
+        config = params.get("config")
+        if not isinstance(config, Mapping):
+            return params
+        return {**params, "config": shown_config(config, self.services.registry)}
+
+    def _shown(self, job: dict[str, Any]) -> dict[str, Any]:
+        """A stored job as a reply shows it: its config's secrets masked (see :mod:`nua.rpc.job_shown`)."""
+        return {**job, "config": shown_config(job["config"], self.services.registry)}
 
     def _job(self, name: str) -> dict[str, Any]:
         return cast("dict[str, Any]", self._step(self.services.ask(DB_READER, cmd.GetJob(_name(name)))))
@@ -216,6 +244,12 @@ class CronMethods(MethodGroup):
             if exc.kind == "conflict":
                 raise ConflictError(exc.message, exc.data or None) from None
             raise
+
+
+def _caller_role() -> str:
+    """The role of the key making the current call (``admin`` for the daemon's own, unaudited, calls)."""
+    entry = auditing.current()
+    return entry.role if entry is not None else "admin"
 
 
 def _name(name: str) -> str:
