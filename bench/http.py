@@ -119,14 +119,10 @@ def http_load(  # noqa: PLR0917 - a multiprocessing target takes positional argu
 
 def write_config(tmp: Path, endpoint: str) -> Path:
     """bench/rpc.py's daemon (plaintext ZeroMQ on loopback), with HTTP on any free port and one service."""
-    config = rpc.write_config(tmp, endpoint)
-    user = 'user = "root"\n' if os.geteuid() == 0 else ""
-    with config.open("a", encoding="utf-8") as file:
-        file.write(
-            '[http]\nport = 0\n[services.sleeper]\ncommand = ["sleep", "100000"]\n'
-            f"start_s = 0.0\nbackoff_s = 0.1\n{user}"
-        )
-    return config
+    sleeper: dict[str, Any] = {"command": ["sleep", "100000"], "start_s": 0.0, "backoff_s": 0.1}
+    if os.geteuid() == 0:
+        sleeper["user"] = "root"
+    return rpc.write_config(tmp, endpoint, extra={"http": {"port": 0}, "services": {"sleeper": sleeper}})
 
 
 @contextmanager
