@@ -52,6 +52,28 @@ from nua.model.audit import AuditEntry  # noqa: E402
 CLIENTS = 8
 
 
+def config_text(tmp: Path, endpoint: str, log_level: str) -> str:
+    return f"""
+[server]
+pid_file = "{tmp}/run/nua.pid"
+exit_flag = "{tmp}/run/nua.exit"
+log_file = "{tmp}/nua.log"
+log_level = "{log_level}"
+[zmq]
+endpoint = "{endpoint}"
+# Plaintext, as bench/rpc.py's setting_set peer: what is compared is the audit record alone.
+auth = "none"
+[db]
+url = "sqlite:///{tmp}/nua.db"
+sqlite_synchronous = "FULL"
+[rpc]
+plugins = ["audit_bench_plugin"]
+[debug]
+# rpc.wait_answering's probe (test_add) needs the test methods.
+test_methods = true
+"""
+
+
 # The phases of the end-to-end run: (daemon, method), each daemon with its own database.
 PHASES = (
     ("info", "bench_plain_set"),
@@ -70,9 +92,8 @@ def end_to_end(opts: argparse.Namespace) -> dict[tuple[str, str], dict[str, floa
             tmp = Path(tmp_name) / level
             tmp.mkdir()
             endpoints[level] = rpc.free_endpoint()
-            # Plaintext, as bench/rpc.py's setting_set peer: what is compared is the audit record alone.
-            extra = {"server": {"log_level": level}, "rpc": {"plugins": ["audit_bench_plugin"]}}
-            config = rpc.write_config(tmp, endpoints[level], extra=extra)
+            config = tmp / "nua.toml"
+            config.write_text(config_text(tmp, endpoints[level], level), encoding="utf-8")
             args = [rpc.PY, "-m", "nua.daemon.cli", "--config", str(config), "start", "--foreground"]
             daemons[level] = psutil.Process(stack.enter_context(rpc.process(args, ready_line=False, env=env)).pid)
             rpc.wait_answering(endpoints[level], 30)

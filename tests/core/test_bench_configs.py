@@ -42,3 +42,11 @@ def test_the_rpc_bench_config_takes_extra_keys_into_its_sections(tmp_path: Path,
     assert loaded.server.log_level == level
     assert loaded.server.pid_file == f"{tmp_path}/run/nua.pid"
     assert loaded.debug.test_methods  # what the bench's readiness probe (test_add) needs
+
+
+def test_the_audit_bench_config_loads_with_its_plugin_and_the_test_methods(tmp_path: Path) -> None:
+    config = tmp_path / "nua.toml"
+    config.write_text(_bench("audit").config_text(tmp_path, "tcp://127.0.0.1:5555", "info"), encoding="utf-8")
+    loaded = settings.load(config, {})
+    assert loaded.rpc.plugins == ["audit_bench_plugin"]
+    assert loaded.debug.test_methods  # what the bench's readiness probe (test_add) needs
