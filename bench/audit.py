@@ -73,6 +73,9 @@ url = "sqlite:///{tmp}/nua.db"
 sqlite_synchronous = "FULL"
 [rpc]
 plugins = ["audit_bench_plugin"]
+[debug]
+# rpc.wait_answering's probe (test_add) needs the test methods.
+test_methods = true
 """
 
 

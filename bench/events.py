@@ -51,10 +51,11 @@ GOAL_MS = 100.0
 
 def write_config(tmp: Path, endpoint: str, faults: int) -> Path:
     """bench/rpc.py's settings, with fault injection and a restart intensity ``faults`` cannot reach."""
-    config = rpc.write_config(tmp, endpoint)
-    extra = f"[supervisor]\nmax_restarts = {faults + 10}\nmax_seconds = 1.0\n[debug]\nallow_fault_injection = true\n"
-    config.write_text(config.read_text(encoding="utf-8") + extra, encoding="utf-8")
-    return config
+    extra = {
+        "supervisor": {"max_restarts": faults + 10, "max_seconds": 1.0},
+        "debug": {"allow_fault_injection": True},
+    }
+    return rpc.write_config(tmp, endpoint, extra=extra)
 
 
 def percentile(samples: list[float], fraction: float) -> float:

@@ -49,6 +49,8 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
+import toml
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
@@ -168,28 +170,28 @@ def wall_time(args: list[str], env: dict[str, str]) -> float:
     return elapsed * 1000
 
 
-def write_config(tmp: Path, endpoint: str, auth: str = "none") -> Path:
+def write_config(tmp: Path, endpoint: str, auth: str = "none", extra: dict[str, dict[str, Any]] | None = None) -> Path:
+    """The benchmarks' daemon settings under ``tmp``; ``extra``'s keys join their sections (TOML declares each once)."""
+    sections: dict[str, dict[str, Any]] = {
+        "server": {
+            "pid_file": f"{tmp}/run/nua.pid",
+            "exit_flag": f"{tmp}/run/nua.exit",
+            "log_file": f"{tmp}/nua.log",
+            "log_level": "warning",
+        },
+        "zmq": {
+            "endpoint": endpoint,
+            "auth": auth,
+            "keys_dir": f"{tmp}/keys",
+            "client_key": f"{tmp}/client/client.key_secret",
+        },
+        "db": {"url": f"sqlite:///{tmp}/nua.db", "sqlite_synchronous": "FULL"},
+        "debug": {"test_methods": True},
+    }
+    for section, keys in (extra or {}).items():
+        sections[section] = {**sections.get(section, {}), **keys}
     config = tmp / "nua.toml"
-    config.write_text(
-        f"""
-[server]
-pid_file = "{tmp}/run/nua.pid"
-exit_flag = "{tmp}/run/nua.exit"
-log_file = "{tmp}/nua.log"
-log_level = "warning"
-[zmq]
-endpoint = "{endpoint}"
-auth = "{auth}"
-keys_dir = "{tmp}/keys"
-client_key = "{tmp}/client/client.key_secret"
-[db]
-url = "sqlite:///{tmp}/nua.db"
-sqlite_synchronous = "FULL"
-[debug]
-test_methods = true
-""",
-        encoding="utf-8",
-    )
+    config.write_text(toml.dumps(sections), encoding="utf-8")
     return config
 
 

@@ -630,8 +630,11 @@ def configuration(loaded: Settings) -> list[dict[str, Any]]:
 
     What ``nua-orchestrator config`` prints and ``sys_config`` answers: the
     configuration as it is, each value with where it came from (the packaged
-    default, the file, or the variable); the database URL's password masked, so
-    that it is safe to show anyone who may see the configuration.
+    default, the file, or the variable); the database URL's password masked, as
+    every ``env`` value of a service or a job (``API_TOKEN = "***"``: the names are
+    kept, the values are where a process is given its secrets) and a call job's
+    params named as secrets (``{password = "***"}``), so that it is safe to show
+    anyone who may see the configuration.
     """
     rows = [
         {
@@ -649,12 +652,33 @@ def configuration(loaded: Settings) -> list[dict[str, Any]]:
         {
             "section": f"{kind}.{table.name}",
             "key": None,
-            "value": table.as_table(),
+            "value": _env_masked(table.as_table()),
             "source": loaded.origins.get(f"{kind}.{table.name}", str(loaded.config_file)),
         }
         for kind, table in tables
     ]
     return rows
+
+
+def _env_masked(table: dict[str, Any]) -> dict[str, Any]:
+    """A service's or job's table with each ``env`` value shown as ``***``, and a call's secret-named params."""
+    if isinstance(table.get("env"), Mapping):
+        table["env"] = dict.fromkeys(table["env"], MASK)
+    if "params" in table:
+        table["params"] = _params_masked(table["params"])
+    return table
+
+
+def _params_masked(value: Any) -> Any:
+    """``value`` with the value under each object key naming a secret (``password``, ``api_token``) as ``***``."""
+    if isinstance(value, Mapping):
+        return {
+            key: MASK if isinstance(key, str) and _secret_parameter(key) else _params_masked(item)
+            for key, item in value.items()
+        }
+    if isinstance(value, list):
+        return [_params_masked(item) for item in value]
+    return value
 
 
 def effective_toml(config_file: str | Path | None = None, environ: typing.Mapping[str, str] | None = None) -> str:
@@ -680,14 +704,18 @@ def configuration_toml(rows: Sequence[Mapping[str, Any]], first_line: str) -> st
     lines = [
         first_line,
         "# then NUA_<SECTION>_<KEY> variables. Each key is followed by where its value came from;",
-        "# passwords in URLs are shown as ***.",
+        "# passwords in URLs and the env values of services and jobs are shown as ***.",
     ]
     sections: dict[str, list[Mapping[str, Any]]] = {}
     for row in rows:
         sections.setdefault(str(row["section"]), []).append(row)
     for section, keys in sections.items():
         if keys[0]["key"] is None:  # a service or a job: its whole table, from one source
-            lines += ["", f"[{section}]  # {keys[0]['source']}", toml.dumps(keys[0]["value"]).strip()]
+            kind, _, name = section.partition(".")
+            # Dumped under its own name, so that a nested table (env) is [services.NAME.env], not [env].
+            table = toml.dumps({kind: {name: keys[0]["value"]}}).strip().splitlines()
+            header = f"[{section}]  # {keys[0]['source']}"
+            lines += ["", *([header, *table[1:]] if table[0] == f"[{section}]" else [header, *table])]
             continue
         rendered = [(toml.dumps({row["key"]: row["value"]}).strip(), row["source"]) for row in keys]
         width = max(len(text) for text, _ in rendered)

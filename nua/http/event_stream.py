@@ -10,8 +10,11 @@ that fell out of the hub's bounded history meanwhile are announced by one
 The hub's listener only sets a flag and rings the I/O thread's wakeup (it runs in
 the publisher's thread); the I/O thread then reads each stream's next events
 from the hub (:meth:`pump`). A stream ends when the session or token that opened
-it expires (the console then logs in again), and carries a comment every
-:data:`HEARTBEAT_S` so that proxies and browsers see it alive.
+it no longer admits it: expired, its key removed, the token replaced, the session
+closed (the console then logs in again). Both are checked again before each
+round of events is sent and whenever the token cache changes (its listener rings
+the same wakeup), so a revoked stream is sent nothing more. Each stream carries a
+comment every :data:`HEARTBEAT_S` so that proxies and browsers see it alive.
 """
 
 from __future__ import annotations
@@ -23,7 +26,10 @@ from typing import Any
 
 from nua.actors.events import EventHub
 from nua.http.connection import Connection
+from nua.http.guard import Admitted, still_admitted
 from nua.http.request import Request
+from nua.http.sessions import Sessions
+from nua.rpc.token_cache import TokenCache
 
 HEARTBEAT_S = 15.0
 # Events read for one stream per round (the rest follow in the next round).
@@ -35,7 +41,7 @@ RETRY_MS = 2000
 @dataclass(slots=True)
 class _Stream:
     since: int
-    ends_at: float
+    admitted: Admitted
     beat_at: float
 
 
@@ -58,13 +64,24 @@ def message(boot: str, event: Mapping[str, Any]) -> bytes:
 class EventStreams:
     """The open event streams of one HTTP server incarnation (I/O thread only, but for the listener's flag)."""
 
-    def __init__(self, hub: EventHub, wakeup: Callable[[], None], clock: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        hub: EventHub,
+        wakeup: Callable[[], None],
+        clock: Callable[[], float],
+        tokens: TokenCache,
+        sessions: Sessions,
+    ) -> None:
         self._hub = hub
         self._wakeup = wakeup
         self._clock = clock
+        self._tokens = tokens
+        self._sessions = sessions
         self._streams: dict[Connection, _Stream] = {}
         self._pending = False
         self._unsubscribe: Callable[[], None] | None = hub.subscribe(self._published)
+        # A token removed or replaced: the next tick checks every stream again (it does so each round).
+        self._untoken: Callable[[], None] | None = tokens.subscribe(wakeup)
 
     def __len__(self) -> int:
         return len(self._streams)
@@ -75,8 +92,8 @@ class EventStreams:
             self._pending = True
             self._wakeup()
 
-    def open(self, conn: Connection, request: Request, ends_at: float) -> None:
-        """Start ``conn``'s stream, resuming after its ``Last-Event-ID``."""
+    def open(self, conn: Connection, request: Request, admitted: Admitted) -> None:
+        """Start ``conn``'s stream for whom ``admitted`` says, resuming after its ``Last-Event-ID``."""
         now = self._clock()
         since = resume_point(request.header("last-event-id"), self._hub.boot)
         conn.start_stream(
@@ -87,7 +104,7 @@ class EventStreams:
             ]
         )
         conn.stream(f"retry: {RETRY_MS}\n\n".encode("ascii"))
-        self._streams[conn] = _Stream(since, ends_at, now + HEARTBEAT_S)
+        self._streams[conn] = _Stream(since, admitted, now + HEARTBEAT_S)
         self._send(conn, self._streams[conn])
 
     def forget(self, conn: Connection) -> None:
@@ -99,10 +116,17 @@ class EventStreams:
             return []
         self._pending = False
         written = []
+        now = self._clock()
         for conn, stream in list(self._streams.items()):
-            if self._send(conn, stream):
+            if not self._admits(stream, now):
+                conn.closed = True  # revoked since the last round: sent nothing more
+                written.append(conn)
+            elif self._send(conn, stream):
                 written.append(conn)
         return written
+
+    def _admits(self, stream: _Stream, now: float) -> bool:
+        return still_admitted(stream.admitted, self._tokens, self._sessions, now)
 
     def _send(self, conn: Connection, stream: _Stream) -> bool:
         page = self._hub.read(stream.since, limit=PAGE)
@@ -120,11 +144,11 @@ class EventStreams:
         return bool(out)
 
     def tick(self, now: float) -> tuple[list[Connection], float | None]:
-        """End streams past their session's end, beat the idle ones; the connections touched, the next deadline."""
+        """End streams no longer admitted (expired, revoked), beat idle ones; the connections touched, next deadline."""
         touched = []
         nearest: float | None = None
         for conn, stream in list(self._streams.items()):
-            if now >= stream.ends_at:
+            if now >= stream.admitted.expires_at or not self._admits(stream, now):
                 conn.closed = True  # the console sees the stream end, asks /session, and logs in again
                 touched.append(conn)
                 continue
@@ -132,7 +156,7 @@ class EventStreams:
                 conn.stream(b": keep-alive\n\n")
                 stream.beat_at = now + HEARTBEAT_S
                 touched.append(conn)
-            deadline = min(stream.ends_at, stream.beat_at)
+            deadline = min(stream.admitted.expires_at, stream.beat_at)
             nearest = deadline if nearest is None else min(nearest, deadline)
         return touched, nearest
 
@@ -140,6 +164,9 @@ class EventStreams:
         if self._unsubscribe is not None:
             self._unsubscribe()
             self._unsubscribe = None
+        if self._untoken is not None:
+            self._untoken()
+            self._untoken = None
         self._streams.clear()
 
 

@@ -41,9 +41,10 @@ class Refused:
 
 @dataclass(frozen=True, slots=True)
 class Admitted:
-    """Who a request comes from: the caller, and the session when it came with the console's cookie."""
+    """Who a request comes from: the caller, its token's id, and the session when it came with the console's cookie."""
 
     caller: Caller
+    token_id: str
     expires_at: float
     session: Session | None = None
 
@@ -112,13 +113,24 @@ def admit(request: Request, tokens: TokenCache, sessions: Sessions, now: float) 
         return Refused(401, f"the session's token is {proved.reason}: log in again")
     if request.method == "POST" and not csrf_matches(session, request.header(CSRF_HEADER)):
         return Refused(403, "the X-CSRF-Token header is missing or wrong: reload the console")
-    return Admitted(proved.caller, min(proved.expires_at, session.expires_at), session)
+    return Admitted(proved.caller, proved.token_id, min(proved.expires_at, session.expires_at), session)
+
+
+def still_admitted(admitted: Admitted, tokens: TokenCache, sessions: Sessions, now: float) -> bool:
+    """Whether what admitted a request still holds at ``now``: its token (not removed, replaced, expired), its session.
+
+    For what outlives its request (an event stream): a request checks its token
+    when it comes, a stream checks it again whenever it may send.
+    """
+    if isinstance(tokens.check_id(admitted.token_id, now), Refusal):
+        return False
+    return admitted.session is None or sessions.find(admitted.session.session_id, now) is not None
 
 
 def _proved(result: Proved | Refusal) -> Admitted | Refused:
     if isinstance(result, Refusal):
         return Refused(401, f"the bearer token is {result.reason}: ask an admin for a new one")
-    return Admitted(result.caller, result.expires_at)
+    return Admitted(result.caller, result.token_id, result.expires_at)
 
 
 __all__ = [
@@ -131,4 +143,5 @@ __all__ = [
     "check_json",
     "check_origin",
     "host_name",
+    "still_admitted",
 ]

@@ -152,7 +152,9 @@ class HttpServer(SupervisedActor):
         self._wakeup = Wakeup()
         self._lanes = serving.Lanes.start("nua-http", self.services, self.log, self._timers)
         dispatcher = serving.dispatcher(self.services, self._lanes, self._wakeup.ring, self.log)
-        self._streams = EventStreams(self.events, self._wakeup.ring, self.clock)
+        self._streams = EventStreams(
+            self.events, self._wakeup.ring, self.clock, self.shared.tokens, self.shared.sessions
+        )
         self._site = site.Site(
             http,
             dispatcher,

@@ -172,7 +172,7 @@ class Site:
         if isinstance(admitted, guard.Refused):
             refuse(conn, admitted)
             return
-        self.streams.open(conn, request, admitted.expires_at)
+        self.streams.open(conn, request, admitted)
 
 
 def _who(name: str, role: str, csrf: str, expires_at: float) -> bytes:

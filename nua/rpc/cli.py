@@ -17,6 +17,7 @@ but for the deep rules (database driver, scrypt), which this client needs not.
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import re
@@ -25,6 +26,8 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, NamedTuple, NoReturn, TextIO
+
+import zmq
 
 from nua import client_settings, runtime
 from nua.rpc import cli_args, cli_events, cli_logs
@@ -936,6 +939,29 @@ def _given_endpoint(args: argparse.Namespace, endpoint: str, given_key: str | No
     return Target(endpoint, given_key or local_key, str(args.client_key or place.client_key))
 
 
+def relocator(args: argparse.Namespace, current: Target, timeout: float) -> Callable[[], Client | None]:
+    """What finds the daemon again (``nua events -f``): its place read as at the start; a client there if it moved.
+
+    ``None`` while it is where it was (or its place cannot be read): the caller
+    goes on asking the client it has. The client returned is the caller's to close.
+    """
+    last = (current.endpoint, current.server_key)
+
+    def relocate() -> Client | None:
+        nonlocal last
+        try:
+            found = resolve_target(args, io.StringIO())  # its warnings would repeat at each retry
+            if (found.endpoint, found.server_key) == last:
+                return None
+            fresh = Client(found.endpoint, timeout, server_key=found.server_key, client_key=client_key(found))
+        except (NotConfiguredError, UsageError, ValueError, OSError, zmq.ZMQError):
+            return None
+        last = (found.endpoint, found.server_key)
+        return fresh
+
+    return relocate
+
+
 def client_key(target: Target) -> tuple[str, str] | None:
     """This account's key pair when the daemon wants CURVE (``NotConfiguredError`` saying what to do if absent)."""
     if target.server_key is None:
@@ -1054,6 +1080,8 @@ def main(  # noqa: C901, PLR0911, PLR0912 - one exit per outcome
             target = resolve_target(args, stderr)
             keys = client_key(target)
             with _Recorded(target.endpoint, args.timeout, server_key=target.server_key, client_key=keys) as client:
+                if hasattr(args, "relocate"):  # a command that follows the daemon across its restarts
+                    args.relocate = relocator(args, target, args.timeout)
                 result, show = args.run(client, args, stdin)
     except UsageError as exc:
         return _fail(str(exc), EXIT_USAGE, stderr)

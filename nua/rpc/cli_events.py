@@ -4,7 +4,14 @@ One line per event: its ``seq``, time (UTC), kind and facts (``key=value``).
 Besides events, a follower is told in a line of its own when events were missed
 (they fell out of the daemon's bounded history, ``[events] history``) and when
 the daemon restarted (it then goes on from the new daemon's first event): see
-:meth:`nua.rpc.client.Client.subscribe`.
+:meth:`nua.rpc.client.Client.subscribe`. A follower that loses its daemon reads
+its place again as the CLI does at its start (the runtime record first), so a
+daemon restarted on another port (``[zmq] port = 0``) or with a new server key is
+found again.
+
+Facts are the daemon's, and some come from outside it (a job's output, a name):
+a string that is not plain printable text is shown as JSON (``"\u001b[31m"``),
+never raw, so that no escape sequence or line break reaches the terminal.
 """
 
 from __future__ import annotations
@@ -39,7 +46,7 @@ def _kind(text: str) -> str:
 def add_parser(top: Any, common: argparse.ArgumentParser) -> None:
     """Add ``events`` to the subcommands ``top`` (``common``: the options every command takes)."""
     events: argparse.ArgumentParser = top.add_parser("events", help=HELP, parents=[common], description=HELP)
-    events.set_defaults(run=run)
+    events.set_defaults(run=run, relocate=None)
     events.add_argument(
         "-f", "--follow", action="store_true", help="then wait for new events and print each (Ctrl-C ends)"
     )
@@ -64,12 +71,29 @@ def line(event: dict[str, Any]) -> str:
         return f"-- {text} --"
     if event.get("kind") == NEW_BOOT:
         return f"-- the daemon restarted (boot {facts.get('boot')}): its events follow from the first --"
-    shown = " ".join(f"{key}={_value(value)}" for key, value in facts.items())
-    return f"{event.get('seq'):>6}  {event.get('time')}  {event.get('kind')}  {shown}".rstrip()
+    shown = " ".join(f"{_text(str(key))}={_value(value)}" for key, value in facts.items())
+    return f"{event.get('seq'):>6}  {_text(str(event.get('time')))}  {_text(str(event.get('kind')))}  {shown}".rstrip()
+
+
+def _plain(text: str) -> bool:
+    """Printable and without whitespace: safe to print bare."""
+    return bool(text) and text.isprintable() and not any(char.isspace() for char in text)
+
+
+def _text(text: str) -> str:
+    return text if _plain(text) else json.dumps(text)
 
 
 def _value(value: Any) -> str:
-    return value if isinstance(value, str) and value and " " not in value else json.dumps(value, ensure_ascii=False)
+    if isinstance(value, str) and _plain(value):
+        return value
+    return safe_json(value)
+
+
+def safe_json(value: Any) -> str:
+    """``value`` as JSON, non-ASCII kept when printable; else all escaped (C1 controls, bidi overrides)."""
+    text = json.dumps(value, ensure_ascii=False)
+    return text if text.isprintable() else json.dumps(value)
 
 
 def _lines(events: Iterable[dict[str, Any]]) -> str:
@@ -78,13 +102,14 @@ def _lines(events: Iterable[dict[str, Any]]) -> str:
 
 def run(client: Client, args: argparse.Namespace, _stdin: TextIO) -> tuple[Any, Callable[[Any], str]]:
     """Print the events held (and, with ``-f``, each new one as it comes, until Ctrl-C)."""
-    stream = client.subscribe(args.since, args.kinds, follow=args.follow)
     if not args.follow:
-        return list(stream), _lines
+        return list(client.subscribe(args.since, args.kinds, follow=False)), _lines
+    # main() sets relocate: a client for where the daemon is now, if it moved (the runtime record read again).
+    stream = client.subscribe(args.since, args.kinds, reconnect=args.relocate)
     for event in stream:  # until Ctrl-C, as tail -f
-        sys.stdout.write((json.dumps(event, ensure_ascii=False) if args.json else line(event)) + "\n")
+        sys.stdout.write((safe_json(event) if args.json else line(event)) + "\n")
         sys.stdout.flush()
     return None, str  # a follow ends only when interrupted
 
 
-__all__ = ["add_parser", "line", "run"]
+__all__ = ["add_parser", "line", "run", "safe_json"]

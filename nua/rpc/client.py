@@ -32,8 +32,11 @@ on from the oldest one held) and ``stream.boot`` (the daemon restarted; ``facts`
 ``boot``, ``previous``; the stream goes on from the new daemon's first event).
 While following, a daemon that is away (stopped, restarting, busy) is asked again
 with a growing delay, up to :data:`MAX_RETRY_S`, until it answers: a follower
-outlives a restart. Before the first page, and for a refusal of this client's
-key, the error is raised.
+outlives a restart; given ``reconnect``, it asks it at each retry for a client
+for where the daemon is now (the CLI reads the runtime record again), so that a
+daemon restarted on another port or with a new server key is found again. Before
+the first page, and for a refusal of this client's key that a new place does not
+explain, the error is raised.
 
 Imports only ``json`` and ``zmq``: the CLI starts fast. One client per thread
 (a ZeroMQ socket belongs to one thread).
@@ -236,43 +239,52 @@ class Client:
         *,
         follow: bool = True,
         sleep: Callable[[float], None] = time.sleep,
+        reconnect: Callable[[], Client | None] | None = None,
     ) -> Iterator[dict[str, Any]]:
         """The events after ``since`` (of ``kinds`` only, by kind or prefix), then, with ``follow``, each new one.
 
         Without ``follow`` it ends once it has read every event the daemon holds.
+        While following, ``reconnect`` is asked, each time the daemon is away or
+        refuses this client, for a client for the daemon's place now (``None``: the
+        same place as before); the clients it gives are closed here.
         See the module's doc for the notices it yields besides events.
         """
         selected = sorted(kinds) if kinds else None
         wait_s = min(EVENTS_WAIT_S, self.timeout / 2) if follow else 0.0
         boot: str | None = None
         delay = FIRST_RETRY_S
-        while True:
-            try:
-                page = _page(self.call("events_read", since=since, kinds=selected, timeout_s=wait_s, limit=EVENTS_PAGE))
-            except ConnectionRefusedByDaemonError:
-                raise  # a key the daemon does not know will not become one by asking again
-            except (DaemonUnreachableError, UnavailableError, BusyError):
-                if not follow or boot is None:
-                    raise  # no daemon to follow yet: say so rather than wait for one
-                sleep(delay)
-                delay = min(delay * 2, MAX_RETRY_S)
-                continue
-            delay = FIRST_RETRY_S
-            if boot is not None and page["boot"] != boot:
-                yield _notice(NEW_BOOT, page["boot"], boot=page["boot"], previous=boot)
-                boot, since = page["boot"], 0
-                continue
-            boot = page["boot"]
-            if page["missed"]:
-                yield _notice(MISSED, boot, missed=page["missed"], first_seq=page["first_seq"])
-            for event in page["events"]:
-                yield {**event, "boot": boot}
-                since = event["seq"]
-            if not page["events"]:
-                # Nothing (of these kinds) up to last_seq: the next read starts there.
-                since = max(since, page["last_seq"])
-                if not follow:
-                    return
+        caller = self
+        try:
+            while True:
+                try:
+                    page = _page(
+                        caller.call("events_read", since=since, kinds=selected, timeout_s=wait_s, limit=EVENTS_PAGE)
+                    )
+                except (DaemonUnreachableError, UnavailableError, BusyError) as exc:
+                    if not follow or boot is None:
+                        raise  # no daemon to follow yet: say so rather than wait for one
+                    fresh = _recover(exc, reconnect, sleep, delay)
+                    delay = min(delay * 2, MAX_RETRY_S)
+                    caller = _switched(self, caller, fresh)
+                    continue
+                delay = FIRST_RETRY_S
+                if boot is not None and page["boot"] != boot:
+                    yield _notice(NEW_BOOT, page["boot"], boot=page["boot"], previous=boot)
+                    boot, since = page["boot"], 0
+                    continue
+                boot = page["boot"]
+                if page["missed"]:
+                    yield _notice(MISSED, boot, missed=page["missed"], first_seq=page["first_seq"])
+                for event in page["events"]:
+                    yield {**event, "boot": boot}
+                    since = event["seq"]
+                if not page["events"]:
+                    # Nothing (of these kinds) up to last_seq: the next read starts there.
+                    since = max(since, page["last_seq"])
+                    if not follow:
+                        return
+        finally:
+            _switched(self, caller, self)  # back to this client: one that reconnect gave is closed
 
     def close(self) -> None:
         if self._socket.closed:
@@ -406,6 +418,33 @@ def _nobody_listens(endpoint: str) -> bool:
 
 def _notice(kind: str, in_boot: str, **facts: Any) -> dict[str, Any]:
     return {"seq": None, "time": None, "kind": kind, "facts": facts, "boot": in_boot}
+
+
+def _recover(
+    error: Exception, reconnect: Callable[[], Client | None] | None, sleep: Callable[[float], None], delay: float
+) -> Client | None:
+    """After a failed read while following: a client for the daemon's new place, or ``None`` to ask again.
+
+    A refusal of this client's key is raised unless the daemon is somewhere else
+    now (restarted on another port, or with a new server key): asking again would
+    not make the key known. Otherwise wait ``delay`` first (the daemon is away).
+    """
+    if isinstance(error, ConnectionRefusedByDaemonError):
+        fresh = reconnect() if reconnect is not None else None
+        if fresh is None:
+            raise error
+        return fresh
+    sleep(delay)
+    return reconnect() if isinstance(error, DaemonUnreachableError) and reconnect is not None else None
+
+
+def _switched(own: Client, current: Client, fresh: Client | None) -> Client:
+    """``fresh`` (if any) in place of ``current``, which is then closed unless it is ``own`` (its owner closes that)."""
+    if fresh is None or fresh is current:
+        return current
+    if current is not own:
+        current.close()
+    return fresh
 
 
 def _page(page: Any) -> dict[str, Any]:

@@ -9,13 +9,14 @@ change (:attr:`version`): they may predate it.
 
 :meth:`check` proves a token: its id finds the entry, the secret's SHA-256 is
 compared in constant time, and its expiry is read on the clock given (tests
-inject one).
+inject one). :meth:`subscribe` tells a listener of each change (the HTTP server
+then checks its open event streams again: a removed key's stream ends at once).
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -60,6 +61,22 @@ class TokenCache:
         self._by_name: dict[str, str] = {}
         self.version = 0
         self._changing = threading.Lock()
+        self._listeners: tuple[Callable[[], None], ...] = ()
+
+    def subscribe(self, listener: Callable[[], None]) -> Callable[[], None]:
+        """Call ``listener`` after each change, in the changing thread (it must only hand it on); the unsubscribe."""
+        with self._changing:
+            self._listeners = (*self._listeners, listener)
+
+        def unsubscribe() -> None:
+            with self._changing:
+                self._listeners = tuple(held for held in self._listeners if held is not listener)
+
+        return unsubscribe
+
+    def _changed(self) -> None:
+        for listener in self._listeners:
+            listener()
 
     def load(self, rows: Iterable[Mapping[str, Any]], *, read_at: int | None = None) -> bool:
         """Replace everything with ``rows`` (ListTokens' items); ``False`` if a change came since ``read_at``."""
@@ -74,6 +91,7 @@ class TokenCache:
             if read_at is not None and read_at != self.version:
                 return False
             self._by_id, self._by_name = by_id, by_name
+        self._changed()
         return True
 
     def put(self, row: Mapping[str, Any]) -> None:
@@ -90,6 +108,7 @@ class TokenCache:
             by_name[made.caller.name] = row["token_id"]
             self._by_id, self._by_name = by_id, by_name
             self.version += 1
+        self._changed()
 
     def drop(self, name: str) -> None:
         """Forget the token of the key ``name`` (the key was removed)."""
@@ -100,6 +119,7 @@ class TokenCache:
                 by_id.pop(token_id, None)
             self._by_id, self._by_name = by_id, by_name
             self.version += 1
+        self._changed()
 
     def check(self, token: str, now: float) -> Proved | Refusal:
         """Who ``token`` (a bearer token's text) proves to be at ``now`` (Unix time), or why it proves nothing."""

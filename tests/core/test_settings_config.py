@@ -139,3 +139,24 @@ def test_start_runs_the_deep_rules_and_stop_status_do_not(tmp_path: Path) -> Non
     # Finding (and stopping) a daemon needs no database driver: a broken URL does not stand in the way.
     assert run_command("status", env=env).returncode == 3
     assert run_command("stop", env=env).returncode == 0
+
+
+def test_env_values_and_secret_params_of_services_and_jobs_are_masked(tmp_path: Path) -> None:
+    config = tmp_path / "nua.toml"
+    user = 'user = "root"\n' if os.geteuid() == 0 else ""
+    config.write_text(
+        f'[services.web]\ncommand = ["sleep", "1000"]\nenv = {{ API_TOKEN = "svc-s3cret", PORT = "8000" }}\n{user}'
+        f'[jobs.backup]\nschedule = "@daily"\ncommand = ["true"]\nenv = {{ AWS_SECRET = "job-s3cret" }}\n{user}'
+        '[jobs.invite]\nschedule = "@daily"\ncall = "user_add"\n'
+        'params = [{ username = "eve", email = "eve@example.org", password = "call-s3cret" }]\n',
+        encoding="utf-8",
+    )
+    env = {"XDG_RUNTIME_DIR": str(tmp_path / "run"), "XDG_STATE_HOME": str(tmp_path / "state")}
+    done = run_command("--config", str(config), "config", env=env)
+    assert done.returncode == 0, done.stderr
+    for secret in ("svc-s3cret", "job-s3cret", "call-s3cret"):
+        assert secret not in done.stdout
+    printed = tomllib.loads(done.stdout)
+    assert printed["services"]["web"]["env"] == {"API_TOKEN": "***", "PORT": "***"}  # the names kept, every value
+    assert printed["jobs"]["backup"]["env"] == {"AWS_SECRET": "***"}
+    assert printed["jobs"]["invite"]["params"] == [{"username": "eve", "email": "eve@example.org", "password": "***"}]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import queue
+import socket
 import subprocess
 import threading
 from typing import Any
@@ -11,6 +12,7 @@ from typing import Any
 import pytest
 from daemon_helpers import NUA, WAIT_S, DaemonEnv
 
+from nua import runtime
 from nua.rpc.client import Client
 from nua.rpc.errors import InvalidParamsError
 
@@ -161,3 +163,42 @@ def test_events_f_without_a_daemon_says_so_at_once_instead_of_waiting(daemon: Da
     assert result.returncode == 3
     (line,) = result.stderr.splitlines()
     assert "no daemon is running" in line
+
+
+def _listening_on(daemon: DaemonEnv) -> str:
+    found = runtime.read(runtime.record_path(daemon.pid_file))
+    assert found is not None
+    return found.endpoint
+
+
+def test_a_follower_finds_a_daemon_restarted_on_another_port(daemon: DaemonEnv) -> None:
+    daemon.write_config(zmq={"endpoint": "", "address": "127.0.0.1", "port": 0})  # any free port
+    daemon.start()
+    before = _listening_on(daemon)
+    follower = Follower(daemon)
+    boot = follower.wait_for("an event", lambda e: e["seq"] == 1)["boot"]
+    assert daemon.cli("stop").returncode == 0
+    with socket.socket() as probe:  # a port the kernel says is free, and not the old one (bound without reuse)
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    daemon.write_config(zmq={"endpoint": "", "address": "127.0.0.1", "port": port})
+    daemon.start()
+    assert _listening_on(daemon) != before
+    notice = follower.wait_for("the new boot", lambda e: e["kind"] == "stream.boot")
+    assert notice["facts"]["previous"] == boot
+    with Client(_listening_on(daemon), timeout=WAIT_S) as client:
+        client.call("setting_set", "site.name", "after the move")
+    changed = follower.wait_for("the change", lambda e: e["kind"] == "setting.changed")
+    assert changed["boot"] == notice["facts"]["boot"]
+
+
+def test_a_follower_follows_a_rotated_server_key(daemon: DaemonEnv) -> None:
+    daemon.write_config(zmq={"auth": "curve"})
+    daemon.start()
+    follower = Follower(daemon)
+    boot = follower.wait_for("an event", lambda e: e["seq"] == 1)["boot"]
+    rotated = daemon.cli("keys", "rotate-server")
+    assert rotated.returncode == 0, rotated.stderr
+    assert daemon.cli("restart").returncode == 0  # serves with the new key from now on
+    notice = follower.wait_for("the new boot", lambda e: e["kind"] == "stream.boot")
+    assert notice["facts"]["previous"] == boot

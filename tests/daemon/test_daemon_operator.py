@@ -56,6 +56,24 @@ def test_the_configuration_is_shown_with_its_sources_and_never_stored_as_a_setti
     assert daemon.nua("describe", "sys_config").stdout.splitlines()[1] == "role: admin"
 
 
+def test_the_configuration_masks_the_env_values_of_services_and_jobs(daemon: DaemonEnv) -> None:
+    user = {"user": "root"} if os.geteuid() == 0 else {}
+    web = {"command": ["sleep", "1000"], "autostart": False, "env": {"API_TOKEN": "svc-s3cret"}, **user}
+    backup = {"schedule": "@yearly", "command": ["true"], "env": {"AWS_SECRET": "job-s3cret"}, **user}
+    daemon.write_config(services={"web": web}, jobs={"backup": backup})
+    daemon.start()
+    shown = daemon.nua("config")  # sys_config, rendered as TOML
+    as_json = daemon.nua("config", "--json")
+    assert shown.returncode == 0, shown.stderr
+    for text in (shown.stdout, as_json.stdout):
+        assert "svc-s3cret" not in text
+        assert "job-s3cret" not in text
+    items = {item["section"]: item["value"] for item in json.loads(as_json.stdout)["items"] if item["key"] is None}
+    assert items["services.web"]["env"] == {"API_TOKEN": "***"}
+    assert items["jobs.backup"]["env"] == {"AWS_SECRET": "***"}
+    assert "[services.web.env]" in shown.stdout  # a nested table under its own name, so the text loads back
+
+
 def test_setting_values_are_strict_json_or_a_string_said_so(daemon: DaemonEnv) -> None:
     daemon.start()
     assert "not JSON" in one_line(daemon.nua("setting", "set", "site.y", "{bad"), 2)

@@ -6,7 +6,7 @@ import json
 import time
 from collections.abc import Callable
 
-from http_helpers import EventReader, HttpTree
+from http_helpers import RPC_HEADERS, EventReader, HttpTree
 
 from nua.http.event_stream import resume_point
 
@@ -79,3 +79,72 @@ def test_resume_point_reads_only_its_own_boot() -> None:
     assert resume_point(None, "b1") == 0
     assert resume_point("b1:x", "b1") == 0
     assert resume_point("b1:" + "9" * 40, "b1") == 0
+
+
+def _events_until_the_end(reader: EventReader) -> list[str]:
+    """The kinds of the events the stream still sends, until it ends (EOFError; a socket timeout fails)."""
+    kinds = []
+    try:
+        while True:
+            kinds.append(json.loads(reader.message()["data"])["kind"])
+    except EOFError:
+        return kinds
+
+
+def _login(tree: HttpTree, token: str) -> str:
+    """The session cookie of a console login with ``token``."""
+    reply = tree.request("POST", "/login", {"token": token}, RPC_HEADERS)
+    assert reply.status == 200, reply.body
+    return reply.headers["set-cookie"].split(";", 1)[0]
+
+
+def test_a_stream_ends_when_its_key_is_removed(tree: HttpTree) -> None:
+    reader = EventReader(tree, {"Authorization": f"Bearer {tree.token('rita', role='reader')}"})
+    try:
+        assert reader.status == 200
+        with tree.zmq() as client:
+            client.call("key_remove", "rita")
+        # Nothing else is published: the token cache's change alone wakes the server, which ends the stream.
+        assert set(_events_until_the_end(reader)) <= {"key.changed"}
+    finally:
+        reader.close()
+
+
+def test_a_stream_ends_when_its_token_is_replaced(tree: HttpTree) -> None:
+    old = tree.token("rita", role="reader")
+    reader = EventReader(tree, {"Authorization": f"Bearer {old}"})
+    try:
+        assert reader.status == 200
+        new = tree.token("rita", role="reader")
+        assert set(_events_until_the_end(reader)) <= {"key.changed"}
+        again = EventReader(tree, {"Authorization": f"Bearer {new}"})
+        again.close()
+        assert again.status == 200
+    finally:
+        reader.close()
+
+
+def test_a_console_stream_ends_when_its_key_is_removed(tree: HttpTree) -> None:
+    cookie = _login(tree, tree.token("olga", role="reader"))
+    reader = EventReader(tree, {"Cookie": cookie})
+    try:
+        assert reader.status == 200
+        with tree.zmq() as client:
+            client.call("key_remove", "olga")
+        assert set(_events_until_the_end(reader)) <= {"key.changed"}
+    finally:
+        reader.close()
+
+
+def test_a_console_stream_ends_at_logout(tree: HttpTree) -> None:
+    token = tree.token("olga", role="reader")
+    cookie = _login(tree, token)
+    csrf = tree.request("GET", "/session", headers={"Cookie": cookie}).json()["csrf"]
+    reader = EventReader(tree, {"Cookie": cookie})
+    try:
+        assert reader.status == 200
+        headers = {**RPC_HEADERS, "Cookie": cookie, "X-CSRF-Token": csrf}
+        assert tree.request("POST", "/logout", {}, headers).status == 204
+        assert _events_until_the_end(reader) == []
+    finally:
+        reader.close()

@@ -1,7 +1,7 @@
 """JSON-RPC over HTTP beside the ZeroMQ gateway and a minimal stdlib server; the console's cost and reaction.
 
-Run: .venv/bin/python bench/http.py [--calls N] [--seconds S] [--rounds R] [--idle-seconds S] [--crashes N]
-                                    [--only latency|throughput|idle|crash ...]
+Run: .venv/bin/python bench/http_server.py [--calls N] [--seconds S] [--rounds R] [--idle-seconds S] [--crashes N]
+                                           [--only latency|throughput|idle|crash ...]
 
 One real daemon (``nua-orchestrator start --foreground``, ``[zmq] auth = "none"`` on
 loopback tcp, ``[http] port = 0``, one ``sleep`` service) serves both transports,
@@ -23,29 +23,24 @@ Prints ``uptime`` before and after: figures on a loaded machine mean little alon
 
 from __future__ import annotations
 
+import argparse
+import http.client
+import json
+import os
+import signal
+import statistics
+import subprocess
 import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-# This script is named http.py: with its folder first on the path, `import http` would find it.
-sys.path[:] = [entry for entry in sys.path if Path(entry or ".").resolve() != HERE]
-
-import argparse  # noqa: E402 - after the path is fixed
-import http.client  # noqa: E402 - after the path is fixed
-import json  # noqa: E402 - after the path is fixed
-import os  # noqa: E402 - after the path is fixed
-import signal  # noqa: E402 - after the path is fixed
-import statistics  # noqa: E402 - after the path is fixed
-import subprocess  # noqa: E402 - after the path is fixed
-import tempfile  # noqa: E402 - after the path is fixed
-import time  # noqa: E402 - after the path is fixed
-from collections.abc import Iterator  # noqa: E402 - after the path is fixed
-from contextlib import contextmanager  # noqa: E402 - after the path is fixed
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer  # noqa: E402 - after the path is fixed
-from typing import Any  # noqa: E402 - after the path is fixed
-
-sys.path.append(str(HERE))
 sys.path.insert(0, str(ROOT))
 
 import rpc  # noqa: E402
@@ -119,14 +114,10 @@ def http_load(  # noqa: PLR0917 - a multiprocessing target takes positional argu
 
 def write_config(tmp: Path, endpoint: str) -> Path:
     """bench/rpc.py's daemon (plaintext ZeroMQ on loopback), with HTTP on any free port and one service."""
-    config = rpc.write_config(tmp, endpoint)
-    user = 'user = "root"\n' if os.geteuid() == 0 else ""
-    with config.open("a", encoding="utf-8") as file:
-        file.write(
-            '[http]\nport = 0\n[services.sleeper]\ncommand = ["sleep", "100000"]\n'
-            f"start_s = 0.0\nbackoff_s = 0.1\n{user}"
-        )
-    return config
+    sleeper: dict[str, Any] = {"command": ["sleep", "100000"], "start_s": 0.0, "backoff_s": 0.1}
+    if os.geteuid() == 0:
+        sleeper["user"] = "root"
+    return rpc.write_config(tmp, endpoint, extra={"http": {"port": 0}, "services": {"sleeper": sleeper}})
 
 
 @contextmanager
