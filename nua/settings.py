@@ -652,7 +652,7 @@ def configuration(loaded: Settings) -> list[dict[str, Any]]:
         {
             "section": f"{kind}.{table.name}",
             "key": None,
-            "value": _env_masked(table.as_table()),
+            "value": shown_table(table.as_table()),
             "source": loaded.origins.get(f"{kind}.{table.name}", str(loaded.config_file)),
         }
         for kind, table in tables
@@ -660,8 +660,11 @@ def configuration(loaded: Settings) -> list[dict[str, Any]]:
     return rows
 
 
-def _env_masked(table: dict[str, Any]) -> dict[str, Any]:
-    """A service's or job's table with each ``env`` value shown as ``***``, and a call's secret-named params."""
+def shown_table(table: dict[str, Any]) -> dict[str, Any]:
+    """A service's or job's table with each ``env`` value shown as ``***``, and a call's secret-named params.
+
+    What anyone who may read the table sees of it (``nua config``, ``service_get``): the names, never the values.
+    """
     if isinstance(table.get("env"), Mapping):
         table["env"] = dict.fromkeys(table["env"], MASK)
     if "params" in table:

@@ -238,9 +238,13 @@ def test_a_service_added_by_rpc_survives_a_daemon_restart_and_the_cli_drives_it(
     sleeper = {"command": ["sleep", "300"], "start_s": 0, **USER}
     daemon.write_config(services={"filed": sleeper})
     first = daemon.start()
-    added = nua(daemon, "service", "add", "extra", json.dumps({**sleeper, "depends_on": ["filed"]}), "--json")
+    declared = {**sleeper, "depends_on": ["filed"], "env": {"API_TOKEN": "s3cr3t-value"}}
+    added = nua(daemon, "service", "add", "extra", json.dumps(declared), "--json")
     assert added.returncode == 0, added.stderr
     assert json.loads(added.stdout)["source"] == "database"
+    # An env value may be a secret: anyone who may read the service sees its names only.
+    assert json.loads(added.stdout)["config"]["env"] == {"API_TOKEN": "***"}
+    assert "s3cr3t-value" not in nua(daemon, "service", "status", "extra", "--json").stdout
     listed = nua(daemon, "service", "list")
     assert re.search(r"^filed\s+RUNNING\s+\d+.*file$", listed.stdout, re.MULTILINE), listed.stdout
     assert re.search(r"^extra\s+RUNNING\s+\d+.*database$", listed.stdout, re.MULTILINE), listed.stdout

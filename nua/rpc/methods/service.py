@@ -45,6 +45,7 @@ from nua.rpc.method_group import MethodGroup
 from nua.rpc.registry import public
 from nua.rpc.services import DB_WRITER
 from nua.service_settings import NAME_PATTERN, ServiceConfig, parse_service
+from nua.settings import shown_table
 
 # How long a multi-step method waits for each step (the supervisor starts or stops a service in it).
 STEP_TIMEOUT_S = 60.0
@@ -131,7 +132,8 @@ class ServiceMethods(MethodGroup):
         """A service's status (state, pid, uptime_s, restarts, failed_starts, last_exit, cpu_percent,
         rss_bytes, group_size), its ``source`` (``file`` or ``database``) and its ``config``."""
         config, source = self._config(name)
-        return {**self._status(name), "source": source, "config": config.as_table()}
+        # Its env values may be secrets (API_TOKEN): a reader sees the names only.
+        return {**self._status(name), "source": source, "config": shown_table(config.as_table())}
 
     @public(offload=True, role="operator")  # a service's output may hold what only operators should read
     def logs(self, name: str, lines: int = 100, cursor: dict[str, Any] | None = None) -> dict[str, Any]:
