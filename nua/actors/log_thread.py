@@ -46,8 +46,12 @@ class LogThread:
 
     def info(self, event: str, **fields: Any) -> None:
         # The level is looked at here, not in the thread: a line that will not be written is not kept.
-        if self._logger.isEnabledFor(logging.INFO):
+        if self.writes_info():
             self._given.append(("info", event, fields))
+
+    def writes_info(self) -> bool:
+        """Whether :meth:`info` keeps a line (the logger's level allows it)."""
+        return self._logger.isEnabledFor(logging.INFO)
 
     def warning(self, event: str, **fields: Any) -> None:
         if self._logger.isEnabledFor(logging.WARNING):

@@ -36,6 +36,10 @@ class LineWriter(Protocol):
 
     def info(self, event: str, **fields: Any) -> Any: ...
 
+    def writes_info(self) -> bool:
+        """Whether an info line would be written (the log's level allows it)."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class CallStarted:
@@ -54,8 +58,13 @@ class CallLog:
         self._lines = lines
         self._clock = clock
 
-    def begin(self, who: str, role: str, method: str) -> CallStarted:
-        """A call of ``method`` by ``who`` (its key's name) with ``role`` starts now."""
+    def begin(self, who: str, role: str, method: str) -> CallStarted | None:
+        """A call of ``method`` by ``who`` (its key's name) with ``role`` starts now; ``None`` below the level.
+
+        Below ``info`` no line is written, so nothing is timed or kept for it either.
+        """
+        if not self._lines.writes_info():
+            return None
         return CallStarted(who, role, method, self._clock())
 
     def answered(self, call: CallStarted, error: errors.RpcError | None = None) -> None:

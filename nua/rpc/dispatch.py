@@ -376,7 +376,8 @@ class Dispatcher:
         method = self.registry.get(name) if isinstance(name, str) else None
         if method is None or not method.changes:
             return None
-        return self._call_log, self._call_log.begin(_who(caller), caller.role.label, method.name)
+        started = self._call_log.begin(_who(caller), caller.role.label, method.name)
+        return None if started is None else (self._call_log, started)
 
     def _checked(self, request: Any, caller: Caller) -> Method | errors.RpcError:
         """The method ``request`` calls, ``caller`` allowed and its params checked; or the error to answer with."""

@@ -31,11 +31,16 @@ ALICE = Caller("alice", Role.OPERATOR)
 class Lines:
     """Collects the lines as a LogThread would write them."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, level_info: bool = True) -> None:
         self.lines: list[tuple[str, dict[str, Any]]] = []
+        self.level_info = level_info
 
     def info(self, event: str, **fields: Any) -> None:
-        self.lines.append((event, fields))
+        if self.level_info:
+            self.lines.append((event, fields))
+
+    def writes_info(self) -> bool:
+        return self.level_info
 
 
 class LoggedMethods(MethodGroup):
@@ -145,3 +150,14 @@ def test_reads_and_denied_calls_have_no_rpc_call_line(harness: Harness) -> None:
     harness.call("logged_nosuch", [])
     assert harness.sent[1]["error"]["code"] == errors.FORBIDDEN
     assert harness.lines.lines == []
+
+
+def test_below_info_a_changing_call_is_neither_timed_nor_logged(harness: Harness) -> None:
+    harness.lines.level_info = False
+    harness.call("logged_set", ["site.name", SECRET])
+    assert harness.sent[-1]["result"] == "set"
+    assert harness.lines.lines == []
+    reads: list[float] = []
+    quiet = CallLog(Lines(level_info=False), clock=lambda: reads.append(1.0) or 0.0)
+    assert quiet.begin("alice", "operator", "logged_set") is None
+    assert reads == []
