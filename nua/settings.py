@@ -665,10 +665,16 @@ def shown_table(table: dict[str, Any]) -> dict[str, Any]:
 
     What anyone who may read the table sees of it (``nua config``, ``service_get``): the names, never the values.
     """
-    if isinstance(table.get("env"), Mapping):
-        table["env"] = dict.fromkeys(table["env"], MASK)
+    masked_env(table)
     if "params" in table:
         table["params"] = _params_masked(table["params"])
+    return table
+
+
+def masked_env(table: dict[str, Any]) -> dict[str, Any]:
+    """``table`` (a service's or job's) with each ``env`` value replaced by ``***``, the names kept."""
+    if isinstance(table.get("env"), Mapping):
+        table["env"] = dict.fromkeys(table["env"], MASK)
     return table
 
 

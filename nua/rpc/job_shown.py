@@ -21,6 +21,7 @@ from nua.model.audit import REDACTED
 from nua.roles import Role
 from nua.rpc import auditing
 from nua.rpc.registry import Method, Registry
+from nua.settings import masked_env
 
 # Each JSON type's name, by the Python types decoding gives (bool before int: a bool is an int).
 _JSON_TYPES: tuple[tuple[type[Any] | tuple[type[Any], ...], str], ...] = (
@@ -35,10 +36,7 @@ _JSON_TYPES: tuple[tuple[type[Any] | tuple[type[Any], ...], str], ...] = (
 
 def shown_config(config: Mapping[str, Any], registry: Registry) -> dict[str, Any]:
     """``config`` (a job's table) with its ``env`` values masked and its call's params redacted."""
-    shown = dict(config)
-    env = shown.get("env")
-    if isinstance(env, Mapping):
-        shown["env"] = dict.fromkeys(env, REDACTED)
+    shown = masked_env(dict(config))
     if "params" in shown:
         called = shown.get("call")
         method = registry.get(called) if isinstance(called, str) else None
