@@ -370,11 +370,14 @@ class _Commands:
         else:
             self.subs = top
 
-    def add(self, name: str, run: Run, help_text: str, *arguments: tuple[str, dict[str, Any]]) -> None:
+    def add(
+        self, name: str, run: Run, help_text: str, *arguments: tuple[str, dict[str, Any]], local: bool = False
+    ) -> None:
+        """A subcommand running ``run``; ``local``: one that asks no daemon (``run`` gets no client)."""
         sub: argparse.ArgumentParser = self.subs.add_parser(
             name, help=help_text, description=help_text, parents=[self.common]
         )
-        sub.set_defaults(run=run)
+        sub.set_defaults(run=run, local=local)
         for flag, options in arguments:
             sub.add_argument(flag, **options)
 
@@ -754,6 +757,7 @@ def _cron(top: Any, common: argparse.ArgumentParser) -> None:
         _arg("--zone", help="IANA time zone (default: the system's)"),
         _arg("--after", metavar="ISO-8601-TIME", help="from this time (default: now; no offset: in --zone)"),
         _arg("-n", dest="count", type=int, default=5, help="how many (default 5)"),
+        local=True,
     )  # fmt: skip
 
 
@@ -777,11 +781,13 @@ def _daemon(top: Any, common: argparse.ArgumentParser) -> None:
     daemon.add(
         "keygen", keygen, _TOP_HELP["keygen"],
         _arg("--output", metavar="FILE", help="where to write the key pair (default: the --client-key file)"),
+        local=True,
     )  # fmt: skip
     daemon.add(
         "completion", _completion, _TOP_HELP["completion"],
         _arg("shell", choices=["bash", "zsh"],
              help="the shell: `source <(nua completion bash)`, or write it where your shell loads completions"),
+        local=True,
     )  # fmt: skip
 
 
@@ -814,8 +820,6 @@ _GROUPS: dict[str, Callable[[Any, argparse.ArgumentParser], None]] = {
     "cron": _cron,
 }
 _VALUE_OPTIONS = frozenset({"--endpoint", "--config", "--timeout", "--server-key", "--client-key"})
-# Commands that talk to no daemon.
-_LOCAL = frozenset({"keygen", "completion"})
 
 
 def _command_of(argv: Sequence[str]) -> str | None:
@@ -1074,7 +1078,7 @@ def main(  # noqa: C901, PLR0911, PLR0912 - one exit per outcome
         return EXIT_USAGE if exc.code not in (0, None) else EXIT_OK
     client: _Recorded | None = None
     try:
-        if args.command in _LOCAL or args.run is _cron_next or getattr(args, "local", False):  # no daemon to ask
+        if getattr(args, "local", False):  # a command that asks no daemon (set by _Commands.add, cli_logs)
             result, show = args.run(None, args, stdin)
         else:
             target = resolve_target(args, stderr)
