@@ -76,17 +76,6 @@ class HttpInfo:
     """Asks the HTTP server for its URL and what it holds (connections, event streams, sessions)."""
 
 
-@dataclass(frozen=True)
-class HttpIoFailed:
-    """Told by the I/O thread when it dies unexpectedly: the server fails too, and is restarted."""
-
-    error: str
-
-
-class HttpIoError(RuntimeError):
-    """The HTTP server's I/O thread died; raising it makes the supervisor restart the server."""
-
-
 class HttpServer(SupervisedActor):
     """Binds ``[http] address:port`` and serves it from its I/O thread."""
 
@@ -250,8 +239,8 @@ class HttpServer(SupervisedActor):
                     "sessions": len(self.shared.sessions),
                     "tokens": len(self.shared.tokens),
                 }
-            case HttpIoFailed(error):
-                raise HttpIoError(error)
+            case serving.IoFailed(error):
+                raise serving.IoThreadError(error)
             case _:
                 return super().on_receive(message)
 
@@ -270,7 +259,7 @@ class HttpServer(SupervisedActor):
         except Exception as exc:  # reported to the actor, which fails and is restarted
             self.log.exception("http_io_failed")
             if not self._io.stopping.is_set():
-                self.actor_ref.tell(HttpIoFailed(f"{type(exc).__name__}: {exc}"))
+                self.actor_ref.tell(serving.IoFailed(f"{type(exc).__name__}: {exc}"))
         finally:
             self._finish()
 
@@ -409,4 +398,4 @@ def _after(deadline: float | None, now: float) -> float | None:
     return None if deadline is None else max(0.0, deadline - now) + 0.001
 
 
-__all__ = ["HttpInfo", "HttpIoError", "HttpIoFailed", "HttpServer", "HttpShared"]
+__all__ = ["HttpInfo", "HttpServer", "HttpShared"]

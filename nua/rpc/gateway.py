@@ -182,17 +182,6 @@ class GatewayInfo:
     """Asks the gateway for its endpoint, method count, calls in flight, clients and drop counters."""
 
 
-@dataclass(frozen=True)
-class IoFailed:
-    """Told by the I/O thread when it dies unexpectedly: the gateway fails too, and is restarted."""
-
-    error: str
-
-
-class GatewayIoError(RuntimeError):
-    """The gateway's I/O thread died; raising it makes the supervisor restart the gateway."""
-
-
 def _request_id(payload: bytes) -> Any:
     """The id of a single request, best effort (``None`` when there is none to read)."""
     try:
@@ -379,8 +368,8 @@ class Gateway(SupervisedActor):
                     "server_key": self._server_key.public if self._server_key is not None else None,
                     **dataclasses.asdict(self._counters),
                 }
-            case IoFailed(error):
-                raise GatewayIoError(error)
+            case serving.IoFailed(error):
+                raise serving.IoThreadError(error)
             case StopHandler():
                 self._stop_handler.set()
                 if self._wakeup is not None:
@@ -407,7 +396,7 @@ class Gateway(SupervisedActor):
         except Exception as exc:  # reported to the actor, which fails and is restarted
             self.log.exception("gateway_io_failed")
             if not self._io.stopping.is_set():
-                self.actor_ref.tell(IoFailed(f"{type(exc).__name__}: {exc}"))
+                self.actor_ref.tell(serving.IoFailed(f"{type(exc).__name__}: {exc}"))
         finally:
             sock.close(linger=LINGER_MS)
             self._socket = None
@@ -551,4 +540,4 @@ class Gateway(SupervisedActor):
         return self.services.keys.caller(message.user or "")
 
 
-__all__ = ["BoundEndpoint", "Gateway", "GatewayInfo", "GatewayIoError", "IoFailed"]
+__all__ = ["BoundEndpoint", "Gateway", "GatewayInfo"]

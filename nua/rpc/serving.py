@@ -109,6 +109,17 @@ def dispatcher(
 IO_STOP_TIMEOUT_S = 5.0
 
 
+@dataclass(frozen=True)
+class IoFailed:
+    """Told by a transport's I/O thread when it dies unexpectedly: its actor fails too, and is restarted."""
+
+    error: str
+
+
+class IoThreadError(RuntimeError):
+    """A transport's I/O thread died; its actor raises it so that the supervisor restarts it."""
+
+
 class IoThread:
     """The one thread a transport serves its sockets from: started once set up, stopped from the actor.
 
@@ -160,4 +171,13 @@ def read_all(services: Services, page: Callable[[str | None], Any], timeout_s: f
             return rows
 
 
-__all__ = ["IO_STOP_TIMEOUT_S", "MAX_BATCH_CALLS", "IoThread", "Lanes", "dispatcher", "read_all"]
+__all__ = [
+    "IO_STOP_TIMEOUT_S",
+    "MAX_BATCH_CALLS",
+    "IoFailed",
+    "IoThread",
+    "IoThreadError",
+    "Lanes",
+    "dispatcher",
+    "read_all",
+]

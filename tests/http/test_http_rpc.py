@@ -13,7 +13,7 @@ import zmq
 from daemon_helpers import wait_until
 from http_helpers import RPC_HEADERS, HttpTree
 
-from nua.http.server import HttpIoFailed
+from nua.rpc.serving import IoFailed
 
 ADD = {"jsonrpc": "2.0", "id": 1, "method": "test_add", "params": [1, 2]}
 
@@ -200,7 +200,7 @@ def test_the_server_is_restarted_on_its_port_and_tokens_survive(tree: HttpTree) 
     port = tree.address[1]
     ref = tree.directory.lookup("http")
     assert ref is not None
-    ref.tell(HttpIoFailed("injected by the test"))
+    ref.tell(IoFailed("injected by the test"))
 
     def replaced() -> bool:
         current = tree.directory.lookup("http")
