@@ -18,6 +18,7 @@ A leaf: the daemon, the gateway, the model's checks and the ``nua`` CLI use it.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 import time
@@ -143,9 +144,12 @@ def replace(path: Path, pair: KeyPair | None = None) -> KeyPair:
 
 def ensure(path: Path) -> tuple[KeyPair, bool]:
     """The pair in ``path``, made first if there is none; and whether it was made now."""
+    # Read first: a pair is made (libzmq loaded, its CSPRNG asked) only at a first start.
+    with contextlib.suppress(FileNotFoundError):
+        return read(path), False
     try:
         return create(path), True
-    except FileExistsError:
+    except FileExistsError:  # made meanwhile by another process
         return read(path), False
 
 

@@ -181,9 +181,15 @@ def _check_database_file(loaded: settings.Settings) -> None:
     (made empty when missing, as the daemon's umask makes it: SQLite makes an empty
     file a database). Another database is reached only by the daemon.
     """
-    from nua.model import engine  # noqa: PLC0415 - SQLAlchemy, which a start loads anyway
+    from nua.model import sqlite_check  # noqa: PLC0415 - the standard library's sqlite3, before forking
 
-    path = engine.sqlite_file(loaded.db)
+    if sqlite_check.checkable(loaded.db):
+        path = sqlite_check.sqlite_path(loaded.db)
+    else:
+        # A URL with options or another backend: SQLAlchemy reads it (the daemon waits for its tree then).
+        from nua.model import engine  # noqa: PLC0415
+
+        path = engine.sqlite_file(loaded.db)
     if path is None:
         return
     try:
