@@ -15,9 +15,19 @@ from __future__ import annotations
 import contextlib
 import logging
 import sys
+import threading
+import time
+import traceback
 from collections.abc import Iterator, Mapping, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, NamedTuple, TextIO
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, NamedTuple, TextIO
+
+from nua.settings import private_dir
+
+if TYPE_CHECKING:
+    import structlog
 
 
 @contextlib.contextmanager
@@ -34,37 +44,57 @@ def _without(module: str) -> Iterator[None]:
             del sys.modules[module]
 
 
-# structlog loads `rich` whenever it is installed (the test tools bring it), for its
-# console renderer's and tracebacks' pretty output: a sixth of a start's imports here
-# (300 of 1,783 million instructions, and 3 MiB of the daemon's memory). nua uses
-# neither (rich's tracebacks show local variables, a password among them): configure()
-# names the plain formatter. So nua hides rich from structlog's import; another module
-# may still import rich later.
-with _without("rich"):
-    import structlog
+def _structlog() -> ModuleType:
+    """structlog, imported at the first need of it (a logger asked for, the logs configured).
 
-from nua.settings import private_dir  # noqa: E402 - after structlog, above
+    Not when this module is: structlog brings asyncio and ssl (40 ms of a start
+    here), and the daemon's first lines, before it is ready, need neither
+    (:class:`EarlyLogger`). It loads ``rich`` whenever that is installed (the test
+    tools bring it), for its console renderer's and tracebacks' pretty output: a
+    sixth of a start's imports (3 MiB of the daemon's memory). nua uses neither
+    (rich's tracebacks show local variables, a password among them): configure()
+    names the plain formatter. So rich is hidden from structlog's import; another
+    module may still import rich later.
+    """
+    with _without("rich"):
+        import structlog  # noqa: PLC0415 - see above
+
+    return structlog
+
 
 LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
 # The keys a JSON line begins with, in this order: what ``tail`` and ``nua logs`` show first.
 FIRST_KEYS = ("timestamp", "level", "event")
 
-_SHARED: list[Any] = [
-    structlog.contextvars.merge_contextvars,
-    structlog.stdlib.add_log_level,
-    structlog.stdlib.add_logger_name,
-    structlog.processors.TimeStamper(fmt="iso", utc=True),
-]
-# The last of _SHARED: write_lines stamps the lines it writes together with one call of it.
-_STAMP = _SHARED[-1]
-_UNSTAMPED = tuple(_SHARED[:-1])
+
+def _timestamp(at: float | None = None) -> str:
+    """The time of a line as structlog's ``TimeStamper(fmt="iso", utc=True)`` writes it; now unless ``at``."""
+    moment = datetime.now(UTC) if at is None else datetime.fromtimestamp(at, UTC)
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+def _stamp(_logger: Any, _name: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+    event_dict["timestamp"] = _timestamp()
+    return event_dict
+
+
+def _shared() -> list[Any]:
+    """The processors every line goes through first (nua's and the libraries'), the time last."""
+    structlog = _structlog()
+    return [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        _stamp,
+    ]
 
 
 class _Output(NamedTuple):
     """Where :func:`configure` sends lines: its handler, and the processors that render an event for it."""
 
     handler: logging.StreamHandler[Any]
-    # What makes a line of an event dict once _SHARED has run: the handler's formatter's processors.
+    # What makes a line of an event dict: the processors of _shared() but the time, then the handler's formatter's.
+    unstamped: Sequence[Any]
     render: Sequence[Any]
 
 
@@ -73,11 +103,13 @@ _output: _Output | None = None
 
 
 def configure(level: str = "info", log_file: str | Path | None = None, stream: TextIO | None = None) -> None:
-    """Route structlog and stdlib logging to one handler.
+    """Route structlog and stdlib logging to one handler; then write the lines that :func:`early` loggers kept.
 
     With ``log_file`` the records are JSON lines appended to it; otherwise they are
     rendered for humans on ``stream`` (stderr by default).
     """
+    structlog = _structlog()
+    shared = _shared()
     if log_file is not None:
         path = Path(log_file)
         private_dir(path.parent)
@@ -92,12 +124,12 @@ def configure(level: str = "info", log_file: str | Path | None = None, stream: T
         extra = []
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
-            foreign_pre_chain=_SHARED,
+            foreign_pre_chain=shared,
             processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *extra, renderer],
         )
     )
     global _output  # noqa: PLW0603 - the process has one log output, as logging has one root handler
-    _output = _Output(handler, (*extra, renderer))
+    _output = _Output(handler, tuple(shared[:-1]), (*extra, renderer))
     root = logging.getLogger()
     for old in root.handlers[:]:
         root.removeHandler(old)
@@ -105,18 +137,19 @@ def configure(level: str = "info", log_file: str | Path | None = None, stream: T
     root.addHandler(handler)
     set_level(level)
     structlog.configure(
-        processors=[*_SHARED, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         logger_factory=structlog.stdlib.LoggerFactory(),
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=True,
     )
+    _write_early()
 
 
 # One line for write_lines: its level name, its event, its fields.
 Line = tuple[str, str, Mapping[str, Any]]
 
 
-def write_lines(logger: structlog.stdlib.BoundLogger, lines: Sequence[Line]) -> None:
+def write_lines(logger: structlog.stdlib.BoundLogger, lines: Sequence[Line], *, at: float | None = None) -> None:
     """Log ``lines`` through ``logger`` (its name and bound fields), each as ``logger.<level>(event, **fields)`` would.
 
     The same processors and renderer make each line, so the output is the same;
@@ -127,6 +160,7 @@ def write_lines(logger: structlog.stdlib.BoundLogger, lines: Sequence[Line]) -> 
     (the moment they are written, as each line's would be). For frequent lines
     (a :class:`~nua.actors.log_thread.LogThread`'s backlog), a line costs about a
     third of what logging it alone does. A line below the logger's level is left out.
+    ``at`` (seconds since the epoch) is their time instead of now.
     """
     output = _output
     stdlib_logger = logging.getLogger(logger.name)
@@ -134,15 +168,15 @@ def write_lines(logger: structlog.stdlib.BoundLogger, lines: Sequence[Line]) -> 
         for level, event, fields in lines:
             getattr(logger, level)(event, **fields)
         return
-    context = structlog.get_context(logger)
-    # Written at one moment, the lines have one time: stamped where _STAMP would stamp each.
-    stamp = _STAMP(stdlib_logger, "info", {})["timestamp"]
+    context = _structlog().get_context(logger)
+    # Written at one moment, the lines have one time: stamped where _stamp would stamp each.
+    stamp = _timestamp(at)
     texts = []
     for level, event, fields in lines:
         if not stdlib_logger.isEnabledFor(LEVELS[level]):
             continue
         event_dict: Any = {**context, **fields, "event": event}
-        for processor in _UNSTAMPED:
+        for processor in output.unstamped:
             event_dict = processor(stdlib_logger, level, event_dict)
         event_dict["timestamp"] = stamp
         for processor in output.render:
@@ -226,5 +260,91 @@ def level() -> str | None:
 
 def get(name: str, **bound: Any) -> structlog.stdlib.BoundLogger:
     """A logger named ``name`` with ``bound`` key/values on every line."""
-    logger: structlog.stdlib.BoundLogger = structlog.stdlib.get_logger(name).bind(**bound)
+    logger: structlog.stdlib.BoundLogger = _structlog().stdlib.get_logger(name).bind(**bound)
     return logger
+
+
+# Past this many, an early line is dropped (counted): the daemon logs a few before it is ready.
+EARLY_MAX = 1000
+# One line of an early logger: (time, logger name, bound fields, level, event, fields).
+_EarlyLine = tuple[float, str, Mapping[str, Any], str, str, Mapping[str, Any]]
+
+
+class _EarlyLines:
+    """The lines early loggers keep until :func:`configure` (at most :data:`EARLY_MAX`, the rest counted)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._lines: list[_EarlyLine] = []
+        self._dropped = 0
+
+    def add(self, line: _EarlyLine) -> None:
+        with self._lock:
+            if len(self._lines) < EARLY_MAX:
+                self._lines.append(line)
+            else:
+                self._dropped += 1
+
+    def take(self) -> tuple[list[_EarlyLine], int]:
+        """The lines kept and how many were dropped; none kept after."""
+        with self._lock:
+            taken = (self._lines, self._dropped)
+            self._lines, self._dropped = [], 0
+        return taken
+
+
+_early_lines = _EarlyLines()
+
+
+class EarlyLogger:
+    """A logger for a process's first moments, before :func:`configure`: its lines wait, then are written by it.
+
+    The daemon logs a few lines before it is ready (its start, a stale file removed,
+    a failure); writing them through structlog would load structlog first, most of
+    the time a start spends before ready. Each line keeps the time it was logged
+    at; :func:`configure` writes them, in order, through the loggers :func:`get`
+    gives, as if they had been logged then. Only the methods the daemon's start
+    uses: the level methods, :meth:`exception` (the traceback kept as text) and
+    :meth:`bind`.
+    """
+
+    def __init__(self, name: str, bound: Mapping[str, Any]) -> None:
+        self.name = name
+        self._bound = dict(bound)
+
+    def bind(self, **more: Any) -> EarlyLogger:
+        return EarlyLogger(self.name, {**self._bound, **more})
+
+    def debug(self, event: str, **fields: Any) -> None:
+        self._keep("debug", event, fields)
+
+    def info(self, event: str, **fields: Any) -> None:
+        self._keep("info", event, fields)
+
+    def warning(self, event: str, **fields: Any) -> None:
+        self._keep("warning", event, fields)
+
+    def error(self, event: str, **fields: Any) -> None:
+        self._keep("error", event, fields)
+
+    def exception(self, event: str, **fields: Any) -> None:
+        self._keep("error", event, {**fields, "exception": traceback.format_exc()})
+
+    def _keep(self, level: str, event: str, fields: Mapping[str, Any]) -> None:
+        if _output is not None:  # configured meanwhile: written now
+            write_lines(get(self.name, **self._bound), [(level, event, fields)])
+            return
+        _early_lines.add((time.time(), self.name, self._bound, level, event, fields))
+
+
+def early(name: str, **bound: Any) -> EarlyLogger:
+    """A logger named ``name`` with ``bound`` key/values, whose lines wait for :func:`configure` (see EarlyLogger)."""
+    return EarlyLogger(name, bound)
+
+
+def _write_early() -> None:
+    lines, dropped = _early_lines.take()
+    for at, name, bound, level, event, fields in lines:
+        write_lines(get(name, **bound), [(level, event, fields)], at=at)
+    if dropped:
+        get("nua.log").warning("early_lines_dropped", count=dropped)

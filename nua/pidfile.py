@@ -31,7 +31,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-import secrets
 from pathlib import Path
 
 from nua.pidlock import PidFileState, inspect, is_locked, opened_by, parse_pid, read_pid, try_lock
@@ -110,7 +109,7 @@ class PidFile:
 
     def _write_locked_temp(self, pid: int) -> tuple[Path, int]:
         # Unique per attempt, created exclusively: racing starters never share one.
-        temp = self.path.with_name(f".{self.path.name}.{os.getpid()}.{secrets.token_hex(4)}{TEMP_SUFFIX}")
+        temp = self.path.with_name(f".{self.path.name}.{os.getpid()}.{os.urandom(4).hex()}{TEMP_SUFFIX}")
         fd = os.open(temp, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)  # a new inode nobody else knows: never blocks

@@ -141,6 +141,8 @@ PATH = AbsolutePath()
 
 @dataclass(frozen=True)
 class ServerSettings:
+    """[server]: the daemon process: pid file, exit flag, log file and level, RPC server, how long a stop may take."""
+
     pid_file: Annotated[str, PATH]
     exit_flag: Annotated[str, PATH]
     log_file: Annotated[str, PATH]
@@ -151,6 +153,8 @@ class ServerSettings:
 
 @dataclass(frozen=True)
 class ZmqSettings:
+    """[zmq]: the RPC endpoint, its limits and its authentication (CURVE keys)."""
+
     address: Annotated[str, HOST]
     # 0: any free port, found by clients through the daemon's runtime record.
     port: Annotated[int, PORT]
@@ -176,6 +180,8 @@ class ZmqSettings:
 
 @dataclass(frozen=True)
 class DbSettings:
+    """[db]: the database, the DB writer's batches and limits, reconnecting after an outage."""
+
     # Not read by nua yet (the URL's dialect decides); kept so that existing files still load.
     backend: str
     url: Annotated[str, DbUrl(), Shown(mask_url)]
@@ -192,6 +198,8 @@ class DbSettings:
 
 @dataclass(frozen=True)
 class SecuritySettings:
+    """[security]: the cost of password hashing (scrypt)."""
+
     scrypt_n: Annotated[int, PowerOfTwo()]
     scrypt_r: Annotated[int, AT_LEAST_ONE]
     scrypt_p: Annotated[int, AT_LEAST_ONE]
@@ -199,6 +207,8 @@ class SecuritySettings:
 
 @dataclass(frozen=True)
 class SupervisorSettings:
+    """[supervisor]: the restart intensity of the actor tree."""
+
     # 0: the first crash stops the tree (OTP's intensity 0).
     max_restarts: Annotated[int, COUNT]
     max_seconds: Annotated[float, SECONDS]
@@ -207,6 +217,8 @@ class SupervisorSettings:
 
 @dataclass(frozen=True)
 class RpcSettings:
+    """[rpc]: calls: plugins, timeout, sizes, calls in flight, pages."""
+
     plugins: Annotated[list[str], ModuleNames()]
     call_timeout_s: Annotated[float, SECONDS]
     max_message_bytes: Annotated[int, MESSAGE_BYTES]
@@ -220,12 +232,16 @@ class RpcSettings:
 
 @dataclass(frozen=True)
 class AuditSettings:
+    """[audit]: how long audit records are kept."""
+
     # Days an audit record is kept (the DB writer removes older ones hourly); 0: forever.
     keep_days: Annotated[int, KEEP_DAYS]
 
 
 @dataclass(frozen=True)
 class EventsSettings:
+    """[events]: the event stream's memory and its waiting readers."""
+
     # Events kept in memory for readers that fell behind; long-poll reads waiting at once.
     history: Annotated[int, Between(1, 1_000_000)]
     max_waiting: Annotated[int, Between(1, 65536)]
@@ -233,6 +249,8 @@ class EventsSettings:
 
 @dataclass(frozen=True)
 class HttpSettings:
+    """[http]: the HTTP server and web console (off by default)."""
+
     address: Annotated[str, HOST]
     # -1: no HTTP server (the default); 0: any free port (in the runtime record); else the port.
     port: Annotated[int, HTTP_PORT]
@@ -259,12 +277,16 @@ class HttpSettings:
 
 @dataclass(frozen=True)
 class CronSettings:
+    """[cron]: how long cron runs are kept."""
+
     # Days a cron job's run is kept in its history (the cron actor removes older ones hourly); 0: forever.
     keep_days: Annotated[int, KEEP_DAYS]
 
 
 @dataclass(frozen=True)
 class DebugSettings:
+    """[debug]: what only development and tests turn on."""
+
     allow_fault_injection: bool
     tracebacks: bool
     test_methods: bool
@@ -272,6 +294,8 @@ class DebugSettings:
 
 @dataclass(frozen=True)
 class Settings:
+    """Every section, checked; where each value came from (``origins``); the services and jobs tables."""
+
     server: ServerSettings
     zmq: ZmqSettings
     db: DbSettings

@@ -47,10 +47,9 @@ OUTPUT_TAIL_BYTES = 4096
 
 
 def daemon_instance() -> str:
-    """This daemon's name in ``claimed_by``: host, pid, the process's start time and a token (one per daemon)."""
-    created = os_process.Identity.of(os.getpid())
-    started = f"{created.create_time:.3f}" if created is not None else "0"
-    return f"{socket.gethostname()[:100]}/{os.getpid()}/{started}/{time.time_ns() % 10**9}"
+    """This daemon's name in ``claimed_by``: host, pid, the process's start (clock ticks since boot) and a token."""
+    pid = os.getpid()
+    return f"{socket.gethostname()[:100]}/{pid}/{os_process.start_ticks(pid) or 0}/{time.time_ns() % 10**9}"
 
 
 def instance_alive(instance: str) -> bool | None:
@@ -59,11 +58,11 @@ def instance_alive(instance: str) -> bool | None:
     if len(parts) != 4 or parts[0] != socket.gethostname()[:100]:
         return None
     try:
-        pid, started = int(parts[1]), float(parts[2])
+        pid, started = int(parts[1]), int(parts[2])
     except ValueError:
         return False
     # Not a zombie either: a daemon killed with -9 may stay one where nothing reaps it.
-    return os_process.Identity(pid, started).process() is not None
+    return started != 0 and os_process.start_ticks(pid) == started
 
 
 def job_mark(job: str, instance: str) -> str:

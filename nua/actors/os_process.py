@@ -232,6 +232,26 @@ def end_group(
     return killed
 
 
+def start_ticks(pid: int) -> int | None:
+    """When process ``pid`` started, in clock ticks since boot (``/proc/PID/stat``); ``None`` if gone or a zombie.
+
+    With the pid, it names one process for as long as the host runs (a pid reused
+    later has another start), read without psutil: the cron actor names its daemon
+    so at every start, where an idle daemon has no other use for psutil.
+    """
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_bytes()
+    except OSError:
+        return None
+    # After the command name in parentheses (which may hold anything, parentheses too):
+    # field 3 is the state, field 22 the start time.
+    fields = stat[stat.rfind(b")") + 2 :].split()
+    try:
+        return None if fields[0] == b"Z" else int(fields[19])
+    except (IndexError, ValueError):
+        return None
+
+
 def group_exists(pgid: int) -> bool:
     """Whether any process is in group ``pgid`` (a null signal; no process scan)."""
     try:

@@ -27,7 +27,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from nua import bearer_tokens, curve_keys, runtime, settings
+from nua import curve_keys, runtime, settings
 from nua.daemon import control
 from nua.daemon.exit_codes import EXIT_FAILED, EXIT_NOT_CONFIGURED, EXIT_OK
 from nua.roles import ROLES
@@ -125,6 +125,8 @@ def _remove(found: runtime.Located, keys: control.Keys, args: argparse.Namespace
 
 def _token(found: runtime.Located, keys: control.Keys, args: argparse.Namespace) -> int:
     ttl_s: float = args.ttl  # argparse applies ttl_seconds to the default too
+    from nua import bearer_tokens  # noqa: PLC0415 - this command only (hashlib): not at every CLI start
+
     made = bearer_tokens.make()
     row = control.query(
         found.endpoint, "key_token", args.name, made.token_id, made.token_hash, ttl_s, timeout_s=TIMEOUT_S, keys=keys

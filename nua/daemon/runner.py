@@ -51,6 +51,7 @@ from nua.version import VERSION
 if TYPE_CHECKING:
     # What serving needs is imported once the daemon is ready (Daemon._start_tree), not by a start.
     import pykka
+    import structlog
 
     from nua.actors.directory import Directory
     from nua.actors.messages import Exited
@@ -168,7 +169,9 @@ class Daemon:
         self.events = EventHub(config.events.history)
         self.health = Health(self.events)
         self.wakeup = _Wakeup()
-        self.log = log.get("nua.daemon")  # rebound once the logs are configured
+        # Lines wait until the logs are configured (after ready when the daemon is ready early: see log.early).
+        self.log: log.EarlyLogger | structlog.stdlib.BoundLogger = log.early("nua.daemon", pid=os.getpid())
+        self._logs_configured = False
         self.root: pykka.ActorRef[Any] | None = None
         self._specs: list[ChildSpec] = []
         self._root_error: str | None = None
@@ -186,7 +189,6 @@ class Daemon:
         The directories are ready: :func:`prepare_dirs` made or checked them before
         (``control.start`` does, before forking, so that an unsafe one exits 6).
         """
-        self._configure_logs()
         limits.raise_fd_limit(self.log)
         limits.return_large_buffers(self.log)
         # Signals are caught from the very start: a SIGTERM while the tree starts
@@ -197,6 +199,7 @@ class Daemon:
         try:
             return self._run_locked()
         finally:
+            self._configure_logs()  # the lines of a start that ended before it configured them
             self.wakeup.uninstall()
 
     def _run_locked(self) -> int:
@@ -204,6 +207,7 @@ class Daemon:
             self.pid_file.acquire()
         except AlreadyRunningError as exc:
             self.log.warning("already_running", pid=exc.pid, pid_file=str(exc.path))
+            self._configure_logs()  # written before `start` answers: this process is all but gone then
             self.readiness.already_running(exc.pid)
             return EXIT_OK
         except OSError as exc:
@@ -246,10 +250,23 @@ class Daemon:
             if removed:
                 self.log.info("stale_file_removed", path=str(path))
 
-    def _configure_logs(self) -> None:
+    def _configure_logs(self) -> str | None:
+        """Configure the logs, once, which writes the lines kept until then; why the log file cannot be written, if not.
+
+        ``start`` opened the log file before forking: a failure here is a file removed or changed meanwhile.
+        """
+        if self._logs_configured:
+            return None
+        self._logs_configured = True
         server = self.settings.server
-        log.configure(server.log_level, log_file=None if self.foreground else server.log_file)
+        failed = None
+        try:
+            log.configure(server.log_level, log_file=None if self.foreground else server.log_file)
+        except (OSError, settings.SettingsError) as exc:
+            log.configure(server.log_level)  # stderr: what a daemon that cannot write its log can still do
+            failed = f"cannot write the log file {server.log_file} ([server] log_file): {exc}"
         self.log = log.get("nua.daemon", pid=os.getpid())
+        return failed
 
     def _serve(self) -> int:
         sys.setswitchinterval(min(sys.getswitchinterval(), GIL_SWITCH_INTERVAL_S))  # see GIL_SWITCH_INTERVAL_S
@@ -295,7 +312,10 @@ class Daemon:
             except sqlite_check.DatabaseCheckError as exc:
                 return self._start_failed(f"the database cannot be used: {exc}")
             self._ready(serving=False)
-        # What serving needs, imported only now that the daemon is ready (most of a start's CPU).
+        # structlog, loaded only now that the daemon is ready (or waits for its tree), then what serving needs.
+        failed = self._configure_logs()
+        if failed is not None:
+            return self._start_failed(failed)
         from nua.actors import os_process  # noqa: PLC0415
         from nua.actors.process_loop import ProcessLoop  # noqa: PLC0415
         from nua.actors.service import ServiceHost  # noqa: PLC0415
