@@ -69,55 +69,10 @@ def generate() -> KeyPair:
     return KeyPair(public.decode("ascii"), secret.decode("ascii"))
 
 
-def _z85_bytes(key: str) -> bytes:
-    """The 32 bytes of a key checked by :func:`is_key` (Z85: each 5 characters are 4 big-endian bytes)."""
-    out = bytearray()
-    for start in range(0, KEY_CHARS, 5):
-        value = 0
-        for char in key[start : start + 5]:
-            value = value * 85 + _Z85_VALUE[char]
-        out += value.to_bytes(4, "big")
-    return bytes(out)
-
-
-# Curve25519 (RFC 7748): the field's prime, (A - 2) / 4 of the curve, and the base point's u.
-_P = 2**255 - 19
-_A24 = 121665
-_BASE_U = 9
-
-
-def _x25519_base(secret: bytes) -> bytes:
-    """The public key of ``secret``: X25519(secret, 9), the Montgomery ladder of RFC 7748 section 5.
-
-    What libzmq's ``zmq_curve_public`` (libsodium's ``crypto_scalarmult_base``)
-    computes, in Python: only to check that a key file's two halves belong
-    together, where loading libzmq for it cost a start 15 ms (this: about 2 ms). It
-    makes no key and is no part of an exchange; a test holds it equal to libzmq's.
-    """
-    k = int.from_bytes(secret, "little")
-    k &= ~7  # clamped as RFC 7748 decodes a scalar
-    k &= ~(128 << 8 * 31)
-    k |= 64 << 8 * 31
-    x1, x2, z2, x3, z3, swap = _BASE_U, 1, 0, _BASE_U, 1, 0
-    for t in reversed(range(255)):
-        bit = (k >> t) & 1
-        if swap ^ bit:
-            x2, x3, z2, z3 = x3, x2, z3, z2
-        swap = bit
-        a, b = x2 + z2, x2 - z2
-        aa, bb = a * a % _P, b * b % _P
-        e = aa - bb
-        c, d = x3 + z3, x3 - z3
-        da, cb = d * a % _P, c * b % _P
-        x3, z3 = (da + cb) ** 2 % _P, x1 * (da - cb) ** 2 % _P
-        x2, z2 = aa * bb % _P, e * (aa + _A24 * e) % _P
-    if swap:
-        x2, z2 = x3, z3
-    return (x2 * pow(z2, _P - 2, _P) % _P).to_bytes(32, "little")
-
-
 def _matches(pair: KeyPair) -> bool:
-    return _x25519_base(_z85_bytes(pair.secret)) == _z85_bytes(pair.public)
+    import zmq  # noqa: PLC0415
+
+    return zmq.curve_public(pair.secret.encode("ascii")).decode("ascii") == pair.public
 
 
 def _text(pair: KeyPair) -> bytes:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import gc
+import importlib
 import os
 import select
 import signal
@@ -162,15 +163,7 @@ def _start(config: str | Path | None, *, foreground: bool) -> int:
 
     if foreground:
         return runner.run(loaded, foreground=True)
-    # hashlib's and ssl's start-up run OpenSSL's (every digest listed, the library set up),
-    # touching 4 MiB of libcrypto's code that nothing runs again. Done here, before forking,
-    # those pages stay mapped in this short-lived process only: a fork does not copy a
-    # library's page mappings, so the daemon maps only the pages it runs itself. 15 ms of
-    # a start; 4 MiB of the daemon's memory (bench/lifecycle.py's idle RSS). The daemon
-    # needs both: hashlib for passwords and tokens, ssl for asyncio (SQLAlchemy, structlog).
-    import hashlib  # noqa: F401, PLC0415
-    import ssl  # noqa: F401, PLC0415
-
+    _load_before_fork()
     outcome = daemonize(READY_TIMEOUT_S)
     if isinstance(outcome, Readiness):
         # The daemon: it must never return into the caller's code (a script that
@@ -181,6 +174,25 @@ def _start(config: str | Path | None, *, foreground: bool) -> int:
         finally:
             os._exit(code)
     return _report_start(outcome, loaded)
+
+
+# Modules the daemon loads after ready whose start-up runs much library code that nothing
+# runs again: hashlib's and ssl's (OpenSSL's: every digest listed, the library set up;
+# 4 MiB of libcrypto), ZeroMQ's (libstdc++'s, libm's and libzmq's; 1.5 MiB), decimal's
+# (for SQLAlchemy) and unicodedata's (for nua.model.text; 0.3 MiB together).
+PRELOADED = ("hashlib", "ssl", "zmq", "decimal", "unicodedata")
+
+
+def _load_before_fork() -> None:
+    """Load :data:`PRELOADED` here, in ``start``'s process, so that their start-up's pages stay out of the daemon.
+
+    A fork does not copy a library's page mappings: the daemon maps only the
+    library pages it runs itself, not those its parent ran once. 27 ms of a start;
+    6 MiB of the daemon's idle memory (bench/lifecycle.py). With CURVE, ZeroMQ is
+    loaded already (credentials.prepare matched the key files' halves with it).
+    """
+    for name in PRELOADED:
+        importlib.import_module(name)
 
 
 def _check_database_file(loaded: settings.Settings) -> None:

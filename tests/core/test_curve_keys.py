@@ -68,29 +68,6 @@ def test_a_link_a_mismatch_or_garbage_is_refused(tmp_path: Path) -> None:
         curve_keys.read(real)
 
 
-def test_a_secret_is_matched_to_its_public_key_as_libzmq_derives_it(tmp_path: Path) -> None:
-    import zmq  # noqa: PLC0415 - the reference: libzmq's own derivation
-
-    for _ in range(50):
-        public, secret = (key.decode("ascii") for key in zmq.curve_keypair())
-        assert zmq.curve_public(secret.encode("ascii")).decode("ascii") == public
-        path = tmp_path / f"{public[:8]}.key_secret"
-        curve_keys.create(path, curve_keys.KeyPair(public, secret))
-        assert curve_keys.read(path) == (public, secret)
-        other = zmq.curve_keypair()[0].decode("ascii")
-        mismatched = tmp_path / f"{public[:8]}.mismatched"
-        curve_keys.create(mismatched, curve_keys.KeyPair(other, secret))
-        with pytest.raises(curve_keys.KeyFileError, match="does not belong to its public key"):
-            curve_keys.read(mismatched)
-
-
-def test_the_derivation_gives_rfc_7748s_public_key() -> None:
-    # RFC 7748 section 6.1: Alice's private key and the public key it gives.
-    alice = bytes.fromhex("77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a")
-    public = bytes.fromhex("8520f0098930a754748b7ddcb43ef75a0dbf3a0d26381af4eba4a98eaa9b4e6a")
-    assert curve_keys._x25519_base(alice) == public
-
-
 def test_keys_are_checked_as_z85(tmp_path: Path) -> None:
     pair = curve_keys.generate()
     assert curve_keys.is_key(pair.public)

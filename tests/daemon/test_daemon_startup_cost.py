@@ -15,12 +15,12 @@ from nua.daemon.exit_codes import EXIT_NOT_CONFIGURED
 # library search): each was a measurable part of a start's time and the daemon's memory.
 NOT_FOR_A_START = {"sqlalchemy.orm", "sqlalchemy.dialects.postgresql", "psutil", "ctypes.util"}
 # Loaded by the daemon only once it has said it is ready, never before (see runner): with
-# a SQLite database, a start is ready without SQLAlchemy, ZeroMQ, pykka, the actors, and
-# structlog (its lines wait: nua.log.early), nor cronsim without jobs (nua.schedule).
+# a SQLite database, a start is ready without SQLAlchemy, pykka, the actors, and structlog
+# (its lines wait: nua.log.early), nor cronsim without jobs (nua.schedule). ZeroMQ, ssl and
+# hashlib are loaded before the fork, on purpose (see control._start).
 AFTER_READY = {
     "sqlalchemy",
     "pykka",
-    "zmq",
     "structlog",
     "asyncio",
     "cronsim",
@@ -38,7 +38,7 @@ def test_a_start_loads_only_what_ready_needs(daemon: DaemonEnv) -> None:
     loaded = {
         line.rsplit("|", 1)[1].strip() for line in result.stderr.splitlines() if line.startswith("import time:")
     }
-    assert {"nua.daemon.runner", "nua.rpc.bound", "nua.model.sqlite_check", "nua.log"} <= loaded
+    assert {"nua.daemon.runner", "nua.rpc.bound", "nua.model.sqlite_check", "nua.log", "zmq", "ssl"} <= loaded
     assert loaded & (NOT_FOR_A_START | AFTER_READY) == set()
     # structlog's optional pretty output, which nua does not use (see nua.log).
     assert "rich" not in loaded
