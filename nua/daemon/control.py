@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import gc
-import importlib
 import os
 import select
 import signal
@@ -176,23 +175,24 @@ def _start(config: str | Path | None, *, foreground: bool) -> int:
     return _report_start(outcome, loaded)
 
 
-# Modules the daemon loads after ready whose start-up runs much library code that nothing
-# runs again: hashlib's and ssl's (OpenSSL's: every digest listed, the library set up;
-# 4 MiB of libcrypto), ZeroMQ's (libstdc++'s, libm's and libzmq's; 1.5 MiB), decimal's
-# (for SQLAlchemy) and unicodedata's (for nua.model.text; 0.3 MiB together).
-PRELOADED = ("hashlib", "ssl", "zmq", "decimal", "unicodedata")
-
-
 def _load_before_fork() -> None:
-    """Load :data:`PRELOADED` here, in ``start``'s process, so that their start-up's pages stay out of the daemon.
+    """Load here, in ``start``'s process, what the daemon loads later and whose start-up runs much library code once.
 
-    A fork does not copy a library's page mappings: the daemon maps only the
-    library pages it runs itself, not those its parent ran once. 27 ms of a start;
+    hashlib's and ssl's start-up runs OpenSSL's (every digest listed, the library
+    set up: 4 MiB of libcrypto), ZeroMQ's libstdc++'s, libm's and libzmq's (1.5
+    MiB), decimal's (for SQLAlchemy) and unicodedata's (for nua.model.text) 0.3 MiB.
+    Nothing runs that code again, and a fork does not copy a library's page
+    mappings: loaded here, those pages stay mapped in this short-lived process only,
+    and the daemon maps only the library pages it runs itself. 27 ms of a start;
     6 MiB of the daemon's idle memory (bench/lifecycle.py). With CURVE, ZeroMQ is
     loaded already (credentials.prepare matched the key files' halves with it).
     """
-    for name in PRELOADED:
-        importlib.import_module(name)
+    import decimal  # noqa: F401, PLC0415
+    import hashlib  # noqa: F401, PLC0415
+    import ssl  # noqa: F401, PLC0415
+    import unicodedata  # noqa: F401, PLC0415
+
+    import zmq  # noqa: F401, PLC0415
 
 
 def _check_database_file(loaded: settings.Settings) -> None:
