@@ -215,6 +215,8 @@ def test_restart_starts_the_new_daemon_after_the_old_one_exited(daemon: DaemonEn
     assert new is not None
     assert new != old
     assert not is_alive(old)
+    # The lines a daemon logs before ready are written just after it (nua.log.early).
+    daemon.wait_for_log("daemon_ready", pid=new)
     events = [(e.get("event"), e.get("pid")) for e in daemon.log_events()]
     assert events.index(("daemon_exited", old)) < events.index(("daemon_starting", new))
     assert daemon.status()[0] == 0
