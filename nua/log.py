@@ -13,6 +13,7 @@ own report of it is silenced.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import sys
 import threading
@@ -44,6 +45,7 @@ def _without(module: str) -> Iterator[None]:
             del sys.modules[module]
 
 
+@functools.cache
 def _structlog() -> ModuleType:
     """structlog, imported at the first need of it (a logger asked for, the logs configured).
 

@@ -121,3 +121,51 @@ def test_a_log_thread_leaves_out_lines_below_the_level(log_file: Path) -> None:
     lines.warning("shown")
     lines.stop()
     assert [r["event"] for r in records(log_file)] == ["shown"]
+
+
+def test_early_lines_wait_for_configure_then_are_written_with_their_own_times(tmp_path: Path) -> None:
+    path = tmp_path / "early.log"
+    log.configure("info")  # the console, as before any daemon configures its file
+    log._output = None
+    try:
+        early = log.early("nua.daemon", pid=7)
+        early.info("daemon_starting", endpoint="ipc:///x")
+        early.debug("below_the_level")
+        try:
+            raise RuntimeError("boom")  # noqa: TRY301 - a failure to log with its traceback
+        except RuntimeError:
+            early.bind(step="listen").exception("start_failed")
+        assert not path.exists()  # nothing written before the logs are configured
+        log.configure("info", log_file=path)
+        first, second = records(path)
+        assert (first["event"], first["pid"], first["endpoint"], first["logger"]) == (
+            "daemon_starting",
+            7,
+            "ipc:///x",
+            "nua.daemon",
+        )
+        assert (second["event"], second["level"], second["step"]) == ("start_failed", "error", "listen")
+        assert "RuntimeError: boom" in second["exception"]
+        assert first["timestamp"] <= second["timestamp"]
+        # Once configured, an early logger writes at once.
+        early.warning("late")
+        assert [r["event"] for r in records(path)][-1] == "late"
+    finally:
+        log.configure("info")
+
+
+def test_early_lines_past_the_bound_are_counted_not_kept(tmp_path: Path) -> None:
+    path = tmp_path / "early.log"
+    log.configure("info")
+    log._output = None
+    try:
+        early = log.early("nua.daemon")
+        for index in range(log.EARLY_MAX + 5):
+            early.info("line", index=index)
+        log.configure("info", log_file=path)
+        written = records(path)
+        assert len(written) == log.EARLY_MAX + 1
+        assert written[-1]["event"] == "early_lines_dropped"
+        assert written[-1]["count"] == 5
+    finally:
+        log.configure("info")
