@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import io
 import logging
 import sys
 import threading
@@ -104,18 +105,30 @@ class _Output(NamedTuple):
 _output: _Output | None = None
 
 
+def open_file(log_file: str | Path) -> io.TextIOWrapper:
+    """``log_file`` opened for appending as :func:`configure` opens it (its directory made private if missing).
+
+    For a process that must know it can write its log before it loads structlog
+    (the daemon, before it says it is ready): :func:`configure` takes the stream.
+    """
+    path = Path(log_file)
+    private_dir(path.parent)
+    return path.open("a", encoding="utf-8")
+
+
 def configure(level: str = "info", log_file: str | Path | None = None, stream: TextIO | None = None) -> None:
     """Route structlog and stdlib logging to one handler; then write the lines that :func:`early` loggers kept.
 
-    With ``log_file`` the records are JSON lines appended to it; otherwise they are
-    rendered for humans on ``stream`` (stderr by default).
+    With ``log_file`` the records are JSON lines appended to it (to ``stream`` if
+    given: that file opened by :func:`open_file`); otherwise they are rendered for
+    humans on ``stream`` (stderr by default).
     """
     structlog = _structlog()
     shared = _shared()
     if log_file is not None:
         path = Path(log_file)
-        private_dir(path.parent)
-        handler: logging.StreamHandler[Any] = _LogFile(path, encoding="utf-8")
+        handler: logging.StreamHandler[Any] = _LogFile(path, encoding="utf-8", delay=True)
+        handler.setStream(stream or open_file(path))
         renderer: Any = structlog.processors.JSONRenderer()
         extra: list[Any] = [structlog.processors.format_exc_info, first_keys_first]
     else:
@@ -212,9 +225,7 @@ class _LogFile(logging.FileHandler):
     """A log file that can be opened again under its name, by the same handler."""
 
     def reopen(self) -> None:
-        path = Path(self.baseFilename)
-        private_dir(path.parent)  # made again if it was removed
-        fresh = path.open("a", encoding=self.encoding, errors=self.errors)
+        fresh = open_file(self.baseFilename)  # its directory made again if it was removed
         # Swapped under the handler's lock: a record is written whole to one file or the other.
         old = self.setStream(fresh)
         if old is not None:
@@ -273,25 +284,34 @@ _EarlyLine = tuple[float, str, Mapping[str, Any], str, str, Mapping[str, Any]]
 
 
 class _EarlyLines:
-    """The lines early loggers keep until :func:`configure` (at most :data:`EARLY_MAX`, the rest counted)."""
+    """The lines early loggers keep until :func:`configure` takes them (at most :data:`EARLY_MAX`, the rest counted).
+
+    Once taken, it keeps no more: an early logger then writes at once. Keeping and
+    taking hold one lock, so that no line is kept after the last take.
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._lines: list[_EarlyLine] = []
         self._dropped = 0
+        self._taken = False
 
-    def add(self, line: _EarlyLine) -> None:
+    def add(self, line: _EarlyLine) -> bool:
+        """Keep ``line``; ``False`` once the lines were taken (the caller writes it)."""
         with self._lock:
+            if self._taken:
+                return False
             if len(self._lines) < EARLY_MAX:
                 self._lines.append(line)
             else:
                 self._dropped += 1
+            return True
 
     def take(self) -> tuple[list[_EarlyLine], int]:
         """The lines kept and how many were dropped; none kept after."""
         with self._lock:
             taken = (self._lines, self._dropped)
-            self._lines, self._dropped = [], 0
+            self._lines, self._dropped, self._taken = [], 0, True
         return taken
 
 
@@ -330,13 +350,11 @@ class EarlyLogger:
         self._keep("error", event, fields)
 
     def exception(self, event: str, **fields: Any) -> None:
-        self._keep("error", event, {**fields, "exception": traceback.format_exc()})
+        self._keep("error", event, {**fields, "exception": traceback.format_exc().rstrip("\n")})
 
     def _keep(self, level: str, event: str, fields: Mapping[str, Any]) -> None:
-        if _output is not None:  # configured meanwhile: written now
-            write_lines(get(self.name, **self._bound), [(level, event, fields)])
-            return
-        _early_lines.add((time.time(), self.name, self._bound, level, event, fields))
+        if not _early_lines.add((time.time(), self.name, self._bound, level, event, fields)):
+            write_lines(get(self.name, **self._bound), [(level, event, fields)])  # configured: written now
 
 
 def early(name: str, **bound: Any) -> EarlyLogger:

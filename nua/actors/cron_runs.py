@@ -47,22 +47,31 @@ OUTPUT_TAIL_BYTES = 4096
 
 
 def daemon_instance() -> str:
-    """This daemon's name in ``claimed_by``: host, pid, the process's start (clock ticks since boot) and a token."""
+    """This daemon's name in ``claimed_by``: host, pid, the process's start (clock ticks since boot), boot, token."""
     pid = os.getpid()
-    return f"{socket.gethostname()[:100]}/{pid}/{os_process.start_ticks(pid) or 0}/{time.time_ns() % 10**9}"
+    started = os_process.start_ticks(pid) or 0
+    return f"{socket.gethostname()[:100]}/{pid}/{started}/{os_process.boot_id()}/{time.time_ns() % 10**9}"
 
 
 def instance_alive(instance: str) -> bool | None:
-    """Whether the daemon ``instance`` still runs: ``None`` when it ran on another host (not ours to tell)."""
+    """Whether the daemon ``instance`` still runs: ``None`` when it ran on another host (not ours to tell).
+
+    A name of four parts was made by an earlier nua (host, pid, psutil's start
+    time in seconds, token), which may still run beside this one on a shared
+    database: it is asked about the way that nua asked.
+    """
     parts = instance.split("/")
-    if len(parts) != 4 or parts[0] != socket.gethostname()[:100]:
+    if len(parts) not in (4, 5) or parts[0] != socket.gethostname()[:100]:
         return None
     try:
-        pid, started = int(parts[1]), int(parts[2])
+        pid = int(parts[1])
+        if len(parts) == 4:
+            return os_process.Identity(pid, float(parts[2])).process() is not None
+        started = int(parts[2])
     except ValueError:
         return False
-    # Not a zombie either: a daemon killed with -9 may stay one where nothing reaps it.
-    return started != 0 and os_process.start_ticks(pid) == started
+    # Another boot: that daemon is gone. Not a zombie either: a daemon killed with -9 may stay one.
+    return parts[3] == os_process.boot_id() and started != 0 and os_process.start_ticks(pid) == started
 
 
 def job_mark(job: str, instance: str) -> str:

@@ -235,8 +235,8 @@ def end_group(
 def start_ticks(pid: int) -> int | None:
     """When process ``pid`` started, in clock ticks since boot (``/proc/PID/stat``); ``None`` if gone or a zombie.
 
-    With the pid, it names one process for as long as the host runs (a pid reused
-    later has another start), read without psutil: the cron actor names its daemon
+    With the pid, it names one process within one boot (:func:`boot_id`; a pid
+    reused later has another start), read without psutil: the cron actor names its daemon
     so at every start, where an idle daemon has no other use for psutil.
     """
     try:
@@ -250,6 +250,14 @@ def start_ticks(pid: int) -> int | None:
         return None if fields[0] == b"Z" else int(fields[19])
     except (IndexError, ValueError):
         return None
+
+
+def boot_id() -> str:
+    """This boot of the host, in short (the kernel's random boot id): a pid and start tick name a process within one."""
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text(encoding="ascii").strip().replace("-", "")[:12]
+    except OSError:
+        return "unknown"
 
 
 def group_exists(pgid: int) -> bool:

@@ -189,10 +189,12 @@ def _load_before_fork() -> None:
     """
     import decimal  # noqa: F401, PLC0415
     import hashlib  # noqa: F401, PLC0415
-    import ssl  # noqa: F401, PLC0415
     import unicodedata  # noqa: F401, PLC0415
 
     import zmq  # noqa: F401, PLC0415
+
+    with contextlib.suppress(ImportError):  # a Python built without OpenSSL: the daemon runs without ssl
+        import ssl  # noqa: F401, PLC0415
 
 
 def _check_database_file(loaded: settings.Settings) -> None:

@@ -34,7 +34,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 from nua import curve_keys, log, pidfile, runtime, settings
 from nua.actors.events import EventHub
@@ -172,6 +172,7 @@ class Daemon:
         # Lines wait until the logs are configured (after ready when the daemon is ready early: see log.early).
         self.log: log.EarlyLogger | structlog.stdlib.BoundLogger = log.early("nua.daemon", pid=os.getpid())
         self._logs_configured = False
+        self._log_stream: TextIO | None = None  # the log file, opened before ready (daemonised)
         self.root: pykka.ActorRef[Any] | None = None
         self._specs: list[ChildSpec] = []
         self._root_error: str | None = None
@@ -189,14 +190,14 @@ class Daemon:
         The directories are ready: :func:`prepare_dirs` made or checked them before
         (``control.start`` does, before forking, so that an unsafe one exits 6).
         """
-        limits.raise_fd_limit(self.log)
-        limits.return_large_buffers(self.log)
-        # Signals are caught from the very start: a SIGTERM while the tree starts
-        # waits in the pipe and stops the daemon gracefully once it is up. Those
-        # that arrived before (blocked since the entry point) are delivered now.
-        self.wakeup.install()
-        sigmask.unblock()
         try:
+            limits.raise_fd_limit(self.log)
+            limits.return_large_buffers(self.log)
+            # Signals are caught from the very start: a SIGTERM while the tree starts
+            # waits in the pipe and stops the daemon gracefully once it is up. Those
+            # that arrived before (blocked since the entry point) are delivered now.
+            self.wakeup.install()
+            sigmask.unblock()
             return self._run_locked()
         finally:
             self._configure_logs()  # the lines of a start that ended before it configured them
@@ -250,26 +251,37 @@ class Daemon:
             if removed:
                 self.log.info("stale_file_removed", path=str(path))
 
-    def _configure_logs(self) -> str | None:
-        """Configure the logs, once, which writes the lines kept until then; why the log file cannot be written, if not.
-
-        ``start`` opened the log file before forking: a failure here is a file removed or changed meanwhile.
-        """
-        if self._logs_configured:
+    def _open_log(self) -> str | None:
+        """Open the log file (daemonised), before ready; why it cannot be written, if not (the start fails)."""
+        if self.foreground:
             return None
+        try:
+            self._log_stream = log.open_file(self.settings.server.log_file)
+        except (OSError, settings.SettingsError) as exc:
+            return f"cannot write the log file {self.settings.server.log_file} ([server] log_file): {exc}"
+        return None
+
+    def _configure_logs(self) -> None:
+        """Configure the logs, once, which writes the lines kept until then (structlog loads now)."""
+        if self._logs_configured:
+            return
         self._logs_configured = True
         server = self.settings.server
-        failed = None
         try:
-            log.configure(server.log_level, log_file=None if self.foreground else server.log_file)
-        except (OSError, settings.SettingsError) as exc:
-            log.configure(server.log_level)  # stderr: what a daemon that cannot write its log can still do
-            failed = f"cannot write the log file {server.log_file} ([server] log_file): {exc}"
+            log.configure(
+                server.log_level, log_file=None if self.foreground else server.log_file, stream=self._log_stream
+            )
+        except (OSError, settings.SettingsError):
+            # Only a start that ended before its log file was opened (_open_log): its lines
+            # go to the console, if any (a daemonised process's is /dev/null); `start` printed why.
+            log.configure(server.log_level)
         self.log = log.get("nua.daemon", pid=os.getpid())
-        return failed
 
     def _serve(self) -> int:
         sys.setswitchinterval(min(sys.getswitchinterval(), GIL_SWITCH_INTERVAL_S))  # see GIL_SWITCH_INTERVAL_S
+        failed = self._open_log()
+        if failed is not None:
+            return self._start_failed(failed)
         self.log.info(
             "daemon_starting",
             endpoint=self.settings.zmq.bind_endpoint,
@@ -313,9 +325,7 @@ class Daemon:
                 return self._start_failed(f"the database cannot be used: {exc}")
             self._ready(serving=False)
         # structlog, loaded only now that the daemon is ready (or waits for its tree), then what serving needs.
-        failed = self._configure_logs()
-        if failed is not None:
-            return self._start_failed(failed)
+        self._configure_logs()
         from nua.actors import os_process  # noqa: PLC0415
         from nua.actors.process_loop import ProcessLoop  # noqa: PLC0415
         from nua.actors.service import ServiceHost  # noqa: PLC0415

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 import logging
+from datetime import datetime
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from nua import log
 from nua.actors.log_thread import MOST_AT_ONCE, LogThread
@@ -123,10 +126,11 @@ def test_a_log_thread_leaves_out_lines_below_the_level(log_file: Path) -> None:
     assert [r["event"] for r in records(log_file)] == ["shown"]
 
 
-def test_early_lines_wait_for_configure_then_are_written_with_their_own_times(tmp_path: Path) -> None:
+def test_early_lines_wait_for_configure_then_are_written_with_their_own_times(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     path = tmp_path / "early.log"
-    log.configure("info")  # the console, as before any daemon configures its file
-    log._output = None
+    monkeypatch.setattr(log, "_early_lines", log._EarlyLines())  # a process that has configured nothing yet
     try:
         early = log.early("nua.daemon", pid=7)
         early.info("daemon_starting", endpoint="ipc:///x")
@@ -145,8 +149,9 @@ def test_early_lines_wait_for_configure_then_are_written_with_their_own_times(tm
             "nua.daemon",
         )
         assert (second["event"], second["level"], second["step"]) == ("start_failed", "error", "listen")
-        assert "RuntimeError: boom" in second["exception"]
-        assert first["timestamp"] <= second["timestamp"]
+        assert second["exception"].startswith("Traceback")
+        assert second["exception"].endswith("RuntimeError: boom")
+        assert datetime.fromisoformat(first["timestamp"]) <= datetime.fromisoformat(second["timestamp"])
         # Once configured, an early logger writes at once.
         early.warning("late")
         assert [r["event"] for r in records(path)][-1] == "late"
@@ -154,10 +159,9 @@ def test_early_lines_wait_for_configure_then_are_written_with_their_own_times(tm
         log.configure("info")
 
 
-def test_early_lines_past_the_bound_are_counted_not_kept(tmp_path: Path) -> None:
+def test_early_lines_past_the_bound_are_counted_not_kept(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = tmp_path / "early.log"
-    log.configure("info")
-    log._output = None
+    monkeypatch.setattr(log, "_early_lines", log._EarlyLines())  # see above
     try:
         early = log.early("nua.daemon")
         for index in range(log.EARLY_MAX + 5):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -50,9 +51,9 @@ def test_a_start_loads_only_what_ready_needs(daemon: DaemonEnv) -> None:
     lines = [event for event in daemon.log_events() if event.get("pid") == pid]
     events = [event["event"] for event in lines]
     assert events.index("daemon_starting") < events.index("daemon_ready") < events.index("daemon_serving")
-    stamps = [event["timestamp"] for event in lines]
+    stamps = [datetime.fromisoformat(event["timestamp"]) for event in lines]
     assert stamps == sorted(stamps)
-    assert stamps[0] < serving["timestamp"]
+    assert stamps[0] < datetime.fromisoformat(serving["timestamp"])
 
 
 def test_a_start_leaves_the_collector_running_in_its_caller(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -136,7 +136,7 @@ def test_a_run_left_running_by_a_killed_daemon_is_interrupted_and_not_run_again(
         cron.start(minutely)
         cron.stop()
         # What a daemon killed with -9 mid-run leaves: its claim (next fire moved on, the run "running").
-        dead = f"{socket.gethostname()}/{2**22 + 7}/1/1"
+        dead = f"{socket.gethostname()}/{2**22 + 7}/1/x/1"
         fire = T0 + timedelta(minutes=1)
         claim = cmd.ClaimFires("backup", 1, fire, fire + timedelta(minutes=1), (cmd.FireRecord(fire, "running"),), dead)
         assert cron.db(claim)["claimed"] is True
