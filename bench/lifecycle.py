@@ -67,6 +67,8 @@ class Figures:
     rss_mib: float
     cpu_s: float
     idle_s: float
+    # RSS's anonymous part: the process's own memory, not the files (libraries) it maps.
+    anon_mib: float = 0.0
     # nua only: from the daemon's "daemon_starting" to its "daemon_serving" log line (its
     # tree running; "daemon_ready" in a nua that was ready only then).
     tree_start_s: list[float] = field(default_factory=list)
@@ -100,14 +102,22 @@ def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
         time.sleep(0.002)
 
 
-def idle_usage(pid: int, seconds: float) -> tuple[float, float]:
-    """RSS (MiB) and CPU seconds (user + system, threads included) of ``pid`` over ``seconds``."""
+def idle_usage(pid: int, seconds: float) -> tuple[float, float, float]:
+    """RSS and its anonymous part (MiB), and CPU seconds (user + system, threads included) of ``pid`` over ``seconds``.
+
+    The anonymous part is the process's own memory (its heap, its objects); the rest
+    of RSS is files' pages it maps, libraries' code most of all, shared and clean.
+    """
     process = psutil.Process(pid)
     before = process.cpu_times()
     time.sleep(seconds)  # the measurement itself: leave it idle
     after = process.cpu_times()
     cpu = (after.user - before.user) + (after.system - before.system)
-    return process.memory_info().rss / 2**20, cpu
+    anon_kib = 0
+    for line in Path(f"/proc/{pid}/status").read_text(encoding="ascii").splitlines():
+        if line.startswith("RssAnon:"):
+            anon_kib = int(line.split()[1])
+    return process.memory_info().rss / 2**20, anon_kib / 1024, cpu
 
 
 def kill_if_alive(pid: int | None) -> None:
@@ -297,7 +307,7 @@ def measure(daemons: list[Nua | Supervisord], runs: int, idle_s: float) -> list[
         for daemon, figures in zip(daemons, results, strict=True):
             pid = daemon.start()
             time.sleep(1.0)  # let start-up work (imports, schema check) settle before the idle window
-            figures.rss_mib, figures.cpu_s = idle_usage(pid, idle_s)
+            figures.rss_mib, figures.anon_mib, figures.cpu_s = idle_usage(pid, idle_s)
             daemon.stop_command()
     finally:
         for daemon in daemons:
@@ -332,6 +342,7 @@ def report(results: list[Figures]) -> None:
         ("SIGTERM -> process gone, median ms", lambda f: f"{median_ms(f.sigterm_s):.0f}"),
         ("stop command -> process gone, median ms", lambda f: f"{median_ms(f.stop_cmd_s):.0f}"),
         ("idle RSS, MiB", lambda f: f"{f.rss_mib:.1f}"),
+        ("  of which anonymous (its own memory), MiB", lambda f: f"{f.anon_mib:.1f}"),
         ("idle CPU seconds", lambda f: f"{f.cpu_s:.3f}"),
         ("idle CPU, % of one core", lambda f: f"{f.cpu_percent:.2f}"),
     ]
