@@ -16,10 +16,13 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from json.encoder import encode_basestring_ascii as _json_string
 from typing import Any, Literal
 
 from sqlalchemy import BigInteger, Column, Integer, RowMapping, String, Table, Text
+from sqlalchemy import inspect as sa_inspect
+from sqlalchemy.engine import Connection
 
 from nua.model.base import UtcDateTime, iso, metadata
 from nua.settings import mask_url
@@ -33,10 +36,16 @@ DETAIL_MAX = 255
 audit_table = Table(
     "audit",
     metadata,
-    # SQLite: an INTEGER PRIMARY KEY (the rowid), AUTOINCREMENT so that an id is never given
-    # twice, even once retention has removed the newest rows; elsewhere 64-bit.
+    # SQLite: an INTEGER PRIMARY KEY (the rowid), elsewhere 64-bit from a sequence. Ids follow
+    # commit order. SQLite gives a new row the largest id + 1 (no AUTOINCREMENT: its
+    # sqlite_sequence row was one more page written by every commit), so an id could come
+    # back only if the newest record were deleted: the retention prune never deletes it
+    # (nua.model.operations.prune_audit), and nothing else deletes records.
     Column("id", BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True),
-    Column("at", UtcDateTime, nullable=False, index=True),
+    # Never earlier than the record before it (the DB writer sees to it, operations.record_all),
+    # so that ``at`` grows with the id: a time is found by the id (a bisection), with no index
+    # on ``at``, which was one more page written by every commit.
+    Column("at", UtcDateTime, nullable=False),
     Column("who", String(WHO_MAX), nullable=False),
     Column("role", String(ROLE_MAX), nullable=False),
     Column("method", String(METHOD_MAX), nullable=False),
@@ -44,8 +53,46 @@ audit_table = Table(
     Column("params", Text, nullable=False),
     Column("outcome", String(16), nullable=False),
     Column("detail", String(DETAIL_MAX), nullable=False, default=""),
-    sqlite_autoincrement=True,
 )
+
+
+def upgrade_from_v1(conn: Connection) -> None:
+    """Schema version 1 to 2: the audit table without its index on ``at``, and on SQLite without AUTOINCREMENT.
+
+    On SQLite the table is rebuilt (its rows kept, with their ids): AUTOINCREMENT
+    cannot be dropped otherwise. If version 1's retention had removed every record,
+    SQLite would give ids from 1 again, which were given before: a record of the
+    upgrade then takes the id after the last one given, and holds that mark. A
+    database from before the audit trail has no table yet: ``create_all`` makes it.
+    """
+    if not sa_inspect(conn).has_table(audit_table.name):
+        return
+    if conn.dialect.name != "sqlite":
+        conn.exec_driver_sql("DROP INDEX IF EXISTS ix_audit_at")
+        return
+    sequences = conn.exec_driver_sql("SELECT 1 FROM sqlite_master WHERE name = 'sqlite_sequence'").first()
+    last_given = (
+        conn.exec_driver_sql("SELECT seq FROM sqlite_sequence WHERE name = 'audit'").scalar() if sequences else None
+    )
+    conn.exec_driver_sql("ALTER TABLE audit RENAME TO audit_v1")
+    audit_table.create(conn)
+    columns = ", ".join(column.name for column in audit_table.columns)
+    conn.exec_driver_sql(f"INSERT INTO audit ({columns}) SELECT {columns} FROM audit_v1 ORDER BY id")  # noqa: S608 - the table's own column names
+    conn.exec_driver_sql("DROP TABLE audit_v1")  # its index and its sqlite_sequence row with it
+    highest = conn.exec_driver_sql("SELECT max(id) FROM audit").scalar()
+    if last_given is not None and (highest is None or int(last_given) > int(highest)):
+        conn.execute(
+            audit_table.insert().values(
+                id=int(last_given) + 1,
+                at=datetime.now(UTC),
+                who="nua",
+                role="",
+                method="schema_upgrade",
+                params=json.dumps({"from": 1, "to": 2}),
+                outcome="ok",
+                detail="keeps the ids given by version 1 from being given again",
+            )
+        )
 
 
 @dataclass(frozen=True)
@@ -308,4 +355,5 @@ __all__ = [
     "redact",
     "redacted_json",
     "secret_name",
+    "upgrade_from_v1",
 ]
