@@ -97,6 +97,10 @@ class _Columns:
             for index, process in self.processors:
                 values[index] = process(values[index])
             row = values
+        return self.arranged(row)
+
+    def arranged(self, row: Sequence[Any]) -> Sequence[Any] | Mapping[str, Any]:
+        """``row``'s values (converted already) in the driver's paramstyle."""
         if self.names is not None:
             return dict(zip(self.names, row, strict=True))
         if self.order is not None:
@@ -217,11 +221,26 @@ class Prepared:
         finally:
             cursor.close()
 
-    def execute_rows(self, conn: Connection, rows: Sequence[Sequence[Any]]) -> None:
+    def driver_value(self, conn: Connection, key: str, value: Any) -> Any:
+        """``value`` for the column ``key`` as the driver takes it (its type's bind processor applied)."""
+        compiled = self._compiled(conn.dialect)
+        columns = compiled.columns
+        if columns is None or compiled.binds is None:
+            return value
+        for bind in compiled.binds:
+            if bind.key == key:
+                return value if bind.process is None else bind.process(value)
+        msg = f"{key!r} is not a parameter of this statement"
+        raise KeyError(msg)
+
+    def execute_rows(self, conn: Connection, rows: Sequence[Sequence[Any]], *, converted: bool = False) -> None:
         """As :meth:`execute_many`, each row given as its values in ``column_keys`` order.
 
         No dict is built and looked up per row: for the DB writer's batch of audit
         records, where the mapping form cost about as much as the driver's insert.
+        ``converted``: the values are the driver's already (:meth:`driver_value`,
+        once for a value every row shares), so on a positional paramstyle whose
+        placeholders follow the columns the rows go to the driver as they are.
         """
         compiled = self._compiled(conn.dialect)
         columns = compiled.columns
@@ -229,8 +248,10 @@ class Prepared:
             keys = self.column_keys or []
             self.execute_many(conn, [dict(zip(keys, row, strict=True)) for row in rows])
             return
-        if not columns.processors and columns.order is None and columns.names is None:
+        if columns.order is None and columns.names is None and (converted or not columns.processors):
             parameters: Sequence[Any] = rows
+        elif converted:
+            parameters = [columns.arranged(row) for row in rows]
         else:
             parameters = [columns.parameters(row) for row in rows]
         cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]

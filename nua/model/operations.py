@@ -509,10 +509,12 @@ def record_all(conn: Connection, records: Sequence[Record]) -> None:
         newest = conn.execute(select(audit_table.c.at).order_by(audit_table.c.id.desc()).limit(1)).scalar()
     if newest is not None and at < newest:
         at = newest
-    # Tuples in _AUDIT_ROW_KEYS order: no dict per record (Prepared.execute_rows).
+    # Tuples in _AUDIT_ROW_KEYS order, the shared time converted once: no dict, no conversion per record.
+    stamp = _INSERT_AUDIT.driver_value(conn, "at", at)
     _INSERT_AUDIT.execute_rows(
         conn,
-        [(at, e.who, e.role, e.method, e.params_json, outcome, detail) for e, outcome, detail in records],
+        [(stamp, e.who, e.role, e.method, e.params_json, outcome, detail) for e, outcome, detail in records],
+        converted=True,
     )
     # Kept even if the batch rolls back: a later record then gets this time at the earliest, still in order.
     conn.info[_NEWEST_AT] = at
