@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from json.encoder import encode_basestring_ascii as _json_string
@@ -115,6 +115,17 @@ class AuditEntry:
         return cls(
             _bounded(who, WHO_MAX), _bounded(role, ROLE_MAX), _bounded(method, METHOD_MAX), redacted_json(params or {})
         )
+
+    @classmethod
+    def of_named(cls, who: str, role: str, method: str, names: Sequence[str], values: Sequence[Any]) -> AuditEntry:
+        """:meth:`of` the params ``dict(zip(names, values))``: a call's positional params, named by its signature.
+
+        The usual call's (a few plain values) are written without that dict.
+        """
+        text = _named_json(names, values) if len(values) <= ITEMS_MAX else None
+        if text is None or len(text) > PARAMS_MAX_BYTES:
+            return cls.of(who, role, method, dict(zip(names, values, strict=True)))
+        return cls(_bounded(who, WHO_MAX), _bounded(role, ROLE_MAX), _bounded(method, METHOD_MAX), text)
 
     @property
     def params(self) -> Any:
@@ -256,36 +267,59 @@ def redacted_json(value: Any) -> str:
 def _plain_json(params: dict[Any, Any]) -> str | None:
     """``json.dumps(params)`` when :func:`_redact` would keep ``params`` as they are, else None: the usual call's.
 
-    A few names, none naming a secret, and values that are plain strings (short,
-    ASCII, no URL), integers, booleans or nulls, none of ``key``/``name``/``field``
-    naming a secret (the ``value`` beside it would be redacted). The text is put
-    together here, as ``json.dumps`` writes it, in one pass with the test: at
-    every audited call, json.dumps cost more than the test.
+    See :func:`_named_json`; the names must be strings.
     """
     if len(params) > ITEMS_MAX:
         return None
+    return _named_json(params.keys(), params.values())
+
+
+def _named_json(names: Iterable[Any], values: Iterable[Any]) -> str | None:
+    """The JSON text of the object of ``names`` and ``values`` if :func:`_redact` keeps them as they are, else None.
+
+    A few names, none naming a secret, and values that are plain strings (short,
+    ASCII, no URL), integers, floats, booleans or nulls, none of ``key``/``name``/``field``
+    naming a secret (the ``value`` beside it would be redacted). The text is put
+    together here, as ``json.dumps`` writes it, in one pass with the test: at
+    every audited call, json.dumps cost more than the test. What a name gives
+    (its JSON and whether it is plain) is remembered: names are few.
+    """
     parts = []
-    for name, item in params.items():
-        if type(name) is not str or not _plain_string(name) or secret_name(name):
+    for name, item in zip(names, values, strict=True):
+        prefix = _PREFIXES.get(name) if type(name) is str else None
+        if prefix is None:
+            prefix = _prefix(name)
+        if not prefix:  # a name that is not plain, or names a secret
             return None
         kind = type(item)
         if kind is str:
             if not _plain_string(item) or (name in NAME_FIELDS and secret_name(item)):
                 return None
-            text = _json_string(item)
+            parts.append(prefix + _json_string(item))
         elif kind is int:
-            text = int.__repr__(item)
+            parts.append(prefix + int.__repr__(item))
         elif kind is bool:
-            text = "true" if item else "false"
+            parts.append(prefix + ("true" if item else "false"))
         elif item is None:
-            text = "null"
+            parts.append(prefix + "null")
         elif kind is float:
             # json.dumps spells a float by its repr, but NaN and Infinity its own way.
-            text = float.__repr__(item) if math.isfinite(item) else json.dumps(item)
+            parts.append(prefix + (float.__repr__(item) if math.isfinite(item) else json.dumps(item)))
         else:
             return None
-        parts.append(f"{_json_string(name)}: {text}")
     return "{" + ", ".join(parts) + "}"
+
+
+def _prefix(name: Any) -> str:
+    """``"name": `` for a plain name naming no secret, else the empty string (remembered, up to a bound)."""
+    plain = type(name) is str and _plain_string(name) and not secret_name(name)
+    prefix = f"{_json_string(name)}: " if plain else ""
+    if type(name) is str and len(_PREFIXES) < _KNOWN_NAMES_MAX and len(name) <= _KNOWN_NAME_LENGTH_MAX:
+        _PREFIXES[name] = prefix
+    return prefix
+
+
+_PREFIXES: dict[str, str] = {}
 
 
 def _plain_string(text: str) -> bool:

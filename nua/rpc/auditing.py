@@ -40,8 +40,10 @@ def call_entry(who: str, role: str, method: Method, args: Any = (), kwargs: Any 
     a cron job's nested call params) has them shown so, then redacted by name.
     """
     positional = args or ()
-    keywords = dict(kwargs) if kwargs else {}
     names = method.positional_names
+    if not kwargs and method.audited is None and names is not None and len(positional) == len(names):
+        return AuditEntry.of_named(who, role, method.name, names, positional)  # the usual call
+    keywords = dict(kwargs) if kwargs else {}
     if (
         names is not None
         and len(positional) <= len(names)

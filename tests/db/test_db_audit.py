@@ -631,3 +631,23 @@ def test_flat_params_are_redacted_as_the_same_params_nested(params: dict[Any, An
     nested = redact({"params": params})["params"]
     assert redact(params) == nested
     assert "pw" not in redacted_json(params)
+
+
+@pytest.mark.parametrize(
+    ("names", "values"),
+    [
+        (("key", "value"), ("site.name", "shown")),
+        (("key", "value"), ("smtp.password", "pw")),
+        (("password", "username"), ("pw", "u")),
+        (("user_id", "field", "value"), (1, "password", "pw")),
+        (("url",), ("postgresql://nua:pw@db/nua",)),
+        (("n", "f", "b", "z"), (1, float("nan"), True, None)),
+        (("data",), ({"token": "pw"},)),
+    ],
+)
+def test_named_params_are_recorded_as_the_same_params_by_name(names: tuple[str, ...], values: tuple[Any, ...]) -> None:
+    # A call's positional params take a path without their dict; what a name gives is remembered: twice each.
+    for _ in range(2):
+        named = AuditEntry.of_named("alice", "admin", "m", names, values)
+        assert named == AuditEntry.of("alice", "admin", "m", dict(zip(names, values, strict=True)))
+        assert "pw" not in named.params_json
