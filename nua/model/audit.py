@@ -15,10 +15,9 @@ import json
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from json.encoder import encode_basestring_ascii as _json_string
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from sqlalchemy import BigInteger, Column, Integer, RowMapping, String, Table, Text
 from sqlalchemy import inspect as sa_inspect
@@ -95,13 +94,13 @@ def upgrade_from_v1(conn: Connection) -> None:
         )
 
 
-@dataclass(frozen=True)
-class AuditEntry:
+class AuditEntry(NamedTuple):
     """What a record says of one call: who made it (key name and role), the method, its redacted params.
 
     ``params_json`` is the params' JSON text, already redacted and bounded. Build
     an entry with :meth:`of`, which does that: an entry is trusted by the writer,
-    as commands are.
+    as commands are. Immutable; a named tuple rather than a frozen dataclass, as
+    one is built at every audited call and costs less than half as much to make.
     """
 
     who: str
@@ -123,9 +122,9 @@ class AuditEntry:
         The usual call's (a few plain values) are written without that dict.
         """
         text = _named_json(names, values) if len(values) <= ITEMS_MAX else None
-        if text is None or len(text) > PARAMS_MAX_BYTES:
+        if text is None or len(text) > PARAMS_MAX_BYTES or len(who) > WHO_MAX or len(method) > METHOD_MAX:
             return cls.of(who, role, method, dict(zip(names, values, strict=True)))
-        return cls(_bounded(who, WHO_MAX), _bounded(role, ROLE_MAX), _bounded(method, METHOD_MAX), text)
+        return cls(who, role if len(role) <= ROLE_MAX else _bounded(role, ROLE_MAX), method, text)
 
     @property
     def params(self) -> Any:
