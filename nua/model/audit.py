@@ -12,12 +12,16 @@ the text stored is bounded whatever the call carried.
 from __future__ import annotations
 
 import json
+import math
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any, Literal
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from json.encoder import encode_basestring_ascii as _json_string
+from typing import Any, Literal, NamedTuple
 
 from sqlalchemy import BigInteger, Column, Integer, RowMapping, String, Table, Text
+from sqlalchemy import inspect as sa_inspect
+from sqlalchemy.engine import Connection
 
 from nua.model.base import UtcDateTime, iso, metadata
 from nua.settings import mask_url
@@ -31,10 +35,16 @@ DETAIL_MAX = 255
 audit_table = Table(
     "audit",
     metadata,
-    # SQLite: an INTEGER PRIMARY KEY (the rowid), AUTOINCREMENT so that an id is never given
-    # twice, even once retention has removed the newest rows; elsewhere 64-bit.
+    # SQLite: an INTEGER PRIMARY KEY (the rowid), elsewhere 64-bit from a sequence. Ids follow
+    # commit order. SQLite gives a new row the largest id + 1 (no AUTOINCREMENT: its
+    # sqlite_sequence row was one more page written by every commit), so an id could come
+    # back only if the newest record were deleted: the retention prune never deletes it
+    # (nua.model.operations.prune_audit), and nothing else deletes records.
     Column("id", BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True),
-    Column("at", UtcDateTime, nullable=False, index=True),
+    # Never earlier than the record before it (the DB writer sees to it, operations.record_all),
+    # so that ``at`` grows with the id: a time is found by the id (a bisection), with no index
+    # on ``at``, which was one more page written by every commit.
+    Column("at", UtcDateTime, nullable=False),
     Column("who", String(WHO_MAX), nullable=False),
     Column("role", String(ROLE_MAX), nullable=False),
     Column("method", String(METHOD_MAX), nullable=False),
@@ -42,17 +52,55 @@ audit_table = Table(
     Column("params", Text, nullable=False),
     Column("outcome", String(16), nullable=False),
     Column("detail", String(DETAIL_MAX), nullable=False, default=""),
-    sqlite_autoincrement=True,
 )
 
 
-@dataclass(frozen=True)
-class AuditEntry:
+def upgrade_from_v1(conn: Connection) -> None:
+    """Schema version 1 to 2: the audit table without its index on ``at``, and on SQLite without AUTOINCREMENT.
+
+    On SQLite the table is rebuilt (its rows kept, with their ids): AUTOINCREMENT
+    cannot be dropped otherwise. If version 1's retention had removed every record,
+    SQLite would give ids from 1 again, which were given before: a record of the
+    upgrade then takes the id after the last one given, and holds that mark. A
+    database from before the audit trail has no table yet: ``create_all`` makes it.
+    """
+    if not sa_inspect(conn).has_table(audit_table.name):
+        return
+    if conn.dialect.name != "sqlite":
+        conn.exec_driver_sql("DROP INDEX IF EXISTS ix_audit_at")
+        return
+    sequences = conn.exec_driver_sql("SELECT 1 FROM sqlite_master WHERE name = 'sqlite_sequence'").first()
+    last_given = (
+        conn.exec_driver_sql("SELECT seq FROM sqlite_sequence WHERE name = 'audit'").scalar() if sequences else None
+    )
+    conn.exec_driver_sql("ALTER TABLE audit RENAME TO audit_v1")
+    audit_table.create(conn)
+    columns = ", ".join(column.name for column in audit_table.columns)
+    conn.exec_driver_sql(f"INSERT INTO audit ({columns}) SELECT {columns} FROM audit_v1 ORDER BY id")  # noqa: S608 - the table's own column names
+    conn.exec_driver_sql("DROP TABLE audit_v1")  # its index and its sqlite_sequence row with it
+    highest = conn.exec_driver_sql("SELECT max(id) FROM audit").scalar()
+    if last_given is not None and (highest is None or int(last_given) > int(highest)):
+        conn.execute(
+            audit_table.insert().values(
+                id=int(last_given) + 1,
+                at=datetime.now(UTC),
+                who="nua",
+                role="",
+                method="schema_upgrade",
+                params=json.dumps({"from": 1, "to": 2}),
+                outcome="ok",
+                detail="keeps the ids given by version 1 from being given again",
+            )
+        )
+
+
+class AuditEntry(NamedTuple):
     """What a record says of one call: who made it (key name and role), the method, its redacted params.
 
     ``params_json`` is the params' JSON text, already redacted and bounded. Build
     an entry with :meth:`of`, which does that: an entry is trusted by the writer,
-    as commands are.
+    as commands are. Immutable; a named tuple rather than a frozen dataclass, as
+    one is built at every audited call and costs less than half as much to make.
     """
 
     who: str
@@ -66,6 +114,17 @@ class AuditEntry:
         return cls(
             _bounded(who, WHO_MAX), _bounded(role, ROLE_MAX), _bounded(method, METHOD_MAX), redacted_json(params or {})
         )
+
+    @classmethod
+    def of_named(cls, who: str, role: str, method: str, names: Sequence[str], values: Sequence[Any]) -> AuditEntry:
+        """:meth:`of` the params ``dict(zip(names, values))``: a call's positional params, named by its signature.
+
+        The usual call's (a few plain values) are written without that dict.
+        """
+        text = _named_json(names, values) if len(values) <= ITEMS_MAX else None
+        if text is None or len(text) > PARAMS_MAX_BYTES or len(who) > WHO_MAX or len(method) > METHOD_MAX:
+            return cls.of(who, role, method, dict(zip(names, values, strict=True)))
+        return cls(who, role if len(role) <= ROLE_MAX else _bounded(role, ROLE_MAX), method, text)
 
     @property
     def params(self) -> Any:
@@ -139,14 +198,17 @@ def secret_name(name: str) -> bool:
     known = _KNOWN_NAMES.get(name)
     if known is not None:
         return known
-    secret = _HINT.search(name) is not None and _secret_words(name)  # most names: no word of a secret at all
+    # Most names hold no word of a secret at all. The hint is searched in the lowered name
+    # (a case-insensitive search cost seven times as much): every word _secret_words finds
+    # is ASCII, and lowering keeps an ASCII run of the name a run of the lowered one.
+    secret = _HINT.search(name.lower()) is not None and _secret_words(name)
     if len(_KNOWN_NAMES) < _KNOWN_NAMES_MAX and len(name) <= _KNOWN_NAME_LENGTH_MAX:
         _KNOWN_NAMES[name] = secret
     return secret
 
 
-# Every secret word holds one of these (case-insensitively): a quick refusal for the other names.
-_HINT = re.compile(r"pass|pwd|pw|secret|token|credential|hash|priv|key|auth|cookie|salt", re.IGNORECASE)
+# Every secret word holds one of these (lowered): a quick refusal for the other names.
+_HINT = re.compile(r"pass|pw|secret|token|credential|hash|priv|key|auth|cookie|salt")
 # Names are few (parameter names, setting keys): what short ones are is remembered, up to a bound
 # (past it, names are worked out each time).
 _KNOWN_NAMES: dict[str, bool] = {}
@@ -183,9 +245,9 @@ def redacted_json(value: Any) -> str:
     common case (a few scalars and short strings) takes no detour, and the
     writer stores the text as it is.
     """
-    if type(value) is dict and _plain(value):
-        text = json.dumps(value)  # what the general path gives such params, without copying them
-        if len(text) <= PARAMS_MAX_BYTES:
+    if type(value) is dict:
+        text = _plain_json(value)  # what the general path gives such params, without copying them
+        if text is not None and len(text) <= PARAMS_MAX_BYTES:
             return text
     redacted = _redact(value, DEPTH_MAX)
     text = json.dumps(redacted)
@@ -201,25 +263,62 @@ def redacted_json(value: Any) -> str:
         keep = keep * 3 // 4
 
 
-def _plain(params: dict[Any, Any]) -> bool:
-    """Whether :func:`_redact` would keep ``params`` as they are: the usual call's params, tested cheaply.
+def _plain_json(params: dict[Any, Any]) -> str | None:
+    """``json.dumps(params)`` when :func:`_redact` would keep ``params`` as they are, else None: the usual call's.
 
-    A few names, none naming a secret, and values that are scalars or plain
-    strings (short, ASCII, no URL), none of ``key``/``name``/``field`` naming a
-    secret (the ``value`` beside it would be redacted).
+    See :func:`_named_json`; the names must be strings.
     """
     if len(params) > ITEMS_MAX:
-        return False
-    for name, item in params.items():
-        if type(name) is not str or not _plain_string(name) or secret_name(name):
-            return False
+        return None
+    return _named_json(params.keys(), params.values())
+
+
+def _named_json(names: Iterable[Any], values: Iterable[Any]) -> str | None:
+    """The JSON text of the object of ``names`` and ``values`` if :func:`_redact` keeps them as they are, else None.
+
+    A few names, none naming a secret, and values that are plain strings (short,
+    ASCII, no URL), integers, floats, booleans or nulls, none of ``key``/``name``/``field``
+    naming a secret (the ``value`` beside it would be redacted). The text is put
+    together here, as ``json.dumps`` writes it, in one pass with the test: at
+    every audited call, json.dumps cost more than the test. What a name gives
+    (its JSON and whether it is plain) is remembered: names are few.
+    """
+    parts = []
+    for name, item in zip(names, values, strict=True):
+        prefix = _PREFIXES.get(name) if type(name) is str else None
+        if prefix is None:
+            prefix = _prefix(name)
+        if not prefix:  # a name that is not plain, or names a secret
+            return None
         kind = type(item)
         if kind is str:
             if not _plain_string(item) or (name in NAME_FIELDS and secret_name(item)):
-                return False
-        elif kind not in _SCALARS:
-            return False
-    return True
+                return None
+            parts.append(prefix + _json_string(item))
+        elif kind is int:
+            parts.append(prefix + int.__repr__(item))
+        elif kind is bool:
+            parts.append(prefix + ("true" if item else "false"))
+        elif item is None:
+            parts.append(prefix + "null")
+        elif kind is float:
+            # json.dumps spells a float by its repr, but NaN and Infinity its own way.
+            parts.append(prefix + (float.__repr__(item) if math.isfinite(item) else json.dumps(item)))
+        else:
+            return None
+    return "{" + ", ".join(parts) + "}"
+
+
+def _prefix(name: Any) -> str:
+    """``"name": `` for a plain name naming no secret, else the empty string (remembered, up to a bound)."""
+    plain = type(name) is str and _plain_string(name) and not secret_name(name)
+    prefix = f"{_json_string(name)}: " if plain else ""
+    if type(name) is str and len(_PREFIXES) < _KNOWN_NAMES_MAX and len(name) <= _KNOWN_NAME_LENGTH_MAX:
+        _PREFIXES[name] = prefix
+    return prefix
+
+
+_PREFIXES: dict[str, str] = {}
 
 
 def _plain_string(text: str) -> bool:
@@ -289,4 +388,5 @@ __all__ = [
     "redact",
     "redacted_json",
     "secret_name",
+    "upgrade_from_v1",
 ]

@@ -50,6 +50,9 @@ class _Compiled:
     # The plan construct_params follows for plain bound parameters, None when the
     # statement needs its general path (escaped names, callables, post-compile).
     binds: tuple[_Bind, ...] | None
+    # For rows given as values in ``column_keys`` order (:meth:`Prepared.execute_rows`):
+    # each column's converter, and where each placeholder takes its value from.
+    columns: _Columns | None = None
 
     def parameters(self, values: Mapping[str, Any]) -> Sequence[Any] | Mapping[str, Any]:
         if self.binds is None:
@@ -75,6 +78,56 @@ class _Compiled:
         if self.order is None:
             return bound
         return tuple(bound[name] for name in self.order)
+
+
+@dataclass(frozen=True)
+class _Columns:
+    """How a row of values in ``column_keys`` order becomes the driver's parameters, without a dict per row."""
+
+    # (column index, converter) for each column that has one.
+    processors: tuple[tuple[int, Callable[[Any], Any]], ...]
+    # Positional paramstyles: the column index of each placeholder, None when it is the columns' own order.
+    order: tuple[int, ...] | None
+    # Named paramstyles: each column's parameter name (None for positional ones).
+    names: tuple[str, ...] | None
+
+    def parameters(self, row: Sequence[Any]) -> Sequence[Any] | Mapping[str, Any]:
+        if self.processors:
+            values = list(row)
+            for index, process in self.processors:
+                values[index] = process(values[index])
+            row = values
+        return self.arranged(row)
+
+    def arranged(self, row: Sequence[Any]) -> Sequence[Any] | Mapping[str, Any]:
+        """``row``'s values (converted already) in the driver's paramstyle."""
+        if self.names is not None:
+            return dict(zip(self.names, row, strict=True))
+        if self.order is not None:
+            return tuple(row[index] for index in self.order)
+        return row
+
+
+def _column_plan(
+    binds: tuple[_Bind, ...] | None, column_keys: Sequence[str] | None, order: tuple[str, ...] | None
+) -> _Columns | None:
+    """The plan of :meth:`Prepared.execute_rows`: only when the parameters are ``column_keys``, each once."""
+    if binds is None or column_keys is None:
+        return None
+    by_key = {bind.key: bind for bind in binds}
+    if len(by_key) != len(binds) or set(by_key) != set(column_keys) or len(column_keys) != len(binds):
+        return None
+    names = [by_key[key].name for key in column_keys]
+    processors = tuple(
+        (index, process) for index, key in enumerate(column_keys) if (process := by_key[key].process) is not None
+    )
+    if order is None:
+        return _Columns(processors, None, tuple(names))
+    index_of = {name: index for index, name in enumerate(names)}
+    if set(order) != set(index_of) or len(order) != len(names):
+        return None
+    placed = tuple(index_of[name] for name in order)
+    return _Columns(processors, None if placed == tuple(range(len(names))) else placed, None)
 
 
 def _plain_binds(compiled: SQLCompiler, processors: Mapping[str, Callable[[Any], Any]]) -> tuple[_Bind, ...] | None:
@@ -142,7 +195,9 @@ class Prepared:
                 if process is not None:
                     processors[name] = _last_one(process) if isinstance(bind.type, UtcDateTime) else process
             order = tuple(compiled.positiontup) if dialect.positional and compiled.positiontup is not None else None
-            found = _Compiled(compiled.string, compiled, order, processors, _plain_binds(compiled, processors))
+            binds = _plain_binds(compiled, processors)
+            columns = _column_plan(binds, self.column_keys, order)
+            found = _Compiled(compiled.string, compiled, order, processors, binds, columns)
             self._by_dialect[key] = found
         return found
 
@@ -163,6 +218,45 @@ class Prepared:
         try:
             # Every row takes the same paramstyle (the dialect's): all sequences or all mappings.
             cursor.executemany(compiled.sql, [compiled.parameters(values) for values in rows])  # type: ignore[arg-type]
+        finally:
+            cursor.close()
+
+    def driver_value(self, conn: Connection, key: str, value: Any) -> Any:
+        """``value`` for the column ``key`` as the driver takes it (its type's bind processor applied)."""
+        compiled = self._compiled(conn.dialect)
+        columns = compiled.columns
+        if columns is None or compiled.binds is None:
+            return value
+        for bind in compiled.binds:
+            if bind.key == key:
+                return value if bind.process is None else bind.process(value)
+        msg = f"{key!r} is not a parameter of this statement"
+        raise KeyError(msg)
+
+    def execute_rows(self, conn: Connection, rows: Sequence[Sequence[Any]], *, converted: bool = False) -> None:
+        """As :meth:`execute_many`, each row given as its values in ``column_keys`` order.
+
+        No dict is built and looked up per row: for the DB writer's batch of audit
+        records, where the mapping form cost about as much as the driver's insert.
+        ``converted``: the values are the driver's already (:meth:`driver_value`,
+        once for a value every row shares), so on a positional paramstyle whose
+        placeholders follow the columns the rows go to the driver as they are.
+        """
+        compiled = self._compiled(conn.dialect)
+        columns = compiled.columns
+        if columns is None:  # a statement the plan does not cover: through the mappings
+            keys = self.column_keys or []
+            self.execute_many(conn, [dict(zip(keys, row, strict=True)) for row in rows])
+            return
+        if columns.order is None and columns.names is None and (converted or not columns.processors):
+            parameters: Sequence[Any] = rows
+        elif converted:
+            parameters = [columns.arranged(row) for row in rows]
+        else:
+            parameters = [columns.parameters(row) for row in rows]
+        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cursor.executemany(compiled.sql, parameters)
         finally:
             cursor.close()
 

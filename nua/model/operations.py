@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import bindparam, delete, func, insert, or_, select, update
@@ -495,21 +496,32 @@ def record_all(conn: Connection, records: Sequence[Record]) -> None:
     The writer calls it once per batch, after the batch's commands and before its
     commit, with the records of the Audited changes that succeeded and of the
     denied calls: each commits with its change, and one driver call stores them all.
+
+    Their ``at`` is the transaction's time, or the newest record's if the clock went
+    back since: ``at`` never decreases with the id, which is how a time is found
+    (:func:`_first_id_since`, :func:`prune_audit`) without an index on it. The
+    newest ``at`` is kept with the connection (read once from the table): the writer
+    is the one connection that inserts records.
     """
     at = utcnow()
-    rows = [
-        {
-            "at": at,
-            "who": entry.who,
-            "role": entry.role,
-            "method": entry.method,
-            "params": entry.params_json,
-            "outcome": outcome,
-            "detail": detail,
-        }
-        for entry, outcome, detail in records
-    ]
-    _INSERT_AUDIT.execute_many(conn, rows)
+    newest = conn.info.get(_NEWEST_AT)
+    if newest is None:
+        newest = conn.execute(select(audit_table.c.at).order_by(audit_table.c.id.desc()).limit(1)).scalar()
+    if newest is not None and at < newest:
+        at = newest
+    # Tuples in _AUDIT_ROW_KEYS order, the shared time converted once: no dict, no conversion per record.
+    stamp = _INSERT_AUDIT.driver_value(conn, "at", at)
+    _INSERT_AUDIT.execute_rows(
+        conn,
+        [(stamp, e.who, e.role, e.method, e.params_json, outcome, detail) for e, outcome, detail in records],
+        converted=True,
+    )
+    # Kept even if the batch rolls back: a later record then gets this time at the earliest, still in order.
+    conn.info[_NEWEST_AT] = at
+
+
+# Where record_all keeps the newest record's time, in the connection's info.
+_NEWEST_AT = "nua_audit_newest_at"
 
 
 def changed_outside(_conn: Connection, _command: cmd.ChangedOutside) -> None:
@@ -529,12 +541,16 @@ def record_of(command: cmd.Audited | cmd.RecordDenied) -> Record:
 
 
 def list_audit(conn: Connection, command: cmd.ListAudit) -> dict[str, Any]:
-    # Newest first, keyset paging on the id: each page costs its own rows.
+    # Newest first, keyset paging on the id: each page costs its own rows. ``since`` is
+    # turned into the first id at or after it, so the scan stops there.
     query = select(audit_table).order_by(audit_table.c.id.desc()).limit(command.limit + 1)
     if command.after is not None:
         query = query.where(audit_table.c.id < command.after)
     if command.since is not None:
-        query = query.where(audit_table.c.at >= command.since)
+        first = _first_id_since(conn, command.since)
+        if first is None:
+            return {"items": [], "next": None}
+        query = query.where(audit_table.c.id >= first)
     if command.who is not None:
         query = query.where(audit_table.c.who == command.who)
     if command.method is not None:
@@ -542,10 +558,56 @@ def list_audit(conn: Connection, command: cmd.ListAudit) -> dict[str, Any]:
     return _page(conn.execute(query).mappings().all(), command.limit, audit_dict, "id")
 
 
+def _first_id_since(conn: Connection, since: datetime) -> int | None:
+    """An id bound of the records at or after ``since`` (``id >= bound``: those exactly); None when there are none.
+
+    A bisection on the id, each step one lookup by the primary key (about 40 for
+    a trillion ids): ``at`` never decreases with the id (:func:`record_all`).
+    """
+    table = audit_table
+    newest = conn.execute(select(table.c.id, table.c.at >= since).order_by(table.c.id.desc()).limit(1)).first()
+    if newest is None or not newest[1]:
+        return None
+    low = conn.execute(select(func.min(table.c.id))).scalar_one()
+    # The least x in [low, high] whose first record from x on is at or after since (true at high,
+    # the newest record's id); no record between x and that first one, so ``id >= x`` is the bound.
+    high = newest[0]
+    while low < high:
+        middle = (low + high) // 2
+        found = conn.execute(
+            select(table.c.id, table.c.at >= since).where(table.c.id >= middle).order_by(table.c.id).limit(1)
+        ).one()
+        if found[1]:
+            high = middle
+        else:
+            low = found[0] + 1  # false up to that record's id
+    return int(low)
+
+
 def prune_audit(conn: Connection, command: cmd.PruneAudit) -> int:
-    oldest = select(audit_table.c.id).where(audit_table.c.at < command.before).order_by(audit_table.c.id)
-    doomed = oldest.limit(command.most).scalar_subquery()
-    return int(conn.execute(delete(audit_table).where(audit_table.c.id.in_(doomed))).rowcount)
+    """Delete up to ``most`` of the oldest records, those before ``before``, never the newest record; how many went.
+
+    The oldest records are read in id order (``at`` grows with the id) up to the
+    first that is not old enough: at most ``most + 1`` rows, whatever the table
+    holds, with no index on ``at``. The newest record stays even when it is old:
+    SQLite gives the next record the largest id + 1, and an id must never be given
+    twice (a client's ``after`` refers to one). It goes once a newer one exists.
+    """
+    table = audit_table
+    oldest = conn.execute(
+        select(table.c.id, table.c.at < command.before).order_by(table.c.id).limit(command.most + 1)
+    ).all()
+    keep_from = None  # the first id kept
+    for index, (record_id, old) in enumerate(oldest):
+        if not old or index == command.most:
+            keep_from = record_id
+            break
+    else:
+        if oldest:
+            keep_from = oldest[-1][0]  # every record is old: all go but the newest
+    if keep_from is None:
+        return 0
+    return int(conn.execute(delete(table).where(table.c.id < keep_from)).rowcount)
 
 
 # -- dispatch -----------------------------------------------------------------------------

@@ -27,7 +27,9 @@ COPIED_CONFIGURATION = "settings_bootstrapped"
 
 # UPGRADES[n] takes a database at version n to n + 1. A new table needs no step (nor a new
 # SCHEMA_VERSION): ``create_all`` below adds it to an older database (client_keys and audit did).
-UPGRADES: dict[int, Callable[[Connection], None]] = {}
+UPGRADES: dict[int, Callable[[Connection], None]] = {
+    1: audit.upgrade_from_v1,  # the audit table without its index on ``at`` (and AUTOINCREMENT on SQLite)
+}
 
 
 class SchemaError(RuntimeError):

@@ -6,7 +6,7 @@ reads the version with the standard library before the daemon is ready.
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 # The table of nua's own facts; its row ``schema_version`` is the version.
 META_TABLE = "nua_meta"
 

@@ -40,10 +40,18 @@ def call_entry(who: str, role: str, method: Method, args: Any = (), kwargs: Any 
     a cron job's nested call params) has them shown so, then redacted by name.
     """
     positional = args or ()
-    keywords = dict(kwargs or {})
     names = method.positional_names
-    if names is not None and len(positional) <= len(names) and not keywords.keys() & names[: len(positional)]:
-        params = dict(zip(names, positional, strict=False)) | keywords  # the usual call: no binding needed
+    if not kwargs and method.audited is None and names is not None and len(positional) == len(names):
+        return AuditEntry.of_named(who, role, method.name, names, positional)  # the usual call
+    keywords = dict(kwargs) if kwargs else {}
+    if (
+        names is not None
+        and len(positional) <= len(names)
+        and not (keywords and keywords.keys() & names[: len(positional)])
+    ):
+        params = dict(zip(names, positional, strict=False))  # the usual call: no binding needed
+        if keywords:
+            params |= keywords
     else:
         try:
             params = dict(method.signature.bind_partial(*positional, **keywords).arguments)

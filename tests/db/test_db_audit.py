@@ -315,10 +315,27 @@ def test_a_prune_removes_a_bounded_number_and_the_next_look_goes_on(
     for _ in range(4):
         writer.ask(CheckDatabase(), timeout=10)  # no clock move: a full prune is due again at once
         left.append(len(records(settings)))
-    assert left == [3, 1, 0, 0]
+    assert left == [3, 1, 1, 1]  # the newest record stays, old as it is: it holds the ids' high-water mark
     audit_some(writer, "later")
     writer.ask(CheckDatabase(), timeout=10)  # a prune that was not full waits its hour
-    assert len(records(settings)) == 1
+    assert [r["params"]["key"] for r in records(settings)] == ["k4", "later"]
+    clock.advance(db_writer.PRUNE_INTERVAL_S)
+    writer.ask(CheckDatabase(), timeout=10)
+    assert [r["params"]["key"] for r in records(settings)] == ["later"]  # a newer one exists: the old one goes
+
+
+def test_an_id_is_never_given_twice_even_once_every_record_was_old(writers: Writers, settings: Settings) -> None:
+    clock, wall = FakeClock(), WallClock()
+    writer = start_pruning_writer(writers, settings, clock, wall)
+    audit_some(writer, "a", "b", "c")
+    given = [r["id"] for r in records(settings)]
+    wall.now = datetime.now(UTC) + timedelta(days=91)
+    writer.ask(CheckDatabase(), timeout=10)
+    audit_some(writer, "d")
+    writers.stop_all()
+    writer = start_pruning_writer(writers, settings, clock, wall)  # a new connection: SQLite's max(id) + 1
+    audit_some(writer, "e")
+    assert [r["id"] for r in records(settings)][-2:] == [given[-1] + 1, given[-1] + 2]
 
 
 def test_keep_days_0_keeps_records_forever(tmp_path: Path, db_url: str) -> None:
@@ -362,7 +379,145 @@ def test_an_existing_database_gets_an_empty_audit_table_at_start(writers: Writer
     finally:
         engine.dispose()
     assert version == str(schema.SCHEMA_VERSION)
-    assert ("at",) in indexed
+    assert indexed == set()  # ``at`` is found through the id: no index written at every commit
+
+
+def version_1_audit_table() -> sa.Table:
+    """The audit table as schema version 1 made it: an index on ``at``, AUTOINCREMENT on SQLite."""
+    return sa.Table(
+        "audit",
+        sa.MetaData(),
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True, autoincrement=True),
+        sa.Column("at", sa.DateTime(timezone=True), nullable=False, index=True),
+        *(
+            sa.Column(name, sa.Text, nullable=False)
+            for name in ("who", "role", "method", "params", "outcome", "detail")
+        ),
+        sqlite_autoincrement=True,
+    )
+
+
+def make_version_1(settings: Settings, rows: int, *, then_delete: int = 0) -> None:
+    """A database as nua with schema version 1 left it: ``rows`` records, the last ``then_delete`` of them removed."""
+    engine = db_engine.create(settings.db)
+    old = version_1_audit_table()
+    try:
+        with engine.begin() as conn:
+            schema.ensure_schema(conn)
+            audit_table.drop(conn)
+            old.create(conn)
+            at = datetime(2026, 1, 1, tzinfo=UTC)
+            for index in range(rows):
+                conn.execute(
+                    old.insert().values(
+                        at=at + timedelta(minutes=index),
+                        who="alice",
+                        role="admin",
+                        method="setting_set",
+                        params=json.dumps({"key": f"v1.{index}"}),
+                        outcome="ok",
+                        detail="",
+                    )
+                )
+            if then_delete:
+                conn.execute(old.delete().where(old.c.id > rows - then_delete))
+            conn.execute(meta.update().where(meta.c.key == "schema_version").values(value="1"))
+    finally:
+        engine.dispose()
+
+
+def audit_schema(settings: Settings) -> tuple[str, set[tuple[str, ...]]]:
+    """The version recorded, and the audit table's indexes."""
+    engine = sa.create_engine(settings.db.url)
+    try:
+        with engine.connect() as conn:
+            version = conn.execute(sa.select(meta.c.value).where(meta.c.key == "schema_version")).scalar_one()
+            return version, {tuple(index["column_names"]) for index in sa.inspect(conn).get_indexes("audit")}
+    finally:
+        engine.dispose()
+
+
+def test_a_version_1_database_is_upgraded_with_its_records_and_their_ids(
+    writers: Writers, settings: Settings, backend: str
+) -> None:
+    make_version_1(settings, 5)
+    before = records(settings)
+
+    writer = writers.start()
+    audit_some(writer, "after")
+
+    assert audit_schema(settings) == (str(schema.SCHEMA_VERSION), set())
+    after = records(settings)
+    assert after[:5] == before
+    assert after[5]["id"] == before[-1]["id"] + 1
+    if backend == "sqlite":
+        engine = sa.create_engine(settings.db.url)
+        try:
+            with engine.connect() as conn:
+                ddl = conn.exec_driver_sql("SELECT sql FROM sqlite_master WHERE name = 'audit'").scalar_one()
+        finally:
+            engine.dispose()
+        assert "AUTOINCREMENT" not in ddl
+
+
+def test_ids_version_1_gave_to_records_since_removed_are_not_given_again(
+    writers: Writers, settings: Settings, backend: str
+) -> None:
+    make_version_1(settings, 4, then_delete=4)  # version 1's retention could remove every record
+
+    writer = writers.start()
+    audit_some(writer, "after")
+
+    found = records(settings)
+    if backend == "sqlite":  # SQLite would start from 1 again: the upgrade's own record holds the mark
+        assert [(r["id"], r["method"]) for r in found] == [(5, "schema_upgrade"), (6, "setting_set")]
+    else:  # a sequence never goes back
+        assert [(r["id"], r["method"]) for r in found] == [(5, "setting_set")]
+
+
+def test_a_record_is_never_earlier_than_the_one_before(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    # at grows with the id even when the clock goes back (the id is how a time is found).
+    later, earlier = datetime(2026, 6, 1, tzinfo=UTC), datetime(2026, 5, 1, tzinfo=UTC)
+    engine = db_engine.create(settings.db)
+    try:
+        with engine.begin() as conn:
+            schema.ensure_schema(conn)
+            monkeypatch.setattr(operations, "utcnow", lambda: later)
+            operations.record_all(conn, [(ALICE, "ok", "")])
+            monkeypatch.setattr(operations, "utcnow", lambda: earlier)
+            operations.record_all(conn, [(ALICE, "ok", "")])
+        engine.dispose()
+        engine = db_engine.create(settings.db)
+        with engine.begin() as conn:  # a new connection reads the newest time from the table
+            operations.record_all(conn, [(ALICE, "ok", "")])
+            monkeypatch.setattr(operations, "utcnow", lambda: later + timedelta(days=1))
+            operations.record_all(conn, [(ALICE, "ok", "")])
+    finally:
+        engine.dispose()
+    assert [r["at"] for r in records(settings)] == [later, later, later, later + timedelta(days=1)]
+
+
+def test_since_finds_its_first_record_through_the_ids_with_gaps_between_them(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    start = datetime(2026, 3, 1, tzinfo=UTC)
+    engine = db_engine.create(settings.db)
+    try:
+        with engine.begin() as conn:
+            schema.ensure_schema(conn)
+            for index in range(40):
+                stamp = start + timedelta(minutes=index // 3)  # three records a minute, as in one batch
+                monkeypatch.setattr(operations, "utcnow", lambda stamp=stamp: stamp)
+                operations.record_all(conn, [(ALICE, "ok", "")])
+            conn.execute(sa.delete(audit_table).where(audit_table.c.id.in_([2, 3, 4, 17, 18, 30])))
+        with engine.connect() as conn:
+            kept = conn.execute(sa.select(audit_table.c.id, audit_table.c.at)).all()
+            for minutes in range(-1, 16):
+                since = start + timedelta(minutes=minutes, seconds=30 if minutes % 2 else 0)
+                listed = operations.list_audit(conn, cmd.ListAudit(since=since, limit=100))["items"]
+                assert [r["id"] for r in listed] == sorted((i for i, at in kept if at >= since), reverse=True)
+    finally:
+        engine.dispose()
 
 
 # -- redaction ------------------------------------------------------------------------------
@@ -476,3 +631,23 @@ def test_flat_params_are_redacted_as_the_same_params_nested(params: dict[Any, An
     nested = redact({"params": params})["params"]
     assert redact(params) == nested
     assert "pw" not in redacted_json(params)
+
+
+@pytest.mark.parametrize(
+    ("names", "values"),
+    [
+        (("key", "value"), ("site.name", "shown")),
+        (("key", "value"), ("smtp.password", "pw")),
+        (("password", "username"), ("pw", "u")),
+        (("user_id", "field", "value"), (1, "password", "pw")),
+        (("url",), ("postgresql://nua:pw@db/nua",)),
+        (("n", "f", "b", "z"), (1, float("nan"), True, None)),
+        (("data",), ({"token": "pw"},)),
+    ],
+)
+def test_named_params_are_recorded_as_the_same_params_by_name(names: tuple[str, ...], values: tuple[Any, ...]) -> None:
+    # A call's positional params take a path without their dict; what a name gives is remembered: twice each.
+    for _ in range(2):
+        named = AuditEntry.of_named("alice", "admin", "m", names, values)
+        assert named == AuditEntry.of("alice", "admin", "m", dict(zip(names, values, strict=True)))
+        assert "pw" not in named.params_json

@@ -134,3 +134,31 @@ def test_transaction_time_fixes_utcnow_only_inside_its_block() -> None:
         assert utcnow() is now
         assert utcnow() is now
     assert utcnow() is not now
+
+
+@pytest.mark.parametrize("dialect", DIALECTS, ids=lambda d: d.name)
+def test_rows_in_column_order_bind_as_their_mappings_do(dialect: Dialect) -> None:
+    # execute_rows (the audit records of a batch) takes tuples in column_keys order.
+    compiled = operations._INSERT_AUDIT._compiled(dialect)
+    assert compiled.columns is not None
+    keys = operations._AUDIT_ROW_KEYS
+    row = (STAMP, "alice", "admin", "setting_set", '{"key": "k"}', "ok", "")
+    assert _comparable(compiled.columns.parameters(row)) == _comparable(
+        compiled.parameters(dict(zip(keys, row, strict=True)))
+    )
+
+
+def test_a_statement_with_other_params_than_its_columns_has_no_row_plan() -> None:
+    prepared = Prepared(sa.select(settings_table.c.key).where(settings_table.c.key == sa.bindparam("k")), ["other"])
+    assert prepared._compiled(sqlite.dialect()).columns is None  # type: ignore[no-untyped-call]
+
+
+@pytest.mark.parametrize("dialect", DIALECTS, ids=lambda d: d.name)
+def test_a_value_converted_once_binds_as_the_plan_converts_it(dialect: Dialect) -> None:
+    compiled = operations._INSERT_AUDIT._compiled(dialect)
+    assert compiled.columns is not None
+    process = next(bind.process for bind in compiled.binds or () if bind.key == "at")
+    stamp = STAMP if process is None else process(STAMP)
+    row = ("alice", "admin", "setting_set", "{}", "ok", "")
+    mapping = dict(zip(operations._AUDIT_ROW_KEYS, (STAMP, *row), strict=True))
+    assert _comparable(compiled.columns.arranged((stamp, *row))) == _comparable(compiled.parameters(mapping))
