@@ -25,11 +25,9 @@ import typing
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from nua import paths
-from nua.job_settings import JobConfig, parse_job
-from nua.service_settings import ServiceConfig, parse_service, start_order
 from nua.setting_rules import (
     AUTH_MODES,
     ENDPOINT,
@@ -60,6 +58,12 @@ from nua.setting_rules import (
     name,
     plain_sqlite_url,
 )
+
+if TYPE_CHECKING:
+    # Loaded where a file has [jobs] or [services] tables (checked_jobs, checked_services):
+    # a start without them does not pay for their rules (10 ms).
+    from nua.job_settings import JobConfig
+    from nua.service_settings import ServiceConfig
 
 ENV_PREFIX = "NUA_"
 CONFIG_ENV = "NUA_CONFIG"
@@ -348,7 +352,8 @@ SERVICES = "services"
 JOBS = "jobs"
 _SECTIONS: dict[str, type[Any]] = {
     section: hint
-    for section, hint in typing.get_type_hints(Settings).items()
+    # The tables' types are not loaded here (see the imports): they are not sections.
+    for section, hint in typing.get_type_hints(Settings, localns={"JobConfig": Any, "ServiceConfig": Any}).items()
     if section not in {"config_file", "origins", SERVICES, JOBS}
 }
 # Every section of the configuration: no application setting (``setting_set``) may use one as its prefix.
@@ -501,6 +506,10 @@ class _Sources:
 
     def checked_jobs(self) -> tuple[JobConfig, ...]:
         """The cron jobs, each checked by meaning, by name; their mistakes added to :attr:`problems`."""
+        if not self.jobs:
+            return ()
+        from nua.job_settings import parse_job  # noqa: PLC0415 - see the imports
+
         checked = []
         for job, (table, source) in sorted(self.jobs.items()):
             config, problems = parse_job(job, table, source)
@@ -511,6 +520,10 @@ class _Sources:
 
     def checked_services(self) -> tuple[ServiceConfig, ...]:
         """The services, each checked by meaning, in start order; their mistakes added to :attr:`problems`."""
+        if not self.services:
+            return ()
+        from nua.service_settings import parse_service, start_order  # noqa: PLC0415 - see the imports
+
         checked = []
         for service, (table, source) in self.services.items():
             config, problems = parse_service(service, table, source)
