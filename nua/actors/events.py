@@ -29,6 +29,7 @@ from itertools import islice
 from typing import Any
 
 from nua import log
+from nua.listeners import Listeners
 
 DEFAULT_CAPACITY = 10_000
 # How many events one read returns at most: a reader far behind reads in pages.
@@ -106,7 +107,7 @@ class EventHub:
         self._history: deque[Event] = deque(maxlen=capacity)
         self._last_seq = 0
         self._changed = threading.Condition(threading.Lock())
-        self._listeners: tuple[Listener, ...] = ()
+        self._listeners: Listeners[Listener] = Listeners()
 
     @property
     def last_seq(self) -> int:
@@ -119,7 +120,7 @@ class EventHub:
             event = Event(self._last_seq, self._clock(), kind, facts)
             self._history.append(event)
             self._changed.notify_all()
-            listeners = self._listeners
+            listeners = tuple(self._listeners)
         for listener in listeners:
             try:
                 listener(event)
@@ -160,11 +161,5 @@ class EventHub:
         The listener runs in the publisher's thread, outside the hub's lock: it must only
         hand the event on (put it in a queue, tell an actor), never block or raise.
         """
-        with self._changed:
-            self._listeners = (*self._listeners, listener)
-
-        def unsubscribe() -> None:
-            with self._changed:
-                self._listeners = tuple(held for held in self._listeners if held is not listener)
-
-        return unsubscribe
+        with self._changed:  # from the next publish on: none is half handed to it
+            return self._listeners.add(listener)

@@ -22,6 +22,7 @@ from datetime import datetime
 from typing import Any
 
 from nua import bearer_tokens
+from nua.listeners import Listeners
 from nua.roles import role_named
 from nua.rpc.access import Caller
 
@@ -61,18 +62,11 @@ class TokenCache:
         self._by_name: dict[str, str] = {}
         self.version = 0
         self._changing = threading.Lock()
-        self._listeners: tuple[Callable[[], None], ...] = ()
+        self._listeners: Listeners[Callable[[], None]] = Listeners()
 
     def subscribe(self, listener: Callable[[], None]) -> Callable[[], None]:
         """Call ``listener`` after each change, in the changing thread (it must only hand it on); the unsubscribe."""
-        with self._changing:
-            self._listeners = (*self._listeners, listener)
-
-        def unsubscribe() -> None:
-            with self._changing:
-                self._listeners = tuple(held for held in self._listeners if held is not listener)
-
-        return unsubscribe
+        return self._listeners.add(listener)
 
     def _changed(self) -> None:
         for listener in self._listeners:
