@@ -25,15 +25,18 @@ class Role(enum.IntEnum):
     OPERATOR = 2
     ADMIN = 3
 
-    @property
-    def label(self) -> str:
-        """The role's name as settings, commands and replies spell it (``reader``)."""
-        return self.name.lower()
+    # The role's name as settings, commands and replies spell it (``reader``): set once per
+    # role below, a plain attribute (every call's audit entry reads it; an enum's ``name`` is a
+    # descriptor costing more than the rest of the lookup).
+    label: str
 
     def allows(self, needed: Role) -> bool:
         """Whether a caller holding this role may call a method needing ``needed``."""
         return self >= needed
 
+
+for _role in Role:
+    _role.label = _role.name.lower()
 
 # Every role by its name, least first.
 ROLES: dict[str, Role] = {role.label: role for role in Role}

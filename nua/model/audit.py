@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from json.encoder import encode_basestring_ascii as _json_string
 from typing import Any, Literal, NamedTuple
@@ -116,20 +116,31 @@ class AuditEntry(NamedTuple):
         )
 
     @classmethod
-    def of_named(cls, who: str, role: str, method: str, names: Sequence[str], values: Sequence[Any]) -> AuditEntry:
+    def of_named(cls, who: str, role: str, method: str, names: tuple[str, ...], values: Sequence[Any]) -> AuditEntry:
         """:meth:`of` the params ``dict(zip(names, values))``: a call's positional params, named by its signature.
 
-        The usual call's (a few plain values) are written without that dict.
+        The usual call's (a few plain values) are written without that dict, and
+        the entry made as the tuple it is (a named tuple's own constructor, a
+        Python function, cost as much again).
         """
         text = _named_json(names, values) if len(values) <= ITEMS_MAX else None
-        if text is None or len(text) > PARAMS_MAX_BYTES or len(who) > WHO_MAX or len(method) > METHOD_MAX:
+        if (
+            text is None
+            or len(text) > PARAMS_MAX_BYTES
+            or len(who) > WHO_MAX
+            or len(role) > ROLE_MAX
+            or len(method) > METHOD_MAX
+        ):
             return cls.of(who, role, method, dict(zip(names, values, strict=True)))
-        return cls(who, role if len(role) <= ROLE_MAX else _bounded(role, ROLE_MAX), method, text)
+        return _tuple_new(cls, (who, role, method, text))
 
     @property
     def params(self) -> Any:
         """The redacted params, as a record shows them."""
         return json.loads(self.params_json)
+
+
+_tuple_new = tuple.__new__
 
 
 def _bounded(text: str, most: int) -> str:
@@ -270,55 +281,69 @@ def _plain_json(params: dict[Any, Any]) -> str | None:
     """
     if len(params) > ITEMS_MAX:
         return None
-    return _named_json(params.keys(), params.values())
+    return _named_json(tuple(params), tuple(params.values()))
 
 
-def _named_json(names: Iterable[Any], values: Iterable[Any]) -> str | None:
+def _named_json(names: tuple[Any, ...], values: Sequence[Any]) -> str | None:
     """The JSON text of the object of ``names`` and ``values`` if :func:`_redact` keeps them as they are, else None.
 
     A few names, none naming a secret, and values that are plain strings (short,
     ASCII, no URL), integers, floats, booleans or nulls, none of ``key``/``name``/``field``
     naming a secret (the ``value`` beside it would be redacted). The text is put
-    together here, as ``json.dumps`` writes it, in one pass with the test: at
-    every audited call, json.dumps cost more than the test. What a name gives
-    (its JSON and whether it is plain) is remembered: names are few.
+    together here, as ``json.dumps`` writes it, in one pass with the test: it runs
+    at every audited call, where json.dumps cost more than the test. What the
+    names give (each one's text, whether its value must be looked at as a name)
+    is worked out once per tuple of names: a method's are always the same.
     """
+    shape = _SHAPES.get(names)
+    if shape is None:
+        shape = _shape(names)
+    if shape is False or len(values) != len(shape):
+        return None
     parts = []
-    for name, item in zip(names, values, strict=True):
-        prefix = _PREFIXES.get(name) if type(name) is str else None
-        if prefix is None:
-            prefix = _prefix(name)
-        if not prefix:  # a name that is not plain, or names a secret
-            return None
+    for (prefix, names_a_field), item in zip(shape, values, strict=True):  # lengths checked above
         kind = type(item)
         if kind is str:
-            if not _plain_string(item) or (name in NAME_FIELDS and secret_name(item)):
+            if len(item) > STRING_MAX or "://" in item or not item.isascii() or (names_a_field and secret_name(item)):
                 return None
             parts.append(prefix + _json_string(item))
         elif kind is int:
-            parts.append(prefix + int.__repr__(item))
+            parts.append(prefix + _int_text(item))
         elif kind is bool:
             parts.append(prefix + ("true" if item else "false"))
         elif item is None:
             parts.append(prefix + "null")
         elif kind is float:
             # json.dumps spells a float by its repr, but NaN and Infinity its own way.
-            parts.append(prefix + (float.__repr__(item) if math.isfinite(item) else json.dumps(item)))
+            parts.append(prefix + (_float_text(item) if math.isfinite(item) else json.dumps(item)))
         else:
             return None
-    return "{" + ", ".join(parts) + "}"
+    return "".join(parts) + "}" if parts else "{}"
 
 
-def _prefix(name: Any) -> str:
-    """``"name": `` for a plain name naming no secret, else the empty string (remembered, up to a bound)."""
-    plain = type(name) is str and _plain_string(name) and not secret_name(name)
-    prefix = f"{_json_string(name)}: " if plain else ""
-    if type(name) is str and len(_PREFIXES) < _KNOWN_NAMES_MAX and len(name) <= _KNOWN_NAME_LENGTH_MAX:
-        _PREFIXES[name] = prefix
-    return prefix
+_int_text = int.__repr__
+_float_text = float.__repr__
+# A name's part of the text, and whether its value names another's (``key``: a setting's).
+_Shape = tuple[tuple[str, bool], ...]
 
 
-_PREFIXES: dict[str, str] = {}
+def _shape(names: tuple[Any, ...]) -> _Shape | Literal[False]:
+    """What ``names`` give :func:`_named_json` (``False``: a name that is not plain, or names a secret); remembered.
+
+    Each name's part begins the object (``{"key": ``) or follows a value (``, "value": ``).
+    """
+    shape: _Shape | Literal[False] = False
+    if all(type(name) is str and _plain_string(name) and not secret_name(name) for name in names):
+        shape = tuple(
+            (f"{', ' if index else '{'}{_json_string(name)}: ", name in NAME_FIELDS) for index, name in enumerate(names)
+        )
+    if len(_SHAPES) < _KNOWN_NAMES_MAX and sum(len(str(name)) for name in names) <= _KNOWN_NAME_LENGTH_MAX:
+        _SHAPES[names] = shape
+    return shape
+
+
+# Shapes by their names: a method's positional names, a call's keyword names (bounded as _KNOWN_NAMES).
+_SHAPES: dict[tuple[Any, ...], _Shape | Literal[False]] = {}
 
 
 def _plain_string(text: str) -> bool:

@@ -13,7 +13,7 @@ is what an audit record of it needs.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from nua.roles import Role
 from nua.rpc.errors import ForbiddenError
@@ -22,10 +22,19 @@ from nua.rpc.registry import Method
 
 @dataclass(frozen=True, slots=True)
 class Caller:
-    """The key a call comes with: its name in the key store and its role."""
+    """The key a call comes with: its name in the key store and its role.
+
+    ``who`` is the name its audit records and log lines give it, worked out once:
+    a caller is made when its key is loaded, and serves every call it makes.
+    """
 
     name: str
     role: Role
+    who: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        # Every caller is unnamed with authentication off.
+        object.__setattr__(self, "who", self.name or "(auth off)")
 
 
 # Every caller when authentication is off ([zmq] auth = "none").

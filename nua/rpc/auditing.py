@@ -11,6 +11,7 @@ submitted as :func:`bound` (its entry entered inside the pool's thread).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -79,18 +80,21 @@ def auditing(audit_entry: AuditEntry) -> Iterator[AuditEntry]:
         _CURRENT.reset(token)
 
 
+def run_in(audit_entry: AuditEntry, function: Callable[..., R], /, *args: Any, **kwargs: Any) -> R:
+    """``function(*args, **kwargs)`` with ``audit_entry`` current, in this thread: an audited call run inline.
+
+    :func:`auditing` without its context manager, which cost as much again: this runs once per audited call.
+    """
+    token = _CURRENT.set(audit_entry)
+    try:
+        return function(*args, **kwargs)
+    finally:
+        _CURRENT.reset(token)
+
+
 def bound(audit_entry: AuditEntry, function: Callable[..., R]) -> Callable[..., R]:
     """``function`` running inside :func:`auditing` ``(audit_entry)`` wherever it is called: for a pool job."""
-
-    def run(*args: Any, **kwargs: Any) -> R:
-        # auditing() without its context manager: this runs once per audited call.
-        token = _CURRENT.set(audit_entry)
-        try:
-            return function(*args, **kwargs)
-        finally:
-            _CURRENT.reset(token)
-
-    return run
+    return functools.partial(run_in, audit_entry, function)
 
 
 def audited(message: Any) -> Any:
@@ -105,4 +109,4 @@ def audited(message: Any) -> Any:
     return message
 
 
-__all__ = ["audited", "auditing", "bound", "call_entry", "current"]
+__all__ = ["audited", "auditing", "bound", "call_entry", "current", "run_in"]

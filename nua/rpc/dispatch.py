@@ -87,11 +87,6 @@ def to_rpc_error(exc: BaseException, *, tracebacks: bool, log: structlog.stdlib.
     return errors.InternalError(f"internal error ({type(exc).__name__}); see the daemon's log", data)
 
 
-def _who(caller: Caller) -> str:
-    """The name an audit record gives the caller (every caller is unnamed with authentication off)."""
-    return caller.name or "(auth off)"
-
-
 def _too_large_reply(request_id: Any, size: int, limit: int) -> bytes:
     error = errors.TooLargeError(
         f"the reply would be {size} bytes, over rpc.max_reply_bytes ({limit}); "
@@ -330,14 +325,15 @@ class Dispatcher:
     def _start(self, request: Any, finish: Finish, client: bytes, caller: Caller) -> None:
         notification = bool(request.one_way)
         request_id = request.unique_id
-        logged = self._logged(request.method, caller)
+        found = self.registry.get(request.method) if isinstance(request.method, str) else None
+        logged = self._logged(found, caller)
 
         def fail(error: errors.RpcError) -> None:
             finish(None if notification else encode_error(request_id, error))
             if logged is not None and not isinstance(error, errors.ForbiddenError):  # rpc_denied says it
                 logged[0].answered(logged[1], error)
 
-        method = self._checked(request, caller)
+        method = self._checked(request, found, caller)
         if isinstance(method, errors.RpcError):
             fail(method)
             return
@@ -369,26 +365,22 @@ class Dispatcher:
             self._system_per_client[client] = self._system_per_client.get(client, 0) + 1
         self._watch(call_id, waiting, result)
 
-    def _logged(self, name: Any, caller: Caller) -> tuple[CallLog, CallStarted] | None:
-        """The log line to write once the call of ``name`` is answered: a state-changing method's only."""
-        if self._call_log is None:
+    def _logged(self, method: Method | None, caller: Caller) -> tuple[CallLog, CallStarted] | None:
+        """The log line to write once the call of ``method`` is answered: a state-changing method's only."""
+        if self._call_log is None or method is None or not method.changes:
             return None
-        method = self.registry.get(name) if isinstance(name, str) else None
-        if method is None or not method.changes:
-            return None
-        started = self._call_log.begin(_who(caller), caller.role.label, method.name)
+        started = self._call_log.begin(caller.who, caller.role.label, method.name)
         return None if started is None else (self._call_log, started)
 
-    def _checked(self, request: Any, caller: Caller) -> Method | errors.RpcError:
-        """The method ``request`` calls, ``caller`` allowed and its params checked; or the error to answer with."""
-        method = self.registry.get(request.method)
+    def _checked(self, request: Any, method: Method | None, caller: Caller) -> Method | errors.RpcError:
+        """``method`` (``request``'s), ``caller`` allowed and its params checked; or the error to answer with."""
         if method is None:
             name = errors.shown(request.method)
             return errors.MethodNotFoundError(f"Method not found: {name}", {"method": name})
         refused = denial(method, caller)
         if refused is not None:
             if self._record_denied is not None and method.role is not None:
-                entry = auditing.call_entry(_who(caller), caller.role.label, method, request.args, request.kwargs)
+                entry = auditing.call_entry(caller.who, caller.role.label, method, request.args, request.kwargs)
                 self._record_denied(entry, method.role.label)
             return refused
         try:
@@ -407,9 +399,11 @@ class Dispatcher:
         """
         function = method.function
         if method.changes:
-            entry = auditing.call_entry(_who(caller), caller.role.label, method, args, kwargs)
+            entry = auditing.call_entry(caller.who, caller.role.label, method, args, kwargs)
+            if scope is None:
+                return auditing.run_in(entry, function, *args, **kwargs)
             function = auditing.bound(entry, function)
-        if scope is None:
+        elif scope is None:
             return function(*args, **kwargs)
         pool = self.system_executor if method.system else self.executor
         try:
