@@ -101,8 +101,13 @@ PHASES = (
 )
 
 
-def end_to_end(opts: argparse.Namespace) -> dict[tuple[str, str], dict[str, float]]:
-    """Median figures of each phase, 8 clients, alternating rounds: two daemons, at log levels info and warning."""
+def end_to_end(opts: argparse.Namespace) -> dict[tuple[str, str], list[dict[str, float]]]:
+    """Each round's figures of each phase, 8 clients: two daemons, at log levels info and warning.
+
+    Within a round, each daemon's two phases run back to back, plain first in even
+    rounds and audited first in odd ones, so that a drift of the shared machine's
+    speed weighs on both alike; a round's ratio compares two neighbouring phases.
+    """
     with tempfile.TemporaryDirectory(prefix="nua-bench-audit-") as tmp_name, ExitStack() as stack:
         endpoints, daemons = {}, {}
         # The plugin alone on the daemons' path: bench/ holds modules named as the standard library's (http.py).
@@ -123,8 +128,8 @@ def end_to_end(opts: argparse.Namespace) -> dict[tuple[str, str], dict[str, floa
             calls = rpc.run_clients(endpoints[level], method, CLIENTS, seconds=1.0)["calls"]
             audited_calls[level] += calls if method == "setting_set" else 0
         rounds: dict[tuple[str, str], list[dict[str, float]]] = {}
-        for _ in range(opts.rounds):
-            for level, method in PHASES:
+        for round_number in range(opts.rounds):
+            for level, method in PHASES if round_number % 2 == 0 else _swapped(PHASES):
                 cpu = cpu_seconds(daemons[level])
                 figures = rpc.run_clients(endpoints[level], method, CLIENTS, seconds=opts.seconds)
                 figures["cpu_us"] = (cpu_seconds(daemons[level]) - cpu) / figures["calls"] * 1e6
@@ -142,7 +147,17 @@ def end_to_end(opts: argparse.Namespace) -> dict[tuple[str, str], dict[str, floa
                 f"  ({level} daemon: {newest[level]['id']:.0f} audit records, {lines} log lines"
                 f" for {audited_calls[level]:.0f} audited calls)"
             )
-    return {name: {key: statistics.median(r[key] for r in runs) for key in runs[0]} for name, runs in rounds.items()}
+    return rounds
+
+
+def _swapped(phases: tuple[tuple[str, str], ...]) -> tuple[tuple[str, str], ...]:
+    """``phases`` with the two phases of each daemon in the other order."""
+    return tuple(phase for pair in zip(phases[::2], phases[1::2], strict=True) for phase in reversed(pair))
+
+
+def median_figures(runs: list[dict[str, float]]) -> dict[str, float]:
+    """Each figure's median over ``runs``."""
+    return {key: statistics.median(run[key] for run in runs) for key in runs[0]}
 
 
 @contextmanager
@@ -424,7 +439,8 @@ def main() -> None:
     print(f"SQLite WAL synchronous=FULL, {CLIENTS} clients; medians of {opts.rounds} alternating rounds\n")
 
     print("end to end: real daemons, 8 client processes (durable writes/s, latency ms)")
-    e2e = end_to_end(opts)
+    rounds = end_to_end(opts)
+    e2e = {phase: median_figures(runs) for phase, runs in rounds.items()}
     for (level, method), figures in e2e.items():
         name = f"{'audited ' if method == 'setting_set' else 'plain '}setting_set, log_level {level}"
         print(
@@ -433,9 +449,14 @@ def main() -> None:
         )
     for level, said in (("info", "record and log line"), ("warning", "record only (info lines off)")):
         plain, audited = e2e[(level, "bench_plain_set")], e2e[(level, "setting_set")]
+        per_round = sorted(
+            a["per_s"] / p["per_s"]
+            for a, p in zip(rounds[(level, "setting_set")], rounds[(level, "bench_plain_set")], strict=True)
+        )
         print(
             f"  audited/plain, {said}: throughput {audited['per_s'] / plain['per_s']:.3f} (goal >= 0.90),"
-            f" daemon CPU per call {audited['cpu_us'] / plain['cpu_us']:.3f}"
+            f" daemon CPU per call {audited['cpu_us'] / plain['cpu_us']:.3f};"
+            f" per round {statistics.median(per_round):.3f} median ({', '.join(f'{r:.2f}' for r in per_round)})"
         )
 
     log.configure("error")
