@@ -110,10 +110,7 @@ def end_to_end(opts: argparse.Namespace) -> dict[tuple[str, str], list[dict[str,
     """
     with tempfile.TemporaryDirectory(prefix="nua-bench-audit-") as tmp_name, ExitStack() as stack:
         endpoints, daemons = {}, {}
-        # The plugin alone on the daemons' path: bench/ holds modules named as the standard library's (http.py).
-        plugins = Path(tmp_name) / "plugins"
-        plugins.mkdir()
-        shutil.copy(HERE / "audit_bench_plugin.py", plugins)
+        plugins = rpc.audit_plugin_dir(Path(tmp_name))
         env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{plugins}"}
         for level in ("info", "warning"):
             tmp = Path(tmp_name) / level
@@ -334,9 +331,7 @@ def instruction_level(level: str, calls: int) -> tuple[float, Phase, list[Phase]
     """One daemon at ``level`` under callgrind: its idle instructions/s, the 1-client phase, the 8-client phases."""
     with tempfile.TemporaryDirectory(prefix=f"nua-bench-audit-cg-{level}-") as tmp_name:
         tmp = Path(tmp_name)
-        plugins = tmp / "plugins"
-        plugins.mkdir()
-        shutil.copy(HERE / "audit_bench_plugin.py", plugins)
+        plugins = rpc.audit_plugin_dir(tmp)
         env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{plugins}"}
         endpoint = rpc.free_endpoint()
         config = tmp / "nua.toml"

@@ -12,7 +12,9 @@ processes with a raw DEALER socket, the same code for every server):
   ``json.loads``/``json.dumps`` (bench/rpc_peers.py);
 - ``setting_set`` throughput with 8 clients through nua (DB writer, group commit)
   and through a plain tinyrpc ``RPCServer`` committing an ORM Session per call,
-  both on SQLite with WAL and ``synchronous=FULL``;
+  both on SQLite with WAL and ``synchronous=FULL``; and, on the same daemon, the
+  same command without its audit record (``bench_plain_set``, bench/audit_bench_plugin.py):
+  what the record costs (``--server daemon``; bench/audit.py measures it at length);
 - ``nua user count`` whole-process wall time (bin/nua, endpoint given and found
   from the settings) next to a minimal script making the same call with
   tinyrpc's ``RPCClient`` and ``ZmqClientTransport`` (nua byte-compiled first,
@@ -26,7 +28,7 @@ for both in the same run.
 
 Targets (issue 4): p50 within 1.5x of echo, 8-client throughput >= 0.6x echo,
 setting_set >= 3x tinyrpc, CLI <= 1.2x the tinyrpc script. Issue 10: CURVE p50
-<= 1.3x plaintext.
+<= 1.3x plaintext; the audit record costs at most 10 % of setting_set's throughput.
 
 ``--only set`` (or ``latency``, ``throughput``, ``cli``) runs just those phases,
 measured exactly as in a full run: for quick comparisons while tuning one path.
@@ -38,6 +40,7 @@ import argparse
 import multiprocessing
 import os
 import platform
+import shutil
 import socket
 import statistics
 import subprocess
@@ -195,9 +198,21 @@ def write_config(tmp: Path, endpoint: str, auth: str = "none", extra: dict[str, 
     return config
 
 
+def audit_plugin_dir(tmp: Path) -> Path:
+    """A directory under ``tmp`` holding bench/audit_bench_plugin.py alone, for a daemon's path.
+
+    Not bench/ itself: it holds modules named as the standard library's (http.py).
+    """
+    plugins = tmp / "plugins"
+    plugins.mkdir()
+    shutil.copy(HERE / "audit_bench_plugin.py", plugins)
+    return plugins
+
+
 @contextmanager
-def nua_server(kind: str, tmp: Path, endpoint: str, config: Path) -> Iterator[None]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+def nua_server(kind: str, tmp: Path, endpoint: str, config: Path, plugins: Path | None = None) -> Iterator[None]:
+    """nua serving ``endpoint``: the daemon (with ``plugins`` on its path), or the bare actor tree."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT) if plugins is None else f"{ROOT}{os.pathsep}{plugins}"}
     if kind == "daemon":
         args = [PY, "-m", "nua.daemon.cli", "--config", str(config), "start", "--foreground"]
         with process(args, ready_line=False, env=env):
@@ -236,12 +251,27 @@ def ratio(a: float, b: float) -> str:
     return f"{a / b:.2f}x"
 
 
+def set_rounds(opts: argparse.Namespace, tiny_ep: str, nua_ep: str) -> dict[str, list[dict[str, float]]]:
+    """``setting_set`` at 8 clients through tinyrpc and nua, and nua's without its audit record (the daemon's)."""
+    setters = [("tinyrpc set 8", tiny_ep, "setting_set"), ("nua set 8", nua_ep, "setting_set")]
+    if opts.server == "daemon":
+        setters.append(("nua unaudited set 8", nua_ep, "bench_plain_set"))
+    rounds: dict[str, list[dict[str, float]]] = {}
+    for round_number in range(opts.rounds):
+        # The audited and unaudited phases back to back, in alternating order.
+        for name, endpoint, method in setters if round_number % 2 == 0 else setters[::-1]:
+            rounds.setdefault(name, []).append(run_clients(endpoint, method, 8, seconds=opts.set_seconds / opts.rounds))
+    return rounds
+
+
 def measure(opts: argparse.Namespace) -> tuple[dict[str, dict[str, float]], dict[str, list[float]]]:
     """Run every phase; return the median figures per phase and the CLI wall times."""
     with tempfile.TemporaryDirectory(prefix="nua-bench-rpc-") as tmp_name, ExitStack() as servers:
         tmp = Path(tmp_name)
         nua_ep, echo_ep, tiny_ep, curve_ep = free_endpoint(), free_endpoint(), free_endpoint(), free_endpoint()
-        config = write_config(tmp, nua_ep)
+        # The daemon also serves setting_set without its audit record: the record's peer.
+        plugins = audit_plugin_dir(tmp)
+        config = write_config(tmp, nua_ep, extra={"rpc": {"plugins": ["audit_bench_plugin"]}})
         # All servers run for the whole benchmark and the phases alternate between
         # them, so that a slow moment of this 2-core machine hits both sides alike.
         servers.enter_context(process([PY, str(HERE / "rpc_peers.py"), "echo", echo_ep], ready_line=True))
@@ -249,7 +279,7 @@ def measure(opts: argparse.Namespace) -> tuple[dict[str, dict[str, float]], dict
         servers.enter_context(
             process([PY, str(HERE / "rpc_peers.py"), "tinyrpc", tiny_ep, tiny_db, "FULL"], ready_line=True)
         )
-        servers.enter_context(nua_server(opts.server, tmp, nua_ep, config))
+        servers.enter_context(nua_server(opts.server, tmp, nua_ep, config, plugins))
         curve_config, curve = servers.enter_context(curve_daemon(tmp, curve_ep))
         peers: dict[str, tuple[str, Curve]] = {
             "echo": (echo_ep, None),
@@ -270,11 +300,8 @@ def measure(opts: argparse.Namespace) -> tuple[dict[str, dict[str, float]], dict
                     rounds.setdefault(f"{name} {clients}", []).append(
                         run_clients(endpoint, "test_add", clients, seconds=opts.seconds / opts.rounds, curve=keys)
                     )
-        for _ in range(opts.rounds if "set" in opts.only else 0):
-            for name, endpoint in (("tinyrpc set 8", tiny_ep), ("nua set 8", nua_ep)):
-                rounds.setdefault(name, []).append(
-                    run_clients(endpoint, "setting_set", 8, seconds=opts.set_seconds / opts.rounds)
-                )
+        if "set" in opts.only:
+            rounds |= set_rounds(opts, tiny_ep, nua_ep)
         figures = {
             name: {key: statistics.median(r[key] for r in runs) for key in runs[0]} for name, runs in rounds.items()
         }
@@ -359,6 +386,12 @@ def report_setting_set(figures: dict[str, dict[str, float]]) -> None:
     print(f"  latency p50/p99 (ms): tinyrpc {figures['tinyrpc set 8']['p50_us'] / 1000:.2f}/"
           f"{figures['tinyrpc set 8']['p99_us'] / 1000:.2f}   nua {figures['nua set 8']['p50_us'] / 1000:.2f}/"
           f"{figures['nua set 8']['p99_us'] / 1000:.2f}")  # fmt: skip
+    if "nua unaudited set 8" in figures:
+        plain = figures["nua unaudited set 8"]["per_s"]
+        print(
+            f"  nua without the audit record {plain:8.0f}   audited/unaudited {nua_set / plain:.3f}"
+            "   (issue 10: >= 0.90, the record costs at most 10 %)"
+        )
 
 
 def report_cli(cli: dict[str, list[float]], runs: int) -> None:
