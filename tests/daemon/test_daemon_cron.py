@@ -65,11 +65,13 @@ def test_a_command_job_added_with_the_cli_runs_on_schedule_and_shows_in_history(
     assert listed.returncode == 0
     assert "backup" in listed.stdout
     assert "every 1s" in listed.stdout
+    paused = nua_json(daemon, "cron", "pause", "backup")
+    assert (paused["paused"], paused["next_fire_at"]) == (True, None)
+    # Paused, it starts no run: once the last one started has ended, the newest is done.
+    wait_until(lambda: history(daemon, "backup")[0]["status"] != "running", what="the last run's end")
     table = daemon.nua("cron", "history", "backup", "--limit", "1")
     assert table.returncode == 0
     assert "ok" in table.stdout
-    paused = nua_json(daemon, "cron", "pause", "backup")
-    assert (paused["paused"], paused["next_fire_at"]) == (True, None)
     removed = daemon.nua("cron", "remove", "backup")
     assert removed.returncode == 0
     gone = daemon.nua("cron", "history", "backup")
