@@ -169,6 +169,22 @@ def _last_one(process: Callable[[Any], Any]) -> Callable[[Any], Any]:
     return remembered
 
 
+# One remembering converter of UtcDateTime per dialect, shared by every prepared statement:
+# a batch's setting write and its audit records convert the transaction's time once.
+_TIMESTAMPS: dict[tuple[str, str, str], Callable[[Any], Any]] = {}
+
+
+def _timestamps(key: tuple[str, str, str], process: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """The dialect's shared converter of :class:`UtcDateTime` values (``process`` makes it, the first time).
+
+    UtcDateTime has no parameters: every column of it converts the same on one dialect.
+    """
+    shared = _TIMESTAMPS.get(key)
+    if shared is None:
+        shared = _TIMESTAMPS.setdefault(key, _last_one(process))
+    return shared
+
+
 class Prepared:
     """A Core statement, compiled on first use for each dialect it meets.
 
@@ -193,7 +209,7 @@ class Prepared:
             for bind, name in compiled.bind_names.items():
                 process = bind.type.dialect_impl(dialect).bind_processor(dialect)
                 if process is not None:
-                    processors[name] = _last_one(process) if isinstance(bind.type, UtcDateTime) else process
+                    processors[name] = _timestamps(key, process) if isinstance(bind.type, UtcDateTime) else process
             order = tuple(compiled.positiontup) if dialect.positional and compiled.positiontup is not None else None
             binds = _plain_binds(compiled, processors)
             columns = _column_plan(binds, self.column_keys, order)
