@@ -56,7 +56,8 @@ Only the daemon's first start creates a database file.
 The audit trail: an :class:`~nua.model.commands.Audited` command's change is applied
 in its savepoint, as any command; the records of the batch's changes that succeeded
 (and of its denied calls) are then inserted together, in order, in one statement
-before the commit, so each commits with its change and a failed change has none.
+(on SQLite a multi-row INSERT, one per hundred records) before the commit, so each
+commits with its change and a failed change has none.
 Once the batch has committed and its replies are sent, the writer logs one line per
 denied call (the gateway logs each change's call once answered,
 :mod:`nua.rpc.call_log`). The same ticker prunes the records

@@ -491,7 +491,7 @@ def audited(conn: Connection, command: cmd.Audited) -> Any:
 
 
 def record_all(conn: Connection, records: Sequence[Record]) -> None:
-    """Store ``records`` in this order, in one statement: the records of one batch of the DB writer.
+    """Store ``records`` in this order, in one statement (on SQLite, one per hundred): a batch's records.
 
     The writer calls it once per batch, after the batch's commands and before its
     commit, with the records of the Audited changes that succeeded and of the
