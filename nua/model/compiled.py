@@ -185,6 +185,10 @@ def _timestamps(key: tuple[str, str, str], process: Callable[[Any], Any]) -> Cal
     return shared
 
 
+def _as_is(value: Any) -> Any:
+    return value
+
+
 class Prepared:
     """A Core statement, compiled on first use for each dialect it meets.
 
@@ -239,13 +243,17 @@ class Prepared:
 
     def driver_value(self, conn: Connection, key: str, value: Any) -> Any:
         """``value`` for the column ``key`` as the driver takes it (its type's bind processor applied)."""
-        compiled = self._compiled(conn.dialect)
+        return self.converter(conn.dialect, key)(value)
+
+    def converter(self, dialect: Dialect, key: str) -> Callable[[Any], Any]:
+        """What :meth:`driver_value` applies to values of the column ``key`` on ``dialect``: to keep and reuse."""
+        compiled = self._compiled(dialect)
         columns = compiled.columns
         if columns is None or compiled.binds is None:
-            return value
+            return _as_is
         for bind in compiled.binds:
             if bind.key == key:
-                return value if bind.process is None else bind.process(value)
+                return _as_is if bind.process is None else bind.process
         msg = f"{key!r} is not a parameter of this statement"
         raise KeyError(msg)
 

@@ -514,13 +514,13 @@ def record_all(conn: Connection, records: Sequence[Record]) -> None:
     if newest is not None and at < newest:
         at = newest
     # The shared time converted once: no conversion per record.
-    stamp = _INSERT_AUDIT.driver_value(conn, "at", at)
-    if conn.dialect.name == "sqlite":
-        cursor = fairy.dbapi_connection.cursor()  # type: ignore[union-attr]
-        try:
-            _insert_sqlite(cursor, stamp, records)
-        finally:
-            cursor.close()
+    dialect = conn.dialect
+    convert = info.get(_AT_CONVERTER)
+    if convert is None:
+        convert = info[_AT_CONVERTER] = _INSERT_AUDIT.converter(dialect, "at")
+    stamp = convert(at)
+    if dialect.name == "sqlite":
+        _insert_sqlite(fairy.dbapi_connection, stamp, records)
     else:
         # Tuples in _AUDIT_ROW_KEYS order: no dict per record.
         _INSERT_AUDIT.execute_rows(
@@ -550,33 +550,41 @@ if AuditEntry._fields != ("who", "role", "method", "params_json"):  # pragma: no
     raise RuntimeError(msg)
 
 
-def _insert_sqlite(cursor: Any, stamp: Any, records: Sequence[Record]) -> None:
-    """Insert ``records`` on SQLite's driver ``cursor``, in order, in one statement per _SQLITE_ROWS_MOST."""
-    for start in range(0, len(records), _SQLITE_ROWS_MOST):
-        chunk = records[start : start + _SQLITE_ROWS_MOST]
-        values: list[Any] = [stamp]
-        plain = True
-        for entry, outcome, detail in chunk:
-            values += entry
-            if outcome != "ok" or detail:
-                plain = False
-        if plain:
-            sql = _SQLITE_OK_INSERTS.get(len(chunk))
-            if sql is None:
-                sql = _SQLITE_OK_INSERTS[len(chunk)] = _SQLITE_AUDIT_PREFIX + ", ".join([_SQLITE_ROW_OK] * len(chunk))
-        else:  # a denied call's record among them (rare): its outcome and detail are bound
-            values = [stamp]
-            rows = []
-            for entry, outcome, detail in chunk:
-                values += entry
-                if outcome == "ok" and not detail:
-                    rows.append(_SQLITE_ROW_OK)
-                else:
-                    values += (outcome, detail)
-                    rows.append(_SQLITE_ROW)
-            sql = _SQLITE_AUDIT_PREFIX + ", ".join(rows)
-        cursor.execute(sql, values)
+def _insert_sqlite(driver: Any, stamp: Any, records: Sequence[Record]) -> None:
+    """Insert ``records`` through SQLite's ``driver`` connection, in order, in one statement per _SQLITE_ROWS_MOST.
 
+    Run on the driver connection itself (its ``execute``: the cursor made and dropped in C).
+    """
+    if len(records) > _SQLITE_ROWS_MOST:
+        for start in range(0, len(records), _SQLITE_ROWS_MOST):
+            _insert_sqlite(driver, stamp, records[start : start + _SQLITE_ROWS_MOST])
+        return
+    values: list[Any] = [stamp]
+    plain = True
+    for entry, outcome, detail in records:
+        values += entry
+        if outcome != "ok" or detail:
+            plain = False
+    if plain:
+        sql = _SQLITE_OK_INSERTS.get(len(records))
+        if sql is None:
+            sql = _SQLITE_OK_INSERTS[len(records)] = _SQLITE_AUDIT_PREFIX + ", ".join([_SQLITE_ROW_OK] * len(records))
+    else:  # a denied call's record among them (rare): its outcome and detail are bound
+        values = [stamp]
+        rows = []
+        for entry, outcome, detail in records:
+            values += entry
+            if outcome == "ok" and not detail:
+                rows.append(_SQLITE_ROW_OK)
+            else:
+                values += (outcome, detail)
+                rows.append(_SQLITE_ROW)
+        sql = _SQLITE_AUDIT_PREFIX + ", ".join(rows)
+    driver.execute(sql, values)
+
+
+# Where record_all keeps the converter of a record's time to the driver's form, in the connection's info.
+_AT_CONVERTER = "nua_audit_at_converter"
 
 # Where record_all keeps the newest record's time, in the connection's info.
 _NEWEST_AT = "nua_audit_newest_at"
