@@ -71,8 +71,9 @@ def change_event(message: Any, result: Any) -> tuple[str, dict[str, Any]] | None
     made = maker(message, result)
     if made is None:
         return None
-    kind, facts = made
-    return kind, facts if by is None else {**facts, "by": by}
+    if by is not None:
+        made[1]["by"] = by  # each maker builds its facts afresh: added in place, not copied
+    return made
 
 
 __all__ = ["change_event"]

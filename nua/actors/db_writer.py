@@ -56,7 +56,8 @@ Only the daemon's first start creates a database file.
 The audit trail: an :class:`~nua.model.commands.Audited` command's change is applied
 in its savepoint, as any command; the records of the batch's changes that succeeded
 (and of its denied calls) are then inserted together, in order, in one statement
-before the commit, so each commits with its change and a failed change has none.
+(on SQLite a multi-row INSERT, one per hundred records) before the commit, so each
+commits with its change and a failed change has none.
 Once the batch has committed and its replies are sent, the writer logs one line per
 denied call (the gateway logs each change's call once answered,
 :mod:`nua.rpc.call_log`). The same ticker prunes the records
@@ -457,7 +458,7 @@ class DbWriter(SupervisedActor):
         if isinstance(command, Audited):
             outcome = self._apply_one(conn, command.command, isolate=isolate)
             if outcome.error is None:
-                records.append(operations.record_of(command))
+                records.append((command.entry, "ok", ""))  # operations.record_of's, without the call
             return outcome
         if isinstance(command, RecordDenied):
             records.append(operations.record_of(command))

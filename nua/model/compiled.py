@@ -169,6 +169,26 @@ def _last_one(process: Callable[[Any], Any]) -> Callable[[Any], Any]:
     return remembered
 
 
+# One remembering converter of UtcDateTime per dialect, shared by every prepared statement:
+# a batch's setting write and its audit records convert the transaction's time once.
+_TIMESTAMPS: dict[tuple[str, str, str], Callable[[Any], Any]] = {}
+
+
+def _timestamps(key: tuple[str, str, str], process: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """The dialect's shared converter of :class:`UtcDateTime` values (``process`` makes it, the first time).
+
+    UtcDateTime has no parameters: every column of it converts the same on one dialect.
+    """
+    shared = _TIMESTAMPS.get(key)
+    if shared is None:
+        shared = _TIMESTAMPS.setdefault(key, _last_one(process))
+    return shared
+
+
+def _as_is(value: Any) -> Any:
+    return value
+
+
 class Prepared:
     """A Core statement, compiled on first use for each dialect it meets.
 
@@ -193,7 +213,7 @@ class Prepared:
             for bind, name in compiled.bind_names.items():
                 process = bind.type.dialect_impl(dialect).bind_processor(dialect)
                 if process is not None:
-                    processors[name] = _last_one(process) if isinstance(bind.type, UtcDateTime) else process
+                    processors[name] = _timestamps(key, process) if isinstance(bind.type, UtcDateTime) else process
             order = tuple(compiled.positiontup) if dialect.positional and compiled.positiontup is not None else None
             binds = _plain_binds(compiled, processors)
             columns = _column_plan(binds, self.column_keys, order)
@@ -223,13 +243,17 @@ class Prepared:
 
     def driver_value(self, conn: Connection, key: str, value: Any) -> Any:
         """``value`` for the column ``key`` as the driver takes it (its type's bind processor applied)."""
-        compiled = self._compiled(conn.dialect)
+        return self.converter(conn.dialect, key)(value)
+
+    def converter(self, dialect: Dialect, key: str) -> Callable[[Any], Any]:
+        """What :meth:`driver_value` applies to values of the column ``key`` on ``dialect``: to keep and reuse."""
+        compiled = self._compiled(dialect)
         columns = compiled.columns
         if columns is None or compiled.binds is None:
-            return value
+            return _as_is
         for bind in compiled.binds:
             if bind.key == key:
-                return value if bind.process is None else bind.process(value)
+                return _as_is if bind.process is None else bind.process
         msg = f"{key!r} is not a parameter of this statement"
         raise KeyError(msg)
 

@@ -491,11 +491,13 @@ def audited(conn: Connection, command: cmd.Audited) -> Any:
 
 
 def record_all(conn: Connection, records: Sequence[Record]) -> None:
-    """Store ``records`` in this order, in one statement: the records of one batch of the DB writer.
+    """Store ``records`` in this order, in one statement (on SQLite, one per hundred): a batch's records.
 
     The writer calls it once per batch, after the batch's commands and before its
     commit, with the records of the Audited changes that succeeded and of the
-    denied calls: each commits with its change, and one driver call stores them all.
+    denied calls: each commits with its change, and one driver call stores them all
+    (on SQLite one multi-row INSERT, :func:`_insert_sqlite`; elsewhere the driver's
+    ``executemany``).
 
     Their ``at`` is the transaction's time, or the newest record's if the clock went
     back since: ``at`` never decreases with the id, which is how a time is found
@@ -504,21 +506,85 @@ def record_all(conn: Connection, records: Sequence[Record]) -> None:
     is the one connection that inserts records.
     """
     at = utcnow()
-    newest = conn.info.get(_NEWEST_AT)
+    fairy = conn.connection  # one walk to the pool's connection: its info and its driver connection
+    info = fairy.info
+    newest = info.get(_NEWEST_AT)
     if newest is None:
         newest = conn.execute(select(audit_table.c.at).order_by(audit_table.c.id.desc()).limit(1)).scalar()
     if newest is not None and at < newest:
         at = newest
-    # Tuples in _AUDIT_ROW_KEYS order, the shared time converted once: no dict, no conversion per record.
-    stamp = _INSERT_AUDIT.driver_value(conn, "at", at)
-    _INSERT_AUDIT.execute_rows(
-        conn,
-        [(stamp, e.who, e.role, e.method, e.params_json, outcome, detail) for e, outcome, detail in records],
-        converted=True,
-    )
+    # The shared time converted once: no conversion per record.
+    dialect = conn.dialect
+    convert = info.get(_AT_CONVERTER)
+    if convert is None:
+        convert = info[_AT_CONVERTER] = _INSERT_AUDIT.converter(dialect, "at")
+    stamp = convert(at)
+    if dialect.name == "sqlite":
+        _insert_sqlite(fairy.dbapi_connection, stamp, records)
+    else:
+        # Tuples in _AUDIT_ROW_KEYS order: no dict per record.
+        _INSERT_AUDIT.execute_rows(
+            conn,
+            [(stamp, e.who, e.role, e.method, e.params_json, outcome, detail) for e, outcome, detail in records],
+            converted=True,
+        )
     # Kept even if the batch rolls back: a later record then gets this time at the earliest, still in order.
-    conn.info[_NEWEST_AT] = at
+    info[_NEWEST_AT] = at
 
+
+# SQLite: a batch's records as one multi-row INSERT. executemany steps, resets and
+# rebinds the statement once per row (and hands the GIL over around each step);
+# one statement does that once. The time is bound once (?1, shared by every row)
+# and an ``ok`` record's outcome and empty detail are SQL literals: four values
+# bound per record. SQLite gives the rows of one VALUES list their ids in order.
+_SQLITE_AUDIT_PREFIX = f"INSERT INTO {audit_table.name} ({', '.join(_AUDIT_ROW_KEYS)}) VALUES "  # noqa: S608 - the table's own names
+_SQLITE_ROW_OK = "(?1, ?, ?, ?, ?, 'ok', '')"
+_SQLITE_ROW = "(?1, ?, ?, ?, ?, ?, ?)"
+# Records per statement: at most 1 + 6 * 100 bound values, below the 999 of SQLite's oldest limit.
+_SQLITE_ROWS_MOST = 100
+# The statement of n ``ok`` records, by n (at most _SQLITE_ROWS_MOST texts; the driver caches each prepared).
+_SQLITE_OK_INSERTS: dict[int, str] = {}
+# The entry's fields are the record's columns from ``who`` to ``params``, in this order (extended as they are).
+if AuditEntry._fields != ("who", "role", "method", "params_json"):  # pragma: no cover - a guard for a change there
+    msg = f"AuditEntry's fields changed ({AuditEntry._fields}): update operations._insert_sqlite"
+    raise RuntimeError(msg)
+
+
+def _insert_sqlite(driver: Any, stamp: Any, records: Sequence[Record]) -> None:
+    """Insert ``records`` through SQLite's ``driver`` connection, in order, in one statement per _SQLITE_ROWS_MOST.
+
+    Run on the driver connection itself (its ``execute``: the cursor made and dropped in C).
+    """
+    if len(records) > _SQLITE_ROWS_MOST:
+        for start in range(0, len(records), _SQLITE_ROWS_MOST):
+            _insert_sqlite(driver, stamp, records[start : start + _SQLITE_ROWS_MOST])
+        return
+    values: list[Any] = [stamp]
+    plain = True
+    for entry, outcome, detail in records:
+        values += entry
+        if outcome != "ok" or detail:
+            plain = False
+    if plain:
+        sql = _SQLITE_OK_INSERTS.get(len(records))
+        if sql is None:
+            sql = _SQLITE_OK_INSERTS[len(records)] = _SQLITE_AUDIT_PREFIX + ", ".join([_SQLITE_ROW_OK] * len(records))
+    else:  # a denied call's record among them (rare): its outcome and detail are bound
+        values = [stamp]
+        rows = []
+        for entry, outcome, detail in records:
+            values += entry
+            if outcome == "ok" and not detail:
+                rows.append(_SQLITE_ROW_OK)
+            else:
+                values += (outcome, detail)
+                rows.append(_SQLITE_ROW)
+        sql = _SQLITE_AUDIT_PREFIX + ", ".join(rows)
+    driver.execute(sql, values)
+
+
+# Where record_all keeps the converter of a record's time to the driver's form, in the connection's info.
+_AT_CONVERTER = "nua_audit_at_converter"
 
 # Where record_all keeps the newest record's time, in the connection's info.
 _NEWEST_AT = "nua_audit_newest_at"

@@ -41,6 +41,7 @@ from nua.model.audit import (
     redacted_json,
     secret_name,
 )
+from nua.model.base import transaction_time
 from nua.model.errors import ConflictError, InternalError, NotFoundError, UnavailableError
 from nua.model.outage import Outage, OutageError
 from nua.model.schema import meta
@@ -495,6 +496,29 @@ def test_a_record_is_never_earlier_than_the_one_before(settings: Settings, monke
     finally:
         engine.dispose()
     assert [r["at"] for r in records(settings)] == [later, later, later, later + timedelta(days=1)]
+
+
+def test_one_batch_of_many_records_keeps_their_order_outcomes_and_one_time(settings: Settings) -> None:
+    # More records than one statement holds on SQLite (100), denied ones among the ok ones
+    # (their outcome and detail bound, the others' written as literals): all in order.
+    batch: list[operations.Record] = []
+    for index in range(250):
+        recorded = entry("setting_set", who=f"w{index}", key=f"k{index}")
+        batch.append((recorded, "denied", "needs role admin") if index % 7 == 3 else (recorded, "ok", ""))
+    engine = db_engine.create(settings.db)
+    try:
+        with engine.begin() as conn, transaction_time():
+            schema.ensure_schema(conn)
+            operations.record_all(conn, batch[:1])
+            operations.record_all(conn, batch[1:])
+    finally:
+        engine.dispose()
+    found = records(settings)
+    assert [(r["who"], r["role"], r["method"], r["params"], r["outcome"], r["detail"]) for r in found] == [
+        (e.who, e.role, e.method, e.params, outcome, detail) for e, outcome, detail in batch
+    ]
+    assert [r["id"] for r in found] == sorted(r["id"] for r in found)
+    assert len({r["at"] for r in found}) == 1
 
 
 def test_since_finds_its_first_record_through_the_ids_with_gaps_between_them(
