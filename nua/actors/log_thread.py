@@ -39,6 +39,9 @@ class LogThread:
 
     def __init__(self, logger: structlog.stdlib.BoundLogger, name: str) -> None:
         self._logger = logger
+        # The level check of the stdlib logger that ``logger`` wraps (the one write_lines writes through),
+        # without structlog's wrapper around it: a line given costs one check (logging caches its answers).
+        self._enabled = logging.getLogger(logger.name).isEnabledFor
         self._given: list[log.Line] = []  # since the last flush
         self._lines: queue.SimpleQueue[list[log.Line] | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._write, name=name, daemon=True)
@@ -46,16 +49,26 @@ class LogThread:
 
     def info(self, event: str, **fields: Any) -> None:
         # The level is looked at here, not in the thread: a line that will not be written is not kept.
-        if self.writes_info():
+        if self._enabled(logging.INFO):
             self._given.append(("info", event, fields))
 
     def writes_info(self) -> bool:
         """Whether :meth:`info` keeps a line (the logger's level allows it)."""
-        return self._logger.isEnabledFor(logging.INFO)
+        return self._enabled(logging.INFO)
 
     def warning(self, event: str, **fields: Any) -> None:
-        if self._logger.isEnabledFor(logging.WARNING):
+        if self._enabled(logging.WARNING):
             self._given.append(("warning", event, fields))
+
+    def add(self, line: log.Line) -> None:
+        """Keep ``line`` (level, event, fields) as it is, its level checked by the caller (:meth:`writes_info`).
+
+        For a caller that looked at the level once already (:class:`~nua.rpc.call_log.CallLog`,
+        when the call began) and has its fields in a dict of its own: no second look,
+        no copy of them. The fields must not change after. Should the level rise
+        meanwhile, the thread leaves the line out (:func:`nua.log.write_lines`).
+        """
+        self._given.append(line)
 
     def flush(self) -> None:
         """Hand the lines given since the last flush to the thread, which writes them soon."""
@@ -79,10 +92,9 @@ class LogThread:
                 lines.extend(handed)
                 if len(lines) >= MOST_AT_ONCE:
                     break
-                try:
-                    handed = self._lines.get_nowait()
-                except queue.Empty:
+                if self._lines.empty():  # rather than get_nowait's exception: this thread alone takes
                     break
+                handed = self._lines.get()
             else:
                 stopping = True
             try:
