@@ -73,8 +73,28 @@ FIRST_KEYS = ("timestamp", "level", "event")
 
 def _timestamp(at: float | None = None) -> str:
     """The time of a line as structlog's ``TimeStamper(fmt="iso", utc=True)`` writes it; now unless ``at``."""
-    moment = datetime.now(UTC) if at is None else datetime.fromtimestamp(at, UTC)
-    return moment.isoformat().replace("+00:00", "Z")
+    if at is None:
+        return _now_stamp(time.time_ns())
+    return datetime.fromtimestamp(at, UTC).isoformat().replace("+00:00", "Z")
+
+
+# The last second stamped and its text up to the seconds ("2026-11-28T18:30:00"): lines come many a second.
+_second: list[tuple[int, str]] = [(-1, "")]
+
+
+def _now_stamp(ns: int) -> str:
+    """``datetime.now(UTC).isoformat()`` with ``Z`` for ``+00:00``, read at ``ns`` (``time.time_ns()``).
+
+    ``datetime.now`` reads that clock and floors it to microseconds; ``isoformat``
+    writes ``.ffffff`` unless they are 0. Formatting a whole datetime is most of
+    what a line's time costs (16k instructions): the seconds' text is kept.
+    """
+    seconds, micros = divmod(ns // 1000, 1_000_000)
+    second = _second[0]
+    if second[0] != seconds:
+        second = (seconds, datetime.fromtimestamp(seconds, UTC).isoformat()[:19])
+        _second[0] = second
+    return f"{second[1]}.{micros:06d}Z" if micros else f"{second[1]}Z"
 
 
 def _stamp(_logger: Any, _name: str, event_dict: dict[str, Any]) -> dict[str, Any]:
@@ -201,7 +221,13 @@ def configure(level: str = "info", log_file: str | Path | None = None, stream: T
 Line = tuple[str, str, Mapping[str, Any]]
 
 
-def write_lines(logger: structlog.stdlib.BoundLogger, lines: Sequence[Line], *, at: float | None = None) -> None:
+def write_lines(
+    logger: structlog.stdlib.BoundLogger,
+    lines: Sequence[Line],
+    *,
+    at: float | None = None,
+    stdlib_logger: logging.Logger | None = None,
+) -> None:
     """Log ``lines`` through ``logger`` (its name and bound fields), each as ``logger.<level>(event, **fields)`` would.
 
     The same processors and renderer make each line, so the output is the same;
@@ -212,10 +238,12 @@ def write_lines(logger: structlog.stdlib.BoundLogger, lines: Sequence[Line], *, 
     (the moment they are written, as each line's would be). For frequent lines
     (a :class:`~nua.actors.log_thread.LogThread`'s backlog), a line costs about a
     third of what logging it alone does. A line below the logger's level is left out.
-    ``at`` (seconds since the epoch) is their time instead of now.
+    ``at`` (seconds since the epoch) is their time instead of now. ``stdlib_logger``
+    is ``logging.getLogger(logger.name)`` when the caller has it already.
     """
     output = _output
-    stdlib_logger = logging.getLogger(logger.name)
+    if stdlib_logger is None:
+        stdlib_logger = logging.getLogger(logger.name)
     if output is None or output.handler.stream is None:  # not configured, or a closed file: logging's own way
         for level, event, fields in lines:
             getattr(logger, level)(event, **fields)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import structlog
@@ -41,8 +42,14 @@ class LogThread:
         self._logger = logger
         # The level check of the stdlib logger that ``logger`` wraps (the one write_lines writes through),
         # without structlog's wrapper around it: a line given costs one check (logging caches its answers).
-        self._enabled = logging.getLogger(logger.name).isEnabledFor
-        self._given: list[log.Line] = []  # since the last flush
+        self._stdlib = logging.getLogger(logger.name)
+        self._enabled = self._stdlib.isEnabledFor
+        self._given: list[log.Line] = []  # since the last flush (the one list: flush empties it)
+        # Keep ``line`` (level, event, fields) as it is, its level checked by the caller (writes_info): for a
+        # caller that looked at the level once already (CallLog, when the call began) and has its fields in
+        # a dict of its own: no second look, no copy, no call of a method. The fields must not change after.
+        # Should the level rise meanwhile, the thread leaves the line out (nua.log.write_lines).
+        self.add: Callable[[log.Line], None] = self._given.append
         self._lines: queue.SimpleQueue[list[log.Line] | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._write, name=name, daemon=True)
         self._thread.start()
@@ -60,21 +67,11 @@ class LogThread:
         if self._enabled(logging.WARNING):
             self._given.append(("warning", event, fields))
 
-    def add(self, line: log.Line) -> None:
-        """Keep ``line`` (level, event, fields) as it is, its level checked by the caller (:meth:`writes_info`).
-
-        For a caller that looked at the level once already (:class:`~nua.rpc.call_log.CallLog`,
-        when the call began) and has its fields in a dict of its own: no second look,
-        no copy of them. The fields must not change after. Should the level rise
-        meanwhile, the thread leaves the line out (:func:`nua.log.write_lines`).
-        """
-        self._given.append(line)
-
     def flush(self) -> None:
         """Hand the lines given since the last flush to the thread, which writes them soon."""
         if self._given:
-            given, self._given = self._given, []
-            self._lines.put(given)
+            self._lines.put(self._given.copy())
+            self._given.clear()
 
     def stop(self) -> None:
         """Write every line given so far, then end the thread (waits for it unless called from it)."""
@@ -99,7 +96,7 @@ class LogThread:
                 stopping = True
             try:
                 if lines:
-                    log.write_lines(self._logger, lines)
+                    log.write_lines(self._logger, lines, stdlib_logger=self._stdlib)
             except Exception:  # noqa: BLE001, S110 - logging reports its own failures; one write must not end the thread
                 pass
 

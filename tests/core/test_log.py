@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import math
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -272,3 +272,31 @@ def test_the_json_fast_path_is_taken_for_the_files_chain_only(tmp_path: Path) ->
     assert log._output is not None
     assert log._output.encode is not None
     log.configure("info")
+
+
+@pytest.mark.parametrize(
+    "ns",
+    [
+        0,
+        999,
+        1_000,
+        999_999_999,
+        1_000_000_000,
+        1_800_000_000_000_000_000,
+        1_800_000_000_123_456_789,
+        1_799_999_999_999_999_999,
+    ],
+)
+def test_the_time_of_a_line_is_datetime_nows_to_the_microsecond(ns: int) -> None:
+    expected = (
+        (datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=ns // 1000)).isoformat().replace("+00:00", "Z")
+    )
+    assert log._now_stamp(ns) == expected
+    assert log._now_stamp(ns + 1_000) == log._now_stamp(ns + 1_000)  # the second's text kept, then used
+
+
+def test_the_time_of_a_line_now_reads_as_datetime_now() -> None:
+    before = datetime.now(UTC)
+    stamp = log._timestamp()
+    after = datetime.now(UTC)
+    assert before <= datetime.fromisoformat(stamp) <= after
