@@ -266,11 +266,13 @@ def test_the_json_fast_path_is_taken_for_the_files_chain_only(tmp_path: Path) ->
     assert log._json_encode(unstamped, (render[0], json_renderer)) is None
     assert log._json_encode(unstamped[:2], (*render, json_renderer)) is None
     log.configure("info")  # the console's renderer
-    assert log._output is not None
-    assert log._output.encode is None
+    console = log._output
+    assert console is not None
+    assert console.encode is None
     log.configure("info", log_file=tmp_path / "nua.log")
-    assert log._output is not None
-    assert log._output.encode is not None
+    in_file = log._output
+    assert in_file is not None
+    assert in_file.encode is not None
     log.configure("info")
 
 
