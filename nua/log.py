@@ -15,12 +15,13 @@ from __future__ import annotations
 import contextlib
 import functools
 import io
+import json
 import logging
 import sys
 import threading
 import time
 import traceback
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from types import ModuleType
@@ -72,8 +73,28 @@ FIRST_KEYS = ("timestamp", "level", "event")
 
 def _timestamp(at: float | None = None) -> str:
     """The time of a line as structlog's ``TimeStamper(fmt="iso", utc=True)`` writes it; now unless ``at``."""
-    moment = datetime.now(UTC) if at is None else datetime.fromtimestamp(at, UTC)
-    return moment.isoformat().replace("+00:00", "Z")
+    if at is None:
+        return _now_stamp(time.time_ns())
+    return datetime.fromtimestamp(at, UTC).isoformat().replace("+00:00", "Z")
+
+
+# The last second stamped and its text up to the seconds ("2026-11-28T18:30:00"): lines come many a second.
+_second: list[tuple[int, str]] = [(-1, "")]
+
+
+def _now_stamp(ns: int) -> str:
+    """``datetime.now(UTC).isoformat()`` with ``Z`` for ``+00:00``, read at ``ns`` (``time.time_ns()``).
+
+    ``datetime.now`` reads that clock and floors it to microseconds; ``isoformat``
+    writes ``.ffffff`` unless they are 0. Formatting a whole datetime is most of
+    what a line's time costs (16k instructions): the seconds' text is kept.
+    """
+    seconds, micros = divmod(ns // 1000, 1_000_000)
+    second = _second[0]
+    if second[0] != seconds:
+        second = (seconds, datetime.fromtimestamp(seconds, UTC).isoformat()[:19])
+        _second[0] = second
+    return f"{second[1]}.{micros:06d}Z" if micros else f"{second[1]}Z"
 
 
 def _stamp(_logger: Any, _name: str, event_dict: dict[str, Any]) -> dict[str, Any]:
@@ -99,6 +120,41 @@ class _Output(NamedTuple):
     # What makes a line of an event dict: the processors of _shared() but the time, then the handler's formatter's.
     unstamped: Sequence[Any]
     render: Sequence[Any]
+    # The JSON renderer's own encoding, when unstamped and render are the chain of a log file (see _json_encode).
+    encode: Callable[[Any], str] | None = None
+
+
+# The arguments of json.dumps that it hands to json.JSONEncoder as they are.
+_ENCODER_ARGUMENTS = frozenset(
+    ("skipkeys", "ensure_ascii", "check_circular", "allow_nan", "indent", "separators", "default", "sort_keys")
+)
+
+
+def _json_encode(unstamped: Sequence[Any], render: Sequence[Any]) -> Callable[[Any], str] | None:
+    """What the last of ``render`` does to an event dict, when the chain is the one :func:`configure` makes for a file.
+
+    That chain is :func:`_shared` (contextvars, level, logger name, time), then
+    ``format_exc_info``, :func:`first_keys_first` and a ``JSONRenderer`` calling
+    ``json.dumps(event_dict, **its_arguments)``. :func:`write_lines` then builds
+    each event dict as that chain would leave it and encodes it as the renderer
+    would: ``json.dumps`` with arguments other than its defaults is
+    ``json.JSONEncoder(**arguments).encode``, made here once rather than per line.
+    ``None`` for any other chain (the console's, one changed by a caller):
+    :func:`write_lines` runs its processors.
+    """
+    structlog = _structlog()
+    known = (
+        (structlog.contextvars.merge_contextvars, structlog.stdlib.add_log_level, structlog.stdlib.add_logger_name),
+        (structlog.processors.format_exc_info, first_keys_first),
+    )
+    if (tuple(unstamped), tuple(render[:-1])) != known or type(render[-1]) is not structlog.processors.JSONRenderer:
+        return None
+    arguments = getattr(render[-1], "_dumps_kw", None)  # what the renderer passes to its serializer
+    if getattr(render[-1], "_dumps", None) is not json.dumps or not isinstance(arguments, dict):
+        return None
+    if not arguments.keys() <= _ENCODER_ARGUMENTS:  # a cls, or a custom encoder's own arguments
+        return None
+    return json.JSONEncoder(**arguments).encode
 
 
 # The output of the last configure(); None before it (write_lines then goes through logging itself).
@@ -144,7 +200,8 @@ def configure(level: str = "info", log_file: str | Path | None = None, stream: T
         )
     )
     global _output  # noqa: PLW0603 - the process has one log output, as logging has one root handler
-    _output = _Output(handler, tuple(shared[:-1]), (*extra, renderer))
+    unstamped, render = tuple(shared[:-1]), (*extra, renderer)
+    _output = _Output(handler, unstamped, render, _json_encode(unstamped, render))
     root = logging.getLogger()
     for old in root.handlers[:]:
         root.removeHandler(old)
@@ -164,7 +221,13 @@ def configure(level: str = "info", log_file: str | Path | None = None, stream: T
 Line = tuple[str, str, Mapping[str, Any]]
 
 
-def write_lines(logger: structlog.stdlib.BoundLogger, lines: Sequence[Line], *, at: float | None = None) -> None:
+def write_lines(
+    logger: structlog.stdlib.BoundLogger,
+    lines: Sequence[Line],
+    *,
+    at: float | None = None,
+    stdlib_logger: logging.Logger | None = None,
+) -> None:
     """Log ``lines`` through ``logger`` (its name and bound fields), each as ``logger.<level>(event, **fields)`` would.
 
     The same processors and renderer make each line, so the output is the same;
@@ -175,28 +238,18 @@ def write_lines(logger: structlog.stdlib.BoundLogger, lines: Sequence[Line], *, 
     (the moment they are written, as each line's would be). For frequent lines
     (a :class:`~nua.actors.log_thread.LogThread`'s backlog), a line costs about a
     third of what logging it alone does. A line below the logger's level is left out.
-    ``at`` (seconds since the epoch) is their time instead of now.
+    ``at`` (seconds since the epoch) is their time instead of now. ``stdlib_logger``
+    is ``logging.getLogger(logger.name)`` when the caller has it already.
     """
     output = _output
-    stdlib_logger = logging.getLogger(logger.name)
+    if stdlib_logger is None:
+        stdlib_logger = logging.getLogger(logger.name)
     if output is None or output.handler.stream is None:  # not configured, or a closed file: logging's own way
         for level, event, fields in lines:
             getattr(logger, level)(event, **fields)
         return
-    context = _structlog().get_context(logger)
     # Written at one moment, the lines have one time: stamped where _stamp would stamp each.
-    stamp = _timestamp(at)
-    texts = []
-    for level, event, fields in lines:
-        if not stdlib_logger.isEnabledFor(LEVELS[level]):
-            continue
-        event_dict: Any = {**context, **fields, "event": event}
-        for processor in output.unstamped:
-            event_dict = processor(stdlib_logger, level, event_dict)
-        event_dict["timestamp"] = stamp
-        for processor in output.render:
-            event_dict = processor(stdlib_logger, level, event_dict)
-        texts.append(event_dict)
+    texts = _render(output, stdlib_logger, _structlog().get_context(logger), lines, _timestamp(at))
     if not texts:
         return
     handler = output.handler
@@ -208,6 +261,46 @@ def write_lines(logger: structlog.stdlib.BoundLogger, lines: Sequence[Line], *, 
         handler.handleError(logging.makeLogRecord({"name": logger.name, "msg": texts[0]}))
     finally:
         handler.release()
+
+
+def _render(
+    output: _Output, stdlib_logger: logging.Logger, context: Mapping[str, Any], lines: Sequence[Line], stamp: str
+) -> list[Any]:
+    """The text of each of ``lines`` at or above the level, as ``output``'s processors make it (see write_lines)."""
+    encode, name = output.encode, stdlib_logger.name
+    # The structlog context-local values that merge_contextvars adds to each line (usually none).
+    local: dict[str, Any] = {} if encode is None else output.unstamped[0](stdlib_logger, "info", {})
+    enabled: dict[str, bool] = {}
+    texts = []
+    for level, event, fields in lines:
+        on = enabled.get(level)
+        if on is None:
+            on = enabled[level] = stdlib_logger.isEnabledFor(LEVELS[level])
+        if not on:
+            continue
+        if encode is not None:
+            # The event dict the chain leaves for its renderer, made at once. The chain makes
+            # {**context, **fields, "event": event}, adds the context-local values missing
+            # (merge_contextvars), sets "level", "logger" (add_logger_name: a "_record" would
+            # name it), "timestamp", renders an "exc_info" (none here), then moves timestamp,
+            # level and event first (first_keys_first): the other keys keep their order.
+            event_dict: Any = {"timestamp": stamp, "level": level, "event": event, **context, **fields}
+            if "exc_info" not in event_dict and "_record" not in event_dict:
+                for key, value in local.items():
+                    event_dict.setdefault(key, value)
+                # Set again: the context or the fields may hold these keys, whose values the chain replaces.
+                event_dict["timestamp"], event_dict["level"], event_dict["event"] = stamp, level, event
+                event_dict["logger"] = name
+                texts.append(encode(event_dict))
+                continue
+        event_dict = {**context, **fields, "event": event}
+        for processor in output.unstamped:
+            event_dict = processor(stdlib_logger, level, event_dict)
+        event_dict["timestamp"] = stamp
+        for processor in output.render:
+            event_dict = processor(stdlib_logger, level, event_dict)
+        texts.append(event_dict)
+    return texts
 
 
 def first_keys_first(_logger: Any, _name: str, event_dict: dict[str, Any]) -> dict[str, Any]:

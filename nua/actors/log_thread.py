@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import structlog
@@ -39,29 +40,38 @@ class LogThread:
 
     def __init__(self, logger: structlog.stdlib.BoundLogger, name: str) -> None:
         self._logger = logger
-        self._given: list[log.Line] = []  # since the last flush
+        # The level check of the stdlib logger that ``logger`` wraps (the one write_lines writes through),
+        # without structlog's wrapper around it: a line given costs one check (logging caches its answers).
+        self._stdlib = logging.getLogger(logger.name)
+        self._enabled = self._stdlib.isEnabledFor
+        self._given: list[log.Line] = []  # since the last flush (the one list: flush empties it)
+        # Keep ``line`` (level, event, fields) as it is, its level checked by the caller (writes_info): for a
+        # caller that looked at the level once already (CallLog, when the call began) and has its fields in
+        # a dict of its own: no second look, no copy, no call of a method. The fields must not change after.
+        # Should the level rise meanwhile, the thread leaves the line out (nua.log.write_lines).
+        self.add: Callable[[log.Line], None] = self._given.append
         self._lines: queue.SimpleQueue[list[log.Line] | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._write, name=name, daemon=True)
         self._thread.start()
 
     def info(self, event: str, **fields: Any) -> None:
         # The level is looked at here, not in the thread: a line that will not be written is not kept.
-        if self.writes_info():
+        if self._enabled(logging.INFO):
             self._given.append(("info", event, fields))
 
     def writes_info(self) -> bool:
         """Whether :meth:`info` keeps a line (the logger's level allows it)."""
-        return self._logger.isEnabledFor(logging.INFO)
+        return self._enabled(logging.INFO)
 
     def warning(self, event: str, **fields: Any) -> None:
-        if self._logger.isEnabledFor(logging.WARNING):
+        if self._enabled(logging.WARNING):
             self._given.append(("warning", event, fields))
 
     def flush(self) -> None:
         """Hand the lines given since the last flush to the thread, which writes them soon."""
         if self._given:
-            given, self._given = self._given, []
-            self._lines.put(given)
+            self._lines.put(self._given.copy())
+            self._given.clear()
 
     def stop(self) -> None:
         """Write every line given so far, then end the thread (waits for it unless called from it)."""
@@ -79,15 +89,14 @@ class LogThread:
                 lines.extend(handed)
                 if len(lines) >= MOST_AT_ONCE:
                     break
-                try:
-                    handed = self._lines.get_nowait()
-                except queue.Empty:
+                if self._lines.empty():  # rather than get_nowait's exception: this thread alone takes
                     break
+                handed = self._lines.get()
             else:
                 stopping = True
             try:
                 if lines:
-                    log.write_lines(self._logger, lines)
+                    log.write_lines(self._logger, lines, stdlib_logger=self._stdlib)
             except Exception:  # noqa: BLE001, S110 - logging reports its own failures; one write must not end the thread
                 pass
 

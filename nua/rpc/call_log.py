@@ -19,9 +19,8 @@ the gateway's own share of a call).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, Protocol
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol, runtime_checkable
 
 from nua.rpc import errors
 
@@ -41,14 +40,18 @@ class LineWriter(Protocol):
         ...
 
 
-@dataclass(frozen=True, slots=True)
-class CallStarted:
-    """A state-changing call the dispatcher began: who made it, which method, when."""
+@runtime_checkable
+class LineKeeper(LineWriter, Protocol):
+    """A :class:`LineWriter` that also keeps a line as given (a :class:`~nua.actors.log_thread.LogThread`)."""
 
-    who: str
-    role: str
-    method: str
-    started: float
+    def add(self, line: tuple[str, str, Mapping[str, Any]]) -> None:
+        """Keep ``line`` (level, event, fields), its level checked already (:meth:`writes_info`)."""
+        ...
+
+
+# A state-changing call the dispatcher began: who made it (its key's name), its role, the method, when.
+# A plain tuple: made once per call, it costs less than a (frozen) dataclass.
+CallStarted = tuple[str, str, str, float]
 
 
 class CallLog:
@@ -56,33 +59,52 @@ class CallLog:
 
     def __init__(self, lines: LineWriter, clock: Callable[[], float] = time.monotonic) -> None:
         self._lines = lines
+        self._writes_info = lines.writes_info
         self._clock = clock
+        # A LogThread keeps the line's tuple as made here; another writer gets it as logger.info's arguments.
+        self._add: Callable[[tuple[str, str, Mapping[str, Any]]], None] = (
+            lines.add if isinstance(lines, LineKeeper) else self._info
+        )
 
     def begin(self, who: str, role: str, method: str) -> CallStarted | None:
         """A call of ``method`` by ``who`` (its key's name) with ``role`` starts now; ``None`` below the level.
 
         Below ``info`` no line is written, so nothing is timed or kept for it either.
+        The level is looked at here only: a call begun at ``info`` has its line.
         """
-        if not self._lines.writes_info():
+        if not self._writes_info():
             return None
-        return CallStarted(who, role, method, self._clock())
+        return (who, role, method, self._clock())
 
     def answered(self, call: CallStarted, error: errors.RpcError | None = None) -> None:
         """``call`` was answered: with a result when ``error`` is ``None``, else with ``error``."""
+        who, role, method, started = call
+        duration_ms = round((self._clock() - started) * 1000, 3)
+        if error is None:
+            self._add(
+                (
+                    "info",
+                    "rpc_call",
+                    {"who": who, "role": role, "method": method, "outcome": "ok", "duration_ms": duration_ms},
+                )
+            )
+            return
         fields: dict[str, Any] = {
-            "who": call.who,
-            "role": call.role,
-            "method": call.method,
-            "outcome": "ok" if error is None else ("timeout" if isinstance(error, errors.TimeoutError) else "error"),
-            "duration_ms": round((self._clock() - call.started) * 1000, 3),
+            "who": who,
+            "role": role,
+            "method": method,
+            "outcome": "timeout" if isinstance(error, errors.TimeoutError) else "error",
+            "duration_ms": duration_ms,
+            "code": errors.error_code(error),
+            "error": error.kind,
         }
-        if error is not None:
-            fields["code"] = errors.error_code(error)
-            fields["error"] = error.kind
-            if isinstance(error.data, dict):
-                names = {key: error.data.get(key) for key in _NAMING_KEYS}
-                fields.update({key: n for key, n in names.items() if isinstance(n, str) and len(n) <= _MAX_NAME})
-        self._lines.info("rpc_call", **fields)
+        if isinstance(error.data, dict):
+            names = {key: error.data.get(key) for key in _NAMING_KEYS}
+            fields.update({key: n for key, n in names.items() if isinstance(n, str) and len(n) <= _MAX_NAME})
+        self._add(("info", "rpc_call", fields))
+
+    def _info(self, line: tuple[str, str, Mapping[str, Any]]) -> None:
+        self._lines.info(line[1], **line[2])
 
 
-__all__ = ["CallLog", "CallStarted", "LineWriter"]
+__all__ = ["CallLog", "CallStarted", "LineKeeper", "LineWriter"]

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import datetime
+import math
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+import structlog
 
 from nua import log
 from nua.actors.log_thread import MOST_AT_ONCE, LogThread
@@ -173,3 +175,130 @@ def test_early_lines_past_the_bound_are_counted_not_kept(tmp_path: Path, monkeyp
         assert written[-1]["count"] == 5
     finally:
         log.configure("info")
+
+
+class _Structlogged:
+    """A value that says how structlog's JSON renderer writes it (``__structlog__``)."""
+
+    def __structlog__(self) -> str:
+        return "structlogged ✓"
+
+
+class _Opaque:
+    """A value JSON cannot write: the renderer writes its repr."""
+
+    def __repr__(self) -> str:
+        return "<opaque ünïcode \u2028>"
+
+
+def _variety() -> list[log.Line]:
+    """Lines of every kind of value and key the JSON file may get, for rendering both ways."""
+    when = datetime(2026, 11, 28, 18, 0, 0, 123456, tzinfo=UTC)
+    call = {"who": "alice", "role": "admin", "method": "setting_set", "outcome": "ok", "duration_ms": 0.5}
+    return [
+        ("info", "rpc_call", call),
+        ("info", "empty", {}),
+        ("debug", "below_the_level", {"n": 1}),
+        ("warning", "rpc_denied", {"who": "bob", "needed": "admin", "recorded": True}),
+        ("error", "numbers", {"i": -(2**70), "f": 1e-7, "big": 1e300, "zero": 0.0, "nan": math.nan, "inf": -math.inf}),
+        ("info", "unicode é 日本 🙂", {"text": 'quote " \\ nl \n tab \t nul \x00 \u2028 🙂', "ключ": "значение"}),
+        ("info", "nested", {"list": [1, "two", None], "tuple": (1, 2), "dict": {"a": {"b": [True]}, 1: "int key"}}),
+        ("info", "not_json", {"when": when, "path": Path("/srv/x"), "bytes": b"\xff", "set": {3}, "obj": _Opaque()}),
+        ("info", "structlog_hook", {"value": _Structlogged(), "in_list": [_Structlogged()]}),
+        ("info", "shadows", {"actor": "fields_win", "level": "fake", "timestamp": "0", "logger": "fake", "event": "x"}),
+        ("warning", "exception_text", {"exception": "Traceback (most recent call last):\n  boom"}),
+        ("error", "with_exc_info", {"exc_info": (ValueError, ValueError("bad"), None)}),
+        ("info", "with_record", {"_record": None, "n": 2}),
+        ("info", "last", {"z": 1, "a": 2, "m": 3}),
+    ]
+
+
+def test_the_json_fast_path_writes_what_the_processors_write_byte_for_byte(
+    log_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """write_lines builds a JSON file's lines without running the processors: the bytes must be theirs."""
+    output = log._output
+    assert output is not None
+    assert output.encode is not None  # the file's chain is the one the fast path knows
+    logger = log.get("nua.test", actor="context", n=0, unicode="ü")
+    structlog.contextvars.bind_contextvars(request="r-1", actor="contextvar", level="cv")
+    try:
+        log.write_lines(logger, _variety(), at=1_800_000_000.25)
+        fast = log_file.read_bytes()
+        monkeypatch.setattr(log, "_output", output._replace(encode=None))  # every line through the processors
+        log.write_lines(logger, _variety(), at=1_800_000_000.25)
+    finally:
+        structlog.contextvars.clear_contextvars()
+    both = log_file.read_bytes()
+    assert both == fast + fast
+    lines = [json.loads(line) for line in fast.decode().splitlines()]
+    assert [line["event"] for line in lines][:3] == ["rpc_call", "empty", "rpc_denied"]
+    assert lines[0] == {
+        "timestamp": "2027-01-15T08:00:00.250000Z",
+        "level": "info",
+        "event": "rpc_call",
+        "actor": "context",
+        "n": 0,
+        "unicode": "ü",
+        "who": "alice",
+        "role": "admin",
+        "method": "setting_set",
+        "outcome": "ok",
+        "duration_ms": 0.5,
+        "request": "r-1",
+        "logger": "nua.test",
+    }
+
+
+def test_the_json_fast_path_is_taken_for_the_files_chain_only(tmp_path: Path) -> None:
+    structlog = log._structlog()
+    json_renderer = structlog.processors.JSONRenderer()
+    unstamped = log._shared()[:-1]
+    render = (structlog.processors.format_exc_info, log.first_keys_first)
+    assert log._json_encode(unstamped, (*render, json_renderer)) is not None
+    sorted_renderer = structlog.processors.JSONRenderer(sort_keys=True, ensure_ascii=False)
+    encode = log._json_encode(unstamped, (*render, sorted_renderer))
+    assert encode is not None
+    event = {"b": "é", "a": _Opaque()}
+    assert encode(event) == sorted_renderer(None, "info", event)
+    assert log._json_encode(unstamped, (*render, structlog.processors.JSONRenderer(cls=json.JSONEncoder))) is None
+    assert log._json_encode(unstamped, (*render, structlog.processors.JSONRenderer(serializer=repr))) is None
+    assert log._json_encode(unstamped, (render[0], json_renderer)) is None
+    assert log._json_encode(unstamped[:2], (*render, json_renderer)) is None
+    log.configure("info")  # the console's renderer
+    console = log._output
+    assert console is not None
+    assert console.encode is None
+    log.configure("info", log_file=tmp_path / "nua.log")
+    in_file = log._output
+    assert in_file is not None
+    assert in_file.encode is not None
+    log.configure("info")
+
+
+@pytest.mark.parametrize(
+    "ns",
+    [
+        0,
+        999,
+        1_000,
+        999_999_999,
+        1_000_000_000,
+        1_800_000_000_000_000_000,
+        1_800_000_000_123_456_789,
+        1_799_999_999_999_999_999,
+    ],
+)
+def test_the_time_of_a_line_is_datetime_nows_to_the_microsecond(ns: int) -> None:
+    expected = (
+        (datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=ns // 1000)).isoformat().replace("+00:00", "Z")
+    )
+    assert log._now_stamp(ns) == expected
+    assert log._now_stamp(ns + 1_000) == log._now_stamp(ns + 1_000)  # the second's text kept, then used
+
+
+def test_the_time_of_a_line_now_reads_as_datetime_now() -> None:
+    before = datetime.now(UTC)
+    stamp = log._timestamp()
+    after = datetime.now(UTC)
+    assert before <= datetime.fromisoformat(stamp) <= after

@@ -161,3 +161,32 @@ def test_below_info_a_changing_call_is_neither_timed_nor_logged(harness: Harness
     quiet = CallLog(Lines(level_info=False), clock=lambda: reads.append(1.0) or 0.0)
     assert quiet.begin("alice", "operator", "logged_set") is None
     assert reads == []
+
+
+def test_a_log_threads_line_is_kept_as_made_without_a_second_look_at_the_level(tmp_path: Path) -> None:
+    """CallLog hands a LogThread its tuple (LogThread.add): the level was looked at when the call began."""
+    from nua import log  # noqa: PLC0415 - the log file of this test only
+    from nua.actors.log_thread import LogThread  # noqa: PLC0415
+
+    path = tmp_path / "nua.log"
+    log.configure("info", log_file=path)
+    try:
+        lines = LogThread(log.get("nua.rpc.gateway"), "test-log")
+        now = [1.0]
+        calls = CallLog(lines, clock=lambda: now[0])
+        started = calls.begin("alice", "operator", "logged_set")
+        assert started is not None
+        now[0] = 1.5
+        calls.answered(started)
+        calls.answered(started, errors.NotFoundError("gone", {"entity": "setting", "key": SECRET}))
+        lines.stop()
+        written = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    finally:
+        log.configure("info")
+    assert [{k: v for k, v in line.items() if k != "timestamp"} for line in written] == [
+        {"level": "info", "event": "rpc_call", "who": "alice", "role": "operator", "method": "logged_set",
+         "outcome": "ok", "duration_ms": 500.0, "logger": "nua.rpc.gateway"},
+        {"level": "info", "event": "rpc_call", "who": "alice", "role": "operator", "method": "logged_set",
+         "outcome": "error", "duration_ms": 500.0, "code": errors.NOT_FOUND, "error": "not_found",
+         "entity": "setting", "logger": "nua.rpc.gateway"},
+    ]  # fmt: skip
