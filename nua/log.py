@@ -270,6 +270,8 @@ def _render(
     encode, name = output.encode, stdlib_logger.name
     # The structlog context-local values that merge_contextvars adds to each line (usually none).
     local: dict[str, Any] = {} if encode is None else output.unstamped[0](stdlib_logger, "info", {})
+    if "exc_info" in local or "_record" in local:  # keys the chain treats apart: its own way for every line
+        encode = None
     enabled: dict[str, bool] = {}
     texts = []
     for level, event, fields in lines:

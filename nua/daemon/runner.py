@@ -436,6 +436,7 @@ class Daemon:
         if server is None:
             return None
         from nua.http.server import HttpInfo  # noqa: PLC0415 - imported only with an HTTP server (see tree.py)
+
         try:
             info = server.ask(HttpInfo(), timeout=HTTP_INFO_TIMEOUT_S)
         except (pykka.ActorDeadError, pykka.Timeout) as exc:

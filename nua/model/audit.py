@@ -281,10 +281,10 @@ def _plain_json(params: dict[Any, Any]) -> str | None:
     """
     if len(params) > ITEMS_MAX:
         return None
-    return _named_json(tuple(params), tuple(params.values()))
+    return _named_json(tuple(params), tuple(params.values()), remember=False)
 
 
-def _named_json(names: tuple[Any, ...], values: Sequence[Any]) -> str | None:
+def _named_json(names: tuple[Any, ...], values: Sequence[Any], *, remember: bool = True) -> str | None:
     """The JSON text of the object of ``names`` and ``values`` if :func:`_redact` keeps them as they are, else None.
 
     A few names, none naming a secret, and values that are plain strings (short,
@@ -293,11 +293,13 @@ def _named_json(names: tuple[Any, ...], values: Sequence[Any]) -> str | None:
     together here, as ``json.dumps`` writes it, in one pass with the test: it runs
     at every audited call, where json.dumps cost more than the test. What the
     names give (each one's text, whether its value must be looked at as a name)
-    is worked out once per tuple of names: a method's are always the same.
+    is worked out once per tuple of names: a method's are always the same. Not
+    ``remember``: names a client chose (a call's keywords), which must not fill
+    the memory of the methods' own.
     """
     shape = _SHAPES.get(names)
     if shape is None:
-        shape = _shape(names)
+        shape = _shape(names, remember=remember)
     if shape is False or len(values) != len(shape):
         return None
     parts = []
@@ -327,8 +329,8 @@ _float_text = float.__repr__
 _Shape = tuple[tuple[str, bool], ...]
 
 
-def _shape(names: tuple[Any, ...]) -> _Shape | Literal[False]:
-    """What ``names`` give :func:`_named_json` (``False``: a name that is not plain, or names a secret); remembered.
+def _shape(names: tuple[Any, ...], *, remember: bool) -> _Shape | Literal[False]:
+    """What ``names`` give :func:`_named_json` (``False``: a name that is not plain, or names a secret).
 
     Each name's part begins the object (``{"key": ``) or follows a value (``, "value": ``).
     """
@@ -337,12 +339,12 @@ def _shape(names: tuple[Any, ...]) -> _Shape | Literal[False]:
         shape = tuple(
             (f"{', ' if index else '{'}{_json_string(name)}: ", name in NAME_FIELDS) for index, name in enumerate(names)
         )
-    if len(_SHAPES) < _KNOWN_NAMES_MAX and sum(len(str(name)) for name in names) <= _KNOWN_NAME_LENGTH_MAX:
+    if remember and len(_SHAPES) < _KNOWN_NAMES_MAX:
         _SHAPES[names] = shape
     return shape
 
 
-# Shapes by their names: a method's positional names, a call's keyword names (bounded as _KNOWN_NAMES).
+# Shapes by their names: the methods' positional names (the registry's, bounded as _KNOWN_NAMES all the same).
 _SHAPES: dict[tuple[Any, ...], _Shape | Literal[False]] = {}
 
 
