@@ -25,6 +25,16 @@ from nua.model.errors import ConflictError, InternalError, ModelError, NotFoundE
 from nua.settings import Settings
 
 
+@pytest.fixture
+def settings(db_url: str, tmp_path: Path) -> Settings:
+    """The writer's settings without audit retention, so that it starts no batch of its own.
+
+    With ``keep_days`` the ticker's first look prunes, in a batch that WriterStats
+    counts: on a slow start it fell inside a test reading the stats.
+    """
+    return make_settings(db_url, tmp_path, NUA_AUDIT_KEEP_DAYS="0")
+
+
 def user(settings: Settings, name: str) -> cmd.AddUser:
     return checks.user_add({"username": name, "email": f"{name}@example.org", "password": "pw"}, settings.security)
 
