@@ -241,12 +241,8 @@ class Prepared:
         finally:
             cursor.close()
 
-    def driver_value(self, conn: Connection, key: str, value: Any) -> Any:
-        """``value`` for the column ``key`` as the driver takes it (its type's bind processor applied)."""
-        return self.converter(conn.dialect, key)(value)
-
     def converter(self, dialect: Dialect, key: str) -> Callable[[Any], Any]:
-        """What :meth:`driver_value` applies to values of the column ``key`` on ``dialect``: to keep and reuse."""
+        """What makes a value of the column ``key`` the driver's on ``dialect`` (its bind processor), to keep."""
         compiled = self._compiled(dialect)
         columns = compiled.columns
         if columns is None or compiled.binds is None:
@@ -262,7 +258,7 @@ class Prepared:
 
         No dict is built and looked up per row: for the DB writer's batch of audit
         records, where the mapping form cost about as much as the driver's insert.
-        ``converted``: the values are the driver's already (:meth:`driver_value`,
+        ``converted``: the values are the driver's already (:meth:`converter`,
         once for a value every row shares), so on a positional paramstyle whose
         placeholders follow the columns the rows go to the driver as they are.
         """

@@ -19,10 +19,13 @@ the gateway's own share of a call).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
-from typing import Any, Protocol, runtime_checkable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from nua.rpc import errors
+
+if TYPE_CHECKING:
+    from nua.log import Line
 
 # The ``data`` keys of an error that name what failed, never a value the caller sent.
 _NAMING_KEYS = ("field", "param", "entity", "actor")
@@ -44,7 +47,7 @@ class LineWriter(Protocol):
 class LineKeeper(LineWriter, Protocol):
     """A :class:`LineWriter` that also keeps a line as given (a :class:`~nua.actors.log_thread.LogThread`)."""
 
-    def add(self, line: tuple[str, str, Mapping[str, Any]]) -> None:
+    def add(self, line: Line) -> None:
         """Keep ``line`` (level, event, fields), its level checked already (:meth:`writes_info`)."""
         ...
 
@@ -62,9 +65,7 @@ class CallLog:
         self._writes_info = lines.writes_info
         self._clock = clock
         # A LogThread keeps the line's tuple as made here; another writer gets it as logger.info's arguments.
-        self._add: Callable[[tuple[str, str, Mapping[str, Any]]], None] = (
-            lines.add if isinstance(lines, LineKeeper) else self._info
-        )
+        self._add: Callable[[Line], None] = lines.add if isinstance(lines, LineKeeper) else self._info
 
     def begin(self, who: str, role: str, method: str) -> CallStarted | None:
         """A call of ``method`` by ``who`` (its key's name) with ``role`` starts now; ``None`` below the level.
@@ -103,7 +104,7 @@ class CallLog:
             fields.update({key: n for key, n in names.items() if isinstance(n, str) and len(n) <= _MAX_NAME})
         self._add(("info", "rpc_call", fields))
 
-    def _info(self, line: tuple[str, str, Mapping[str, Any]]) -> None:
+    def _info(self, line: Line) -> None:
         self._lines.info(line[1], **line[2])
 
 
